@@ -1,0 +1,157 @@
+"""Create or update every stream, KV bucket and object store dagnats uses (DESIGN.md §3).
+
+Idempotent and safe to run from several processes at once: each resource is added, and if
+it exists with another configuration it is updated in place; data is never deleted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from nats.js import JetStreamContext
+from nats.js.api import (
+    DiscardPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import BadRequestError, NotFoundError
+
+from dagnats.dag import wire
+
+log = logging.getLogger(__name__)
+
+DAY_S = 86_400.0
+DEDUP_WINDOW_S = 120.0
+MAX_MSG_BYTES = 1024 * 1024  # nats-server's default max_payload
+
+
+@dataclass(frozen=True)
+class Bucket:
+    name: str
+    history: int = 1
+    ttl_s: float | None = None  # bucket-wide max age
+    direct: bool = True
+
+
+BUCKETS: tuple[Bucket, ...] = (
+    Bucket(wire.KV_DEFS, history=64),
+    Bucket(wire.KV_RUNS),
+    Bucket(wire.KV_CHECKPOINTS),
+    Bucket(wire.KV_SIGNALS, ttl_s=30 * DAY_S),
+    Bucket(wire.KV_WAITERS),
+    Bucket(wire.KV_WORKERS, ttl_s=60.0),
+    Bucket(wire.KV_IDEMPOTENCY, ttl_s=DAY_S),
+    Bucket(wire.KV_RATE_LIMITS),
+    Bucket(wire.KV_CONCURRENCY),
+    Bucket(wire.KV_APPROVALS, ttl_s=7 * DAY_S + 3600.0),
+    Bucket(wire.KV_STICKY, ttl_s=DAY_S),
+)
+
+
+def stream_configs(replicas: int = 1) -> list[StreamConfig]:
+    common = {"storage": StorageType.FILE, "num_replicas": replicas}
+    return [
+        StreamConfig(
+            name=wire.HISTORY_STREAM,
+            subjects=["history.>"],
+            retention=RetentionPolicy.LIMITS,
+            duplicate_window=DEDUP_WINDOW_S,
+            allow_direct=True,
+            max_msg_size=MAX_MSG_BYTES,
+            **common,  # type: ignore[arg-type]
+        ),
+        StreamConfig(
+            name=wire.TASK_STREAM,
+            subjects=["task.>"],
+            retention=RetentionPolicy.WORK_QUEUE,
+            duplicate_window=DEDUP_WINDOW_S,
+            allow_atomic=True,
+            max_msg_size=MAX_MSG_BYTES,
+            **common,  # type: ignore[arg-type]
+        ),
+        StreamConfig(
+            name=wire.TIMER_STREAM,
+            subjects=["timer.>"],
+            retention=RetentionPolicy.WORK_QUEUE,
+            duplicate_window=DEDUP_WINDOW_S,
+            **common,  # type: ignore[arg-type]
+        ),
+        StreamConfig(
+            name=wire.EVENT_STREAM,
+            subjects=["event.>"],
+            retention=RetentionPolicy.LIMITS,
+            max_age=7 * DAY_S,
+            duplicate_window=DEDUP_WINDOW_S,
+            allow_direct=True,
+            max_msg_size=MAX_MSG_BYTES,
+            **common,  # type: ignore[arg-type]
+        ),
+        StreamConfig(
+            name=wire.DLQ_STREAM,
+            subjects=["dead.>"],
+            retention=RetentionPolicy.LIMITS,
+            max_age=30 * DAY_S,
+            duplicate_window=DEDUP_WINDOW_S,
+            allow_direct=True,
+            **common,  # type: ignore[arg-type]
+        ),
+    ]
+
+
+def bucket_config(b: Bucket, replicas: int = 1) -> StreamConfig:
+    """The stream behind a KV bucket, as nats-py's create_key_value would make it."""
+    return StreamConfig(
+        name=f"KV_{b.name}",
+        subjects=[f"$KV.{b.name}.>"],
+        allow_direct=b.direct,
+        allow_rollup_hdrs=True,
+        allow_msg_ttl=True,
+        deny_delete=True,
+        discard=DiscardPolicy.NEW,
+        duplicate_window=min(DEDUP_WINDOW_S, b.ttl_s) if b.ttl_s else DEDUP_WINDOW_S,
+        max_age=b.ttl_s,
+        max_consumers=-1,
+        max_msgs=-1,
+        max_msgs_per_subject=b.history,
+        max_msg_size=MAX_MSG_BYTES,
+        num_replicas=replicas,
+        storage=StorageType.FILE,
+    )
+
+
+async def add_or_update(js: JetStreamContext, config: StreamConfig) -> None:
+    try:
+        await js.add_stream(config)
+    except BadRequestError as exc:
+        # 10058: exists with a different configuration -> bring it up to date in place.
+        if exc.err_code != 10058:
+            raise
+        try:
+            await js.update_stream(config)
+        except BadRequestError as upd:
+            log.warning("stream %s exists and cannot be updated: %s", config.name, upd)
+
+
+async def setup_resources(js: JetStreamContext, replicas: int = 1) -> None:
+    """Create or update all streams, buckets and the payload object store."""
+    configs = stream_configs(replicas) + [bucket_config(b, replicas) for b in BUCKETS]
+    await asyncio.gather(*(add_or_update(js, c) for c in configs))
+    try:
+        await js.object_store(wire.OBJ_PAYLOADS)
+    except Exception:  # BucketNotFoundError: create it (racing creators are fine)
+        try:
+            await js.create_object_store(wire.OBJ_PAYLOADS, max_bytes=-1, ttl=30 * DAY_S)
+        except BadRequestError as exc:
+            if exc.err_code != 10058:
+                raise
+
+
+async def stream_exists(js: JetStreamContext, name: str) -> bool:
+    try:
+        await js.stream_info(name)
+    except NotFoundError:
+        return False
+    return True

@@ -1,0 +1,159 @@
+"""Actions: what ``advance()`` asks the I/O shell to do. Plain data, no behaviour.
+
+Every action that publishes carries a deterministic ``dedup_id`` so that executing it twice
+(an engine crash between publish and ack) is invisible.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from dagnats.dag.events import Event
+
+TimerKind = Literal[
+    "retry",  # data: {"attempt", "item"?}: dispatch the next attempt
+    "loop_delay",  # data: {"iteration"}: dispatch the next agent-loop iteration
+    "sleep",  # sleep step is due
+    "wait_timeout",  # wait_for_event gave up
+    "approval_timeout",  # approval expired
+    "step_timeout",  # engine backstop for a worker that never answered
+    "workflow_timeout",  # the run's own deadline
+]
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchTask:
+    """Publish a task to ``task.<task>[.<worker_group>]``."""
+
+    run_id: str
+    workflow: str
+    step_id: str
+    task: str
+    input: Any
+    attempt: int
+    iteration: int
+    item: int | None
+    timeout_ns: int | None
+    worker_group: str | None
+    dedup_id: str
+    idempotency_key: str
+    rate_limit: tuple[int, int] | None = None  # (limit, period_ns)
+    max_task_concurrency: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleTimer:
+    """Deliver ``timer.fired`` with ``data`` (which holds ``kind``) to the run at ``fire_at``."""
+
+    run_id: str
+    kind: TimerKind
+    step_id: str | None
+    fire_at: datetime
+    data: dict[str, Any]
+    dedup_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecordEvent:
+    """Append an engine record to the run's history (never an input to ``advance``)."""
+
+    event: Event
+    dedup_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class StartChildRun:
+    run_id: str  # the parent
+    step_id: str
+    child_run_id: str
+    workflow: str
+    revision: int | None
+    input: Any
+    detach: bool
+    depth: int
+
+
+@dataclass(frozen=True, slots=True)
+class CancelChildRun:
+    child_run_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterWaiter:
+    """Register a wait_for_event correlation entry; the correlator publishes the match."""
+
+    run_id: str
+    step_id: str
+    event: str
+    match: dict[str, Any]  # event field path -> value it must equal
+    lookback_ns: int
+    registered_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveWaiter:
+    run_id: str
+    step_id: str
+    event: str
+
+
+@dataclass(frozen=True, slots=True)
+class RequestApproval:
+    """Mint a single-use token (the shell makes it; the pure core has no randomness)."""
+
+    run_id: str
+    step_id: str
+    expires_at: datetime
+    message: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    run_id: str
+    step_id: str
+    item: int | None
+    task: str | None
+    input: Any
+    error: dict[str, Any]
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Respond:
+    """A ``respond`` step: hand ``data`` to whoever waits on the run's response."""
+
+    run_id: str
+    step_id: str
+    status: int
+    data: Any
+
+
+@dataclass(frozen=True, slots=True)
+class FinishRun:
+    """The run reached a terminal state: notify a parent, release slots, clean up."""
+
+    run_id: str
+    status: str
+    output: Any
+    error: dict[str, Any] | None
+    parent_run_id: str | None = None
+    parent_step_id: str | None = None
+    child_steps: tuple[str, ...] = field(default_factory=tuple)
+
+
+Action = (
+    DispatchTask
+    | ScheduleTimer
+    | RecordEvent
+    | StartChildRun
+    | CancelChildRun
+    | RegisterWaiter
+    | RemoveWaiter
+    | RequestApproval
+    | DeadLetter
+    | Respond
+    | FinishRun
+)

@@ -1,0 +1,105 @@
+"""Run and step state: what ``advance()`` reads and returns, and what the snapshot holds."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+RunStatus = Literal["pending", "running", "completed", "failed", "cancelled", "compensated"]
+StepStatus = Literal[
+    "pending", "queued", "running", "completed", "failed", "skipped", "cancelled", "recovered"
+]
+RUN_TERMINAL: frozenset[str] = frozenset({"completed", "failed", "cancelled", "compensated"})
+STEP_TERMINAL: frozenset[str] = frozenset(
+    {"completed", "failed", "skipped", "cancelled", "recovered"}
+)
+# What a step is waiting on while not running a handler.
+Waiting = Literal[
+    "retry", "loop_delay", "sleep", "event", "approval", "child", "handler", "slot"
+]
+
+
+class StepError(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    message: str
+    type: str = "Error"
+    retryable: bool = True
+    step_id: str | None = None
+    item: int | None = None
+
+
+class ItemState(BaseModel):
+    """One instance of a map step."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    status: StepStatus = "pending"
+    attempts: int = 0
+    output: Any = None
+    error: StepError | None = None
+    waiting: Waiting | None = None
+
+
+class StepState(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    status: StepStatus = "pending"
+    attempts: int = 0  # attempts dispatched so far (1-based once dispatched)
+    iteration: int = 0  # agent loop iteration (0-based)
+    input: Any = None
+    output: Any = None
+    error: StepError | None = None
+    waiting: Waiting | None = None
+    started_at: datetime | None = None  # first dispatch (agent loop: max_duration clock)
+    finished_at: datetime | None = None
+    items: list[ItemState] | None = None  # map instances
+    child_run_id: str | None = None
+    # handler steps (on_failure / compensate): which step they serve
+    handling: str | None = None
+
+
+class ParentRef(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    run_id: str
+    step_id: str
+    depth: int = 1
+
+
+class RunError(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    message: str
+    step_id: str | None = None
+    type: str = "Error"
+
+
+class RunState(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    run_id: str
+    workflow: str
+    revision: int | None = None
+    status: RunStatus = "running"
+    input: Any = None
+    output: Any = None
+    error: RunError | None = None
+    steps: dict[str, StepState] = Field(default_factory=dict)
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    finished_at: datetime | None = None
+    last_seq: int = 0  # stream sequence of the last applied event
+    parent: ParentRef | None = None
+    idempotency_key: str | None = None
+    # step ids in the order they completed (compensation runs the reverse)
+    completion_order: list[str] = Field(default_factory=list)
+    # compensation in progress: steps still to compensate, in order
+    compensating: list[str] | None = None
+    failed_step: str | None = None  # the step whose failure ended or compensated the run
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in RUN_TERMINAL

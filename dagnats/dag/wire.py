@@ -1,0 +1,93 @@
+"""Wire formats and names shared by engine, workers, API and clients (pure: no I/O)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+# Streams
+HISTORY_STREAM = "WORKFLOW_HISTORY"
+TASK_STREAM = "TASK_QUEUES"
+TIMER_STREAM = "TIMERS"
+EVENT_STREAM = "EVENTS"
+DLQ_STREAM = "DEAD_LETTERS"
+
+# KV buckets and object store
+KV_DEFS = "workflow_defs"
+KV_RUNS = "workflow_runs"
+KV_CHECKPOINTS = "checkpoints"
+KV_SIGNALS = "signals"
+KV_WAITERS = "event_waiters"
+KV_WORKERS = "workers"
+KV_IDEMPOTENCY = "idempotency_keys"
+KV_RATE_LIMITS = "rate_limits"
+KV_CONCURRENCY = "concurrency"
+KV_APPROVALS = "approval_tokens"
+KV_STICKY = "sticky_bindings"
+OBJ_PAYLOADS = "payloads"
+
+# Consumers
+ENGINE_CONSUMER = "dagnats-engine"
+TIMER_CONSUMER = "dagnats-timers"
+
+API_SUBJECT_PREFIX = "dagnats.api"
+SERVICE_NAME = "dagnats"
+
+
+def history_subject(run_id: str) -> str:
+    return f"history.{run_id}"
+
+
+def task_subject(task: str, group: str | None = None) -> str:
+    return f"task.{task}.{group}" if group else f"task.{task}"
+
+
+def task_consumer_name(task: str, group: str | None = None) -> str:
+    return f"task-{task}-{group}" if group else f"task-{task}"
+
+
+def timer_subject(kind: str, run_id: str) -> str:
+    return f"timer.{kind}.{run_id}"
+
+
+def event_subject(name: str) -> str:
+    return f"event.{name}"
+
+
+def dead_letter_subject(run_id: str, step_id: str) -> str:
+    return f"dead.{run_id}.{step_id}"
+
+
+def stream_subject(run_id: str, step_id: str) -> str:
+    return f"stream.{run_id}.{step_id}"
+
+
+def new_run_id() -> str:
+    """Time-ordered, subject-safe id: 12 hex of milliseconds + 16 random hex."""
+    return f"{int(time.time() * 1000):012x}{secrets.token_hex(8)}"
+
+
+def worker_id() -> str:
+    return f"{os.uname().nodename.replace('.', '-')}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+class TaskMessage(BaseModel):
+    """The body of a message on ``task.<task>[.<group>]``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    run_id: str
+    workflow: str
+    step_id: str
+    task: str
+    attempt: int
+    iteration: int = 0
+    item: int | None = None
+    input: Any = None
+    timeout_ns: int | None = None
+    idempotency_key: str
+    dedup_id: str

