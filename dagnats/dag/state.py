@@ -16,9 +16,7 @@ STEP_TERMINAL: frozenset[str] = frozenset(
     {"completed", "failed", "skipped", "cancelled", "recovered"}
 )
 # What a step is waiting on while not running a handler.
-Waiting = Literal[
-    "retry", "loop_delay", "sleep", "event", "approval", "child", "handler", "slot"
-]
+Waiting = Literal["retry", "loop_delay", "sleep", "event", "approval", "child", "handler", "slot"]
 
 
 class StepError(BaseModel):

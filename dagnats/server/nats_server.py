@@ -197,8 +197,9 @@ class EmbeddedNats:
                 f"{self.port}"
             ) from exc
         self._data_dir = data_dir
-        log.info("nats-server %s ready on %s (store %s)", ".".join(map(str, version)),
-                 self.url, data_dir)
+        log.info(
+            "nats-server %s ready on %s (store %s)", ".".join(map(str, version)), self.url, data_dir
+        )
 
     def _config(self, data_dir: Path) -> str:
         host = "0.0.0.0" if self.leaf_remotes else self.host

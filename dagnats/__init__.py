@@ -1,0 +1,63 @@
+"""dagnats: a DAG workflow engine for Python whose only infrastructure is NATS JetStream."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from dagnats.client import Client, RunHandle, RunSummary, WorkflowInfo
+from dagnats.dag.builder import StepRef, Workflow
+from dagnats.dag.definition import RetryPolicy, StepDef, WorkflowDef
+from dagnats.dag.events import Event
+from dagnats.dag.state import RunState, StepState
+from dagnats.errors import (
+    ApiError,
+    ApprovalError,
+    DagnatsError,
+    DefinitionError,
+    InputValidationError,
+    NonRetryableError,
+    NotFoundError,
+    RetryAfter,
+    RunCancelledError,
+    RunError,
+    RunFailedError,
+    RunNotFoundError,
+    ServerError,
+    TaskError,
+    WorkflowNotFoundError,
+)
+from dagnats.worker import Continue, Task, TaskContext, Worker
+
+__all__ = [
+    "ApiError",
+    "ApprovalError",
+    "Client",
+    "Continue",
+    "DagnatsError",
+    "DefinitionError",
+    "Event",
+    "InputValidationError",
+    "NonRetryableError",
+    "NotFoundError",
+    "RetryAfter",
+    "RetryPolicy",
+    "RunCancelledError",
+    "RunError",
+    "RunFailedError",
+    "RunHandle",
+    "RunNotFoundError",
+    "RunState",
+    "RunSummary",
+    "ServerError",
+    "StepDef",
+    "StepRef",
+    "StepState",
+    "Task",
+    "TaskContext",
+    "TaskError",
+    "Worker",
+    "WorkflowDef",
+    "WorkflowInfo",
+    "WorkflowNotFoundError",
+    "__version__",
+]

@@ -1,0 +1,67 @@
+"""Read one run's history with batched direct gets (the fastest read, see NATS-NOTES.md)."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from nats.aio.client import Client as NatsClient
+from nats.errors import TimeoutError as NatsTimeoutError
+
+from dagnats.dag import wire
+from dagnats.dag.events import Event
+
+log = logging.getLogger(__name__)
+
+BATCH = 256
+MAX_EVENTS = 100_000  # a run's history is bounded by its steps x attempts x iterations
+
+
+async def read_history(
+    nc: NatsClient,
+    run_id: str,
+    *,
+    before_seq: int | None = None,
+    timeout_s: float = 5.0,
+    max_events: int = MAX_EVENTS,
+) -> list[Event]:
+    """Events of ``run_id`` in order (those with ``seq < before_seq`` when given)."""
+    subject = wire.history_subject(run_id)
+    api = f"$JS.API.DIRECT.GET.{wire.HISTORY_STREAM}"
+    out: list[Event] = []
+    next_seq = 1
+    inbox = nc.new_inbox()
+    sub = await nc.subscribe(inbox)
+    try:
+        while len(out) < max_events:
+            req = {"seq": next_seq, "next_by_subj": subject, "batch": BATCH}
+            await nc.publish(api, json.dumps(req).encode(), reply=inbox)
+            got = 0
+            done = False
+            while True:
+                try:
+                    msg = await sub.next_msg(timeout=timeout_s)
+                except NatsTimeoutError as exc:
+                    raise TimeoutError(f"reading history of run {run_id} timed out") from exc
+                hdrs = msg.headers or {}
+                status = hdrs.get("Status")
+                if status == "204":  # end of this batch
+                    break
+                if status is not None:  # 404: nothing (more) on this subject
+                    done = True
+                    break
+                seq = int(hdrs.get("Nats-Sequence", "0"))
+                next_seq = seq + 1
+                got += 1
+                if before_seq is not None and seq >= before_seq:
+                    done = True
+                    continue
+                try:
+                    out.append(Event.from_bytes(msg.data, seq))
+                except ValueError:
+                    log.warning("skipping an unreadable event at seq %d of run %s", seq, run_id)
+            if done or got < BATCH:
+                break
+    finally:
+        await sub.unsubscribe()
+    return out

@@ -1,0 +1,221 @@
+"""``Client``: register workflows, start runs and look at them, over the API service."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nats
+from nats.aio.client import Client as NatsClient
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
+
+from dagnats.client.handle import RunHandle
+from dagnats.dag.definition import WorkflowDef
+from dagnats.dag.state import RunState
+from dagnats.errors import (
+    ApiError,
+    ApprovalError,
+    DagnatsError,
+    DefinitionError,
+    InputValidationError,
+    NotFoundError,
+    RunNotFoundError,
+    WorkflowNotFoundError,
+)
+
+DEFAULT_URL = "nats://127.0.0.1:4222"
+_ERRORS: dict[str, type[DagnatsError]] = {
+    cls.__name__: cls
+    for cls in (
+        DefinitionError,
+        InputValidationError,
+        NotFoundError,
+        WorkflowNotFoundError,
+        RunNotFoundError,
+        ApprovalError,
+    )
+}
+
+
+def default_url() -> str:
+    return os.environ.get("DAGNATS_NATS_URL") or DEFAULT_URL
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    run_id: str
+    workflow: str
+    status: str
+    created_at: str | None = None
+    finished_at: str | None = None
+
+
+@dataclass(frozen=True)
+class WorkflowInfo:
+    name: str
+    version: str
+    revision: int
+    steps: int = 0
+    description: str | None = None
+
+
+def _definition_payload(workflow: Any) -> Any:
+    """Accept a builder, a model, a dict, JSON text or a path to a .json file."""
+    if hasattr(workflow, "to_dict") and callable(workflow.to_dict):
+        return workflow.to_dict()
+    if isinstance(workflow, WorkflowDef):
+        return workflow.model_dump(mode="json", by_alias=True, exclude_none=True)
+    if isinstance(workflow, Path) or (
+        isinstance(workflow, str) and workflow.endswith(".json") and "{" not in workflow
+    ):
+        try:
+            return Path(workflow).read_text()
+        except OSError as exc:
+            raise DefinitionError(f"cannot read workflow file {workflow}: {exc}") from exc
+    return workflow
+
+
+class Client:
+    """``await Client.connect(url)`` owns its connection; ``Client(connection=nc)`` borrows one."""
+
+    def __init__(self, connection: NatsClient, *, timeout_s: float = 10.0, _owned: bool = False):
+        self.nc = connection
+        self.js = connection.jetstream()
+        self.timeout_s = timeout_s
+        self._owned = _owned
+        self._registered: dict[str, str] = {}  # name -> JSON of what this client registered
+
+    @classmethod
+    async def connect(cls, url: str | None = None, *, timeout_s: float = 10.0) -> Client:
+        target = url or default_url()
+        try:
+            nc = await nats.connect(target, connect_timeout=5, max_reconnect_attempts=10)
+        except Exception as exc:
+            raise DagnatsError(f"cannot connect to NATS at {target}: {exc}") from exc
+        return cls(nc, timeout_s=timeout_s, _owned=True)
+
+    async def close(self) -> None:
+        if self._owned and not self.nc.is_closed:
+            await self.nc.close()
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def call(self, op: str, body: dict[str, Any] | None = None) -> Any:
+        """One API request; errors come back as the dagnats exception they were."""
+        try:
+            resp = await self.nc.request(
+                f"dagnats.api.{op}",
+                json.dumps(body or {}, default=str).encode(),
+                timeout=self.timeout_s,
+            )
+        except NoRespondersError as exc:
+            raise ApiError(
+                "no dagnats API service is answering on this NATS (is `dagnats serve` running?)",
+                code=503,
+            ) from exc
+        except NatsTimeoutError as exc:
+            raise ApiError(f"API request {op} timed out after {self.timeout_s}s", code=504) from exc
+        hdrs = resp.headers or {}
+        if "Nats-Service-Error-Code" in hdrs:
+            try:
+                err = json.loads(resp.data)["error"]
+                kind, message = err["kind"], err["message"]
+            except (ValueError, KeyError, TypeError):
+                kind, message = "ApiError", hdrs.get("Nats-Service-Error", "API error")
+            cls = _ERRORS.get(kind)
+            if cls is not None:
+                raise cls(message)
+            raise ApiError(message, code=int(hdrs.get("Nats-Service-Error-Code", "500")))
+        return json.loads(resp.data) if resp.data else None
+
+    # --- workflows ---
+
+    async def register(self, workflow: Any) -> WorkflowInfo:
+        payload = _definition_payload(workflow)
+        out = await self.call("workflow.register", {"definition": payload})
+        return WorkflowInfo(name=out["name"], version=out["version"], revision=out["revision"])
+
+    async def list_workflows(self) -> list[WorkflowInfo]:
+        return [WorkflowInfo(**w) for w in await self.call("workflow.list")]
+
+    async def get_workflow(self, name: str, revision: int | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = await self.call("workflow.get", {"name": name, "revision": revision})
+        return out
+
+    async def delete_workflow(self, name: str) -> None:
+        await self.call("workflow.delete", {"name": name})
+
+    # --- runs ---
+
+    async def start(
+        self,
+        workflow: Any,
+        input: Any = None,
+        *,
+        idempotency_key: str | None = None,
+        run_id: str | None = None,
+        revision: int | None = None,
+    ) -> RunHandle:
+        """Start a run of a registered workflow (by name), or of a ``Workflow`` object."""
+        if isinstance(workflow, str) and not workflow.endswith(".json"):
+            name = workflow
+        else:
+            payload = _definition_payload(workflow)
+            key = json.dumps(payload, sort_keys=True, default=str)
+            name = payload.get("name") if isinstance(payload, dict) else None
+            if name is None or self._registered.get(name) != key:
+                info = await self.register(payload)
+                name = info.name
+                self._registered[name] = key
+        out = await self.call(
+            "run.start",
+            {
+                "workflow": name,
+                "input": input,
+                "idempotency_key": idempotency_key,
+                "run_id": run_id,
+                "revision": revision,
+            },
+        )
+        return RunHandle(self, out["run_id"], workflow=name, duplicate=out.get("duplicate", False))
+
+    def run(self, run_id: str) -> RunHandle:
+        """A handle on an existing run (no request is made)."""
+        return RunHandle(self, run_id)
+
+    async def get_run(self, run_id: str) -> RunState:
+        return RunState.model_validate(await self.call("run.get", {"run_id": run_id}))
+
+    async def list_runs(
+        self, *, workflow: str | None = None, status: str | None = None, limit: int = 100
+    ) -> list[RunSummary]:
+        rows = await self.call("run.list", {"workflow": workflow, "status": status, "limit": limit})
+        return [RunSummary(**r) for r in rows]
+
+    async def delete_run(self, run_id: str, *, force: bool = False) -> None:
+        await self.call("run.delete", {"run_id": run_id, "force": force})
+
+    async def cancel(self, run_id: str, reason: str | None = None) -> bool:
+        out = await self.call("run.cancel", {"run_id": run_id, "reason": reason})
+        return bool(out.get("cancelled"))
+
+    async def send_signal(self, run_id: str, name: str, data: Any = None) -> None:
+        await self.call("run.signal", {"run_id": run_id, "name": name, "data": data})
+
+    async def publish_event(self, name: str, data: Any = None) -> int:
+        out = await self.call("event.publish", {"name": name, "data": data})
+        return int(out["seq"])
+
+    async def approve(self, token: str, data: Any = None) -> None:
+        await self.call("approval.approve", {"token": token, "data": data})
+
+    async def reject(self, token: str, reason: str | None = None) -> None:
+        await self.call("approval.reject", {"token": token, "reason": reason})

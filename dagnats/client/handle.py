@@ -1,0 +1,171 @@
+"""``RunHandle``: wait for a run's result, follow its events, read its streamed output."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js.api import DeliverPolicy
+
+from dagnats._nats.history import read_history
+from dagnats.dag import events as ev
+from dagnats.dag import wire
+from dagnats.dag.events import Event
+from dagnats.dag.state import RunState
+from dagnats.errors import RunCancelledError, RunFailedError, RunNotFoundError
+
+if TYPE_CHECKING:
+    from dagnats.client.client import Client
+
+
+def outcome(state: RunState) -> Any:
+    """The run's result, or the exception its terminal status stands for."""
+    if state.status == "completed":
+        return state.output
+    if state.status == "cancelled":
+        raise RunCancelledError(
+            f"run {state.run_id} was cancelled", run_id=state.run_id, status=state.status
+        )
+    err = state.error
+    step = err.step_id if err else state.failed_step
+    message = err.message if err else state.status
+    where = f" at step '{step}'" if step else ""
+    raise RunFailedError(
+        f"run {state.run_id} {state.status}{where}: {message}",
+        run_id=state.run_id,
+        status=state.status,
+        step_id=step,
+        error=message,
+    )
+
+
+class RunHandle:
+    def __init__(
+        self, client: Client, run_id: str, *, workflow: str | None = None, duplicate: bool = False
+    ) -> None:
+        self.client = client
+        self.run_id = run_id
+        self.workflow = workflow
+        self.duplicate = duplicate  # True when an idempotency key matched an earlier run
+
+    def __repr__(self) -> str:
+        return f"RunHandle(run_id={self.run_id!r}, workflow={self.workflow!r})"
+
+    async def status(self) -> RunState:
+        return await self.client.get_run(self.run_id)
+
+    async def result(self, timeout: float | None = None) -> Any:
+        """Wait for the run to end; its output, or RunFailedError / RunCancelledError.
+
+        Subscribes to the snapshot's KV subject first, then reads the snapshot once, so an
+        update between the two cannot be missed (no polling).
+        """
+        nc = self.client.nc
+        subject = f"$KV.{wire.KV_RUNS}.{self.run_id}"
+        sub = await nc.subscribe(subject)
+        try:
+            kv = await self.client.js.key_value(wire.KV_RUNS)
+            try:
+                entry = await kv.get(self.run_id)
+                if entry.value:
+                    state = RunState.model_validate_json(entry.value)
+                    if state.terminal:
+                        return outcome(state)
+            except Exception:  # not written yet: the engine has not seen the start
+                pass
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while True:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise TimeoutError(f"run {self.run_id} did not finish within {timeout}s")
+                try:
+                    msg = await sub.next_msg(timeout=left if left is not None else 3600)
+                except NatsTimeoutError:
+                    continue
+                op = (msg.headers or {}).get("KV-Operation")
+                if op in ("DEL", "PURGE"):
+                    raise RunNotFoundError(f"run {self.run_id} was deleted")
+                if not msg.data:
+                    continue
+                state = RunState.model_validate_json(msg.data)
+                if state.terminal:
+                    return outcome(state)
+        finally:
+            await sub.unsubscribe()
+
+    async def events(
+        self, *, follow: bool = False, timeout: float | None = None
+    ) -> AsyncIterator[Event]:
+        """The run's events in order; with ``follow``, keep going until the run ends."""
+        if not follow:
+            for e in await read_history(self.client.nc, self.run_id):
+                yield e
+            return
+        js = self.client.js
+        sub = await js.subscribe(
+            wire.history_subject(self.run_id),
+            ordered_consumer=True,
+            deliver_policy=DeliverPolicy.ALL,
+        )
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            while True:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise TimeoutError(f"run {self.run_id} did not finish within {timeout}s")
+                try:
+                    msg = await sub.next_msg(timeout=left if left is not None else 3600)
+                except NatsTimeoutError:
+                    continue
+                e = Event.from_bytes(msg.data, msg.metadata.sequence.stream)
+                yield e
+                if e.type in ev.TERMINAL_RUN_EVENTS:
+                    return
+        finally:
+            await sub.unsubscribe()
+
+    async def stream(self, step_id: str, *, timeout: float | None = None) -> AsyncIterator[Any]:
+        """Chunks a step sends with ``ctx.put_stream``, in order, until the step ends."""
+        nc = self.client.nc
+        chunks = await nc.subscribe(wire.stream_subject(self.run_id, step_id))
+        done = asyncio.Event()
+
+        async def on_history(msg: Any) -> None:
+            try:
+                e = Event.from_bytes(msg.data)
+            except ValueError:
+                return
+            if e.type in ev.TERMINAL_RUN_EVENTS or (
+                e.step_id == step_id and e.type in (ev.STEP_COMPLETED, ev.STEP_FAILED)
+            ):
+                done.set()
+
+        history = await nc.subscribe(wire.history_subject(self.run_id), cb=on_history)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            while True:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise TimeoutError(f"step {step_id} did not finish within {timeout}s")
+                wait = 0.25 if done.is_set() else (min(left, 1.0) if left is not None else 1.0)
+                try:
+                    msg = await chunks.next_msg(timeout=wait)
+                except NatsTimeoutError:
+                    if done.is_set():
+                        return  # the step ended and its last chunks have been read
+                    continue
+                body = json.loads(msg.data)
+                yield body.get("data") if isinstance(body, dict) else body
+        finally:
+            await chunks.unsubscribe()
+            await history.unsubscribe()
+
+    async def signal(self, name: str, data: Any = None) -> None:
+        await self.client.send_signal(self.run_id, name, data)
+
+    async def cancel(self, reason: str | None = None) -> bool:
+        return await self.client.cancel(self.run_id, reason)

@@ -1,0 +1,168 @@
+"""Event correlation for ``wait_for_event`` steps (EVENTS stream + ``event_waiters`` KV).
+
+A waiter is registered under ``<hex(event)>.<run_id>.<step_id>`` with the field values an
+event must carry. Each published event is matched against the waiters for its name; a
+waiter that registers shortly after its event still matches, because registration looks
+back ``lookback`` into the stream. The match is published to the run's history with a dedup
+id per waiter, so two matching events (or two correlators) cannot complete a step twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from datetime import timedelta
+from typing import Any
+
+from nats.aio.client import Client as NatsClient
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.kv import KeyValue
+
+from dagnats._nats.feed import PullFeed
+from dagnats._nats.publish import msg_id
+from dagnats.dag import events as ev
+from dagnats.dag import wire
+from dagnats.dag.actions import RegisterWaiter
+from dagnats.dag.events import Event
+
+log = logging.getLogger(__name__)
+
+CORRELATOR_CONSUMER = "dagnats-correlator"
+MAX_WAITERS_PER_EVENT = 10_000
+MAX_LOOKBACK_EVENTS = 1000
+
+
+def field(payload: Any, path: str) -> Any:
+    cur = payload
+    for part in path.split("."):
+        if isinstance(cur, dict):
+            cur = cur.get(part)
+        elif isinstance(cur, list) and part.isdigit() and int(part) < len(cur):
+            cur = cur[int(part)]
+        else:
+            return None
+    return cur
+
+
+def matches(match: dict[str, Any], payload: Any) -> bool:
+    return all(field(payload, path) == want for path, want in match.items())
+
+
+def decode(data: bytes) -> Any:
+    try:
+        return json.loads(data)
+    except ValueError:
+        return data.decode(errors="replace")
+
+
+class Correlator:
+    def __init__(self, nc: NatsClient, waiters: KeyValue) -> None:
+        self.nc = nc
+        self.js = nc.jetstream()
+        self.waiters = waiters
+        self._loop: asyncio.Task[None] | None = None
+        self.matched = 0
+
+    async def start(self) -> None:
+        from dagnats.engine.engine import ensure_consumer
+
+        await ensure_consumer(
+            self.nc,
+            wire.EVENT_STREAM,
+            ConsumerConfig(
+                durable_name=CORRELATOR_CONSUMER,
+                filter_subject="event.>",
+                ack_policy=AckPolicy.EXPLICIT,
+                deliver_policy=DeliverPolicy.NEW,
+                ack_wait=30.0,
+                max_deliver=5,
+            ),
+        )
+        self.feed = PullFeed(self.nc, wire.EVENT_STREAM, CORRELATOR_CONSUMER, max_inflight=64)
+        await self.feed.start()
+        self._loop = asyncio.create_task(self._consume(), name="dagnats-correlator")
+
+    async def stop(self) -> None:
+        if self._loop is None:
+            return
+        self.feed.pause()
+        self._loop.cancel()
+        with contextlib.suppress(BaseException):
+            await self._loop
+        self._loop = None
+        await self.feed.stop()
+
+    async def _consume(self) -> None:
+        while True:
+            msg = await self.feed.get()
+            try:
+                await self.on_event(msg.subject.removeprefix("event."), decode(msg.data))
+                await msg.ack()
+            except Exception as exc:
+                log.warning("correlating %s failed, retrying: %s", msg.subject, exc)
+                with contextlib.suppress(Exception):
+                    await msg.nak(delay=1.0)
+            finally:
+                await self.feed.done()
+
+    async def on_event(self, name: str, payload: Any) -> None:
+        try:
+            keys = await self.waiters.keys(filters=[f"{name.encode().hex()}.>"])
+        except Exception:  # NoKeysError: nobody waits for this event
+            return
+        for key in keys[:MAX_WAITERS_PER_EVENT]:
+            try:
+                entry = await self.waiters.get(key)
+            except Exception:
+                continue
+            if entry.value is None:
+                continue
+            waiter = json.loads(entry.value)
+            if matches(waiter.get("match") or {}, payload):
+                await self._matched(waiter["run_id"], waiter["step_id"], name, payload)
+
+    async def _matched(self, run_id: str, step_id: str, name: str, payload: Any) -> None:
+        event = Event(
+            type=ev.STEP_WAIT_MATCHED,
+            run_id=run_id,
+            step_id=step_id,
+            data={"event": payload, "name": name},
+        )
+        await self.js.publish(
+            wire.history_subject(run_id),
+            event.to_bytes(),
+            headers=msg_id(f"{run_id}.{step_id}.matched"),
+        )
+        self.matched += 1
+
+    async def lookback(self, w: RegisterWaiter) -> None:
+        """Match events published up to ``lookback`` before the waiter was registered."""
+        if w.lookback_ns <= 0:
+            return
+        start = w.registered_at - timedelta(microseconds=w.lookback_ns / 1000)
+        sub = await self.js.pull_subscribe(
+            wire.event_subject(w.event),
+            stream=wire.EVENT_STREAM,
+            config=ConsumerConfig(
+                deliver_policy=DeliverPolicy.BY_START_TIME,
+                opt_start_time=start.isoformat().replace("+00:00", "Z"),
+                ack_policy=AckPolicy.NONE,
+                inactive_threshold=10.0,
+            ),
+        )
+        try:
+            info = await sub.consumer_info()
+            pending = min(int(info.num_pending or 0), MAX_LOOKBACK_EVENTS)
+            while pending > 0:
+                msgs = await sub.fetch(batch=min(pending, 256), timeout=2.0)
+                pending -= len(msgs)
+                for m in msgs:
+                    payload = decode(m.data)
+                    if matches(w.match, payload):
+                        await self._matched(w.run_id, w.step_id, w.event, payload)
+                        return
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()

@@ -1,0 +1,265 @@
+"""The engine: a durable consumer on ``history.>`` that advances runs by event sourcing.
+
+Per event: load the snapshot (cache, KV, else replay), ``advance()``, execute the actions
+(publishes with dedup ids), write the snapshot with CAS, then ack. Events of one run are
+applied in order by one actor task; different runs proceed concurrently, bounded by the
+feed's ``max_inflight``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from typing import Any
+
+from dagnats.dag.advance import advance
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import BadRequestError
+
+from dagnats._nats.feed import PullFeed
+from dagnats._nats.history import read_history
+from dagnats.dag import events as ev
+from dagnats.dag import wire
+from dagnats.dag.definition import WorkflowDef
+from dagnats.dag.events import Event
+from dagnats.dag.state import RunState
+from dagnats.engine.advisories import AdvisoryWatcher
+from dagnats.engine.correlator import Correlator
+from dagnats.engine.executor import Executor
+from dagnats.engine.store import ConflictError, DefinitionStore, RunStore
+from dagnats.engine.timers import TimerService
+
+log = logging.getLogger(__name__)
+
+MAX_APPLY_TRIES = 6
+
+
+class Engine:
+    """Run with ``await engine.start()`` / ``await engine.stop()`` or ``async with``."""
+
+    def __init__(self, nc: NatsClient, *, max_inflight: int = 1024) -> None:
+        self.nc = nc
+        self.js = nc.jetstream()
+        self.max_inflight = max_inflight
+        self._queues: dict[str, deque[tuple[Msg, Event]]] = {}
+        self._actors: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.Task[None] | None = None
+        self.applied = 0
+        self.ready = asyncio.Event()
+
+    async def start(self) -> None:
+        js = self.js
+        self.runs = await RunStore.open(js)
+        self.defs = await DefinitionStore.open(js)
+        kv = {
+            name: await js.key_value(name)
+            for name in (wire.KV_WAITERS, wire.KV_APPROVALS, wire.KV_CHECKPOINTS)
+        }
+        self.executor = Executor(self.nc, js, self.defs, kv)
+        await ensure_consumer(
+            self.nc,
+            wire.HISTORY_STREAM,
+            ConsumerConfig(
+                durable_name=wire.ENGINE_CONSUMER,
+                filter_subject="history.>",
+                ack_policy=AckPolicy.EXPLICIT,
+                deliver_policy=DeliverPolicy.ALL,
+                ack_wait=30.0,
+                max_deliver=-1,
+                max_ack_pending=50_000,
+            ),
+        )
+        self.feed = PullFeed(
+            self.nc, wire.HISTORY_STREAM, wire.ENGINE_CONSUMER, max_inflight=self.max_inflight
+        )
+        await self.feed.start()
+        self.timers = TimerService(self.nc)
+        await self.timers.start()
+        self.advisories = AdvisoryWatcher(self.nc)
+        await self.advisories.start()
+        self.correlator = Correlator(self.nc, kv[wire.KV_WAITERS])
+        await self.correlator.start()
+        self.executor.on_waiter = self.correlator.lookback
+        self._loop = asyncio.create_task(self._consume(), name="dagnats-engine")
+        self.ready.set()
+        log.info("engine started")
+
+    async def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop pulling, let runs being applied finish (bounded), leave the rest unacked."""
+        if self._loop is None:
+            return
+        self.feed.pause()
+        self._loop.cancel()
+        with contextlib.suppress(BaseException):
+            await self._loop
+        self._loop = None
+        if self._actors:
+            _done, pending = await asyncio.wait(set(self._actors), timeout=timeout_s)
+            for t in pending:
+                t.cancel()
+        await self.feed.stop()
+        await self.correlator.stop()
+        await self.advisories.stop()
+        await self.timers.stop()
+        log.info("engine stopped: %d events applied", self.applied)
+
+    async def __aenter__(self) -> Engine:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def _consume(self) -> None:
+        while True:
+            msg = await self.feed.get()
+            try:
+                seq = msg.metadata.sequence.stream
+                event = Event.from_bytes(msg.data, seq)
+            except Exception:
+                log.error("dropping an unreadable history message on %s", msg.subject)
+                await self._finish(msg)
+                continue
+            if not event.is_input:
+                # Records describe decisions already applied: nothing to do.
+                await self._finish(msg)
+                continue
+            q = self._queues.get(event.run_id)
+            if q is None:
+                q = self._queues[event.run_id] = deque()
+                q.append((msg, event))
+                task = asyncio.create_task(self._actor(event.run_id, q))
+                self._actors.add(task)
+                task.add_done_callback(self._actors.discard)
+            else:
+                q.append((msg, event))
+
+    async def _actor(self, run_id: str, q: deque[tuple[Msg, Event]]) -> None:
+        try:
+            while q:
+                msg, event = q[0]
+                ok = await self._process(event)
+                q.popleft()
+                if ok:
+                    await self._finish(msg)
+                else:
+                    # Give it back; it comes again after the delay, in order with later ones
+                    # because they are given back too.
+                    await self._nak_rest(msg, q)
+                    return
+        finally:
+            if self._queues.get(run_id) is q:
+                del self._queues[run_id]
+
+    async def _nak_rest(self, first: Msg, q: deque[tuple[Msg, Event]]) -> None:
+        for m in [first, *(m for m, _ in q)]:
+            with contextlib.suppress(Exception):
+                await m.nak(delay=2.0)
+            await self.feed.done()
+        q.clear()
+
+    async def _finish(self, msg: Msg) -> None:
+        try:
+            await msg.ack()
+        finally:
+            await self.feed.done()
+
+    async def _process(self, event: Event) -> bool:
+        delay = 0.05
+        for attempt in range(1, MAX_APPLY_TRIES + 1):
+            try:
+                await self._apply(event)
+                self.applied += 1
+                return True
+            except ConflictError:
+                # Another writer moved the snapshot: reload and apply again.
+                self.runs.forget(event.run_id)
+            except Exception:
+                log.exception(
+                    "applying %s to run %s failed (try %d/%d)",
+                    event.type,
+                    event.run_id,
+                    attempt,
+                    MAX_APPLY_TRIES,
+                )
+                self.runs.forget(event.run_id)
+                await asyncio.sleep(delay)  # bounded backoff before a retry of I/O
+                delay = min(delay * 2, 1.0)
+        return False
+
+    async def _apply(self, event: Event) -> None:
+        run, rev = await self.runs.load(event.run_id)
+        if run is None and event.type != ev.WORKFLOW_STARTED:
+            run = await self._replay(event)
+            if run is None:
+                log.warning("event %s for unknown run %s ignored", event.type, event.run_id)
+                return
+        if run is not None and event.seq <= run.last_seq:
+            return  # applied before; its ack was lost
+        defn = await self._definition(run, event)
+        if defn is None:
+            return
+        new_run, actions = advance(defn, run, event)
+        if actions:
+            await self.executor.execute(actions)
+        await self.runs.save(new_run, rev)
+
+    async def _definition(self, run: RunState | None, event: Event) -> WorkflowDef | None:
+        if run is not None:
+            name, revision = run.workflow, run.revision
+        else:
+            data: dict[str, Any] = event.data if isinstance(event.data, dict) else {}
+            name, revision = str(data.get("workflow", "")), data.get("revision")
+        found = await self.defs.get(name, revision)
+        if found is None:
+            log.error("run %s: workflow %r revision %s not found", event.run_id, name, revision)
+            return None
+        return found[0]
+
+    async def _replay(self, event: Event) -> RunState | None:
+        """Rebuild a run with no snapshot from its history (actions were executed before)."""
+        history = await read_history(self.nc, event.run_id, before_seq=event.seq)
+        run: RunState | None = None
+        defn: WorkflowDef | None = None
+        for past in history:
+            if not past.is_input:
+                continue
+            if defn is None:
+                defn = await self._definition(run, past)
+                if defn is None:
+                    return None
+            run, _ = advance(defn, run, past)
+        if run is not None:
+            log.info("run %s rebuilt from %d history events", event.run_id, len(history))
+        return run
+
+
+async def ensure_consumer(nc: NatsClient, stream: str, config: ConsumerConfig) -> None:
+    """Create a durable consumer, or bring an existing one up to date (racing is fine)."""
+    js = nc.jetstream()
+    try:
+        await js.add_consumer(stream, config)
+    except BadRequestError as exc:
+        # 10148: exists with another config; 10013 / others: let the update decide.
+        try:
+            await js.add_consumer(stream, config)  # creates are idempotent when equal
+        except BadRequestError:
+            log.debug("consumer %s exists (%s); updating", config.durable_name, exc)
+            await _update_consumer(nc, stream, config)
+
+
+async def _update_consumer(nc: NatsClient, stream: str, config: ConsumerConfig) -> None:
+    import json
+
+    req = {"stream_name": stream, "config": config.as_dict(), "action": "update"}
+    subject = f"$JS.API.CONSUMER.CREATE.{stream}.{config.durable_name}"
+    if config.filter_subject:
+        subject = f"{subject}.{config.filter_subject}"
+    resp = await nc.request(subject, json.dumps(req).encode(), timeout=5)
+    body = json.loads(resp.data)
+    if "error" in body:
+        log.warning("could not update consumer %s: %s", config.durable_name, body["error"])

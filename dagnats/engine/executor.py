@@ -1,0 +1,307 @@
+"""Execute the actions ``advance()`` returns, with NATS primitives.
+
+Every publish carries the action's deterministic dedup id, so executing the same actions
+twice (an engine crash after publishing and before the ack) leaves no visible trace.
+All publishes of one event are pipelined and awaited together before the snapshot write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import secrets
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from nats.aio.client import Client as NatsClient
+from nats.js import JetStreamContext
+from nats.js.api import PubAck
+from nats.js.errors import KeyNotFoundError
+from nats.js.kv import KeyValue
+
+from dagnats._nats.publish import gather_acks, msg_id, publish_atomic
+from dagnats.dag import events as ev
+from dagnats.dag import wire
+from dagnats.dag.actions import (
+    Action,
+    CancelChildRun,
+    DeadLetter,
+    DispatchTask,
+    FinishRun,
+    RecordEvent,
+    RegisterWaiter,
+    RemoveWaiter,
+    RequestApproval,
+    Respond,
+    ScheduleTimer,
+    StartChildRun,
+)
+from dagnats.dag.events import Event
+from dagnats.engine.store import DefinitionStore
+
+log = logging.getLogger(__name__)
+
+
+def waiter_key(event: str, run_id: str, step_id: str) -> str:
+    # Event names may contain dots (KV key separators): hex keeps one token per name.
+    return f"{event.encode().hex()}.{run_id}.{step_id}"
+
+
+def timer_body(a: ScheduleTimer) -> bytes:
+    return json.dumps(
+        {
+            "run_id": a.run_id,
+            "step_id": a.step_id,
+            "kind": a.kind,
+            "fire_at": a.fire_at.isoformat(),
+            "data": {**a.data, "kind": a.kind},
+            "dedup_id": a.dedup_id,
+        }
+    ).encode()
+
+
+class Executor:
+    def __init__(
+        self,
+        nc: NatsClient,
+        js: JetStreamContext,
+        defs: DefinitionStore,
+        kv: dict[str, KeyValue],
+    ) -> None:
+        self.nc = nc
+        self.js = js
+        self.defs = defs
+        self.kv = kv
+        # Set by the engine: the correlator's look-back for a newly registered waiter.
+        self.on_waiter: Callable[[RegisterWaiter], Awaitable[None]] | None = None
+
+    async def execute(self, actions: list[Action]) -> None:
+        futures: list[asyncio.Future[PubAck]] = []
+        later: list[Action] = []
+        fanout: dict[tuple[str, str], list[DispatchTask]] = defaultdict(list)
+        for a in actions:
+            if isinstance(a, DispatchTask):
+                fanout[(a.run_id, a.step_id)].append(a)
+            elif isinstance(a, RecordEvent):
+                futures.append(
+                    await self._pub(
+                        wire.history_subject(a.event.run_id), a.event.to_bytes(), a.dedup_id
+                    )
+                )
+            elif isinstance(a, ScheduleTimer):
+                futures.append(
+                    await self._pub(wire.timer_subject(a.kind, a.run_id), timer_body(a), a.dedup_id)
+                )
+            elif isinstance(a, DeadLetter):
+                body = json.dumps(_dead_letter_body(a), default=str).encode()
+                futures.append(
+                    await self._pub(
+                        wire.dead_letter_subject(a.run_id, a.step_id),
+                        body,
+                        f"dead.{a.run_id}.{a.step_id}.{a.item}.{a.attempts}",
+                    )
+                )
+            else:
+                later.append(a)
+        for (_run, _step), tasks in fanout.items():
+            if len(tasks) == 1:
+                t = tasks[0]
+                futures.append(
+                    await self._pub(
+                        wire.task_subject(t.task, t.worker_group), _task_body(t), t.dedup_id
+                    )
+                )
+            else:
+                # Map fan-out: all instances or none (atomic batches of <= 1000).
+                msgs = [
+                    (wire.task_subject(t.task, t.worker_group), _task_body(t), msg_id(t.dedup_id))
+                    for t in tasks
+                ]
+                await publish_atomic(self.nc, self.js, msgs)
+        await gather_acks(futures)
+        for a in later:
+            await self._other(a)
+
+    async def _pub(self, subject: str, data: bytes, dedup_id: str) -> asyncio.Future[PubAck]:
+        return await self.js.publish_async(subject, data, headers=msg_id(dedup_id))
+
+    async def _other(self, a: Action) -> None:
+        if isinstance(a, FinishRun):
+            await self._finish(a)
+        elif isinstance(a, StartChildRun):
+            await self._start_child(a)
+        elif isinstance(a, CancelChildRun):
+            await self._publish_event(
+                Event(
+                    type=ev.WORKFLOW_CANCEL_REQUESTED,
+                    run_id=a.child_run_id,
+                    data={"reason": a.reason},
+                ),
+                f"{a.child_run_id}.cancel.parent",
+            )
+        elif isinstance(a, RequestApproval):
+            await self._request_approval(a)
+        elif isinstance(a, RegisterWaiter):
+            await self.kv[wire.KV_WAITERS].put(
+                waiter_key(a.event, a.run_id, a.step_id),
+                json.dumps(
+                    {
+                        "run_id": a.run_id,
+                        "step_id": a.step_id,
+                        "event": a.event,
+                        "match": a.match,
+                        "lookback_ns": a.lookback_ns,
+                        "registered_at": a.registered_at.isoformat(),
+                    },
+                    default=str,
+                ).encode(),
+            )
+            if self.on_waiter is not None:
+                await self.on_waiter(a)
+        elif isinstance(a, RemoveWaiter):
+            try:
+                await self.kv[wire.KV_WAITERS].purge(waiter_key(a.event, a.run_id, a.step_id))
+            except KeyNotFoundError:
+                pass
+        elif isinstance(a, Respond):
+            body = json.dumps({"status": a.status, "data": a.data}, default=str).encode()
+            await self.nc.publish(f"respond.{a.run_id}", body)
+
+    async def _publish_event(self, event: Event, dedup_id: str) -> None:
+        await self.js.publish(
+            wire.history_subject(event.run_id), event.to_bytes(), headers=msg_id(dedup_id)
+        )
+
+    async def _finish(self, a: FinishRun) -> None:
+        if a.parent_run_id and a.parent_step_id:
+            ok = a.status == "completed"
+            data: dict[str, Any] = {"child_run_id": a.run_id, "status": a.status}
+            if ok:
+                data["output"] = a.output
+            else:
+                data["error"] = (a.error or {}).get("message", f"child run {a.status}")
+            await self._publish_event(
+                Event(
+                    type=ev.CHILD_COMPLETED if ok else ev.CHILD_FAILED,
+                    run_id=a.parent_run_id,
+                    step_id=a.parent_step_id,
+                    data=data,
+                ),
+                f"{a.run_id}.finish.parent",
+            )
+        for child in a.child_steps:
+            await self._publish_event(
+                Event(
+                    type=ev.WORKFLOW_CANCEL_REQUESTED,
+                    run_id=child,
+                    data={"reason": f"parent run {a.run_id} {a.status}"},
+                ),
+                f"{child}.cancel.parent",
+            )
+        await self._cleanup_checkpoints(a.run_id)
+
+    async def _cleanup_checkpoints(self, run_id: str) -> None:
+        kv = self.kv.get(wire.KV_CHECKPOINTS)
+        if kv is None:
+            return
+        try:
+            keys = await kv.keys(filters=[f"{run_id}.>"])
+        except Exception:  # NoKeysError: nothing to clean
+            return
+        for key in keys[:10_000]:
+            try:
+                await kv.purge(key)
+            except Exception as exc:  # best effort: the bucket is a cache of progress
+                log.debug("could not purge checkpoint %s: %s", key, exc)
+
+    async def _start_child(self, a: StartChildRun) -> None:
+        found = await self.defs.get(a.workflow, a.revision)
+        if found is None:
+            await self._publish_event(
+                Event(
+                    type=ev.CHILD_FAILED,
+                    run_id=a.run_id,
+                    step_id=a.step_id,
+                    data={
+                        "child_run_id": a.child_run_id,
+                        "status": "failed",
+                        "error": f"sub-workflow '{a.workflow}' is not registered",
+                    },
+                ),
+                f"{a.child_run_id}.finish.parent",
+            )
+            return
+        _defn, revision = found
+        started = Event(
+            type=ev.WORKFLOW_STARTED,
+            run_id=a.child_run_id,
+            data={
+                "workflow": a.workflow,
+                "revision": revision,
+                "input": a.input,
+                "parent": None
+                if a.detach
+                else {"run_id": a.run_id, "step_id": a.step_id, "depth": a.depth},
+                "depth": a.depth,
+            },
+        )
+        await self._publish_event(started, f"{a.child_run_id}.started")
+
+    async def _request_approval(self, a: RequestApproval) -> None:
+        token = secrets.token_hex(32)  # 256 bits
+        ttl_s = max(1, math.ceil((a.expires_at - datetime.now(UTC)).total_seconds()) + 60)
+        body = json.dumps(
+            {
+                "run_id": a.run_id,
+                "step_id": a.step_id,
+                "expires_at": a.expires_at.isoformat(),
+                "state": "open",
+            }
+        ).encode()
+        await self.kv[wire.KV_APPROVALS].create(token, body, msg_ttl=ttl_s)
+        await self._publish_event(
+            Event(
+                type=ev.STEP_APPROVAL_REQUESTED,
+                run_id=a.run_id,
+                step_id=a.step_id,
+                data={"token": token, "expires_at": a.expires_at.isoformat(), "message": a.message},
+            ),
+            f"{a.run_id}.{a.step_id}.approval.{a.expires_at.timestamp()}",
+        )
+
+
+def _task_body(t: DispatchTask) -> bytes:
+    return (
+        wire.TaskMessage(
+            run_id=t.run_id,
+            workflow=t.workflow,
+            step_id=t.step_id,
+            task=t.task,
+            attempt=t.attempt,
+            iteration=t.iteration,
+            item=t.item,
+            input=t.input,
+            timeout_ns=t.timeout_ns,
+            idempotency_key=t.idempotency_key,
+            dedup_id=t.dedup_id,
+        )
+        .model_dump_json(exclude_none=True)
+        .encode()
+    )
+
+
+def _dead_letter_body(a: DeadLetter) -> dict[str, Any]:
+    return {
+        "run_id": a.run_id,
+        "step_id": a.step_id,
+        "item": a.item,
+        "task": a.task,
+        "input": a.input,
+        "error": a.error,
+        "attempts": a.attempts,
+        "ts": datetime.now(UTC).isoformat(),
+    }

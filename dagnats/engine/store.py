@@ -1,0 +1,114 @@
+"""Run snapshots and workflow definitions, cached in front of their KV buckets.
+
+The snapshot is a cache of the event log (DESIGN.md §1.2): every write is a compare-and-swap
+on the KV revision so two engines can never both advance one run from the same state.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+
+from dagnats.dag.validate import load_definition
+from nats.js import JetStreamContext
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.kv import KeyValue
+
+from dagnats.dag import wire
+from dagnats.dag.definition import WorkflowDef
+from dagnats.dag.state import RunState
+
+log = logging.getLogger(__name__)
+
+
+class ConflictError(Exception):
+    """The snapshot changed under us (another writer): reload and re-apply."""
+
+
+class RunStore:
+    """``workflow_runs`` with a bounded LRU cache of (state, revision)."""
+
+    def __init__(self, kv: KeyValue, *, max_cached: int = 10_000) -> None:
+        self.kv = kv
+        self._cache: OrderedDict[str, tuple[RunState, int]] = OrderedDict()
+        self._max = max_cached
+
+    @classmethod
+    async def open(cls, js: JetStreamContext, **kw: int) -> RunStore:
+        return cls(await js.key_value(wire.KV_RUNS), **kw)
+
+    async def load(self, run_id: str, *, fresh: bool = False) -> tuple[RunState | None, int]:
+        """The run and its KV revision (0 = no snapshot yet)."""
+        if not fresh:
+            hit = self._cache.get(run_id)
+            if hit is not None:
+                self._cache.move_to_end(run_id)
+                return hit
+        try:
+            entry = await self.kv.get(run_id)
+        except KeyNotFoundError:
+            self._cache.pop(run_id, None)
+            return None, 0
+        if entry.value is None:  # a delete/purge marker
+            return None, entry.revision or 0
+        state = RunState.model_validate_json(entry.value)
+        rev = entry.revision or 0
+        self._remember(run_id, state, rev)
+        return state, rev
+
+    async def save(self, run: RunState, revision: int) -> int:
+        data = run.model_dump_json(exclude_none=True).encode()
+        try:
+            if revision == 0:
+                new_rev = await self.kv.create(run.run_id, data)
+            else:
+                new_rev = await self.kv.update(run.run_id, data, last=revision)
+        except KeyWrongLastSequenceError as exc:
+            self._cache.pop(run.run_id, None)
+            raise ConflictError(run.run_id) from exc
+        self._remember(run.run_id, run, new_rev)
+        return new_rev
+
+    def forget(self, run_id: str) -> None:
+        self._cache.pop(run_id, None)
+
+    def _remember(self, run_id: str, state: RunState, rev: int) -> None:
+        self._cache[run_id] = (state, rev)
+        self._cache.move_to_end(run_id)
+        while len(self._cache) > self._max:
+            self._cache.popitem(last=False)
+
+
+class DefinitionStore:
+    """``workflow_defs``: one key per workflow, one KV revision per registered version."""
+
+    def __init__(self, kv: KeyValue) -> None:
+        self.kv = kv
+        self._by_rev: OrderedDict[tuple[str, int], WorkflowDef] = OrderedDict()
+
+    @classmethod
+    async def open(cls, js: JetStreamContext) -> DefinitionStore:
+        return cls(await js.key_value(wire.KV_DEFS))
+
+    async def get(self, name: str, revision: int | None = None) -> tuple[WorkflowDef, int] | None:
+        if revision is not None:
+            hit = self._by_rev.get((name, revision))
+            if hit is not None:
+                return hit, revision
+        try:
+            entry = await self.kv.get(name, revision=revision)
+        except KeyNotFoundError:
+            return None
+        if entry.value is None or entry.revision is None:
+            return None
+        defn = load_definition(entry.value)
+        self._by_rev[(name, entry.revision)] = defn
+        while len(self._by_rev) > 1000:
+            self._by_rev.popitem(last=False)
+        return defn, entry.revision
+
+    async def put(self, defn: WorkflowDef) -> int:
+        data = defn.model_dump_json(by_alias=True, exclude_none=True).encode()
+        rev = await self.kv.put(defn.name, data)
+        self._by_rev[(defn.name, rev)] = defn
+        return rev

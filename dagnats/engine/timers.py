@@ -1,0 +1,117 @@
+"""The universal timer: messages on ``TIMERS`` naked with a delay until they are due.
+
+Retries, sleeps, loop delays and timeouts are all one mechanism (DESIGN.md §5). A due timer
+becomes a ``timer.fired`` event on the run's history; the engine decides what it means, and
+a stale timer (its step moved on) is a no-op there. Long delays are re-armed at most every
+hour so a timer never depends on one very long server-side delay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from datetime import UTC, datetime
+
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from dagnats._nats.feed import PullFeed
+from dagnats._nats.publish import msg_id
+from dagnats.dag import events as ev
+from dagnats.dag import wire
+from dagnats.dag.events import Event
+
+log = logging.getLogger(__name__)
+
+MAX_NAK_DELAY_S = 3600.0
+EARLY_S = 0.001  # fire when due within a millisecond: nak delays land 1-2 ms late anyway
+
+
+class TimerService:
+    def __init__(self, nc: NatsClient, *, max_inflight: int = 1000) -> None:
+        self.nc = nc
+        self.js = nc.jetstream()
+        self.max_inflight = max_inflight
+        self._loop: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.fired = 0
+
+    async def start(self) -> None:
+        from dagnats.engine.engine import ensure_consumer
+
+        await ensure_consumer(
+            self.nc,
+            wire.TIMER_STREAM,
+            ConsumerConfig(
+                durable_name=wire.TIMER_CONSUMER,
+                filter_subject="timer.>",
+                ack_policy=AckPolicy.EXPLICIT,
+                deliver_policy=DeliverPolicy.ALL,
+                ack_wait=30.0,
+                max_deliver=-1,
+                max_ack_pending=100_000,
+            ),
+        )
+        self.feed = PullFeed(
+            self.nc, wire.TIMER_STREAM, wire.TIMER_CONSUMER, max_inflight=self.max_inflight
+        )
+        await self.feed.start()
+        self._loop = asyncio.create_task(self._consume(), name="dagnats-timers")
+
+    async def stop(self) -> None:
+        if self._loop is None:
+            return
+        self.feed.pause()
+        self._loop.cancel()
+        with contextlib.suppress(BaseException):
+            await self._loop
+        self._loop = None
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=5.0)
+        await self.feed.stop()
+
+    async def _consume(self) -> None:
+        while True:
+            msg = await self.feed.get()
+            t = asyncio.create_task(self._handle(msg))
+            self._tasks.add(t)
+            t.add_done_callback(self._tasks.discard)
+
+    async def _handle(self, msg: Msg) -> None:
+        try:
+            body = json.loads(msg.data)
+            fire_at = datetime.fromisoformat(body["fire_at"])
+            remaining = (fire_at - datetime.now(UTC)).total_seconds()
+            if remaining > EARLY_S:
+                await msg.nak(delay=min(remaining, MAX_NAK_DELAY_S))
+                return
+            data = body.get("data") or {}
+            event = Event(
+                type=ev.TIMER_FIRED,
+                run_id=body["run_id"],
+                step_id=body.get("step_id"),
+                attempt=data.get("attempt"),
+                iteration=data.get("iteration"),
+                item=data.get("item"),
+                data=data,
+            )
+            await self.js.publish(
+                wire.history_subject(event.run_id),
+                event.to_bytes(),
+                headers=msg_id(f"fired.{body['dedup_id']}"),
+            )
+            await msg.ack()
+            self.fired += 1
+        except (ValueError, KeyError, TypeError) as exc:
+            log.error("dropping a malformed timer on %s: %s", msg.subject, exc)
+            with contextlib.suppress(Exception):
+                await msg.term()
+        except Exception as exc:
+            log.warning("timer on %s not delivered, retrying soon: %s", msg.subject, exc)
+            with contextlib.suppress(Exception):
+                await msg.nak(delay=1.0)
+        finally:
+            await self.feed.done()

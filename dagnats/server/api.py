@@ -1,0 +1,127 @@
+"""The API service: NATS micro service ``dagnats`` on ``dagnats.api.>``.
+
+Discoverable with ``$SRV.PING``. Every request is handed to its own task, because a micro
+endpoint otherwise handles one request at a time. Errors travel as micro error headers plus a
+JSON body ``{"error": {"kind", "message"}}`` that the client turns back into exceptions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from nats.aio.client import Client as NatsClient
+from nats.micro import add_service
+from nats.micro.request import Request
+from nats.micro.service import Service
+
+from dagnats import __version__
+from dagnats.errors import (
+    ApiError,
+    ApprovalError,
+    DagnatsError,
+    DefinitionError,
+    InputValidationError,
+    NotFoundError,
+)
+from dagnats.server.operations import Operations
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[dict[str, Any]], Awaitable[Any]]
+MAX_INFLIGHT_REQUESTS = 1024
+
+
+def error_code(exc: Exception) -> int:
+    if isinstance(exc, NotFoundError):
+        return 404
+    if isinstance(exc, DefinitionError):
+        return 400
+    if isinstance(exc, InputValidationError):
+        return 422
+    if isinstance(exc, ApprovalError):
+        return 409
+    if isinstance(exc, ApiError):
+        return exc.code
+    return 500
+
+
+class ApiService:
+    def __init__(self, nc: NatsClient) -> None:
+        self.nc = nc
+        self.ops = Operations(nc)
+        self._svc: Service | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._limit = asyncio.Semaphore(MAX_INFLIGHT_REQUESTS)
+
+    def endpoints(self) -> dict[str, Handler]:
+        o = self.ops
+        return {
+            "workflow.register": o.register_workflow,
+            "workflow.list": o.list_workflows,
+            "workflow.get": o.get_workflow,
+            "workflow.delete": o.delete_workflow,
+            "run.start": o.start_run,
+            "run.get": o.get_run,
+            "run.list": o.list_runs,
+            "run.events": o.run_events,
+            "run.cancel": o.cancel_run,
+            "run.delete": o.delete_run,
+            "run.signal": o.signal_run,
+            "event.publish": o.publish_event,
+            "approval.approve": o.approve,
+            "approval.reject": o.reject,
+        }
+
+    async def start(self) -> None:
+        await self.ops.open()
+        self._svc = await add_service(
+            self.nc,
+            name="dagnats",
+            version=__version__,
+            description="dagnats workflow engine API",
+        )
+        group = self._svc.add_group(name="dagnats.api")
+        for subject, fn in self.endpoints().items():
+            await group.add_endpoint(
+                name=subject.replace(".", "-"), subject=subject, handler=self._wrap(fn)
+            )
+        log.info("API service started on dagnats.api.>")
+
+    async def stop(self) -> None:
+        if self._svc is not None:
+            await self._svc.stop()
+            self._svc = None
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=5.0)
+
+    def _wrap(self, fn: Handler) -> Callable[[Request], Awaitable[None]]:
+        async def handler(req: Request) -> None:
+            t = asyncio.create_task(self._serve(fn, req))
+            self._tasks.add(t)
+            t.add_done_callback(self._tasks.discard)
+
+        return handler
+
+    async def _serve(self, fn: Handler, req: Request) -> None:
+        async with self._limit:
+            try:
+                body = json.loads(req.data) if req.data else {}
+                if not isinstance(body, dict):
+                    raise ApiError("request body must be a JSON object", code=400)
+                result = await fn(body)
+                await req.respond(json.dumps(result, default=str).encode())
+            except (DagnatsError, ValueError) as exc:
+                code = 400 if isinstance(exc, ValueError) else error_code(exc)
+                kind = type(exc).__name__ if isinstance(exc, DagnatsError) else "ApiError"
+                await self._error(req, code, kind, str(exc))
+            except Exception as exc:
+                log.exception("API request on %s failed", req.subject)
+                await self._error(req, 500, "ApiError", f"internal error: {exc}")
+
+    async def _error(self, req: Request, code: int, kind: str, message: str) -> None:
+        data = json.dumps({"error": {"kind": kind, "message": message}}).encode()
+        await req.respond_error(str(code), message.replace("\n", " ")[:1000], data=data)

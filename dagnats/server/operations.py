@@ -1,0 +1,338 @@
+"""What the API does, independent of how requests arrive (micro service or HTTP)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from dagnats.dag.conditions import lookup
+from dagnats.dag.jsonschema import validate_instance
+from dagnats.dag.validate import load_definition
+from nats.aio.client import Client as NatsClient
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
+from nats.js.kv import KeyValue
+
+from dagnats._nats.history import read_history
+from dagnats._nats.publish import msg_id
+from dagnats.dag import events as ev
+from dagnats.dag import wire
+from dagnats.dag.events import Event
+from dagnats.dag.state import RunState
+from dagnats.engine.store import DefinitionStore
+from dagnats.errors import (
+    ApiError,
+    ApprovalError,
+    InputValidationError,
+    RunNotFoundError,
+    WorkflowNotFoundError,
+)
+
+log = logging.getLogger(__name__)
+
+RUN_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+MAX_LIST = 1000
+MAX_SCAN = 20_000
+
+
+def _name(body: dict[str, Any], field: str = "name") -> str:
+    value = body.get(field)
+    if not isinstance(value, str) or not value:
+        raise ApiError(f"field '{field}' is required (a non-empty string)", code=400)
+    return value
+
+
+def _run_id(body: dict[str, Any]) -> str:
+    rid = _name(body, "run_id")
+    if not RUN_ID_RE.match(rid):
+        raise ApiError(f"invalid run_id {rid!r}: use 1-128 of [A-Za-z0-9_-]", code=400)
+    return rid
+
+
+class Operations:
+    def __init__(self, nc: NatsClient) -> None:
+        self.nc = nc
+        self.js = nc.jetstream()
+
+    async def open(self) -> None:
+        js = self.js
+        self.defs = await DefinitionStore.open(js)
+        self.runs: KeyValue = await js.key_value(wire.KV_RUNS)
+        self.idem: KeyValue = await js.key_value(wire.KV_IDEMPOTENCY)
+        self.approvals: KeyValue = await js.key_value(wire.KV_APPROVALS)
+        self.signals: KeyValue = await js.key_value(wire.KV_SIGNALS)
+
+    # --- workflows ---
+
+    async def register_workflow(self, body: dict[str, Any]) -> dict[str, Any]:
+        source = body.get("definition")
+        if source is None:
+            raise ApiError("field 'definition' is required", code=400)
+        defn = load_definition(source)
+        current = await self.defs.get(defn.name)
+        if current is not None and _same(current[0].model_dump(), defn.model_dump()):
+            rev = current[1]  # registering the same definition again is a no-op
+        else:
+            rev = await self.defs.put(defn)
+        return {"name": defn.name, "version": defn.version, "revision": rev}
+
+    async def list_workflows(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        try:
+            names = await self.defs.kv.keys()
+        except NoKeysError:
+            return []
+        out = []
+        for name in sorted(names)[:MAX_LIST]:
+            found = await self.defs.get(name)
+            if found is not None:
+                d, rev = found
+                out.append(
+                    {
+                        "name": d.name,
+                        "version": d.version,
+                        "revision": rev,
+                        "steps": len(d.steps),
+                        "description": d.description,
+                    }
+                )
+        return out
+
+    async def get_workflow(self, body: dict[str, Any]) -> dict[str, Any]:
+        name = _name(body)
+        found = await self.defs.get(name, body.get("revision"))
+        if found is None:
+            raise WorkflowNotFoundError(f"workflow '{name}' is not registered")
+        d, rev = found
+        return {
+            "revision": rev,
+            "definition": d.model_dump(mode="json", by_alias=True, exclude_none=True),
+        }
+
+    async def delete_workflow(self, body: dict[str, Any]) -> dict[str, Any]:
+        name = _name(body)
+        if await self.defs.get(name) is None:
+            raise WorkflowNotFoundError(f"workflow '{name}' is not registered")
+        # A delete marker: past revisions stay readable for runs that still use them.
+        await self.defs.kv.delete(name)
+        return {"deleted": name}
+
+    # --- runs ---
+
+    async def start_run(self, body: dict[str, Any]) -> dict[str, Any]:
+        name = _name(body, "workflow")
+        found = await self.defs.get(name, body.get("revision"))
+        if found is None:
+            raise WorkflowNotFoundError(f"workflow '{name}' is not registered")
+        defn, revision = found
+        run_input = body.get("input")
+        if defn.input_schema is not None:
+            problems = validate_instance(defn.input_schema, run_input)
+            if problems:
+                raise InputValidationError(
+                    f"input rejected by the input_schema of workflow '{name}': "
+                    + "; ".join(problems)
+                )
+        run_id = body.get("run_id") or wire.new_run_id()
+        if not isinstance(run_id, str) or not RUN_ID_RE.match(run_id):
+            raise ApiError(f"invalid run_id {run_id!r}: use 1-128 of [A-Za-z0-9_-]", code=400)
+        key = body.get("idempotency_key")
+        if key is None and defn.idempotency_key:
+            value = lookup(defn.idempotency_key, {"input": run_input})
+            key = None if value is None else json.dumps(value, sort_keys=True)
+        if key is not None:
+            digest = hashlib.sha256(str(key).encode()).hexdigest()[:40]
+            idem_key = f"{name}.{digest}"
+            try:
+                await self.idem.create(idem_key, run_id.encode())
+            except KeyWrongLastSequenceError:
+                entry = await self.idem.get(idem_key)
+                if entry.value:
+                    existing = entry.value.decode()
+                    return {
+                        "run_id": existing,
+                        "workflow": name,
+                        "revision": revision,
+                        "duplicate": True,
+                    }
+        elif body.get("run_id"):
+            try:
+                entry = await self.runs.get(run_id)
+                if entry.value is not None:
+                    raise ApiError(f"run '{run_id}' already exists", code=409)
+            except KeyNotFoundError:
+                pass
+        started = Event(
+            type=ev.WORKFLOW_STARTED,
+            run_id=run_id,
+            data={
+                "workflow": name,
+                "revision": revision,
+                "input": run_input,
+                "idempotency_key": key,
+            },
+        )
+        await self.js.publish(
+            wire.history_subject(run_id), started.to_bytes(), headers=msg_id(f"{run_id}.started")
+        )
+        return {"run_id": run_id, "workflow": name, "revision": revision, "duplicate": False}
+
+    async def _state(self, run_id: str) -> RunState:
+        try:
+            entry = await self.runs.get(run_id)
+        except KeyNotFoundError:
+            entry = None
+        if entry is not None and entry.value:
+            return RunState.model_validate_json(entry.value)
+        # Started but not yet picked up by the engine: the log knows it.
+        history = await read_history(self.nc, run_id, max_events=1)
+        if history and history[0].type == ev.WORKFLOW_STARTED:
+            data = history[0].data if isinstance(history[0].data, dict) else {}
+            return RunState(
+                run_id=run_id,
+                workflow=str(data.get("workflow")),
+                revision=data.get("revision"),
+                status="pending",
+                input=data.get("input"),
+                created_at=history[0].ts,
+            )
+        raise RunNotFoundError(f"run '{run_id}' not found")
+
+    async def get_run(self, body: dict[str, Any]) -> dict[str, Any]:
+        return (await self._state(_run_id(body))).model_dump(mode="json", exclude_none=True)
+
+    async def list_runs(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        workflow, status = body.get("workflow"), body.get("status")
+        limit = max(1, min(int(body.get("limit") or 100), MAX_LIST))
+        try:
+            keys = await self.runs.keys()
+        except NoKeysError:
+            return []
+        out: list[dict[str, Any]] = []
+        # Run ids start with a millisecond timestamp: newest first.
+        for key in sorted(keys, reverse=True)[:MAX_SCAN]:
+            try:
+                entry = await self.runs.get(key)
+            except KeyNotFoundError:
+                continue
+            if not entry.value:
+                continue
+            s = RunState.model_validate_json(entry.value)
+            if (workflow and s.workflow != workflow) or (status and s.status != status):
+                continue
+            out.append(
+                {
+                    "run_id": s.run_id,
+                    "workflow": s.workflow,
+                    "status": s.status,
+                    "created_at": s.created_at,
+                    "finished_at": s.finished_at,
+                }
+            )
+            if len(out) >= limit:
+                break
+        return out
+
+    async def run_events(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        run_id = _run_id(body)
+        history = await read_history(self.nc, run_id)
+        if not history:
+            raise RunNotFoundError(f"run '{run_id}' not found")
+        return [e.model_dump(mode="json", exclude_none=True) | {"seq": e.seq} for e in history]
+
+    async def cancel_run(self, body: dict[str, Any]) -> dict[str, Any]:
+        run_id = _run_id(body)
+        state = await self._state(run_id)
+        if state.terminal:
+            return {"run_id": run_id, "status": state.status, "cancelled": False}
+        event = Event(
+            type=ev.WORKFLOW_CANCEL_REQUESTED,
+            run_id=run_id,
+            data={"reason": body.get("reason") or "cancelled by request"},
+        )
+        await self.js.publish(
+            wire.history_subject(run_id), event.to_bytes(), headers=msg_id(f"{run_id}.cancel")
+        )
+        return {"run_id": run_id, "status": state.status, "cancelled": True}
+
+    async def delete_run(self, body: dict[str, Any]) -> dict[str, Any]:
+        run_id = _run_id(body)
+        state = await self._state(run_id)
+        if not state.terminal and not body.get("force"):
+            raise ApiError(
+                f"run '{run_id}' is {state.status}; cancel it first or pass force", code=409
+            )
+        await self.runs.purge(run_id)
+        await self.js.purge_stream(wire.HISTORY_STREAM, subject=wire.history_subject(run_id))
+        return {"deleted": run_id}
+
+    async def signal_run(self, body: dict[str, Any]) -> dict[str, Any]:
+        run_id, name = _run_id(body), _name(body)
+        if not re.match(r"^[A-Za-z0-9_-]{1,128}$", name):
+            raise ApiError(f"invalid signal name {name!r}: use 1-128 of [A-Za-z0-9_-]", code=400)
+        await self.signals.put(f"{run_id}.{name}", json.dumps(body.get("data")).encode())
+        return {"run_id": run_id, "signal": name}
+
+    async def publish_event(self, body: dict[str, Any]) -> dict[str, Any]:
+        name = _name(body)
+        if not re.match(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$", name) or len(name) > 255:
+            raise ApiError(f"invalid event name {name!r}", code=400)
+        ack = await self.js.publish(wire.event_subject(name), json.dumps(body.get("data")).encode())
+        return {"name": name, "seq": ack.seq}
+
+    async def _consume_token(self, token: str) -> dict[str, Any]:
+        if not re.match(r"^[0-9a-f]{64}$", token):
+            raise ApprovalError("invalid approval token")
+        try:
+            entry = await self.approvals.get(token)
+        except KeyNotFoundError as exc:
+            raise ApprovalError("approval token unknown or expired") from exc
+        if entry.value is None:
+            raise ApprovalError("approval token unknown or expired")
+        info: dict[str, Any] = json.loads(entry.value)
+        if info.get("state") != "open":
+            raise ApprovalError(f"approval token already used ({info.get('state')})")
+        if datetime.fromisoformat(info["expires_at"]) <= datetime.now(UTC):
+            raise ApprovalError("approval token expired")
+        used = dict(info, state="used")
+        try:  # exactly once: only one CAS on this revision can win
+            await self.approvals.update(token, json.dumps(used).encode(), last=entry.revision)
+        except KeyWrongLastSequenceError as exc:
+            raise ApprovalError("approval token already used") from exc
+        return info
+
+    async def approve(self, body: dict[str, Any]) -> dict[str, Any]:
+        info = await self._consume_token(_name(body, "token"))
+        event = Event(
+            type=ev.STEP_APPROVED,
+            run_id=info["run_id"],
+            step_id=info["step_id"],
+            data={"data": body.get("data")},
+        )
+        await self.js.publish(
+            wire.history_subject(info["run_id"]),
+            event.to_bytes(),
+            headers=msg_id(f"{info['run_id']}.{info['step_id']}.decided"),
+        )
+        return {"run_id": info["run_id"], "step_id": info["step_id"], "approved": True}
+
+    async def reject(self, body: dict[str, Any]) -> dict[str, Any]:
+        info = await self._consume_token(_name(body, "token"))
+        event = Event(
+            type=ev.STEP_REJECTED,
+            run_id=info["run_id"],
+            step_id=info["step_id"],
+            data={"reason": body.get("reason") or "rejected"},
+        )
+        await self.js.publish(
+            wire.history_subject(info["run_id"]),
+            event.to_bytes(),
+            headers=msg_id(f"{info['run_id']}.{info['step_id']}.decided"),
+        )
+        return {"run_id": info["run_id"], "step_id": info["step_id"], "approved": False}
+
+
+def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)

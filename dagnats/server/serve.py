@@ -1,0 +1,126 @@
+"""``dagnats serve``: embedded NATS, resources, API, engine and the HTTP gateway.
+
+Start-up and shutdown follow ``seeds/003``: started in order, stopped in reverse within a
+hard deadline (15 s); past it the nats-server child is killed and the process exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nats
+from nats.aio.client import Client as NatsClient
+
+from dagnats._nats.resources import setup_resources
+from dagnats.engine.engine import Engine
+from dagnats.server.api import ApiService
+from dagnats.server.http import HttpGateway
+from dagnats.server.nats_server import EmbeddedNats, default_data_dir
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_DEADLINE_S = 15.0
+
+
+@dataclass
+class ServeOptions:
+    port: int = 4222
+    http_port: int = 8080
+    data_dir: Path | None = None
+    nats_url: str | None = None
+    nats_server: str | None = None
+    leaf_remotes: list[str] = field(default_factory=list)
+    replicas: int = 1
+    engine: bool = True
+    api: bool = True
+    http: bool = True
+
+
+class Serve:
+    def __init__(self, opts: ServeOptions) -> None:
+        self.opts = opts
+        self.nats: EmbeddedNats | None = None
+        self.nc: NatsClient | None = None
+        self.engine: Engine | None = None
+        self.api: ApiService | None = None
+        self.http: HttpGateway | None = None
+        self.ready = False
+
+    @property
+    def nats_url(self) -> str:
+        return self.opts.nats_url or (self.nats.url if self.nats else "")
+
+    async def start(self) -> None:
+        o = self.opts
+        if o.nats_url is None:
+            data_dir = o.data_dir or default_data_dir()
+            self.nats = EmbeddedNats(
+                port=o.port,
+                data_dir=data_dir,
+                binary=o.nats_server,
+                leaf_remotes=list(o.leaf_remotes),
+            )
+            await self.nats.start()
+        self.nc = await nats.connect(self.nats_url, max_reconnect_attempts=-1)
+        await setup_resources(self.nc.jetstream(), replicas=o.replicas)
+        if o.api:
+            self.api = ApiService(self.nc)
+            await self.api.start()
+        if o.engine:
+            self.engine = Engine(self.nc)
+            await self.engine.start()
+        if o.http:
+            self.http = HttpGateway(self.nc, port=o.http_port, ready=lambda: self.ready)
+            await self.http.start()
+        self.ready = True
+        log.info(
+            "dagnats serving on %s%s",
+            self.nats_url,
+            f", HTTP on :{self.http.port}" if self.http else "",
+        )
+
+    async def stop(self) -> None:
+        self.ready = False
+        if self.http is not None:
+            await self.http.stop(timeout_s=5.0)
+        if self.engine is not None:
+            await self.engine.stop()
+        if self.api is not None:
+            await self.api.stop()
+        if self.nc is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.nc.drain(), 5.0)
+        if self.nats is not None:
+            await self.nats.stop()
+
+
+async def serve(opts: ServeOptions, *, stop: asyncio.Event | None = None) -> None:
+    """Run until SIGINT/SIGTERM (or ``stop`` is set), then shut down within the deadline."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    app = Serve(opts)
+    try:
+        await app.start()
+        await stop.wait()
+        log.info("shutting down")
+    finally:
+        try:
+            await asyncio.wait_for(app.stop(), SHUTDOWN_DEADLINE_S)
+        except TimeoutError:
+            log.error("shutdown exceeded %.0fs; forcing exit", SHUTDOWN_DEADLINE_S)
+            if app.nats is not None and app.nats.pid:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(app.nats.pid, signal.SIGKILL)
+            os._exit(1)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)

@@ -1,0 +1,112 @@
+"""``DagnatsEnv``: a private nats-server, resources, engine, API and client in one block.
+
+Everything runs in the caller's event loop, against a real nats-server on a free loopback
+port with a temporary store; nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+import nats
+from nats.aio.client import Client as NatsClient
+
+from dagnats._nats.resources import setup_resources
+from dagnats.client import Client
+from dagnats.engine.engine import Engine
+from dagnats.server.api import ApiService
+from dagnats.server.nats_server import EmbeddedNats
+
+if TYPE_CHECKING:
+    from dagnats.worker import Worker
+
+log = logging.getLogger(__name__)
+
+
+class DagnatsEnv:
+    def __init__(self, url: str, nc: NatsClient, server: EmbeddedNats | None) -> None:
+        self.url = url
+        self.nc = nc
+        self.server = server
+        self.client = Client(nc)
+        self.engine: Engine | None = None
+        self.api: ApiService | None = None
+        self._workers: list[tuple[Worker, asyncio.Task[None]]] = []
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def start(
+        cls, *, nats_url: str | None = None, engine: bool = True, api: bool = True
+    ) -> AsyncIterator[DagnatsEnv]:
+        """A running environment; with ``nats_url`` it uses that server instead of its own."""
+        server: EmbeddedNats | None = None
+        if nats_url is None:
+            server = EmbeddedNats(port=0)
+            await server.start()
+            nats_url = server.url
+        nc = await nats.connect(nats_url)
+        env = cls(nats_url, nc, server)
+        try:
+            await setup_resources(nc.jetstream())
+            if engine:
+                await env.start_engine()
+            if api:
+                env.api = ApiService(nc)
+                await env.api.start()
+            yield env
+        finally:
+            await env.close()
+
+    async def start_engine(self) -> Engine:
+        """Start (or restart, after ``stop_engine``) the engine in this loop."""
+        self.engine = Engine(self.nc)
+        await self.engine.start()
+        return self.engine
+
+    async def stop_engine(self) -> None:
+        if self.engine is not None:
+            await self.engine.stop()
+            self.engine = None
+
+    def add_worker(self, worker: Worker) -> Worker:
+        """Run ``worker`` in the background of this environment, on its NATS server."""
+        worker.nats_url = self.url
+        task = asyncio.create_task(worker.run(), name=f"dagnats-worker-{worker.name}")
+        self._workers.append((worker, task))
+        return worker
+
+    async def wait_workers_ready(self, timeout_s: float = 10.0) -> None:
+        await asyncio.wait_for(
+            asyncio.gather(*(w.ready.wait() for w, _ in self._workers)), timeout_s
+        )
+
+    async def stop_worker(self, worker: Worker) -> None:
+        for w, task in list(self._workers):
+            if w is worker:
+                await w.stop()
+                with contextlib.suppress(BaseException):
+                    await asyncio.wait_for(task, 30)
+                self._workers.remove((w, task))
+
+    async def close(self) -> None:
+        for w, task in self._workers:
+            with contextlib.suppress(Exception):
+                await w.stop()
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(task, 30)
+        self._workers.clear()
+        if self.api is not None:
+            await self.api.stop()
+            self.api = None
+        await self.stop_engine()
+        with contextlib.suppress(Exception):
+            await self.nc.drain()
+        if self.server is not None:
+            await self.server.stop()
+
+    def __getattr__(self, name: str) -> Any:
+        raise AttributeError(name)

@@ -1,0 +1,33 @@
+"""pytest plugin (registered through the ``pytest11`` entry point): dagnats fixtures.
+
+``dagnats_server`` is a private nats-server; ``dagnats_env`` a whole ``DagnatsEnv`` per test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from dagnats.server.nats_server import EmbeddedNats
+from dagnats.testing.env import DagnatsEnv
+
+try:  # pytest-asyncio in strict mode needs its own decorator; anyio's plugin takes plain ones
+    import pytest_asyncio
+
+    _fixture: Any = pytest_asyncio.fixture
+except ImportError:  # pragma: no cover - depends on the user's test stack
+    _fixture = pytest.fixture
+
+
+@_fixture
+async def dagnats_server() -> AsyncIterator[EmbeddedNats]:
+    async with EmbeddedNats(port=0) as server:
+        yield server
+
+
+@_fixture
+async def dagnats_env() -> AsyncIterator[DagnatsEnv]:
+    async with DagnatsEnv.start() as env:
+        yield env
