@@ -56,6 +56,7 @@ __all__ = [
     "TaskContext",
     "TaskError",
     "Worker",
+    "Workflow",
     "WorkflowDef",
     "WorkflowInfo",
     "WorkflowNotFoundError",

@@ -1,0 +1,1 @@
+"""Benchmarks: dagnats against a raw-NATS floor measured in the same run."""

@@ -1,0 +1,11 @@
+"""Engine + API alone, in their own process, against an existing NATS (benchmark helper)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from dagnats.server.serve import ServeOptions, serve
+
+if __name__ == "__main__":
+    asyncio.run(serve(ServeOptions(nats_url=sys.argv[1], http=False)))

@@ -1,0 +1,12 @@
+"""The benchmark worker in its own process (benchmark helper)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from benchmarks.workload import worker
+
+if __name__ == "__main__":
+    worker.nats_url = sys.argv[1]
+    asyncio.run(worker.run())
