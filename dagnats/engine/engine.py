@@ -170,14 +170,16 @@ class Engine:
 
     async def _process(self, event: Event) -> bool:
         delay = 0.05
+        fresh = False
         for attempt in range(1, MAX_APPLY_TRIES + 1):
             try:
-                await self._apply(event)
+                await self._apply(event, fresh=fresh)
                 self.applied += 1
                 return True
             except ConflictError:
                 # Another writer moved the snapshot: reload and apply again.
                 self.runs.forget(event.run_id)
+                fresh = True
             except Exception:
                 log.exception(
                     "applying %s to run %s failed (try %d/%d)",
@@ -191,8 +193,13 @@ class Engine:
                 delay = min(delay * 2, 1.0)
         return False
 
-    async def _apply(self, event: Event) -> None:
-        run, rev = await self.runs.load(event.run_id)
+    async def _apply(self, event: Event, *, fresh: bool = False) -> None:
+        if event.type == ev.WORKFLOW_STARTED and not fresh and not self.runs.cached(event.run_id):
+            # A new run has no snapshot: skip the read, the create-only write catches a
+            # duplicate start (ConflictError -> applied again with a fresh read).
+            run, rev = None, 0
+        else:
+            run, rev = await self.runs.load(event.run_id, fresh=fresh)
         if run is None and event.type != ev.WORKFLOW_STARTED:
             run = await self._replay(event)
             if run is None:

@@ -69,6 +69,9 @@ class RunStore:
         self._remember(run.run_id, run, new_rev)
         return new_rev
 
+    def cached(self, run_id: str) -> bool:
+        return run_id in self._cache
+
     def forget(self, run_id: str) -> None:
         self._cache.pop(run_id, None)
 

@@ -1,0 +1,1 @@
+"""The seed tutorial: greet -> uppercase -> reverse, with retry and timeout options."""
