@@ -1,4 +1,7 @@
-"""Workers for the hello pipeline. Run with: ``dagnats worker examples.hello_pipeline.worker:worker``."""
+"""Workers for the hello pipeline.
+
+Run with: ``dagnats worker examples.hello_pipeline.worker:worker``.
+"""
 
 from __future__ import annotations
 
