@@ -170,11 +170,12 @@ class Client:
         else:
             payload = _definition_payload(workflow)
             key = json.dumps(payload, sort_keys=True, default=str)
-            name = payload.get("name") if isinstance(payload, dict) else None
-            if name is None or self._registered.get(name) != key:
+            known = payload.get("name") if isinstance(payload, dict) else None
+            if not isinstance(known, str) or self._registered.get(known) != key:
                 info = await self.register(payload)
-                name = info.name
-                self._registered[name] = key
+                known = info.name
+                self._registered[known] = key
+            name = known
         out = await self.call(
             "run.start",
             {

@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SkipValidation, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SkipValidation,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails
 
 from dagnats.dag.duration import DAY, Duration
 
@@ -165,7 +173,21 @@ class StepDef(_Strict):
         if model is None or raw is None or isinstance(raw, model):
             return data
         out = dict(data)
-        out["config"] = model.model_validate(raw)
+        try:
+            out["config"] = model.model_validate(raw)
+        except ValidationError as exc:
+            # Re-raise with "config" in each location: otherwise an error inside the config
+            # reads as if it were about the step itself (e.g. "unknown field 'colour'").
+            details: list[InitErrorDetails] = [
+                {
+                    "type": err["type"],
+                    "loc": ("config", *err["loc"]),
+                    "input": err["input"],
+                    "ctx": err.get("ctx", {}),
+                }
+                for err in exc.errors()
+            ]
+            raise ValidationError.from_exception_data(exc.title, details) from None
         return out
 
     @property

@@ -73,6 +73,8 @@ def _parse_text(text: str) -> int:
     if s[0] in "+-":
         sign = -1 if s[0] == "-" else 1
         s = s[1:]
+        if not s:  # a lone sign would otherwise parse as 0
+            raise DurationError(f"invalid duration {text!r}: a sign needs a number and a unit")
     pos = 0
     total = 0.0
     exact = 0
@@ -94,6 +96,8 @@ def _parse_text(text: str) -> int:
 
 def format_duration(ns: int) -> str:
     """Format nanoseconds as a compact Go-style string that ``parse_duration`` reads back."""
+    if ns < 0:
+        raise DurationError(f"duration {ns} is negative")
     if ns == 0:
         return "0s"
     out: list[str] = []

@@ -39,6 +39,8 @@ class ItemState(BaseModel):
     output: Any = None
     error: StepError | None = None
     waiting: Waiting | None = None
+    # When the worker reported the current attempt started (the step-timeout backstop's clock).
+    attempt_started_at: datetime | None = None
 
 
 class StepState(BaseModel):
@@ -46,7 +48,9 @@ class StepState(BaseModel):
 
     status: StepStatus = "pending"
     attempts: int = 0  # attempts dispatched so far (1-based once dispatched)
-    iteration: int = 0  # agent loop iteration (0-based)
+    # agent loop: iteration (0-based); handler step: how many times it ran before this use
+    # (a shared on_failure/compensate handler may run once per step it serves)
+    iteration: int = 0
     input: Any = None
     output: Any = None
     error: StepError | None = None
@@ -54,6 +58,9 @@ class StepState(BaseModel):
     started_at: datetime | None = None  # first dispatch (agent loop: max_duration clock)
     finished_at: datetime | None = None
     items: list[ItemState] | None = None  # map instances
+    items_done: int = 0  # map instances completed (kept so fan-in is O(1), not O(items))
+    # When the worker reported the current attempt started (the step-timeout backstop's clock).
+    attempt_started_at: datetime | None = None
     child_run_id: str | None = None
     # handler steps (on_failure / compensate): which step they serve
     handling: str | None = None
@@ -91,6 +98,9 @@ class RunState(BaseModel):
     finished_at: datetime | None = None
     last_seq: int = 0  # stream sequence of the last applied event
     parent: ParentRef | None = None
+    # Sub-workflow nesting depth (0 = a top-level run); kept for detached children too,
+    # which have no parent to report to but still count towards MAX_SUB_WORKFLOW_DEPTH.
+    depth: int = 0
     idempotency_key: str | None = None
     # step ids in the order they completed (compensation runs the reverse)
     completion_order: list[str] = Field(default_factory=list)

@@ -147,7 +147,7 @@ class Correlator:
             stream=wire.EVENT_STREAM,
             config=ConsumerConfig(
                 deliver_policy=DeliverPolicy.BY_START_TIME,
-                opt_start_time=start.isoformat().replace("+00:00", "Z"),
+                opt_start_time=start,
                 ack_policy=AckPolicy.NONE,
                 inactive_threshold=10.0,
             ),

@@ -5,20 +5,26 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar, cast
 
 import pytest
 
 from dagnats.server.nats_server import EmbeddedNats
 from dagnats.testing.env import DagnatsEnv
 
+F = TypeVar("F", bound=Callable[..., Any])
+
 try:  # pytest-asyncio in strict mode needs its own decorator; anyio's plugin takes plain ones
     import pytest_asyncio
 
-    _fixture: Any = pytest_asyncio.fixture
+    _deco: Any = pytest_asyncio.fixture
 except ImportError:  # pragma: no cover - depends on the user's test stack
-    _fixture = pytest.fixture
+    _deco = pytest.fixture
+
+
+def _fixture(fn: F) -> F:
+    return cast(F, _deco(fn))
 
 
 @_fixture

@@ -1,0 +1,74 @@
+"""The ``dagnats`` command: one typer app with a sub-app per noun."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from dagnats import __version__
+from dagnats.cli import control, dlq, runs, server, workflows
+from dagnats.cli.common import EXIT_INTERRUPTED, one_line
+
+app = typer.Typer(
+    name="dagnats",
+    help="dagnats: a DAG workflow engine whose only infrastructure is NATS JetStream.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"dagnats {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Run `dagnats serve`, then register workflows, run workers and start runs."""
+
+
+app.command("serve")(server.serve_cmd)
+app.command("engine")(server.engine_cmd)
+app.command("api")(server.api_cmd)
+app.command("worker")(server.worker_cmd)
+app.command("status")(control.status)
+app.command("workers")(control.workers)
+app.add_typer(workflows.app, name="workflow")
+app.add_typer(runs.app, name="run")
+app.add_typer(control.event_app, name="event")
+app.command("approve")(control.approve)
+app.command("reject")(control.reject)
+app.add_typer(dlq.app, name="dlq")
+
+
+def main() -> None:
+    """Console-script entry point (``dagnats = dagnats.cli:main``).
+
+    Usage errors are reported like every other error: one line on stderr, exit status 2.
+    """
+    try:
+        result = app(prog_name="dagnats", standalone_mode=False)
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("error: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except typer.TyperException as exc:
+        show = getattr(exc, "show", None)
+        if type(exc).__name__ == "NoArgsIsHelpError" and callable(show):
+            show()  # a group called without a command: its help
+            sys.exit(exc.exit_code)
+        ctx = getattr(exc, "ctx", None)
+        path = getattr(ctx, "command_path", None)
+        hint = f" (see '{path} --help')" if path else ""
+        typer.echo(f"error: {one_line(exc.format_message())}{hint}", err=True)
+        sys.exit(exc.exit_code)
+    sys.exit(result if isinstance(result, int) else 0)

@@ -1,0 +1,180 @@
+"""What every command shares: options, connecting, running a coroutine, errors, arguments.
+
+Errors reach the user as one line on stderr (``error: ...``) and an exit code: 1 for a
+dagnats or connection error, 2 for a usage error, 130 for Ctrl-C. Set ``DAGNATS_DEBUG=1`` to
+get the full traceback instead (for reporting a bug in dagnats itself).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager, suppress
+from typing import Annotated, Any, NoReturn
+
+import nats
+import typer
+from nats.aio.client import Client as NatsClient
+
+from dagnats.client import Client
+from dagnats.client.client import DEFAULT_URL
+from dagnats.errors import DagnatsError
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+CONNECT_TIMEOUT_S = 3.0
+API_TIMEOUT_S = 10.0
+# Fail fast when NATS is not there at all; once connected, ride out a restart of the server.
+FIRST_CONNECT_ATTEMPTS = 1
+RECONNECT_ATTEMPTS = 60
+RECONNECT_WAIT_S = 0.5
+
+NatsUrlOpt = Annotated[
+    str,
+    typer.Option(
+        "--nats-url",
+        envvar="DAGNATS_NATS_URL",
+        help="NATS server to talk to.",
+        show_envvar=True,
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of text.")]
+DEFAULT_NATS_URL = DEFAULT_URL
+
+
+class CliError(Exception):
+    """An error to show the user as one line; ``code`` is the exit status."""
+
+    def __init__(self, message: str, code: int = EXIT_ERROR) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def one_line(message: str) -> str:
+    parts = [p.strip() for p in message.strip().splitlines() if p.strip()]
+    return "; ".join(parts)
+
+
+def describe(exc: BaseException) -> str:
+    """A short text for an exception whose ``str()`` may be empty."""
+    text = str(exc).strip()
+    if isinstance(exc, DagnatsError | CliError):
+        return text or type(exc).__name__
+    name = type(exc).__name__
+    return f"{name}: {text}" if text and not text.startswith("nats:") else text or name
+
+
+def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
+    typer.echo(f"error: {one_line(message)}", err=True)
+    raise typer.Exit(code)
+
+
+def execute(main: Callable[[], Coroutine[Any, Any, int | None]]) -> None:
+    """Run ``main()`` in a fresh event loop and turn its outcome into an exit status."""
+    if os.environ.get("DAGNATS_DEBUG"):
+        code = asyncio.run(main())
+        if code:
+            raise typer.Exit(code)
+        return
+    try:
+        code = asyncio.run(main())
+    except typer.Exit:
+        raise
+    except KeyboardInterrupt:
+        fail("interrupted", EXIT_INTERRUPTED)
+    except CliError as exc:
+        fail(str(exc), exc.code)
+    except DagnatsError as exc:
+        fail(describe(exc))
+    except Exception as exc:  # the last line of defence: never a traceback
+        fail(describe(exc))
+    if code:
+        raise typer.Exit(code)
+
+
+async def open_nats(url: str) -> NatsClient:
+    """Connect once, quickly, with a clear error; then reconnect patiently if it drops."""
+    seen: list[Exception] = []
+
+    async def on_error(exc: Exception) -> None:
+        seen.append(exc)
+
+    try:
+        nc = await nats.connect(
+            url,
+            connect_timeout=CONNECT_TIMEOUT_S,
+            max_reconnect_attempts=FIRST_CONNECT_ATTEMPTS,
+            reconnect_time_wait=RECONNECT_WAIT_S,
+            error_cb=on_error,
+        )
+    except Exception as exc:
+        cause = seen[-1] if seen else exc
+        raise CliError(f"cannot connect to NATS at {url}: {describe(cause)}") from exc
+    # nats-py reads this option on every (re)connect: after the first success, be patient.
+    nc.options["max_reconnect_attempts"] = RECONNECT_ATTEMPTS
+    return nc
+
+
+@asynccontextmanager
+async def connect(url: str, *, timeout_s: float = API_TIMEOUT_S) -> AsyncIterator[Client]:
+    """A ``Client`` on its own connection, closed on the way out."""
+    nc = await open_nats(url)
+    try:
+        yield Client(nc, timeout_s=timeout_s)
+    finally:
+        if not nc.is_closed:
+            with suppress(Exception):
+                await asyncio.wait_for(nc.close(), 5.0)
+
+
+def parse_value(text: str | None) -> Any:
+    """A command-line value: JSON if it parses (``'"World"'``, ``'{"a":1}'``, ``42``),
+    otherwise the text itself as a string (``World``). ``None`` stays ``None``."""
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+class _QuietNatsErrors(logging.Filter):
+    """nats-py logs connection errors with a traceback; keep only the message."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("nats") and record.exc_info:
+            exc = record.exc_info[1]
+            if exc is not None:
+                record.msg = f"{record.getMessage()}: {describe(exc)}"
+                record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def setup_logging(level: str) -> None:
+    """The CLI's one log handler (library code installs none)."""
+    name = level.lower()
+    if name not in LOG_LEVELS:
+        raise typer.BadParameter(
+            f"expected one of {', '.join(LOG_LEVELS)}", param_hint="--log-level"
+        )
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
+    )
+    if name != "debug":
+        handler.addFilter(_QuietNatsErrors())
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    root.addHandler(handler)
+    root.setLevel(name.upper())

@@ -1,0 +1,202 @@
+"""``dagnats status``, ``workers``, ``event publish``, ``approve`` and ``reject``."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NoKeysError
+
+from dagnats.cli.common import (
+    DEFAULT_NATS_URL,
+    CliError,
+    JsonOpt,
+    NatsUrlOpt,
+    connect,
+    describe,
+    execute,
+    parse_value,
+)
+from dagnats.cli.output import emit_json, table
+from dagnats.client import Client
+from dagnats.dag import wire
+from dagnats.errors import ApiError
+
+MAX_WORKERS = 1000
+RUN_COUNT_LIMIT = 1000
+
+event_app = typer.Typer(help="Publish external events.", no_args_is_help=True)
+
+
+def _server_version(client: Client) -> str:
+    v = client.nc.connected_server_version
+    try:
+        text = f"{v.major}.{v.minor}.{v.patch}"
+        return f"{text}-{v.prerelease}" if v.prerelease else text
+    except (ValueError, TypeError):
+        return "unknown"
+
+
+async def _jetstream_ok(client: Client) -> tuple[bool, str | None]:
+    try:
+        await client.js.account_info()
+    except Exception as exc:
+        return False, describe(exc)
+    return True, None
+
+
+def status(nats_url: NatsUrlOpt = DEFAULT_NATS_URL, json_out: JsonOpt = False) -> None:
+    """Check NATS, JetStream and the dagnats API; count workflows and runs."""
+
+    async def main() -> int:
+        doc: dict[str, Any] = {"nats_url": nats_url}
+        async with connect(nats_url) as client:
+            doc["server_version"] = _server_version(client)
+            doc["jetstream"], js_error = await _jetstream_ok(client)
+            try:
+                doc["workflows"] = len(await client.list_workflows())
+                runs = await client.list_runs(limit=RUN_COUNT_LIMIT)
+                doc["runs"] = len(runs)
+                doc["runs_capped"] = len(runs) >= RUN_COUNT_LIMIT
+                doc["api"], api_error = True, None
+            except ApiError as exc:
+                doc["api"], api_error = False, str(exc)
+        healthy = bool(doc["jetstream"] and doc["api"])
+        if json_out:
+            emit_json(doc | {"ok": healthy})
+            return 0 if healthy else 1
+        typer.echo(f"NATS:       {nats_url} (nats-server {doc['server_version']})")
+        typer.echo(f"JetStream:  {'ok' if doc['jetstream'] else f'unavailable: {js_error}'}")
+        typer.echo(f"API:        {'ok' if doc['api'] else f'unavailable: {api_error}'}")
+        if doc["api"]:
+            capped = "+" if doc["runs_capped"] else ""
+            typer.echo(f"Workflows:  {doc['workflows']}")
+            typer.echo(f"Runs:       {doc['runs']}{capped}")
+        return 0 if healthy else 1
+
+    execute(main)
+
+
+def workers(nats_url: NatsUrlOpt = DEFAULT_NATS_URL, json_out: JsonOpt = False) -> None:
+    """List live workers (their heartbeats in the `workers` bucket, 60 s TTL)."""
+
+    async def main() -> None:
+        async with connect(nats_url) as client:
+            rows = await _read_workers(client)
+        if json_out:
+            emit_json(rows)
+        elif not rows:
+            typer.echo("No workers.")
+        else:
+            table(
+                ["ID", "NAME", "TASKS", "GROUPS", "HOST", "PID", "INFLIGHT"],
+                [
+                    [
+                        w.get("id"),
+                        w.get("name"),
+                        ",".join(map(str, w.get("tasks") or [])),
+                        ",".join(map(str, w.get("groups") or [])) or "-",
+                        w.get("host"),
+                        w.get("pid"),
+                        w.get("inflight"),
+                    ]
+                    for w in rows
+                ],
+            )
+
+    execute(main)
+
+
+async def _read_workers(client: Client) -> list[dict[str, Any]]:
+    try:
+        kv = await client.js.key_value(wire.KV_WORKERS)
+    except BucketNotFoundError as exc:
+        raise CliError(
+            f"no '{wire.KV_WORKERS}' bucket on this NATS (has `dagnats serve` run against it?)"
+        ) from exc
+    try:
+        keys = sorted(await kv.keys())
+    except NoKeysError:
+        return []
+    out: list[dict[str, Any]] = []
+    for key in keys[:MAX_WORKERS]:
+        try:
+            entry = await kv.get(key)
+        except KeyNotFoundError:
+            continue  # expired between the listing and the read
+        if not entry.value:
+            continue
+        try:
+            value = json.loads(entry.value)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            out.append({"id": key} | value)
+    return out
+
+
+@event_app.command("publish")
+def publish(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Event name, e.g. payment.received.")],
+    data: Annotated[
+        str | None, typer.Argument(metavar="DATA", help="JSON, or text taken as a string.")
+    ] = None,
+    nats_url: NatsUrlOpt = DEFAULT_NATS_URL,
+    json_out: JsonOpt = False,
+) -> None:
+    """Publish an external event (wakes wait_for_event steps, cancel_on, triggers)."""
+    value = parse_value(data)
+
+    async def main() -> None:
+        async with connect(nats_url) as client:
+            seq = await client.publish_event(name, value)
+        if json_out:
+            emit_json({"event": name, "seq": seq})
+        else:
+            typer.echo(f"Published event {name} (seq {seq})")
+
+    execute(main)
+
+
+def approve(
+    token: Annotated[str, typer.Argument(metavar="TOKEN", help="The token of the approval step.")],
+    data: Annotated[
+        str | None, typer.Argument(metavar="DATA", help="JSON, or text taken as a string.")
+    ] = None,
+    nats_url: NatsUrlOpt = DEFAULT_NATS_URL,
+    json_out: JsonOpt = False,
+) -> None:
+    """Approve a waiting approval step (each token works once)."""
+    value = parse_value(data)
+
+    async def main() -> None:
+        async with connect(nats_url) as client:
+            await client.approve(token, value)
+        if json_out:
+            emit_json({"approved": True})
+        else:
+            typer.echo("Approved")
+
+    execute(main)
+
+
+def reject(
+    token: Annotated[str, typer.Argument(metavar="TOKEN", help="The token of the approval step.")],
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why, recorded in the run.")
+    ] = None,
+    nats_url: NatsUrlOpt = DEFAULT_NATS_URL,
+    json_out: JsonOpt = False,
+) -> None:
+    """Reject a waiting approval step (each token works once)."""
+
+    async def main() -> None:
+        async with connect(nats_url) as client:
+            await client.reject(token, reason)
+        if json_out:
+            emit_json({"rejected": True})
+        else:
+            typer.echo("Rejected")
+
+    execute(main)

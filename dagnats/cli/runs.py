@@ -1,0 +1,306 @@
+"""``dagnats run start|status|events|output|list|cancel|signal|delete``."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from dagnats.cli.common import (
+    DEFAULT_NATS_URL,
+    CliError,
+    JsonOpt,
+    NatsUrlOpt,
+    connect,
+    execute,
+    parse_value,
+)
+from dagnats.cli.output import (
+    VALUE_LIMIT,
+    compact,
+    emit_json,
+    event_line,
+    fmt_time,
+    table,
+)
+from dagnats.cli.watch import start_and_watch
+from dagnats.dag.events import Event
+from dagnats.dag.state import RunState, StepState
+
+app = typer.Typer(help="Start, inspect and control runs.", no_args_is_help=True)
+
+RunIdArg = Annotated[str, typer.Argument(metavar="RUN_ID", help="The run's id.")]
+VALUE_HELP = "JSON ('\"World\"', '{\"a\": 1}', 42); text that is not JSON is taken as a string."
+
+
+class RunStatusChoice(StrEnum):
+    pending = "pending"
+    running = "running"
+    completed = "completed"
+    failed = "failed"
+    cancelled = "cancelled"
+    compensated = "compensated"
+
+
+@app.command("start")
+def start(
+    workflow: Annotated[
+        str, typer.Argument(metavar="WORKFLOW", help="Name of a registered workflow.")
+    ],
+    input_: Annotated[
+        str | None, typer.Argument(metavar="INPUT", help="The run's input: " + VALUE_HELP)
+    ] = None,
+    watch: Annotated[
+        bool, typer.Option("--watch", "-w", help="Follow the run; exit 1 unless it completes.")
+    ] = False,
+    idempotency_key: Annotated[
+        str | None,
+        typer.Option("--idempotency-key", help="Starts with the same key return the same run."),
+    ] = None,
+    run_id: Annotated[
+        str | None, typer.Option("--run-id", help="Choose the run id (1-128 of A-Za-z0-9_-).")
+    ] = None,
+    nats_url: NatsUrlOpt = DEFAULT_NATS_URL,
+    json_out: JsonOpt = False,
+) -> None:
+    """Start a run of WORKFLOW with INPUT (JSON, or a plain string)."""
+    run_input = parse_value(input_)
+
+    async def main() -> int:
+        async with connect(nats_url) as client:
+            if watch:
+                return await start_and_watch(
+                    client,
+                    workflow,
+                    run_input,
+                    idempotency_key=idempotency_key,
+                    run_id=run_id,
+                    json_out=json_out,
+                )
+            handle = await client.start(
+                workflow, run_input, idempotency_key=idempotency_key, run_id=run_id
+            )
+        if json_out:
+            emit_json(
+                {"run_id": handle.run_id, "workflow": workflow, "duplicate": handle.duplicate}
+            )
+        else:
+            again = " (an earlier start with this idempotency key)" if handle.duplicate else ""
+            typer.echo(f"Run {handle.run_id} started{again}")
+        return 0
+
+    execute(main)
+
+
+def _step_line(step_id: str, s: StepState) -> str:
+    line = f"  {step_id}: {s.status}"
+    if s.attempts > 1:
+        line += f" (attempt {s.attempts})"
+    if s.waiting:
+        line += f" (waiting: {s.waiting})"
+    if s.status == "completed" or (s.output is not None and s.status != "failed"):
+        line += f" {compact(s.output, VALUE_LIMIT)}"
+    elif s.error is not None:
+        line += f": {compact(s.error.message, VALUE_LIMIT).strip(chr(34))}"
+    if s.items:
+        done = sum(1 for i in s.items if i.status == "completed")
+        line += f" [{done}/{len(s.items)} items done]"
+    return line
+
+
+def print_state(state: RunState) -> None:
+    typer.echo(f"Run: {state.run_id}")
+    typer.echo(
+        f"Workflow: {state.workflow}" + (f" (revision {state.revision})" if state.revision else "")
+    )
+    typer.echo(f"Status: {state.status}")
+    if state.error is not None:
+        where = f" (step {state.error.step_id})" if state.error.step_id else ""
+        typer.echo(f"Error: {state.error.message}{where}")
+    typer.echo(f"Started: {fmt_time(state.created_at)}")
+    if state.finished_at is not None:
+        typer.echo(f"Finished: {fmt_time(state.finished_at)}")
+    typer.echo("Steps:")
+    for step_id, s in state.steps.items():
+        typer.echo(_step_line(step_id, s))
+
+
+@app.command("status")
+def status(
+    run_id: RunIdArg, nats_url: NatsUrlOpt = DEFAULT_NATS_URL, json_out: JsonOpt = False
+) -> None:
+    """Show a run's status and each step's status and output."""
+
+    async def main() -> None:
+        async with connect(nats_url) as client:
+            state = await client.get_run(run_id)
+        if json_out:
+            emit_json(state.model_dump(mode="json", exclude_none=True))
+        else:
+            print_state(state)
+
+    execute(main)
+
+
+@app.command("events")
+def events(
+    run_id: RunIdArg,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing until the run ends.")
+    ] = False,
+    nats_url: NatsUrlOpt = DEFAULT_NATS_URL,
+    json_out: JsonOpt = False,
+) -> None:
+    """Print a run's history, one event per line: time (UTC), type, step, attempt, data."""
+
+    async def main() -> None:
+        history: list[Event] = []
+        async with connect(nats_url) as client:
+            if follow:
+                await client.get_run(run_id)  # a clear error for an unknown id
+                async for e in client.run(run_id).events(follow=True):
+                    history.append(e)
+                    if not json_out:
+                        typer.echo(event_line(e))
+            else:
+                raw = await client.call("run.events", {"run_id": run_id})
+                history = [Event.model_validate(r) for r in raw]  # "seq" included
+                if not json_out:
+                    for e in history:
+                        typer.echo(event_line(e))
+        if json_out:
+            emit_json(
+                [e.model_dump(mode="json", exclude_none=True) | {"seq": e.seq} for e in history]
+            )
+
+    execute(main)
+
+
+@app.command("output")
+def output(run_id: RunIdArg, nats_url: NatsUrlOpt = DEFAULT_NATS_URL) -> None:
+    """Print a completed run's output as JSON (exit 1 if it has not completed)."""
+
+    async def main() -> None:
+        async with connect(nats_url) as client:
+            state = await client.get_run(run_id)
+        if state.status != "completed":
+            detail = ""
+            if state.error is not None:
+                where = f" at step '{state.error.step_id}'" if state.error.step_id else ""
+                detail = f"{where}: {state.error.message}"
+            elif not state.terminal:
+                detail = " (no output yet)"
+            raise CliError(f"run '{run_id}' is {state.status}{detail}")
+        emit_json(state.output)
+
+    execute(main)
+
+
+@app.command("list")
+def list_(
+    workflow: Annotated[str | None, typer.Option("--workflow", help="Only this workflow.")] = None,
+    status_: Annotated[
+        RunStatusChoice | None, typer.Option("--status", help="Only runs in this status.")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="At most N runs.")] = 50,
+    nats_url: NatsUrlOpt = DEFAULT_NATS_URL,
+    json_out: JsonOpt = False,
+) -> None:
+    """List runs, newest first."""
+
+    async def main() -> None:
+        async with connect(nats_url) as client:
+            rows = await client.list_runs(
+                workflow=workflow, status=status_.value if status_ else None, limit=limit
+            )
+        if json_out:
+            emit_json([asdict(r) for r in rows])
+        elif not rows:
+            typer.echo("No runs.")
+        else:
+            table(
+                ["RUN ID", "WORKFLOW", "STATUS", "CREATED (UTC)", "FINISHED (UTC)"],
+                [
+                    [
+                        r.run_id,
+                        r.workflow,
+                        r.status,
+                        fmt_time(r.created_at),
+                        fmt_time(r.finished_at),
+                    ]
+                    for r in rows
+                ],
+            )
+
+    execute(main)
+
+
+@app.command("cancel")
+def cancel(
+    run_id: RunIdArg,
+    reason: Annotated[str | None, typer.Option("--reason", help="Recorded in the run.")] = None,
+    nats_url: NatsUrlOpt = DEFAULT_NATS_URL,
+    json_out: JsonOpt = False,
+) -> None:
+    """Ask the engine to cancel a run (a no-op for a run that already ended)."""
+
+    async def main() -> None:
+        async with connect(nats_url) as client:
+            cancelled = await client.cancel(run_id, reason)
+            ended = None if cancelled else (await client.get_run(run_id)).status
+        if json_out:
+            emit_json({"run_id": run_id, "cancelled": cancelled, "status": ended})
+        elif cancelled:
+            typer.echo(f"Run {run_id} cancel requested")
+        else:
+            typer.echo(f"Run {run_id} already ended ({ended}); nothing to cancel")
+
+    execute(main)
+
+
+@app.command("signal")
+def signal(
+    run_id: RunIdArg,
+    name: Annotated[
+        str, typer.Argument(metavar="NAME", help="Signal name, as in ctx.wait_for_signal(NAME).")
+    ],
+    data: Annotated[str | None, typer.Argument(metavar="DATA", help=VALUE_HELP)] = None,
+    nats_url: NatsUrlOpt = DEFAULT_NATS_URL,
+    json_out: JsonOpt = False,
+) -> None:
+    """Send a signal (with DATA) to a run."""
+    value = parse_value(data)
+
+    async def main() -> None:
+        async with connect(nats_url) as client:
+            await client.send_signal(run_id, name, value)
+        if json_out:
+            emit_json({"run_id": run_id, "signal": name, "sent": True})
+        else:
+            typer.echo(f"Signal {name} sent to run {run_id}")
+
+    execute(main)
+
+
+@app.command("delete")
+def delete(
+    run_id: RunIdArg,
+    force: Annotated[
+        bool, typer.Option("--force", help="Delete even if the run has not ended.")
+    ] = False,
+    nats_url: NatsUrlOpt = DEFAULT_NATS_URL,
+    json_out: JsonOpt = False,
+) -> None:
+    """Delete a run's snapshot and history."""
+
+    async def main() -> None:
+        async with connect(nats_url) as client:
+            await client.delete_run(run_id, force=force)
+        if json_out:
+            emit_json({"deleted": run_id})
+        else:
+            typer.echo(f"Deleted run {run_id}")
+
+    execute(main)

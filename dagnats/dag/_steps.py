@@ -1,0 +1,501 @@
+"""Starting and finishing steps of every type, readiness, and slot filling."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from dagnats.dag import _failure
+from dagnats.dag._run import Ctx, first_undispatched, ns_delta
+from dagnats.dag.actions import (
+    DispatchTask,
+    RegisterWaiter,
+    RequestApproval,
+    Respond,
+    StartChildRun,
+)
+from dagnats.dag.conditions import ConditionError, evaluate_condition
+from dagnats.dag.definition import (
+    MAX_SLEEP_NS,
+    MAX_SUB_WORKFLOW_DEPTH,
+    AgentLoopConfig,
+    ApprovalConfig,
+    MapConfig,
+    RespondConfig,
+    SleepConfig,
+    SubWorkflowConfig,
+    WaitForEventConfig,
+)
+from dagnats.dag.duration import SECOND, format_duration
+from dagnats.dag.events import (
+    STEP_CHILD_STARTED,
+    STEP_MAP_COMPLETED,
+    STEP_MAP_STARTED,
+    STEP_SKIPPED,
+    STEP_SLEEP_COMPLETED,
+    STEP_SLEEP_STARTED,
+    STEP_WAIT_STARTED,
+)
+from dagnats.dag.inputs import (
+    InputError,
+    condition_scope,
+    json_type,
+    resolve_match,
+    resolve_step_input,
+    resolve_until,
+)
+from dagnats.dag.state import ItemState, StepError, StepState
+from dagnats.dag.validate import step_config
+
+BACKSTOP_GRACE_NS = 5 * SECOND
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def backstop_ns(timeout_ns: int) -> int:
+    """How long after an attempt starts the engine gives up on a silent worker.
+
+    The worker enforces the real deadline; this catches a worker that died without a word.
+    Half the timeout again plus a grace period leaves room for the worker's own cancel and
+    its result to travel, so the backstop never races a worker that is merely on time.
+    """
+    return timeout_ns + timeout_ns // 2 + BACKSTOP_GRACE_NS
+
+
+def satisfied(st: StepState) -> bool:
+    """A dependency lets its dependents start: done, skipped, or recovered by its handler."""
+    if st.status in ("completed", "skipped"):
+        return True
+    return st.status == "recovered" and st.waiting != "handler"
+
+
+def unbegun(st: StepState) -> bool:
+    """Never started (a begun step that is pending always says what it waits for)."""
+    return st.status == "pending" and st.waiting is None
+
+
+def non_retryable(sid: str, message: str, type_: str) -> StepError:
+    return StepError(message=message, type=type_, retryable=False, step_id=sid)
+
+
+# --- readiness ---------------------------------------------------------------------------
+
+
+def settle(ctx: Ctx) -> None:
+    """Start what became ready, give freed slots away, and finish the run if it is done."""
+    while ctx.finished and ctx.run.status == "running":
+        sid = ctx.finished.popleft()
+        st = ctx.st(sid)
+        if st.handling is not None and sid in ctx.g.handlers:
+            _failure.handler_done(ctx, sid)
+            continue
+        if ctx.run.compensating is not None:
+            continue  # the run is being undone: nothing new starts
+        for dep in ctx.g.dependents[sid]:
+            if ctx.run.status != "running" or ctx.run.compensating is not None:
+                break  # starting an earlier dependent failed the run
+            dst = ctx.st(dep)
+            if unbegun(dst) and dep not in ctx.g.handlers and _deps_done(ctx, dep):
+                begin(ctx, dep, resolve_step_input(ctx.g.steps[dep], ctx.run))
+    if ctx.run.status != "running":
+        return
+    if ctx.freed and ctx.max_steps is not None:
+        fill_slots(ctx)
+    if ctx.finished_any and ctx.run.compensating is None:
+        _failure.complete_run_if_done(ctx)
+
+
+def _deps_done(ctx: Ctx, sid: str) -> bool:
+    return all(satisfied(ctx.st(d)) for d in ctx.g.steps[sid].depends_on)
+
+
+def fill_slots(ctx: Ctx) -> None:
+    """Dispatch slot-waiting work in topological order while ``max_steps`` allows."""
+    for sid in ctx.g.order:
+        if not ctx.slot_free():
+            return
+        st = ctx.st(sid)
+        if st.status == "pending" and st.waiting == "slot":
+            dispatch(ctx, sid)
+        elif st.status == "running" and st.items is not None:
+            fill_map(ctx, sid)
+
+
+# --- beginning a step --------------------------------------------------------------------
+
+
+def begin(ctx: Ctx, sid: str, step_input: Any) -> None:
+    """The step's dependencies are satisfied (or its owner needs it): start it."""
+    step = ctx.g.steps[sid]
+    st = ctx.mut(sid)
+    st.input = step_input
+    if step.skip_if is not None:
+        try:
+            skip = evaluate_condition(step.skip_if, condition_scope(step_input, ctx.run))
+        except (ConditionError, TypeError, ValueError, RecursionError) as exc:
+            err = non_retryable(
+                sid, f"skip_if of step {sid!r} could not be evaluated: {exc}", "ConditionError"
+            )
+            _failure.fail_for_good(ctx, sid, err, dead_letter=False)
+            return
+        if skip:
+            st.status = "skipped"
+            st.finished_at = ctx.now
+            ctx.record(STEP_SKIPPED, {"skip_if": step.skip_if}, sid=sid, iteration=st.iteration)
+            ctx.finished_step(sid)
+            return
+    st.started_at = ctx.now
+    kind = step.type
+    if kind in ("normal", "agent_loop"):
+        dispatch(ctx, sid)
+    elif kind == "map":
+        _start_map(ctx, sid)
+    elif kind == "sleep":
+        _start_sleep(ctx, sid)
+    elif kind == "wait_for_event":
+        _start_wait(ctx, sid)
+    elif kind == "approval":
+        _start_approval(ctx, sid)
+    elif kind == "sub_workflow":
+        start_child(ctx, sid)
+    else:  # respond
+        cfg = step_config(step)
+        status = cfg.status if isinstance(cfg, RespondConfig) else 200
+        st.attempts = 1
+        ctx.emit(Respond(run_id=ctx.run_id, step_id=sid, status=status, data=step_input))
+        complete_step(ctx, sid, step_input)
+
+
+def dispatch(ctx: Ctx, sid: str) -> None:
+    """Send the next attempt of a normal / agent_loop step, or wait for a slot."""
+    if not ctx.slot_free():
+        st = ctx.mut(sid)
+        st.status = "pending"
+        st.waiting = "slot"
+        return
+    ctx.take_slot()
+    st = ctx.mut(sid)
+    st.attempts += 1
+    st.status = "queued"
+    st.waiting = None
+    st.attempt_started_at = None
+    if st.started_at is None:
+        st.started_at = ctx.now
+    _send(ctx, sid, st.input, st.attempts, st.iteration, None, st.handling)
+
+
+def _send(
+    ctx: Ctx,
+    sid: str,
+    task_input: Any,
+    attempt: int,
+    iteration: int,
+    item: int | None,
+    handling: str | None,
+) -> None:
+    step = ctx.g.steps[sid]
+    key = ctx.attempt_key(sid, attempt, iteration, item)
+    idem = f"{ctx.run_id}.{sid}"
+    if item is not None:
+        idem = f"{idem}.{item}"
+    elif handling is not None:
+        # A shared handler runs once per step it serves; each use gets its own key.
+        idem = f"{idem}.{handling}"
+    rate = step.rate_limit
+    ctx.emit(
+        DispatchTask(
+            run_id=ctx.run_id,
+            workflow=ctx.run.workflow,
+            step_id=sid,
+            task=step.task_name,
+            input=task_input,
+            attempt=attempt,
+            iteration=iteration,
+            item=item,
+            timeout_ns=step.timeout,
+            worker_group=step.worker_group,
+            dedup_id=key,
+            idempotency_key=idem,
+            rate_limit=(rate.limit, rate.period) if rate is not None else None,
+            max_task_concurrency=step.max_task_concurrency,
+        )
+    )
+
+
+def arm_backstop(ctx: Ctx, sid: str, attempt: int, iteration: int, item: int | None) -> None:
+    """The engine's deadline for an attempt a worker just started (steps with a timeout).
+
+    Armed when the worker reports ``step.started``, not at dispatch: time spent waiting in
+    the queue is not handler time, and counting it would fail healthy tasks in a backlog
+    (and retry them into the same backlog).
+    """
+    timeout = ctx.g.steps[sid].timeout
+    if timeout is None:
+        return
+    data: dict[str, Any] = {"attempt": attempt, "iteration": iteration}
+    if item is not None:
+        data["item"] = item
+    fire_at = ctx.now + ns_delta(backstop_ns(timeout))
+    key = f"{ctx.attempt_key(sid, attempt, iteration, item)}.step_timeout"
+    ctx.timer("step_timeout", fire_at, data, sid=sid, key=key)
+
+
+def dispatch_held(ctx: Ctx, sid: str) -> None:
+    """Dispatch the next attempt or iteration of a step that already holds a slot."""
+    st = ctx.mut(sid)
+    st.status = "pending"
+    st.waiting = None
+    ctx.release_slot()  # its own slot is given straight back to it by ``dispatch``
+    dispatch(ctx, sid)
+
+
+def redispatch(ctx: Ctx, sid: str, item: int | None) -> None:
+    """Send the attempt a retry was waiting for."""
+    if item is not None:
+        dispatch_item(ctx, sid, item)
+    elif ctx.g.steps[sid].type == "sub_workflow":
+        start_child(ctx, sid)
+    else:
+        dispatch_held(ctx, sid)
+
+
+# --- map ---------------------------------------------------------------------------------
+
+
+def _start_map(ctx: Ctx, sid: str) -> None:
+    step = ctx.g.steps[sid]
+    st = ctx.st(sid)
+    items = st.input
+    cfg = step_config(step)
+    max_items = cfg.max_items if isinstance(cfg, MapConfig) else MapConfig().max_items
+    if not isinstance(items, list):
+        msg = f"map step {sid!r} expects an array input, got {json_type(items)}"
+        _failure.fail_for_good(ctx, sid, non_retryable(sid, msg, "InvalidInput"), dead_letter=False)
+        return
+    if len(items) > max_items:
+        msg = f"map step {sid!r} got {len(items)} items, more than its max_items ({max_items})"
+        _failure.fail_for_good(ctx, sid, non_retryable(sid, msg, "TooManyItems"), dead_letter=False)
+        return
+    st = ctx.mut(sid)
+    st.status = "running"
+    st.attempts = 1
+    st.items_done = 0
+    ctx.set_items(sid, [ItemState() for _ in items])
+    ctx.record(STEP_MAP_STARTED, {"items": len(items)}, sid=sid, attempt=1)
+    if not items:
+        ctx.record(STEP_MAP_COMPLETED, {"items": 0}, sid=sid, attempt=1)
+        complete_step(ctx, sid, [])
+        return
+    fill_map(ctx, sid)
+
+
+def fill_map(ctx: Ctx, sid: str) -> None:
+    """Dispatch never-sent instances in index order, within the step's and the run's limits."""
+    st = ctx.st(sid)
+    items = st.items
+    if items is None or st.status != "running":
+        return
+    cfg = step_config(ctx.g.steps[sid])
+    limit = cfg.concurrency if isinstance(cfg, MapConfig) else None
+    nxt = first_undispatched(items)
+    inflight = nxt - st.items_done
+    while nxt < len(items):
+        if limit is not None and inflight >= limit:
+            return
+        if not ctx.slot_free():
+            return
+        dispatch_item(ctx, sid, nxt)
+        nxt += 1
+        inflight += 1
+
+
+def dispatch_item(ctx: Ctx, sid: str, index: int) -> None:
+    st = ctx.st(sid)
+    assert st.items is not None and isinstance(st.input, list)
+    it = ctx.mut_item(sid, index)
+    if it.attempts == 0:
+        ctx.take_slot()  # a first dispatch takes a slot; a retry keeps the one it holds
+    it.attempts += 1
+    it.status = "queued"
+    it.waiting = None
+    it.attempt_started_at = None
+    _send(ctx, sid, st.input[index], it.attempts, 0, index, None)
+
+
+def complete_item(ctx: Ctx, sid: str, index: int, output: Any) -> None:
+    it = ctx.mut_item(sid, index)
+    it.status = "completed"
+    it.output = output
+    it.waiting = None
+    it.error = None
+    st = ctx.mut(sid)
+    st.items_done += 1
+    ctx.release_slot()
+    assert st.items is not None
+    if st.items_done >= len(st.items):
+        ctx.record(STEP_MAP_COMPLETED, {"items": len(st.items)}, sid=sid, attempt=st.attempts)
+        complete_step(ctx, sid, [i.output for i in st.items])
+    else:
+        fill_map(ctx, sid)
+
+
+# --- waiting steps -----------------------------------------------------------------------
+
+
+def _start_sleep(ctx: Ctx, sid: str) -> None:
+    step = ctx.g.steps[sid]
+    cfg = step.config
+    st = ctx.mut(sid)
+    st.attempts = 1
+    if isinstance(cfg, SleepConfig) and cfg.until is not None:
+        try:
+            wake = resolve_until(sid, cfg.until, st.input, ctx.run)
+        except InputError as exc:
+            _failure.fail_for_good(
+                ctx, sid, non_retryable(sid, str(exc), "InvalidInput"), dead_letter=False
+            )
+            return
+    else:
+        duration = cfg.duration if isinstance(cfg, SleepConfig) and cfg.duration else 0
+        wake = ctx.now + ns_delta(duration)
+    if wake - ctx.now > ns_delta(MAX_SLEEP_NS):
+        msg = (
+            f"sleep step {sid!r}: config 'until' is {wake.isoformat()}, more than 365 days "
+            "ahead (MAX_SLEEP)"
+        )
+        _failure.fail_for_good(ctx, sid, non_retryable(sid, msg, "InvalidInput"), dead_letter=False)
+        return
+    ctx.record(STEP_SLEEP_STARTED, {"until": wake.isoformat()}, sid=sid, attempt=1)
+    if wake <= ctx.now:
+        finish_sleep(ctx, sid)
+        return
+    st.status = "running"
+    st.waiting = "sleep"
+    ctx.timer(
+        "sleep", wake, {"attempt": 1}, sid=sid, key=f"{ctx.attempt_key(sid, 1, 0, None)}.sleep"
+    )
+
+
+def finish_sleep(ctx: Ctx, sid: str) -> None:
+    st = ctx.st(sid)
+    ctx.record(STEP_SLEEP_COMPLETED, None, sid=sid, attempt=st.attempts)
+    complete_step(ctx, sid, st.input)  # a sleep passes its input through
+
+
+def _start_wait(ctx: Ctx, sid: str) -> None:
+    cfg = ctx.g.steps[sid].config
+    assert isinstance(cfg, WaitForEventConfig)
+    st = ctx.mut(sid)
+    st.attempts = 1
+    try:
+        match = resolve_match(sid, cfg.match, st.input, ctx.run)
+    except InputError as exc:
+        _failure.fail_for_good(
+            ctx, sid, non_retryable(sid, str(exc), "InvalidInput"), dead_letter=False
+        )
+        return
+    st.status = "running"
+    st.waiting = "event"
+    ctx.emit(
+        RegisterWaiter(
+            run_id=ctx.run_id,
+            step_id=sid,
+            event=cfg.event,
+            match=match,
+            lookback_ns=cfg.lookback,
+            registered_at=ctx.now,
+        )
+    )
+    ctx.record(STEP_WAIT_STARTED, {"event": cfg.event, "match": match}, sid=sid, attempt=1)
+    if cfg.timeout is not None:
+        key = f"{ctx.attempt_key(sid, 1, 0, None)}.wait_timeout"
+        ctx.timer("wait_timeout", ctx.now + ns_delta(cfg.timeout), {"attempt": 1}, sid=sid, key=key)
+
+
+def _start_approval(ctx: Ctx, sid: str) -> None:
+    cfg = step_config(ctx.g.steps[sid])
+    timeout = cfg.timeout if isinstance(cfg, ApprovalConfig) else ApprovalConfig().timeout
+    message = cfg.message if isinstance(cfg, ApprovalConfig) else None
+    st = ctx.mut(sid)
+    st.attempts = 1
+    st.status = "running"
+    st.waiting = "approval"
+    expires = ctx.now + ns_delta(timeout)
+    ctx.emit(RequestApproval(run_id=ctx.run_id, step_id=sid, expires_at=expires, message=message))
+    key = f"{ctx.attempt_key(sid, 1, 0, None)}.approval_timeout"
+    ctx.timer("approval_timeout", expires, {"attempt": 1}, sid=sid, key=key)
+
+
+def approval_timeout_text(ctx: Ctx, sid: str) -> str:
+    cfg = step_config(ctx.g.steps[sid])
+    timeout = cfg.timeout if isinstance(cfg, ApprovalConfig) else ApprovalConfig().timeout
+    return format_duration(timeout)
+
+
+def child_run_id(run_id: str, sid: str, attempt: int) -> str:
+    """``<run>-<step>-<attempt>``, kept subject-safe whatever the parent's id holds."""
+    return _UNSAFE.sub("_", f"{run_id}-{sid}-{attempt}")
+
+
+def start_child(ctx: Ctx, sid: str) -> None:
+    cfg = ctx.g.steps[sid].config
+    assert isinstance(cfg, SubWorkflowConfig)
+    st = ctx.mut(sid)
+    st.attempts += 1
+    depth = ctx.run.depth + 1
+    if depth > MAX_SUB_WORKFLOW_DEPTH:
+        msg = (
+            f"sub_workflow step {sid!r}: nesting depth {depth} exceeds the limit of "
+            f"{MAX_SUB_WORKFLOW_DEPTH} (MAX_SUB_WORKFLOW_DEPTH)"
+        )
+        _failure.fail_for_good(
+            ctx, sid, non_retryable(sid, msg, "DepthExceeded"), dead_letter=False
+        )
+        return
+    cid = child_run_id(ctx.run_id, sid, st.attempts)
+    st.child_run_id = cid
+    st.status = "running"
+    st.waiting = "child"
+    ctx.emit(
+        StartChildRun(
+            run_id=ctx.run_id,
+            step_id=sid,
+            child_run_id=cid,
+            workflow=cfg.workflow,
+            revision=cfg.revision,
+            input=st.input,
+            detach=cfg.detach,
+            depth=depth,
+        )
+    )
+    ctx.record(
+        STEP_CHILD_STARTED,
+        {"child_run_id": cid, "workflow": cfg.workflow, "detach": cfg.detach},
+        sid=sid,
+        attempt=st.attempts,
+    )
+    if cfg.detach:
+        complete_step(ctx, sid, {"run_id": cid})
+
+
+# --- finishing ---------------------------------------------------------------------------
+
+
+def complete_step(ctx: Ctx, sid: str, output: Any) -> None:
+    st = ctx.mut(sid)
+    holds_slot = ctx.g.steps[sid].type in ("normal", "agent_loop")
+    st.status = "completed"
+    st.output = output
+    st.error = None
+    st.waiting = None
+    st.finished_at = ctx.now
+    st.attempt_started_at = None
+    if holds_slot:
+        ctx.release_slot()
+    ctx.run.completion_order = [*ctx.run.completion_order, sid]
+    ctx.finished_step(sid)
+
+
+def agent_loop_config(ctx: Ctx, sid: str) -> AgentLoopConfig:
+    cfg = ctx.g.steps[sid].config
+    assert isinstance(cfg, AgentLoopConfig)
+    return cfg

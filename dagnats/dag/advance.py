@@ -1,0 +1,443 @@
+"""``advance``: the pure heart of the engine. (definition, run state, event) -> (state, actions).
+
+Rules that hold for every event (the full semantics are in
+``docs/architecture/0003-advance-semantics.md``):
+
+- Pure: no I/O, no clock, no randomness. Time is the event's ``ts``; a run's clock never goes
+  backwards (``now = max(event.ts, run.updated_at)``), so a worker whose clock lags cannot
+  schedule a timer in the past. Arguments are never mutated.
+- Only *input* events (``events.INPUT_TYPES``) change a run. Records the engine wrote about
+  its own decisions, and unknown types, are no-ops, so replaying a history reproduces the
+  state without re-deciding anything.
+- A terminal run ignores every event and is returned as is (the same object).
+- Any other event sets ``last_seq = max(last_seq, event.seq)`` and ``updated_at``.
+- Worker results and timers name the attempt (and iteration / map item) they belong to; one
+  that does not match the current attempt is stale and changes nothing else, which makes
+  duplicates and late arrivals harmless.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import ValidationError
+
+from dagnats.dag import _failure, _steps
+from dagnats.dag._run import Ctx, aware, graph_of, ns_delta
+from dagnats.dag.actions import Action, RemoveWaiter
+from dagnats.dag.definition import WaitForEventConfig, WorkflowDef
+from dagnats.dag.duration import format_duration
+from dagnats.dag.events import (
+    CHILD_COMPLETED,
+    CHILD_FAILED,
+    STEP_APPROVED,
+    STEP_COMPLETED,
+    STEP_CONTINUE,
+    STEP_FAILED,
+    STEP_REJECTED,
+    STEP_STARTED,
+    STEP_WAIT_MATCHED,
+    STEP_WAIT_TIMEOUT,
+    TIMER_FIRED,
+    WORKER_LOST,
+    WORKFLOW_CANCEL_REQUESTED,
+    WORKFLOW_STARTED,
+    Event,
+)
+from dagnats.dag.retry import clamp_retry_after, retry_delay_ns
+from dagnats.dag.state import ItemState, ParentRef, RunState, StepError, StepState
+
+__all__ = ["advance", "initial_state", "retry_delay_ns"]
+
+
+def initial_state(defn: WorkflowDef, event: Event) -> RunState:
+    """The state of a run that ``workflow.started`` creates, before any step begins.
+
+    ``event.data``: ``{"input", "revision"?, "parent"?: {"run_id", "step_id", "depth"},
+    "depth"?, "idempotency_key"?}``. A detached child has no ``parent`` (nobody waits for
+    it) but still carries ``depth``, so nesting stays bounded.
+    """
+    data = _data(event)
+    parent: ParentRef | None = None
+    if isinstance(data.get("parent"), dict):
+        try:
+            parent = ParentRef.model_validate(data["parent"])
+        except ValidationError:
+            parent = None
+    depth = parent.depth if parent is not None else (_int(data.get("depth")) or 0)
+    key = data.get("idempotency_key")
+    ts = aware(event.ts)
+    return RunState(
+        run_id=event.run_id,
+        workflow=defn.name,
+        revision=_int(data.get("revision")),
+        status="running",
+        input=data.get("input"),
+        steps={s.id: StepState() for s in defn.steps},
+        created_at=ts,
+        updated_at=ts,
+        last_seq=event.seq,
+        parent=parent,
+        depth=max(0, depth),
+        idempotency_key=key if isinstance(key, str) else None,
+    )
+
+
+def advance(defn: WorkflowDef, run: RunState | None, event: Event) -> tuple[RunState, list[Action]]:
+    """Apply one history event to a run; return the new state and what the shell must do.
+
+    ``run`` is ``None`` only for a run's first event, which must be ``workflow.started``
+    (anything else raises ``ValueError``: there is no run to apply it to).
+    """
+    if run is None:
+        if event.type != WORKFLOW_STARTED:
+            raise ValueError(
+                f"run {event.run_id!r} has no state; its first event must be "
+                f"{WORKFLOW_STARTED!r}, got {event.type!r}"
+            )
+        ctx = Ctx(defn, graph_of(defn), initial_state(defn, event), event)
+        _start(ctx)
+    elif run.terminal:
+        return run, []
+    else:
+        ctx = Ctx(defn, graph_of(defn), run, event)
+        handler = _HANDLERS.get(event.type)
+        if handler is not None:
+            handler(ctx, event)
+    _steps.settle(ctx)
+    return ctx.run, ctx.actions
+
+
+# --- helpers -----------------------------------------------------------------------------
+
+
+def _data(event: Event) -> dict[str, Any]:
+    return event.data if isinstance(event.data, dict) else {}
+
+
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _step(ctx: Ctx, event: Event) -> tuple[str, StepState] | None:
+    sid = event.step_id
+    if sid is None or sid not in ctx.g.steps:
+        return None
+    return sid, ctx.st(sid)
+
+
+def _current_attempt(
+    ctx: Ctx, sid: str | None, attempt: int | None, iteration: int | None, item: int | None
+) -> tuple[str, int | None, StepState | ItemState] | None:
+    """The worker task an event or timer names, if it is the one in flight; else None."""
+    if sid is None or sid not in ctx.g.steps or not ctx.is_task(sid) or attempt is None:
+        return None
+    st = ctx.st(sid)
+    if ctx.g.steps[sid].type == "map":
+        if item is None or st.status != "running" or st.items is None:
+            return None
+        if not 0 <= item < len(st.items):
+            return None
+        it = st.items[item]
+        if it.status in ("queued", "running") and it.attempts == attempt:
+            return sid, item, it
+        return None
+    if (
+        st.status in ("queued", "running")
+        and st.attempts == attempt
+        and (iteration or 0) == st.iteration
+    ):
+        return sid, None, st
+    return None
+
+
+def _from_event(ctx: Ctx, event: Event) -> tuple[str, int | None, StepState | ItemState] | None:
+    return _current_attempt(ctx, event.step_id, event.attempt, event.iteration, event.item)
+
+
+def _step_error(sid: str, data: dict[str, Any], default_type: str) -> StepError:
+    message = data.get("error")
+    if not isinstance(message, str) or not message:
+        message = str(message) if message else "the task failed without a message"
+    err_type = data.get("error_type")
+    retryable = data.get("retryable", True)
+    return StepError(
+        message=message,
+        type=err_type if isinstance(err_type, str) and err_type else default_type,
+        retryable=retryable if isinstance(retryable, bool) else True,
+        step_id=sid,
+    )
+
+
+# --- start -------------------------------------------------------------------------------
+
+
+def _start(ctx: Ctx) -> None:
+    for sid in ctx.g.order:
+        step = ctx.g.steps[sid]
+        if step.depends_on or sid in ctx.g.handlers:
+            continue  # handlers never start on their own, even without dependencies
+        if ctx.run.status != "running" or ctx.run.compensating is not None:
+            return
+        _steps.begin(ctx, sid, ctx.run.input)
+    timeout = ctx.defn.timeout
+    if timeout is not None and ctx.run.status == "running":
+        ctx.timer("workflow_timeout", ctx.now + ns_delta(timeout), {})
+
+
+def _on_cancel(ctx: Ctx, event: Event) -> None:
+    reason = _data(event).get("reason")
+    _failure.cancel_run(ctx, reason if isinstance(reason, str) and reason else "by request")
+
+
+# --- worker events -----------------------------------------------------------------------
+
+
+def _on_step_started(ctx: Ctx, event: Event) -> None:
+    found = _from_event(ctx, event)
+    if found is None or found[2].status != "queued":
+        return
+    sid, item, _ = found
+    holder: StepState | ItemState = ctx.mut_item(sid, item) if item is not None else ctx.mut(sid)
+    holder.status = "running"
+    holder.attempt_started_at = ctx.now
+    iteration = ctx.st(sid).iteration if item is None else 0
+    _steps.arm_backstop(ctx, sid, holder.attempts, iteration, item)
+
+
+def _on_step_completed(ctx: Ctx, event: Event) -> None:
+    found = _from_event(ctx, event)
+    if found is None:
+        return
+    sid, item, _ = found
+    output = _data(event).get("output")
+    if item is not None:
+        _steps.complete_item(ctx, sid, item, output)
+    else:
+        _steps.complete_step(ctx, sid, output)
+
+
+def _on_step_failed(ctx: Ctx, event: Event) -> None:
+    found = _from_event(ctx, event)
+    if found is None:
+        return
+    sid, item, _ = found
+    data = _data(event)
+    default_type = "WorkerLost" if event.type == WORKER_LOST else "Error"
+    err = _step_error(sid, data, default_type)
+    if item is not None:
+        err = err.model_copy(update={"item": item})
+    retry_after = clamp_retry_after(data.get("retry_after_ns"))
+    _failure.attempt_failed(ctx, sid, item, err, retry_after)
+
+
+def _on_continue(ctx: Ctx, event: Event) -> None:
+    found = _from_event(ctx, event)
+    if found is None or found[1] is not None:
+        return
+    sid = found[0]
+    if ctx.g.steps[sid].type != "agent_loop":
+        return
+    cfg = _steps.agent_loop_config(ctx, sid)
+    st = ctx.mut(sid)
+    nxt = st.iteration + 1
+    if nxt >= cfg.max_iterations:
+        msg = (
+            f"agent loop step {sid!r} reached its max_iterations limit ({cfg.max_iterations}) "
+            "without completing"
+        )
+        err = _steps.non_retryable(sid, msg, "MaxIterationsExceeded")
+        _failure.fail_for_good(ctx, sid, err, dead_letter=False)
+        return
+    started = st.started_at or ctx.now
+    if cfg.max_duration is not None and ctx.now - started >= ns_delta(cfg.max_duration):
+        msg = (
+            f"agent loop step {sid!r} ran for longer than its max_duration "
+            f"({format_duration(cfg.max_duration)}) without completing"
+        )
+        err = _steps.non_retryable(sid, msg, "MaxDurationExceeded")
+        _failure.fail_for_good(ctx, sid, err, dead_letter=False)
+        return
+    # Retries count per iteration: each iteration starts again at attempt 1.
+    st.iteration = nxt
+    st.input = _data(event).get("value")
+    st.attempts = 0
+    st.error = None
+    st.attempt_started_at = None
+    if cfg.loop_delay:
+        st.status = "pending"
+        st.waiting = "loop_delay"
+        key = f"{ctx.attempt_key(sid, 0, nxt, None)}.loop_delay"
+        fire_at = ctx.now + ns_delta(cfg.loop_delay)
+        ctx.timer("loop_delay", fire_at, {"iteration": nxt}, sid=sid, key=key)
+    else:
+        _steps.dispatch_held(ctx, sid)
+
+
+# --- waiting steps -----------------------------------------------------------------------
+
+
+def _waiting(ctx: Ctx, event: Event, waiting: str) -> str | None:
+    found = _step(ctx, event)
+    if found is None:
+        return None
+    sid, st = found
+    return sid if st.status == "running" and st.waiting == waiting else None
+
+
+def _on_wait_matched(ctx: Ctx, event: Event) -> None:
+    sid = _waiting(ctx, event, "event")
+    if sid is None:
+        return
+    cfg = ctx.g.steps[sid].config
+    assert isinstance(cfg, WaitForEventConfig)
+    ctx.emit(RemoveWaiter(run_id=ctx.run_id, step_id=sid, event=cfg.event))
+    _steps.complete_step(ctx, sid, _data(event).get("event"))
+
+
+def _on_approved(ctx: Ctx, event: Event) -> None:
+    sid = _waiting(ctx, event, "approval")
+    if sid is not None:
+        _steps.complete_step(ctx, sid, _data(event).get("data"))
+
+
+def _on_rejected(ctx: Ctx, event: Event) -> None:
+    sid = _waiting(ctx, event, "approval")
+    if sid is None:
+        return
+    reason = _data(event).get("reason")
+    text = reason if isinstance(reason, str) and reason else "no reason given"
+    err = _steps.non_retryable(sid, f"approval step {sid!r} was rejected: {text}", "Rejected")
+    _failure.fail_for_good(ctx, sid, err, dead_letter=False)
+
+
+def _on_child(ctx: Ctx, event: Event) -> None:
+    sid = _waiting(ctx, event, "child")
+    if sid is None:
+        return
+    st = ctx.st(sid)
+    data = _data(event)
+    cid = data.get("child_run_id")
+    if cid is not None and cid != st.child_run_id:
+        return  # the result of an earlier attempt's child run
+    if event.type == CHILD_COMPLETED:
+        _steps.complete_step(ctx, sid, data.get("output"))
+        return
+    status = data.get("status") if isinstance(data.get("status"), str) else "failed"
+    detail = data.get("error")
+    text = detail if isinstance(detail, str) and detail else "no error message"
+    err = StepError(
+        message=f"sub-workflow run {st.child_run_id} {status}: {text}",
+        type="ChildRunFailed",
+        retryable=True,  # whether it is retried is the step's own retry policy's call
+        step_id=sid,
+    )
+    _failure.attempt_failed(ctx, sid, None, err, None, dead_letter=False)
+
+
+# --- timers ------------------------------------------------------------------------------
+
+
+def _on_timer(ctx: Ctx, event: Event) -> None:
+    data = _data(event)
+    kind = data.get("kind")
+    if kind == "workflow_timeout":
+        _workflow_timeout(ctx)
+        return
+    sid = event.step_id
+    if sid is None or sid not in ctx.g.steps:
+        return
+    attempt = _int(data.get("attempt"))
+    iteration = _int(data.get("iteration"))
+    item = _int(data.get("item"))
+    st = ctx.st(sid)
+    if kind == "retry":
+        _retry_due(ctx, sid, attempt, iteration, item)
+    elif kind == "loop_delay":
+        if st.status == "pending" and st.waiting == "loop_delay" and iteration == st.iteration:
+            _steps.dispatch_held(ctx, sid)
+    elif kind == "step_timeout":
+        found = _current_attempt(ctx, sid, attempt, iteration, item)
+        if found is not None and found[2].status == "running":
+            _timed_out(ctx, sid, found[1], found[2].attempts)
+    elif kind in ("sleep", "wait_timeout", "approval_timeout"):
+        waits = {"sleep": "sleep", "wait_timeout": "event", "approval_timeout": "approval"}[kind]
+        if st.status != "running" or st.waiting != waits or st.attempts != attempt:
+            return
+        if kind == "sleep":
+            _steps.finish_sleep(ctx, sid)
+        elif kind == "wait_timeout":
+            cfg = ctx.g.steps[sid].config
+            assert isinstance(cfg, WaitForEventConfig)
+            ctx.emit(RemoveWaiter(run_id=ctx.run_id, step_id=sid, event=cfg.event))
+            ctx.record(STEP_WAIT_TIMEOUT, None, sid=sid, attempt=st.attempts)
+            _steps.complete_step(ctx, sid, {"timeout": True})
+        else:
+            after = _steps.approval_timeout_text(ctx, sid)
+            msg = f"approval step {sid!r} expired after {after} without a decision"
+            err = _steps.non_retryable(sid, msg, "ApprovalExpired")
+            _failure.fail_for_good(ctx, sid, err, dead_letter=False)
+
+
+def _retry_due(
+    ctx: Ctx, sid: str, attempt: int | None, iteration: int | None, item: int | None
+) -> None:
+    st = ctx.st(sid)
+    if attempt is None:
+        return
+    if item is not None:
+        if st.status != "running" or st.items is None or not 0 <= item < len(st.items):
+            return
+        it = st.items[item]
+        if it.status == "pending" and it.waiting == "retry" and it.attempts + 1 == attempt:
+            _steps.redispatch(ctx, sid, item)
+        return
+    if (
+        st.status == "pending"
+        and st.waiting == "retry"
+        and st.attempts + 1 == attempt
+        and (iteration or 0) == st.iteration
+    ):
+        _steps.redispatch(ctx, sid, None)
+
+
+def _timed_out(ctx: Ctx, sid: str, item: int | None, attempt: int) -> None:
+    timeout = ctx.g.steps[sid].timeout or 0
+    what = f"step {sid!r}" if item is None else f"step {sid!r} item {item}"
+    err = StepError(
+        message=(
+            f"{what} timed out: no result within {format_duration(timeout)} "
+            f"(attempt {attempt}; the worker did not answer)"
+        ),
+        type="Timeout",
+        retryable=True,
+        step_id=sid,
+        item=item,
+    )
+    _failure.attempt_failed(ctx, sid, item, err, None)
+
+
+def _workflow_timeout(ctx: Ctx) -> None:
+    if ctx.run.compensating is not None:
+        return  # compensation is already undoing the run; let it finish its cleanup
+    timeout = ctx.defn.timeout or 0
+    msg = f"workflow timed out after {format_duration(timeout)}"
+    err = StepError(message=msg, type="WorkflowTimeout", retryable=False)
+    _failure.fail_or_compensate(ctx, None, err, msg)
+
+
+_HANDLERS: dict[str, Callable[[Ctx, Event], None]] = {
+    WORKFLOW_CANCEL_REQUESTED: _on_cancel,
+    STEP_STARTED: _on_step_started,
+    STEP_COMPLETED: _on_step_completed,
+    STEP_FAILED: _on_step_failed,
+    WORKER_LOST: _on_step_failed,
+    STEP_CONTINUE: _on_continue,
+    TIMER_FIRED: _on_timer,
+    STEP_WAIT_MATCHED: _on_wait_matched,
+    STEP_APPROVED: _on_approved,
+    STEP_REJECTED: _on_rejected,
+    CHILD_COMPLETED: _on_child,
+    CHILD_FAILED: _on_child,
+}

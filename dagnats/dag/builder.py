@@ -1,0 +1,433 @@
+"""The Python builder: ``Workflow("name").step(...)`` compiles to a :class:`WorkflowDef`.
+
+Each call validates what it can see at once (the step's own options, a duplicate id, an
+unknown dependency), so a mistake points at the line that made it; whole-graph rules
+(handlers, cycles) are checked by :meth:`Workflow.to_definition`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, TypedDict, Unpack
+
+from pydantic import BaseModel, ValidationError
+
+from dagnats.dag._translate import translate_validation_error
+from dagnats.dag.definition import (
+    CancelOn,
+    Concurrency,
+    RateLimit,
+    RetryPolicy,
+    StepDef,
+    WorkflowDef,
+)
+from dagnats.dag.validate import load_definition, validate_definition, validate_step
+from dagnats.errors import DefinitionError
+
+DurationLike = str | int | timedelta
+
+
+@dataclass(frozen=True)
+class StepRef:
+    """A handle on a step already added, for ``depends_on``/``on_failure``/``compensate``."""
+
+    id: str
+    output_type: Any = None
+
+
+StepLike = StepRef | str
+
+
+class StepOptions(TypedDict, total=False):
+    """Options every step type takes (see :meth:`Workflow.step`)."""
+
+    depends_on: Iterable[StepLike]
+    timeout: DurationLike | None
+    retry: RetryPolicy | Mapping[str, Any] | None
+    skip_if: str | None
+    on_failure: StepLike | None
+    compensate: StepLike | None
+    worker_group: str | None
+    rate_limit: RateLimit | Mapping[str, Any] | None
+    max_task_concurrency: int | None
+    metadata: Mapping[str, Any] | None
+
+
+def _ref_id(ref: StepLike) -> str:
+    if isinstance(ref, StepRef):
+        return ref.id
+    if isinstance(ref, str):
+        return ref
+    raise DefinitionError(f"expected a StepRef or a step id, got {type(ref).__name__}")
+
+
+def _task_of(obj: Any) -> tuple[str, Any, Any]:
+    """(name, input_type, output_type) of a step id string or a decorated task object."""
+    if isinstance(obj, str):
+        return obj, None, None
+    name = getattr(obj, "task_name", None)
+    if not isinstance(name, str):
+        raise DefinitionError(
+            f"expected a step id or a decorated task (with .task_name), got {type(obj).__name__}"
+        )
+    return name, getattr(obj, "input_type", None), getattr(obj, "output_type", None)
+
+
+_SCALARS: tuple[type, ...] = (str, int, float, bool, list, dict)
+
+
+def _kind(t: Any) -> str | None:
+    """A coarse JSON kind for a simple type, or None when we cannot tell."""
+    if not isinstance(t, type):
+        return None
+    if issubclass(t, BaseModel):
+        return "model"
+    for base in (bool, str, int, float, list, dict):  # bool before int: it subclasses int
+        if issubclass(t, base):
+            return base.__name__
+    return None
+
+
+# dependent input kind -> dependency output kinds that can never validate into it.
+_NEVER: dict[str, frozenset[str]] = {
+    "str": frozenset({"int", "float", "bool", "list", "dict", "model"}),
+    "int": frozenset({"list", "dict", "model"}),
+    "float": frozenset({"list", "dict", "model"}),
+    "bool": frozenset({"list", "dict", "model"}),
+    "list": frozenset({"str", "int", "float", "bool", "dict", "model"}),
+    "dict": frozenset({"str", "int", "float", "bool", "list"}),
+    "model": frozenset({"str", "int", "float", "bool", "list"}),
+}
+
+
+def _incompatible(out_t: Any, in_t: Any) -> bool:
+    """True only when ``out_t``'s JSON clearly cannot validate into ``in_t``."""
+    out_k, in_k = _kind(out_t), _kind(in_t)
+    if out_k is None or in_k is None or out_t is in_t:
+        return False
+    if out_k == "model" and in_k == "model":
+        # A model's output holds only its own fields: a required field of the input model
+        # that the output model lacks can never be filled.
+        have = {f.alias or n for n, f in out_t.model_fields.items()}
+        return any(
+            (f.alias or n) not in have for n, f in in_t.model_fields.items() if f.is_required()
+        )
+    return out_k in _NEVER[in_k]
+
+
+class Workflow:
+    """Build a workflow definition in Python; see docs/workflows.md."""
+
+    def __init__(
+        self,
+        name: str,
+        version: str = "1.0",
+        *,
+        description: str | None = None,
+        default_retry: RetryPolicy | Mapping[str, Any] | None = None,
+        timeout: DurationLike | None = None,
+        concurrency: Concurrency | Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        input_schema: Mapping[str, Any] | type[BaseModel] | None = None,
+        cancel_on: Sequence[CancelOn | Mapping[str, Any]] | None = None,
+        priority: int = 0,
+        sticky: bool = False,
+        singleton: bool = False,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        if isinstance(input_schema, type) and issubclass(input_schema, BaseModel):
+            input_schema = input_schema.model_json_schema()
+        raw: dict[str, Any] = {
+            "name": name,
+            "version": version,
+            "description": description,
+            "default_retry": default_retry,
+            "timeout": timeout,
+            "concurrency": concurrency,
+            "idempotency_key": idempotency_key,
+            "input_schema": dict(input_schema) if input_schema is not None else None,
+            "cancel_on": list(cancel_on or ()),
+            "priority": priority,
+            "sticky": sticky,
+            "singleton": singleton,
+            "metadata": dict(metadata or {}),
+            "steps": [],
+        }
+        # Only what the caller set is passed, so to_dict() (exclude_unset) stays minimal.
+        given = {k: v for k, v in raw.items() if v is not None and v != {} and v != []}
+        given.update(name=name, version=version, steps=[])
+        for key, default in (("priority", 0), ("sticky", False), ("singleton", False)):
+            if given.get(key) == default:
+                del given[key]
+        try:
+            base = WorkflowDef.model_validate(given)
+        except ValidationError as exc:
+            raise translate_validation_error(exc, raw) from exc
+        self._init(base, [])
+
+    def _init(self, base: WorkflowDef, steps: list[StepDef]) -> None:
+        self._base = base.model_copy(update={"steps": []})
+        self._steps = steps
+        self._ids = {s.id for s in steps}
+        self._types: dict[str, tuple[Any, Any]] = {}
+
+    # --- introspection ------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self._base.name
+
+    @property
+    def version(self) -> str:
+        return self._base.version
+
+    @property
+    def steps(self) -> tuple[str, ...]:
+        """Step ids in the order they were added."""
+        return tuple(s.id for s in self._steps)
+
+    def __repr__(self) -> str:
+        return f"Workflow({self.name!r}, version={self.version!r}, steps={list(self.steps)!r})"
+
+    # --- steps --------------------------------------------------------------------------
+
+    def _add(
+        self,
+        id_or_task: Any,
+        step_type: str,
+        config: dict[str, Any] | None,
+        task: Any = None,
+        options: StepOptions | None = None,
+    ) -> StepRef:
+        step_id, in_t, out_t = _task_of(id_or_task)
+        task_name: str | None = None
+        if task is not None:
+            task_name, task_in, task_out = _task_of(task)
+            in_t, out_t = in_t or task_in, out_t or task_out
+        # A decorated task as id_or_task: the step id is its task name, so task stays None.
+        opts: dict[str, Any] = dict(options or {})
+        deps = [_ref_id(d) for d in opts.pop("depends_on", ())]
+        for key in ("on_failure", "compensate"):
+            if opts.get(key) is not None:
+                opts[key] = _ref_id(opts[key])
+        if step_id in self._ids:
+            raise DefinitionError(
+                f"workflow {self.name!r}: duplicate step id {step_id!r}; step ids must be unique",
+                step_id=step_id,
+                field="id",
+            )
+        raw: dict[str, Any] = {"id": step_id, **opts}
+        if step_type != "normal":
+            raw["type"] = step_type
+        if deps:
+            raw["depends_on"] = deps
+        if task_name is not None:
+            raw["task"] = task_name
+        if config is not None:
+            raw["config"] = {k: v for k, v in config.items() if v is not None}
+        raw = {k: v for k, v in raw.items() if v is not None}
+        try:
+            step = StepDef.model_validate(raw)
+        except ValidationError as exc:
+            fake = {"name": self.name, "steps": [{"id": s.id} for s in self._steps] + [raw]}
+            raise translate_validation_error(
+                exc, fake, loc_prefix=("steps", len(self._steps))
+            ) from exc
+        validate_step(step, self.name)
+        for dep in deps:
+            if dep not in self._ids:
+                raise DefinitionError(
+                    f"step {step_id!r}: field 'depends_on': unknown step {dep!r} (add a step "
+                    "before the steps that depend on it)",
+                    step_id=step_id,
+                    field="depends_on",
+                )
+        if step_type in ("normal", "agent_loop"):
+            self._check_edge_types(step_id, deps, in_t)
+        self._steps.append(step)
+        self._ids.add(step_id)
+        self._types[step_id] = (in_t, out_t)
+        return StepRef(step_id, out_t)
+
+    def _check_edge_types(self, step_id: str, deps: list[str], in_t: Any) -> None:
+        if in_t is None or not deps:
+            return
+        # One dependency: the input is its output; several: {dep_id: output, ...}.
+        if len(deps) == 1:
+            out_t, source = self._types.get(deps[0], (None, None))[1], repr(deps[0])
+        else:
+            out_t, source = dict, "the outputs of " + ", ".join(map(repr, deps))
+        if _incompatible(out_t, in_t):
+            raise DefinitionError(
+                f"step {step_id!r}: field 'depends_on': input type {in_t.__name__} cannot be "
+                f"validated from {source} (output type {out_t.__name__})",
+                step_id=step_id,
+                field="depends_on",
+            )
+
+    def step(
+        self,
+        id_or_task: Any,
+        *,
+        task: Any = None,
+        depends_on: Iterable[StepLike] = (),
+        timeout: DurationLike | None = None,
+        retry: RetryPolicy | Mapping[str, Any] | None = None,
+        skip_if: str | None = None,
+        on_failure: StepLike | None = None,
+        compensate: StepLike | None = None,
+        worker_group: str | None = None,
+        rate_limit: RateLimit | Mapping[str, Any] | None = None,
+        max_task_concurrency: int | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> StepRef:
+        """Add a normal (worker) step; ``id_or_task`` is an id or a decorated task."""
+        options: StepOptions = {
+            "depends_on": depends_on,
+            "timeout": timeout,
+            "retry": retry,
+            "skip_if": skip_if,
+            "on_failure": on_failure,
+            "compensate": compensate,
+            "worker_group": worker_group,
+            "rate_limit": rate_limit,
+            "max_task_concurrency": max_task_concurrency,
+            "metadata": metadata,
+        }
+        return self._add(id_or_task, "normal", None, task, options)
+
+    def agent_loop(
+        self,
+        id: Any,
+        *,
+        task: Any = None,
+        max_iterations: int,
+        max_duration: DurationLike | None = None,
+        loop_delay: DurationLike | None = None,
+        **common: Unpack[StepOptions],
+    ) -> StepRef:
+        """A step whose handler runs again while it returns ``Continue`` (bounded)."""
+        config = {
+            "max_iterations": max_iterations,
+            "max_duration": max_duration,
+            "loop_delay": loop_delay,
+        }
+        return self._add(id, "agent_loop", config, task, common)
+
+    def map(
+        self,
+        id: Any,
+        *,
+        task: Any = None,
+        max_items: int = 1000,
+        concurrency: int | None = None,
+        **common: Unpack[StepOptions],
+    ) -> StepRef:
+        """Run the task once per item of the (single) dependency's output list."""
+        config = {"max_items": max_items, "concurrency": concurrency}
+        return self._add(id, "map", config, task, common)
+
+    def sleep(
+        self,
+        id: str,
+        *,
+        duration: DurationLike | None = None,
+        until: str | None = None,
+        depends_on: Iterable[StepLike] = (),
+    ) -> StepRef:
+        """Wait durably for ``duration``, or ``until`` a timestamp (or an input path)."""
+        config = {"duration": duration, "until": until}
+        return self._add(id, "sleep", config, None, {"depends_on": depends_on})
+
+    def wait_for_event(
+        self,
+        id: str,
+        *,
+        event: str,
+        match: Mapping[str, str] | None = None,
+        timeout: DurationLike | None = None,
+        lookback: DurationLike | None = None,
+        depends_on: Iterable[StepLike] = (),
+    ) -> StepRef:
+        """Wait for an external event whose fields equal the given input paths."""
+        config = {
+            "event": event,
+            "match": dict(match) if match is not None else None,
+            "timeout": timeout,
+            "lookback": lookback,
+        }
+        return self._add(id, "wait_for_event", config, None, {"depends_on": depends_on})
+
+    def sub_workflow(
+        self,
+        id: str,
+        *,
+        workflow: str,
+        revision: int | None = None,
+        detach: bool = False,
+        **common: Unpack[StepOptions],
+    ) -> StepRef:
+        """Start another registered workflow with this step's input; its result is the output."""
+        config = {"workflow": workflow, "revision": revision, "detach": detach}
+        return self._add(id, "sub_workflow", config, None, common)
+
+    def approval(
+        self,
+        id: str,
+        *,
+        timeout: DurationLike = "24h",
+        message: str | None = None,
+        depends_on: Iterable[StepLike] = (),
+    ) -> StepRef:
+        """Pause until a person approves or rejects with a single-use token."""
+        config = {"timeout": timeout, "message": message}
+        return self._add(id, "approval", config, None, {"depends_on": depends_on})
+
+    def respond(
+        self, id: str, *, status: int = 200, depends_on: Iterable[StepLike] = ()
+    ) -> StepRef:
+        """Answer a synchronous (webhook) start with this step's input and HTTP status."""
+        return self._add(id, "respond", {"status": status}, None, {"depends_on": depends_on})
+
+    # --- output and input ---------------------------------------------------------------
+
+    def to_definition(self) -> WorkflowDef:
+        """The validated definition (raises DefinitionError naming the step and rule)."""
+        return validate_definition(self._base.model_copy(update={"steps": list(self._steps)}))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of the fields that were set (plus ``version``); durations as strings.
+
+        ``exclude_unset`` keeps what the author wrote (a loaded file keeps its explicit
+        ``"depends_on": []``) and leaves out everything else, so the output is minimal and
+        ``from_dict(to_dict())`` reproduces it exactly.
+        """
+        defn = self.to_definition()
+        short = defn.model_dump(mode="json", by_alias=True, exclude_unset=True, exclude_none=True)
+        # "version" is kept even at its default: Go-format files always carry it.
+        return {k: short.get(k, defn.version) for k in _TOP_KEYS if k in short or k == "version"}
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+    @classmethod
+    def from_definition(cls, defn: WorkflowDef) -> Workflow:
+        defn = validate_definition(defn)
+        wf = cls.__new__(cls)
+        wf._init(defn, list(defn.steps))
+        return wf
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Workflow:
+        return cls.from_definition(load_definition(data))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Workflow:
+        return cls.from_definition(load_definition(text))
+
+
+# Top-level keys in the order the model declares them ("$schema" and "name" first).
+_TOP_KEYS: tuple[str, ...] = tuple(f.alias or n for n, f in WorkflowDef.model_fields.items())

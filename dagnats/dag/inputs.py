@@ -1,0 +1,148 @@
+"""Input resolution for ``advance``: a step's input, ``skip_if`` scope, ``until`` and ``match``.
+
+All pure. Failures are reported as :class:`InputError` with a message that names the step
+and the field, because they become the step's (non-retryable) error as users see it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from dagnats.dag.conditions import ConditionError, lookup
+from dagnats.dag.definition import StepDef
+from dagnats.dag.state import RunState, StepState
+
+
+class InputError(ValueError):
+    """A step's input, condition or config value cannot be resolved at run time."""
+
+
+def dependency_value(st: StepState) -> Any:
+    """What a finished dependency hands on: its output; ``None`` for a skipped step.
+
+    A ``recovered`` step's output is its on_failure handler's output (substituted when the
+    handler completed), so it needs no special case here.
+    """
+    return None if st.status == "skipped" else st.output
+
+
+def resolve_step_input(step: StepDef, run: RunState) -> Any:
+    """Root step: the run input; one dependency: its output; several: ``{dep_id: output}``."""
+    deps = step.depends_on
+    if not deps:
+        return run.input
+    if len(deps) == 1:
+        return dependency_value(run.steps[deps[0]])
+    return {dep: dependency_value(run.steps[dep]) for dep in deps}
+
+
+class _StepsView(Mapping[str, Any]):
+    """``steps.<id>.output|status`` for conditions, built lazily.
+
+    Most ``skip_if`` expressions only look at ``input``; building a dict over every step of a
+    large run for each ready step would make readiness O(steps) for nothing.
+    """
+
+    __slots__ = ("_steps",)
+
+    def __init__(self, steps: Mapping[str, StepState]) -> None:
+        self._steps = steps
+
+    def __getitem__(self, key: str) -> Any:
+        st = self._steps[key]
+        return {"output": st.output, "status": st.status}
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._steps)
+
+    def __len__(self) -> int:
+        return len(self._steps)
+
+
+def condition_scope(step_input: Any, run: RunState) -> dict[str, Any]:
+    """The scope ``skip_if`` is evaluated in (see :mod:`dagnats.dag.conditions`)."""
+    return {"input": step_input, "run": {"input": run.input}, "steps": _StepsView(run.steps)}
+
+
+def path_scope(step_input: Any, run: RunState) -> dict[str, Any]:
+    """The scope of ``until`` and ``match`` paths: the step input and the run input."""
+    return {"input": step_input, "run": {"input": run.input}}
+
+
+def json_type(value: Any) -> str:
+    """The JSON name of a value's type, for messages users read ("expects an array, got object")."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list | tuple):
+        return "array"
+    return "object"
+
+
+def parse_timestamp(text: str) -> datetime | None:
+    """An RFC 3339 timestamp; a missing zone is read as UTC. ``None`` if it is not one."""
+    try:
+        parsed = datetime.fromisoformat(text.strip().replace("z", "Z"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def resolve_until(step_id: str, until: str, step_input: Any, run: RunState) -> datetime:
+    """A sleep's wake-up time: an RFC 3339 literal, or a path to one in the step/run input."""
+    if until[:1].isdigit():
+        when = parse_timestamp(until)
+        if when is None:
+            raise InputError(
+                f"sleep step {step_id!r}: config 'until' {until!r} is not an RFC 3339 timestamp"
+            )
+        return when
+    try:
+        value = lookup(until, path_scope(step_input, run))
+    except ConditionError as exc:
+        raise InputError(f"sleep step {step_id!r}: config 'until': {exc}") from exc
+    if not isinstance(value, str):
+        raise InputError(
+            f"sleep step {step_id!r}: config 'until' path {until!r} must hold an RFC 3339 "
+            f"timestamp string, got {json_type(value)}"
+        )
+    when = parse_timestamp(value)
+    if when is None:
+        raise InputError(
+            f"sleep step {step_id!r}: config 'until' path {until!r} holds {value!r}, which is "
+            "not an RFC 3339 timestamp"
+        )
+    return when
+
+
+def resolve_match(
+    step_id: str, match: Mapping[str, str], step_input: Any, run: RunState
+) -> dict[str, Any]:
+    """``{event_field: value}`` for a waiter, each value read from its path.
+
+    A path that resolves to nothing is an error rather than a ``None`` to match: a waiter
+    matching "field is missing" would swallow unrelated events.
+    """
+    scope = path_scope(step_input, run)
+    out: dict[str, Any] = {}
+    for field, path in match.items():
+        try:
+            value = lookup(path, scope)
+        except ConditionError as exc:
+            raise InputError(
+                f"wait_for_event step {step_id!r}: config 'match' field {field!r}: {exc}"
+            ) from exc
+        if value is None:
+            raise InputError(
+                f"wait_for_event step {step_id!r}: config 'match' field {field!r}: path "
+                f"{path!r} resolved to nothing"
+            )
+        out[field] = value
+    return out

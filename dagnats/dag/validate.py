@@ -1,0 +1,381 @@
+"""Load and validate workflow definitions; graph helpers used by ``advance``.
+
+:func:`load_definition` is the one entry point for definitions from users, files, KV or the
+API. It turns every problem into a :class:`~dagnats.errors.DefinitionError` whose message
+names the step, the field and the rule, never a pydantic traceback or a ``KeyError``.
+"""
+
+from __future__ import annotations
+
+import graphlib
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from dagnats.dag._translate import translate_validation_error
+from dagnats.dag.conditions import ConditionError, parse_condition, parse_path
+from dagnats.dag.definition import (
+    MAX_APPROVAL_TIMEOUT_NS,
+    MAX_SLEEP_NS,
+    MAX_STEPS,
+    TASK_STEP_TYPES,
+    AgentLoopConfig,
+    ApprovalConfig,
+    MapConfig,
+    RespondConfig,
+    SleepConfig,
+    StepConfig,
+    StepDef,
+    SubWorkflowConfig,
+    WaitForEventConfig,
+    WorkflowDef,
+)
+from dagnats.dag.duration import format_duration
+from dagnats.dag.jsonschema import check_schema
+from dagnats.errors import DefinitionError
+
+# Steps a worker does not run: options that only steer workers make no sense on them.
+_WORKER_ONLY_FIELDS = ("task", "worker_group", "rate_limit", "max_task_concurrency")
+# Steps that never fail in a way a retry could fix (they wait; they do not work).
+_NO_RETRY_TYPES = frozenset({"sleep", "wait_for_event", "approval", "respond"})
+# Steps whose own deadline is meaningless or lives in config.timeout instead.
+_NO_TIMEOUT_TYPES = frozenset({"sleep", "wait_for_event", "approval", "respond"})
+# Defaults for step types whose config may be omitted.
+_DEFAULT_CONFIGS: dict[str, type[MapConfig | ApprovalConfig | RespondConfig]] = {
+    "map": MapConfig,
+    "approval": ApprovalConfig,
+    "respond": RespondConfig,
+}
+_REQUIRED_CONFIG_HINT = {
+    "agent_loop": "set config.max_iterations",
+    "sleep": "set config.duration or config.until",
+    "wait_for_event": "set config.event",
+    "sub_workflow": "set config.workflow",
+}
+
+
+def load_definition(source: Mapping[str, Any] | str | bytes | WorkflowDef) -> WorkflowDef:
+    """Parse (JSON text or bytes), validate and return a definition, or raise DefinitionError."""
+    if isinstance(source, WorkflowDef):
+        return validate_definition(source)
+    if isinstance(source, bytes | bytearray):
+        try:
+            source = bytes(source).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise DefinitionError(f"definition is not UTF-8 text: {exc}") from exc
+    if isinstance(source, str):
+        try:
+            source = json.loads(source)
+        except json.JSONDecodeError as exc:
+            raise DefinitionError(
+                f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+            ) from exc
+        except RecursionError as exc:
+            raise DefinitionError("invalid JSON: nested too deeply") from exc
+    if not isinstance(source, Mapping):
+        raise DefinitionError(
+            f"a workflow definition must be a JSON object, got {type(source).__name__}"
+        )
+    try:
+        defn = WorkflowDef.model_validate(dict(source))
+    except ValidationError as exc:
+        raise translate_validation_error(exc, source) from exc
+    return validate_definition(defn)
+
+
+def validate_definition(defn: WorkflowDef) -> WorkflowDef:
+    """Check the rules the models cannot see alone (graph, handlers, per-type config)."""
+    wf = f"workflow {defn.name!r}"
+    if not defn.steps:
+        raise DefinitionError(f"{wf}: field 'steps': needs at least one step", field="steps")
+    if len(defn.steps) > MAX_STEPS:
+        raise DefinitionError(
+            f"{wf}: field 'steps': has {len(defn.steps)} steps; the limit is {MAX_STEPS} "
+            "(MAX_STEPS)",
+            field="steps",
+        )
+    seen: dict[str, int] = {}
+    for index, step in enumerate(defn.steps):
+        if step.id in seen:
+            raise DefinitionError(
+                f"{wf}: duplicate step id {step.id!r} (steps at index {seen[step.id]} and "
+                f"{index}); step ids must be unique",
+                step_id=step.id,
+                field="id",
+            )
+        seen[step.id] = index
+    _check_workflow_fields(defn)
+    for step in defn.steps:
+        validate_step(step, defn.name)
+    _check_dependencies(defn)
+    _check_handlers(defn)
+    topological_order(defn)  # raises on a cycle
+    return defn
+
+
+def _fail(step: StepDef, field: str, rule: str) -> DefinitionError:
+    return DefinitionError(
+        f"step {step.id!r}: field {field!r}: {rule}", step_id=step.id, field=field
+    )
+
+
+def _check_input_path(path: str, *, allow_run: bool) -> str | None:
+    """Return a problem with a path into the (step or run) input, or None if it is fine."""
+    try:
+        segments = parse_path(path)
+    except ConditionError as exc:
+        return str(exc)
+    if segments[0] == "input" or (allow_run and segments[:2] == ("run", "input")):
+        return None
+    roots = "'input' or 'run.input'" if allow_run else "'input'"
+    return f"path {path!r} must start with {roots}"
+
+
+def _check_workflow_fields(defn: WorkflowDef) -> None:
+    wf = f"workflow {defn.name!r}"
+    if defn.timeout is not None and defn.timeout <= 0:
+        raise DefinitionError(f"{wf}: field 'timeout': must be > 0", field="timeout")
+    if defn.idempotency_key is not None:
+        problem = _check_input_path(defn.idempotency_key, allow_run=False)
+        if problem:
+            raise DefinitionError(
+                f"{wf}: field 'idempotency_key': {problem}", field="idempotency_key"
+            )
+    if defn.input_schema is not None:
+        try:
+            check_schema(defn.input_schema)
+        except DefinitionError as exc:
+            raise DefinitionError(
+                f"{wf}: field 'input_schema': {exc}", field="input_schema"
+            ) from exc
+    for i, cancel in enumerate(defn.cancel_on):
+        for key, value in cancel.match.items():
+            problem = _check_match(key, value, allow_run=False)
+            if problem:
+                field = f"cancel_on[{i}].match"
+                raise DefinitionError(f"{wf}: field {field!r}: {problem}", field=field)
+
+
+def _check_match(key: str, value: str, *, allow_run: bool) -> str | None:
+    try:
+        parse_path(key)
+    except ConditionError as exc:
+        return f"event field {key!r}: {exc}"
+    return _check_input_path(value, allow_run=allow_run)
+
+
+def validate_step(step: StepDef, workflow_name: str) -> None:
+    """The rules one step must satisfy on its own (options, per-type config, skip_if)."""
+    kind = step.type
+    if kind not in TASK_STEP_TYPES:
+        for name in _WORKER_ONLY_FIELDS:
+            if getattr(step, name) is not None:
+                raise _fail(
+                    step,
+                    name,
+                    f"only worker steps (normal, agent_loop, map) take "
+                    f"{name!r}; this step has type {kind!r}",
+                )
+    if kind in _NO_RETRY_TYPES and step.retry is not None:
+        raise _fail(step, "retry", f"a {kind!r} step is never retried; remove 'retry'")
+    if kind in _NO_TIMEOUT_TYPES and step.timeout is not None:
+        where = "use 'config.timeout'" if kind in ("wait_for_event", "approval") else "remove it"
+        raise _fail(step, "timeout", f"a {kind!r} step has no step timeout; {where}")
+    if step.timeout is not None and step.timeout <= 0:
+        raise _fail(step, "timeout", "must be > 0")
+    if step.skip_if is not None:
+        try:
+            parse_condition(step.skip_if)
+        except ConditionError as exc:
+            raise _fail(step, "skip_if", f"invalid condition: {exc}") from exc
+    cfg = step.config
+    if kind == "normal":
+        if cfg is not None:
+            raise _fail(step, "config", "a 'normal' step takes no config; remove it or set 'type'")
+        return
+    if cfg is None:
+        if kind in _REQUIRED_CONFIG_HINT:
+            raise _fail(
+                step, "config", f"required for type {kind!r} ({_REQUIRED_CONFIG_HINT[kind]})"
+            )
+    if kind == "map":
+        if len(step.depends_on) != 1:
+            raise _fail(
+                step,
+                "depends_on",
+                "a 'map' step needs exactly one dependency (the step "
+                f"whose output list it maps over), got {len(step.depends_on)}",
+            )
+    elif isinstance(cfg, SleepConfig):
+        _check_sleep(step, cfg)
+    elif isinstance(cfg, ApprovalConfig):
+        if not 0 < cfg.timeout <= MAX_APPROVAL_TIMEOUT_NS:
+            raise _fail(
+                step,
+                "config.timeout",
+                "must be > 0 and <= 7 days "
+                f"(MAX_APPROVAL_TIMEOUT), got {format_duration(cfg.timeout)}",
+            )
+    elif isinstance(cfg, WaitForEventConfig):
+        if cfg.timeout is not None and cfg.timeout <= 0:
+            raise _fail(step, "config.timeout", "must be > 0")
+        for key, value in cfg.match.items():
+            problem = _check_match(key, value, allow_run=True)
+            if problem:
+                raise _fail(step, "config.match", problem)
+    elif isinstance(cfg, SubWorkflowConfig):
+        if cfg.workflow == workflow_name:
+            raise _fail(step, "config.workflow", "a workflow cannot start itself as a sub-workflow")
+    elif (
+        isinstance(cfg, AgentLoopConfig) and cfg.max_duration is not None and cfg.max_duration <= 0
+    ):
+        raise _fail(step, "config.max_duration", "must be > 0")
+
+
+def _check_sleep(step: StepDef, cfg: SleepConfig) -> None:
+    if (cfg.duration is None) == (cfg.until is None):
+        raise _fail(step, "config", "a 'sleep' step needs exactly one of 'duration' or 'until'")
+    if cfg.duration is not None and cfg.duration > MAX_SLEEP_NS:
+        raise _fail(
+            step,
+            "config.duration",
+            f"must be <= 365 days (MAX_SLEEP), got {format_duration(cfg.duration)}",
+        )
+    if cfg.until is not None:
+        until = cfg.until
+        if until[:1].isdigit():
+            if not _is_rfc3339(until):
+                raise _fail(
+                    step,
+                    "config.until",
+                    "must be an RFC 3339 timestamp with a time "
+                    f"zone (e.g. '2030-01-01T09:00:00Z') or an input path, got {until!r}",
+                )
+        else:
+            problem = _check_input_path(until, allow_run=True)
+            if problem:
+                raise _fail(step, "config.until", problem)
+
+
+def _is_rfc3339(text: str) -> bool:
+    if len(text) < 20 or text[10] not in "Tt ":
+        return False
+    try:
+        parsed = datetime.fromisoformat(text.replace("z", "Z"))
+    except ValueError:
+        return False
+    return parsed.tzinfo is not None
+
+
+def _check_dependencies(defn: WorkflowDef) -> None:
+    ids = {s.id for s in defn.steps}
+    for step in defn.steps:
+        listed: set[str] = set()
+        for dep in step.depends_on:
+            if dep == step.id:
+                raise _fail(step, "depends_on", "a step cannot depend on itself")
+            if dep not in ids:
+                raise _fail(step, "depends_on", f"unknown step {dep!r}")
+            if dep in listed:
+                raise _fail(step, "depends_on", f"{dep!r} is listed more than once")
+            listed.add(dep)
+
+
+def _check_handlers(defn: WorkflowDef) -> None:
+    by_id = {s.id: s for s in defn.steps}
+    depended_on = {dep for s in defn.steps for dep in s.depends_on}
+    for step in defn.steps:
+        for field in ("on_failure", "compensate"):
+            target_id: str | None = getattr(step, field)
+            if target_id is None:
+                continue
+            if target_id == step.id:
+                raise _fail(step, field, "a step cannot be its own handler")
+            target = by_id.get(target_id)
+            if target is None:
+                raise _fail(step, field, f"unknown step {target_id!r}")
+            problem = _handler_problem(target, depended_on)
+            if problem:
+                raise _fail(step, field, f"handler step {target_id!r} must {problem}")
+
+
+def _handler_problem(target: StepDef, depended_on: set[str]) -> str | None:
+    # A handler is started only by the engine when its owner fails or must be compensated,
+    # so it must not also be wired into the normal flow.
+    if target.type != "normal":
+        return f"be a 'normal' step, not {target.type!r}"
+    if target.depends_on:
+        return "have no dependencies (it starts only when its owner fails or is compensated)"
+    if target.id in depended_on:
+        return "not be a dependency of any step (handlers never run in the normal flow)"
+    if target.on_failure is not None or target.compensate is not None:
+        return "not have its own on_failure/compensate (handlers do not chain)"
+    return None
+
+
+def handler_steps(defn: WorkflowDef) -> frozenset[str]:
+    """Ids named by any ``on_failure`` or ``compensate``: they never start on their own."""
+    out: set[str] = set()
+    for s in defn.steps:
+        if s.on_failure is not None:
+            out.add(s.on_failure)
+        if s.compensate is not None:
+            out.add(s.compensate)
+    return frozenset(out)
+
+
+def root_steps(defn: WorkflowDef) -> tuple[str, ...]:
+    """Non-handler steps without dependencies, in definition order: they start a run."""
+    handlers = handler_steps(defn)
+    return tuple(s.id for s in defn.steps if not s.depends_on and s.id not in handlers)
+
+
+def sink_steps(defn: WorkflowDef) -> tuple[str, ...]:
+    """Non-handler steps no other step depends on, in definition order: the run's result."""
+    handlers = handler_steps(defn)
+    depended_on = {dep for s in defn.steps for dep in s.depends_on}
+    return tuple(s.id for s in defn.steps if s.id not in depended_on and s.id not in handlers)
+
+
+def dependents(defn: WorkflowDef) -> dict[str, tuple[str, ...]]:
+    """Step id -> ids of the steps that list it in ``depends_on`` (definition order)."""
+    out: dict[str, list[str]] = {s.id: [] for s in defn.steps}
+    for s in defn.steps:
+        for dep in s.depends_on:
+            out.setdefault(dep, []).append(s.id)
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def topological_order(defn: WorkflowDef) -> tuple[str, ...]:
+    """All step ids, dependencies first; ties keep definition order. Raises on a cycle."""
+    index = {s.id: i for i, s in enumerate(defn.steps)}
+    sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
+    for s in defn.steps:
+        sorter.add(s.id, *s.depends_on)
+    try:
+        sorter.prepare()
+    except graphlib.CycleError as exc:
+        cycle: list[str] = exc.args[1]
+        raise DefinitionError(
+            f"workflow {defn.name!r}: field 'depends_on': cycle: {' -> '.join(cycle)} "
+            "('a -> b' means b depends on a); a workflow must be acyclic",
+            step_id=cycle[0],
+            field="depends_on",
+        ) from exc
+    order: list[str] = []
+    while sorter.is_active():
+        ready = sorted(sorter.get_ready(), key=lambda i: index.get(i, len(index)))
+        order.extend(ready)
+        sorter.done(*ready)
+    return tuple(order)
+
+
+def step_config(step: StepDef) -> StepConfig | None:
+    """The step's config, or the type's default config when it may be omitted."""
+    if step.config is not None:
+        return step.config
+    default = _DEFAULT_CONFIGS.get(step.type)
+    return default() if default is not None else None

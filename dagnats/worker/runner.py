@@ -1,0 +1,306 @@
+"""Handle one task message: started event, input validation, the handler under its
+deadline, the result event (acked by JetStream) and only then the message ack.
+
+Publishing the result before acking means a crash in between repeats the handler, never
+loses the result; the result's ``Nats-Msg-Id`` (``<dedup_id>.result``) makes the repeat
+invisible to the engine inside the stream's dedup window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Awaitable
+from typing import Any, Literal
+
+import anyio
+import anyio.to_thread
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import PubAck
+from pydantic import ValidationError
+
+from dagnats._nats.publish import msg_id
+from dagnats._nats.resources import MAX_MSG_BYTES
+from dagnats.dag import events as ev
+from dagnats.dag import wire
+from dagnats.dag.duration import format_duration
+from dagnats.dag.events import Event
+from dagnats.worker.backend import KvCache, NatsBackend
+from dagnats.worker.context import TaskContext
+from dagnats.worker.heartbeat import Heartbeater
+from dagnats.worker.outcomes import (
+    Continue,
+    OutputError,
+    completed_data,
+    continue_data,
+    exception_data,
+    failure_data,
+    timeout_data,
+    to_json_value,
+    validation_message,
+)
+from dagnats.worker.task import Task
+
+log = logging.getLogger(__name__)
+
+Outcome = Literal["completed", "failed", "continued", "poison", "returned", "unreported"]
+
+MAX_ERROR_CHARS = 8192  # an error message is a summary; the traceback tail is bounded too
+_HEADER_ROOM = 1024  # subject, headers and envelope around the data
+_STARTED_SETTLE_S = 5.0
+_RESULT_RETRY_DELAYS = (0.25, 1.0, 2.0)  # then give the message back
+_UNREPORTED_NAK_DELAY_S = 5.0
+
+_OUTCOME_BY_TYPE: dict[str, Outcome] = {
+    ev.STEP_COMPLETED: "completed",
+    ev.STEP_FAILED: "failed",
+    ev.STEP_CONTINUE: "continued",
+}
+
+
+class _StepTimeout(Exception):
+    pass
+
+
+class Runner:
+    """Everything one message needs; shared by all tasks of a worker."""
+
+    def __init__(
+        self,
+        nc: NatsClient,
+        *,
+        worker_id: str,
+        worker_name: str,
+        beats: Heartbeater,
+        kv: KvCache,
+        limiter: anyio.CapacityLimiter,
+    ) -> None:
+        self._nc = nc
+        self._js: JetStreamContext = nc.jetstream()
+        self._worker_id = worker_id
+        self._worker_name = worker_name
+        self._beats = beats
+        self._kv = kv
+        self._limiter = limiter
+        self._max_event_bytes = min(nc.max_payload or MAX_MSG_BYTES, MAX_MSG_BYTES) - _HEADER_ROOM
+
+    async def handle(self, msg: Msg, task: Task[..., Any]) -> Outcome:
+        """Process ``msg`` to the end (acked or given back); never raises but cancellation."""
+        try:
+            tm = wire.TaskMessage.model_validate_json(msg.data)
+        except ValidationError as exc:
+            # Poison: redelivering it cannot help, and it must not stop the loop.
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}"
+                for e in exc.errors(include_url=False)[:3]
+            )
+            log.warning(
+                "dropping a malformed task message on %s (stream seq %s): %s",
+                msg.subject,
+                _stream_seq(msg),
+                problems,
+            )
+            await _quietly(msg.ack(), "ack of a malformed message")
+            return "poison"
+        reported = False
+        try:
+            started = await self._publish_started(tm, _delivery(msg))
+            ctx = TaskContext(tm, NatsBackend(self._nc, self._kv, self._beats, msg))
+            event_type, data = await self._run(task, tm, ctx)
+            body = self._result_body(tm, event_type, data)
+            if started is not None:
+                await _settle(started, tm)
+            reported = await self._publish_result(tm, body)
+            if not reported:
+                await _quietly(msg.nak(delay=_UNREPORTED_NAK_DELAY_S), "nak")
+                return "unreported"
+            await _quietly(msg.ack(), "ack")
+            return _OUTCOME_BY_TYPE[event_type]
+        except asyncio.CancelledError:
+            # Shutdown gave up waiting: hand the message back for another worker. If the
+            # result was already published, the redelivery's result is a dedup no-op.
+            if not reported:
+                await _quietly(msg.nak(), "nak on shutdown")
+            raise
+
+    async def _run(
+        self, task: Task[..., Any], tm: wire.TaskMessage, ctx: TaskContext
+    ) -> tuple[str, dict[str, Any]]:
+        args: tuple[Any, ...] = (ctx,)
+        if task.input_adapter is not None:
+            try:
+                args = (ctx, task.input_adapter.validate_python(tm.input))
+            except ValidationError as exc:
+                # Retrying the same input cannot help: fail the step for good.
+                message = validation_message(task.task_name, exc)
+                ctx.logger.warning("%s", message)
+                return ev.STEP_FAILED, failure_data(
+                    message, "InputValidationError", retryable=False
+                )
+        timeout_ns = tm.timeout_ns if tm.timeout_ns and tm.timeout_ns > 0 else task.timeout_ns
+        try:
+            result = await self._call(task, args, timeout_ns)
+        except _StepTimeout:
+            assert timeout_ns is not None
+            if not task.is_async:
+                ctx.logger.warning(
+                    "sync handler %r exceeded its timeout of %s; its thread cannot be "
+                    "stopped and runs on in the background (its result will be ignored)",
+                    task.task_name,
+                    format_duration(timeout_ns),
+                )
+            return ev.STEP_FAILED, timeout_data(tm.step_id, timeout_ns)
+        except Exception as exc:
+            data = exception_data(exc)
+            data["error"] = str(data["error"])[:MAX_ERROR_CHARS]
+            if "traceback" in data:  # unexpected: the full traceback belongs in the log
+                ctx.logger.warning("handler raised %s", type(exc).__name__, exc_info=exc)
+            else:
+                ctx.logger.info("handler failed (%s): %s", type(exc).__name__, data["error"])
+            return ev.STEP_FAILED, data
+        try:
+            if isinstance(result, Continue):
+                what = f"Continue value of step {tm.step_id!r}"
+                value = to_json_value(result.value, task.continue_adapter, what)
+                return ev.STEP_CONTINUE, continue_data(value)
+            what = f"output of step {tm.step_id!r}"
+            return ev.STEP_COMPLETED, completed_data(
+                to_json_value(result, task.output_adapter, what)
+            )
+        except OutputError as exc:
+            ctx.logger.warning("%s", exc)
+            return ev.STEP_FAILED, failure_data(str(exc), "SerializationError", retryable=False)
+
+    async def _call(
+        self, task: Task[..., Any], args: tuple[Any, ...], timeout_ns: int | None
+    ) -> Any:
+        if timeout_ns is None:
+            return await self._invoke(task, args)
+        try:
+            async with asyncio.timeout(timeout_ns / 1e9) as scope:
+                return await self._invoke(task, args)
+        except TimeoutError:
+            if scope.expired():
+                raise _StepTimeout from None
+            raise  # the handler's own TimeoutError: an ordinary failure
+
+    async def _invoke(self, task: Task[..., Any], args: tuple[Any, ...]) -> Any:
+        if task.is_async:
+            return await task.fn(*args)
+        # A thread keeps the loop free; abandon_on_cancel lets a timeout or shutdown stop
+        # waiting for it (Python cannot kill a thread). The limiter bounds live threads.
+        return await anyio.to_thread.run_sync(
+            functools.partial(task.fn, *args), abandon_on_cancel=True, limiter=self._limiter
+        )
+
+    def _result_body(self, tm: wire.TaskMessage, event_type: str, data: dict[str, Any]) -> bytes:
+        body = _event(tm, event_type, data).to_bytes()
+        if len(body) <= self._max_event_bytes:
+            return body
+        what = "output" if event_type == ev.STEP_COMPLETED else "result"
+        message = (
+            f"{what} of step {tm.step_id!r} is {len(body)} bytes as JSON; the limit is "
+            f"{self._max_event_bytes} bytes (one NATS message)"
+        )
+        log.warning("run %s: %s", tm.run_id, message)
+        return _event(
+            tm, ev.STEP_FAILED, failure_data(message, "OutputTooLargeError", retryable=False)
+        ).to_bytes()
+
+    async def _publish_started(
+        self, tm: wire.TaskMessage, delivery: int
+    ) -> asyncio.Future[PubAck] | None:
+        # Not awaited on the hot path: the handler starts while the ack is in flight.
+        event = _event(
+            tm,
+            ev.STEP_STARTED,
+            {"worker": self._worker_id, "worker_name": self._worker_name, "delivery": delivery},
+        )
+        try:
+            future = await self._js.publish_async(
+                wire.history_subject(tm.run_id),
+                event.to_bytes(),
+                headers=msg_id(f"{tm.dedup_id}.started"),
+            )
+        except Exception as exc:
+            log.warning(
+                "run %s step %s: cannot publish step.started: %s", tm.run_id, tm.step_id, exc
+            )
+            return None
+        future.add_done_callback(functools.partial(_log_started_failure, tm))
+        return future
+
+    async def _publish_result(self, tm: wire.TaskMessage, body: bytes) -> bool:
+        subject = wire.history_subject(tm.run_id)
+        headers = msg_id(f"{tm.dedup_id}.result")
+        for delay in (*_RESULT_RETRY_DELAYS, None):
+            try:
+                await self._js.publish(subject, body, headers=dict(headers), timeout=5.0)
+                return True
+            except Exception as exc:
+                if delay is None:
+                    log.error(
+                        "run %s step %s: cannot publish the result (%s); giving the task back",
+                        tm.run_id,
+                        tm.step_id,
+                        exc,
+                    )
+                    return False
+                log.warning("run %s: result publish failed (%s); retrying", tm.run_id, exc)
+                await asyncio.sleep(delay)
+        return False
+
+
+def _event(tm: wire.TaskMessage, event_type: str, data: dict[str, Any]) -> Event:
+    return Event(
+        type=event_type,
+        run_id=tm.run_id,
+        step_id=tm.step_id,
+        attempt=tm.attempt,
+        iteration=tm.iteration,
+        item=tm.item,
+        data=data,
+    )
+
+
+def _delivery(msg: Msg) -> int:
+    try:
+        return int(msg.metadata.num_delivered)
+    except Exception:  # not a JetStream message (cannot happen on a pull feed)
+        return 1
+
+
+def _stream_seq(msg: Msg) -> int | None:
+    try:
+        return int(msg.metadata.sequence.stream)
+    except Exception:
+        return None
+
+
+def _log_started_failure(tm: wire.TaskMessage, future: asyncio.Future[PubAck]) -> None:
+    if future.cancelled():
+        return
+    exc = future.exception()
+    if exc is not None:
+        log.warning("run %s step %s: step.started not stored: %s", tm.run_id, tm.step_id, exc)
+
+
+async def _settle(future: asyncio.Future[PubAck], tm: wire.TaskMessage) -> None:
+    """Bound the life of the started publish (an async publish has no timeout of its own)."""
+    if future.done():
+        return
+    await asyncio.wait({future}, timeout=_STARTED_SETTLE_S)
+    if not future.done():
+        log.warning("run %s step %s: step.started was not acknowledged", tm.run_id, tm.step_id)
+        future.cancel()
+
+
+async def _quietly(op: Awaitable[None], what: str) -> None:
+    """Acks and naks on a closed connection fail; the server's ack timer covers that."""
+    try:
+        await op
+    except Exception as exc:
+        log.debug("%s failed: %s", what, exc)

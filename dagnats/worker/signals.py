@@ -1,0 +1,75 @@
+"""Run signals in the ``signals`` KV bucket (key ``<run_id>.<name>``, value = JSON data).
+
+A signal is a value, not a queue: the latest one sent under a name is what a waiter gets,
+including one sent before the wait began (the watch starts with the key's last value).
+The client's ``run.signal()`` and the handler's ``ctx.send_signal()`` both use these.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
+from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
+
+from dagnats.dag import wire
+from dagnats.worker.checkpoints import decode_value, encode_value
+from dagnats.worker.task import check_name
+
+
+def signal_key(run_id: str, name: str) -> str:
+    return f"{run_id}.{check_name(name, 'signal name')}"
+
+
+async def put_signal_raw(kv: KeyValue, key: str, value: bytes) -> int:
+    return await kv.put(key, value)
+
+
+async def send_signal(
+    js: JetStreamContext, run_id: str, name: str, data: Any = None, *, kv: KeyValue | None = None
+) -> int:
+    """Send signal ``name`` with ``data`` (JSON) to run ``run_id``; returns the KV revision."""
+    bucket = kv or await js.key_value(wire.KV_SIGNALS)
+    return await put_signal_raw(bucket, signal_key(run_id, name), encode_value(data, name))
+
+
+async def wait_signal_raw(kv: KeyValue, key: str, timeout_s: float | None) -> bytes:
+    """The bytes of the first value of ``key`` (present or future); ``TimeoutError`` if none.
+
+    The watch delivers the key's current value first, so there is no gap between a
+    ``get`` and a subscription in which a signal could slip past unseen.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = None if timeout_s is None else loop.time() + timeout_s
+    # nats-py's KeyWatcher methods carry no annotations, hence the ignores below.
+    watcher = await kv.watch(key)
+    try:
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - loop.time())
+            if remaining == 0.0:
+                raise TimeoutError(f"no signal at {key} within {timeout_s}s")
+            try:
+                entry = await watcher.updates(timeout=remaining)  # type: ignore[no-untyped-call]
+            except NatsTimeoutError:
+                raise TimeoutError(f"no signal at {key} within {timeout_s}s") from None
+            # None marks the end of the initial values; deletes are not signals.
+            if entry is None or entry.operation in (KV_DEL, KV_PURGE):
+                continue
+            return entry.value or b""
+    finally:
+        await watcher.stop()  # type: ignore[no-untyped-call]
+
+
+async def wait_for_signal(
+    js: JetStreamContext,
+    run_id: str,
+    name: str,
+    timeout_s: float | None = None,
+    *,
+    kv: KeyValue | None = None,
+) -> Any:
+    """Wait for signal ``name`` of run ``run_id`` and return its data."""
+    bucket = kv or await js.key_value(wire.KV_SIGNALS)
+    return decode_value(await wait_signal_raw(bucket, signal_key(run_id, name), timeout_s))

@@ -1,0 +1,259 @@
+"""Methodology: the typer app driven in-process with typer's CliRunner (and ``main()`` for the
+usage-error path); commands that would talk to NATS get a recording fake client, except the
+unreachable-server check, which dials a free loopback port with nothing listening."""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+import dagnats
+from dagnats.cli import app, main
+from dagnats.cli import runs as runs_cli
+from dagnats.cli.common import CliError, parse_value
+from dagnats.cli.loader import resolve
+from dagnats.cli.output import compact, fmt_duration, watch_line
+from dagnats.dag.events import Event
+from dagnats.server.nats_server import free_port
+
+runner = CliRunner()
+
+COMMANDS = (
+    "serve", "engine", "api", "worker", "status", "workers", "workflow", "run", "event",
+    "approve", "reject", "dlq",
+)  # fmt: skip
+
+
+def test_help_lists_every_command() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0, result.output
+    for name in COMMANDS:
+        assert f" {name} " in result.stdout, name
+
+
+@pytest.mark.parametrize(
+    ("group", "commands"),
+    [
+        ("run", ("start", "status", "events", "output", "list", "cancel", "signal", "delete")),
+        ("workflow", ("register", "list", "show", "delete")),
+        ("dlq", ("list",)),
+        ("event", ("publish",)),
+    ],
+)
+def test_group_help(group: str, commands: tuple[str, ...]) -> None:
+    result = runner.invoke(app, [group, "--help"])
+    assert result.exit_code == 0, result.output
+    for name in commands:
+        assert f" {name} " in result.stdout, name
+
+
+def test_version() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"dagnats {dagnats.__version__}" == "dagnats 0.1.0"
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ('"World"', "World"),
+        ("World", "World"),
+        ('{"a": 1}', {"a": 1}),
+        ("[1, 2]", [1, 2]),
+        ("42", 42),
+        ("true", True),
+        ("null", None),
+        ("{not json", "{not json"),
+        ("", ""),
+        (None, None),
+    ],
+)
+def test_parse_value_is_json_else_a_string(text: str | None, value: Any) -> None:
+    assert parse_value(text) == value
+
+
+class _Handle:
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        self.duplicate = False
+
+
+class _RecordingClient:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any, dict[str, Any]]] = []
+
+    async def start(self, workflow: str, run_input: Any = None, **kw: Any) -> _Handle:
+        self.calls.append((workflow, run_input, kw))
+        return _Handle("r-123")
+
+
+@pytest.fixture
+def fake_client(monkeypatch: pytest.MonkeyPatch) -> _RecordingClient:
+    client = _RecordingClient()
+
+    @asynccontextmanager
+    async def fake_connect(url: str, **_: Any) -> AsyncIterator[_RecordingClient]:
+        yield client
+
+    monkeypatch.setattr(runs_cli, "connect", fake_connect)
+    return client
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["'World'"], "'World'"),
+        (['"World"'], "World"),
+        (["World"], "World"),
+        (['{"repo": "x", "n": 2}'], {"repo": "x", "n": 2}),
+        ([], None),
+    ],
+)
+def test_run_start_parses_input(
+    fake_client: _RecordingClient, argv: list[str], expected: Any
+) -> None:
+    result = runner.invoke(app, ["run", "start", "hello-pipeline", *argv])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "Run r-123 started"
+    assert fake_client.calls == [
+        ("hello-pipeline", expected, {"idempotency_key": None, "run_id": None})
+    ]
+
+
+def test_run_start_options_and_json(fake_client: _RecordingClient) -> None:
+    argv = ["run", "start", "wf", "1", "--idempotency-key", "k1", "--run-id", "my-run", "--json"]
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"run_id": "r-123", "workflow": "wf", "duplicate": False}
+    assert fake_client.calls == [("wf", 1, {"idempotency_key": "k1", "run_id": "my-run"})]
+
+
+def test_unreachable_nats_is_one_error_line_and_fast() -> None:
+    url = f"nats://127.0.0.1:{free_port()}"
+    started = time.monotonic()
+    result = runner.invoke(app, ["run", "status", "abc", "--nats-url", url])
+    elapsed = time.monotonic() - started
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"error: cannot connect to NATS at {url}: ")
+    assert "Traceback" not in result.stderr
+    assert elapsed < 5.0
+
+
+def test_nats_url_from_environment() -> None:
+    url = f"nats://127.0.0.1:{free_port()}"
+    result = runner.invoke(app, ["workflow", "list"], env={"DAGNATS_NATS_URL": url})
+    assert result.exit_code == 1
+    assert f"cannot connect to NATS at {url}" in result.stderr
+
+
+def test_usage_error_is_one_line_exit_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "argv", ["dagnats", "run", "list", "--status", "bogus"])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1
+    assert err.startswith("error: ") and "--status" in err
+
+
+def test_too_many_leaf_remotes_is_a_usage_error() -> None:
+    argv = ["serve"] + [a for i in range(11) for a in ("--leaf-remote", f"nats://h{i}:7422")]
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 2
+    assert "at most 10 leaf remotes" in result.output
+
+
+def _write_module(tmp: Path, name: str, body: str) -> None:
+    (tmp / f"{name}.py").write_text(textwrap.dedent(body))
+
+
+def _is_worker(obj: Any) -> bool:
+    return isinstance(obj, dagnats.Worker)
+
+
+def test_loader_finds_workers_in_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _write_module(
+        tmp_path,
+        "cli_loader_mod",
+        """
+        import dagnats
+        worker = dagnats.Worker(name="w1")
+        def make():
+            return dagnats.Worker(name="w2")
+        def needs(x):
+            return x
+        number = 42
+        """,
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert resolve("cli_loader_mod:worker", _is_worker, "a Worker").name == "w1"
+    assert resolve("cli_loader_mod:make", _is_worker, "a Worker").name == "w2"
+    errors = {
+        "cli_loader_nope:worker": "module 'cli_loader_nope' not found",
+        "cli_loader_mod:nope": "module 'cli_loader_mod' has no attribute 'nope'",
+        "cli_loader_mod:number": "'cli_loader_mod:number' is int, expected a Worker",
+        "cli_loader_mod:needs": "is a callable that needs arguments",
+        "no-colon": "expected MODULE:ATTR",
+    }
+    for spec, message in errors.items():
+        with pytest.raises(CliError, match=message):
+            resolve(spec, _is_worker, "a Worker")
+
+
+def test_worker_command_reports_a_missing_module() -> None:
+    result = runner.invoke(app, ["worker", "cli_no_such_module_abc:worker"])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        f"error: module 'cli_no_such_module_abc' not found (looked in {Path.cwd()} and on sys.path)"
+    )
+
+
+def test_output_helpers() -> None:
+    assert fmt_duration(1_000_000_000) == "1s"
+    assert fmt_duration(1_500_000_000) == "1.5s"
+    assert fmt_duration(90 * 1_000_000_000) == "1m30s"
+    assert fmt_duration(2 * 3600 * 1_000_000_000) == "2h"
+    assert fmt_duration(250_000_000) == "250ms"
+    assert compact("Hello, World!") == '"Hello, World!"'
+    assert len(compact("x" * 500)) == 200
+
+
+def _ev(type_: str, **kw: Any) -> Event:
+    return Event(type=type_, run_id="r", **kw)
+
+
+@pytest.mark.parametrize(
+    ("event", "line"),
+    [
+        (_ev("step.completed", step_id="greet", attempt=1), "step.greet: completed"),
+        (
+            _ev("step.failed", step_id="greet", attempt=1, data={"error": "boom"}),
+            "step.greet: failed (attempt 1): boom",
+        ),
+        (
+            _ev("step.retrying", step_id="greet", data={"delay_ns": 10**9}),
+            "step.greet: retrying in 1s",
+        ),
+        (_ev("step.queued", step_id="greet"), None),
+        (_ev("workflow.completed"), None),
+    ],
+)
+def test_watch_lines_follow_the_tutorial(event: Event, line: str | None) -> None:
+    assert watch_line(event) == line
