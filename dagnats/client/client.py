@@ -12,6 +12,7 @@ import nats
 from nats.aio.client import Client as NatsClient
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js.kv import KeyValue
 
 from dagnats.client.handle import RunHandle
 from dagnats.dag.definition import WorkflowDef
@@ -88,6 +89,14 @@ class Client:
         self.timeout_s = timeout_s
         self._owned = _owned
         self._registered: dict[str, str] = {}  # name -> JSON of what this client registered
+        self._kv: dict[str, KeyValue] = {}
+
+    async def kv(self, bucket: str) -> KeyValue:
+        """A KV handle, looked up once (each lookup is a stream-info round trip)."""
+        handle = self._kv.get(bucket)
+        if handle is None:
+            handle = self._kv[bucket] = await self.js.key_value(bucket)
+        return handle
 
     @classmethod
     async def connect(cls, url: str | None = None, *, timeout_s: float = 10.0) -> Client:

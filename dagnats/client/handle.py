@@ -68,7 +68,7 @@ class RunHandle:
         subject = f"$KV.{wire.KV_RUNS}.{self.run_id}"
         sub = await nc.subscribe(subject)
         try:
-            kv = await self.client.js.key_value(wire.KV_RUNS)
+            kv = await self.client.kv(wire.KV_RUNS)
             try:
                 entry = await kv.get(self.run_id)
                 if entry.value:

@@ -234,10 +234,15 @@ def _on_step_failed(ctx: Ctx, event: Event) -> None:
 
 def _on_continue(ctx: Ctx, event: Event) -> None:
     found = _from_event(ctx, event)
-    if found is None or found[1] is not None:
+    if found is None:
         return
-    sid = found[0]
+    sid, item, _ = found
     if ctx.g.steps[sid].type != "agent_loop":
+        # Ignoring it would leave the step queued forever: a handler that asks for another
+        # iteration outside an agent loop is a bug in the handler, so the attempt fails.
+        msg = f"step {sid!r} returned Continue, but only an agent_loop step can iterate"
+        err = StepError(message=msg, type="InvalidContinue", retryable=False, step_id=sid)
+        _failure.attempt_failed(ctx, sid, item, err, None, dead_letter=True)
         return
     cfg = _steps.agent_loop_config(ctx, sid)
     st = ctx.mut(sid)

@@ -66,6 +66,11 @@ def stream_subject(run_id: str, step_id: str) -> str:
     return f"stream.{run_id}.{step_id}"
 
 
+def cancel_subject(run_id: str) -> str:
+    """Core subject announcing that a run ended without completing (workers stop its tasks)."""
+    return f"dagnats.cancel.{run_id}"
+
+
 def new_run_id() -> str:
     """Time-ordered, subject-safe id: 12 hex of milliseconds + 16 random hex."""
     return f"{int(time.time() * 1000):012x}{secrets.token_hex(8)}"

@@ -177,6 +177,10 @@ class Executor:
         )
 
     async def _finish(self, a: FinishRun) -> None:
+        if a.status != "completed":
+            # Handlers still running for this run are wasted work: workers listening on
+            # this subject cancel them (best effort, core pub/sub).
+            await self.nc.publish(wire.cancel_subject(a.run_id), a.status.encode())
         if a.parent_run_id and a.parent_step_id:
             ok = a.status == "completed"
             data: dict[str, Any] = {"child_run_id": a.run_id, "status": a.status}

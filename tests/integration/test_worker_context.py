@@ -157,7 +157,7 @@ async def test_worker_directory_entry(nats_server: EmbeddedNats, nc: NatsClient)
     async with running(worker):
         entry = json.loads((await kv.get(worker.id)).value or b"{}")
     assert entry["id"] == worker.id and entry["name"] == "w-ctx"
-    assert entry["tasks"] == ["approve", "chatty", "notify", "resumable"]
+    assert entry["tasks"] == ["approve", "chatty", "notify", "resumable", "sync_resumable"]
     assert {"host", "pid", "concurrency", "inflight", "started_at", "groups"} <= entry.keys()
     try:
         gone = await kv.get(worker.id)

@@ -367,3 +367,11 @@ def test_respond_completes_with_its_input() -> None:
     resp = of(acts, Respond)[0]
     assert (resp.status, resp.data) == (201, {"ok": True})
     assert sim.state.output == {"ok": True}
+
+
+def test_continue_outside_an_agent_loop_fails_the_step() -> None:
+    sim = Sim(wf({"id": "a", "retry": {"max_attempts": 3}}))
+    sim.start()
+    sim.cont("a", 1)
+    err = sim.step("a").error
+    assert sim.state.status == "failed" and err is not None and "agent_loop" in err.message

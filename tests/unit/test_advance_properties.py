@@ -1,0 +1,303 @@
+"""Methodology: hypothesis DAGs run by a seeded random scheduler; invariants checked per event."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dagnats.dag.actions import (
+    Action,
+    DispatchTask,
+    FinishRun,
+    RecordEvent,
+    RegisterWaiter,
+    RequestApproval,
+    ScheduleTimer,
+    StartChildRun,
+)
+from dagnats.dag.advance import advance
+from dagnats.dag.definition import WorkflowDef
+from dagnats.dag.events import Event
+from dagnats.dag.state import RunState, StepState
+from dagnats.dag.validate import load_definition
+
+T0 = datetime(2030, 1, 1, tzinfo=UTC)
+MAX_DELIVERIES = 3000
+BOOKKEEPING = {"last_seq", "updated_at"}
+
+_RETRY = st.one_of(
+    st.none(),
+    st.builds(
+        lambda n, strategy, delay: {"max_attempts": n, "strategy": strategy, "initial_delay": delay},
+        st.integers(0, 3),
+        st.sampled_from(["fixed", "linear", "exponential"]),
+        st.sampled_from([0, "1s", "30s"]),
+    ),
+)
+
+
+@st.composite
+def workflows(draw: st.DrawFn) -> WorkflowDef:
+    n = draw(st.integers(1, 12))
+    n_handlers = draw(st.integers(0, 3))
+    handlers = [f"h{i}" for i in range(n_handlers)]
+    steps: list[dict[str, Any]] = []
+    for i in range(n):
+        deps = sorted(
+            {f"s{j}" for j in draw(st.lists(st.integers(0, i - 1), max_size=3))} if i else set()
+        )
+        kinds = ["normal"] * 6 + ["agent_loop", "sleep", "approval", "wait", "child", "respond"]
+        if len(deps) == 1:
+            kinds += ["map", "map"]
+        kind = draw(st.sampled_from(kinds))
+        step: dict[str, Any] = {"id": f"s{i}", "depends_on": deps}
+        if kind in ("normal", "agent_loop", "map"):
+            step["retry"] = draw(_RETRY)
+            if draw(st.booleans()):
+                step["timeout"] = "10s"
+        if kind == "agent_loop":
+            step["type"] = "agent_loop"
+            step["config"] = {"max_iterations": draw(st.integers(1, 4))}
+            if draw(st.booleans()):
+                step["config"]["loop_delay"] = "1s"
+        elif kind == "map":
+            step["type"] = "map"
+            step["config"] = {"max_items": 3, "concurrency": draw(st.sampled_from([None, 1, 2]))}
+        elif kind == "sleep":
+            step["type"] = "sleep"
+            step["config"] = {"duration": draw(st.sampled_from(["0s", "1m"]))}
+        elif kind == "approval":
+            step["type"] = "approval"
+        elif kind == "wait":
+            step["type"] = "wait_for_event"
+            step["config"] = {"event": "evt", "timeout": "1h"}
+        elif kind == "child":
+            step["type"] = "sub_workflow"
+            step["config"] = {"workflow": "child", "detach": draw(st.booleans())}
+            step["retry"] = draw(_RETRY)
+        elif kind == "respond":
+            step["type"] = "respond"
+        if draw(st.integers(0, 5)) == 0:
+            step["skip_if"] = f"run.input.skip_s{i} == true"
+        if handlers and draw(st.booleans()):
+            role = draw(st.sampled_from(["on_failure", "compensate"]))
+            step[role] = draw(st.sampled_from(handlers))
+        steps.append({k: v for k, v in step.items() if v is not None})
+    for h in handlers:
+        steps.append({"id": h, "retry": draw(_RETRY)})
+    top: dict[str, Any] = {}
+    if draw(st.integers(0, 3)) == 0:
+        top["concurrency"] = {"max_steps": draw(st.integers(1, 3))}
+    if draw(st.integers(0, 5)) == 0:
+        top["timeout"] = "1h"
+    if draw(st.booleans()):
+        top["default_retry"] = {"max_attempts": draw(st.integers(0, 2)), "initial_delay": "1s"}
+    for s in steps:
+        if s.get("retry") is None:
+            s.pop("retry", None)
+    return load_definition({"name": "prop", "steps": steps, **top})
+
+
+@dataclass
+class Trace:
+    state: RunState
+    dispatch_ids: list[str] = field(default_factory=list)
+    completions: dict[str, int] = field(default_factory=dict)
+    deliveries: int = 0
+    finishes: int = 0
+
+
+def _satisfied(s: StepState) -> bool:
+    return s.status in ("completed", "skipped") or (
+        s.status == "recovered" and s.waiting != "handler"
+    )
+
+
+class World:
+    """The shell and the workers: turns actions into later events, in a seeded random order."""
+
+    def __init__(self, defn: WorkflowDef, seed: int, dup_seed: int | None) -> None:
+        self.defn = defn
+        self.rng = random.Random(seed)
+        # Some runs mostly succeed, some fail a lot: both ends of the state space get visited.
+        self.fail_rate = self.rng.choice([0.02, 0.1, 0.25])
+        self.dup_rng = random.Random(dup_seed) if dup_seed is not None else None
+        self.clock = T0
+        self.seq = 0
+        self.outstanding: list[Action] = []
+        self.delivered: list[Event] = []
+        self.handlers = {s.on_failure for s in defn.steps} | {s.compensate for s in defn.steps}
+        self.timer_ids: set[str] = set()
+        self.record_ids: set[str] = set()
+
+    def event(self, type_: str, **kw: Any) -> Event:
+        return Event(type=type_, run_id="r", ts=self.clock, **kw)
+
+    def apply(self, trace: Trace, event: Event) -> None:
+        self.seq += 1
+        event.seq = self.seq
+        old = trace.state
+        before = old.model_dump()
+        new, actions = advance(self.defn, old, event)
+        assert old.model_dump() == before, "advance mutated its input"
+        self.check(trace, old, new, actions)
+        trace.state = new
+        trace.deliveries += 1
+        self.delivered.append(event)
+        self.outstanding.extend(actions)
+        if self.dup_rng is not None and self.dup_rng.random() < 0.3:
+            self.duplicate(trace)
+
+    def duplicate(self, trace: Trace) -> None:
+        assert self.dup_rng is not None
+        again = self.dup_rng.choice(self.delivered).model_copy(update={"ts": self.clock})
+        self.seq += 1
+        again.seq = self.seq
+        new, actions = advance(self.defn, trace.state, again)
+        assert actions == [], f"duplicate {again.type} produced {actions}"
+        assert new.model_dump(exclude=BOOKKEEPING) == trace.state.model_dump(exclude=BOOKKEEPING)
+        trace.state = new
+
+    def check(self, trace: Trace, old: RunState, new: RunState, actions: list[Action]) -> None:
+        for a in actions:
+            if isinstance(a, DispatchTask):
+                assert a.dedup_id not in trace.dispatch_ids, f"dispatch id reused: {a.dedup_id}"
+                trace.dispatch_ids.append(a.dedup_id)
+                if a.step_id not in self.handlers:
+                    for dep in self.defn.step(a.step_id).depends_on:
+                        assert _satisfied(new.steps[dep]), f"{a.step_id} before {dep}"
+            elif isinstance(a, ScheduleTimer):
+                assert a.dedup_id not in self.timer_ids, f"timer id reused: {a.dedup_id}"
+                self.timer_ids.add(a.dedup_id)
+            elif isinstance(a, RecordEvent):
+                assert a.dedup_id not in self.record_ids, f"record id reused: {a.dedup_id}"
+                self.record_ids.add(a.dedup_id)
+            elif isinstance(a, FinishRun):
+                trace.finishes += 1
+                assert new.terminal and a.status == new.status
+        for sid, s in new.steps.items():
+            was = old.steps[sid]
+            if sid not in self.handlers and s.status == "completed" != was.status:
+                trace.completions[sid] = trace.completions.get(sid, 0) + 1
+                assert trace.completions[sid] == 1, f"{sid} completed twice"
+            for i, it in enumerate(s.items or []):
+                prev = (was.items or [])[i] if was.items and i < len(was.items) else None
+                if it.status == "completed" and (prev is None or prev.status != "completed"):
+                    key = f"{sid}[{i}]"
+                    trace.completions[key] = trace.completions.get(key, 0) + 1
+                    assert trace.completions[key] == 1, f"{key} completed twice"
+        if not new.terminal:
+            assert new.status == "running"
+
+    def events_for(self, a: Action) -> list[Event]:
+        """What the world answers to an action (one random outcome)."""
+        rng = self.rng
+        if isinstance(a, DispatchTask):
+            kw = {"step_id": a.step_id, "attempt": a.attempt, "iteration": a.iteration, "item": a.item}
+            out = [self.event("step.started", data={}, **kw)] if rng.random() < 0.7 else []
+            roll = rng.random()
+            if roll < self.fail_rate:
+                out.append(self.event("step.failed", data={"error": "e", "retryable": True}, **kw))
+            elif roll < self.fail_rate * 1.2:
+                out.append(self.event("step.failed", data={"error": "x", "retryable": False}, **kw))
+            elif roll < self.fail_rate * 1.4:
+                out.append(self.event("step.worker_lost", data={"error": "lost"}, **kw))
+            elif roll < self.fail_rate * 1.4 + 0.1 and self.defn.step(a.step_id).type == "agent_loop":
+                out.append(self.event("step.continue", data={"value": rng.randint(0, 9)}, **kw))
+            else:
+                output = [rng.randint(0, 9) for _ in range(rng.randint(0, 3))]
+                out.append(self.event("step.completed", data={"output": output}, **kw))
+            return out
+        if isinstance(a, ScheduleTimer):
+            self.clock = max(self.clock, a.fire_at)
+            data = {**a.data, "kind": a.kind}
+            return [
+                self.event(
+                    "timer.fired",
+                    step_id=a.step_id,
+                    attempt=data.get("attempt"),
+                    iteration=data.get("iteration"),
+                    item=data.get("item"),
+                    data=data,
+                )
+            ]
+        if isinstance(a, RequestApproval):
+            if rng.random() < 0.7:
+                return [self.event("step.approval.approved", step_id=a.step_id, data={"data": 1})]
+            return [self.event("step.approval.rejected", step_id=a.step_id, data={"reason": "no"})]
+        if isinstance(a, RegisterWaiter):
+            return [self.event("step.wait.matched", step_id=a.step_id, data={"event": {"x": 1}})]
+        if isinstance(a, StartChildRun) and not a.detach:
+            data: dict[str, Any] = {"child_run_id": a.child_run_id}
+            if rng.random() < 0.7:
+                return [self.event("step.child.completed", step_id=a.step_id, data={**data, "output": [1]})]
+            return [self.event("step.child.failed", step_id=a.step_id, data={**data, "error": "c"})]
+        return []  # records, dead letters, finish, waiter removal: nothing comes back
+
+    def run(self, run_input: dict[str, Any]) -> Trace:
+        started = self.event("workflow.started", data={"input": run_input})
+        self.seq += 1
+        started.seq = self.seq
+        state, actions = advance(self.defn, None, started)
+        trace = Trace(state=state)
+        self.delivered.append(started)
+        self.outstanding.extend(actions)
+        for a in actions:
+            if isinstance(a, DispatchTask):
+                trace.dispatch_ids.append(a.dedup_id)
+            if isinstance(a, FinishRun):
+                trace.finishes += 1
+        while not trace.state.terminal:
+            assert trace.deliveries < MAX_DELIVERIES, "run did not end within the bound"
+            assert self.outstanding, f"run stuck with nothing outstanding: {trace.state}"
+            action = self.outstanding.pop(self.rng.randrange(len(self.outstanding)))
+            for event in self.events_for(action):
+                self.clock += timedelta(seconds=1)
+                event.ts = max(event.ts, self.clock)
+                self.clock = event.ts
+                self.apply(trace, event)
+        return trace
+
+
+def _input(defn: WorkflowDef, seed: int) -> dict[str, Any]:
+    rng = random.Random(seed ^ 0x5EED)
+    return {f"skip_{s.id}": rng.random() < 0.3 for s in defn.steps}
+
+
+_SETTINGS = settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+
+
+@_SETTINGS
+@given(workflows(), st.integers(0, 2**32))
+def test_runs_end_and_respect_invariants(defn: WorkflowDef, seed: int) -> None:
+    world = World(defn, seed, None)
+    trace = world.run(_input(defn, seed))
+    assert trace.state.terminal
+    assert trace.finishes == 1
+    if trace.state.status == "completed":
+        for sid, s in trace.state.steps.items():
+            assert s.status in ("completed", "skipped", "recovered"), (sid, s.status)
+    # a terminal run is unchanged by anything that still arrives
+    final = trace.state
+    leftovers = [e for a in world.outstanding for e in world.events_for(a)]
+    for event in leftovers + world.delivered[-3:]:
+        new, actions = advance(defn, final, event)
+        assert new is final and actions == []
+
+
+@_SETTINGS
+@given(workflows(), st.integers(0, 2**32), st.integers(0, 2**32))
+def test_duplicates_never_change_the_outcome(defn: WorkflowDef, seed: int, dup: int) -> None:
+    plain = World(defn, seed, None).run(_input(defn, seed))
+    noisy = World(defn, seed, dup).run(_input(defn, seed))
+    assert noisy.state.model_dump(exclude=BOOKKEEPING) == plain.state.model_dump(
+        exclude=BOOKKEEPING
+    )
+    assert noisy.dispatch_ids == plain.dispatch_ids
