@@ -14,7 +14,6 @@ import logging
 from collections import deque
 from typing import Any
 
-from dagnats.dag.advance import advance
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -24,18 +23,24 @@ from dagnats._nats.feed import PullFeed
 from dagnats._nats.history import read_history
 from dagnats.dag import events as ev
 from dagnats.dag import wire
+from dagnats.dag.advance import advance
 from dagnats.dag.definition import WorkflowDef
 from dagnats.dag.events import Event
 from dagnats.dag.state import RunState
 from dagnats.engine.advisories import AdvisoryWatcher
 from dagnats.engine.correlator import Correlator
 from dagnats.engine.executor import Executor
+from dagnats.engine.limits import release_slots
 from dagnats.engine.store import ConflictError, DefinitionStore, RunStore
 from dagnats.engine.timers import TimerService
 
 log = logging.getLogger(__name__)
 
 MAX_APPLY_TRIES = 6
+# Events after which an attempt no longer runs (its concurrency slot is free again).
+SLOT_ENDING = frozenset(
+    {ev.STEP_COMPLETED, ev.STEP_FAILED, ev.STEP_CONTINUE, ev.WORKER_LOST, ev.TIMER_FIRED}
+)
 
 
 class Engine:
@@ -57,7 +62,13 @@ class Engine:
         self.defs = await DefinitionStore.open(js)
         kv = {
             name: await js.key_value(name)
-            for name in (wire.KV_WAITERS, wire.KV_APPROVALS, wire.KV_CHECKPOINTS)
+            for name in (
+                wire.KV_WAITERS,
+                wire.KV_APPROVALS,
+                wire.KV_CHECKPOINTS,
+                wire.KV_CONCURRENCY,
+                wire.KV_RATE_LIMITS,
+            )
         }
         self.executor = Executor(self.nc, js, self.defs, kv)
         await ensure_consumer(
@@ -77,7 +88,7 @@ class Engine:
             self.nc, wire.HISTORY_STREAM, wire.ENGINE_CONSUMER, max_inflight=self.max_inflight
         )
         await self.feed.start()
-        self.timers = TimerService(self.nc)
+        self.timers = TimerService(self.nc, kv)
         await self.timers.start()
         self.advisories = AdvisoryWatcher(self.nc)
         await self.advisories.start()
@@ -213,7 +224,31 @@ class Engine:
         new_run, actions = advance(defn, run, event)
         if actions:
             await self.executor.execute(actions)
+        ended = new_run.terminal and not (run is not None and run.terminal)
+        await self._release_slots(defn, event, new_run, ended)
         await self.runs.save(new_run, rev)
+
+    async def _release_slots(
+        self, defn: WorkflowDef, event: Event, run: RunState, ended: bool
+    ) -> None:
+        """Give back max_task_concurrency slots held by attempts that have ended."""
+        kv = self.executor.kv[wire.KV_CONCURRENCY]
+        if ended:
+            for limited in defn.steps:
+                if limited.max_task_concurrency:
+                    await release_slots(kv, limited.task_name, prefix=f"{run.run_id}.")
+            return
+        if event.step_id is None or event.type not in SLOT_ENDING:
+            return
+        if event.type == ev.TIMER_FIRED and (event.data or {}).get("kind") != "step_timeout":
+            return
+        step = next((s for s in defn.steps if s.id == event.step_id), None)
+        if step is None or not step.max_task_concurrency:
+            return
+        attempt, iteration = event.attempt or 1, event.iteration or 0
+        tail = f"i{event.item}" if event.item is not None else str(iteration)
+        holder = f"{run.run_id}.{step.id}.{attempt}.{tail}"
+        await release_slots(kv, step.task_name, holder=holder)
 
     async def _definition(self, run: RunState | None, event: Event) -> WorkflowDef | None:
         if run is not None:

@@ -14,7 +14,7 @@ import math
 import secrets
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from nats.aio.client import Client as NatsClient
@@ -41,6 +41,7 @@ from dagnats.dag.actions import (
     StartChildRun,
 )
 from dagnats.dag.events import Event
+from dagnats.engine.limits import acquire_slot, release_slots, take_token
 from dagnats.engine.store import DefinitionStore
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,14 @@ class Executor:
             else:
                 later.append(a)
         for (_run, _step), tasks in fanout.items():
+            limited = [t for t in tasks if t.rate_limit or t.max_task_concurrency]
+            if limited:
+                # Limits are per task type: each instance asks for its own token / slot.
+                for t in limited:
+                    await self.dispatch_limited(t, futures)
+                tasks = [t for t in tasks if not (t.rate_limit or t.max_task_concurrency)]
+            if not tasks:
+                continue
             if len(tasks) == 1:
                 t = tasks[0]
                 futures.append(
@@ -125,6 +134,33 @@ class Executor:
         await gather_acks(futures)
         for a in later:
             await self._other(a)
+
+    async def dispatch_limited(
+        self, t: DispatchTask, futures: list[asyncio.Future[PubAck]]
+    ) -> None:
+        """Publish now if a token and a slot are free, else defer through the timer stream."""
+        wait_s = await check_limits(self.kv, limits_of(t))
+        subject = wire.task_subject(t.task, t.worker_group)
+        if wait_s is None:
+            futures.append(await self._pub(subject, _task_body(t), t.dedup_id))
+            return
+        fire_at = datetime.now(UTC) + timedelta(seconds=wait_s)
+        body = {
+            "run_id": t.run_id,
+            "step_id": t.step_id,
+            "kind": "dispatch",
+            "fire_at": fire_at.isoformat(),
+            "data": {"kind": "dispatch"},
+            "dedup_id": f"defer.{t.dedup_id}",
+            "task": {"subject": subject, "body": _task_body(t).decode(), **limits_of(t)},
+        }
+        futures.append(
+            await self._pub(
+                wire.timer_subject("dispatch", t.run_id),
+                json.dumps(body).encode(),
+                f"defer.{t.dedup_id}",
+            )
+        )
 
     async def _pub(self, subject: str, data: bytes, dedup_id: str) -> asyncio.Future[PubAck]:
         return await self.js.publish_async(subject, data, headers=msg_id(dedup_id))
@@ -276,6 +312,34 @@ class Executor:
             ),
             f"{a.run_id}.{a.step_id}.approval.{a.expires_at.timestamp()}",
         )
+
+
+def limits_of(t: DispatchTask) -> dict[str, Any]:
+    return {
+        "task_name": t.task,
+        "holder": t.dedup_id,
+        "rate_limit": list(t.rate_limit) if t.rate_limit else None,
+        "max_task_concurrency": t.max_task_concurrency,
+    }
+
+
+async def check_limits(kv: dict[str, KeyValue], limits: dict[str, Any]) -> float | None:
+    """None when the task may start now (slot and token taken), else seconds to wait."""
+    task, holder = limits["task_name"], limits["holder"]
+    max_conc = limits.get("max_task_concurrency")
+    if max_conc:
+        verdict = await acquire_slot(kv[wire.KV_CONCURRENCY], task, holder, int(max_conc))
+        if not verdict.ok:
+            return verdict.retry_in_s
+    rate = limits.get("rate_limit")
+    if rate:
+        limit, period_ns = rate
+        verdict = await take_token(kv[wire.KV_RATE_LIMITS], task, int(limit), period_ns / 1e9)
+        if not verdict.ok:
+            if max_conc:  # do not sit on a slot while waiting for a token
+                await release_slots(kv[wire.KV_CONCURRENCY], task, holder=holder)
+            return verdict.retry_in_s
+    return None
 
 
 def _task_body(t: DispatchTask) -> bytes:

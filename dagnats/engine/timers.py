@@ -13,10 +13,12 @@ import contextlib
 import json
 import logging
 from datetime import UTC, datetime
+from typing import Any
 
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.kv import KeyValue
 
 from dagnats._nats.feed import PullFeed
 from dagnats._nats.publish import msg_id
@@ -31,8 +33,11 @@ EARLY_S = 0.001  # fire when due within a millisecond: nak delays land 1-2 ms la
 
 
 class TimerService:
-    def __init__(self, nc: NatsClient, *, max_inflight: int = 1000) -> None:
+    def __init__(
+        self, nc: NatsClient, kv: dict[str, KeyValue] | None = None, *, max_inflight: int = 1000
+    ) -> None:
         self.nc = nc
+        self.kv = kv or {}
         self.js = nc.jetstream()
         self.max_inflight = max_inflight
         self._loop: asyncio.Task[None] | None = None
@@ -80,6 +85,19 @@ class TimerService:
             self._tasks.add(t)
             t.add_done_callback(self._tasks.discard)
 
+    async def _dispatch(self, msg: Msg, task: dict[str, Any]) -> None:
+        """A task deferred by its rate limit or concurrency limit: try the limits again."""
+        from dagnats.engine.executor import check_limits
+
+        wait_s = await check_limits(self.kv, task)
+        if wait_s is not None:
+            await msg.nak(delay=max(0.01, min(wait_s, MAX_NAK_DELAY_S)))
+            return
+        await self.js.publish(
+            task["subject"], task["body"].encode(), headers=msg_id(task["holder"])
+        )
+        await msg.ack()
+
     async def _handle(self, msg: Msg) -> None:
         try:
             body = json.loads(msg.data)
@@ -87,6 +105,9 @@ class TimerService:
             remaining = (fire_at - datetime.now(UTC)).total_seconds()
             if remaining > EARLY_S:
                 await msg.nak(delay=min(remaining, MAX_NAK_DELAY_S))
+                return
+            if body.get("kind") == "dispatch":
+                await self._dispatch(msg, body["task"])
                 return
             data = body.get("data") or {}
             event = Event(

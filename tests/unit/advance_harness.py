@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 from dagnats.dag.actions import Action, DispatchTask, RecordEvent, ScheduleTimer
@@ -14,6 +16,12 @@ from dagnats.dag.validate import load_definition
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 A = TypeVar("A")
+REFERENCE = Path(__file__).resolve().parents[1] / "fixtures" / "reference"
+
+
+def reference(name: str) -> WorkflowDef:
+    """A reference workflow file, loaded as the brief asks: json + ``model_validate``."""
+    return WorkflowDef.model_validate(json.loads((REFERENCE / name).read_text()))
 
 
 def wf(*steps: dict[str, Any], **top: Any) -> WorkflowDef:
@@ -33,8 +41,7 @@ def records(actions: list[Action], type_: str | None = None) -> list[Event]:
 def dispatched(actions: list[Action]) -> list[str]:
     """Step ids (``step[i]`` for map instances) of the tasks dispatched, in order."""
     return [
-        d.step_id if d.item is None else f"{d.step_id}[{d.item}]"
-        for d in of(actions, DispatchTask)
+        d.step_id if d.item is None else f"{d.step_id}[{d.item}]" for d in of(actions, DispatchTask)
     ]
 
 

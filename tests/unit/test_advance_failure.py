@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-from advance_harness import Sim, dispatched, of, records, wf
+from advance_harness import Sim, dispatched, of, records, reference, wf
 
 from dagnats.dag.actions import (
     CancelChildRun,
@@ -14,17 +11,10 @@ from dagnats.dag.actions import (
     FinishRun,
     StartChildRun,
 )
-from dagnats.dag.definition import WorkflowDef
-
-REFERENCE = Path("/work/shared/reference/retry-errors.json")
-
-
-def retry_errors() -> WorkflowDef:
-    return WorkflowDef.model_validate(json.loads(REFERENCE.read_text()))
 
 
 def test_reference_on_failure_runs_only_after_retries_are_exhausted() -> None:
-    sim = Sim(retry_errors())
+    sim = Sim(reference("retry-errors.json"))
     assert dispatched(sim.start("u")) == ["fetch"]
     for _ in range(3):  # max_attempts 3: retries after the first failure
         acts = sim.fail("fetch", "timeout")
@@ -36,7 +26,10 @@ def test_reference_on_failure_runs_only_after_retries_are_exhausted() -> None:
     assert [e.type for e in records(acts)] == ["step.recovered"]
     task = of(acts, DispatchTask)[0]
     assert task.step_id == "report-error"
-    assert task.input == {"failed_step": "fetch", "error": {"message": "timeout", "type": "HTTPError"}}
+    assert task.input == {
+        "failed_step": "fetch",
+        "error": {"message": "timeout", "type": "HTTPError"},
+    }
     assert sim.step("report-error").handling == "fetch"
     assert sim.step("process").status == "pending"  # not before the handler is done
     acts = sim.complete("report-error", {"reported": True})
@@ -47,7 +40,7 @@ def test_reference_on_failure_runs_only_after_retries_are_exhausted() -> None:
 
 
 def test_reference_success_never_runs_the_handler() -> None:
-    sim = Sim(retry_errors())
+    sim = Sim(reference("retry-errors.json"))
     sim.start()
     sim.complete("fetch", 1)
     sim.complete("process", 2)
@@ -157,7 +150,9 @@ def test_compensator_retries_then_failure_fails_the_run() -> None:
 
 
 def test_shared_compensator_runs_once_per_step() -> None:
-    sim = Sim(wf({"id": "a", "compensate": "u"}, {"id": "b", "compensate": "u"}, {"id": "c"}, {"id": "u"}))
+    sim = Sim(
+        wf({"id": "a", "compensate": "u"}, {"id": "b", "compensate": "u"}, {"id": "c"}, {"id": "u"})
+    )
     sim.start()
     sim.complete("a", 1)
     sim.complete("b", 2)

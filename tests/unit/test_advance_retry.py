@@ -154,7 +154,8 @@ def test_worker_lost_is_a_failed_attempt() -> None:
     sim.fire(sim.timer("retry", acts))
     sim.send("step.worker_lost", "a", attempt=2, iteration=0, data=data)
     assert sim.state.status == "failed"
-    assert sim.step("a").error is not None and sim.step("a").error.type == "WorkerLost"
+    err = sim.step("a").error
+    assert err is not None and err.type == "WorkerLost"
 
 
 def test_step_timeout_backstop_is_a_retryable_failed_attempt() -> None:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
-from pathlib import Path
 
-from advance_harness import T0, Sim, dispatched, of, records, wf
+from advance_harness import T0, Sim, dispatched, of, records, reference, wf
 
 from dagnats.dag.actions import (
     DispatchTask,
@@ -20,13 +18,6 @@ from dagnats.dag.actions import (
 )
 from dagnats.dag.definition import MAX_SUB_WORKFLOW_DEPTH, WorkflowDef
 
-REFERENCE = Path("/work/shared/reference")
-
-
-def reference(name: str) -> WorkflowDef:
-    return WorkflowDef.model_validate(json.loads((REFERENCE / name).read_text()))
-
-
 # --- agent loop ------------------------------------------------------------------------------
 
 
@@ -35,7 +26,10 @@ def test_reference_agent_loop_iterates_with_delay_and_stops_at_max_iterations() 
     sim.start(0)
     for i in range(1, 10):
         acts = sim.cont("counter", i)
-        assert (sim.step("counter").status, sim.step("counter").waiting) == ("pending", "loop_delay")
+        assert (sim.step("counter").status, sim.step("counter").waiting) == (
+            "pending",
+            "loop_delay",
+        )
         timer = sim.timer("loop_delay", acts)
         assert timer.fire_at == sim.now + timedelta(seconds=1) and timer.data == {"iteration": i}
         acts = sim.fire(timer)
@@ -145,7 +139,10 @@ def test_map_rejects_non_arrays_and_too_many_items() -> None:
 
 def test_map_concurrency_limits_instances_in_flight() -> None:
     sim = Sim(
-        wf({"id": "s"}, {"id": "m", "type": "map", "depends_on": ["s"], "config": {"concurrency": 2}})
+        wf(
+            {"id": "s"},
+            {"id": "m", "type": "map", "depends_on": ["s"], "config": {"concurrency": 2}},
+        )
     )
     sim.start()
     assert dispatched(sim.complete("s", [0, 1, 2, 3])) == ["m[0]", "m[1]"]
@@ -188,7 +185,12 @@ def test_map_instance_retries_independently_and_failure_fails_the_map() -> None:
 
 
 def test_sleep_for_a_duration_passes_input_through() -> None:
-    sim = Sim(wf({"id": "a"}, {"id": "z", "type": "sleep", "depends_on": ["a"], "config": {"duration": "10m"}}))
+    sim = Sim(
+        wf(
+            {"id": "a"},
+            {"id": "z", "type": "sleep", "depends_on": ["a"], "config": {"duration": "10m"}},
+        )
+    )
     sim.start()
     acts = sim.complete("a", "payload")
     timer = sim.timer("sleep", acts)
@@ -205,7 +207,9 @@ def test_sleep_until_a_literal_and_a_path() -> None:
     assert sim.timer("sleep", sim.start()).fire_at == T0.replace(month=6)
 
     sim = Sim(wf({"id": "z", "type": "sleep", "config": {"until": "input.wake"}}))
-    assert sim.timer("sleep", sim.start({"wake": "2030-01-02T00:00:00+00:00"})).fire_at == T0 + timedelta(days=1)
+    assert sim.timer(
+        "sleep", sim.start({"wake": "2030-01-02T00:00:00+00:00"})
+    ).fire_at == T0 + timedelta(days=1)
 
 
 def test_sleep_until_the_past_completes_at_once() -> None:
@@ -344,7 +348,9 @@ def test_sub_workflow_retry_starts_a_new_child() -> None:
         )
     )
     first = of(sim.start(), StartChildRun)[0]
-    acts = sim.send("step.child.failed", "c", data={"child_run_id": first.child_run_id, "error": "e"})
+    acts = sim.send(
+        "step.child.failed", "c", data={"child_run_id": first.child_run_id, "error": "e"}
+    )
     second = of(sim.fire(sim.timer("retry", acts)), StartChildRun)[0]
     assert second.child_run_id == "r1-c-2"
     stale = {"child_run_id": first.child_run_id, "output": 1}
@@ -361,7 +367,12 @@ def test_child_run_id_is_subject_safe() -> None:
 
 
 def test_respond_completes_with_its_input() -> None:
-    sim = Sim(wf({"id": "a"}, {"id": "r", "type": "respond", "depends_on": ["a"], "config": {"status": 201}}))
+    sim = Sim(
+        wf(
+            {"id": "a"},
+            {"id": "r", "type": "respond", "depends_on": ["a"], "config": {"status": 201}},
+        )
+    )
     sim.start()
     acts = sim.complete("a", {"ok": True})
     resp = of(acts, Respond)[0]

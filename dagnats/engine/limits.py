@@ -1,0 +1,102 @@
+"""Per-task-type limits at dispatch: ``rate_limit`` (token bucket) and ``max_task_concurrency``.
+
+Both live in KV and change only by compare-and-swap (at most ``MAX_CAS_TRIES`` per call), so
+any number of engines share them. A task that may not start yet is not dropped: the caller
+defers its dispatch through the timer stream and tries again when a token or slot is due.
+Concurrency slots are a set of holder ids (one per attempt), so releasing is idempotent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.kv import KeyValue
+
+log = logging.getLogger(__name__)
+
+MAX_CAS_TRIES = 10
+SLOT_RETRY_S = 0.25  # how soon a task waiting for a concurrency slot looks again
+MAX_HOLDERS = 100_000
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    retry_in_s: float = 0.0
+
+
+async def _read(kv: KeyValue, key: str) -> tuple[dict[str, Any] | None, int]:
+    try:
+        entry = await kv.get(key)
+    except KeyNotFoundError:
+        return None, 0
+    if entry.value is None:
+        return None, entry.revision or 0
+    return json.loads(entry.value), entry.revision or 0
+
+
+async def _write(kv: KeyValue, key: str, value: dict[str, Any], rev: int) -> bool:
+    data = json.dumps(value).encode()
+    try:
+        if rev == 0:
+            await kv.create(key, data)
+        else:
+            await kv.update(key, data, last=rev)
+    except KeyWrongLastSequenceError:
+        return False
+    return True
+
+
+async def take_token(kv: KeyValue, task: str, limit: int, period_s: float) -> Verdict:
+    """One start of ``task`` under ``limit`` per ``period_s``; else when to try again."""
+    rate = limit / period_s
+    for _ in range(MAX_CAS_TRIES):
+        state, rev = await _read(kv, task)
+        now = time.time()
+        tokens = float(limit)
+        if state is not None:
+            last = float(state.get("ts", now))
+            saved = float(state.get("tokens", limit))
+            tokens = min(float(limit), saved + (now - last) * rate)
+        if tokens < 1.0:
+            return Verdict(False, (1.0 - tokens) / rate)
+        if await _write(kv, task, {"tokens": tokens - 1.0, "ts": now}, rev):
+            return Verdict(True)
+    return Verdict(False, 0.05)  # heavy contention: back off briefly, never spin
+
+
+async def acquire_slot(kv: KeyValue, task: str, holder: str, limit: int) -> Verdict:
+    key = f"task.{task}"
+    for _ in range(MAX_CAS_TRIES):
+        state, rev = await _read(kv, key)
+        holders = list(state.get("holders", [])) if state else []
+        if holder in holders:
+            return Verdict(True)  # a repeated dispatch of the same attempt
+        if len(holders) >= min(limit, MAX_HOLDERS):
+            return Verdict(False, SLOT_RETRY_S)
+        if await _write(kv, key, {"holders": [*holders, holder]}, rev):
+            return Verdict(True)
+    return Verdict(False, 0.05)
+
+
+async def release_slots(
+    kv: KeyValue, task: str, *, holder: str | None = None, prefix: str | None = None
+) -> None:
+    """Free one holder, or every holder starting with ``prefix`` (a run that ended)."""
+    key = f"task.{task}"
+    for _ in range(MAX_CAS_TRIES):
+        state, rev = await _read(kv, key)
+        if not state:
+            return
+        holders = [str(h) for h in state.get("holders", [])]
+        keep = [h for h in holders if h != holder and not (prefix and h.startswith(prefix))]
+        if len(keep) == len(holders):
+            return
+        if await _write(kv, key, {"holders": keep}, rev):
+            return
+    log.warning("could not release concurrency slot of task %s after %d tries", task, MAX_CAS_TRIES)
