@@ -74,7 +74,9 @@ class RunHandle:
                 if entry.value:
                     state = RunState.model_validate_json(entry.value)
                     if state.terminal:
-                        return outcome(state)
+                        return await self._resolve(outcome(state))
+            except (RunCancelledError, RunFailedError):
+                raise
             except Exception:  # not written yet: the engine has not seen the start
                 pass
             deadline = None if timeout is None else time.monotonic() + timeout
@@ -93,9 +95,14 @@ class RunHandle:
                     continue
                 state = RunState.model_validate_json(msg.data)
                 if state.terminal:
-                    return outcome(state)
+                    return await self._resolve(outcome(state))
         finally:
             await sub.unsubscribe()
+
+    async def _resolve(self, value: Any) -> Any:
+        if not is_ref(value):
+            return value
+        return await Payloads(self.client.js).resolve(value)
 
     async def events(
         self, *, follow: bool = False, timeout: float | None = None

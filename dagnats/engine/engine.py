@@ -21,6 +21,7 @@ from nats.js.errors import BadRequestError
 
 from dagnats._nats.feed import PullFeed
 from dagnats._nats.history import read_history
+from dagnats._nats.payloads import Payloads, is_ref
 from dagnats.dag import events as ev
 from dagnats.dag import wire
 from dagnats.dag.advance import advance
@@ -71,6 +72,7 @@ class Engine:
             )
         }
         self.executor = Executor(self.nc, js, self.defs, kv)
+        self.payloads = Payloads(js)
         await ensure_consumer(
             self.nc,
             wire.HISTORY_STREAM,
@@ -221,6 +223,8 @@ class Engine:
         defn = await self._definition(run, event)
         if defn is None:
             return
+        if event.type == ev.STEP_COMPLETED and isinstance(event.data, dict):
+            await self._resolve_for_map(defn, event)
         new_run, actions = advance(defn, run, event)
         if actions:
             await self.executor.execute(actions)
@@ -249,6 +253,14 @@ class Engine:
         tail = f"i{event.item}" if event.item is not None else str(iteration)
         holder = f"{run.run_id}.{step.id}.{attempt}.{tail}"
         await release_slots(kv, step.task_name, holder=holder)
+
+    async def _resolve_for_map(self, defn: WorkflowDef, event: Event) -> None:
+        """A map step fans out over its input array, so a referenced array is fetched."""
+        output = event.data.get("output")
+        if not is_ref(output) or event.step_id is None:
+            return
+        if any(s.type == "map" and event.step_id in s.depends_on for s in defn.steps):
+            event.data = {**event.data, "output": await self.payloads.resolve(output)}
 
     async def _definition(self, run: RunState | None, event: Event) -> WorkflowDef | None:
         if run is not None:

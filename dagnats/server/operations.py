@@ -9,19 +9,20 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from dagnats.dag.conditions import lookup
-from dagnats.dag.jsonschema import validate_instance
-from dagnats.dag.validate import load_definition
 from nats.aio.client import Client as NatsClient
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
 from nats.js.kv import KeyValue
 
 from dagnats._nats.history import read_history
+from dagnats._nats.payloads import Payloads
 from dagnats._nats.publish import msg_id
 from dagnats.dag import events as ev
 from dagnats.dag import wire
+from dagnats.dag.conditions import lookup
 from dagnats.dag.events import Event
+from dagnats.dag.jsonschema import validate_instance
 from dagnats.dag.state import RunState
+from dagnats.dag.validate import load_definition
 from dagnats.engine.store import DefinitionStore
 from dagnats.errors import (
     ApiError,
@@ -64,6 +65,7 @@ class Operations:
         self.idem: KeyValue = await js.key_value(wire.KV_IDEMPOTENCY)
         self.approvals: KeyValue = await js.key_value(wire.KV_APPROVALS)
         self.signals: KeyValue = await js.key_value(wire.KV_SIGNALS)
+        self.payloads = Payloads(js)
 
     # --- workflows ---
 

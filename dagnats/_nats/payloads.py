@@ -1,0 +1,62 @@
+"""Large payloads: values above a threshold live in the ``payloads`` object store.
+
+A message then carries ``{"$dagnats_ref": key, "size": n}`` instead of the value. Workers
+resolve references in their input and offload large outputs; the engine passes references
+through untouched (a 3 MiB output costs the engine nothing); clients resolve results.
+NATS's ``max_payload`` (1 MiB) is the hard limit the threshold keeps messages under.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from nats.js import JetStreamContext
+from nats.js.object_store import ObjectStore
+
+from dagnats.dag import wire
+
+THRESHOLD_BYTES = 256 * 1024
+REF = "$dagnats_ref"
+MAX_PAYLOAD_BYTES = 512 * 1024 * 1024  # one stored value; larger is a user error
+
+
+def is_ref(value: Any) -> bool:
+    return isinstance(value, dict) and isinstance(value.get(REF), str) and len(value) <= 2
+
+
+class Payloads:
+    """Offload and resolve large JSON values (object store opened lazily, once)."""
+
+    def __init__(self, js: JetStreamContext, threshold_bytes: int = THRESHOLD_BYTES) -> None:
+        self.js = js
+        self.threshold = threshold_bytes
+        self._obj: ObjectStore | None = None
+
+    async def store(self) -> ObjectStore:
+        if self._obj is None:
+            self._obj = await self.js.object_store(wire.OBJ_PAYLOADS)
+        return self._obj
+
+    async def offload(self, key: str, value: Any) -> Any:
+        """``value`` itself when small, else a reference to its stored JSON."""
+        data = json.dumps(value, separators=(",", ":")).encode()
+        if len(data) <= self.threshold:
+            return value
+        if len(data) > MAX_PAYLOAD_BYTES:
+            raise ValueError(
+                f"payload of {len(data)} bytes is over the {MAX_PAYLOAD_BYTES} byte limit"
+            )
+        obj = await self.store()
+        await obj.put(key, data)
+        return {REF: key, "size": len(data)}
+
+    async def resolve(self, value: Any) -> Any:
+        """Replace a reference (or references one level down in a dict) by the value."""
+        if is_ref(value):
+            obj = await self.store()
+            result = await obj.get(value[REF])
+            return json.loads(result.data or b"null")
+        if isinstance(value, dict) and any(is_ref(v) for v in value.values()):
+            return {k: await self.resolve(v) for k, v in value.items()}
+        return value
