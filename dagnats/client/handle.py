@@ -12,6 +12,7 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import DeliverPolicy
 
 from dagnats._nats.history import read_history
+from dagnats._nats.payloads import Payloads, is_ref
 from dagnats.dag import events as ev
 from dagnats.dag import wire
 from dagnats.dag.events import Event
