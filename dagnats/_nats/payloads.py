@@ -15,6 +15,7 @@ from nats.js import JetStreamContext
 from nats.js.object_store import ObjectStore
 
 from dagnats.dag import wire
+from dagnats.dag.state import RunState
 
 THRESHOLD_BYTES = 256 * 1024
 REF = "$dagnats_ref"
@@ -60,3 +61,26 @@ class Payloads:
         if isinstance(value, dict) and any(is_ref(v) for v in value.values()):
             return {k: await self.resolve(v) for k, v in value.items()}
         return value
+
+
+SNAPSHOT_REF = "$dagnats_snapshot"
+SNAPSHOT_INLINE_MAX = 900 * 1024  # KV values share the 1 MiB message limit
+
+
+async def encode_run(payloads: Payloads, run: RunState) -> bytes:
+    """The KV value of a run snapshot: inline, or a marker pointing at the object store."""
+    data = run.model_dump_json(exclude_none=True).encode()
+    if len(data) <= SNAPSHOT_INLINE_MAX:
+        return data
+    obj = await payloads.store()
+    key = f"snapshots/{run.run_id}"
+    await obj.put(key, data)
+    return json.dumps({SNAPSHOT_REF: key, "status": run.status}).encode()
+
+
+async def decode_run(payloads: Payloads, data: bytes) -> RunState:
+    if data.startswith(b'{"' + SNAPSHOT_REF.encode()):
+        obj = await payloads.store()
+        stored = await obj.get(json.loads(data)[SNAPSHOT_REF])
+        data = stored.data or b"{}"
+    return RunState.model_validate_json(data)

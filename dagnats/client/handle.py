@@ -12,7 +12,7 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import DeliverPolicy
 
 from dagnats._nats.history import read_history
-from dagnats._nats.payloads import Payloads, is_ref
+from dagnats._nats.payloads import Payloads, decode_run, is_ref
 from dagnats.dag import events as ev
 from dagnats.dag import wire
 from dagnats.dag.events import Event
@@ -73,7 +73,7 @@ class RunHandle:
             try:
                 entry = await kv.get(self.run_id)
                 if entry.value:
-                    state = RunState.model_validate_json(entry.value)
+                    state = await decode_run(Payloads(self.client.js), entry.value)
                     if state.terminal:
                         return await self._resolve(outcome(state))
             except (RunCancelledError, RunFailedError):
@@ -94,7 +94,7 @@ class RunHandle:
                     raise RunNotFoundError(f"run {self.run_id} was deleted")
                 if not msg.data:
                     continue
-                state = RunState.model_validate_json(msg.data)
+                state = await decode_run(Payloads(self.client.js), msg.data)
                 if state.terminal:
                     return await self._resolve(outcome(state))
         finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from dagnats.dag import _failure
+from dagnats.dag import _failure, _waits
 from dagnats.dag._run import Ctx, first_undispatched, ns_delta
 from dagnats.dag.actions import (
     DispatchTask,
@@ -150,13 +150,13 @@ def begin(ctx: Ctx, sid: str, step_input: Any) -> None:
     elif kind == "map":
         _start_map(ctx, sid)
     elif kind == "sleep":
-        _start_sleep(ctx, sid)
+        _waits.start_sleep(ctx, sid)
     elif kind == "wait_for_event":
-        _start_wait(ctx, sid)
+        _waits.start_wait(ctx, sid)
     elif kind == "approval":
-        _start_approval(ctx, sid)
+        _waits.start_approval(ctx, sid)
     elif kind == "sub_workflow":
-        start_child(ctx, sid)
+        _waits.start_child(ctx, sid)
     else:  # respond
         cfg = step_config(step)
         status = cfg.status if isinstance(cfg, RespondConfig) else 200
@@ -253,7 +253,7 @@ def redispatch(ctx: Ctx, sid: str, item: int | None) -> None:
     if item is not None:
         dispatch_item(ctx, sid, item)
     elif ctx.g.steps[sid].type == "sub_workflow":
-        start_child(ctx, sid)
+        _waits.start_child(ctx, sid)
     else:
         dispatch_held(ctx, sid)
 
@@ -336,145 +336,6 @@ def complete_item(ctx: Ctx, sid: str, index: int, output: Any) -> None:
         complete_step(ctx, sid, [i.output for i in st.items])
     else:
         fill_map(ctx, sid)
-
-
-# --- waiting steps -----------------------------------------------------------------------
-
-
-def _start_sleep(ctx: Ctx, sid: str) -> None:
-    step = ctx.g.steps[sid]
-    cfg = step.config
-    st = ctx.mut(sid)
-    st.attempts = 1
-    if isinstance(cfg, SleepConfig) and cfg.until is not None:
-        try:
-            wake = resolve_until(sid, cfg.until, st.input, ctx.run)
-        except InputError as exc:
-            _failure.fail_for_good(
-                ctx, sid, non_retryable(sid, str(exc), "InvalidInput"), dead_letter=False
-            )
-            return
-    else:
-        duration = cfg.duration if isinstance(cfg, SleepConfig) and cfg.duration else 0
-        wake = ctx.now + ns_delta(duration)
-    if wake - ctx.now > ns_delta(MAX_SLEEP_NS):
-        msg = (
-            f"sleep step {sid!r}: config 'until' is {wake.isoformat()}, more than 365 days "
-            "ahead (MAX_SLEEP)"
-        )
-        _failure.fail_for_good(ctx, sid, non_retryable(sid, msg, "InvalidInput"), dead_letter=False)
-        return
-    ctx.record(STEP_SLEEP_STARTED, {"until": wake.isoformat()}, sid=sid, attempt=1)
-    if wake <= ctx.now:
-        finish_sleep(ctx, sid)
-        return
-    st.status = "running"
-    st.waiting = "sleep"
-    ctx.timer(
-        "sleep", wake, {"attempt": 1}, sid=sid, key=f"{ctx.attempt_key(sid, 1, 0, None)}.sleep"
-    )
-
-
-def finish_sleep(ctx: Ctx, sid: str) -> None:
-    st = ctx.st(sid)
-    ctx.record(STEP_SLEEP_COMPLETED, None, sid=sid, attempt=st.attempts)
-    complete_step(ctx, sid, st.input)  # a sleep passes its input through
-
-
-def _start_wait(ctx: Ctx, sid: str) -> None:
-    cfg = ctx.g.steps[sid].config
-    assert isinstance(cfg, WaitForEventConfig)
-    st = ctx.mut(sid)
-    st.attempts = 1
-    try:
-        match = resolve_match(sid, cfg.match, st.input, ctx.run)
-    except InputError as exc:
-        _failure.fail_for_good(
-            ctx, sid, non_retryable(sid, str(exc), "InvalidInput"), dead_letter=False
-        )
-        return
-    st.status = "running"
-    st.waiting = "event"
-    ctx.emit(
-        RegisterWaiter(
-            run_id=ctx.run_id,
-            step_id=sid,
-            event=cfg.event,
-            match=match,
-            lookback_ns=cfg.lookback,
-            registered_at=ctx.now,
-        )
-    )
-    ctx.record(STEP_WAIT_STARTED, {"event": cfg.event, "match": match}, sid=sid, attempt=1)
-    if cfg.timeout is not None:
-        key = f"{ctx.attempt_key(sid, 1, 0, None)}.wait_timeout"
-        ctx.timer("wait_timeout", ctx.now + ns_delta(cfg.timeout), {"attempt": 1}, sid=sid, key=key)
-
-
-def _start_approval(ctx: Ctx, sid: str) -> None:
-    cfg = step_config(ctx.g.steps[sid])
-    timeout = cfg.timeout if isinstance(cfg, ApprovalConfig) else ApprovalConfig().timeout
-    message = cfg.message if isinstance(cfg, ApprovalConfig) else None
-    st = ctx.mut(sid)
-    st.attempts = 1
-    st.status = "running"
-    st.waiting = "approval"
-    expires = ctx.now + ns_delta(timeout)
-    ctx.emit(RequestApproval(run_id=ctx.run_id, step_id=sid, expires_at=expires, message=message))
-    key = f"{ctx.attempt_key(sid, 1, 0, None)}.approval_timeout"
-    ctx.timer("approval_timeout", expires, {"attempt": 1}, sid=sid, key=key)
-
-
-def approval_timeout_text(ctx: Ctx, sid: str) -> str:
-    cfg = step_config(ctx.g.steps[sid])
-    timeout = cfg.timeout if isinstance(cfg, ApprovalConfig) else ApprovalConfig().timeout
-    return format_duration(timeout)
-
-
-def child_run_id(run_id: str, sid: str, attempt: int) -> str:
-    """``<run>-<step>-<attempt>``, kept subject-safe whatever the parent's id holds."""
-    return _UNSAFE.sub("_", f"{run_id}-{sid}-{attempt}")
-
-
-def start_child(ctx: Ctx, sid: str) -> None:
-    cfg = ctx.g.steps[sid].config
-    assert isinstance(cfg, SubWorkflowConfig)
-    st = ctx.mut(sid)
-    st.attempts += 1
-    depth = ctx.run.depth + 1
-    if depth > MAX_SUB_WORKFLOW_DEPTH:
-        msg = (
-            f"sub_workflow step {sid!r}: nesting depth {depth} exceeds the limit of "
-            f"{MAX_SUB_WORKFLOW_DEPTH} (MAX_SUB_WORKFLOW_DEPTH)"
-        )
-        _failure.fail_for_good(
-            ctx, sid, non_retryable(sid, msg, "DepthExceeded"), dead_letter=False
-        )
-        return
-    cid = child_run_id(ctx.run_id, sid, st.attempts)
-    st.child_run_id = cid
-    st.status = "running"
-    st.waiting = "child"
-    ctx.emit(
-        StartChildRun(
-            run_id=ctx.run_id,
-            step_id=sid,
-            child_run_id=cid,
-            workflow=cfg.workflow,
-            revision=cfg.revision,
-            input=st.input,
-            detach=cfg.detach,
-            depth=depth,
-        )
-    )
-    ctx.record(
-        STEP_CHILD_STARTED,
-        {"child_run_id": cid, "workflow": cfg.workflow, "detach": cfg.detach},
-        sid=sid,
-        attempt=st.attempts,
-    )
-    if cfg.detach:
-        complete_step(ctx, sid, {"run_id": cid})
 
 
 # --- finishing ---------------------------------------------------------------------------

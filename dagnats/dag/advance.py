@@ -23,9 +23,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from dagnats.dag import _failure, _steps
+from dagnats.dag import _failure, _steps, _waits
 from dagnats.dag._run import Ctx, aware, graph_of, ns_delta
-from dagnats.dag.actions import Action, RemoveWaiter
+from dagnats.dag.actions import Action, CancelChildRun, RemoveWaiter
 from dagnats.dag.definition import WaitForEventConfig, WorkflowDef
 from dagnats.dag.duration import format_duration
 from dagnats.dag.events import (
@@ -280,67 +280,6 @@ def _on_continue(ctx: Ctx, event: Event) -> None:
         _steps.dispatch_held(ctx, sid)
 
 
-# --- waiting steps -----------------------------------------------------------------------
-
-
-def _waiting(ctx: Ctx, event: Event, waiting: str) -> str | None:
-    found = _step(ctx, event)
-    if found is None:
-        return None
-    sid, st = found
-    return sid if st.status == "running" and st.waiting == waiting else None
-
-
-def _on_wait_matched(ctx: Ctx, event: Event) -> None:
-    sid = _waiting(ctx, event, "event")
-    if sid is None:
-        return
-    cfg = ctx.g.steps[sid].config
-    assert isinstance(cfg, WaitForEventConfig)
-    ctx.emit(RemoveWaiter(run_id=ctx.run_id, step_id=sid, event=cfg.event))
-    _steps.complete_step(ctx, sid, _data(event).get("event"))
-
-
-def _on_approved(ctx: Ctx, event: Event) -> None:
-    sid = _waiting(ctx, event, "approval")
-    if sid is not None:
-        _steps.complete_step(ctx, sid, _data(event).get("data"))
-
-
-def _on_rejected(ctx: Ctx, event: Event) -> None:
-    sid = _waiting(ctx, event, "approval")
-    if sid is None:
-        return
-    reason = _data(event).get("reason")
-    text = reason if isinstance(reason, str) and reason else "no reason given"
-    err = _steps.non_retryable(sid, f"approval step {sid!r} was rejected: {text}", "Rejected")
-    _failure.fail_for_good(ctx, sid, err, dead_letter=False)
-
-
-def _on_child(ctx: Ctx, event: Event) -> None:
-    sid = _waiting(ctx, event, "child")
-    if sid is None:
-        return
-    st = ctx.st(sid)
-    data = _data(event)
-    cid = data.get("child_run_id")
-    if cid is not None and cid != st.child_run_id:
-        return  # the result of an earlier attempt's child run
-    if event.type == CHILD_COMPLETED:
-        _steps.complete_step(ctx, sid, data.get("output"))
-        return
-    status = data.get("status") if isinstance(data.get("status"), str) else "failed"
-    detail = data.get("error")
-    text = detail if isinstance(detail, str) and detail else "no error message"
-    err = StepError(
-        message=f"sub-workflow run {st.child_run_id} {status}: {text}",
-        type="ChildRunFailed",
-        retryable=True,  # whether it is retried is the step's own retry policy's call
-        step_id=sid,
-    )
-    _failure.attempt_failed(ctx, sid, None, err, None, dead_letter=False)
-
-
 # --- timers ------------------------------------------------------------------------------
 
 
@@ -362,27 +301,14 @@ def _on_timer(ctx: Ctx, event: Event) -> None:
     elif kind == "loop_delay":
         if st.status == "pending" and st.waiting == "loop_delay" and iteration == st.iteration:
             _steps.dispatch_held(ctx, sid)
+    elif kind == "step_timeout" and ctx.g.steps[sid].type == "sub_workflow":
+        _waits.child_deadline(ctx, sid, attempt)
     elif kind == "step_timeout":
         found = _current_attempt(ctx, sid, attempt, iteration, item)
         if found is not None and found[2].status == "running":
             _timed_out(ctx, sid, found[1], found[2].attempts)
     elif kind in ("sleep", "wait_timeout", "approval_timeout"):
-        waits = {"sleep": "sleep", "wait_timeout": "event", "approval_timeout": "approval"}[kind]
-        if st.status != "running" or st.waiting != waits or st.attempts != attempt:
-            return
-        if kind == "sleep":
-            _steps.finish_sleep(ctx, sid)
-        elif kind == "wait_timeout":
-            cfg = ctx.g.steps[sid].config
-            assert isinstance(cfg, WaitForEventConfig)
-            ctx.emit(RemoveWaiter(run_id=ctx.run_id, step_id=sid, event=cfg.event))
-            ctx.record(STEP_WAIT_TIMEOUT, None, sid=sid, attempt=st.attempts)
-            _steps.complete_step(ctx, sid, {"timeout": True})
-        else:
-            after = _steps.approval_timeout_text(ctx, sid)
-            msg = f"approval step {sid!r} expired after {after} without a decision"
-            err = _steps.non_retryable(sid, msg, "ApprovalExpired")
-            _failure.fail_for_good(ctx, sid, err, dead_letter=False)
+        _waits.timer_due(ctx, sid, kind, attempt)
 
 
 def _retry_due(
@@ -440,9 +366,9 @@ _HANDLERS: dict[str, Callable[[Ctx, Event], None]] = {
     WORKER_LOST: _on_step_failed,
     STEP_CONTINUE: _on_continue,
     TIMER_FIRED: _on_timer,
-    STEP_WAIT_MATCHED: _on_wait_matched,
-    STEP_APPROVED: _on_approved,
-    STEP_REJECTED: _on_rejected,
-    CHILD_COMPLETED: _on_child,
-    CHILD_FAILED: _on_child,
+    STEP_WAIT_MATCHED: _waits.on_wait_matched,
+    STEP_APPROVED: _waits.on_approved,
+    STEP_REJECTED: _waits.on_rejected,
+    CHILD_COMPLETED: _waits.on_child,
+    CHILD_FAILED: _waits.on_child,
 }

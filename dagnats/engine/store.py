@@ -9,14 +9,15 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 
-from dagnats.dag.validate import load_definition
 from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
+from dagnats._nats.payloads import Payloads, decode_run, encode_run
 from dagnats.dag import wire
 from dagnats.dag.definition import WorkflowDef
 from dagnats.dag.state import RunState
+from dagnats.dag.validate import load_definition
 
 log = logging.getLogger(__name__)
 
@@ -28,14 +29,15 @@ class ConflictError(Exception):
 class RunStore:
     """``workflow_runs`` with a bounded LRU cache of (state, revision)."""
 
-    def __init__(self, kv: KeyValue, *, max_cached: int = 10_000) -> None:
+    def __init__(self, kv: KeyValue, payloads: Payloads, *, max_cached: int = 10_000) -> None:
         self.kv = kv
+        self.payloads = payloads
         self._cache: OrderedDict[str, tuple[RunState, int]] = OrderedDict()
         self._max = max_cached
 
     @classmethod
     async def open(cls, js: JetStreamContext, **kw: int) -> RunStore:
-        return cls(await js.key_value(wire.KV_RUNS), **kw)
+        return cls(await js.key_value(wire.KV_RUNS), Payloads(js), **kw)
 
     async def load(self, run_id: str, *, fresh: bool = False) -> tuple[RunState | None, int]:
         """The run and its KV revision (0 = no snapshot yet)."""
@@ -51,13 +53,13 @@ class RunStore:
             return None, 0
         if entry.value is None:  # a delete/purge marker
             return None, entry.revision or 0
-        state = RunState.model_validate_json(entry.value)
+        state = await decode_run(self.payloads, entry.value)
         rev = entry.revision or 0
         self._remember(run_id, state, rev)
         return state, rev
 
     async def save(self, run: RunState, revision: int) -> int:
-        data = run.model_dump_json(exclude_none=True).encode()
+        data = await encode_run(self.payloads, run)
         try:
             if revision == 0:
                 new_rev = await self.kv.create(run.run_id, data)

@@ -14,7 +14,7 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysEr
 from nats.js.kv import KeyValue
 
 from dagnats._nats.history import read_history
-from dagnats._nats.payloads import Payloads
+from dagnats._nats.payloads import Payloads, decode_run
 from dagnats._nats.publish import msg_id
 from dagnats.dag import events as ev
 from dagnats.dag import wire
@@ -187,7 +187,7 @@ class Operations:
         except KeyNotFoundError:
             entry = None
         if entry is not None and entry.value:
-            return RunState.model_validate_json(entry.value)
+            return await decode_run(self.payloads, entry.value)
         # Started but not yet picked up by the engine: the log knows it.
         history = await read_history(self.nc, run_id, max_events=1)
         if history and history[0].type == ev.WORKFLOW_STARTED:
@@ -221,7 +221,7 @@ class Operations:
                 continue
             if not entry.value:
                 continue
-            s = RunState.model_validate_json(entry.value)
+            s = await decode_run(self.payloads, entry.value)
             if (workflow and s.workflow != workflow) or (status and s.status != status):
                 continue
             out.append(

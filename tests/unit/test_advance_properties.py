@@ -85,6 +85,8 @@ def workflows(draw: st.DrawFn) -> WorkflowDef:
             step["type"] = "sub_workflow"
             step["config"] = {"workflow": "child", "detach": draw(st.booleans())}
             step["retry"] = draw(_RETRY)
+            if draw(st.booleans()):
+                step["timeout"] = "10m"
         elif kind == "respond":
             step["type"] = "respond"
         if draw(st.integers(0, 5)) == 0:

@@ -7,6 +7,7 @@ from datetime import timedelta
 from advance_harness import T0, Sim, dispatched, of, records, reference, wf
 
 from dagnats.dag.actions import (
+    CancelChildRun,
     DispatchTask,
     FinishRun,
     RegisterWaiter,
@@ -386,3 +387,28 @@ def test_continue_outside_an_agent_loop_fails_the_step() -> None:
     sim.cont("a", 1)
     err = sim.step("a").error
     assert sim.state.status == "failed" and err is not None and "agent_loop" in err.message
+
+
+def test_sub_workflow_timeout_cancels_the_child_and_fails_the_attempt() -> None:
+    sim = Sim(
+        wf(
+            {
+                "id": "c",
+                "type": "sub_workflow",
+                "timeout": "5m",
+                "retry": {"max_attempts": 1, "initial_delay": "1s"},
+                "config": {"workflow": "x"},
+            }
+        )
+    )
+    acts = sim.start()
+    first = of(acts, StartChildRun)[0]
+    timer = sim.timer("step_timeout", acts)
+    assert timer.fire_at == sim.now + timedelta(minutes=5)
+    acts = sim.fire(timer)
+    assert [c.child_run_id for c in of(acts, CancelChildRun)] == [first.child_run_id]
+    err = sim.step("c").error
+    assert err is not None and err.type == "Timeout" and "5m" in err.message
+    acts = sim.fire(sim.timer("retry", acts))
+    assert of(acts, StartChildRun)[0].child_run_id == "r1-c-2"
+    assert sim.fire(timer) == []  # the first child's deadline is stale now

@@ -1,0 +1,292 @@
+"""Steps that wait rather than work: sleep, wait_for_event, approval, sub_workflow.
+
+Each one is ``running`` with ``waiting`` saying what for; its events (and timers) are
+accepted only in that state, so late or repeated ones change nothing.
+"""
+
+from __future__ import annotations
+
+import re
+
+from dagnats.dag import _failure
+from dagnats.dag._run import Ctx, event_data, ns_delta
+from dagnats.dag._steps import complete_step, non_retryable
+from dagnats.dag.actions import (
+    CancelChildRun,
+    RegisterWaiter,
+    RemoveWaiter,
+    RequestApproval,
+    StartChildRun,
+)
+from dagnats.dag.definition import (
+    MAX_SLEEP_NS,
+    MAX_SUB_WORKFLOW_DEPTH,
+    ApprovalConfig,
+    SleepConfig,
+    SubWorkflowConfig,
+    WaitForEventConfig,
+)
+from dagnats.dag.duration import format_duration
+from dagnats.dag.events import (
+    CHILD_COMPLETED,
+    STEP_CHILD_STARTED,
+    STEP_SLEEP_COMPLETED,
+    STEP_SLEEP_STARTED,
+    STEP_WAIT_STARTED,
+    STEP_WAIT_TIMEOUT,
+    Event,
+)
+from dagnats.dag.inputs import InputError, resolve_match, resolve_until
+from dagnats.dag.state import StepError
+from dagnats.dag.validate import step_config
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def start_sleep(ctx: Ctx, sid: str) -> None:
+    step = ctx.g.steps[sid]
+    cfg = step.config
+    st = ctx.mut(sid)
+    st.attempts = 1
+    if isinstance(cfg, SleepConfig) and cfg.until is not None:
+        try:
+            wake = resolve_until(sid, cfg.until, st.input, ctx.run)
+        except InputError as exc:
+            _failure.fail_for_good(
+                ctx, sid, non_retryable(sid, str(exc), "InvalidInput"), dead_letter=False
+            )
+            return
+    else:
+        duration = cfg.duration if isinstance(cfg, SleepConfig) and cfg.duration else 0
+        wake = ctx.now + ns_delta(duration)
+    if wake - ctx.now > ns_delta(MAX_SLEEP_NS):
+        msg = (
+            f"sleep step {sid!r}: config 'until' is {wake.isoformat()}, more than 365 days "
+            "ahead (MAX_SLEEP)"
+        )
+        _failure.fail_for_good(ctx, sid, non_retryable(sid, msg, "InvalidInput"), dead_letter=False)
+        return
+    ctx.record(STEP_SLEEP_STARTED, {"until": wake.isoformat()}, sid=sid, attempt=1)
+    if wake <= ctx.now:
+        finish_sleep(ctx, sid)
+        return
+    st.status = "running"
+    st.waiting = "sleep"
+    ctx.timer(
+        "sleep", wake, {"attempt": 1}, sid=sid, key=f"{ctx.attempt_key(sid, 1, 0, None)}.sleep"
+    )
+
+
+def finish_sleep(ctx: Ctx, sid: str) -> None:
+    st = ctx.st(sid)
+    ctx.record(STEP_SLEEP_COMPLETED, None, sid=sid, attempt=st.attempts)
+    complete_step(ctx, sid, st.input)  # a sleep passes its input through
+
+
+def start_wait(ctx: Ctx, sid: str) -> None:
+    cfg = ctx.g.steps[sid].config
+    assert isinstance(cfg, WaitForEventConfig)
+    st = ctx.mut(sid)
+    st.attempts = 1
+    try:
+        match = resolve_match(sid, cfg.match, st.input, ctx.run)
+    except InputError as exc:
+        _failure.fail_for_good(
+            ctx, sid, non_retryable(sid, str(exc), "InvalidInput"), dead_letter=False
+        )
+        return
+    st.status = "running"
+    st.waiting = "event"
+    ctx.emit(
+        RegisterWaiter(
+            run_id=ctx.run_id,
+            step_id=sid,
+            event=cfg.event,
+            match=match,
+            lookback_ns=cfg.lookback,
+            registered_at=ctx.now,
+        )
+    )
+    ctx.record(STEP_WAIT_STARTED, {"event": cfg.event, "match": match}, sid=sid, attempt=1)
+    if cfg.timeout is not None:
+        key = f"{ctx.attempt_key(sid, 1, 0, None)}.wait_timeout"
+        ctx.timer("wait_timeout", ctx.now + ns_delta(cfg.timeout), {"attempt": 1}, sid=sid, key=key)
+
+
+def start_approval(ctx: Ctx, sid: str) -> None:
+    cfg = step_config(ctx.g.steps[sid])
+    timeout = cfg.timeout if isinstance(cfg, ApprovalConfig) else ApprovalConfig().timeout
+    message = cfg.message if isinstance(cfg, ApprovalConfig) else None
+    st = ctx.mut(sid)
+    st.attempts = 1
+    st.status = "running"
+    st.waiting = "approval"
+    expires = ctx.now + ns_delta(timeout)
+    ctx.emit(RequestApproval(run_id=ctx.run_id, step_id=sid, expires_at=expires, message=message))
+    key = f"{ctx.attempt_key(sid, 1, 0, None)}.approval_timeout"
+    ctx.timer("approval_timeout", expires, {"attempt": 1}, sid=sid, key=key)
+
+
+def approval_timeout_text(ctx: Ctx, sid: str) -> str:
+    cfg = step_config(ctx.g.steps[sid])
+    timeout = cfg.timeout if isinstance(cfg, ApprovalConfig) else ApprovalConfig().timeout
+    return format_duration(timeout)
+
+
+def child_run_id(run_id: str, sid: str, attempt: int) -> str:
+    """``<run>-<step>-<attempt>``, kept subject-safe whatever the parent's id holds."""
+    return _UNSAFE.sub("_", f"{run_id}-{sid}-{attempt}")
+
+
+def start_child(ctx: Ctx, sid: str) -> None:
+    cfg = ctx.g.steps[sid].config
+    assert isinstance(cfg, SubWorkflowConfig)
+    st = ctx.mut(sid)
+    st.attempts += 1
+    depth = ctx.run.depth + 1
+    if depth > MAX_SUB_WORKFLOW_DEPTH:
+        msg = (
+            f"sub_workflow step {sid!r}: nesting depth {depth} exceeds the limit of "
+            f"{MAX_SUB_WORKFLOW_DEPTH} (MAX_SUB_WORKFLOW_DEPTH)"
+        )
+        _failure.fail_for_good(
+            ctx, sid, non_retryable(sid, msg, "DepthExceeded"), dead_letter=False
+        )
+        return
+    cid = child_run_id(ctx.run_id, sid, st.attempts)
+    st.child_run_id = cid
+    st.status = "running"
+    st.waiting = "child"
+    ctx.emit(
+        StartChildRun(
+            run_id=ctx.run_id,
+            step_id=sid,
+            child_run_id=cid,
+            workflow=cfg.workflow,
+            revision=cfg.revision,
+            input=st.input,
+            detach=cfg.detach,
+            depth=depth,
+        )
+    )
+    ctx.record(
+        STEP_CHILD_STARTED,
+        {"child_run_id": cid, "workflow": cfg.workflow, "detach": cfg.detach},
+        sid=sid,
+        attempt=st.attempts,
+    )
+    if cfg.detach:
+        complete_step(ctx, sid, {"run_id": cid})
+        return
+    timeout = ctx.g.steps[sid].timeout
+    if timeout is not None:
+        # The child's own steps have deadlines; this bounds the child run as a whole.
+        key = f"{ctx.attempt_key(sid, st.attempts, 0, None)}.step_timeout"
+        fire_at = ctx.now + ns_delta(timeout)
+        ctx.timer("step_timeout", fire_at, {"attempt": st.attempts}, sid=sid, key=key)
+
+
+# --- events and timers -------------------------------------------------------------------
+
+
+def _waiting(ctx: Ctx, event: Event, waiting: str) -> str | None:
+    sid = event.step_id
+    if sid is None or sid not in ctx.g.steps:
+        return None
+    st = ctx.st(sid)
+    return sid if st.status == "running" and st.waiting == waiting else None
+
+
+def on_wait_matched(ctx: Ctx, event: Event) -> None:
+    sid = _waiting(ctx, event, "event")
+    if sid is None:
+        return
+    cfg = ctx.g.steps[sid].config
+    assert isinstance(cfg, WaitForEventConfig)
+    ctx.emit(RemoveWaiter(run_id=ctx.run_id, step_id=sid, event=cfg.event))
+    complete_step(ctx, sid, event_data(event).get("event"))
+
+
+def on_approved(ctx: Ctx, event: Event) -> None:
+    sid = _waiting(ctx, event, "approval")
+    if sid is not None:
+        complete_step(ctx, sid, event_data(event).get("data"))
+
+
+def on_rejected(ctx: Ctx, event: Event) -> None:
+    sid = _waiting(ctx, event, "approval")
+    if sid is None:
+        return
+    reason = event_data(event).get("reason")
+    text = reason if isinstance(reason, str) and reason else "no reason given"
+    err = non_retryable(sid, f"approval step {sid!r} was rejected: {text}", "Rejected")
+    _failure.fail_for_good(ctx, sid, err, dead_letter=False)
+
+
+def on_child(ctx: Ctx, event: Event) -> None:
+    sid = _waiting(ctx, event, "child")
+    if sid is None:
+        return
+    st = ctx.st(sid)
+    data = event_data(event)
+    cid = data.get("child_run_id")
+    if cid is not None and cid != st.child_run_id:
+        return  # the result of an earlier attempt's child run
+    if event.type == CHILD_COMPLETED:
+        complete_step(ctx, sid, data.get("output"))
+        return
+    status = data.get("status") if isinstance(data.get("status"), str) else "failed"
+    detail = data.get("error")
+    text = detail if isinstance(detail, str) and detail else "no error message"
+    err = StepError(
+        message=f"sub-workflow run {st.child_run_id} {status}: {text}",
+        type="ChildRunFailed",
+        retryable=True,  # whether it is retried is the step's own retry policy's call
+        step_id=sid,
+    )
+    _failure.attempt_failed(ctx, sid, None, err, None, dead_letter=False)
+
+
+def timer_due(ctx: Ctx, sid: str, kind: str, attempt: int | None) -> None:
+    """A sleep ended, or a wait / approval ran out of time (stale timers change nothing)."""
+    st = ctx.st(sid)
+    waits = {"sleep": "sleep", "wait_timeout": "event", "approval_timeout": "approval"}[kind]
+    if st.status != "running" or st.waiting != waits or st.attempts != attempt:
+        return
+    if kind == "sleep":
+        finish_sleep(ctx, sid)
+    elif kind == "wait_timeout":
+        cfg = ctx.g.steps[sid].config
+        assert isinstance(cfg, WaitForEventConfig)
+        ctx.emit(RemoveWaiter(run_id=ctx.run_id, step_id=sid, event=cfg.event))
+        ctx.record(STEP_WAIT_TIMEOUT, None, sid=sid, attempt=st.attempts)
+        complete_step(ctx, sid, {"timeout": True})
+    else:
+        after = approval_timeout_text(ctx, sid)
+        msg = f"approval step {sid!r} expired after {after} without a decision"
+        _failure.fail_for_good(
+            ctx, sid, non_retryable(sid, msg, "ApprovalExpired"), dead_letter=False
+        )
+
+
+def child_deadline(ctx: Ctx, sid: str, attempt: int | None) -> None:
+    """A sub_workflow step's ``timeout``: cancel the child and fail the attempt."""
+    st = ctx.st(sid)
+    if st.status != "running" or st.waiting != "child" or st.attempts != attempt:
+        return
+    timeout = ctx.g.steps[sid].timeout or 0
+    if st.child_run_id is not None:
+        reason = f"step {sid!r} of run {ctx.run_id} timed out"
+        ctx.emit(CancelChildRun(child_run_id=st.child_run_id, reason=reason))
+    err = StepError(
+        message=(
+            f"sub-workflow run {st.child_run_id} of step {sid!r} did not finish within "
+            f"{format_duration(timeout)}"
+        ),
+        type="Timeout",
+        retryable=True,
+        step_id=sid,
+    )
+    _failure.attempt_failed(ctx, sid, None, err, None, dead_letter=False)
+
+
