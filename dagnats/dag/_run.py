@@ -81,6 +81,11 @@ def ns_delta(ns: int) -> timedelta:
     return timedelta(microseconds=ns / 1000)
 
 
+def event_data(event: Event) -> dict[str, Any]:
+    """An event's data as a dict (anything else reads as empty: events come from outside)."""
+    return event.data if isinstance(event.data, dict) else {}
+
+
 def first_undispatched(items: list[ItemState]) -> int:
     """Index of the first map instance never dispatched (instances go out in index order)."""
     return bisect_left(items, 1, key=lambda it: 1 if it.attempts == 0 else 0)

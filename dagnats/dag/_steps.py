@@ -2,53 +2,20 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from dagnats.dag import _failure, _waits
 from dagnats.dag._run import Ctx, first_undispatched, ns_delta
-from dagnats.dag.actions import (
-    DispatchTask,
-    RegisterWaiter,
-    RequestApproval,
-    Respond,
-    StartChildRun,
-)
+from dagnats.dag.actions import DispatchTask, Respond
 from dagnats.dag.conditions import ConditionError, evaluate_condition
-from dagnats.dag.definition import (
-    MAX_SLEEP_NS,
-    MAX_SUB_WORKFLOW_DEPTH,
-    AgentLoopConfig,
-    ApprovalConfig,
-    MapConfig,
-    RespondConfig,
-    SleepConfig,
-    SubWorkflowConfig,
-    WaitForEventConfig,
-)
-from dagnats.dag.duration import SECOND, format_duration
-from dagnats.dag.events import (
-    STEP_CHILD_STARTED,
-    STEP_MAP_COMPLETED,
-    STEP_MAP_STARTED,
-    STEP_SKIPPED,
-    STEP_SLEEP_COMPLETED,
-    STEP_SLEEP_STARTED,
-    STEP_WAIT_STARTED,
-)
-from dagnats.dag.inputs import (
-    InputError,
-    condition_scope,
-    json_type,
-    resolve_match,
-    resolve_step_input,
-    resolve_until,
-)
+from dagnats.dag.definition import AgentLoopConfig, MapConfig, RespondConfig
+from dagnats.dag.duration import SECOND
+from dagnats.dag.events import STEP_MAP_COMPLETED, STEP_MAP_STARTED, STEP_SKIPPED
+from dagnats.dag.inputs import condition_scope, json_type, resolve_step_input
 from dagnats.dag.state import ItemState, StepError, StepState
 from dagnats.dag.validate import step_config
 
 BACKSTOP_GRACE_NS = 5 * SECOND
-_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
 def backstop_ns(timeout_ns: int) -> int:

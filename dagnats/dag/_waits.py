@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import re
 
-from dagnats.dag import _failure
+from dagnats.dag import _failure, _steps
 from dagnats.dag._run import Ctx, event_data, ns_delta
-from dagnats.dag._steps import complete_step, non_retryable
 from dagnats.dag.actions import (
     CancelChildRun,
     RegisterWaiter,
@@ -43,6 +42,11 @@ from dagnats.dag.validate import step_config
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
+def _fail(ctx: Ctx, sid: str, message: str, type_: str) -> None:
+    """A waiting step fails for good: nothing a worker ran, so no dead letter."""
+    _failure.fail_for_good(ctx, sid, _steps.non_retryable(sid, message, type_), dead_letter=False)
+
+
 def start_sleep(ctx: Ctx, sid: str) -> None:
     step = ctx.g.steps[sid]
     cfg = step.config
@@ -52,9 +56,7 @@ def start_sleep(ctx: Ctx, sid: str) -> None:
         try:
             wake = resolve_until(sid, cfg.until, st.input, ctx.run)
         except InputError as exc:
-            _failure.fail_for_good(
-                ctx, sid, non_retryable(sid, str(exc), "InvalidInput"), dead_letter=False
-            )
+            _fail(ctx, sid, str(exc), "InvalidInput")
             return
     else:
         duration = cfg.duration if isinstance(cfg, SleepConfig) and cfg.duration else 0
@@ -64,7 +66,7 @@ def start_sleep(ctx: Ctx, sid: str) -> None:
             f"sleep step {sid!r}: config 'until' is {wake.isoformat()}, more than 365 days "
             "ahead (MAX_SLEEP)"
         )
-        _failure.fail_for_good(ctx, sid, non_retryable(sid, msg, "InvalidInput"), dead_letter=False)
+        _fail(ctx, sid, msg, "InvalidInput")
         return
     ctx.record(STEP_SLEEP_STARTED, {"until": wake.isoformat()}, sid=sid, attempt=1)
     if wake <= ctx.now:
@@ -80,7 +82,7 @@ def start_sleep(ctx: Ctx, sid: str) -> None:
 def finish_sleep(ctx: Ctx, sid: str) -> None:
     st = ctx.st(sid)
     ctx.record(STEP_SLEEP_COMPLETED, None, sid=sid, attempt=st.attempts)
-    complete_step(ctx, sid, st.input)  # a sleep passes its input through
+    _steps.complete_step(ctx, sid, st.input)  # a sleep passes its input through
 
 
 def start_wait(ctx: Ctx, sid: str) -> None:
@@ -91,9 +93,7 @@ def start_wait(ctx: Ctx, sid: str) -> None:
     try:
         match = resolve_match(sid, cfg.match, st.input, ctx.run)
     except InputError as exc:
-        _failure.fail_for_good(
-            ctx, sid, non_retryable(sid, str(exc), "InvalidInput"), dead_letter=False
-        )
+        _fail(ctx, sid, str(exc), "InvalidInput")
         return
     st.status = "running"
     st.waiting = "event"
@@ -149,9 +149,7 @@ def start_child(ctx: Ctx, sid: str) -> None:
             f"sub_workflow step {sid!r}: nesting depth {depth} exceeds the limit of "
             f"{MAX_SUB_WORKFLOW_DEPTH} (MAX_SUB_WORKFLOW_DEPTH)"
         )
-        _failure.fail_for_good(
-            ctx, sid, non_retryable(sid, msg, "DepthExceeded"), dead_letter=False
-        )
+        _fail(ctx, sid, msg, "DepthExceeded")
         return
     cid = child_run_id(ctx.run_id, sid, st.attempts)
     st.child_run_id = cid
@@ -176,7 +174,7 @@ def start_child(ctx: Ctx, sid: str) -> None:
         attempt=st.attempts,
     )
     if cfg.detach:
-        complete_step(ctx, sid, {"run_id": cid})
+        _steps.complete_step(ctx, sid, {"run_id": cid})
         return
     timeout = ctx.g.steps[sid].timeout
     if timeout is not None:
@@ -204,13 +202,13 @@ def on_wait_matched(ctx: Ctx, event: Event) -> None:
     cfg = ctx.g.steps[sid].config
     assert isinstance(cfg, WaitForEventConfig)
     ctx.emit(RemoveWaiter(run_id=ctx.run_id, step_id=sid, event=cfg.event))
-    complete_step(ctx, sid, event_data(event).get("event"))
+    _steps.complete_step(ctx, sid, event_data(event).get("event"))
 
 
 def on_approved(ctx: Ctx, event: Event) -> None:
     sid = _waiting(ctx, event, "approval")
     if sid is not None:
-        complete_step(ctx, sid, event_data(event).get("data"))
+        _steps.complete_step(ctx, sid, event_data(event).get("data"))
 
 
 def on_rejected(ctx: Ctx, event: Event) -> None:
@@ -219,8 +217,7 @@ def on_rejected(ctx: Ctx, event: Event) -> None:
         return
     reason = event_data(event).get("reason")
     text = reason if isinstance(reason, str) and reason else "no reason given"
-    err = non_retryable(sid, f"approval step {sid!r} was rejected: {text}", "Rejected")
-    _failure.fail_for_good(ctx, sid, err, dead_letter=False)
+    _fail(ctx, sid, f"approval step {sid!r} was rejected: {text}", "Rejected")
 
 
 def on_child(ctx: Ctx, event: Event) -> None:
@@ -233,7 +230,7 @@ def on_child(ctx: Ctx, event: Event) -> None:
     if cid is not None and cid != st.child_run_id:
         return  # the result of an earlier attempt's child run
     if event.type == CHILD_COMPLETED:
-        complete_step(ctx, sid, data.get("output"))
+        _steps.complete_step(ctx, sid, data.get("output"))
         return
     status = data.get("status") if isinstance(data.get("status"), str) else "failed"
     detail = data.get("error")
@@ -260,13 +257,11 @@ def timer_due(ctx: Ctx, sid: str, kind: str, attempt: int | None) -> None:
         assert isinstance(cfg, WaitForEventConfig)
         ctx.emit(RemoveWaiter(run_id=ctx.run_id, step_id=sid, event=cfg.event))
         ctx.record(STEP_WAIT_TIMEOUT, None, sid=sid, attempt=st.attempts)
-        complete_step(ctx, sid, {"timeout": True})
+        _steps.complete_step(ctx, sid, {"timeout": True})
     else:
         after = approval_timeout_text(ctx, sid)
         msg = f"approval step {sid!r} expired after {after} without a decision"
-        _failure.fail_for_good(
-            ctx, sid, non_retryable(sid, msg, "ApprovalExpired"), dead_letter=False
-        )
+        _fail(ctx, sid, msg, "ApprovalExpired")
 
 
 def child_deadline(ctx: Ctx, sid: str, attempt: int | None) -> None:
@@ -288,5 +283,3 @@ def child_deadline(ctx: Ctx, sid: str, attempt: int | None) -> None:
         step_id=sid,
     )
     _failure.attempt_failed(ctx, sid, None, err, None, dead_letter=False)
-
-

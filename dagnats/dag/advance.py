@@ -24,9 +24,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from dagnats.dag import _failure, _steps, _waits
-from dagnats.dag._run import Ctx, aware, graph_of, ns_delta
-from dagnats.dag.actions import Action, CancelChildRun, RemoveWaiter
-from dagnats.dag.definition import WaitForEventConfig, WorkflowDef
+from dagnats.dag._run import Ctx, aware, event_data, graph_of, ns_delta
+from dagnats.dag.actions import Action
+from dagnats.dag.definition import WorkflowDef
 from dagnats.dag.duration import format_duration
 from dagnats.dag.events import (
     CHILD_COMPLETED,
@@ -38,7 +38,6 @@ from dagnats.dag.events import (
     STEP_REJECTED,
     STEP_STARTED,
     STEP_WAIT_MATCHED,
-    STEP_WAIT_TIMEOUT,
     TIMER_FIRED,
     WORKER_LOST,
     WORKFLOW_CANCEL_REQUESTED,
@@ -58,7 +57,7 @@ def initial_state(defn: WorkflowDef, event: Event) -> RunState:
     "depth"?, "idempotency_key"?}``. A detached child has no ``parent`` (nobody waits for
     it) but still carries ``depth``, so nesting stays bounded.
     """
-    data = _data(event)
+    data = event_data(event)
     parent: ParentRef | None = None
     if isinstance(data.get("parent"), dict):
         try:
@@ -110,10 +109,6 @@ def advance(defn: WorkflowDef, run: RunState | None, event: Event) -> tuple[RunS
 
 
 # --- helpers -----------------------------------------------------------------------------
-
-
-def _data(event: Event) -> dict[str, Any]:
-    return event.data if isinstance(event.data, dict) else {}
 
 
 def _int(value: object) -> int | None:
@@ -187,7 +182,7 @@ def _start(ctx: Ctx) -> None:
 
 
 def _on_cancel(ctx: Ctx, event: Event) -> None:
-    reason = _data(event).get("reason")
+    reason = event_data(event).get("reason")
     _failure.cancel_run(ctx, reason if isinstance(reason, str) and reason else "by request")
 
 
@@ -211,7 +206,7 @@ def _on_step_completed(ctx: Ctx, event: Event) -> None:
     if found is None:
         return
     sid, item, _ = found
-    output = _data(event).get("output")
+    output = event_data(event).get("output")
     if item is not None:
         _steps.complete_item(ctx, sid, item, output)
     else:
@@ -223,7 +218,7 @@ def _on_step_failed(ctx: Ctx, event: Event) -> None:
     if found is None:
         return
     sid, item, _ = found
-    data = _data(event)
+    data = event_data(event)
     default_type = "WorkerLost" if event.type == WORKER_LOST else "Error"
     err = _step_error(sid, data, default_type)
     if item is not None:
@@ -266,7 +261,7 @@ def _on_continue(ctx: Ctx, event: Event) -> None:
         return
     # Retries count per iteration: each iteration starts again at attempt 1.
     st.iteration = nxt
-    st.input = _data(event).get("value")
+    st.input = event_data(event).get("value")
     st.attempts = 0
     st.error = None
     st.attempt_started_at = None
@@ -284,7 +279,7 @@ def _on_continue(ctx: Ctx, event: Event) -> None:
 
 
 def _on_timer(ctx: Ctx, event: Event) -> None:
-    data = _data(event)
+    data = event_data(event)
     kind = data.get("kind")
     if kind == "workflow_timeout":
         _workflow_timeout(ctx)

@@ -1,6 +1,7 @@
 """Handle one task message: started event, input validation, the handler under its
 deadline, the result event (acked by JetStream) and only then the message ack.
 
+Inputs and outputs above 256 KiB travel by reference to the ``payloads`` object store.
 Publishing the result before acking means a crash in between repeats the handler, never
 loses the result; the result's ``Nats-Msg-Id`` (``<dedup_id>.result``) makes the repeat
 invisible to the engine inside the stream's dedup window.
@@ -22,6 +23,7 @@ from nats.js import JetStreamContext
 from nats.js.api import PubAck
 from pydantic import ValidationError
 
+from dagnats._nats.payloads import Payloads
 from dagnats._nats.publish import msg_id
 from dagnats._nats.resources import MAX_MSG_BYTES
 from dagnats.dag import events as ev
@@ -85,6 +87,9 @@ class Runner:
         self._beats = beats
         self._kv = kv
         self._limiter = limiter
+        # Inputs above the threshold arrive as object-store references; outputs above it
+        # leave the same way (see dagnats/_nats/payloads.py).
+        self._payloads = Payloads(self._js)
         self._max_event_bytes = min(nc.max_payload or MAX_MSG_BYTES, MAX_MSG_BYTES) - _HEADER_ROOM
 
     async def handle(self, msg: Msg, task: Task[..., Any]) -> Outcome:
@@ -108,9 +113,11 @@ class Runner:
         reported = False
         try:
             started = await self._publish_started(tm, _delivery(msg))
-            ctx = TaskContext(tm, NatsBackend(self._nc, self._kv, self._beats, msg))
-            event_type, data = await self._run(task, tm, ctx)
-            body = self._result_body(tm, event_type, data)
+            event_type, data = await self._resolve_input(tm)
+            if not event_type:
+                ctx = TaskContext(tm, NatsBackend(self._nc, self._kv, self._beats, msg))
+                event_type, data = await self._offload(tm, *await self._run(task, tm, ctx))
+            event_type, body = self._result_body(tm, event_type, data)
             if started is not None:
                 await _settle(started, tm)
             reported = await self._publish_result(tm, body)
@@ -125,6 +132,36 @@ class Runner:
             if not reported:
                 await _quietly(msg.nak(), "nak on shutdown")
             raise
+
+    async def _resolve_input(self, tm: wire.TaskMessage) -> tuple[str, dict[str, Any]]:
+        """Fetch an input the engine passed by reference; ``("", {})`` when all is well."""
+        try:
+            tm.input = await self._payloads.resolve(tm.input)
+        except Exception as exc:  # object store unreachable or the object expired
+            message = f"cannot fetch the input of step {tm.step_id!r} from the object store: {exc}"
+            log.warning("run %s: %s", tm.run_id, message)
+            return ev.STEP_FAILED, failure_data(message, "PayloadError", retryable=True)
+        return "", {}
+
+    async def _offload(
+        self, tm: wire.TaskMessage, event_type: str, data: dict[str, Any]
+    ) -> tuple[str, dict[str, Any]]:
+        """Store a large output (or Continue value) in the object store, keep a reference."""
+        field = {ev.STEP_COMPLETED: "output", ev.STEP_CONTINUE: "value"}.get(event_type)
+        if field is None:
+            return event_type, data
+        item = "" if tm.item is None else f".i{tm.item}"
+        key = f"{tm.run_id}/{tm.step_id}/{tm.attempt}.{tm.iteration}{item}/{field}"
+        try:
+            return event_type, {**data, field: await self._payloads.offload(key, data[field])}
+        except ValueError as exc:  # above the object store limit: the same output fails again
+            return ev.STEP_FAILED, failure_data(
+                f"{field} of step {tm.step_id!r}: {exc}", "OutputTooLargeError", retryable=False
+            )
+        except Exception as exc:
+            message = f"cannot store the {field} of step {tm.step_id!r}: {exc}"
+            log.warning("run %s: %s", tm.run_id, message)
+            return ev.STEP_FAILED, failure_data(message, "PayloadError", retryable=True)
 
     async def _run(
         self, task: Task[..., Any], tm: wire.TaskMessage, ctx: TaskContext
@@ -196,19 +233,21 @@ class Runner:
             functools.partial(task.fn, *args), abandon_on_cancel=True, limiter=self._limiter
         )
 
-    def _result_body(self, tm: wire.TaskMessage, event_type: str, data: dict[str, Any]) -> bytes:
+    def _result_body(
+        self, tm: wire.TaskMessage, event_type: str, data: dict[str, Any]
+    ) -> tuple[str, bytes]:
+        """The result event's type and bytes; too big for one message is a final failure."""
         body = _event(tm, event_type, data).to_bytes()
         if len(body) <= self._max_event_bytes:
-            return body
+            return event_type, body
         what = "output" if event_type == ev.STEP_COMPLETED else "result"
         message = (
             f"{what} of step {tm.step_id!r} is {len(body)} bytes as JSON; the limit is "
             f"{self._max_event_bytes} bytes (one NATS message)"
         )
         log.warning("run %s: %s", tm.run_id, message)
-        return _event(
-            tm, ev.STEP_FAILED, failure_data(message, "OutputTooLargeError", retryable=False)
-        ).to_bytes()
+        data = failure_data(message, "OutputTooLargeError", retryable=False)
+        return ev.STEP_FAILED, _event(tm, ev.STEP_FAILED, data).to_bytes()
 
     async def _publish_started(
         self, tm: wire.TaskMessage, delivery: int

@@ -1,10 +1,8 @@
 """``Worker``: registers task handlers and serves them from durable pull consumers.
 
-Per served subject (``task.<task>`` and ``task.<task>.<group>``) one ``PullFeed`` keeps pull
-requests open on the shared durable and a dispatcher turns each delivered message into a
-job. Jobs wait for a slot (the worker's ``concurrency``, and the task's own if it has
-one), then the ``Runner`` handles them. Shutdown drains: stop pulling, give back what has
-not started, let running handlers finish within ``drain_timeout_s``, give back the rest.
+The worker owns the lifecycle (connect, resources, consumers, signals, directory, drain);
+the per-run serving machinery is a ``Pool`` (``pool.py``) and each message is handled by
+the ``Runner`` (``runner.py``).
 """
 
 from __future__ import annotations
@@ -15,26 +13,25 @@ import logging
 import os
 import signal
 import sys
-import threading
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from types import FrameType
 from typing import Any, ParamSpec, TypeVar, overload
 
 import anyio
 import nats
 from nats.aio.client import Client as NatsClient
-from nats.aio.msg import Msg
 
-from dagnats._nats.feed import PullFeed
 from dagnats._nats.resources import setup_resources
 from dagnats.dag import wire
 from dagnats.errors import DagnatsError
+from dagnats.worker import shutdown_signals
 from dagnats.worker.backend import KvCache
 from dagnats.worker.consumers import ACK_WAIT_S, consumer_config, ensure_consumer
 from dagnats.worker.directory import Directory
 from dagnats.worker.heartbeat import Heartbeater
-from dagnats.worker.runner import Outcome, Runner
+from dagnats.worker.pool import Pool, WorkerStats
+from dagnats.worker.runner import Runner
 from dagnats.worker.task import DurationLike, Task, check_name
 
 log = logging.getLogger(__name__)
@@ -44,42 +41,6 @@ R = TypeVar("R")
 
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 NATS_URL_ENV = "DAGNATS_NATS_URL"
-_CANCEL_GRACE_S = 5.0  # after the drain deadline: time for cancelled handlers to unwind
-
-
-@dataclass
-class WorkerStats:
-    """Counts since the worker was created (``returned`` = given back for redelivery)."""
-
-    completed: int = 0
-    failed: int = 0
-    continued: int = 0
-    returned: int = 0
-    poison: int = 0
-    unreported: int = 0
-
-    def count(self, outcome: Outcome) -> None:
-        setattr(self, outcome, getattr(self, outcome) + 1)
-
-
-@dataclass
-class _Binding:
-    """One served subject: its feed and dispatcher."""
-
-    task: Task[..., Any]
-    group: str | None
-    feed: PullFeed
-    dispatcher: asyncio.Task[None] | None = None
-
-
-class _Job:
-    __slots__ = ("binding", "msg", "running", "task")
-
-    def __init__(self, msg: Msg, binding: _Binding) -> None:
-        self.msg = msg
-        self.binding = binding
-        self.running = False
-        self.task: asyncio.Task[None] | None = None
 
 
 class Worker:
@@ -133,15 +94,10 @@ class Worker:
         self._done: asyncio.Event | None = None
         self._run_task: asyncio.Task[None] | None = None
         self._bg: asyncio.Task[None] | None = None
-        self._jobs: set[_Job] = set()
-        self._bindings: list[_Binding] = []
-        self._stopping = False
-        # Made per run() (asyncio primitives must belong to the loop that runs the worker).
-        self._sem = asyncio.Semaphore(concurrency)
-        self._task_sems: dict[str, asyncio.Semaphore] = {}
+        self._pool: Pool | None = None
         self._beats: Heartbeater | None = None
-        self._runner: Runner | None = None
         self._directory: Directory | None = None
+        self._stopping = False
 
     # ---- registration ----------------------------------------------------------------
 
@@ -198,7 +154,7 @@ class Worker:
     @property
     def inflight(self) -> int:
         """Handlers running now."""
-        return sum(1 for j in self._jobs if j.running)
+        return self._pool.running if self._pool is not None else 0
 
     async def run(self) -> None:
         """Serve until ``stop()``, cancellation or SIGINT/SIGTERM; then drain and return.
@@ -257,7 +213,7 @@ class Worker:
         current = asyncio.current_task()
         if done is None or current is self._run_task:
             return
-        if any(j.task is current for j in self._jobs):
+        if self._pool is not None and self._pool.owns(current):
             return  # a handler stopping its own worker cannot wait for its own drain
         await done.wait()
 
@@ -308,22 +264,23 @@ class Worker:
         js = nc.jetstream()
         self._stopping = False
         await setup_resources(js)  # idempotent: a worker may start before the engine
-        self._sem = asyncio.Semaphore(self.concurrency)
-        self._task_sems = {
-            t.task_name: asyncio.Semaphore(t.concurrency)
-            for t in self.tasks.values()
-            if t.concurrency
-        }
         beats = self._beats = Heartbeater(self.ack_wait_s / 3)
         beats.start()
         kv = KvCache(js)
-        self._runner = Runner(
+        runner = Runner(
             nc,
             worker_id=self.id,
             worker_name=self.name,
             beats=beats,
             kv=kv,
             limiter=anyio.CapacityLimiter(self.concurrency),
+        )
+        pool = self._pool = Pool(
+            runner,
+            beats,
+            self.stats,
+            concurrency=self.concurrency,
+            tasks=list(self.tasks.values()),
         )
         groups: list[str | None] = [*self.groups]
         if self.serve_ungrouped or not self.groups:
@@ -335,23 +292,8 @@ class Worker:
                 for t, g in served
             )
         )
-        self._bindings = []
         for t, g in served:
-            # Per-process bound on delivered-but-unfinished messages of this subject.
-            # Messages beyond the worker's concurrency wait for a slot; the heartbeater
-            # covers them from delivery on, so waiting never causes a redelivery.
-            feed = PullFeed(
-                nc,
-                wire.TASK_STREAM,
-                wire.task_consumer_name(t.task_name, g),
-                max_inflight=t.concurrency or self.concurrency,
-            )
-            binding = _Binding(t, g, feed)
-            await feed.start()
-            binding.dispatcher = asyncio.create_task(
-                self._dispatch(binding), name=f"dagnats-dispatch-{feed.name}"
-            )
-            self._bindings.append(binding)
+            await pool.serve(nc, t, g)
         directory = self._directory = Directory(
             await kv.get(wire.KV_WORKERS), self.id, self._describe
         )
@@ -375,156 +317,24 @@ class Worker:
             "stats": asdict(self.stats),
         }
 
-    async def _dispatch(self, binding: _Binding) -> None:
-        beats = self._beats
-        assert beats is not None
-        while True:
-            msg = await binding.feed.get()
-            if self._stopping:  # arrived on a pull request issued before the drain
-                await self._give_back(msg, binding.feed)
-                continue
-            beats.track(msg)
-            job = _Job(msg, binding)
-            job.task = asyncio.create_task(self._job(job), name=f"dagnats-job-{binding.feed.name}")
-            self._jobs.add(job)
-
-    async def _job(self, job: _Job) -> None:
-        binding = job.binding
-        runner, beats = self._runner, self._beats
-        assert runner is not None and beats is not None
-        task_sem = self._task_sems.get(binding.task.task_name)
-        try:
-            try:
-                if task_sem is not None:
-                    await task_sem.acquire()
-                try:
-                    await self._sem.acquire()
-                except BaseException:
-                    if task_sem is not None:
-                        task_sem.release()
-                    raise
-            except asyncio.CancelledError:  # drained while waiting for a slot
-                await self._nak(job.msg)
-                return
-            try:
-                if self._stopping:
-                    await self._nak(job.msg)
-                    return
-                job.running = True
-                self.stats.count(await runner.handle(job.msg, binding.task))
-            except asyncio.CancelledError:  # the drain deadline passed; runner gave it back
-                self.stats.returned += 1
-            finally:
-                self._sem.release()
-                if task_sem is not None:
-                    task_sem.release()
-        finally:
-            beats.untrack(job.msg)
-            self._jobs.discard(job)
-            await binding.feed.done()
-
-    async def _nak(self, msg: Msg) -> None:
-        self.stats.returned += 1
-        try:
-            await msg.nak()
-        except Exception as exc:  # the ack timer gives it back instead
-            log.debug("nak failed: %s", exc)
-
-    async def _give_back(self, msg: Msg, feed: PullFeed) -> None:
-        await self._nak(msg)
-        await feed.done()
-
     async def _shutdown(self) -> None:
         """Drain; safe after a partial start (whatever was created is stopped)."""
         self._stopping = True
         self.ready.clear()
-        for b in self._bindings:
-            b.feed.pause()
-        waiting = [j for j in self._jobs if not j.running]
-        for j in waiting:
-            assert j.task is not None
-            j.task.cancel()
-        jobs = {j.task for j in self._jobs if j.task is not None}
-        running = len(jobs) - len(waiting)
-        if running:
-            log.info(
-                "worker %s draining: %d running, %d given back; waiting up to %.0fs",
-                self.name,
-                running,
-                len(waiting),
-                self.drain_timeout_s,
-            )
-        pending = await self._wait_jobs(jobs, self.drain_timeout_s, force=True)
-        if pending:
-            log.warning(
-                "worker %s: %d handlers still running after the drain timeout; cancelling them "
-                "and giving their tasks back",
-                self.name,
-                len(pending),
-            )
-            for t in pending:
-                t.cancel()
-            await self._wait_jobs(pending, _CANCEL_GRACE_S, force=False)
-        for b in self._bindings:
-            await b.feed.stop()
-            if b.dispatcher is not None:
-                b.dispatcher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await b.dispatcher
-            for msg in b.feed.drain_queued():
-                await self._give_back(msg, b.feed)
-        self._bindings = []
+        if self._pool is not None:
+            await self._pool.drain(self.name, self.drain_timeout_s, self._force)
+            self._pool = None
         if self._beats is not None:
             await self._beats.stop()
             self._beats = None
         if self._directory is not None:
             await self._directory.stop()
             self._directory = None
-        self._runner = None
-
-    async def _wait_jobs(
-        self, jobs: set[asyncio.Task[None]], timeout_s: float, *, force: bool
-    ) -> set[asyncio.Task[None]]:
-        """Wait up to ``timeout_s`` for ``jobs``; a second SIGINT/SIGTERM cuts it short."""
-        pending = {t for t in jobs if not t.done()}
-        if not pending:
-            return pending
-        forced = asyncio.create_task(self._force.wait()) if force else None
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        try:
-            while pending and (remaining := deadline - loop.time()) > 0:
-                waitset: set[asyncio.Task[Any]] = {*pending, *([forced] if forced else [])}
-                await asyncio.wait(waitset, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
-                pending = {t for t in pending if not t.done()}
-                if forced is not None and forced.done():
-                    break
-        finally:
-            if forced is not None:
-                forced.cancel()
-        return pending
 
     def _install_signal_handlers(self) -> Callable[[], None]:
-        if not self.handle_signals or threading.current_thread() is not threading.main_thread():
+        if not self.handle_signals:
             return lambda: None
-        loop = asyncio.get_running_loop()
-        installed: list[tuple[signal.Signals, Any]] = []
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous = signal.getsignal(sig)
-            try:
-                loop.add_signal_handler(sig, self._on_signal, sig)
-            except (NotImplementedError, RuntimeError, ValueError):  # not supported here
-                continue
-            installed.append((sig, previous))
-
-        def restore() -> None:
-            for sig, previous in installed:
-                with contextlib.suppress(Exception):
-                    loop.remove_signal_handler(sig)
-                    if previous is not None:
-                        signal.signal(sig, previous)
-
-        return restore
+        return shutdown_signals.install(self._on_signal)
 
     def _on_signal(self, sig: signal.Signals) -> None:
         if self._stop_requested.is_set():

@@ -209,19 +209,93 @@ async def test_drain_timeout_cancels_and_gives_back(
     assert info.num_pending + info.num_ack_pending == 1  # back in the queue, not lost
 
 
-@pytest.mark.skipif(
-    threading.current_thread() is not threading.main_thread(), reason="signals: main thread"
-)
-async def test_sigterm_drains_and_restores_handlers(nats_server: EmbeddedNats) -> None:
+async def test_cancelling_run_drains_first(nats_server: EmbeddedNats, nc: NatsClient) -> None:
+    entered = asyncio.Event()
     worker = Worker(nats_server.url)
 
     @worker.task()
-    async def noop(ctx: TaskContext) -> None:
-        return None
+    async def brief(ctx: TaskContext) -> str:
+        entered.set()
+        await asyncio.sleep(0.3)
+        return "finished"
+
+    async with history(nc) as h:
+        run = asyncio.create_task(worker.run())
+        await asyncio.wait_for(worker.ready.wait(), WAIT_S)
+        await publish_task(nc, task_message("brief"))
+        await asyncio.wait_for(entered.wait(), WAIT_S)
+        run.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(run, WAIT_S)
+        ev = await h.next("step.completed")
+    assert ev.data == {"output": "finished"} and worker.stats.completed == 1
+
+
+@pytest.mark.skipif(
+    threading.current_thread() is not threading.main_thread(), reason="signals: main thread"
+)
+async def test_sigterm_drains_a_second_one_forces(
+    nats_server: EmbeddedNats, nc: NatsClient
+) -> None:
+    entered = asyncio.Event()
+    worker = Worker(nats_server.url, drain_timeout_s=30.0)
+
+    @worker.task()
+    async def stuck(ctx: TaskContext) -> None:
+        entered.set()
+        await asyncio.sleep(60)
 
     before = signal.getsignal(signal.SIGTERM)
     run = asyncio.create_task(worker.run())
     await asyncio.wait_for(worker.ready.wait(), WAIT_S)
-    os.kill(os.getpid(), signal.SIGTERM)
+    await publish_task(nc, task_message("stuck"))
+    await asyncio.wait_for(entered.wait(), WAIT_S)
+    t0 = time.monotonic()
+    os.kill(os.getpid(), signal.SIGTERM)  # drain: would wait up to 30 s for the handler
+    await asyncio.sleep(0.2)
+    assert not run.done()
+    os.kill(os.getpid(), signal.SIGTERM)  # again: cancel the handler, give its task back
     await asyncio.wait_for(run, WAIT_S)
+    assert time.monotonic() - t0 < 5
+    assert worker.stats.returned == 1
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+async def test_given_connection_is_used_and_left_open(nc: NatsClient) -> None:
+    worker = Worker(connection=nc, name="shared-conn")
+
+    @worker.task()
+    async def ping(ctx: TaskContext) -> str:
+        return "pong"
+
+    async with worker, history(nc) as h:
+        await publish_task(nc, task_message("ping"))
+        assert (await h.next("step.completed")).data == {"output": "pong"}
+    assert nc.is_connected
+    # The same worker object can run again after a stop.
+    async with running(worker), history(nc) as h:
+        await publish_task(nc, task_message("ping"))
+        assert (await h.next("step.completed")).data == {"output": "pong"}
+    assert worker.stats.completed == 2
+
+
+@pytest.mark.skipif(
+    threading.current_thread() is not threading.main_thread(), reason="signals: main thread"
+)
+async def test_one_sigint_stops_every_worker_of_the_loop(nats_server: EmbeddedNats) -> None:
+    def make(name: str) -> Worker:
+        w = Worker(nats_server.url, name=name)
+
+        @w.task()
+        async def noop(ctx: TaskContext) -> None:
+            return None
+
+        return w
+
+    before = signal.getsignal(signal.SIGINT)
+    workers = [make("one"), make("two")]
+    runs = [asyncio.create_task(w.run()) for w in workers]
+    await asyncio.wait_for(asyncio.gather(*(w.ready.wait() for w in workers)), WAIT_S)
+    os.kill(os.getpid(), signal.SIGINT)
+    await asyncio.wait_for(asyncio.gather(*runs), WAIT_S)
+    assert signal.getsignal(signal.SIGINT) == before

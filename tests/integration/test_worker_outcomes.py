@@ -61,6 +61,10 @@ def make_worker(url: str) -> Worker:
     async def odd_output(ctx: TaskContext) -> Any:
         return Unserialisable()
 
+    @worker.task()
+    async def huge(ctx: TaskContext) -> str:
+        return "x" * 1_100_000
+
     @worker.task(timeout="200ms")
     async def sleepy(ctx: TaskContext, seconds: float) -> str:
         await asyncio.sleep(seconds)
@@ -157,7 +161,7 @@ async def test_exceptions_map_to_retryable_or_final_failures(
     assert worker.stats.failed == 3
 
 
-async def test_continue_and_unserialisable_output(
+async def test_continue_and_unserialisable_or_oversized_output(
     nats_server: EmbeddedNats, nc: NatsClient
 ) -> None:
     worker = make_worker(nats_server.url)
@@ -170,10 +174,15 @@ async def test_continue_and_unserialisable_output(
         assert (ev.type, ev.data, ev.iteration) == ("step.completed", {"output": 3}, 2)
         await publish_task(nc, task_message("odd_output"))
         ev = await h.next("step.failed")
+        await publish_task(nc, task_message("huge", step_id="big"))
+        too_big = await h.next("step.failed")
     assert ev.data["retryable"] is False
     assert ev.data["error_type"] == "SerializationError"
     assert "Unserialisable" in ev.data["error"]
-    assert worker.stats.continued == 1
+    assert too_big.data["retryable"] is False
+    assert too_big.data["error_type"] == "OutputTooLargeError"
+    assert "output of step 'big'" in too_big.data["error"]
+    assert (worker.stats.continued, worker.stats.failed) == (1, 2)
 
 
 async def test_timeouts_cancel_the_handler(nats_server: EmbeddedNats, nc: NatsClient) -> None:
