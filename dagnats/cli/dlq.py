@@ -11,7 +11,7 @@ from nats.aio.client import Client as NatsClient
 from nats.errors import TimeoutError as NatsTimeoutError
 
 from dagnats.cli.common import DEFAULT_NATS_URL, CliError, JsonOpt, NatsUrlOpt, connect, execute
-from dagnats.cli.output import emit_json, error_text, fmt_time, table
+from dagnats.cli.output import emit_json, error_text, fmt_time, shorten, table
 from dagnats.dag import wire
 
 app = typer.Typer(help="Inspect the dead-letter queue.", no_args_is_help=True)
@@ -126,7 +126,7 @@ def list_(
                     r.step_id if r.item is None else f"{r.step_id}[{r.item}]",
                     r.task,
                     r.attempts,
-                    _cut(r.error),
+                    shorten(r.error, ERROR_WIDTH),
                 ]
                 for r in rows
             ],
@@ -135,8 +135,3 @@ def list_(
             typer.echo(f"(more dead letters exist; raise --limit above {limit})", err=True)
 
     execute(main)
-
-
-def _cut(text: str) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= ERROR_WIDTH else line[: ERROR_WIDTH - 1] + "…"

@@ -26,6 +26,12 @@ def compact(value: Any, limit: int = VALUE_LIMIT) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def shorten(text: str, limit: int) -> str:
+    """Text on one line, cut to ``limit`` characters with an ellipsis."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     cells = [[("" if c is None else str(c)) for c in row] for row in rows]
     widths = [len(h) for h in headers]
@@ -83,6 +89,18 @@ def error_text(value: Any) -> str:
     if isinstance(value, dict):
         return str(value.get("message") or value.get("error") or compact(value))
     return "" if value is None else str(value)
+
+
+def outcome_text(status: str, step: str | None = None, error: str | None = None) -> str:
+    """How a run ended, for ``Run <id> ...``: ``failed at step 'boom': boom always``."""
+    if error and step:
+        error = error.removeprefix(f"step '{step}' failed: ")
+    if status == "compensated":
+        where = f" after step '{step}' failed" if step else ""
+    else:
+        where = f" at step '{step}'" if step else ""
+    reason = f": {error}" if error and status != "cancelled" else ""
+    return f"{status}{where}{reason}"
 
 
 def event_line(e: Event) -> str:

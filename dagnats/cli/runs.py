@@ -23,6 +23,8 @@ from dagnats.cli.output import (
     emit_json,
     event_line,
     fmt_time,
+    outcome_text,
+    shorten,
     table,
 )
 from dagnats.cli.watch import start_and_watch
@@ -103,7 +105,7 @@ def _step_line(step_id: str, s: StepState) -> str:
     if s.status == "completed" or (s.output is not None and s.status != "failed"):
         line += f" {compact(s.output, VALUE_LIMIT)}"
     elif s.error is not None:
-        line += f": {compact(s.error.message, VALUE_LIMIT).strip(chr(34))}"
+        line += f": {shorten(s.error.message, VALUE_LIMIT)}"
     if s.items:
         done = sum(1 for i in s.items if i.status == "completed")
         line += f" [{done}/{len(s.items)} items done]"
@@ -117,8 +119,9 @@ def print_state(state: RunState) -> None:
     )
     typer.echo(f"Status: {state.status}")
     if state.error is not None:
-        where = f" (step {state.error.step_id})" if state.error.step_id else ""
-        typer.echo(f"Error: {state.error.message}{where}")
+        step = state.error.step_id
+        where = f" (step {step})" if step and f"'{step}'" not in state.error.message else ""
+        typer.echo(f"Error: {shorten(state.error.message, 4 * VALUE_LIMIT)}{where}")
     typer.echo(f"Started: {fmt_time(state.created_at)}")
     if state.finished_at is not None:
         typer.echo(f"Finished: {fmt_time(state.finished_at)}")
@@ -186,13 +189,12 @@ def output(run_id: RunIdArg, nats_url: NatsUrlOpt = DEFAULT_NATS_URL) -> None:
         async with connect(nats_url) as client:
             state = await client.get_run(run_id)
         if state.status != "completed":
-            detail = ""
-            if state.error is not None:
-                where = f" at step '{state.error.step_id}'" if state.error.step_id else ""
-                detail = f"{where}: {state.error.message}"
-            elif not state.terminal:
-                detail = " (no output yet)"
-            raise CliError(f"run '{run_id}' is {state.status}{detail}")
+            if not state.terminal:
+                raise CliError(f"run '{run_id}' is {state.status} (no output yet)")
+            err = state.error
+            step = err.step_id if err else state.failed_step
+            text = outcome_text(state.status, step, err.message if err else None)
+            raise CliError(f"run '{run_id}' {text}")
         emit_json(state.output)
 
     execute(main)

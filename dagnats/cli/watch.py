@@ -11,7 +11,7 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from dagnats.cli.output import compact, emit_json, error_text, watch_line
+from dagnats.cli.output import compact, emit_json, error_text, outcome_text, watch_line
 from dagnats.client import Client, RunHandle
 from dagnats.dag import events as ev
 from dagnats.dag import wire
@@ -107,9 +107,7 @@ async def follow(handle: RunHandle, *, json_out: bool, chunks: Subscription | No
         typer.echo(f"Run {handle.run_id} completed")
         typer.echo(f"Output: {compact(output, OUTPUT_LIMIT)}")
     else:
-        where = f" at step '{step}'" if step else ""
-        reason = f": {error}" if error and status != "cancelled" else ""
-        typer.echo(f"Run {handle.run_id} {status}{where}{reason}")
+        typer.echo(f"Run {handle.run_id} {outcome_text(status, step, error)}")
     return 0 if status == "completed" else 1
 
 

@@ -9,6 +9,7 @@ from dagnats.dag._run import Ctx, ns_delta
 from dagnats.dag.actions import CancelChildRun, DeadLetter, FinishRun, RemoveWaiter
 from dagnats.dag.definition import SubWorkflowConfig, WaitForEventConfig
 from dagnats.dag.events import (
+    CANCEL_WAITER_PREFIX,
     COMPENSATE_STARTED,
     COMPENSATE_STEP,
     STEP_RECOVERED,
@@ -334,6 +335,13 @@ def complete_run_if_done(ctx: Ctx) -> None:
 
 def _finish(ctx: Ctx, status: RunStatus, output: Any, error: RunError | None) -> None:
     run = ctx.run
+    if run.status == "running":  # cancel_on waiters exist only once the run was admitted
+        for i, rule in enumerate(ctx.defn.cancel_on):
+            ctx.emit(
+                RemoveWaiter(
+                    run_id=run.run_id, step_id=f"{CANCEL_WAITER_PREFIX}{i}", event=rule.event
+                )
+            )
     children = _cancel_open(ctx, f"run {run.run_id} {status}", keep_idle_handlers=False)
     run.status = status
     run.output = output

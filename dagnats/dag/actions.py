@@ -132,6 +132,16 @@ class Respond:
 
 
 @dataclass(frozen=True, slots=True)
+class AdmitRun:
+    """Ask for one of the workflow's ``max_runs`` slots; the shell answers with
+    ``workflow.admitted`` now or when a slot frees up (in arrival order)."""
+
+    run_id: str
+    workflow: str
+    max_runs: int
+
+
+@dataclass(frozen=True, slots=True)
 class FinishRun:
     """The run reached a terminal state: notify a parent, release slots, clean up."""
 
@@ -145,7 +155,8 @@ class FinishRun:
 
 
 Action = (
-    DispatchTask
+    AdmitRun
+    | DispatchTask
     | ScheduleTimer
     | RecordEvent
     | StartChildRun

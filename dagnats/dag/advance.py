@@ -25,10 +25,11 @@ from pydantic import ValidationError
 
 from dagnats.dag import _failure, _steps, _waits
 from dagnats.dag._run import Ctx, aware, event_data, graph_of, ns_delta
-from dagnats.dag.actions import Action
+from dagnats.dag.actions import Action, AdmitRun, RegisterWaiter
 from dagnats.dag.definition import WorkflowDef
 from dagnats.dag.duration import format_duration
 from dagnats.dag.events import (
+    CANCEL_WAITER_PREFIX,
     CHILD_COMPLETED,
     CHILD_FAILED,
     STEP_APPROVED,
@@ -40,10 +41,13 @@ from dagnats.dag.events import (
     STEP_WAIT_MATCHED,
     TIMER_FIRED,
     WORKER_LOST,
+    WORKFLOW_ADMITTED,
     WORKFLOW_CANCEL_REQUESTED,
+    WORKFLOW_PENDING,
     WORKFLOW_STARTED,
     Event,
 )
+from dagnats.dag.inputs import InputError, resolve_match
 from dagnats.dag.retry import clamp_retry_after, retry_delay_ns
 from dagnats.dag.state import ItemState, ParentRef, RunState, StepError, StepState
 
@@ -168,7 +172,38 @@ def _step_error(sid: str, data: dict[str, Any], default_type: str) -> StepError:
 # --- start -------------------------------------------------------------------------------
 
 
-def _start(ctx: Ctx) -> None:
+def max_runs(defn: WorkflowDef) -> int | None:
+    """The workflow's run limit: ``concurrency.max_runs``, or 1 for a singleton."""
+    limit = defn.concurrency.max_runs if defn.concurrency is not None else None
+    if defn.singleton:
+        return 1
+    return limit
+
+
+def _start(ctx: Ctx, *, admitted: bool = False) -> None:
+    limit = max_runs(ctx.defn)
+    if limit is not None and not admitted:
+        # Wait for a slot; ``workflow.admitted`` starts the run (the shell keeps the order).
+        ctx.run.status = "pending"
+        ctx.record(WORKFLOW_PENDING, {"max_runs": limit})
+        ctx.emit(AdmitRun(run_id=ctx.run_id, workflow=ctx.defn.name, max_runs=limit))
+        return
+    ctx.run.status = "running"
+    for i, rule in enumerate(ctx.defn.cancel_on):
+        try:
+            match = resolve_match(f"cancel_on[{i}]", rule.match, ctx.run.input, ctx.run)
+        except InputError:
+            continue  # the run input lacks the field: this rule cannot match this run
+        ctx.emit(
+            RegisterWaiter(
+                run_id=ctx.run_id,
+                step_id=f"{CANCEL_WAITER_PREFIX}{i}",
+                event=rule.event,
+                match=match,
+                lookback_ns=0,
+                registered_at=ctx.now,
+            )
+        )
     for sid in ctx.g.order:
         step = ctx.g.steps[sid]
         if step.depends_on or sid in ctx.g.handlers:
@@ -179,6 +214,20 @@ def _start(ctx: Ctx) -> None:
     timeout = ctx.defn.timeout
     if timeout is not None and ctx.run.status == "running":
         ctx.timer("workflow_timeout", ctx.now + ns_delta(timeout), {})
+
+
+def _on_admitted(ctx: Ctx, event: Event) -> None:
+    if ctx.run.status == "pending":
+        _start(ctx, admitted=True)
+
+
+def _on_wait_matched(ctx: Ctx, event: Event) -> None:
+    sid = event.step_id or ""
+    if sid.startswith(CANCEL_WAITER_PREFIX):
+        name = event_data(event).get("name")
+        _failure.cancel_run(ctx, f"cancel_on event {name!r} matched")
+        return
+    _waits.on_wait_matched(ctx, event)
 
 
 def _on_cancel(ctx: Ctx, event: Event) -> None:
@@ -361,7 +410,8 @@ _HANDLERS: dict[str, Callable[[Ctx, Event], None]] = {
     WORKER_LOST: _on_step_failed,
     STEP_CONTINUE: _on_continue,
     TIMER_FIRED: _on_timer,
-    STEP_WAIT_MATCHED: _waits.on_wait_matched,
+    STEP_WAIT_MATCHED: _on_wait_matched,
+    WORKFLOW_ADMITTED: _on_admitted,
     STEP_APPROVED: _waits.on_approved,
     STEP_REJECTED: _waits.on_rejected,
     CHILD_COMPLETED: _waits.on_child,

@@ -26,6 +26,10 @@ STEP_REJECTED = "step.approval.rejected"  # data: {"reason"}
 CHILD_COMPLETED = "step.child.completed"  # data: {"child_run_id", "output"}
 CHILD_FAILED = "step.child.failed"  # data: {"child_run_id", "error", "status"}
 WORKER_LOST = "step.worker_lost"  # max deliveries exhausted: a failed attempt
+WORKFLOW_ADMITTED = "workflow.admitted"  # a pending run got its concurrency slot
+
+# wait_for_event waiters registered for a workflow's ``cancel_on`` use these step ids.
+CANCEL_WAITER_PREFIX = "__cancel_"
 
 INPUT_TYPES: frozenset[str] = frozenset(
     {
@@ -42,6 +46,7 @@ INPUT_TYPES: frozenset[str] = frozenset(
         CHILD_COMPLETED,
         CHILD_FAILED,
         WORKER_LOST,
+        WORKFLOW_ADMITTED,
     }
 )
 

@@ -24,14 +24,14 @@ from dagnats._nats.history import read_history
 from dagnats._nats.payloads import Payloads, is_ref
 from dagnats.dag import events as ev
 from dagnats.dag import wire
-from dagnats.dag.advance import advance
+from dagnats.dag.advance import advance, max_runs
 from dagnats.dag.definition import WorkflowDef
 from dagnats.dag.events import Event
 from dagnats.dag.state import RunState
 from dagnats.engine.advisories import AdvisoryWatcher
 from dagnats.engine.correlator import Correlator
 from dagnats.engine.executor import Executor
-from dagnats.engine.limits import release_slots
+from dagnats.engine.limits import release_run, release_slots
 from dagnats.engine.store import ConflictError, DefinitionStore, RunStore
 from dagnats.engine.timers import TimerService
 
@@ -238,6 +238,10 @@ class Engine:
         """Give back max_task_concurrency slots held by attempts that have ended."""
         kv = self.executor.kv[wire.KV_CONCURRENCY]
         if ended:
+            limit = max_runs(defn)
+            if limit is not None:
+                for promoted in await release_run(kv, defn.name, run.run_id, limit):
+                    await self.executor.admitted(promoted)
             for limited in defn.steps:
                 if limited.max_task_concurrency:
                     await release_slots(kv, limited.task_name, prefix=f"{run.run_id}.")

@@ -28,6 +28,7 @@ from dagnats.dag import events as ev
 from dagnats.dag import wire
 from dagnats.dag.actions import (
     Action,
+    AdmitRun,
     CancelChildRun,
     DeadLetter,
     DispatchTask,
@@ -41,7 +42,13 @@ from dagnats.dag.actions import (
     StartChildRun,
 )
 from dagnats.dag.events import Event
-from dagnats.engine.limits import acquire_slot, release_slots, take_token
+from dagnats.engine.limits import (
+    MAX_WAITING_RUNS,
+    acquire_slot,
+    admit_run,
+    release_slots,
+    take_token,
+)
 from dagnats.engine.store import DefinitionStore
 
 log = logging.getLogger(__name__)
@@ -168,6 +175,8 @@ class Executor:
     async def _other(self, a: Action) -> None:
         if isinstance(a, FinishRun):
             await self._finish(a)
+        elif isinstance(a, AdmitRun):
+            await self._admit(a)
         elif isinstance(a, StartChildRun):
             await self._start_child(a)
         elif isinstance(a, CancelChildRun):
@@ -206,6 +215,28 @@ class Executor:
         elif isinstance(a, Respond):
             body = json.dumps({"status": a.status, "data": a.data}, default=str).encode()
             await self.nc.publish(f"respond.{a.run_id}", body)
+
+    async def _admit(self, a: AdmitRun) -> None:
+        verdict = await admit_run(self.kv[wire.KV_CONCURRENCY], a.workflow, a.run_id, a.max_runs)
+        if verdict is True:
+            await self.admitted(a.run_id)
+        elif verdict is None:
+            await self._publish_event(
+                Event(
+                    type=ev.WORKFLOW_CANCEL_REQUESTED,
+                    run_id=a.run_id,
+                    data={
+                        "reason": f"the queue of workflow '{a.workflow}' is full "
+                        f"({MAX_WAITING_RUNS} runs waiting for max_runs)"
+                    },
+                ),
+                f"{a.run_id}.cancel.queue",
+            )
+
+    async def admitted(self, run_id: str) -> None:
+        await self._publish_event(
+            Event(type=ev.WORKFLOW_ADMITTED, run_id=run_id), f"{run_id}.admitted"
+        )
 
     async def _publish_event(self, event: Event, dedup_id: str) -> None:
         await self.js.publish(

@@ -100,3 +100,49 @@ async def release_slots(
         if await _write(kv, key, {"holders": keep}, rev):
             return
     log.warning("could not release concurrency slot of task %s after %d tries", task, MAX_CAS_TRIES)
+
+
+MAX_WAITING_RUNS = 20_000  # keeps the queue record well under the 1 MiB value limit
+
+
+async def admit_run(kv: KeyValue, workflow: str, run_id: str, max_runs: int) -> bool | None:
+    """Take a run slot (True), join the queue (False), or None when the queue is full."""
+    key = f"run.{workflow}"
+    for _ in range(MAX_CAS_TRIES):
+        state, rev = await _read(kv, key)
+        holders = list((state or {}).get("holders", []))
+        waiting = list((state or {}).get("waiting", []))
+        if run_id in holders:
+            return True
+        if run_id in waiting:
+            return False
+        if len(holders) < max_runs and not waiting:
+            holders.append(run_id)
+            admitted = True
+        elif len(waiting) >= MAX_WAITING_RUNS:
+            return None
+        else:
+            waiting.append(run_id)
+            admitted = False
+        if await _write(kv, key, {"holders": holders, "waiting": waiting}, rev):
+            return admitted
+    raise RuntimeError(f"could not update the run queue of workflow {workflow!r}")
+
+
+async def release_run(kv: KeyValue, workflow: str, run_id: str, max_runs: int) -> list[str]:
+    """Free ``run_id``'s slot (or queue place); returns the runs promoted, in order."""
+    key = f"run.{workflow}"
+    for _ in range(MAX_CAS_TRIES):
+        state, rev = await _read(kv, key)
+        if not state:
+            return []
+        holders = [h for h in state.get("holders", []) if h != run_id]
+        waiting = [w for w in state.get("waiting", []) if w != run_id]
+        promoted: list[str] = []
+        while waiting and len(holders) < max_runs:
+            nxt = waiting.pop(0)
+            holders.append(nxt)
+            promoted.append(nxt)
+        if await _write(kv, key, {"holders": holders, "waiting": waiting}, rev):
+            return promoted
+    raise RuntimeError(f"could not update the run queue of workflow {workflow!r}")

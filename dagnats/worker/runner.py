@@ -1,10 +1,10 @@
 """Handle one task message: started event, input validation, the handler under its
 deadline, the result event (acked by JetStream) and only then the message ack.
 
-Inputs and outputs above 256 KiB travel by reference to the ``payloads`` object store.
 Publishing the result before acking means a crash in between repeats the handler, never
 loses the result; the result's ``Nats-Msg-Id`` (``<dedup_id>.result``) makes the repeat
-invisible to the engine inside the stream's dedup window.
+invisible to the engine inside the stream's dedup window. Inputs and outputs above 256 KiB
+travel by reference to the ``payloads`` object store (``dagnats/_nats/payloads.py``).
 """
 
 from __future__ import annotations
@@ -113,10 +113,12 @@ class Runner:
         reported = False
         try:
             started = await self._publish_started(tm, _delivery(msg))
-            event_type, data = await self._resolve_input(tm)
-            if not event_type:
+            failure = await self._resolve_input(tm)
+            if failure is None:
                 ctx = TaskContext(tm, NatsBackend(self._nc, self._kv, self._beats, msg))
                 event_type, data = await self._offload(tm, *await self._run(task, tm, ctx))
+            else:
+                event_type, data = failure
             event_type, body = self._result_body(tm, event_type, data)
             if started is not None:
                 await _settle(started, tm)
@@ -133,15 +135,15 @@ class Runner:
                 await _quietly(msg.nak(), "nak on shutdown")
             raise
 
-    async def _resolve_input(self, tm: wire.TaskMessage) -> tuple[str, dict[str, Any]]:
-        """Fetch an input the engine passed by reference; ``("", {})`` when all is well."""
+    async def _resolve_input(self, tm: wire.TaskMessage) -> tuple[str, dict[str, Any]] | None:
+        """Fetch an input passed by reference; a failure result if it cannot be fetched."""
         try:
             tm.input = await self._payloads.resolve(tm.input)
         except Exception as exc:  # object store unreachable or the object expired
             message = f"cannot fetch the input of step {tm.step_id!r} from the object store: {exc}"
             log.warning("run %s: %s", tm.run_id, message)
             return ev.STEP_FAILED, failure_data(message, "PayloadError", retryable=True)
-        return "", {}
+        return None
 
     async def _offload(
         self, tm: wire.TaskMessage, event_type: str, data: dict[str, Any]

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from worker_harness import WAIT_S, history, publish_task, running, task_message
 
 from dagnats import Continue, NonRetryableError, RetryAfter, TaskContext, Worker
+from dagnats._nats.payloads import Payloads, is_ref
 from dagnats.dag import wire
 from dagnats.server.nats_server import EmbeddedNats
 
@@ -161,7 +162,7 @@ async def test_exceptions_map_to_retryable_or_final_failures(
     assert worker.stats.failed == 3
 
 
-async def test_continue_and_unserialisable_or_oversized_output(
+async def test_continue_unserialisable_and_large_output(
     nats_server: EmbeddedNats, nc: NatsClient
 ) -> None:
     worker = make_worker(nats_server.url)
@@ -174,15 +175,33 @@ async def test_continue_and_unserialisable_or_oversized_output(
         assert (ev.type, ev.data, ev.iteration) == ("step.completed", {"output": 3}, 2)
         await publish_task(nc, task_message("odd_output"))
         ev = await h.next("step.failed")
-        await publish_task(nc, task_message("huge", step_id="big"))
-        too_big = await h.next("step.failed")
+        big = task_message("huge", step_id="big")
+        await publish_task(nc, big)
+        offloaded = await h.next("step.completed", "step.failed")
     assert ev.data["retryable"] is False
     assert ev.data["error_type"] == "SerializationError"
     assert "Unserialisable" in ev.data["error"]
-    assert too_big.data["retryable"] is False
-    assert too_big.data["error_type"] == "OutputTooLargeError"
-    assert "output of step 'big'" in too_big.data["error"]
-    assert (worker.stats.continued, worker.stats.failed) == (1, 2)
+    # Above 256 KiB the output goes to the object store; the event carries a reference.
+    ref = offloaded.data["output"]
+    assert is_ref(ref) and ref["$dagnats_ref"] == f"{big.run_id}/big/1.0/output"
+    assert await Payloads(nc.jetstream()).resolve(ref) == "x" * 1_100_000
+    assert (worker.stats.continued, worker.stats.failed) == (1, 1)
+
+
+async def test_input_by_reference_is_resolved(nats_server: EmbeddedNats, nc: NatsClient) -> None:
+    worker = make_worker(nats_server.url)
+    payloads = Payloads(nc.jetstream())
+    repo = "r" * 300_000
+    ref = await payloads.offload("run-x/prev/1.0/output", {"repo": repo, "branch": "main"})
+    assert is_ref(ref)
+    async with running(worker), history(nc) as h:
+        await publish_task(nc, task_message("review", ref))
+        ev = await h.next("step.completed", "step.failed")
+        await publish_task(nc, task_message("review", {"$dagnats_ref": "gone", "size": 3}))
+        missing = await h.next("step.completed", "step.failed")
+    output = await payloads.resolve(ev.data["output"])  # large in, large out
+    assert output == {"issues": 4, "report": f"{repo}@main"}
+    assert missing.data["error_type"] == "PayloadError" and missing.data["retryable"] is True
 
 
 async def test_timeouts_cancel_the_handler(nats_server: EmbeddedNats, nc: NatsClient) -> None:

@@ -1,0 +1,82 @@
+"""Methodology: drive advance() with the Sim harness through run admission (max_runs,
+singleton) and cancel_on, asserting on the run status, the actions emitted and their order."""
+
+from __future__ import annotations
+
+from advance_harness import Sim, dispatched, of, records, wf
+
+from dagnats.dag.actions import AdmitRun, RegisterWaiter, RemoveWaiter
+from dagnats.dag.events import (
+    CANCEL_WAITER_PREFIX,
+    STEP_WAIT_MATCHED,
+    WORKFLOW_ADMITTED,
+    WORKFLOW_CANCEL_REQUESTED,
+    WORKFLOW_PENDING,
+)
+
+
+def test_max_runs_holds_the_run_pending_until_admitted() -> None:
+    sim = Sim(wf({"id": "a"}, concurrency={"max_runs": 2}, timeout="1m"))
+    actions = sim.start("x")
+    assert sim.state.status == "pending"
+    assert dispatched(actions) == []
+    assert of(actions, AdmitRun) == [AdmitRun(run_id="r1", workflow="w", max_runs=2)]
+    assert records(actions, WORKFLOW_PENDING)
+    actions = sim.send(WORKFLOW_ADMITTED)
+    assert sim.state.status == "running"
+    assert dispatched(actions) == ["a"]
+    assert not of(actions, AdmitRun)
+    # A second admission is a no-op.
+    assert sim.send(WORKFLOW_ADMITTED) == []
+
+
+def test_singleton_means_one_run_at_a_time() -> None:
+    sim = Sim(wf({"id": "a"}, singleton=True))
+    actions = sim.start()
+    assert of(actions, AdmitRun)[0].max_runs == 1
+
+
+def test_cancel_while_pending_finishes_without_dispatch() -> None:
+    sim = Sim(wf({"id": "a"}, concurrency={"max_runs": 1}))
+    sim.start()
+    actions = sim.send(WORKFLOW_CANCEL_REQUESTED, data={"reason": "no"})
+    assert sim.state.status == "cancelled"
+    assert dispatched(actions) == []
+    assert not of(actions, RemoveWaiter)
+
+
+def test_cancel_on_registers_waiters_and_cancels_on_match() -> None:
+    sim = Sim(
+        wf(
+            {"id": "a"},
+            cancel_on=[{"event": "order.cancelled", "match": {"order_id": "input.id"}}],
+        )
+    )
+    actions = sim.start({"id": 7})
+    waiters = of(actions, RegisterWaiter)
+    assert [(w.step_id, w.event, w.match) for w in waiters] == [
+        (f"{CANCEL_WAITER_PREFIX}0", "order.cancelled", {"order_id": 7})
+    ]
+    actions = sim.send(
+        STEP_WAIT_MATCHED,
+        f"{CANCEL_WAITER_PREFIX}0",
+        data={"event": {"order_id": 7}, "name": "order.cancelled"},
+    )
+    assert sim.state.status == "cancelled"
+    assert "order.cancelled" in (sim.state.error.message if sim.state.error else "")
+    assert [r.step_id for r in of(actions, RemoveWaiter)] == [f"{CANCEL_WAITER_PREFIX}0"]
+
+
+def test_cancel_on_waiters_are_removed_when_the_run_completes() -> None:
+    sim = Sim(wf({"id": "a"}, cancel_on=[{"event": "stop"}]))
+    sim.start()
+    actions = sim.complete("a", 1)
+    assert sim.state.status == "completed"
+    assert [r.event for r in of(actions, RemoveWaiter)] == ["stop"]
+
+
+def test_cancel_on_rule_whose_path_is_missing_is_not_registered() -> None:
+    sim = Sim(wf({"id": "a"}, cancel_on=[{"event": "stop", "match": {"k": "input.missing"}}]))
+    actions = sim.start({})
+    assert of(actions, RegisterWaiter) == []
+    assert dispatched(actions) == ["a"]
