@@ -7,9 +7,11 @@ completion to a second stream and acks, and an engine-side consumer receives the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StreamConfig
 
 from dagnats._nats.feed import PullFeed
@@ -41,12 +43,20 @@ async def _setup(nc: NatsClient) -> tuple[PullFeed, PullFeed]:
 
 
 async def _worker(nc: NatsClient, tasks: PullFeed) -> None:
+    """Handle many tasks at once (bounded by the feed): the best a worker can do."""
     js = nc.jetstream()
-    while True:
-        msg = await tasks.get()
-        await js.publish("floor.done", msg.data)
+    running: set[asyncio.Task[None]] = set()
+
+    async def one(msg: Msg) -> None:
+        await js.publish("floor.done", msg.data)  # completion stored before the ack
         await msg.ack()
         await tasks.done()
+
+    while True:
+        msg = await tasks.get()
+        t = asyncio.create_task(one(msg))
+        running.add(t)
+        t.add_done_callback(running.discard)
 
 
 async def measure_floor(
@@ -78,6 +88,8 @@ async def measure_floor(
         rate = concurrent / (time.perf_counter() - t0)
     finally:
         wtask.cancel()
+        with contextlib.suppress(BaseException):
+            await wtask
         await wtasks.stop()
         await done.stop()
     lat.sort()

@@ -22,14 +22,15 @@ async def read_history(
     run_id: str,
     *,
     before_seq: int | None = None,
+    after_seq: int = 0,
     timeout_s: float = 5.0,
     max_events: int = MAX_EVENTS,
 ) -> list[Event]:
-    """Events of ``run_id`` in order (those with ``seq < before_seq`` when given)."""
+    """Events of ``run_id`` in order, with ``after_seq < seq < before_seq`` when given."""
     subject = wire.history_subject(run_id)
     api = f"$JS.API.DIRECT.GET.{wire.HISTORY_STREAM}"
     out: list[Event] = []
-    next_seq = 1
+    next_seq = after_seq + 1
     inbox = nc.new_inbox()
     sub = await nc.subscribe(inbox)
     try:

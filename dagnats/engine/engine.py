@@ -38,6 +38,7 @@ from dagnats.engine.timers import TimerService
 log = logging.getLogger(__name__)
 
 MAX_APPLY_TRIES = 6
+FLUSH_DELAY_S = 0.02  # how long a run's snapshot may lag its applied events
 # Events after which an attempt no longer runs (its concurrency slot is free again).
 SLOT_ENDING = frozenset(
     {ev.STEP_COMPLETED, ev.STEP_FAILED, ev.STEP_CONTINUE, ev.WORKER_LOST, ev.TIMER_FIRED}
@@ -51,7 +52,8 @@ class Engine:
         self.nc = nc
         self.js = nc.jetstream()
         self.max_inflight = max_inflight
-        self._queues: dict[str, deque[tuple[Msg, Event]]] = {}
+        self._queues: dict[str, deque[tuple[Msg, Event] | None]] = {}
+        self._flush_due: set[str] = set()
         self._actors: set[asyncio.Task[None]] = set()
         self._loop: asyncio.Task[None] | None = None
         self.applied = 0
@@ -114,6 +116,9 @@ class Engine:
             _done, pending = await asyncio.wait(set(self._actors), timeout=timeout_s)
             for t in pending:
                 t.cancel()
+        for run_id in list(self.runs.dirty):
+            await self._flush(run_id)
+        await self.executor.drain()
         await self.feed.stop()
         await self.correlator.stop()
         await self.advisories.stop()
@@ -141,20 +146,39 @@ class Engine:
                 # Records describe decisions already applied: nothing to do.
                 await self._finish(msg)
                 continue
-            q = self._queues.get(event.run_id)
-            if q is None:
-                q = self._queues[event.run_id] = deque()
-                q.append((msg, event))
-                task = asyncio.create_task(self._actor(event.run_id, q))
-                self._actors.add(task)
-                task.add_done_callback(self._actors.discard)
-            else:
-                q.append((msg, event))
+            self._enqueue(event.run_id, (msg, event))
 
-    async def _actor(self, run_id: str, q: deque[tuple[Msg, Event]]) -> None:
+    def _enqueue(self, run_id: str, item: tuple[Msg, Event] | None) -> None:
+        """Queue work for a run's actor (``None`` = write its staged snapshot)."""
+        q = self._queues.get(run_id)
+        if q is None:
+            q = self._queues[run_id] = deque()
+            q.append(item)
+            task = asyncio.create_task(self._actor(run_id, q))
+            self._actors.add(task)
+            task.add_done_callback(self._actors.discard)
+        else:
+            q.append(item)
+
+    def _schedule_flush(self, run_id: str) -> None:
+        if run_id not in self._flush_due:
+            self._flush_due.add(run_id)
+            asyncio.get_running_loop().call_later(FLUSH_DELAY_S, self._flush_now, run_id)
+
+    def _flush_now(self, run_id: str) -> None:
+        self._flush_due.discard(run_id)
+        if run_id in self.runs.dirty:
+            self._enqueue(run_id, None)
+
+    async def _actor(self, run_id: str, q: deque[tuple[Msg, Event] | None]) -> None:
         try:
             while q:
-                msg, event = q[0]
+                item = q[0]
+                if item is None:
+                    q.popleft()
+                    await self._flush(run_id)
+                    continue
+                msg, event = item
                 ok = await self._process(event)
                 q.popleft()
                 if ok:
@@ -168,8 +192,17 @@ class Engine:
             if self._queues.get(run_id) is q:
                 del self._queues[run_id]
 
-    async def _nak_rest(self, first: Msg, q: deque[tuple[Msg, Event]]) -> None:
-        for m in [first, *(m for m, _ in q)]:
+    async def _flush(self, run_id: str) -> None:
+        try:
+            await self.runs.flush(run_id)
+        except ConflictError:
+            log.warning("snapshot of run %s changed under this engine; reloading", run_id)
+        except Exception as exc:  # NATS trouble: the next event or flush writes it
+            log.warning("could not write the snapshot of run %s: %s", run_id, exc)
+            self._schedule_flush(run_id)
+
+    async def _nak_rest(self, first: Msg, q: deque[tuple[Msg, Event] | None]) -> None:
+        for m in [first, *(item[0] for item in q if item is not None)]:
             with contextlib.suppress(Exception):
                 await m.nak(delay=2.0)
             await self.feed.done()
@@ -212,12 +245,15 @@ class Engine:
             # duplicate start (ConflictError -> applied again with a fresh read).
             run, rev = None, 0
         else:
+            cached = self.runs.cached(event.run_id) and not fresh
             run, rev = await self.runs.load(event.run_id, fresh=fresh)
-        if run is None and event.type != ev.WORKFLOW_STARTED:
-            run = await self._replay(event)
-            if run is None:
-                log.warning("event %s for unknown run %s ignored", event.type, event.run_id)
-                return
+            if not cached and event.type != ev.WORKFLOW_STARTED:
+                # Not in this engine's cache: the snapshot may lag the log (staged writes
+                # lost in a crash, or no snapshot at all): fold in what it is missing.
+                run = await self._catch_up(run, event)
+                if run is None:
+                    log.warning("event %s for unknown run %s ignored", event.type, event.run_id)
+                    return
         if run is not None and event.seq <= run.last_seq:
             return  # applied before; its ack was lost
         defn = await self._definition(run, event)
@@ -230,7 +266,14 @@ class Engine:
             await self.executor.execute(actions)
         ended = new_run.terminal and not (run is not None and run.terminal)
         await self._release_slots(defn, event, new_run, ended)
-        await self.runs.save(new_run, rev)
+        if new_run.terminal:
+            # Terminal states are what result() waits for: write them at once.
+            await self.runs.save(new_run, rev)
+        else:
+            # The event log is the truth and is acked only after the actions above: the
+            # snapshot can follow a few ms later, coalescing the writes of busy runs.
+            self.runs.stage(new_run, rev)
+            self._schedule_flush(new_run.run_id)
 
     async def _release_slots(
         self, defn: WorkflowDef, event: Event, run: RunState, ended: bool
@@ -278,21 +321,28 @@ class Engine:
             return None
         return found[0]
 
-    async def _replay(self, event: Event) -> RunState | None:
-        """Rebuild a run with no snapshot from its history (actions were executed before)."""
-        history = await read_history(self.nc, event.run_id, before_seq=event.seq)
-        run: RunState | None = None
+    async def _catch_up(self, run: RunState | None, event: Event) -> RunState | None:
+        """Apply history events the snapshot has not seen (those before ``event``).
+
+        Their actions were executed before they were acked, so only the state is rebuilt.
+        """
+        after = run.last_seq if run is not None else 0
+        history = await read_history(self.nc, event.run_id, after_seq=after, before_seq=event.seq)
         defn: WorkflowDef | None = None
+        folded = 0
         for past in history:
-            if not past.is_input:
+            if not past.is_input or (run is not None and past.seq <= run.last_seq):
                 continue
             if defn is None:
                 defn = await self._definition(run, past)
                 if defn is None:
-                    return None
+                    return run
+            if run is None and past.type != ev.WORKFLOW_STARTED:
+                continue
             run, _ = advance(defn, run, past)
-        if run is not None:
-            log.info("run %s rebuilt from %d history events", event.run_id, len(history))
+            folded += 1
+        if folded:
+            log.info("run %s: caught up %d history events", event.run_id, folded)
         return run
 
 

@@ -86,6 +86,7 @@ class Executor:
         self.kv = kv
         # Set by the engine: the correlator's look-back for a newly registered waiter.
         self.on_waiter: Callable[[RegisterWaiter], Awaitable[None]] | None = None
+        self._background: set[asyncio.Task[None]] = set()
 
     async def execute(self, actions: list[Action]) -> None:
         futures: list[asyncio.Future[PubAck]] = []
@@ -276,18 +277,23 @@ class Executor:
         await self._cleanup_checkpoints(a.run_id)
 
     async def _cleanup_checkpoints(self, run_id: str) -> None:
-        kv = self.kv.get(wire.KV_CHECKPOINTS)
-        if kv is None:
-            return
+        """Drop the run's checkpoints: one purge by subject, off the critical path."""
+        task = asyncio.create_task(self._purge_checkpoints(run_id))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _purge_checkpoints(self, run_id: str) -> None:
         try:
-            keys = await kv.keys(filters=[f"{run_id}.>"])
-        except Exception:  # NoKeysError: nothing to clean
-            return
-        for key in keys[:10_000]:
-            try:
-                await kv.purge(key)
-            except Exception as exc:  # best effort: the bucket is a cache of progress
-                log.debug("could not purge checkpoint %s: %s", key, exc)
+            await self.js.purge_stream(
+                f"KV_{wire.KV_CHECKPOINTS}", subject=f"$KV.{wire.KV_CHECKPOINTS}.{run_id}.>"
+            )
+        except Exception as exc:  # best effort: checkpoints are a cache of progress
+            log.debug("could not purge checkpoints of run %s: %s", run_id, exc)
+
+    async def drain(self, timeout_s: float = 5.0) -> None:
+        """Wait for background clean-ups (bounded)."""
+        if self._background:
+            await asyncio.wait(set(self._background), timeout=timeout_s)
 
     async def _start_child(self, a: StartChildRun) -> None:
         found = await self.defs.get(a.workflow, a.revision)

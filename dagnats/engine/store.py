@@ -6,8 +6,11 @@ on the KV revision so two engines can never both advance one run from the same s
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections import OrderedDict
+from typing import Any
 
 from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
@@ -27,13 +30,20 @@ class ConflictError(Exception):
 
 
 class RunStore:
-    """``workflow_runs`` with a bounded LRU cache of (state, revision)."""
+    """``workflow_runs`` with a bounded LRU cache of (state, revision).
+
+    ``stage`` puts a newer state in the cache only (write-behind); ``save`` writes through.
+    The revision kept with a staged state is still the last one written, so the eventual
+    write is a compare-and-swap against what is really in KV. Staged entries are never
+    evicted before they are written.
+    """
 
     def __init__(self, kv: KeyValue, payloads: Payloads, *, max_cached: int = 10_000) -> None:
         self.kv = kv
         self.payloads = payloads
         self._cache: OrderedDict[str, tuple[RunState, int]] = OrderedDict()
         self._max = max_cached
+        self.dirty: set[str] = set()
 
     @classmethod
     async def open(cls, js: JetStreamContext, **kw: int) -> RunStore:
@@ -67,20 +77,41 @@ class RunStore:
                 new_rev = await self.kv.update(run.run_id, data, last=revision)
         except KeyWrongLastSequenceError as exc:
             self._cache.pop(run.run_id, None)
+            self.dirty.discard(run.run_id)
             raise ConflictError(run.run_id) from exc
+        self.dirty.discard(run.run_id)
         self._remember(run.run_id, run, new_rev)
         return new_rev
+
+    def stage(self, run: RunState, revision: int) -> None:
+        """Cache ``run`` as current; KV keeps ``revision`` until ``flush``."""
+        self.dirty.add(run.run_id)
+        self._remember(run.run_id, run, revision)
+
+    async def flush(self, run_id: str) -> None:
+        if run_id not in self.dirty:
+            return
+        hit = self._cache.get(run_id)
+        if hit is None:
+            self.dirty.discard(run_id)
+            return
+        await self.save(*hit)
 
     def cached(self, run_id: str) -> bool:
         return run_id in self._cache
 
     def forget(self, run_id: str) -> None:
         self._cache.pop(run_id, None)
+        self.dirty.discard(run_id)
 
     def _remember(self, run_id: str, state: RunState, rev: int) -> None:
         self._cache[run_id] = (state, rev)
         self._cache.move_to_end(run_id)
-        while len(self._cache) > self._max:
+        while len(self._cache) > self._max + len(self.dirty):
+            oldest = next(iter(self._cache))
+            if oldest in self.dirty:
+                self._cache.move_to_end(oldest)  # written soon; evict something else
+                continue
             self._cache.popitem(last=False)
 
 
@@ -90,12 +121,43 @@ class DefinitionStore:
     def __init__(self, kv: KeyValue) -> None:
         self.kv = kv
         self._by_rev: OrderedDict[tuple[str, int], WorkflowDef] = OrderedDict()
+        # name -> latest (definition, revision), kept true by a watch once ``watch()`` ran.
+        self._latest: dict[str, tuple[WorkflowDef, int]] = {}
+        self._watching = False
+        self._watcher: Any = None
+        self._seen: dict[str, int] = {}  # newest revision per name the watch reported
 
     @classmethod
     async def open(cls, js: JetStreamContext) -> DefinitionStore:
         return cls(await js.key_value(wire.KV_DEFS))
 
+    async def watch(self) -> None:
+        """Keep the latest revision of every workflow cached, invalidated by a KV watch."""
+        self._watcher = await self.kv.watchall(ignore_deletes=False, meta_only=True)
+        self._watching = True
+        self._watch_task = asyncio.create_task(self._follow())
+
+    async def _follow(self) -> None:
+        async for entry in self._watcher:
+            if entry is None:
+                continue
+            # Any change to a name (a new version or a delete) drops what we knew.
+            self._seen[entry.key] = max(self._seen.get(entry.key, 0), entry.revision or 0)
+            self._latest.pop(entry.key, None)
+
+    async def close(self) -> None:
+        if self._watcher is not None:
+            with contextlib.suppress(Exception):
+                await self._watcher.stop()
+            self._watch_task.cancel()
+            self._watcher = None
+            self._watching = False
+
     async def get(self, name: str, revision: int | None = None) -> tuple[WorkflowDef, int] | None:
+        if revision is None and self._watching:
+            latest = self._latest.get(name)
+            if latest is not None:
+                return latest
         if revision is not None:
             hit = self._by_rev.get((name, revision))
             if hit is not None:
@@ -108,6 +170,9 @@ class DefinitionStore:
             return None
         defn = load_definition(entry.value)
         self._by_rev[(name, entry.revision)] = defn
+        if revision is None and self._watching and entry.revision >= self._seen.get(name, 0):
+            # A get that raced an update must not cache the older revision.
+            self._latest[name] = (defn, entry.revision)
         while len(self._by_rev) > 1000:
             self._by_rev.popitem(last=False)
         return defn, entry.revision

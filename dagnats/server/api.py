@@ -97,6 +97,7 @@ class ApiService:
             self._svc = None
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=5.0)
+        await self.ops.close()
 
     def _wrap(self, fn: Handler) -> Callable[[Request], Awaitable[None]]:
         async def handler(req: Request) -> None:

@@ -168,7 +168,9 @@ class EmbeddedNats:
         if len(self.leaf_remotes) > 10:
             raise ServerError(f"at most 10 leaf remotes are allowed, got {len(self.leaf_remotes)}")
         if self.data_dir is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="dagnats-nats-")
+            # A temporary store outlives stop(): start() again resumes on the same data.
+            if self._tmp is None:
+                self._tmp = tempfile.TemporaryDirectory(prefix="dagnats-nats-")
             data_dir = Path(self._tmp.name)
         else:
             data_dir = Path(self.data_dir)
@@ -240,7 +242,12 @@ class EmbeddedNats:
                 pass
 
     async def stop(self, timeout_s: float = 10.0) -> None:
-        """Terminate, then kill after ``timeout_s``. Idempotent."""
+        """Terminate, then kill after ``timeout_s``. Idempotent.
+
+        The store (and the port) are kept: ``start()`` again brings the same server back
+        with its streams and buckets, as a restart in production would. ``close()`` also
+        removes a temporary store.
+        """
         proc, self._proc = self._proc, None
         if proc is not None and proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
@@ -260,6 +267,15 @@ class EmbeddedNats:
         data_dir = getattr(self, "_data_dir", None)
         if data_dir is not None:
             (Path(data_dir) / PID_FILE).unlink(missing_ok=True)
+
+    async def restart(self, timeout_s: float = 10.0) -> None:
+        """Stop the server and start it again on the same port and store."""
+        await self.stop(timeout_s)
+        await self.start()
+
+    async def close(self, timeout_s: float = 10.0) -> None:
+        """Stop, and delete the store if it is a temporary one. Idempotent."""
+        await self.stop(timeout_s)
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
@@ -269,4 +285,4 @@ class EmbeddedNats:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
+        await self.close()

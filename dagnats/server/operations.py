@@ -61,11 +61,15 @@ class Operations:
     async def open(self) -> None:
         js = self.js
         self.defs = await DefinitionStore.open(js)
+        await self.defs.watch()
         self.runs: KeyValue = await js.key_value(wire.KV_RUNS)
         self.idem: KeyValue = await js.key_value(wire.KV_IDEMPOTENCY)
         self.approvals: KeyValue = await js.key_value(wire.KV_APPROVALS)
         self.signals: KeyValue = await js.key_value(wire.KV_SIGNALS)
         self.payloads = Payloads(js)
+
+    async def close(self) -> None:
+        await self.defs.close()
 
     # --- workflows ---
 

@@ -36,6 +36,7 @@ class DagnatsEnv:
         self.engine: Engine | None = None
         self.api: ApiService | None = None
         self._workers: list[tuple[Worker, asyncio.Task[None]]] = []
+        self._reconnected = asyncio.Event()
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -48,8 +49,20 @@ class DagnatsEnv:
             server = EmbeddedNats(port=0)
             await server.start()
             nats_url = server.url
-        nc = await nats.connect(nats_url)
+        reconnected = asyncio.Event()
+
+        async def on_reconnect() -> None:
+            reconnected.set()
+
+        # Reconnect quickly and for good: tests restart the server under a live environment.
+        nc = await nats.connect(
+            nats_url,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.1,
+            reconnected_cb=on_reconnect,
+        )
         env = cls(nats_url, nc, server)
+        env._reconnected = reconnected
         try:
             await setup_resources(nc.jetstream())
             if engine:
@@ -71,6 +84,19 @@ class DagnatsEnv:
         if self.engine is not None:
             await self.engine.stop()
             self.engine = None
+
+    async def restart_server(self, timeout_s: float = 15.0) -> None:
+        """Stop the embedded nats-server and start it on the same port and store.
+
+        Returns once this environment's connection is back (the engine, API and workers
+        reconnect on their own). Stop the engine first to restart both.
+        """
+        if self.server is None:
+            raise RuntimeError("this environment uses an external NATS server (nats_url)")
+        self._reconnected.clear()
+        await self.server.stop()
+        await self.server.start()
+        await asyncio.wait_for(self._reconnected.wait(), timeout_s)
 
     def add_worker(self, worker: Worker) -> Worker:
         """Run ``worker`` in the background of this environment, on its NATS server."""
@@ -104,9 +130,12 @@ class DagnatsEnv:
             self.api = None
         await self.stop_engine()
         with contextlib.suppress(Exception):
-            await self.nc.drain()
+            if self.nc.is_connected:
+                await self.nc.drain()
+            else:  # the server is gone: nothing to flush, do not wait for a reconnect
+                await self.nc.close()
         if self.server is not None:
-            await self.server.stop()
+            await self.server.close()
 
     def __getattr__(self, name: str) -> Any:
         raise AttributeError(name)

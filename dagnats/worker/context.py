@@ -13,7 +13,7 @@ from collections.abc import MutableMapping
 from typing import Any, Protocol, TypeVar, overload
 
 from pydantic import TypeAdapter
-from pydantic_core import to_jsonable_python
+from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from dagnats.dag import wire
 from dagnats.dag.duration import SECOND, format_duration
@@ -131,7 +131,12 @@ class TaskContext:
         Chunks are numbered from 1 per context so watchers can order them and spot gaps.
         """
         seq = self._stream_seq + 1
-        body: dict[str, Any] = {"seq": seq, "data": to_jsonable_python(data)}
+        try:
+            body: dict[str, Any] = {"seq": seq, "data": to_jsonable_python(data)}
+        except PydanticSerializationError as exc:
+            raise TypeError(
+                f"stream chunk of type {type(data).__name__} cannot be sent as JSON: {exc}"
+            ) from exc
         if self.item is not None:
             body["item"] = self.item
         payload = json.dumps(body, separators=(",", ":")).encode()

@@ -111,6 +111,7 @@ class Runner:
             await _quietly(msg.ack(), "ack of a malformed message")
             return "poison"
         reported = False
+        started: asyncio.Future[PubAck] | None = None
         try:
             started = await self._publish_started(tm, _delivery(msg))
             failure = await self._resolve_input(tm)
@@ -133,6 +134,8 @@ class Runner:
             # result was already published, the redelivery's result is a dedup no-op.
             if not reported:
                 await _quietly(msg.nak(), "nak on shutdown")
+            if started is not None and not started.done():
+                started.cancel()  # frees its slot among the pending async publishes
             raise
 
     async def _resolve_input(self, tm: wire.TaskMessage) -> tuple[str, dict[str, Any]] | None:

@@ -19,7 +19,6 @@ from types import FrameType
 from typing import Any, ParamSpec, TypeVar, overload
 
 import anyio
-import nats
 from nats.aio.client import Client as NatsClient
 
 from dagnats._nats.resources import setup_resources
@@ -41,6 +40,7 @@ R = TypeVar("R")
 
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 NATS_URL_ENV = "DAGNATS_NATS_URL"
+CONNECT_TIMEOUT_S = 10.0
 
 
 class Worker:
@@ -220,7 +220,12 @@ class Worker:
     async def __aenter__(self) -> Worker:
         self._bg = asyncio.create_task(self.run(), name=f"dagnats-worker-{self.name}")
         ready = asyncio.create_task(self.ready.wait())
-        await asyncio.wait({self._bg, ready}, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            await asyncio.wait({self._bg, ready}, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:  # cancelled while starting: leave nothing running
+            ready.cancel()
+            self._bg.cancel()
+            raise
         if not ready.done():
             ready.cancel()
             self._bg.result()  # raises what stopped the worker
@@ -246,19 +251,34 @@ class Worker:
         async def on_reconnect() -> None:
             log.info("worker %s: reconnected to NATS", self.name)
 
+        nc = NatsClient()
         try:
-            return await nats.connect(
-                self.nats_url,
-                name=f"dagnats-worker-{self.name}",
-                max_reconnect_attempts=-1,  # a worker outlives NATS restarts
-                error_cb=on_error,
-                disconnected_cb=on_disconnect,
-                reconnected_cb=on_reconnect,
+            # Reconnect forever once connected (a worker outlives NATS restarts), but bound
+            # the first connection: a wrong URL must be an error, not a silent hang.
+            await asyncio.wait_for(
+                nc.connect(
+                    self.nats_url,
+                    name=f"dagnats-worker-{self.name}",
+                    max_reconnect_attempts=-1,
+                    error_cb=on_error,
+                    disconnected_cb=on_disconnect,
+                    reconnected_cb=on_reconnect,
+                ),
+                CONNECT_TIMEOUT_S,
             )
         except Exception as exc:
+            self._stopping = True  # the close below is no disconnection worth a warning
+            with contextlib.suppress(Exception):
+                await nc.close()
+            reason = (
+                f"no answer within {CONNECT_TIMEOUT_S:.0f}s"
+                if isinstance(exc, TimeoutError)
+                else str(exc)
+            )
             raise DagnatsError(
-                f"worker {self.name}: cannot connect to NATS at {self.nats_url}: {exc}"
+                f"worker {self.name}: cannot connect to NATS at {self.nats_url}: {reason}"
             ) from exc
+        return nc
 
     async def _start(self, nc: NatsClient) -> None:
         js = nc.jetstream()

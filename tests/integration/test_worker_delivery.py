@@ -14,7 +14,7 @@ from nats.aio.client import Client as NatsClient
 from nats.js.api import AckPolicy
 from worker_harness import WAIT_S, history, publish_task, running, task_message
 
-from dagnats import TaskContext, Worker
+from dagnats import DagnatsError, TaskContext, Worker
 from dagnats.dag import wire
 from dagnats.server.nats_server import EmbeddedNats
 
@@ -299,3 +299,15 @@ async def test_one_sigint_stops_every_worker_of_the_loop(nats_server: EmbeddedNa
     os.kill(os.getpid(), signal.SIGINT)
     await asyncio.wait_for(asyncio.gather(*runs), WAIT_S)
     assert signal.getsignal(signal.SIGINT) == before
+
+
+async def test_unreachable_nats_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("dagnats.worker.worker.CONNECT_TIMEOUT_S", 0.5)
+    worker = Worker("nats://127.0.0.1:1", name="lost")
+
+    @worker.task()
+    async def noop(ctx: TaskContext) -> None:
+        return None
+
+    with pytest.raises(DagnatsError, match=r"cannot connect to NATS at nats://127\.0\.0\.1:1"):
+        await asyncio.wait_for(worker.run(), WAIT_S)

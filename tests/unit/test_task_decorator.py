@@ -233,6 +233,9 @@ async def test_fake_context_checkpoints_signals_and_stream() -> None:
     assert ctx.streamed == ["a", {"b": 2}]
     with pytest.raises(ValueError, match="256 KiB"):
         await ctx.put_stream("x" * 300_000)
+    with pytest.raises(TypeError, match="cannot be sent as JSON"):
+        await ctx.put_stream(object())
+    assert ctx.streamed == ["a", {"b": 2}]  # rejected chunks take no sequence number
 
     waiter = asyncio.create_task(ctx.wait_for_signal("go", timeout="2s"))
     await asyncio.sleep(0)

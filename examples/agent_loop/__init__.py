@@ -1,0 +1,1 @@
+"""An agent loop: ``Continue`` until done, bounded by ``max_iterations``, with checkpoints."""

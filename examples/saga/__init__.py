@@ -1,0 +1,1 @@
+"""A booking saga: compensations undo completed steps in reverse order; on_failure recovers."""
