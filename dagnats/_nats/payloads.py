@@ -8,6 +8,7 @@ NATS's ``max_payload`` (1 MiB) is the hard limit the threshold keeps messages un
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -22,8 +23,33 @@ REF = "$dagnats_ref"
 MAX_PAYLOAD_BYTES = 512 * 1024 * 1024  # one stored value; larger is a user error
 
 
+RESOLVE_DEPTH = 2  # containers the engine builds around outputs, nested once
+MAX_CONCURRENT_FETCHES = 32
+
+
 def is_ref(value: Any) -> bool:
     return isinstance(value, dict) and isinstance(value.get(REF), str) and len(value) <= 2
+
+
+def _collect(value: Any, depth: int, out: list[dict[str, Any]]) -> None:
+    if is_ref(value):
+        out.append(value)
+    elif depth > 0 and isinstance(value, dict):
+        for v in value.values():
+            _collect(v, depth - 1, out)
+    elif depth > 0 and isinstance(value, list):
+        for v in value:
+            _collect(v, depth - 1, out)
+
+
+def _substitute(value: Any, depth: int, values: dict[str, Any]) -> Any:
+    if is_ref(value):
+        return values[value[REF]]
+    if depth > 0 and isinstance(value, dict):
+        return {k: _substitute(v, depth - 1, values) for k, v in value.items()}
+    if depth > 0 and isinstance(value, list):
+        return [_substitute(v, depth - 1, values) for v in value]
+    return value
 
 
 class Payloads:
@@ -52,15 +78,30 @@ class Payloads:
         await obj.put(key, data)
         return {REF: key, "size": len(data)}
 
-    async def resolve(self, value: Any) -> Any:
-        """Replace a reference (or references one level down in a dict) by the value."""
-        if is_ref(value):
-            obj = await self.store()
-            result = await obj.get(value[REF])
+    async def resolve(self, value: Any, *, depth: int = RESOLVE_DEPTH) -> Any:
+        """``value`` with the references the engine may have put in it replaced by values.
+
+        The engine composes outputs without opening them: a step's output (a reference), a
+        map's fan-in (a list of instance outputs), a multi-dependency input or a
+        multi-sink result (``{step: output}``), and those nested once (a map sink in a
+        multi-sink result). References are looked for that deep, and fetched concurrently
+        (at most ``MAX_CONCURRENT_FETCHES`` at a time).
+        """
+        refs: list[dict[str, Any]] = []
+        _collect(value, depth, refs)
+        if not refs:
+            return value
+        obj = await self.store()
+        limit = asyncio.Semaphore(MAX_CONCURRENT_FETCHES)
+
+        async def fetch(key: str) -> Any:
+            async with limit:
+                result = await obj.get(key)
             return json.loads(result.data or b"null")
-        if isinstance(value, dict) and any(is_ref(v) for v in value.values()):
-            return {k: await self.resolve(v) for k, v in value.items()}
-        return value
+
+        keys = list(dict.fromkeys(r[REF] for r in refs))
+        values = dict(zip(keys, await asyncio.gather(*(fetch(k) for k in keys)), strict=True))
+        return _substitute(value, depth, values)
 
 
 SNAPSHOT_REF = "$dagnats_snapshot"

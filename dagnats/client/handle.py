@@ -12,7 +12,7 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import DeliverPolicy
 
 from dagnats._nats.history import read_history
-from dagnats._nats.payloads import Payloads, decode_run, is_ref
+from dagnats._nats.payloads import Payloads, decode_run
 from dagnats.dag import events as ev
 from dagnats.dag import wire
 from dagnats.dag.events import Event
@@ -101,8 +101,7 @@ class RunHandle:
             await sub.unsubscribe()
 
     async def _resolve(self, value: Any) -> Any:
-        if not is_ref(value):
-            return value
+        # The result may be a reference, or hold some ({sink: output}, a map's list).
         return await Payloads(self.client.js).resolve(value)
 
     async def events(

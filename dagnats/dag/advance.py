@@ -19,6 +19,7 @@ Rules that hold for every event (the full semantics are in
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -189,6 +190,10 @@ def _start(ctx: Ctx, *, admitted: bool = False) -> None:
         ctx.emit(AdmitRun(run_id=ctx.run_id, workflow=ctx.defn.name, max_runs=limit))
         return
     ctx.run.status = "running"
+    # A cancel event counts from the moment the run was started, not from when its waiter
+    # happens to be registered (after the engine picked the start up, or after admission):
+    # the look-back reaches back to the run's creation.
+    since_start = _ns_between(ctx.run.created_at or ctx.now, ctx.now)
     for i, rule in enumerate(ctx.defn.cancel_on):
         try:
             match = resolve_match(f"cancel_on[{i}]", rule.match, ctx.run.input, ctx.run)
@@ -200,7 +205,7 @@ def _start(ctx: Ctx, *, admitted: bool = False) -> None:
                 step_id=f"{CANCEL_WAITER_PREFIX}{i}",
                 event=rule.event,
                 match=match,
-                lookback_ns=0,
+                lookback_ns=max(1, since_start),
                 registered_at=ctx.now,
             )
         )
@@ -214,6 +219,12 @@ def _start(ctx: Ctx, *, admitted: bool = False) -> None:
     timeout = ctx.defn.timeout
     if timeout is not None and ctx.run.status == "running":
         ctx.timer("workflow_timeout", ctx.now + ns_delta(timeout), {})
+
+
+def _ns_between(earlier: datetime, later: datetime) -> int:
+    """Whole nanoseconds from ``earlier`` to ``later`` (0 if not after), without floats."""
+    d = aware(later) - aware(earlier)
+    return max(0, (d.days * 86_400 + d.seconds) * 1_000_000_000 + d.microseconds * 1_000)
 
 
 def _on_admitted(ctx: Ctx, event: Event) -> None:

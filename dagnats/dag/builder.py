@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, TypedDict, Unpack
+from typing import Any, TypedDict, Unpack, cast
 
 from pydantic import BaseModel, ValidationError
 
@@ -53,6 +53,21 @@ class StepOptions(TypedDict, total=False):
     worker_group: str | None
     rate_limit: RateLimit | Mapping[str, Any] | None
     max_task_concurrency: int | None
+    metadata: Mapping[str, Any] | None
+
+
+class WaitOptions(TypedDict, total=False):
+    """Options of the engine-run steps (``sleep``, ``wait_for_event``, ``approval``).
+
+    They run no handler, so they take no worker options, and they never fail in a way a
+    retry could fix (no ``retry``, no step ``timeout``); but an expired or rejected wait is
+    a step failure like any other, so ``on_failure`` and ``compensate`` apply.
+    """
+
+    depends_on: Iterable[StepLike]
+    skip_if: str | None
+    on_failure: StepLike | None
+    compensate: StepLike | None
     metadata: Mapping[str, Any] | None
 
 
@@ -116,6 +131,14 @@ def _incompatible(out_t: Any, in_t: Any) -> bool:
             (f.alias or n) not in have for n, f in in_t.model_fields.items() if f.is_required()
         )
     return out_k in _NEVER[in_k]
+
+
+def _wait_options(common: WaitOptions) -> StepOptions:
+    """The common options of a waiting step; anything else is a clear TypeError."""
+    unknown = set(common) - set(WaitOptions.__annotations__)
+    if unknown:
+        raise TypeError(f"unexpected keyword argument(s) {sorted(unknown)}")
+    return cast(StepOptions, dict(common))
 
 
 class Workflow:
@@ -336,11 +359,11 @@ class Workflow:
         *,
         duration: DurationLike | None = None,
         until: str | None = None,
-        depends_on: Iterable[StepLike] = (),
+        **common: Unpack[WaitOptions],
     ) -> StepRef:
         """Wait durably for ``duration``, or ``until`` a timestamp (or an input path)."""
         config = {"duration": duration, "until": until}
-        return self._add(id, "sleep", config, None, {"depends_on": depends_on})
+        return self._add(id, "sleep", config, None, _wait_options(common))
 
     def wait_for_event(
         self,
@@ -350,7 +373,7 @@ class Workflow:
         match: Mapping[str, str] | None = None,
         timeout: DurationLike | None = None,
         lookback: DurationLike | None = None,
-        depends_on: Iterable[StepLike] = (),
+        **common: Unpack[WaitOptions],
     ) -> StepRef:
         """Wait for an external event whose fields equal the given input paths."""
         config = {
@@ -359,7 +382,7 @@ class Workflow:
             "timeout": timeout,
             "lookback": lookback,
         }
-        return self._add(id, "wait_for_event", config, None, {"depends_on": depends_on})
+        return self._add(id, "wait_for_event", config, None, _wait_options(common))
 
     def sub_workflow(
         self,
@@ -380,11 +403,14 @@ class Workflow:
         *,
         timeout: DurationLike = "24h",
         message: str | None = None,
-        depends_on: Iterable[StepLike] = (),
+        **common: Unpack[WaitOptions],
     ) -> StepRef:
-        """Pause until a person approves or rejects with a single-use token."""
+        """Pause until a person approves or rejects with a single-use token.
+
+        A rejection or an expiry fails the step (``on_failure`` / ``compensate`` apply).
+        """
         config = {"timeout": timeout, "message": message}
-        return self._add(id, "approval", config, None, {"depends_on": depends_on})
+        return self._add(id, "approval", config, None, _wait_options(common))
 
     def respond(
         self, id: str, *, status: int = 200, depends_on: Iterable[StepLike] = ()

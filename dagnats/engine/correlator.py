@@ -21,6 +21,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.kv import KeyValue
 
 from dagnats._nats.feed import PullFeed
+from dagnats._nats.kvscan import scan
 from dagnats._nats.publish import msg_id
 from dagnats.dag import events as ev
 from dagnats.dag import wire
@@ -108,18 +109,19 @@ class Correlator:
                 await self.feed.done()
 
     async def on_event(self, name: str, payload: Any) -> None:
-        try:
-            keys = await self.waiters.keys(filters=[f"{name.encode().hex()}.>"])
-        except Exception:  # NoKeysError: nobody waits for this event
-            return
-        for key in keys[:MAX_WAITERS_PER_EVENT]:
+        # Only this event's waiters, values included, in one server-filtered pass (a scan
+        # failure raises: the event is given back and correlated again).
+        entries = await scan(
+            self.waiters, f"{name.encode().hex()}.>", limit=MAX_WAITERS_PER_EVENT
+        )
+        for entry in entries:
+            if not entry.value:
+                continue
             try:
-                entry = await self.waiters.get(key)
-            except Exception:
+                waiter = json.loads(entry.value)
+            except ValueError:
+                log.warning("ignoring a malformed waiter %s", entry.key)
                 continue
-            if entry.value is None:
-                continue
-            waiter = json.loads(entry.value)
             if matches(waiter.get("match") or {}, payload):
                 await self._matched(waiter["run_id"], waiter["step_id"], name, payload)
 

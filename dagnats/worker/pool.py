@@ -37,6 +37,7 @@ class WorkerStats:
     returned: int = 0
     poison: int = 0
     unreported: int = 0
+    abandoned: int = 0  # tasks of runs that ended meanwhile (cancelled, failed, ...)
 
     def count(self, outcome: Outcome) -> None:
         setattr(self, outcome, getattr(self, outcome) + 1)

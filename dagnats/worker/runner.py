@@ -19,6 +19,7 @@ import anyio
 import anyio.to_thread
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
 from pydantic import ValidationError
@@ -48,7 +49,10 @@ from dagnats.worker.task import Task
 
 log = logging.getLogger(__name__)
 
-Outcome = Literal["completed", "failed", "continued", "poison", "returned", "unreported"]
+Outcome = Literal[
+    "completed", "failed", "continued", "poison", "returned", "unreported", "abandoned"
+]
+MAX_ENDED_RUNS = 10_000  # remembered so a task of an ended run arriving later is dropped
 
 MAX_ERROR_CHARS = 8192  # an error message is a summary; the traceback tail is bounded too
 _HEADER_ROOM = 1024  # subject, headers and envelope around the data
@@ -67,6 +71,10 @@ class _StepTimeout(Exception):
     pass
 
 
+class _RunEnded(Exception):
+    """The run ended (cancelled, failed, compensated) while this handler ran."""
+
+
 class Runner:
     """Everything one message needs; shared by all tasks of a worker."""
 
@@ -79,8 +87,10 @@ class Runner:
         beats: Heartbeater,
         kv: KvCache,
         limiter: anyio.CapacityLimiter,
+        report_started_after_s: float = 0.05,
     ) -> None:
         self._nc = nc
+        self._started_after_s = report_started_after_s
         self._js: JetStreamContext = nc.jetstream()
         self._worker_id = worker_id
         self._worker_name = worker_name
@@ -91,6 +101,27 @@ class Runner:
         # leave the same way (see dagnats/_nats/payloads.py).
         self._payloads = Payloads(self._js)
         self._max_event_bytes = min(nc.max_payload or MAX_MSG_BYTES, MAX_MSG_BYTES) - _HEADER_ROOM
+        # Handlers in flight per run, so the end of a run can stop its wasted work.
+        self._handlers: dict[str, set[asyncio.Task[Any]]] = {}
+        self._ended: dict[str, None] = {}  # insertion-ordered, bounded
+        self._cancel_sub: Subscription | None = None
+
+    async def listen(self) -> None:
+        """Follow run endings announced by the engine (core subject, best effort)."""
+        self._cancel_sub = await self._nc.subscribe(wire.cancel_subject("*"), cb=self._on_run_ended)
+
+    async def close(self) -> None:
+        if self._cancel_sub is not None:
+            await _quietly(self._cancel_sub.unsubscribe(), "unsubscribe")
+            self._cancel_sub = None
+
+    async def _on_run_ended(self, msg: Msg) -> None:
+        run_id = msg.subject.rsplit(".", 1)[-1]
+        self._ended[run_id] = None
+        while len(self._ended) > MAX_ENDED_RUNS:
+            self._ended.pop(next(iter(self._ended)))
+        for job in self._handlers.get(run_id, ()):
+            job.cancel()
 
     async def handle(self, msg: Msg, task: Task[..., Any]) -> Outcome:
         """Process ``msg`` to the end (acked or given back); never raises but cancellation."""
@@ -111,9 +142,24 @@ class Runner:
             await _quietly(msg.ack(), "ack of a malformed message")
             return "poison"
         reported = False
-        started: asyncio.Future[PubAck] | None = None
+        # step.started is reported only for handlers still running after a short while:
+        # a quick task then costs the engine one event instead of two, and "running" is
+        # still visible for anything a person could watch.
+        started_job: asyncio.Task[asyncio.Future[PubAck] | None] | None = None
+
+        def report_started() -> None:
+            nonlocal started_job
+            started_job = asyncio.ensure_future(self._publish_started(tm, _delivery(msg)))
+
+        loop = asyncio.get_running_loop()
+        timer = (
+            loop.call_later(self._started_after_s, report_started)
+            if self._started_after_s > 0
+            else None
+        )
+        if timer is None:
+            report_started()
         try:
-            started = await self._publish_started(tm, _delivery(msg))
             failure = await self._resolve_input(tm)
             if failure is None:
                 ctx = TaskContext(tm, NatsBackend(self._nc, self._kv, self._beats, msg))
@@ -121,21 +167,34 @@ class Runner:
             else:
                 event_type, data = failure
             event_type, body = self._result_body(tm, event_type, data)
-            if started is not None:
-                await _settle(started, tm)
+            if timer is not None:
+                timer.cancel()
+            if started_job is not None:
+                started = await started_job
+                if started is not None:
+                    await _settle(started, tm)  # keep started before the result in the log
             reported = await self._publish_result(tm, body)
             if not reported:
                 await _quietly(msg.nak(delay=_UNREPORTED_NAK_DELAY_S), "nak")
                 return "unreported"
             await _quietly(msg.ack(), "ack")
             return _OUTCOME_BY_TYPE[event_type]
+        except _RunEnded:
+            # Nobody needs this result any more: drop the task instead of redelivering it.
+            if timer is not None:
+                timer.cancel()
+            log.info("run %s ended; stopped step %s", tm.run_id, tm.step_id)
+            await _quietly(msg.ack(), "ack of an ended run's task")
+            return "abandoned"
         except asyncio.CancelledError:
             # Shutdown gave up waiting: hand the message back for another worker. If the
             # result was already published, the redelivery's result is a dedup no-op.
+            if timer is not None:
+                timer.cancel()
             if not reported:
                 await _quietly(msg.nak(), "nak on shutdown")
-            if started is not None and not started.done():
-                started.cancel()  # frees its slot among the pending async publishes
+            if started_job is not None:
+                started_job.cancel()
             raise
 
     async def _resolve_input(self, tm: wire.TaskMessage) -> tuple[str, dict[str, Any]] | None:
@@ -183,8 +242,14 @@ class Runner:
                     message, "InputValidationError", retryable=False
                 )
         timeout_ns = tm.timeout_ns if tm.timeout_ns and tm.timeout_ns > 0 else task.timeout_ns
+        if tm.run_id in self._ended:
+            raise _RunEnded
+        job = asyncio.ensure_future(self._call(task, args, timeout_ns))
+        self._handlers.setdefault(tm.run_id, set()).add(job)
         try:
-            result = await self._call(task, args, timeout_ns)
+            result = await self._await_handler(job, tm.run_id)
+        except _RunEnded:
+            raise
         except _StepTimeout:
             assert timeout_ns is not None
             if not task.is_async:
@@ -215,6 +280,22 @@ class Runner:
         except OutputError as exc:
             ctx.logger.warning("%s", exc)
             return ev.STEP_FAILED, failure_data(str(exc), "SerializationError", retryable=False)
+
+    async def _await_handler(self, job: asyncio.Future[Any], run_id: str) -> Any:
+        try:
+            return await job
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if run_id in self._ended and not (current is not None and current.cancelling()):
+                raise _RunEnded from None  # cancelled by the run's end, not by shutdown
+            job.cancel()
+            raise
+        finally:
+            jobs = self._handlers.get(run_id)
+            if jobs is not None:
+                jobs.discard(job)
+                if not jobs:
+                    del self._handlers[run_id]
 
     async def _call(
         self, task: Task[..., Any], args: tuple[Any, ...], timeout_ns: int | None

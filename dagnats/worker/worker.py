@@ -63,6 +63,7 @@ class Worker:
         serve_ungrouped: bool = True,
         ack_wait_s: float = ACK_WAIT_S,
         handle_signals: bool = True,
+        report_started_after_s: float = 0.05,
     ) -> None:
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise ValueError(f"concurrency must be an integer >= 1, got {concurrency!r}")
@@ -77,6 +78,10 @@ class Worker:
             raise ValueError("drain_timeout_s must not be negative")
         if ack_wait_s <= 0:
             raise ValueError("ack_wait_s must be positive")
+        if report_started_after_s < 0:
+            raise ValueError("report_started_after_s must not be negative")
+        # A handler still running after this long gets a step.started event (0 = always).
+        self.report_started_after_s = report_started_after_s
         self.nats_url: str = nats_url or os.environ.get(NATS_URL_ENV) or DEFAULT_NATS_URL
         self.id: str = wire.worker_id()
         self.name: str = name or self.id
@@ -95,6 +100,7 @@ class Worker:
         self._run_task: asyncio.Task[None] | None = None
         self._bg: asyncio.Task[None] | None = None
         self._pool: Pool | None = None
+        self._runner: Runner | None = None
         self._beats: Heartbeater | None = None
         self._directory: Directory | None = None
         self._stopping = False
@@ -294,7 +300,10 @@ class Worker:
             beats=beats,
             kv=kv,
             limiter=anyio.CapacityLimiter(self.concurrency),
+            report_started_after_s=self.report_started_after_s,
         )
+        await runner.listen()
+        self._runner = runner
         pool = self._pool = Pool(
             runner,
             beats,
@@ -344,6 +353,9 @@ class Worker:
         if self._pool is not None:
             await self._pool.drain(self.name, self.drain_timeout_s, self._force)
             self._pool = None
+        if self._runner is not None:
+            await self._runner.close()
+            self._runner = None
         if self._beats is not None:
             await self._beats.stop()
             self._beats = None

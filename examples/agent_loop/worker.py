@@ -63,7 +63,9 @@ async def think(question: str, iteration: int) -> str:
 
 
 @worker.task(timeout="30s")
-async def research(ctx: dagnats.TaskContext, state: Research) -> Answer | dagnats.Continue[Research]:
+async def research(
+    ctx: dagnats.TaskContext, state: Research
+) -> Answer | dagnats.Continue[Research]:
     saved = await ctx.load_checkpoint(Progress)
     if saved is not None and saved.iteration == ctx.iteration:
         # An earlier attempt of this very iteration got this far: reuse its work.

@@ -242,14 +242,19 @@ async def test_lost_snapshot_is_rebuilt_from_history(dagnats_env: DagnatsEnv) ->
     assert await run.result(timeout=15) == 3
 
 
-async def test_cancel_running_run(dagnats_env: DagnatsEnv) -> None:
+async def test_cancel_running_run_stops_its_handler(dagnats_env: DagnatsEnv) -> None:
     worker = dagnats.Worker()
     started = asyncio.Event()
+    stopped = asyncio.Event()
 
     @worker.task()
     async def forever(ctx: dagnats.TaskContext) -> None:
         started.set()
-        await asyncio.sleep(30)
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            stopped.set()  # the engine announced the run's end; the worker cancelled us
+            raise
 
     dagnats_env.add_worker(worker)
     wf = dagnats.Workflow("cancel-flow")
@@ -260,6 +265,8 @@ async def test_cancel_running_run(dagnats_env: DagnatsEnv) -> None:
     with pytest.raises(dagnats.RunCancelledError):
         await run.result(timeout=10)
     assert (await run.status()).steps["forever"].status == "cancelled"
+    await asyncio.wait_for(stopped.wait(), 5)
+    assert worker.stats.abandoned == 1
 
 
 async def test_harness_without_pytest() -> None:

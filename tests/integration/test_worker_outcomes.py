@@ -31,8 +31,10 @@ class Unserialisable:
     pass
 
 
-def make_worker(url: str) -> Worker:
-    worker = Worker(url, name="w-outcomes", concurrency=8)
+def make_worker(url: str, *, report_started_after_s: float = 0.0) -> Worker:
+    worker = Worker(
+        url, name="w-outcomes", concurrency=8, report_started_after_s=report_started_after_s
+    )
 
     @worker.task()
     async def greet(ctx: TaskContext, name: str) -> str:
@@ -111,6 +113,18 @@ async def test_started_event_and_dedup_ids(nats_server: EmbeddedNats, nc: NatsCl
     assert sh["Nats-Msg-Id"] == f"{tm.dedup_id}.started"
     assert result.type == "step.completed"
     assert rh["Nats-Msg-Id"] == f"{tm.dedup_id}.result"
+
+
+async def test_quick_handlers_report_no_started_event(
+    nats_server: EmbeddedNats, nc: NatsClient
+) -> None:
+    # Below the threshold a task costs the engine one event; above it, "running" shows.
+    worker = make_worker(nats_server.url, report_started_after_s=5.0)
+    tm = task_message("greet", "Ada")
+    async with running(worker), history(nc, tm.run_id) as h:
+        await publish_task(nc, tm)
+        first = await h.next()
+    assert first.type == "step.completed"
 
 
 async def test_invalid_input_fails_without_retry_naming_fields(

@@ -15,6 +15,7 @@ from typing import Any
 
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
+from nats.js.api import DeliverPolicy
 
 from dagnats._nats.publish import msg_id
 from dagnats.dag import wire
@@ -97,9 +98,13 @@ class History:
 
 @contextlib.asynccontextmanager
 async def history(nc: NatsClient, run_id: str = "*") -> AsyncIterator[History]:
+    """One run's events from its start, or (``"*"``) every run's events from now on."""
     h = History()
     sub = await nc.jetstream().subscribe(
-        wire.history_subject(run_id), cb=h._on, ordered_consumer=True
+        wire.history_subject(run_id),
+        cb=h._on,
+        ordered_consumer=True,
+        deliver_policy=DeliverPolicy.NEW if run_id == "*" else DeliverPolicy.ALL,
     )
     try:
         yield h

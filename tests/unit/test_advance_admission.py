@@ -3,6 +3,8 @@ singleton) and cancel_on, asserting on the run status, the actions emitted and t
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from advance_harness import Sim, dispatched, of, records, wf
 
 from dagnats.dag.actions import AdmitRun, RegisterWaiter, RemoveWaiter
@@ -80,3 +82,19 @@ def test_cancel_on_rule_whose_path_is_missing_is_not_registered() -> None:
     actions = sim.start({})
     assert of(actions, RegisterWaiter) == []
     assert dispatched(actions) == ["a"]
+
+
+def test_cancel_on_looks_back_to_the_start_of_the_run() -> None:
+    # An event published after the start but before the engine registered the waiter (or,
+    # for a pending run, before admission) must still cancel the run.
+    sim = Sim(wf({"id": "a"}, concurrency={"max_runs": 1}, cancel_on=[{"event": "stop"}]))
+    sim.start()
+    created = sim.state.created_at
+    actions = sim.send(WORKFLOW_ADMITTED)  # one second later on the Sim clock
+    (waiter,) = of(actions, RegisterWaiter)
+    assert waiter.registered_at - timedelta(microseconds=waiter.lookback_ns / 1000) == created
+    # Started and registered in the same instant: the look-back still covers that instant.
+    sim = Sim(wf({"id": "a"}, cancel_on=[{"event": "stop"}]))
+    (waiter,) = of(sim.start(), RegisterWaiter)
+    assert waiter.lookback_ns > 0
+    assert waiter.registered_at == sim.state.created_at

@@ -292,3 +292,30 @@ def test_round_trip_diamonds(ids: list[str], data: st.DataObject) -> None:
     back = Workflow.from_dict(d)
     assert back.to_dict() == d
     assert back.steps == tuple(ids)
+
+
+def test_waiting_steps_take_handlers_skip_if_and_metadata() -> None:
+    # A rejected or expired approval, a failed sleep 'until' or wait is a step failure:
+    # on_failure / compensate must be expressible from Python, not only in JSON.
+    wf = Workflow("waits")
+    start = wf.step("start", compensate="undo")
+    ap = wf.approval("ok", depends_on=[start], on_failure="escalate", metadata={"team": "ops"})
+    wf.sleep("nap", duration="1s", depends_on=[ap], skip_if="input.fast")
+    wf.wait_for_event("paid", event="paid", depends_on=["nap"], compensate="undo-paid")
+    wf.step("escalate")
+    wf.step("undo")
+    wf.step("undo-paid")
+    steps = {s["id"]: s for s in wf.to_dict()["steps"]}
+    assert steps["ok"]["on_failure"] == "escalate"
+    assert steps["ok"]["metadata"] == {"team": "ops"}
+    assert steps["nap"]["skip_if"] == "input.fast"
+    assert steps["paid"]["compensate"] == "undo-paid"
+    assert Workflow.from_dict(wf.to_dict()).to_dict() == wf.to_dict()
+
+
+def test_waiting_steps_reject_worker_and_retry_options() -> None:
+    wf = Workflow("waits")
+    with pytest.raises(TypeError, match="retry"):
+        wf.sleep("nap", duration="1s", retry={"max_attempts": 1})  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="worker_group"):
+        wf.approval("ok", worker_group="gpu")  # type: ignore[call-arg]

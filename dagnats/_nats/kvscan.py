@@ -1,0 +1,34 @@
+"""List the current entries of a KV bucket whose keys match a subject pattern.
+
+nats-py's ``KeyValue.keys(filters=...)`` watches the *whole* bucket and keeps keys that
+contain a filter as a plain substring, so a wildcard filter such as ``"abc.>"`` matches
+nothing and every call costs a scan of every key. This watches only the matching subjects
+(the server filters) and returns their latest values in one pass.
+"""
+
+from __future__ import annotations
+
+from nats.js.kv import KeyValue
+
+SCAN_TIMEOUT_S = 5.0
+
+
+async def scan(
+    kv: KeyValue, pattern: str, *, limit: int, timeout_s: float = SCAN_TIMEOUT_S
+) -> list[KeyValue.Entry]:
+    """Live entries (deleted and purged keys left out) under ``pattern``, at most ``limit``.
+
+    ``pattern`` is a key with NATS wildcards (``"run1.>"``, ``"*.step"``). Raises nats'
+    ``TimeoutError`` if the server stops answering in the middle of the scan.
+    """
+    watcher = await kv.watch(pattern, ignore_deletes=True, inactive_threshold=timeout_s * 2)
+    out: list[KeyValue.Entry] = []
+    try:
+        while len(out) < limit:
+            entry = await watcher.updates(timeout=timeout_s)
+            if entry is None:  # the initial values have all been delivered
+                break
+            out.append(entry)
+    finally:
+        await watcher.stop()
+    return out

@@ -1,0 +1,68 @@
+"""Run the coding pipeline, print the model's streamed output, approve, print the merge.
+
+``python -m examples.coding_pipeline.trigger``. Needs ``dagnats serve`` and both workers::
+
+    dagnats worker examples.coding_pipeline.worker:worker
+    dagnats worker examples.coding_pipeline.worker:gpu_worker
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import dagnats
+from examples.coding_pipeline.workflow import workflow
+
+ISSUE = {
+    "repo": "acme/blog",
+    "title": "Add a slugify helper",
+    "body": "Titles like 'Hello, World!' should become 'hello-world'.",
+}
+
+
+async def start_streaming(
+    client: dagnats.Client, issue: dict[str, Any], step: str = "code", timeout: float = 60
+) -> tuple[dagnats.RunHandle, asyncio.Task[list[Any]]]:
+    """Start a run with its stream of ``step`` already being read.
+
+    Stream chunks travel on core NATS and are not stored: a watcher sees only what is sent
+    after it subscribed. So we pick the run id ourselves, start reading, then start the run.
+    """
+    run_id = f"coding-{uuid.uuid4().hex}"
+    watcher = client.run(run_id)
+
+    async def read() -> list[Any]:
+        chunks: list[Any] = []
+        async for chunk in watcher.stream(step, timeout=timeout):
+            print(chunk["text"], end="", flush=True)
+            chunks.append(chunk)
+        return chunks
+
+    reader = asyncio.create_task(read())
+    await asyncio.sleep(0.05)  # let the reader subscribe before anything can be streamed
+    run = await client.start(workflow, issue, run_id=run_id)
+    return run, reader
+
+
+async def approval_token(run: dagnats.RunHandle, timeout: float = 60) -> str:
+    async for event in run.events(follow=True, timeout=timeout):
+        if event.type == "step.approval.requested":
+            token: str = event.data["token"]
+            return token
+    raise RuntimeError(f"run {run.run_id} ended without requesting an approval")
+
+
+async def main() -> None:
+    async with await dagnats.Client.connect() as client:
+        run, reader = await start_streaming(client, ISSUE)
+        token = await approval_token(run)
+        chunks = await reader
+        print(f"\n{len(chunks)} chunks streamed; approving with token {token[:8]}...")
+        await client.approve(token, {"reviewer": "ada", "comment": "LGTM"})
+        print(await run.result(timeout=60))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
