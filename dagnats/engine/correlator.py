@@ -111,9 +111,7 @@ class Correlator:
     async def on_event(self, name: str, payload: Any) -> None:
         # Only this event's waiters, values included, in one server-filtered pass (a scan
         # failure raises: the event is given back and correlated again).
-        entries = await scan(
-            self.waiters, f"{name.encode().hex()}.>", limit=MAX_WAITERS_PER_EVENT
-        )
+        entries = await scan(self.waiters, f"{name.encode().hex()}.>", limit=MAX_WAITERS_PER_EVENT)
         for entry in entries:
             if not entry.value:
                 continue

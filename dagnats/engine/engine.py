@@ -262,13 +262,18 @@ class Engine:
         if event.type == ev.STEP_COMPLETED and isinstance(event.data, dict):
             await self._resolve_for_map(defn, event)
         new_run, actions = advance(defn, run, event)
+        confirm = None
         if actions:
-            await self.executor.execute(actions)
+            confirm = await self.executor.execute(actions, records_later=new_run.terminal)
         ended = new_run.terminal and not (run is not None and run.terminal)
         await self._release_slots(defn, event, new_run, ended)
         if new_run.terminal:
-            # Terminal states are what result() waits for: write them at once.
-            await self.runs.save(new_run, rev)
+            # Terminal states are what result() waits for: write them at once, while the
+            # acks of the final records are still on their way (both must succeed).
+            if confirm is None:
+                await self.runs.save(new_run, rev)
+            else:
+                await asyncio.gather(self.runs.save(new_run, rev), confirm())
         else:
             # The event log is the truth and is acked only after the actions above: the
             # snapshot can follow a few ms later, coalescing the writes of busy runs.

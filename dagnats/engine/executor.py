@@ -88,15 +88,24 @@ class Executor:
         self.on_waiter: Callable[[RegisterWaiter], Awaitable[None]] | None = None
         self._background: set[asyncio.Task[None]] = set()
 
-    async def execute(self, actions: list[Action]) -> None:
+    async def execute(
+        self, actions: list[Action], *, records_later: bool = False
+    ) -> Callable[[], Awaitable[None]] | None:
+        """Run ``actions``. With ``records_later`` the acks of history records are not
+        awaited here: the returned coroutine function confirms them (re-publishing under
+        the same dedup ids if an ack failed), so the caller can overlap them with its
+        snapshot write."""
         futures: list[asyncio.Future[PubAck]] = []
+        record_futures: list[asyncio.Future[PubAck]] = []
+        records: list[RecordEvent] = []
         later: list[Action] = []
         fanout: dict[tuple[str, str], list[DispatchTask]] = defaultdict(list)
         for a in actions:
             if isinstance(a, DispatchTask):
                 fanout[(a.run_id, a.step_id)].append(a)
             elif isinstance(a, RecordEvent):
-                futures.append(
+                records.append(a)
+                (record_futures if records_later else futures).append(
                     await self._pub(
                         wire.history_subject(a.event.run_id), a.event.to_bytes(), a.dedup_id
                     )
@@ -142,6 +151,18 @@ class Executor:
         await gather_acks(futures)
         for a in later:
             await self._other(a)
+        if not record_futures:
+            return None
+
+        async def confirm() -> None:
+            try:
+                await gather_acks(record_futures)
+            except Exception as exc:
+                log.warning("history records not acknowledged (%s); publishing again", exc)
+                for r in records:
+                    await self._publish_event(r.event, r.dedup_id)
+
+        return confirm
 
     async def dispatch_limited(
         self, t: DispatchTask, futures: list[asyncio.Future[PubAck]]
