@@ -1,0 +1,97 @@
+"""Methodology: real worker processes are SIGKILLed mid-task; the task must be redelivered to
+another worker, and after max_deliver lost deliveries the engine must count a failed attempt
+(max-deliveries advisory) and retry per the step's policy. Every wait is bounded."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+import dagnats
+from dagnats.dag import wire
+from dagnats.dag.events import Event
+from dagnats.testing import DagnatsEnv
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+
+
+async def spawn_fragile(url: str) -> asyncio.subprocess.Process:
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{HERE}"}
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(HERE / "fragile_worker.py"),
+        url,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        env=env,
+    )
+
+
+async def kill_when_started(proc: asyncio.subprocess.Process) -> str:
+    assert proc.stdout is not None
+    line = await asyncio.wait_for(proc.stdout.readline(), 20)
+    proc.send_signal(signal.SIGKILL)
+    await asyncio.wait_for(proc.wait(), 10)
+    return line.decode().strip()
+
+
+def good_worker() -> dagnats.Worker:
+    worker = dagnats.Worker(ack_wait_s=1.0)
+
+    @worker.task()
+    async def fragile(ctx: dagnats.TaskContext, x: int) -> int:
+        return x * 2
+
+    return worker
+
+
+def flow() -> dagnats.Workflow:
+    wf = dagnats.Workflow("fragile-flow")
+    wf.step("fragile", retry=dagnats.RetryPolicy(max_attempts=1, initial_delay="10ms"))
+    return wf
+
+
+async def test_killed_worker_task_is_redelivered_to_another() -> None:
+    async with DagnatsEnv.start() as env:
+        run = await env.client.start(flow(), 21)
+        proc = await spawn_fragile(env.url)
+        try:
+            assert await kill_when_started(proc) == "started attempt=1"
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+        env.add_worker(good_worker())
+        assert await run.result(timeout=20) == 42
+        state = await run.status()
+        assert state.steps["fragile"].attempts == 1  # a redelivery, not a retry
+
+
+async def test_worker_lost_max_deliver_times_counts_as_failed_attempt() -> None:
+    async with DagnatsEnv.start() as env:
+        lost = asyncio.Event()
+
+        async def on_history(msg: object) -> None:
+            event = Event.from_bytes(msg.data)  # type: ignore[attr-defined]
+            if event.type == "step.worker_lost":
+                lost.set()
+
+        sub = await env.nc.subscribe(wire.history_subject("*"), cb=on_history)
+        run = await env.client.start(flow(), 5)
+        for _ in range(3):  # the task consumer's max_deliver
+            proc = await spawn_fragile(env.url)
+            try:
+                assert (await kill_when_started(proc)).startswith("started attempt=1")
+            finally:
+                if proc.returncode is None:
+                    proc.kill()
+        await asyncio.wait_for(lost.wait(), 20)
+        await sub.unsubscribe()
+        env.add_worker(good_worker())
+        assert await run.result(timeout=20) == 10
+        types = [e.type async for e in run.events()]
+        assert "step.worker_lost" in types and "step.retrying" in types
+        assert (await run.status()).steps["fragile"].attempts == 2
