@@ -53,6 +53,9 @@ async def gather_acks(futures: Sequence[asyncio.Future[PubAck]]) -> None:
     """Wait for every async publish; the first failure is raised after all have settled."""
     if not futures:
         return
+    if len(futures) == 1:
+        await futures[0]
+        return
     results = await asyncio.gather(*futures, return_exceptions=True)
     for r in results:
         if isinstance(r, BaseException):

@@ -38,7 +38,7 @@ from dagnats.engine.timers import TimerService
 log = logging.getLogger(__name__)
 
 MAX_APPLY_TRIES = 6
-FLUSH_DELAY_S = 0.02  # how long a run's snapshot may lag its applied events
+FLUSH_DELAY_S = 0.1  # how long a running run's snapshot may lag its applied events
 # Events after which an attempt no longer runs (its concurrency slot is free again).
 SLOT_ENDING = frozenset(
     {ev.STEP_COMPLETED, ev.STEP_FAILED, ev.STEP_CONTINUE, ev.WORKER_LOST, ev.TIMER_FIRED}
