@@ -144,9 +144,13 @@ def parse_value(text: str | None) -> Any:
 
 
 class _QuietNatsErrors(logging.Filter):
-    """nats-py logs connection errors with a traceback; keep only the message."""
+    """nats-py logs connection errors with a traceback; keep only the message. It also warns
+    "Server may ignore filters if version is < 2.10." on every filtered KV key listing, even
+    on newer servers (dagnats needs >= 2.12, so it is always a false alarm): drop that."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "nats.js.kv" and str(record.msg).startswith("Server may ignore filters"):
+            return False
         if record.name.startswith("nats") and record.exc_info:
             exc = record.exc_info[1]
             if exc is not None:

@@ -182,8 +182,13 @@ def events(
 
 
 @app.command("output")
-def output(run_id: RunIdArg, nats_url: NatsUrlOpt = DEFAULT_NATS_URL) -> None:
-    """Print a completed run's output as JSON (exit 1 if it has not completed)."""
+def output(
+    run_id: RunIdArg, nats_url: NatsUrlOpt = DEFAULT_NATS_URL, json_out: JsonOpt = False
+) -> None:
+    """Print a completed run's output as JSON (exit 1 if it has not completed).
+
+    With --json the document is {"run_id": ..., "status": "completed", "output": ...}.
+    """
 
     async def main() -> None:
         async with connect(nats_url) as client:
@@ -195,7 +200,10 @@ def output(run_id: RunIdArg, nats_url: NatsUrlOpt = DEFAULT_NATS_URL) -> None:
             step = err.step_id if err else state.failed_step
             text = outcome_text(state.status, step, err.message if err else None)
             raise CliError(f"run '{run_id}' {text}")
-        emit_json(state.output)
+        if json_out:
+            emit_json({"run_id": run_id, "status": state.status, "output": state.output})
+        else:
+            emit_json(state.output)
 
     execute(main)
 

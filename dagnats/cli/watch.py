@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from contextlib import suppress
 from typing import Any
@@ -30,11 +31,13 @@ _TERMINAL_STATUS = {
 }
 
 
-async def subscribe_chunks(nc: NatsClient, run_id: str) -> Subscription:
-    """Print ``[step] chunk`` for what steps send with ``ctx.put_stream`` (core pub/sub)."""
+async def subscribe_chunks(nc: NatsClient, run_id: str, started: asyncio.Event) -> Subscription:
+    """Print ``[step] chunk`` for what steps send with ``ctx.put_stream`` (core pub/sub),
+    once ``started`` is set (a fast step can stream before the start request returns)."""
     prefix = f"{wire.stream_subject(run_id, '')}"
 
     async def on_chunk(msg: Msg) -> None:
+        await started.wait()  # callbacks of one subscription run in order: none is lost
         step = msg.subject.removeprefix(prefix) or "?"
         try:
             body: Any = json.loads(msg.data)
@@ -58,17 +61,19 @@ async def start_and_watch(
 ) -> int:
     """Start a run, follow it to its end; exit status 0 if it completed, else 1."""
     rid = run_id or wire.new_run_id()  # known up front, so no chunk can be missed
-    chunks = None if json_out else await subscribe_chunks(client.nc, rid)
+    started = asyncio.Event()
+    chunks = None if json_out else await subscribe_chunks(client.nc, rid, started)
     try:
         handle = await client.start(
             workflow, run_input, idempotency_key=idempotency_key, run_id=rid
         )
         if handle.run_id != rid and chunks is not None:  # an earlier run with this key
             await chunks.unsubscribe()
-            chunks = await subscribe_chunks(client.nc, handle.run_id)
+            chunks = await subscribe_chunks(client.nc, handle.run_id, started)
         if not json_out:
             again = " (an earlier start with this idempotency key)" if handle.duplicate else ""
             typer.echo(f"Run {handle.run_id} started{again}")
+        started.set()
         return await follow(handle, json_out=json_out, chunks=chunks)
     finally:
         if chunks is not None:
