@@ -227,7 +227,7 @@ class EmbeddedNats:
             if not line:
                 rc = await self._proc.wait()
                 fatal = [t for t in tail if "[FTL]" in t or "[ERR]" in t] or tail[-1:]
-                reason = fatal[-1].split("] ", 1)[-1] if fatal else "no output"
+                reason = re.split(r"\[(?:FTL|ERR)\] ", fatal[-1])[-1] if fatal else "no output"
                 raise ServerError(
                     f"nats-server exited with code {rc} during start-up (port {self.port}): "
                     f"{reason}"
