@@ -124,7 +124,7 @@ async def test_input_schema_rejects_bad_input_and_creates_no_run(dagnats_env: Da
     wf.step("greet")
     with pytest.raises(dagnats.InputValidationError, match="string"):
         await dagnats_env.client.start(wf, {"name": 1})
-    with pytest.raises(dagnats.InputValidationError, match="minLength|at least|short"):
+    with pytest.raises(dagnats.InputValidationError, match=r"minLength|at least|short"):
         await dagnats_env.client.start(wf, "A")
     assert await dagnats_env.client.list_runs(workflow="schema-flow") == []
     run = await dagnats_env.client.start(wf, "Ada")

@@ -51,7 +51,11 @@ def test_reference_files_load_unchanged(path: Path) -> None:
 
 
 def test_reference_retry_errors_shape() -> None:
-    defn = load_definition(((Path(__file__).resolve().parents[1] / "fixtures" / "reference") / "retry-errors.json").read_text())
+    defn = load_definition(
+        (
+            (Path(__file__).resolve().parents[1] / "fixtures" / "reference") / "retry-errors.json"
+        ).read_text()
+    )
     fetch = defn.step("fetch")
     assert fetch.retry is not None
     assert fetch.retry.initial_delay == 1_000_000_000
