@@ -38,6 +38,9 @@ from dagnats.engine.timers import TimerService
 log = logging.getLogger(__name__)
 
 MAX_APPLY_TRIES = 6
+# Applying an event takes milliseconds and a repeat is a no-op, so a short ack wait only
+# shortens how long a crashed engine's in-flight events wait for its successor.
+ENGINE_ACK_WAIT_S = 10.0
 FLUSH_DELAY_S = 0.1  # how long a running run's snapshot may lag its applied events
 # Events after which an attempt no longer runs (its concurrency slot is free again).
 SLOT_ENDING = frozenset(
@@ -83,7 +86,7 @@ class Engine:
                 filter_subject="history.>",
                 ack_policy=AckPolicy.EXPLICIT,
                 deliver_policy=DeliverPolicy.ALL,
-                ack_wait=30.0,
+                ack_wait=ENGINE_ACK_WAIT_S,
                 max_deliver=-1,
                 max_ack_pending=50_000,
             ),
