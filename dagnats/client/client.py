@@ -14,7 +14,9 @@ from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.kv import KeyValue
 
+from dagnats._nats.payloads import THRESHOLD_BYTES, Payloads
 from dagnats.client.handle import RunHandle
+from dagnats.dag import wire
 from dagnats.dag.definition import WorkflowDef
 from dagnats.dag.state import RunState
 from dagnats.errors import (
@@ -185,6 +187,10 @@ class Client:
                 known = info.name
                 self._registered[known] = key
             name = known
+        if len(json.dumps(input, default=str)) > THRESHOLD_BYTES:
+            # The request is one NATS message: a large input travels by reference.
+            run_id = run_id or wire.new_run_id()
+            input = await Payloads(self.js).offload(f"{run_id}/input", input)
         out = await self.call(
             "run.start",
             {

@@ -62,25 +62,20 @@ class RunHandle:
     async def result(self, timeout: float | None = None) -> Any:
         """Wait for the run to end; its output, or RunFailedError / RunCancelledError.
 
-        Subscribes to the snapshot's KV subject first, then reads the snapshot once, so an
-        update between the two cannot be missed (no polling).
+        Watches the run's snapshot in KV (an ordered consumer that starts at the latest
+        stored snapshot and then gets every later one), so no write can fall between
+        "read the current state" and "listen for changes" (no polling). A plain core
+        subscription plus a read is not enough: a snapshot published just before the
+        subscription, but not yet stored when the read is served, would be seen by neither.
         """
-        nc = self.client.nc
-        subject = f"$KV.{wire.KV_RUNS}.{self.run_id}"
-        sub = await nc.subscribe(subject)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        sub = await self.client.js.subscribe(
+            f"$KV.{wire.KV_RUNS}.{self.run_id}",
+            stream=f"KV_{wire.KV_RUNS}",
+            ordered_consumer=True,
+            deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
+        )
         try:
-            kv = await self.client.kv(wire.KV_RUNS)
-            try:
-                entry = await kv.get(self.run_id)
-                if entry.value:
-                    state = await decode_run(Payloads(self.client.js), entry.value)
-                    if state.terminal:
-                        return await self._resolve(outcome(state))
-            except (RunCancelledError, RunFailedError):
-                raise
-            except Exception:  # not written yet: the engine has not seen the start
-                pass
-            deadline = None if timeout is None else time.monotonic() + timeout
             while True:
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
@@ -91,7 +86,13 @@ class RunHandle:
                     continue
                 op = (msg.headers or {}).get("KV-Operation")
                 if op in ("DEL", "PURGE"):
-                    raise RunNotFoundError(f"run {self.run_id} was deleted")
+                    # A lost snapshot is rebuilt from the log; only a run whose history is
+                    # gone too (delete_run) has really been deleted.
+                    try:
+                        await self.client.get_run(self.run_id)
+                    except RunNotFoundError as exc:
+                        raise RunNotFoundError(f"run {self.run_id} was deleted") from exc
+                    continue
                 if not msg.data:
                     continue
                 state = await decode_run(Payloads(self.client.js), msg.data)

@@ -27,6 +27,7 @@ from dagnats.dag import wire
 from dagnats.dag.advance import advance, max_runs
 from dagnats.dag.definition import WorkflowDef
 from dagnats.dag.events import Event
+from dagnats.dag.replay import fold
 from dagnats.dag.state import RunState
 from dagnats.engine.advisories import AdvisoryWatcher
 from dagnats.engine.correlator import Correlator
@@ -336,22 +337,15 @@ class Engine:
         """
         after = run.last_seq if run is not None else 0
         history = await read_history(self.nc, event.run_id, after_seq=after, before_seq=event.seq)
-        defn: WorkflowDef | None = None
-        folded = 0
-        for past in history:
-            if not past.is_input or (run is not None and past.seq <= run.last_seq):
-                continue
-            if defn is None:
-                defn = await self._definition(run, past)
-                if defn is None:
-                    return run
-            if run is None and past.type != ev.WORKFLOW_STARTED:
-                continue
-            run, _ = advance(defn, run, past)
-            folded += 1
-        if folded:
-            log.info("run %s: caught up %d history events", event.run_id, folded)
-        return run
+        inputs = [e for e in history if e.is_input]
+        if not inputs:
+            return run
+        defn = await self._definition(run, inputs[0])
+        if defn is None:
+            return run
+        caught = fold(defn, run, inputs)
+        log.info("run %s: caught up %d history events", event.run_id, len(inputs))
+        return caught
 
 
 async def ensure_consumer(nc: NatsClient, stream: str, config: ConsumerConfig) -> None:

@@ -21,6 +21,7 @@ from dagnats.dag import wire
 from dagnats.dag.conditions import lookup
 from dagnats.dag.events import Event
 from dagnats.dag.jsonschema import validate_instance
+from dagnats.dag.replay import fold
 from dagnats.dag.state import RunState
 from dagnats.dag.validate import load_definition
 from dagnats.engine.store import DefinitionStore
@@ -186,25 +187,42 @@ class Operations:
         return {"run_id": run_id, "workflow": name, "revision": revision, "duplicate": False}
 
     async def _state(self, run_id: str) -> RunState:
+        """The run as its log has it: the snapshot plus the events it has not folded in.
+
+        The engine writes snapshots a little behind the log (write-behind), so a status
+        read folds the newer events itself and never shows a stale state.
+        """
         try:
             entry = await self.runs.get(run_id)
         except KeyNotFoundError:
             entry = None
-        if entry is not None and entry.value:
-            return await decode_run(self.payloads, entry.value)
-        # Started but not yet picked up by the engine: the log knows it.
-        history = await read_history(self.nc, run_id, max_events=1)
-        if history and history[0].type == ev.WORKFLOW_STARTED:
-            data = history[0].data if isinstance(history[0].data, dict) else {}
-            return RunState(
-                run_id=run_id,
-                workflow=str(data.get("workflow")),
-                revision=data.get("revision"),
-                status="pending",
-                input=data.get("input"),
-                created_at=history[0].ts,
-            )
-        raise RunNotFoundError(f"run '{run_id}' not found")
+        snapshot = (
+            await decode_run(self.payloads, entry.value)
+            if entry is not None and entry.value
+            else None
+        )
+        if snapshot is not None and snapshot.terminal:
+            return snapshot
+        history = await read_history(
+            self.nc, run_id, after_seq=snapshot.last_seq if snapshot is not None else 0
+        )
+        if snapshot is None:
+            first = next((e for e in history if e.type == ev.WORKFLOW_STARTED), None)
+            if first is None:
+                raise RunNotFoundError(f"run '{run_id}' not found")
+            data = first.data if isinstance(first.data, dict) else {}
+            name, revision = str(data.get("workflow")), data.get("revision")
+        else:
+            name, revision = snapshot.workflow, snapshot.revision
+        found = await self.defs.get(name, revision if isinstance(revision, int) else None)
+        if found is None:  # the definition is gone: show what the snapshot knows
+            if snapshot is None:
+                raise RunNotFoundError(f"run '{run_id}': workflow '{name}' not found")
+            return snapshot
+        state = fold(found[0], snapshot, history)
+        if state is None:
+            raise RunNotFoundError(f"run '{run_id}' not found")
+        return state
 
     async def get_run(self, body: dict[str, Any]) -> dict[str, Any]:
         return (await self._state(_run_id(body))).model_dump(mode="json", exclude_none=True)

@@ -274,3 +274,53 @@ async def test_harness_without_pytest() -> None:
         env.add_worker(pipeline_worker())
         run = await env.client.start(pipeline(), "Ada")
         assert await run.result(timeout=15) == "!ADA ,OLLEH"
+
+
+async def test_status_is_exact_while_snapshots_lag(dagnats_env: DagnatsEnv) -> None:
+    worker = dagnats.Worker()
+    gate = asyncio.Event()
+    started = asyncio.Event()
+
+    @worker.task()
+    async def quick(ctx: dagnats.TaskContext, x: int) -> int:
+        return x + 1
+
+    @worker.task()
+    async def held(ctx: dagnats.TaskContext, x: int) -> int:
+        started.set()
+        await asyncio.wait_for(gate.wait(), 10)
+        return x
+
+    dagnats_env.add_worker(worker)
+    wf = dagnats.Workflow("status-flow")
+    q = wf.step("quick")
+    wf.step("held", depends_on=[q])
+    run = await dagnats_env.client.start(wf, 1)
+    await asyncio.wait_for(started.wait(), 10)
+    # No waiting for a snapshot flush: the API folds the log's newer events in.
+    state = await run.status()
+    assert state.status == "running"
+    assert state.steps["quick"].status == "completed" and state.steps["quick"].output == 2
+    assert state.steps["held"].status in ("queued", "running")
+    gate.set()
+    assert await run.result(timeout=10) == 2
+
+
+async def test_large_input_and_output_travel_by_reference(dagnats_env: DagnatsEnv) -> None:
+    worker = dagnats.Worker()
+
+    @worker.task()
+    async def grow(ctx: dagnats.TaskContext, text: str) -> str:
+        return text * 3  # 3 x 1.2 MiB: far over one NATS message
+
+    @worker.task()
+    async def measure(ctx: dagnats.TaskContext, text: str) -> int:
+        return len(text)
+
+    dagnats_env.add_worker(worker)
+    wf = dagnats.Workflow("big-flow")
+    g = wf.step("grow")
+    wf.step("measure", depends_on=[g])
+    big = "x" * (1200 * 1024)
+    run = await dagnats_env.client.start(wf, big)
+    assert await run.result(timeout=30) == 3 * len(big)
