@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import DeliverPolicy
+from nats.js.errors import KeyNotFoundError
 
 from dagnats._nats.history import read_history
 from dagnats._nats.payloads import Payloads, decode_run
@@ -17,7 +18,7 @@ from dagnats.dag import events as ev
 from dagnats.dag import wire
 from dagnats.dag.events import Event
 from dagnats.dag.state import RunState
-from dagnats.errors import RunCancelledError, RunFailedError, RunNotFoundError
+from dagnats.errors import RunCancelledError, RunFailedError
 
 if TYPE_CHECKING:
     from dagnats.client.client import Client
@@ -62,20 +63,25 @@ class RunHandle:
     async def result(self, timeout: float | None = None) -> Any:
         """Wait for the run to end; its output, or RunFailedError / RunCancelledError.
 
-        Watches the run's snapshot in KV (an ordered consumer that starts at the latest
-        stored snapshot and then gets every later one), so no write can fall between
-        "read the current state" and "listen for changes" (no polling). A plain core
-        subscription plus a read is not enough: a snapshot published just before the
-        subscription, but not yet stored when the read is served, would be seen by neither.
+        Subscribes to the engine's terminal announcement first, then reads the snapshot
+        once. The engine announces only after the terminal snapshot is stored, so either the
+        read finds it or the announcement arrives: no polling and no gap between the two.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        sub = await self.client.js.subscribe(
-            f"$KV.{wire.KV_RUNS}.{self.run_id}",
-            stream=f"KV_{wire.KV_RUNS}",
-            ordered_consumer=True,
-            deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
-        )
+        payloads = Payloads(self.client.js)
+        sub = await self.client.nc.subscribe(wire.done_subject(self.run_id))
         try:
+            kv = await self.client.kv(wire.KV_RUNS)
+            try:
+                entry = await kv.get(self.run_id)
+            except KeyNotFoundError:
+                entry = None
+            if entry is not None and entry.value:
+                state = await decode_run(payloads, entry.value)
+                if state.terminal:
+                    return await self._resolve(outcome(state))
+            elif entry is None:
+                await self.client.get_run(self.run_id)  # RunNotFoundError for a bad id
             while True:
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
@@ -84,20 +90,8 @@ class RunHandle:
                     msg = await sub.next_msg(timeout=left if left is not None else 3600)
                 except NatsTimeoutError:
                     continue
-                op = (msg.headers or {}).get("KV-Operation")
-                if op in ("DEL", "PURGE"):
-                    # A lost snapshot is rebuilt from the log; only a run whose history is
-                    # gone too (delete_run) has really been deleted.
-                    try:
-                        await self.client.get_run(self.run_id)
-                    except RunNotFoundError as exc:
-                        raise RunNotFoundError(f"run {self.run_id} was deleted") from exc
-                    continue
-                if not msg.data:
-                    continue
-                state = await decode_run(Payloads(self.client.js), msg.data)
-                if state.terminal:
-                    return await self._resolve(outcome(state))
+                state = await decode_run(payloads, msg.data)
+                return await self._resolve(outcome(state))
         finally:
             await sub.unsubscribe()
 

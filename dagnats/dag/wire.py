@@ -71,6 +71,11 @@ def cancel_subject(run_id: str) -> str:
     return f"dagnats.cancel.{run_id}"
 
 
+def done_subject(run_id: str) -> str:
+    """Core subject on which the engine announces a run's terminal snapshot, once stored."""
+    return f"dagnats.done.{run_id}"
+
+
 def new_run_id() -> str:
     """Time-ordered, subject-safe id: 12 hex of milliseconds + 16 random hex."""
     return f"{int(time.time() * 1000):012x}{secrets.token_hex(8)}"

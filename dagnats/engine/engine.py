@@ -21,7 +21,7 @@ from nats.js.errors import BadRequestError
 
 from dagnats._nats.feed import PullFeed
 from dagnats._nats.history import read_history
-from dagnats._nats.payloads import Payloads, is_ref
+from dagnats._nats.payloads import Payloads, encode_run, is_ref
 from dagnats.dag import events as ev
 from dagnats.dag import wire
 from dagnats.dag.advance import advance, max_runs
@@ -259,6 +259,8 @@ class Engine:
                     log.warning("event %s for unknown run %s ignored", event.type, event.run_id)
                     return
         if run is not None and event.seq <= run.last_seq:
+            if run.terminal:
+                await self._announce(run)  # a crash may have come between save and announce
             return  # applied before; its ack was lost
         defn = await self._definition(run, event)
         if defn is None:
@@ -278,11 +280,18 @@ class Engine:
                 await self.runs.save(new_run, rev)
             else:
                 await asyncio.gather(self.runs.save(new_run, rev), confirm())
+            await self._announce(new_run)
         else:
             # The event log is the truth and is acked only after the actions above: the
             # snapshot can follow a few ms later, coalescing the writes of busy runs.
             self.runs.stage(new_run, rev)
             self._schedule_flush(new_run.run_id)
+
+    async def _announce(self, run: RunState) -> None:
+        """Tell result() waiters: only after the terminal snapshot is stored, so a waiter
+        that subscribed too late finds it by reading the snapshot."""
+        body = await encode_run(self.runs.payloads, run)
+        await self.nc.publish(wire.done_subject(run.run_id), body)
 
     async def _release_slots(
         self, defn: WorkflowDef, event: Event, run: RunState, ended: bool
