@@ -21,6 +21,8 @@ from nats.aio.subscription import Subscription
 
 log = logging.getLogger(__name__)
 
+RECONNECT_CHECK_S = 0.5  # how soon pull requests are renewed after a reconnect
+
 
 class PullFeed:
     """Messages of one durable pull consumer; call ``done()`` once per message handled."""
@@ -93,14 +95,25 @@ class PullFeed:
 
     async def _watch(self) -> None:
         # Pull requests vanish on a reconnect or a consumer re-creation without any status
-        # message; if nothing has been heard for longer than they could live, start afresh.
+        # message. After a reconnect (seen within RECONNECT_CHECK_S), or when nothing has
+        # been heard for longer than a request could live, start afresh.
+        reconnects = self._reconnects()
         while not self._closed:
-            await asyncio.sleep(self._expires_s)
-            if time.monotonic() - self._last_activity > self._expires_s * 2:
+            await asyncio.sleep(min(self._expires_s, RECONNECT_CHECK_S))
+            now = time.monotonic()
+            seen = self._reconnects()
+            if seen != reconnects or now - self._last_activity > self._expires_s * 2:
+                reconnects = seen
                 self._requested = 0
-                self._last_activity = time.monotonic()
+                self._last_activity = now
                 with contextlib.suppress(Exception):
                     await self._refill()
+
+    def _reconnects(self) -> int:
+        try:
+            return int(self._nc.stats["reconnects"])
+        except (AttributeError, KeyError, TypeError, ValueError):
+            return 0
 
     async def get(self) -> Msg:
         return await self._queue.get()

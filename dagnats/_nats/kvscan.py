@@ -25,10 +25,10 @@ async def scan(
     out: list[KeyValue.Entry] = []
     try:
         while len(out) < limit:
-            entry = await watcher.updates(timeout=timeout_s)
+            entry = await watcher.updates(timeout=timeout_s)  # type: ignore[no-untyped-call]
             if entry is None:  # the initial values have all been delivered
                 break
             out.append(entry)
     finally:
-        await watcher.stop()
+        await watcher.stop()  # type: ignore[no-untyped-call]
     return out

@@ -1,4 +1,4 @@
-"""Methodology: one end-to-end test per known weakness of the Go DagNats, run on a real nats-server with Python workers through the public API (reference workflow files loaded unchanged where one exists); each asserts the behaviour a user expects instead, every wait bounded."""
+"""Methodology: one real run per known Go DagNats weakness, asserting what users expect instead."""
 
 from __future__ import annotations
 

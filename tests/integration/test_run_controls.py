@@ -1,4 +1,4 @@
-"""Methodology: run-level controls (skip_if, on_failure, compensate, cancel_on, workflow timeout, max_runs, max_task_concurrency, rate_limit, large payloads) exercised end to end on a real nats-server through the public Client/Worker API; handlers record what they saw (order, overlap, start times) and outcomes are checked from results, snapshots and history, every wait bounded."""
+"""Methodology: run controls and limits end to end on a real nats-server via the public API."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Methodology: each TaskContext helper is exercised by a real handler in a real run (DagnatsEnv: nats-server, engine, API, workers) and checked from the outside through the public Client/RunHandle and the KV buckets it documents; every wait is bounded."""
+"""Methodology: each TaskContext helper used by a real handler in a real run, seen from outside."""
 
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ async def test_wait_for_signal_timeout_fails_the_attempt(dagnats_env: DagnatsEnv
     wf = dagnats.Workflow("signal-timeout-flow")
     wf.step("impatient")
     run = await dagnats_env.client.start(wf)
-    with pytest.raises(dagnats.RunFailedError, match="never.*did not arrive within 100ms"):
+    with pytest.raises(dagnats.RunFailedError, match=r"never.*did not arrive within 100ms"):
         await run.result(timeout=WAIT_S)
 
 
