@@ -34,7 +34,7 @@ class PullFeed:
         consumer: str,
         *,
         max_inflight: int,
-        expires_s: float = 5.0,
+        expires_s: float = 1.0,
     ) -> None:
         if max_inflight < 1:
             raise ValueError("max_inflight must be >= 1")
@@ -51,6 +51,7 @@ class PullFeed:
         self._last_activity = time.monotonic()
         self._watchdog: asyncio.Task[None] | None = None
         self._closed = False
+        self._stopping = False
         self.name = consumer
 
     @property
@@ -68,6 +69,10 @@ class PullFeed:
         status = msg.headers.get("Status") if msg.headers else None
         if status is None:
             self._requested = max(0, self._requested - 1)
+            if self._stopping:
+                # Answering a pull request made before pause(): give it to someone else.
+                await self._give_back(msg)
+                return
             self._inflight += 1
             self._queue.put_nowait(msg)
             return
@@ -80,6 +85,12 @@ class PullFeed:
         else:
             self._requested = 0
         await self._refill()
+
+    async def _give_back(self, msg: Msg) -> None:
+        # Delayed past the life of our own open pull requests, so the message goes to
+        # another consumer instead of bouncing back here and spending its deliveries.
+        with contextlib.suppress(Exception):
+            await msg.nak(delay=self._expires_s + 0.5)
 
     async def _refill(self) -> None:
         if self._closed or not self._nc.is_connected:
@@ -130,8 +141,10 @@ class PullFeed:
         await self._refill()
 
     def pause(self) -> None:
-        """Stop asking for more (graceful drain); messages already queued stay queued."""
+        """Stop asking for more (graceful drain); messages already queued stay queued,
+        and any that open pull requests still bring are given back for other consumers."""
         self._closed = True
+        self._stopping = True
 
     def drain_queued(self) -> list[Msg]:
         out: list[Msg] = []
@@ -142,11 +155,21 @@ class PullFeed:
             out.append(m)
 
     async def stop(self) -> None:
+        """Stop for good: give back what is still queued, then unsubscribe.
+
+        Open pull requests need no waiting out: the server drops a request whose inbox has
+        lost its interest (measured: a message published after the unsubscribe reaches the
+        next consumer within a millisecond, not after the ack wait).
+        """
         self._closed = True
+        self._stopping = True
         if self._watchdog is not None:
             self._watchdog.cancel()
             with contextlib.suppress(BaseException):
                 await self._watchdog
+        for msg in self.drain_queued():
+            await self._give_back(msg)
+            self._inflight = max(0, self._inflight - 1)
         if self._sub is not None:
             with contextlib.suppress(Exception):
                 await self._sub.unsubscribe()

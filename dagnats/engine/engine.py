@@ -111,7 +111,9 @@ class Engine:
         """Stop pulling, let runs being applied finish (bounded), leave the rest unacked."""
         if self._loop is None:
             return
-        self.feed.pause()
+        # Pause every feed first so their open pull requests run out side by side.
+        for feed in (self.feed, self.timers.feed, self.correlator.feed):
+            feed.pause()
         self._loop.cancel()
         with contextlib.suppress(BaseException):
             await self._loop

@@ -119,11 +119,13 @@ class DagnatsEnv:
                 self._workers.remove((w, task))
 
     async def close(self) -> None:
-        for w, task in self._workers:
+        async def stop(w: Worker, task: asyncio.Task[None]) -> None:
             with contextlib.suppress(Exception):
                 await w.stop()
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(task, 30)
+
+        await asyncio.gather(*(stop(w, t) for w, t in self._workers))  # side by side
         self._workers.clear()
         if self.api is not None:
             await self.api.stop()

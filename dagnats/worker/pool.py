@@ -199,8 +199,9 @@ class Pool:
             for t in pending:
                 t.cancel()
             await _wait(pending, CANCEL_GRACE_S, None)
+        # Feeds wait for their open pull requests to end: let them wait side by side.
+        await asyncio.gather(*(b.feed.stop() for b in self._bindings))
         for b in self._bindings:
-            await b.feed.stop()
             if b.dispatcher is not None:
                 b.dispatcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
