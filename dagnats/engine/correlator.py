@@ -9,7 +9,6 @@ id per waiter, so two matching events (or two correlators) cannot complete a ste
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -17,10 +16,11 @@ from datetime import timedelta
 from typing import Any
 
 from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.kv import KeyValue
 
-from dagnats._nats.feed import PullFeed
+from dagnats._nats.consumers import ConsumerLoop
 from dagnats._nats.kvscan import scan
 from dagnats._nats.publish import msg_id
 from dagnats.dag import events as ev
@@ -58,19 +58,10 @@ def decode(data: bytes) -> Any:
         return data.decode(errors="replace")
 
 
-class Correlator:
+class Correlator(ConsumerLoop):
     def __init__(self, nc: NatsClient, waiters: KeyValue) -> None:
-        self.nc = nc
-        self.js = nc.jetstream()
-        self.waiters = waiters
-        self._loop: asyncio.Task[None] | None = None
-        self.matched = 0
-
-    async def start(self) -> None:
-        from dagnats.engine.engine import ensure_consumer
-
-        await ensure_consumer(
-            self.nc,
+        super().__init__(
+            nc,
             wire.EVENT_STREAM,
             ConsumerConfig(
                 durable_name=CORRELATOR_CONSUMER,
@@ -80,33 +71,19 @@ class Correlator:
                 ack_wait=30.0,
                 max_deliver=5,
             ),
+            max_inflight=64,
         )
-        self.feed = PullFeed(self.nc, wire.EVENT_STREAM, CORRELATOR_CONSUMER, max_inflight=64)
-        await self.feed.start()
-        self._loop = asyncio.create_task(self._consume(), name="dagnats-correlator")
+        self.waiters = waiters
+        self.matched = 0
 
-    async def stop(self) -> None:
-        if self._loop is None:
-            return
-        self.feed.pause()
-        self._loop.cancel()
-        with contextlib.suppress(BaseException):
-            await self._loop
-        self._loop = None
-        await self.feed.stop()
-
-    async def _consume(self) -> None:
-        while True:
-            msg = await self.feed.get()
-            try:
-                await self.on_event(msg.subject.removeprefix("event."), decode(msg.data))
-                await msg.ack()
-            except Exception as exc:
-                log.warning("correlating %s failed, retrying: %s", msg.subject, exc)
-                with contextlib.suppress(Exception):
-                    await msg.nak(delay=1.0)
-            finally:
-                await self.feed.done()
+    async def handle(self, msg: Msg) -> None:
+        try:
+            await self.on_event(msg.subject.removeprefix("event."), decode(msg.data))
+            await msg.ack()
+        except Exception as exc:
+            log.warning("correlating %s failed, retrying: %s", msg.subject, exc)
+            with contextlib.suppress(Exception):
+                await msg.nak(delay=1.0)
 
     async def on_event(self, name: str, payload: Any) -> None:
         # Only this event's waiters, values included, in one server-filtered pass (a scan

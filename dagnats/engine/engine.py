@@ -17,8 +17,8 @@ from typing import Any
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import BadRequestError
 
+from dagnats._nats.consumers import ensure_consumer
 from dagnats._nats.feed import PullFeed
 from dagnats._nats.history import read_history
 from dagnats._nats.payloads import Payloads, encode_run, is_ref
@@ -80,7 +80,7 @@ class Engine:
         self.executor = Executor(self.nc, js, self.defs, kv)
         self.payloads = Payloads(js)
         await ensure_consumer(
-            self.nc,
+            self.js,
             wire.HISTORY_STREAM,
             ConsumerConfig(
                 durable_name=wire.ENGINE_CONSUMER,
@@ -357,30 +357,3 @@ class Engine:
         caught = fold(defn, run, inputs)
         log.info("run %s: caught up %d history events", event.run_id, len(inputs))
         return caught
-
-
-async def ensure_consumer(nc: NatsClient, stream: str, config: ConsumerConfig) -> None:
-    """Create a durable consumer, or bring an existing one up to date (racing is fine)."""
-    js = nc.jetstream()
-    try:
-        await js.add_consumer(stream, config)
-    except BadRequestError as exc:
-        # 10148: exists with another config; 10013 / others: let the update decide.
-        try:
-            await js.add_consumer(stream, config)  # creates are idempotent when equal
-        except BadRequestError:
-            log.debug("consumer %s exists (%s); updating", config.durable_name, exc)
-            await _update_consumer(nc, stream, config)
-
-
-async def _update_consumer(nc: NatsClient, stream: str, config: ConsumerConfig) -> None:
-    import json
-
-    req = {"stream_name": stream, "config": config.as_dict(), "action": "update"}
-    subject = f"$JS.API.CONSUMER.CREATE.{stream}.{config.durable_name}"
-    if config.filter_subject:
-        subject = f"{subject}.{config.filter_subject}"
-    resp = await nc.request(subject, json.dumps(req).encode(), timeout=5)
-    body = json.loads(resp.data)
-    if "error" in body:
-        log.warning("could not update consumer %s: %s", config.durable_name, body["error"])

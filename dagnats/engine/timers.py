@@ -8,7 +8,6 @@ hour so a timer never depends on one very long server-side delay.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -20,7 +19,7 @@ from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.kv import KeyValue
 
-from dagnats._nats.feed import PullFeed
+from dagnats._nats.consumers import ConsumerLoop
 from dagnats._nats.publish import msg_id
 from dagnats.dag import events as ev
 from dagnats.dag import wire
@@ -32,23 +31,12 @@ MAX_NAK_DELAY_S = 3600.0
 EARLY_S = 0.001  # fire when due within a millisecond: nak delays land 1-2 ms late anyway
 
 
-class TimerService:
+class TimerService(ConsumerLoop):
     def __init__(
         self, nc: NatsClient, kv: dict[str, KeyValue] | None = None, *, max_inflight: int = 1000
     ) -> None:
-        self.nc = nc
-        self.kv = kv or {}
-        self.js = nc.jetstream()
-        self.max_inflight = max_inflight
-        self._loop: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self.fired = 0
-
-    async def start(self) -> None:
-        from dagnats.engine.engine import ensure_consumer
-
-        await ensure_consumer(
-            self.nc,
+        super().__init__(
+            nc,
             wire.TIMER_STREAM,
             ConsumerConfig(
                 durable_name=wire.TIMER_CONSUMER,
@@ -59,31 +47,11 @@ class TimerService:
                 max_deliver=-1,
                 max_ack_pending=100_000,
             ),
+            max_inflight=max_inflight,
+            concurrent=True,  # each due timer is one publish: let them overlap
         )
-        self.feed = PullFeed(
-            self.nc, wire.TIMER_STREAM, wire.TIMER_CONSUMER, max_inflight=self.max_inflight
-        )
-        await self.feed.start()
-        self._loop = asyncio.create_task(self._consume(), name="dagnats-timers")
-
-    async def stop(self) -> None:
-        if self._loop is None:
-            return
-        self.feed.pause()
-        self._loop.cancel()
-        with contextlib.suppress(BaseException):
-            await self._loop
-        self._loop = None
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=5.0)
-        await self.feed.stop()
-
-    async def _consume(self) -> None:
-        while True:
-            msg = await self.feed.get()
-            t = asyncio.create_task(self._handle(msg))
-            self._tasks.add(t)
-            t.add_done_callback(self._tasks.discard)
+        self.kv = kv or {}
+        self.fired = 0
 
     async def _dispatch(self, msg: Msg, task: dict[str, Any]) -> None:
         """A task deferred by its rate limit or concurrency limit: try the limits again."""
@@ -98,7 +66,7 @@ class TimerService:
         )
         await msg.ack()
 
-    async def _handle(self, msg: Msg) -> None:
+    async def handle(self, msg: Msg) -> None:
         try:
             body = json.loads(msg.data)
             fire_at = datetime.fromisoformat(body["fire_at"])
@@ -134,5 +102,3 @@ class TimerService:
             log.warning("timer on %s not delivered, retrying soon: %s", msg.subject, exc)
             with contextlib.suppress(Exception):
                 await msg.nak(delay=1.0)
-        finally:
-            await self.feed.done()

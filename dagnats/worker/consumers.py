@@ -7,15 +7,11 @@ filters, which is why there is exactly one durable per subject and no per-proces
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
-from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy
-from nats.js.errors import APIError
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from dagnats.dag import wire
-from dagnats.errors import DagnatsError
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +21,6 @@ ACK_WAIT_S = 30.0
 MAX_DELIVER = 3
 # Shared by every process on the durable; the per-process bound is the pull feed's.
 MAX_ACK_PENDING = 10_000
-_ERR_OVERLAP = 10100  # filtered consumer not unique on a work-queue stream
-_BIND_ATTEMPTS = 5
 
 
 def consumer_config(task: str, group: str | None, ack_wait_s: float = ACK_WAIT_S) -> ConsumerConfig:
@@ -38,44 +32,4 @@ def consumer_config(task: str, group: str | None, ack_wait_s: float = ACK_WAIT_S
         max_deliver=MAX_DELIVER,
         max_ack_pending=MAX_ACK_PENDING,
         deliver_policy=DeliverPolicy.ALL,
-    )
-
-
-async def ensure_consumer(js: JetStreamContext, config: ConsumerConfig) -> ConsumerInfo:
-    """Create the durable, or bring an existing one to ``config`` (idempotent).
-
-    nats-server >= 2.10 treats a create without an action as create-or-update, so an
-    existing durable with another configuration is updated in place. Several processes
-    starting together race on the same request; transient failures are retried.
-    """
-    delay = 0.1
-    for _ in range(_BIND_ATTEMPTS - 1):
-        try:
-            return await js.add_consumer(wire.TASK_STREAM, config)
-        except APIError as exc:
-            if exc.err_code == _ERR_OVERLAP:
-                raise _overlap(config, exc) from exc
-            log.debug("consumer %s: %s; retrying", config.durable_name, exc)
-        except TimeoutError as exc:
-            log.debug("consumer %s: %s; retrying", config.durable_name, exc)
-        await asyncio.sleep(delay)
-        delay *= 2
-    try:
-        return await js.add_consumer(wire.TASK_STREAM, config)
-    except APIError as exc:
-        if exc.err_code == _ERR_OVERLAP:
-            raise _overlap(config, exc) from exc
-        raise DagnatsError(
-            f"cannot create consumer {config.durable_name}: {exc.description}"
-        ) from exc
-    except TimeoutError as exc:
-        raise DagnatsError(
-            f"cannot create consumer {config.durable_name}: JetStream did not answer"
-        ) from exc
-
-
-def _overlap(config: ConsumerConfig, exc: APIError) -> DagnatsError:
-    return DagnatsError(
-        f"cannot create consumer {config.durable_name} on {wire.TASK_STREAM}: another "
-        f"consumer already filters {config.filter_subject} ({exc.description})"
     )

@@ -21,12 +21,13 @@ from typing import Any, ParamSpec, TypeVar, overload
 import anyio
 from nats.aio.client import Client as NatsClient
 
+from dagnats._nats.consumers import ensure_consumer
 from dagnats._nats.resources import setup_resources
 from dagnats.dag import wire
 from dagnats.errors import DagnatsError
 from dagnats.worker import shutdown_signals
 from dagnats.worker.backend import KvCache
-from dagnats.worker.consumers import ACK_WAIT_S, consumer_config, ensure_consumer
+from dagnats.worker.consumers import ACK_WAIT_S, consumer_config
 from dagnats.worker.directory import Directory
 from dagnats.worker.heartbeat import Heartbeater
 from dagnats.worker.pool import Pool, WorkerStats
@@ -317,7 +318,9 @@ class Worker:
         served = [(t, g) for t in self.tasks.values() for g in groups]
         await asyncio.gather(
             *(
-                ensure_consumer(js, consumer_config(t.task_name, g, self.ack_wait_s))
+                ensure_consumer(
+                    js, wire.TASK_STREAM, consumer_config(t.task_name, g, self.ack_wait_s)
+                )
                 for t, g in served
             )
         )
