@@ -8,6 +8,8 @@ import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import DeliverPolicy
 from nats.js.errors import KeyNotFoundError
@@ -82,16 +84,9 @@ class RunHandle:
                     return await self._resolve(outcome(state))
             elif entry is None:
                 await self.client.get_run(self.run_id)  # RunNotFoundError for a bad id
-            while True:
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    raise TimeoutError(f"run {self.run_id} did not finish within {timeout}s")
-                try:
-                    msg = await sub.next_msg(timeout=left if left is not None else 3600)
-                except NatsTimeoutError:
-                    continue
-                state = await decode_run(payloads, msg.data)
-                return await self._resolve(outcome(state))
+            msg = await _next(sub, deadline, f"run {self.run_id} did not finish within {timeout}s")
+            state = await decode_run(payloads, msg.data)
+            return await self._resolve(outcome(state))
         finally:
             await sub.unsubscribe()
 
@@ -116,13 +111,9 @@ class RunHandle:
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
             while True:
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    raise TimeoutError(f"run {self.run_id} did not finish within {timeout}s")
-                try:
-                    msg = await sub.next_msg(timeout=left if left is not None else 3600)
-                except NatsTimeoutError:
-                    continue
+                msg = await _next(
+                    sub, deadline, f"run {self.run_id} did not finish within {timeout}s"
+                )
                 e = Event.from_bytes(msg.data, msg.metadata.sequence.stream)
                 yield e
                 if e.type in ev.TERMINAL_RUN_EVENTS:
@@ -141,9 +132,7 @@ class RunHandle:
                 e = Event.from_bytes(msg.data)
             except ValueError:
                 return
-            if e.type in ev.TERMINAL_RUN_EVENTS or (
-                e.step_id == step_id and e.type in (ev.STEP_COMPLETED, ev.STEP_FAILED)
-            ):
+            if e.type in ev.TERMINAL_RUN_EVENTS or (e.step_id == step_id and _step_ended(e)):
                 done.set()
 
         history = await nc.subscribe(wire.history_subject(self.run_id), cb=on_history)
@@ -171,3 +160,23 @@ class RunHandle:
 
     async def cancel(self, reason: str | None = None) -> bool:
         return await self.client.cancel(self.run_id, reason)
+
+
+def _step_ended(e: Event) -> bool:
+    """The step is over for good (a failed attempt that will be retried is not)."""
+    if e.type == ev.STEP_COMPLETED:
+        return e.item is None  # one finished map instance does not end the map step
+    return e.type in (ev.STEP_MAP_COMPLETED, ev.STEP_RECOVERED, ev.STEP_SKIPPED)
+
+
+async def _next(sub: Subscription, deadline: float | None, late: str) -> Msg:
+    """The next message, or ``TimeoutError(late)`` once ``deadline`` (monotonic) passes."""
+    while True:
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            raise TimeoutError(late)
+        try:
+            # Without a deadline, wake up hourly only to wait again (nats-py needs a number).
+            return await sub.next_msg(timeout=left if left is not None else 3600)
+        except NatsTimeoutError:
+            continue
