@@ -138,6 +138,3 @@ class DagnatsEnv:
                 await self.nc.close()
         if self.server is not None:
             await self.server.close()
-
-    def __getattr__(self, name: str) -> Any:
-        raise AttributeError(name)
