@@ -115,9 +115,7 @@ def event_line(e: Event) -> str:
 
 
 # Events ``--watch`` does not print: bookkeeping that would only add noise.
-QUIET_EVENTS = frozenset(
-    {ev.WORKFLOW_STARTED, ev.STEP_QUEUED, ev.STEP_STARTED, ev.STEP_CONTINUE, ev.TIMER_FIRED}
-)
+QUIET_EVENTS = frozenset({ev.WORKFLOW_STARTED, ev.STEP_STARTED, ev.TIMER_FIRED})
 
 
 def _step_text(e: Event, d: dict[str, Any]) -> str | None:
@@ -125,10 +123,10 @@ def _step_text(e: Event, d: dict[str, Any]) -> str | None:
     attempt = f" (attempt {e.attempt})" if e.attempt else ""
     texts: dict[str, str] = {
         ev.STEP_COMPLETED: "completed",
+        ev.STEP_CONTINUE: f"iteration {(e.iteration or 0) + 1} done, continuing",
         ev.STEP_FAILED: f"failed{attempt}: {error_text(d.get('error'))}",
         ev.STEP_RETRYING: f"retrying in {fmt_duration(d.get('delay_ns'))}",
         ev.STEP_SKIPPED: "skipped",
-        ev.STEP_CANCELLED: "cancelled",
         ev.STEP_RECOVERED: f"recovered by {d.get('handler') or 'its on_failure handler'}",
         ev.WORKER_LOST: f"worker lost{attempt}",
         ev.STEP_SLEEP_STARTED: f"sleeping until {fmt_time(d.get('until'))}",
@@ -144,7 +142,6 @@ def _step_text(e: Event, d: dict[str, Any]) -> str | None:
         ev.STEP_REJECTED: f"rejected: {d.get('reason') or 'no reason given'}",
         ev.STEP_MAP_STARTED: f"mapping {_count(d.get('items'))} items",
         ev.STEP_MAP_COMPLETED: "all items done",
-        ev.STEP_LOOP_ITERATION: f"iteration {d.get('iteration')}",
         ev.STEP_CHILD_STARTED: f"started run {d.get('child_run_id')} of {d.get('workflow')}",
         ev.CHILD_COMPLETED: f"child run {d.get('child_run_id')} completed",
         ev.CHILD_FAILED: f"child run {d.get('child_run_id')} {d.get('status') or 'failed'}",

@@ -56,11 +56,9 @@ WORKFLOW_FAILED = "workflow.failed"
 WORKFLOW_CANCELLED = "workflow.cancelled"
 WORKFLOW_COMPENSATED = "workflow.compensated"
 WORKFLOW_PENDING = "workflow.pending"  # waiting for a concurrency slot
-STEP_QUEUED = "step.queued"
 STEP_SKIPPED = "step.skipped"
 STEP_RETRYING = "step.retrying"  # data: {"delay_ns", "next_attempt", "error"}
 STEP_RECOVERED = "step.recovered"  # data: {"handler", "error"}
-STEP_CANCELLED = "step.cancelled"
 STEP_SLEEP_STARTED = "step.sleep.started"  # data: {"until"}
 STEP_SLEEP_COMPLETED = "step.sleep.completed"
 STEP_WAIT_STARTED = "step.wait.started"  # data: {"event", "match"}
@@ -69,11 +67,8 @@ STEP_MAP_STARTED = "step.map.started"  # data: {"items"}
 STEP_MAP_COMPLETED = "step.map.completed"
 STEP_APPROVAL_REQUESTED = "step.approval.requested"  # data: {"token", "expires_at", "message"}
 STEP_CHILD_STARTED = "step.child.started"  # data: {"child_run_id", "workflow"}
-STEP_LOOP_ITERATION = "step.loop.iteration"  # data: {"iteration"}
 COMPENSATE_STARTED = "compensate.started"  # data: {"steps": [...], "failed_step"}
 COMPENSATE_STEP = "compensate.step"  # data: {"step", "handler"}
-COMPENSATE_COMPLETED = "compensate.completed"
-COMPENSATE_FAILED = "compensate.failed"
 
 TERMINAL_RUN_EVENTS: frozenset[str] = frozenset(
     {WORKFLOW_COMPLETED, WORKFLOW_FAILED, WORKFLOW_CANCELLED, WORKFLOW_COMPENSATED}
