@@ -251,7 +251,7 @@ def _ev(type_: str, **kw: Any) -> Event:
             _ev("step.retrying", step_id="greet", data={"delay_ns": 10**9}),
             "step.greet: retrying in 1s",
         ),
-        (_ev("step.queued", step_id="greet"), None),
+        (_ev("step.started", step_id="greet", attempt=1), None),
         (_ev("workflow.completed"), None),
     ],
 )
