@@ -201,7 +201,9 @@ class Client:
                 "revision": revision,
             },
         )
-        return RunHandle(self, out["run_id"], workflow=name, duplicate=out.get("duplicate", False))
+        return RunHandle(
+            self, out["run_id"], workflow=name, duplicate=out.get("duplicate", False), known=True
+        )
 
     def run(self, run_id: str) -> RunHandle:
         """A handle on an existing run (no request is made)."""

@@ -12,7 +12,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import DeliverPolicy
-from nats.js.errors import KeyNotFoundError
+from nats.js.errors import KeyNotFoundError, NotFoundError
 
 from dagnats._nats.history import read_history
 from dagnats._nats.payloads import Payloads, decode_run
@@ -20,7 +20,7 @@ from dagnats.dag import events as ev
 from dagnats.dag import wire
 from dagnats.dag.events import Event
 from dagnats.dag.state import RunState
-from dagnats.errors import RunCancelledError, RunFailedError
+from dagnats.errors import RunCancelledError, RunFailedError, RunNotFoundError
 
 if TYPE_CHECKING:
     from dagnats.client.client import Client
@@ -49,12 +49,28 @@ def outcome(state: RunState) -> Any:
 
 class RunHandle:
     def __init__(
-        self, client: Client, run_id: str, *, workflow: str | None = None, duplicate: bool = False
+        self,
+        client: Client,
+        run_id: str,
+        *,
+        workflow: str | None = None,
+        duplicate: bool = False,
+        known: bool = False,
     ) -> None:
         self.client = client
         self.run_id = run_id
         self.workflow = workflow
         self.duplicate = duplicate  # True when an idempotency key matched an earlier run
+        self._known = known  # the run was just started through this client
+
+    async def _check_exists(self) -> None:
+        """RunNotFoundError unless the run has a history (a direct get; no engine work)."""
+        try:
+            await self.client.js.get_last_msg(
+                wire.HISTORY_STREAM, wire.history_subject(self.run_id)
+            )
+        except NotFoundError as exc:
+            raise RunNotFoundError(f"run '{self.run_id}' not found") from exc
 
     def __repr__(self) -> str:
         return f"RunHandle(run_id={self.run_id!r}, workflow={self.workflow!r})"
@@ -82,8 +98,8 @@ class RunHandle:
                 state = await decode_run(payloads, entry.value)
                 if state.terminal:
                     return await self._resolve(outcome(state))
-            elif entry is None:
-                await self.client.get_run(self.run_id)  # RunNotFoundError for a bad id
+            elif entry is None and not self._known:
+                await self._check_exists()
             msg = await _next(sub, deadline, f"run {self.run_id} did not finish within {timeout}s")
             state = await decode_run(payloads, msg.data)
             return await self._resolve(outcome(state))
