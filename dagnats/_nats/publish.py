@@ -9,8 +9,10 @@ from collections.abc import Sequence
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
+from nats.js.errors import BadRequestError
 
 MAX_ATOMIC_BATCH = 1000  # nats-server refuses larger atomic batches (error 10199)
+ERR_BATCH_DUPLICATE_ID = 10201  # "atomic publish batch contains duplicate message id"
 
 
 def msg_id(dedup_id: str) -> dict[str, str]:
@@ -26,8 +28,9 @@ async def publish_atomic(
 ) -> None:
     """Publish ``messages`` as atomic batches of at most 1000 (chunked above that).
 
-    Each chunk is all-or-nothing; chunks carry dedup ids, so repeating the whole call after
-    a crash fills in what is missing and duplicates nothing.
+    Each chunk is all-or-nothing. Repeating a chunk after a crash is refused whole when some
+    of its message ids are already stored (error 10201); then its messages are published
+    one by one, and the stream's dedup keeps only those that were missing.
     """
     for start in range(0, len(messages), MAX_ATOMIC_BATCH):
         chunk = messages[start : start + MAX_ATOMIC_BATCH]
@@ -35,18 +38,33 @@ async def publish_atomic(
             subject, data, headers = chunk[0]
             await js.publish(subject, data, headers=headers, timeout=timeout_s)
             continue
-        batch_id = secrets.token_hex(8)
-        for i, (subject, data, headers) in enumerate(chunk[:-1], start=1):
-            hdrs = {**headers, "Nats-Batch-Id": batch_id, "Nats-Batch-Sequence": str(i)}
-            await nc.publish(subject, data, headers=hdrs)
-        subject, data, headers = chunk[-1]
-        hdrs = {
-            **headers,
-            "Nats-Batch-Id": batch_id,
-            "Nats-Batch-Sequence": str(len(chunk)),
-            "Nats-Batch-Commit": "1",
-        }
-        await js.publish(subject, data, headers=hdrs, timeout=timeout_s)
+        try:
+            await _publish_batch(nc, js, chunk, timeout_s)
+        except BadRequestError as exc:
+            if exc.err_code != ERR_BATCH_DUPLICATE_ID:
+                raise
+            acks = [await js.publish_async(s, d, headers=h) for s, d, h in chunk]
+            await gather_acks(acks)
+
+
+async def _publish_batch(
+    nc: NatsClient,
+    js: JetStreamContext,
+    chunk: Sequence[tuple[str, bytes, dict[str, str]]],
+    timeout_s: float,
+) -> None:
+    batch_id = secrets.token_hex(8)
+    for i, (subject, data, headers) in enumerate(chunk[:-1], start=1):
+        hdrs = {**headers, "Nats-Batch-Id": batch_id, "Nats-Batch-Sequence": str(i)}
+        await nc.publish(subject, data, headers=hdrs)
+    subject, data, headers = chunk[-1]
+    hdrs = {
+        **headers,
+        "Nats-Batch-Id": batch_id,
+        "Nats-Batch-Sequence": str(len(chunk)),
+        "Nats-Batch-Commit": "1",
+    }
+    await js.publish(subject, data, headers=hdrs, timeout=timeout_s)
 
 
 async def gather_acks(futures: Sequence[asyncio.Future[PubAck]]) -> None:

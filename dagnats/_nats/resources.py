@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 DAY_S = 86_400.0
 DEDUP_WINDOW_S = 120.0
 MAX_MSG_BYTES = 1024 * 1024  # nats-server's default max_payload
+# Payloads and large snapshots must outlive the longest run: a 365-day sleep plus margin.
+PAYLOAD_TTL_S = 400 * DAY_S
 
 
 @dataclass(frozen=True)
@@ -143,7 +145,7 @@ async def setup_resources(js: JetStreamContext, replicas: int = 1) -> None:
         await js.object_store(wire.OBJ_PAYLOADS)
     except Exception:  # BucketNotFoundError: create it (racing creators are fine)
         try:
-            await js.create_object_store(wire.OBJ_PAYLOADS, max_bytes=-1, ttl=30 * DAY_S)
+            await js.create_object_store(wire.OBJ_PAYLOADS, max_bytes=-1, ttl=PAYLOAD_TTL_S)
         except BadRequestError as exc:
             if exc.err_code != 10058:
                 raise

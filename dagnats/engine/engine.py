@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections import deque
+from datetime import UTC, datetime
 from typing import Any
 
 from nats.aio.client import Client as NatsClient
@@ -22,13 +24,14 @@ from dagnats._nats.consumers import ensure_consumer
 from dagnats._nats.feed import PullFeed
 from dagnats._nats.history import read_history
 from dagnats._nats.payloads import Payloads, encode_run, is_ref
+from dagnats._nats.publish import msg_id
 from dagnats.dag import events as ev
 from dagnats.dag import wire
+from dagnats.dag.actions import FinishRun
 from dagnats.dag.advance import advance, max_runs
 from dagnats.dag.definition import WorkflowDef
 from dagnats.dag.events import Event
-from dagnats.dag.replay import fold
-from dagnats.dag.state import RunState
+from dagnats.dag.state import RunError, RunState
 from dagnats.engine.advisories import AdvisoryWatcher
 from dagnats.engine.correlator import Correlator
 from dagnats.engine.executor import Executor
@@ -39,6 +42,9 @@ from dagnats.engine.timers import TimerService
 log = logging.getLogger(__name__)
 
 MAX_APPLY_TRIES = 6
+# An event that fails this many deliveries (each with MAX_APPLY_TRIES tries) is parked in
+# DEAD_LETTERS and its run failed, instead of being retried forever.
+MAX_EVENT_DELIVERIES = 10
 # Applying an event takes milliseconds and a repeat is a no-op, so a short ack wait only
 # shortens how long a crashed engine's in-flight events wait for its successor.
 ENGINE_ACK_WAIT_S = 10.0
@@ -75,6 +81,7 @@ class Engine:
                 wire.KV_CHECKPOINTS,
                 wire.KV_CONCURRENCY,
                 wire.KV_RATE_LIMITS,
+                wire.KV_RUNS,
             )
         }
         self.executor = Executor(self.nc, js, self.defs, kv)
@@ -185,10 +192,12 @@ class Engine:
                     await self._flush(run_id)
                     continue
                 msg, event = item
-                ok = await self._process(event)
+                ok, error = await self._process(event, _delivered(msg))
                 q.popleft()
                 if ok:
                     await self._finish(msg)
+                elif _delivered(msg) >= MAX_EVENT_DELIVERIES:
+                    await self._give_up(msg, event, error)
                 else:
                     # Give it back; it comes again after the delay, in order with later ones
                     # because they are given back too.
@@ -208,11 +217,64 @@ class Engine:
             self._schedule_flush(run_id)
 
     async def _nak_rest(self, first: Msg, q: deque[tuple[Msg, Event] | None]) -> None:
-        for m in [first, *(item[0] for item in q if item is not None)]:
-            with contextlib.suppress(Exception):
-                await m.nak(delay=2.0)
-            await self.feed.done()
-        q.clear()
+        await self._nak(first)
+        while q:  # events may arrive while we nak: give those back too
+            item = q.popleft()
+            if item is not None:
+                await self._nak(item[0])
+
+    async def _nak(self, msg: Msg) -> None:
+        with contextlib.suppress(Exception):
+            await msg.nak(delay=2.0)
+        await self.feed.done()
+
+    async def _give_up(self, msg: Msg, event: Event, error: str) -> None:
+        """An event that cannot be applied however often it comes: park it, fail the run."""
+        n = _delivered(msg)
+        message = (
+            f"the engine could not apply event {event.type} (seq {event.seq}) after {n} "
+            f"deliveries: {error}"
+        )
+        log.error("run %s: %s", event.run_id, message)
+        body = {"run_id": event.run_id, "event": event.model_dump(mode="json"), "error": message}
+        with contextlib.suppress(Exception):
+            await self.js.publish(
+                wire.dead_letter_subject(event.run_id, "engine"),
+                json.dumps(body, default=str).encode(),
+                headers=msg_id(f"dead.engine.{event.seq}"),
+            )
+        with contextlib.suppress(Exception):
+            await self._fail_run(event.run_id, message)
+        with contextlib.suppress(Exception):
+            await msg.term()
+        await self.feed.done()
+
+    async def _fail_run(self, run_id: str, message: str) -> None:
+        run, rev = await self.runs.load(run_id, fresh=True)
+        if run is None or run.terminal:
+            return
+        failed = run.model_copy(
+            update={
+                "status": "failed",
+                "error": RunError(message=message, type="EngineError"),
+                "finished_at": datetime.now(UTC),
+            }
+        )
+        parent = failed.parent
+        await self.executor.execute(
+            [
+                FinishRun(
+                    run_id=run_id,
+                    status="failed",
+                    output=None,
+                    error={"message": message, "type": "EngineError"},
+                    parent_run_id=parent.run_id if parent is not None else None,
+                    parent_step_id=parent.step_id if parent is not None else None,
+                )
+            ]
+        )
+        await self.runs.save(failed, rev)
+        await self._announce(failed)
 
     async def _finish(self, msg: Msg) -> None:
         try:
@@ -220,19 +282,23 @@ class Engine:
         finally:
             await self.feed.done()
 
-    async def _process(self, event: Event) -> bool:
+    async def _process(self, event: Event, delivered: int = 1) -> tuple[bool, str]:
+        """Apply with bounded retries; (applied, last error)."""
         delay = 0.05
         fresh = False
+        error = ""
         for attempt in range(1, MAX_APPLY_TRIES + 1):
             try:
-                await self._apply(event, fresh=fresh)
+                await self._apply(event, fresh=fresh, first_delivery=delivered <= 1)
                 self.applied += 1
-                return True
+                return True, ""
             except ConflictError:
                 # Another writer moved the snapshot: reload and apply again.
                 self.runs.forget(event.run_id)
                 fresh = True
-            except Exception:
+                error = "the run's snapshot kept changing under this engine"
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"
                 log.exception(
                     "applying %s to run %s failed (try %d/%d)",
                     event.type,
@@ -243,27 +309,40 @@ class Engine:
                 self.runs.forget(event.run_id)
                 await asyncio.sleep(delay)  # bounded backoff before a retry of I/O
                 delay = min(delay * 2, 1.0)
-        return False
+        return False, error
 
-    async def _apply(self, event: Event, *, fresh: bool = False) -> None:
-        if event.type == ev.WORKFLOW_STARTED and not fresh and not self.runs.cached(event.run_id):
-            # A new run has no snapshot: skip the read, the create-only write catches a
-            # duplicate start (ConflictError -> applied again with a fresh read).
+    async def _apply(
+        self, event: Event, *, fresh: bool = False, first_delivery: bool = True
+    ) -> None:
+        if (
+            event.type == ev.WORKFLOW_STARTED
+            and first_delivery
+            and not fresh
+            and not self.runs.cached(event.run_id)
+        ):
+            # A new run has no snapshot: skip the read. (A redelivered start reads it: the
+            # run may have moved on, and write-behind would notice only at the flush.)
             run, rev = None, 0
         else:
             cached = self.runs.cached(event.run_id) and not fresh
             run, rev = await self.runs.load(event.run_id, fresh=fresh)
             if not cached and event.type != ev.WORKFLOW_STARTED:
                 # Not in this engine's cache: the snapshot may lag the log (staged writes
-                # lost in a crash, or no snapshot at all): fold in what it is missing.
+                # lost in a crash, an event given back): apply what it is missing.
+                before = run
                 run = await self._catch_up(run, event)
                 if run is None:
                     log.warning("event %s for unknown run %s ignored", event.type, event.run_id)
+                    return
+                if run.terminal and not (before is not None and before.terminal):
+                    await self._ended(run, rev)  # the catch-up itself finished the run
                     return
         if run is not None and event.seq <= run.last_seq:
             if run.terminal:
                 await self._announce(run)  # a crash may have come between save and announce
             return  # applied before; its ack was lost
+        if run is not None and run.terminal:
+            return  # a late result for a run that has ended: nothing to change or write
         defn = await self._definition(run, event)
         if defn is None:
             return
@@ -303,8 +382,8 @@ class Engine:
         if ended:
             limit = max_runs(defn)
             if limit is not None:
-                for promoted in await release_run(kv, defn.name, run.run_id, limit):
-                    await self.executor.admitted(promoted)
+                for holder in await release_run(kv, defn.name, run.run_id, limit):
+                    await self.executor.admitted(holder)
             for limited in defn.steps:
                 if limited.max_task_concurrency:
                     await release_slots(kv, limited.task_name, prefix=f"{run.run_id}.")
@@ -342,9 +421,12 @@ class Engine:
         return found[0]
 
     async def _catch_up(self, run: RunState | None, event: Event) -> RunState | None:
-        """Apply history events the snapshot has not seen (those before ``event``).
+        """Apply the history events before ``event`` that the snapshot has not seen.
 
-        Their actions were executed before they were acked, so only the state is rebuilt.
+        Their actions are executed again: an event given back after a failure, or applied
+        just before a crash, may not have had them done. Dedup ids make repeats invisible
+        within the streams' window; a later repeat is a stale task or timer that the run
+        ignores (at-least-once actions, exactly-once state).
         """
         after = run.last_seq if run is not None else 0
         history = await read_history(self.nc, event.run_id, after_seq=after, before_seq=event.seq)
@@ -354,6 +436,31 @@ class Engine:
         defn = await self._definition(run, inputs[0])
         if defn is None:
             return run
-        caught = fold(defn, run, inputs)
-        log.info("run %s: caught up %d history events", event.run_id, len(inputs))
-        return caught
+        applied = 0
+        for past in inputs:
+            if run is not None and (past.seq <= run.last_seq or run.terminal):
+                continue
+            if run is None and past.type != ev.WORKFLOW_STARTED:
+                continue
+            run, actions = advance(defn, run, past)
+            if actions:
+                await self.executor.execute(actions)
+            applied += 1
+        log.info("run %s: caught up %d history events", event.run_id, applied)
+        return run
+
+    async def _ended(self, run: RunState, rev: int) -> None:
+        defn = await self._definition(run, Event(type=ev.WORKFLOW_STARTED, run_id=run.run_id))
+        if defn is not None:
+            await self._release_slots(
+                defn, Event(type=ev.WORKFLOW_COMPLETED, run_id=run.run_id), run, True
+            )
+        await self.runs.save(run, rev)
+        await self._announce(run)
+
+
+def _delivered(msg: Msg) -> int:
+    try:
+        return int(msg.metadata.num_delivered)
+    except Exception:  # not a JetStream message: cannot happen on a pull feed
+        return 1

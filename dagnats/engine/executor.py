@@ -8,6 +8,7 @@ All publishes of one event are pipelined and awaited together before the snapsho
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import math
@@ -23,6 +24,7 @@ from nats.js.api import PubAck
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
+from dagnats._nats.payloads import THRESHOLD_BYTES, Payloads
 from dagnats._nats.publish import gather_acks, msg_id, publish_atomic
 from dagnats.dag import events as ev
 from dagnats.dag import wire
@@ -87,6 +89,7 @@ class Executor:
         # Set by the engine: the correlator's look-back for a newly registered waiter.
         self.on_waiter: Callable[[RegisterWaiter], Awaitable[None]] | None = None
         self._background: set[asyncio.Task[None]] = set()
+        self.payloads = Payloads(js)
 
     async def execute(
         self, actions: list[Action], *, records_later: bool = False
@@ -107,7 +110,7 @@ class Executor:
                 records.append(a)
                 (record_futures if records_later else futures).append(
                     await self._pub(
-                        wire.history_subject(a.event.run_id), a.event.to_bytes(), a.dedup_id
+                        wire.history_subject(a.event.run_id), await self._record_body(a), a.dedup_id
                     )
                 )
             elif isinstance(a, ScheduleTimer):
@@ -138,13 +141,19 @@ class Executor:
                 t = tasks[0]
                 futures.append(
                     await self._pub(
-                        wire.task_subject(t.task, t.worker_group), _task_body(t), t.dedup_id
+                        wire.task_subject(t.task, t.worker_group),
+                        await self._task_body(t),
+                        t.dedup_id,
                     )
                 )
             else:
                 # Map fan-out: all instances or none (atomic batches of <= 1000).
                 msgs = [
-                    (wire.task_subject(t.task, t.worker_group), _task_body(t), msg_id(t.dedup_id))
+                    (
+                        wire.task_subject(t.task, t.worker_group),
+                        await self._task_body(t),
+                        msg_id(t.dedup_id),
+                    )
                     for t in tasks
                 ]
                 await publish_atomic(self.nc, self.js, msgs)
@@ -171,7 +180,7 @@ class Executor:
         wait_s = await check_limits(self.kv, limits_of(t))
         subject = wire.task_subject(t.task, t.worker_group)
         if wait_s is None:
-            futures.append(await self._pub(subject, _task_body(t), t.dedup_id))
+            futures.append(await self._pub(subject, await self._task_body(t), t.dedup_id))
             return
         fire_at = datetime.now(UTC) + timedelta(seconds=wait_s)
         body = {
@@ -181,7 +190,11 @@ class Executor:
             "fire_at": fire_at.isoformat(),
             "data": {"kind": "dispatch"},
             "dedup_id": f"defer.{t.dedup_id}",
-            "task": {"subject": subject, "body": _task_body(t).decode(), **limits_of(t)},
+            "task": {
+                "subject": subject,
+                "body": (await self._task_body(t)).decode(),
+                **limits_of(t),
+            },
         }
         futures.append(
             await self._pub(
@@ -190,6 +203,24 @@ class Executor:
                 f"defer.{t.dedup_id}",
             )
         )
+
+    async def _task_body(self, t: DispatchTask) -> bytes:
+        """The task message; an input the engine assembled (a map's fan-in, several
+        dependencies' outputs) that is too large for one message goes by reference."""
+        body = _task_body_inline(t)
+        if len(body) <= THRESHOLD_BYTES:
+            return body
+        item = "" if t.item is None else f".i{t.item}"
+        key = f"{t.run_id}/{t.step_id}/{t.attempt}.{t.iteration}{item}/input"
+        ref = await self.payloads.offload(key, t.input)
+        return _task_body_inline(dataclasses.replace(t, input=ref))
+
+    async def _record_body(self, a: RecordEvent) -> bytes:
+        body = a.event.to_bytes()
+        if len(body) <= THRESHOLD_BYTES:
+            return body
+        ref = await self.payloads.offload(f"{a.event.run_id}/records/{a.dedup_id}", a.event.data)
+        return a.event.model_copy(update={"data": ref}).to_bytes()
 
     async def _pub(self, subject: str, data: bytes, dedup_id: str) -> asyncio.Future[PubAck]:
         return await self.js.publish_async(subject, data, headers=msg_id(dedup_id))
@@ -298,7 +329,8 @@ class Executor:
         await self._cleanup_checkpoints(a.run_id)
 
     async def _cleanup_checkpoints(self, run_id: str) -> None:
-        """Drop the run's checkpoints: one purge by subject, off the critical path."""
+        """Drop the run's checkpoints and pending timers (sleeps, backstops, deferred
+        dispatches): purges by subject, off the critical path."""
         task = asyncio.create_task(self._purge_checkpoints(run_id))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
@@ -310,6 +342,12 @@ class Executor:
             )
         except Exception as exc:  # best effort: checkpoints are a cache of progress
             log.debug("could not purge checkpoints of run %s: %s", run_id, exc)
+        try:
+            # Timers of an ended run would fire as stale no-ops (or, for deferred dispatches,
+            # take a concurrency slot); removing them keeps the timer stream small.
+            await self.js.purge_stream(wire.TIMER_STREAM, subject=f"timer.*.{run_id}")
+        except Exception as exc:
+            log.debug("could not purge timers of run %s: %s", run_id, exc)
 
     async def drain(self, timeout_s: float = 5.0) -> None:
         """Wait for background clean-ups (bounded)."""
@@ -400,7 +438,7 @@ async def check_limits(kv: dict[str, KeyValue], limits: dict[str, Any]) -> float
     return None
 
 
-def _task_body(t: DispatchTask) -> bytes:
+def _task_body_inline(t: DispatchTask) -> bytes:
     return (
         wire.TaskMessage(
             run_id=t.run_id,

@@ -130,7 +130,12 @@ async def admit_run(kv: KeyValue, workflow: str, run_id: str, max_runs: int) -> 
 
 
 async def release_run(kv: KeyValue, workflow: str, run_id: str, max_runs: int) -> list[str]:
-    """Free ``run_id``'s slot (or queue place); returns the runs promoted, in order."""
+    """Free ``run_id``'s slot (or queue place); returns every run now holding a slot.
+
+    The caller announces admission to all of them, not only the ones promoted now: if an
+    engine died after an earlier release but before its announcement, this one repeats it
+    (``workflow.admitted`` is idempotent and deduplicated).
+    """
     key = f"run.{workflow}"
     for _ in range(MAX_CAS_TRIES):
         state, rev = await _read(kv, key)
@@ -138,11 +143,8 @@ async def release_run(kv: KeyValue, workflow: str, run_id: str, max_runs: int) -
             return []
         holders = [h for h in state.get("holders", []) if h != run_id]
         waiting = [w for w in state.get("waiting", []) if w != run_id]
-        promoted: list[str] = []
         while waiting and len(holders) < max_runs:
-            nxt = waiting.pop(0)
-            holders.append(nxt)
-            promoted.append(nxt)
+            holders.append(waiting.pop(0))
         if await _write(kv, key, {"holders": holders, "waiting": waiting}, rev):
-            return promoted
+            return holders
     raise RuntimeError(f"could not update the run queue of workflow {workflow!r}")

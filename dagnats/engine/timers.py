@@ -17,6 +17,7 @@ from typing import Any
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from dagnats._nats.consumers import ConsumerLoop
@@ -24,6 +25,7 @@ from dagnats._nats.publish import msg_id
 from dagnats.dag import events as ev
 from dagnats.dag import wire
 from dagnats.dag.events import Event
+from dagnats.dag.state import RUN_TERMINAL
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +47,9 @@ class TimerService(ConsumerLoop):
                 deliver_policy=DeliverPolicy.ALL,
                 ack_wait=30.0,
                 max_deliver=-1,
-                max_ack_pending=100_000,
+                # Timers waiting out a nak delay count as pending acks: no cap, or a busy
+                # system's sleeps and backstops would stop every other timer.
+                max_ack_pending=-1,
             ),
             max_inflight=max_inflight,
             concurrent=True,  # each due timer is one publish: let them overlap
@@ -57,6 +61,10 @@ class TimerService(ConsumerLoop):
         """A task deferred by its rate limit or concurrency limit: try the limits again."""
         from dagnats.engine.executor import check_limits
 
+        if await self._run_ended(msg):
+            # Its slots were released when the run ended; taking one now would leak it.
+            await msg.ack()
+            return
         wait_s = await check_limits(self.kv, task)
         if wait_s is not None:
             await msg.nak(delay=max(0.01, min(wait_s, MAX_NAK_DELAY_S)))
@@ -65,6 +73,20 @@ class TimerService(ConsumerLoop):
             task["subject"], task["body"].encode(), headers=msg_id(task["holder"])
         )
         await msg.ack()
+
+    async def _run_ended(self, msg: Msg) -> bool:
+        body = json.loads(msg.data)
+        runs = self.kv.get(wire.KV_RUNS)
+        if runs is None:
+            return False
+        try:
+            entry = await runs.get(body["run_id"])
+        except KeyNotFoundError:
+            return False
+        try:  # the top-level status (an oversized snapshot's marker carries it too)
+            return json.loads(entry.value or b"{}").get("status") in RUN_TERMINAL
+        except ValueError:
+            return False
 
     async def handle(self, msg: Msg) -> None:
         try:

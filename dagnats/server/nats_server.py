@@ -204,7 +204,8 @@ class EmbeddedNats:
         )
 
     def _config(self, data_dir: Path) -> str:
-        host = "0.0.0.0" if self.leaf_remotes else self.host
+        # Leaf remotes are outgoing connections: clients stay on loopback either way.
+        host = self.host
         store = str(data_dir / "jetstream").replace("\\", "/")
         lines = [
             f'host: "{host}"',
