@@ -92,6 +92,14 @@ def stream_configs(replicas: int = 1) -> list[StreamConfig]:
             **common,  # type: ignore[arg-type]
         ),
         StreamConfig(
+            # Worker-loss advisories, kept so that an engine that was down still sees them.
+            name=wire.ADVISORY_STREAM,
+            subjects=[f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{wire.TASK_STREAM}.*"],
+            retention=RetentionPolicy.WORK_QUEUE,
+            max_age=7 * DAY_S,
+            **common,  # type: ignore[arg-type]
+        ),
+        StreamConfig(
             name=wire.DLQ_STREAM,
             subjects=["dead.>"],
             retention=RetentionPolicy.LIMITS,

@@ -15,6 +15,7 @@ TASK_STREAM = "TASK_QUEUES"
 TIMER_STREAM = "TIMERS"
 EVENT_STREAM = "EVENTS"
 DLQ_STREAM = "DEAD_LETTERS"
+ADVISORY_STREAM = "ADVISORIES"  # captured max-deliveries advisories of task consumers
 
 # KV buckets and object store
 KV_DEFS = "workflow_defs"

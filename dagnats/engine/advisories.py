@@ -7,13 +7,16 @@ a failed attempt that the retry policy then handles) and delete it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
 
+from dagnats._nats.consumers import ConsumerLoop
 from dagnats._nats.publish import msg_id
 from dagnats.dag import events as ev
 from dagnats.dag import wire
@@ -22,23 +25,37 @@ from dagnats.dag.events import Event
 log = logging.getLogger(__name__)
 
 ADVISORY = f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{wire.TASK_STREAM}.*"
+ADVISORY_CONSUMER = "dagnats-advisories"
 
 
-class AdvisoryWatcher:
+class AdvisoryWatcher(ConsumerLoop):
+    """Reads the advisories from the ``ADVISORIES`` stream, so none is missed while no engine
+    runs (a core subscription would drop them)."""
+
     def __init__(self, nc: NatsClient) -> None:
-        self.nc = nc
-        self.js = nc.jetstream()
-        self._sub: Subscription | None = None
+        super().__init__(
+            nc,
+            wire.ADVISORY_STREAM,
+            ConsumerConfig(
+                durable_name=ADVISORY_CONSUMER,
+                filter_subject=ADVISORY,
+                ack_policy=AckPolicy.EXPLICIT,
+                deliver_policy=DeliverPolicy.ALL,
+                ack_wait=30.0,
+                max_deliver=10,
+            ),
+            max_inflight=64,
+        )
         self.lost = 0
 
-    async def start(self) -> None:
-        # A queue group: with several engines, one of them handles each advisory.
-        self._sub = await self.nc.subscribe(ADVISORY, queue="dagnats-engine", cb=self._on)
-
-    async def stop(self) -> None:
-        if self._sub is not None:
-            await self._sub.unsubscribe()
-            self._sub = None
+    async def handle(self, msg: Msg) -> None:
+        try:
+            await self._on(msg)
+            await msg.ack()
+        except Exception as exc:
+            log.warning("worker-loss advisory not handled yet (%s); retrying", exc)
+            with contextlib.suppress(Exception):
+                await msg.nak(delay=1.0)
 
     async def _on(self, msg: Msg) -> None:
         try:
@@ -47,8 +64,10 @@ class AdvisoryWatcher:
             deliveries = int(advisory.get("deliveries", 0))
             raw = await self.js.get_msg(wire.TASK_STREAM, seq)
             task = wire.TaskMessage.model_validate_json(raw.data or b"{}")
-        except Exception as exc:
-            log.warning("ignoring a max-deliveries advisory: %s", exc)
+        except NotFoundError:
+            return  # already handled: the task message was deleted after its loss was told
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("ignoring a malformed max-deliveries advisory: %s", exc)
             return
         event = Event(
             type=ev.WORKER_LOST,

@@ -119,7 +119,7 @@ class Engine:
         if self._loop is None:
             return
         # Pause every feed first so their open pull requests run out side by side.
-        for feed in (self.feed, self.timers.feed, self.correlator.feed):
+        for feed in (self.feed, self.timers.feed, self.correlator.feed, self.advisories.feed):
             feed.pause()
         self._loop.cancel()
         with contextlib.suppress(BaseException):

@@ -13,6 +13,7 @@ from pathlib import Path
 import dagnats
 from dagnats.dag import wire
 from dagnats.dag.events import Event
+from dagnats.engine.advisories import ADVISORY
 from dagnats.testing import DagnatsEnv
 
 HERE = Path(__file__).resolve().parent
@@ -97,3 +98,29 @@ async def test_worker_lost_max_deliver_times_counts_as_failed_attempt() -> None:
         types = [e.type async for e in run.events()]
         assert "step.worker_lost" in types and "step.retrying" in types
         assert (await run.status()).steps["fragile"].attempts == 2
+
+
+async def test_worker_lost_while_no_engine_runs_is_still_counted() -> None:
+    async with DagnatsEnv.start() as env:
+        run = await env.client.start(flow(), 7)
+        proc = await spawn_fragile(env.url)
+        try:
+            assert (await kill_when_started(proc)).startswith("started attempt=1")
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+        await env.stop_engine()  # the advisory will come while no engine listens
+        for _ in range(2):
+            proc = await spawn_fragile(env.url)
+            try:
+                assert (await kill_when_started(proc)).startswith("started attempt=1")
+            finally:
+                if proc.returncode is None:
+                    proc.kill()
+        advisory = await env.nc.subscribe(ADVISORY)
+        env.add_worker(good_worker())  # its pull makes the server emit the advisory
+        await advisory.next_msg(timeout=20)  # captured by the ADVISORIES stream too
+        await advisory.unsubscribe()
+        await env.start_engine()
+        assert await run.result(timeout=20) == 14
+        assert "step.worker_lost" in [e.type async for e in run.events()]
