@@ -21,7 +21,7 @@ from typing import Any
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
-from nats.js.errors import KeyNotFoundError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from dagnats._nats.payloads import THRESHOLD_BYTES, Payloads
@@ -388,8 +388,20 @@ class Executor:
         await self._publish_event(started, f"{a.child_run_id}.started")
 
     async def _request_approval(self, a: RequestApproval) -> None:
-        token = secrets.token_hex(32)  # 256 bits
+        """Mint the step's single-use token once, however often this action is executed.
+
+        ``step.<run>.<step>.<deadline>`` is created first (create-only) and names the token,
+        so a repeat after a crash announces the same token instead of minting another.
+        """
+        kv = self.kv[wire.KV_APPROVALS]
         ttl_s = max(1, math.ceil((a.expires_at - datetime.now(UTC)).total_seconds()) + 60)
+        ref = f"step.{a.run_id}.{a.step_id}.{int(a.expires_at.timestamp() * 1000)}"
+        token = secrets.token_hex(32)  # 256 bits
+        try:
+            await kv.create(ref, token.encode(), msg_ttl=ttl_s)
+        except KeyWrongLastSequenceError:
+            entry = await kv.get(ref)
+            token = (entry.value or b"").decode() or token
         body = json.dumps(
             {
                 "run_id": a.run_id,
@@ -398,13 +410,20 @@ class Executor:
                 "state": "open",
             }
         ).encode()
-        await self.kv[wire.KV_APPROVALS].create(token, body, msg_ttl=ttl_s)
+        try:
+            await kv.create(token, body, msg_ttl=ttl_s)
+        except KeyWrongLastSequenceError:
+            pass  # created by the earlier execution (and maybe used since): keep it
         await self._publish_event(
             Event(
                 type=ev.STEP_APPROVAL_REQUESTED,
                 run_id=a.run_id,
                 step_id=a.step_id,
-                data={"token": token, "expires_at": a.expires_at.isoformat(), "message": a.message},
+                data={
+                    "token": token,
+                    "expires_at": a.expires_at.isoformat(),
+                    "message": a.message,
+                },
             ),
             f"{a.run_id}.{a.step_id}.approval.{a.expires_at.timestamp()}",
         )
