@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections import deque
-from datetime import UTC, datetime
 from typing import Any
 
 from nats.aio.client import Client as NatsClient
@@ -23,19 +21,17 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from dagnats._nats.consumers import ensure_consumer
 from dagnats._nats.feed import PullFeed
 from dagnats._nats.history import read_history
-from dagnats._nats.payloads import Payloads, encode_run, is_ref
-from dagnats._nats.publish import msg_id
+from dagnats._nats.payloads import Payloads, is_ref
 from dagnats.dag import events as ev
 from dagnats.dag import wire
-from dagnats.dag.actions import FinishRun
-from dagnats.dag.advance import advance, max_runs
+from dagnats.dag.advance import advance
 from dagnats.dag.definition import WorkflowDef
 from dagnats.dag.events import Event
-from dagnats.dag.state import RunError, RunState
+from dagnats.dag.state import RunState
 from dagnats.engine.advisories import AdvisoryWatcher
 from dagnats.engine.correlator import Correlator
+from dagnats.engine.ending import RunEnding
 from dagnats.engine.executor import Executor
-from dagnats.engine.limits import release_run, release_slots
 from dagnats.engine.store import ConflictError, DefinitionStore, RunStore
 from dagnats.engine.timers import TimerService
 
@@ -49,10 +45,6 @@ MAX_EVENT_DELIVERIES = 10
 # shortens how long a crashed engine's in-flight events wait for its successor.
 ENGINE_ACK_WAIT_S = 10.0
 FLUSH_DELAY_S = 0.1  # how long a running run's snapshot may lag its applied events
-# Events after which an attempt no longer runs (its concurrency slot is free again).
-SLOT_ENDING = frozenset(
-    {ev.STEP_COMPLETED, ev.STEP_FAILED, ev.STEP_CONTINUE, ev.WORKER_LOST, ev.TIMER_FIRED}
-)
 
 
 class Engine:
@@ -110,6 +102,7 @@ class Engine:
         self.correlator = Correlator(self.nc, kv[wire.KV_WAITERS])
         await self.correlator.start()
         self.executor.on_waiter = self.correlator.lookback
+        self.ending = RunEnding(self.nc, self.runs, self.executor)
         self._loop = asyncio.create_task(self._consume(), name="dagnats-engine")
         self.ready.set()
         log.info("engine started")
@@ -197,7 +190,8 @@ class Engine:
                 if ok:
                     await self._finish(msg)
                 elif _delivered(msg) >= MAX_EVENT_DELIVERIES:
-                    await self._give_up(msg, event, error)
+                    await self.ending.give_up(msg, event, error, _delivered(msg))
+                    await self.feed.done()
                 else:
                     # Give it back; it comes again after the delay, in order with later ones
                     # because they are given back too.
@@ -227,54 +221,6 @@ class Engine:
         with contextlib.suppress(Exception):
             await msg.nak(delay=2.0)
         await self.feed.done()
-
-    async def _give_up(self, msg: Msg, event: Event, error: str) -> None:
-        """An event that cannot be applied however often it comes: park it, fail the run."""
-        n = _delivered(msg)
-        message = (
-            f"the engine could not apply event {event.type} (seq {event.seq}) after {n} "
-            f"deliveries: {error}"
-        )
-        log.error("run %s: %s", event.run_id, message)
-        body = {"run_id": event.run_id, "event": event.model_dump(mode="json"), "error": message}
-        with contextlib.suppress(Exception):
-            await self.js.publish(
-                wire.dead_letter_subject(event.run_id, "engine"),
-                json.dumps(body, default=str).encode(),
-                headers=msg_id(f"dead.engine.{event.seq}"),
-            )
-        with contextlib.suppress(Exception):
-            await self._fail_run(event.run_id, message)
-        with contextlib.suppress(Exception):
-            await msg.term()
-        await self.feed.done()
-
-    async def _fail_run(self, run_id: str, message: str) -> None:
-        run, rev = await self.runs.load(run_id, fresh=True)
-        if run is None or run.terminal:
-            return
-        failed = run.model_copy(
-            update={
-                "status": "failed",
-                "error": RunError(message=message, type="EngineError"),
-                "finished_at": datetime.now(UTC),
-            }
-        )
-        parent = failed.parent
-        await self.executor.execute(
-            [
-                FinishRun(
-                    run_id=run_id,
-                    status="failed",
-                    output=None,
-                    error={"message": message, "type": "EngineError"},
-                    parent_run_id=parent.run_id if parent is not None else None,
-                    parent_step_id=parent.step_id if parent is not None else None,
-                )
-            ]
-        )
-        await self.runs.save(failed, rev)
-        await self._announce(failed)
 
     async def _finish(self, msg: Msg) -> None:
         try:
@@ -335,11 +281,12 @@ class Engine:
                     log.warning("event %s for unknown run %s ignored", event.type, event.run_id)
                     return
                 if run.terminal and not (before is not None and before.terminal):
-                    await self._ended(run, rev)  # the catch-up itself finished the run
+                    # The catch-up itself finished the run.
+                    await self.ending.ended(await self._definition(run, event), run, rev)
                     return
         if run is not None and event.seq <= run.last_seq:
             if run.terminal:
-                await self._announce(run)  # a crash may have come between save and announce
+                await self.ending.announce(run)  # a crash may have come between save and announce
             return  # applied before; its ack was lost
         if run is not None and run.terminal:
             return  # a late result for a run that has ended: nothing to change or write
@@ -353,7 +300,7 @@ class Engine:
         if actions:
             confirm = await self.executor.execute(actions, records_later=new_run.terminal)
         ended = new_run.terminal and not (run is not None and run.terminal)
-        await self._release_slots(defn, event, new_run, ended)
+        await self.ending.release_slots(defn, event, new_run, ended)
         if new_run.terminal:
             # Terminal states are what result() waits for: write them at once, while the
             # acks of the final records are still on their way (both must succeed).
@@ -361,44 +308,12 @@ class Engine:
                 await self.runs.save(new_run, rev)
             else:
                 await asyncio.gather(self.runs.save(new_run, rev), confirm())
-            await self._announce(new_run)
+            await self.ending.announce(new_run)
         else:
             # The event log is the truth and is acked only after the actions above: the
             # snapshot can follow a few ms later, coalescing the writes of busy runs.
             self.runs.stage(new_run, rev)
             self._schedule_flush(new_run.run_id)
-
-    async def _announce(self, run: RunState) -> None:
-        """Tell result() waiters: only after the terminal snapshot is stored, so a waiter
-        that subscribed too late finds it by reading the snapshot."""
-        body = await encode_run(self.runs.payloads, run)
-        await self.nc.publish(wire.done_subject(run.run_id), body)
-
-    async def _release_slots(
-        self, defn: WorkflowDef, event: Event, run: RunState, ended: bool
-    ) -> None:
-        """Give back max_task_concurrency slots held by attempts that have ended."""
-        kv = self.executor.kv[wire.KV_CONCURRENCY]
-        if ended:
-            limit = max_runs(defn)
-            if limit is not None:
-                for holder in await release_run(kv, defn.name, run.run_id, limit):
-                    await self.executor.admitted(holder)
-            for limited in defn.steps:
-                if limited.max_task_concurrency:
-                    await release_slots(kv, limited.task_name, prefix=f"{run.run_id}.")
-            return
-        if event.step_id is None or event.type not in SLOT_ENDING:
-            return
-        if event.type == ev.TIMER_FIRED and (event.data or {}).get("kind") != "step_timeout":
-            return
-        step = next((s for s in defn.steps if s.id == event.step_id), None)
-        if step is None or not step.max_task_concurrency:
-            return
-        attempt, iteration = event.attempt or 1, event.iteration or 0
-        tail = f"i{event.item}" if event.item is not None else str(iteration)
-        holder = f"{run.run_id}.{step.id}.{attempt}.{tail}"
-        await release_slots(kv, step.task_name, holder=holder)
 
     async def _resolve_for_map(self, defn: WorkflowDef, event: Event) -> None:
         """A map step fans out over its input array, so a referenced array is fetched."""
@@ -448,15 +363,6 @@ class Engine:
             applied += 1
         log.info("run %s: caught up %d history events", event.run_id, applied)
         return run
-
-    async def _ended(self, run: RunState, rev: int) -> None:
-        defn = await self._definition(run, Event(type=ev.WORKFLOW_STARTED, run_id=run.run_id))
-        if defn is not None:
-            await self._release_slots(
-                defn, Event(type=ev.WORKFLOW_COMPLETED, run_id=run.run_id), run, True
-            )
-        await self.runs.save(run, rev)
-        await self._announce(run)
 
 
 def _delivered(msg: Msg) -> int:

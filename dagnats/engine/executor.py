@@ -44,13 +44,7 @@ from dagnats.dag.actions import (
     StartChildRun,
 )
 from dagnats.dag.events import Event
-from dagnats.engine.limits import (
-    MAX_WAITING_RUNS,
-    acquire_slot,
-    admit_run,
-    release_slots,
-    take_token,
-)
+from dagnats.engine.limits import MAX_WAITING_RUNS, admit_run, check_limits, limits_of
 from dagnats.engine.store import DefinitionStore
 
 log = logging.getLogger(__name__)
@@ -427,34 +421,6 @@ class Executor:
             ),
             f"{a.run_id}.{a.step_id}.approval.{a.expires_at.timestamp()}",
         )
-
-
-def limits_of(t: DispatchTask) -> dict[str, Any]:
-    return {
-        "task_name": t.task,
-        "holder": t.dedup_id,
-        "rate_limit": list(t.rate_limit) if t.rate_limit else None,
-        "max_task_concurrency": t.max_task_concurrency,
-    }
-
-
-async def check_limits(kv: dict[str, KeyValue], limits: dict[str, Any]) -> float | None:
-    """None when the task may start now (slot and token taken), else seconds to wait."""
-    task, holder = limits["task_name"], limits["holder"]
-    max_conc = limits.get("max_task_concurrency")
-    if max_conc:
-        verdict = await acquire_slot(kv[wire.KV_CONCURRENCY], task, holder, int(max_conc))
-        if not verdict.ok:
-            return verdict.retry_in_s
-    rate = limits.get("rate_limit")
-    if rate:
-        limit, period_ns = rate
-        verdict = await take_token(kv[wire.KV_RATE_LIMITS], task, int(limit), period_ns / 1e9)
-        if not verdict.ok:
-            if max_conc:  # do not sit on a slot while waiting for a token
-                await release_slots(kv[wire.KV_CONCURRENCY], task, holder=holder)
-            return verdict.retry_in_s
-    return None
 
 
 def _task_body_inline(t: DispatchTask) -> bytes:

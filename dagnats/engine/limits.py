@@ -17,6 +17,9 @@ from typing import Any
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
+from dagnats.dag import wire
+from dagnats.dag.actions import DispatchTask
+
 log = logging.getLogger(__name__)
 
 MAX_CAS_TRIES = 10
@@ -148,3 +151,31 @@ async def release_run(kv: KeyValue, workflow: str, run_id: str, max_runs: int) -
         if await _write(kv, key, {"holders": holders, "waiting": waiting}, rev):
             return holders
     raise RuntimeError(f"could not update the run queue of workflow {workflow!r}")
+
+
+def limits_of(t: DispatchTask) -> dict[str, Any]:
+    return {
+        "task_name": t.task,
+        "holder": t.dedup_id,
+        "rate_limit": list(t.rate_limit) if t.rate_limit else None,
+        "max_task_concurrency": t.max_task_concurrency,
+    }
+
+
+async def check_limits(kv: dict[str, KeyValue], limits: dict[str, Any]) -> float | None:
+    """None when the task may start now (slot and token taken), else seconds to wait."""
+    task, holder = limits["task_name"], limits["holder"]
+    max_conc = limits.get("max_task_concurrency")
+    if max_conc:
+        verdict = await acquire_slot(kv[wire.KV_CONCURRENCY], task, holder, int(max_conc))
+        if not verdict.ok:
+            return verdict.retry_in_s
+    rate = limits.get("rate_limit")
+    if rate:
+        limit, period_ns = rate
+        verdict = await take_token(kv[wire.KV_RATE_LIMITS], task, int(limit), period_ns / 1e9)
+        if not verdict.ok:
+            if max_conc:  # do not sit on a slot while waiting for a token
+                await release_slots(kv[wire.KV_CONCURRENCY], task, holder=holder)
+            return verdict.retry_in_s
+    return None

@@ -26,6 +26,7 @@ from dagnats.dag import events as ev
 from dagnats.dag import wire
 from dagnats.dag.events import Event
 from dagnats.dag.state import RUN_TERMINAL
+from dagnats.engine.limits import check_limits
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,6 @@ class TimerService(ConsumerLoop):
 
     async def _dispatch(self, msg: Msg, task: dict[str, Any]) -> None:
         """A task deferred by its rate limit or concurrency limit: try the limits again."""
-        from dagnats.engine.executor import check_limits
 
         if await self._run_ended(msg):
             # Its slots were released when the run ended; taking one now would leak it.

@@ -1,0 +1,129 @@
+"""How a run ends, seen from the engine: announce it, free its slots, or give up on it.
+
+Split from engine.py: these run once per run (or per poison event), not per event.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from datetime import UTC, datetime
+
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+
+from dagnats._nats.payloads import encode_run
+from dagnats._nats.publish import msg_id
+from dagnats.dag import events as ev
+from dagnats.dag import wire
+from dagnats.dag.actions import FinishRun
+from dagnats.dag.advance import max_runs
+from dagnats.dag.definition import WorkflowDef
+from dagnats.dag.events import Event
+from dagnats.dag.state import RunError, RunState
+from dagnats.engine.executor import Executor
+from dagnats.engine.limits import release_run, release_slots
+from dagnats.engine.store import RunStore
+
+log = logging.getLogger(__name__)
+
+# Events after which an attempt no longer runs (its concurrency slot is free again).
+SLOT_ENDING = frozenset(
+    {ev.STEP_COMPLETED, ev.STEP_FAILED, ev.STEP_CONTINUE, ev.WORKER_LOST, ev.TIMER_FIRED}
+)
+
+
+class RunEnding:
+    def __init__(self, nc: NatsClient, runs: RunStore, executor: Executor) -> None:
+        self.nc = nc
+        self.js = nc.jetstream()
+        self.runs = runs
+        self.executor = executor
+
+    async def give_up(self, msg: Msg, event: Event, error: str, delivered: int) -> None:
+        """An event that cannot be applied however often it comes: park it, fail the run."""
+        n = delivered
+        message = (
+            f"the engine could not apply event {event.type} (seq {event.seq}) after {n} "
+            f"deliveries: {error}"
+        )
+        log.error("run %s: %s", event.run_id, message)
+        body = {"run_id": event.run_id, "event": event.model_dump(mode="json"), "error": message}
+        with contextlib.suppress(Exception):
+            await self.js.publish(
+                wire.dead_letter_subject(event.run_id, "engine"),
+                json.dumps(body, default=str).encode(),
+                headers=msg_id(f"dead.engine.{event.seq}"),
+            )
+        with contextlib.suppress(Exception):
+            await self.fail_run(event.run_id, message)
+        with contextlib.suppress(Exception):
+            await msg.term()
+
+    async def fail_run(self, run_id: str, message: str) -> None:
+        run, rev = await self.runs.load(run_id, fresh=True)
+        if run is None or run.terminal:
+            return
+        failed = run.model_copy(
+            update={
+                "status": "failed",
+                "error": RunError(message=message, type="EngineError"),
+                "finished_at": datetime.now(UTC),
+            }
+        )
+        parent = failed.parent
+        await self.executor.execute(
+            [
+                FinishRun(
+                    run_id=run_id,
+                    status="failed",
+                    output=None,
+                    error={"message": message, "type": "EngineError"},
+                    parent_run_id=parent.run_id if parent is not None else None,
+                    parent_step_id=parent.step_id if parent is not None else None,
+                )
+            ]
+        )
+        await self.runs.save(failed, rev)
+        await self.announce(failed)
+
+    async def announce(self, run: RunState) -> None:
+        """Tell result() waiters: only after the terminal snapshot is stored, so a waiter
+        that subscribed too late finds it by reading the snapshot."""
+        body = await encode_run(self.runs.payloads, run)
+        await self.nc.publish(wire.done_subject(run.run_id), body)
+
+    async def release_slots(
+        self, defn: WorkflowDef, event: Event, run: RunState, ended: bool
+    ) -> None:
+        """Give back max_task_concurrency slots held by attempts that have ended."""
+        kv = self.executor.kv[wire.KV_CONCURRENCY]
+        if ended:
+            limit = max_runs(defn)
+            if limit is not None:
+                for holder in await release_run(kv, defn.name, run.run_id, limit):
+                    await self.executor.admitted(holder)
+            for limited in defn.steps:
+                if limited.max_task_concurrency:
+                    await release_slots(kv, limited.task_name, prefix=f"{run.run_id}.")
+            return
+        if event.step_id is None or event.type not in SLOT_ENDING:
+            return
+        if event.type == ev.TIMER_FIRED and (event.data or {}).get("kind") != "step_timeout":
+            return
+        step = next((s for s in defn.steps if s.id == event.step_id), None)
+        if step is None or not step.max_task_concurrency:
+            return
+        attempt, iteration = event.attempt or 1, event.iteration or 0
+        tail = f"i{event.item}" if event.item is not None else str(iteration)
+        holder = f"{run.run_id}.{step.id}.{attempt}.{tail}"
+        await release_slots(kv, step.task_name, holder=holder)
+
+    async def ended(self, defn: WorkflowDef | None, run: RunState, rev: int) -> None:
+        if defn is not None:
+            await self.release_slots(
+                defn, Event(type=ev.WORKFLOW_COMPLETED, run_id=run.run_id), run, True
+            )
+        await self.runs.save(run, rev)
+        await self.announce(run)
