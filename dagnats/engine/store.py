@@ -1,7 +1,8 @@
 """Run snapshots and workflow definitions, cached in front of their KV buckets.
 
 The snapshot is a cache of the event log (DESIGN.md §1.2): every write is a compare-and-swap
-on the KV revision so two engines can never both advance one run from the same state.
+on the KV revision, so a write based on a stale state is refused rather than lost over
+another (one engine per deployment: see ADR 0001).
 """
 
 from __future__ import annotations
