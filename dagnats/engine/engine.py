@@ -50,7 +50,18 @@ FLUSH_DELAY_S = 0.1  # how long a running run's snapshot may lag its applied eve
 class Engine:
     """Run with ``await engine.start()`` / ``await engine.stop()`` or ``async with``."""
 
-    def __init__(self, nc: NatsClient, *, max_inflight: int = 1024) -> None:
+    def __init__(
+        self,
+        nc: NatsClient,
+        *,
+        max_inflight: int = 1024,
+        max_event_deliveries: int = MAX_EVENT_DELIVERIES,
+        apply_tries: int = MAX_APPLY_TRIES,
+        redeliver_delay_s: float = 2.0,
+    ) -> None:
+        self.max_event_deliveries = max_event_deliveries
+        self.apply_tries = apply_tries
+        self.redeliver_delay_s = redeliver_delay_s
         self.nc = nc
         self.js = nc.jetstream()
         self.max_inflight = max_inflight
@@ -189,7 +200,7 @@ class Engine:
                 q.popleft()
                 if ok:
                     await self._finish(msg)
-                elif _delivered(msg) >= MAX_EVENT_DELIVERIES:
+                elif _delivered(msg) >= self.max_event_deliveries:
                     await self.ending.give_up(msg, event, error, _delivered(msg))
                     await self.feed.done()
                 else:
@@ -219,7 +230,7 @@ class Engine:
 
     async def _nak(self, msg: Msg) -> None:
         with contextlib.suppress(Exception):
-            await msg.nak(delay=2.0)
+            await msg.nak(delay=self.redeliver_delay_s)
         await self.feed.done()
 
     async def _finish(self, msg: Msg) -> None:
@@ -233,7 +244,7 @@ class Engine:
         delay = 0.05
         fresh = False
         error = ""
-        for attempt in range(1, MAX_APPLY_TRIES + 1):
+        for attempt in range(1, self.apply_tries + 1):
             try:
                 await self._apply(event, fresh=fresh, first_delivery=delivered <= 1)
                 self.applied += 1
@@ -250,7 +261,7 @@ class Engine:
                     event.type,
                     event.run_id,
                     attempt,
-                    MAX_APPLY_TRIES,
+                    self.apply_tries,
                 )
                 self.runs.forget(event.run_id)
                 await asyncio.sleep(delay)  # bounded backoff before a retry of I/O

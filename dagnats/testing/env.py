@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import nats
 from nats.aio.client import Client as NatsClient
@@ -74,9 +74,10 @@ class DagnatsEnv:
         finally:
             await env.close()
 
-    async def start_engine(self) -> Engine:
-        """Start (or restart, after ``stop_engine``) the engine in this loop."""
-        self.engine = Engine(self.nc)
+    async def start_engine(self, **options: Any) -> Engine:
+        """Start (or restart, after ``stop_engine``) the engine in this loop; ``options``
+        go to ``Engine`` (e.g. ``max_event_deliveries``)."""
+        self.engine = Engine(self.nc, **options)
         await self.engine.start()
         return self.engine
 
