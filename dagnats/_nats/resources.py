@@ -60,6 +60,9 @@ def stream_configs(replicas: int = 1) -> list[StreamConfig]:
             name=wire.HISTORY_STREAM,
             subjects=["history.>"],
             retention=RetentionPolicy.LIMITS,
+            # Kept as long as a run may live (a 365-day sleep and then some); delete_run
+            # purges a run's history earlier.
+            max_age=PAYLOAD_TTL_S,
             duplicate_window=DEDUP_WINDOW_S,
             allow_direct=True,
             max_msg_size=MAX_MSG_BYTES,

@@ -14,7 +14,7 @@ from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.kv import KeyValue
 
-from dagnats._nats.payloads import THRESHOLD_BYTES, Payloads
+from dagnats._nats.payloads import REF, THRESHOLD_BYTES, Payloads, is_ref
 from dagnats.client.handle import RunHandle
 from dagnats.dag import wire
 from dagnats.dag.definition import WorkflowDef
@@ -31,6 +31,8 @@ from dagnats.errors import (
 )
 
 DEFAULT_URL = "nats://127.0.0.1:4222"
+# A forced delete of a running run waits up to 10 s on the server for the run to end.
+FORCE_DELETE_TIMEOUT_S = 20.0
 _ERRORS: dict[str, type[DagnatsError]] = {
     cls.__name__: cls
     for cls in (
@@ -90,7 +92,8 @@ class Client:
         self.js = connection.jetstream()
         self.timeout_s = timeout_s
         self._owned = _owned
-        self._registered: dict[str, str] = {}  # name -> JSON of what this client registered
+        # name -> (JSON of what this client registered, the revision it got)
+        self._registered: dict[str, tuple[str, int]] = {}
         self._kv: dict[str, KeyValue] = {}
 
     async def kv(self, bucket: str) -> KeyValue:
@@ -119,13 +122,20 @@ class Client:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def call(self, op: str, body: dict[str, Any] | None = None) -> Any:
-        """One API request; errors come back as the dagnats exception they were."""
+    async def call(
+        self, op: str, body: dict[str, Any] | None = None, *, timeout_s: float | None = None
+    ) -> Any:
+        """One API request; errors come back as the dagnats exception they were.
+
+        A reply too large for one NATS message arrives as a reference to the object store
+        and is resolved here.
+        """
+        timeout = self.timeout_s if timeout_s is None else timeout_s
         try:
             resp = await self.nc.request(
                 f"dagnats.api.{op}",
                 json.dumps(body or {}, default=str).encode(),
-                timeout=self.timeout_s,
+                timeout=timeout,
             )
         except NoRespondersError as exc:
             raise ApiError(
@@ -133,7 +143,7 @@ class Client:
                 code=503,
             ) from exc
         except NatsTimeoutError as exc:
-            raise ApiError(f"API request {op} timed out after {self.timeout_s}s", code=504) from exc
+            raise ApiError(f"API request {op} timed out after {timeout}s", code=504) from exc
         hdrs = resp.headers or {}
         if "Nats-Service-Error-Code" in hdrs:
             try:
@@ -145,7 +155,19 @@ class Client:
             if cls is not None:
                 raise cls(message)
             raise ApiError(message, code=int(hdrs.get("Nats-Service-Error-Code", "500")))
-        return json.loads(resp.data) if resp.data else None
+        out = json.loads(resp.data) if resp.data else None
+        if isinstance(out, dict) and is_ref(out):
+            return await self._resolve_reply(out)
+        return out
+
+    async def _resolve_reply(self, ref: dict[str, Any]) -> Any:
+        payloads = Payloads(self.js)
+        value = await payloads.resolve(ref, depth=0)
+        try:  # the reply was for this request only
+            await (await payloads.store()).delete(ref[REF])
+        except Exception:
+            pass  # the object store's max age removes it anyway
+        return value
 
     # --- workflows ---
 
@@ -177,16 +199,21 @@ class Client:
     ) -> RunHandle:
         """Start a run of a registered workflow (by name), or of a ``Workflow`` object."""
         if isinstance(workflow, str) and not workflow.endswith(".json"):
-            name = workflow
+            name = workflow  # by name: the latest revision (unless ``revision`` is given)
         else:
+            # A definition: run exactly the revision it was registered as, even if someone
+            # registers another definition under the same name meanwhile.
             payload = _definition_payload(workflow)
             key = json.dumps(payload, sort_keys=True, default=str)
             known = payload.get("name") if isinstance(payload, dict) else None
-            if not isinstance(known, str) or self._registered.get(known) != key:
+            cached = self._registered.get(known) if isinstance(known, str) else None
+            if cached is None or cached[0] != key:
                 info = await self.register(payload)
+                cached = self._registered[info.name] = (key, info.revision)
                 known = info.name
-                self._registered[known] = key
-            name = known
+            name = str(known)
+            if revision is None:
+                revision = cached[1]
         if len(json.dumps(input, default=str)) > THRESHOLD_BYTES:
             # The request is one NATS message: a large input travels by reference.
             run_id = run_id or wire.new_run_id()
@@ -219,7 +246,9 @@ class Client:
         return [RunSummary(**r) for r in rows]
 
     async def delete_run(self, run_id: str, *, force: bool = False) -> None:
-        await self.call("run.delete", {"run_id": run_id, "force": force})
+        """Delete a finished run; ``force`` cancels a running one first (waits up to 10 s)."""
+        timeout = max(self.timeout_s, FORCE_DELETE_TIMEOUT_S) if force else None
+        await self.call("run.delete", {"run_id": run_id, "force": force}, timeout_s=timeout)
 
     async def cancel(self, run_id: str, reason: str | None = None) -> bool:
         out = await self.call("run.cancel", {"run_id": run_id, "reason": reason})

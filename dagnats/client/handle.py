@@ -19,11 +19,19 @@ from dagnats._nats.payloads import Payloads, decode_run
 from dagnats.dag import events as ev
 from dagnats.dag import wire
 from dagnats.dag.events import Event
-from dagnats.dag.state import RunState
+from dagnats.dag.state import STEP_TERMINAL, RunState
 from dagnats.errors import RunCancelledError, RunFailedError, RunNotFoundError
 
 if TYPE_CHECKING:
     from dagnats.client.client import Client
+
+# ``result()`` waits for the engine's terminal announcement, a core NATS message: one sent
+# while the client was reconnecting is lost. So a long wait wakes this often to read the
+# snapshot again.
+RESULT_RECHECK_S = 30.0
+# ``stream()`` may be opened before the run is started (to see the first chunk); a run that
+# has not started this long after is reported as not found.
+STREAM_START_GRACE_S = 10.0
 
 
 def outcome(state: RunState) -> Any:
@@ -83,28 +91,44 @@ class RunHandle:
 
         Subscribes to the engine's terminal announcement first, then reads the snapshot
         once. The engine announces only after the terminal snapshot is stored, so either the
-        read finds it or the announcement arrives: no polling and no gap between the two.
+        read finds it or the announcement arrives: no gap between the two. The announcement
+        is a core message, lost if it comes while the connection is down, so a wait also
+        wakes every ``RESULT_RECHECK_S`` seconds (and only then) to read the snapshot again.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
+        late = f"run {self.run_id} did not finish within {timeout}s"
         payloads = Payloads(self.client.js)
         sub = await self.client.nc.subscribe(wire.done_subject(self.run_id))
         try:
-            kv = await self.client.kv(wire.KV_RUNS)
-            try:
-                entry = await kv.get(self.run_id)
-            except KeyNotFoundError:
-                entry = None
-            if entry is not None and entry.value:
-                state = await decode_run(payloads, entry.value)
-                if state.terminal:
-                    return await self._resolve(outcome(state))
-            elif entry is None and not self._known:
-                await self._check_exists()
-            msg = await _next(sub, deadline, f"run {self.run_id} did not finish within {timeout}s")
-            state = await decode_run(payloads, msg.data)
+            state = await self._snapshot(payloads, check_exists=not self._known)
+            while state is None or not state.terminal:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise TimeoutError(late)
+                wait = RESULT_RECHECK_S if left is None else min(left, RESULT_RECHECK_S)
+                try:
+                    msg = await sub.next_msg(timeout=wait)
+                except NatsTimeoutError:
+                    state = await self._snapshot(payloads, check_exists=False)
+                    continue
+                state = await decode_run(payloads, msg.data)
             return await self._resolve(outcome(state))
         finally:
             await sub.unsubscribe()
+
+    async def _snapshot(self, payloads: Payloads, *, check_exists: bool) -> RunState | None:
+        """The stored snapshot, if any (with ``check_exists``, RunNotFoundError when the run
+        has neither a snapshot nor a history)."""
+        kv = await self.client.kv(wire.KV_RUNS)
+        try:
+            entry = await kv.get(self.run_id)
+        except KeyNotFoundError:
+            entry = None
+        if entry is not None and entry.value:
+            return await decode_run(payloads, entry.value)
+        if entry is None and check_exists:
+            await self._check_exists()
+        return None
 
     async def _resolve(self, value: Any) -> Any:
         # The result may be a reference, or hold some ({sink: output}, a map's list).
@@ -118,6 +142,8 @@ class RunHandle:
             for e in await read_history(self.client.nc, self.run_id):
                 yield e
             return
+        if not self._known:
+            await self._check_exists()  # else an unknown run would be followed forever
         js = self.client.js
         sub = await js.subscribe(
             wire.history_subject(self.run_id),
@@ -138,12 +164,20 @@ class RunHandle:
             await sub.unsubscribe()
 
     async def stream(self, step_id: str, *, timeout: float | None = None) -> AsyncIterator[Any]:
-        """Chunks a step sends with ``ctx.put_stream``, in order, until the step ends."""
+        """Chunks a step sends with ``ctx.put_stream``, in order, until the step ends.
+
+        A step (or run) that already ended yields the chunks still in flight, if any, and
+        stops. A run that does not exist yet may still be started (reading first is how the
+        first chunk is seen): RunNotFoundError when it has not started within
+        ``STREAM_START_GRACE_S``.
+        """
         nc = self.client.nc
         chunks = await nc.subscribe(wire.stream_subject(self.run_id, step_id))
         done = asyncio.Event()
+        started = asyncio.Event()
 
         async def on_history(msg: Any) -> None:
+            started.set()
             try:
                 e = Event.from_bytes(msg.data)
             except ValueError:
@@ -154,7 +188,25 @@ class RunHandle:
         history = await nc.subscribe(wire.history_subject(self.run_id), cb=on_history)
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
+            # Subscribed first, then read once: an end before the subscriptions is seen here,
+            # an end after them arrives on the history subscription.
+            unknown_since: float | None = None
+            try:
+                state = await self.client.get_run(self.run_id)
+            except RunNotFoundError:
+                unknown_since = time.monotonic()
+            else:
+                step = state.steps.get(step_id)
+                if state.terminal or (step is not None and step.status in STEP_TERMINAL):
+                    done.set()
             while True:
+                if (
+                    unknown_since is not None
+                    and not started.is_set()
+                    and time.monotonic() - unknown_since >= STREAM_START_GRACE_S
+                ):
+                    await self._check_exists()  # RunNotFoundError unless it started
+                    unknown_since = None
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     raise TimeoutError(f"step {step_id} did not finish within {timeout}s")

@@ -44,6 +44,9 @@ MAX_SLEEP_NS = 365 * DAY
 MAX_APPROVAL_TIMEOUT_NS = 7 * DAY
 MAX_RETRY_ATTEMPTS = 100
 MAX_ITERATIONS = 100_000
+# max_task_concurrency and concurrency.max_runs: the holders of a limit are one KV value
+# (a list of ids), which must stay under the 1 MiB message limit.
+MAX_CONCURRENCY_LIMIT = 10_000
 MAX_SUB_WORKFLOW_DEPTH = 8
 NAME_PATTERN = r"^[A-Za-z0-9_-]+$"  # NATS subject token and KV key safe
 MAX_NAME_LEN = 128
@@ -157,7 +160,8 @@ class StepDef(_Strict):
     compensate: str | None = None
     worker_group: Name | None = None
     rate_limit: RateLimit | None = None
-    max_task_concurrency: int | None = Field(default=None, ge=1, le=100_000)
+    # Capped so that the slot set (one holder id per slot) fits a 1 MiB KV value.
+    max_task_concurrency: int | None = Field(default=None, ge=1, le=MAX_CONCURRENCY_LIMIT)
     metadata: dict[str, Any] = Field(default_factory=dict)
     # Validated against CONFIG_MODELS[type] by the before-validator below.
     config: Annotated[StepConfig, SkipValidation] | None = None
@@ -197,7 +201,8 @@ class StepDef(_Strict):
 
 
 class Concurrency(_Strict):
-    max_runs: int | None = Field(default=None, ge=1, le=1_000_000)
+    # Capped like max_task_concurrency: the admitted runs are one KV value.
+    max_runs: int | None = Field(default=None, ge=1, le=MAX_CONCURRENCY_LIMIT)
     max_steps: int | None = Field(default=None, ge=1, le=100_000)
 
 

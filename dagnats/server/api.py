@@ -1,8 +1,11 @@
 """The API service: NATS micro service ``dagnats`` on ``dagnats.api.>``.
 
 Discoverable with ``$SRV.PING``. Every request is handed to its own task, because a micro
-endpoint otherwise handles one request at a time. Errors travel as micro error headers plus a
-JSON body ``{"error": {"kind", "message"}}`` that the client turns back into exceptions.
+endpoint otherwise handles one request at a time; past ``MAX_INFLIGHT_REQUESTS`` tasks a
+request is refused at once (503). Errors travel as micro error headers plus a JSON body
+``{"error": {"kind", "message"}}`` that the client turns back into exceptions. A reply too
+large for one NATS message is stored in the ``payloads`` object store and answered with a
+reference ``{"$dagnats_ref": key, "size": n}``, which the client resolves.
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ from nats.aio.client import Client as NatsClient
 from nats.micro import add_service
 from nats.micro.request import Request
 from nats.micro.service import Service
+from nats.nuid import NUID
 
 from dagnats import __version__
+from dagnats._nats.payloads import REF, Payloads
 from dagnats.errors import (
     ApiError,
     ApprovalError,
@@ -33,6 +38,7 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any]], Awaitable[Any]]
 MAX_INFLIGHT_REQUESTS = 1024
+MAX_REPLY_BYTES = 900 * 1024  # larger replies travel by reference (max_payload is 1 MiB)
 
 
 def error_code(exc: Exception) -> int:
@@ -56,6 +62,8 @@ class ApiService:
         self._svc: Service | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._limit = asyncio.Semaphore(MAX_INFLIGHT_REQUESTS)
+        self._payloads = Payloads(nc.jetstream())
+        self._nuid = NUID()
 
     def endpoints(self) -> dict[str, Handler]:
         o = self.ops
@@ -101,6 +109,11 @@ class ApiService:
 
     def _wrap(self, fn: Handler) -> Callable[[Request], Awaitable[None]]:
         async def handler(req: Request) -> None:
+            inflight = len(self._tasks)
+            if inflight >= MAX_INFLIGHT_REQUESTS:
+                # Refuse at once rather than queue without bound (the caller may retry).
+                await self._error(req, 503, "ApiError", f"API busy ({inflight} requests in flight)")
+                return
             t = asyncio.create_task(self._serve(fn, req))
             self._tasks.add(t)
             t.add_done_callback(self._tasks.discard)
@@ -114,7 +127,7 @@ class ApiService:
                 if not isinstance(body, dict):
                     raise ApiError("request body must be a JSON object", code=400)
                 result = await fn(body)
-                await req.respond(json.dumps(result, default=str).encode())
+                await req.respond(await self._reply(result))
             except (DagnatsError, ValueError) as exc:
                 code = 400 if isinstance(exc, ValueError) else error_code(exc)
                 kind = type(exc).__name__ if isinstance(exc, DagnatsError) else "ApiError"
@@ -122,6 +135,15 @@ class ApiService:
             except Exception as exc:
                 log.exception("API request on %s failed", req.subject)
                 await self._error(req, 500, "ApiError", f"internal error: {exc}")
+
+    async def _reply(self, result: Any) -> bytes:
+        data = json.dumps(result, default=str).encode()
+        if len(data) <= MAX_REPLY_BYTES:
+            return data
+        key = f"replies/{self._nuid.next().decode()}"
+        obj = await self._payloads.store()
+        await obj.put(key, data)
+        return json.dumps({REF: key, "size": len(data)}).encode()
 
     async def _error(self, req: Request, code: int, kind: str, message: str) -> None:
         data = json.dumps({"error": {"kind": kind, "message": message}}).encode()

@@ -57,7 +57,6 @@ class HttpGateway:
         self.host, self.port = host, port
         self.is_ready = ready
         self._server: asyncio.Server | None = None
-        c = self.client
         self.routes: list[tuple[str, re.Pattern[str], Route]] = [
             ("GET", re.compile(r"^/health$"), self._health),
             ("GET", re.compile(r"^/ready$"), self._ready),
@@ -117,7 +116,6 @@ class HttpGateway:
                 ),
             ),
         ]
-        del c
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._conn, self.host, self.port)

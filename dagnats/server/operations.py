@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
 import re
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 from nats.aio.client import Client as NatsClient
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js.errors import (
+    KeyNotFoundError,
+    KeyWrongLastSequenceError,
+    NoKeysError,
+    NotFoundError,
+)
 from nats.js.kv import KeyValue
 
 from dagnats._nats.history import read_history
@@ -38,6 +46,12 @@ log = logging.getLogger(__name__)
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 MAX_LIST = 1000
 MAX_SCAN = 20_000
+# A stored idempotency key whose run has no history yet may be a start still in flight (its
+# publish can take up to the JetStream publish timeout, 5 s): wait this long for the history
+# before treating the key as stale.
+IDEMPOTENCY_GRACE_S = 6.0
+# How long a forced delete waits for a running run to end after the cancel request.
+FORCE_DELETE_WAIT_S = 10.0
 
 
 def _name(body: dict[str, Any], field: str = "name") -> str:
@@ -149,21 +163,17 @@ class Operations:
         if key is None and defn.idempotency_key:
             value = lookup(defn.idempotency_key, {"input": run_input})
             key = None if value is None else json.dumps(value, sort_keys=True)
+        idem_key, idem_rev = None, None
         if key is not None:
-            digest = hashlib.sha256(str(key).encode()).hexdigest()[:40]
-            idem_key = f"{name}.{digest}"
-            try:
-                await self.idem.create(idem_key, run_id.encode())
-            except KeyWrongLastSequenceError:
-                entry = await self.idem.get(idem_key)
-                if entry.value:
-                    existing = entry.value.decode()
-                    return {
-                        "run_id": existing,
-                        "workflow": name,
-                        "revision": revision,
-                        "duplicate": True,
-                    }
+            idem_key = _idem_key(name, key)
+            existing, idem_rev = await self._claim_key(idem_key, run_id)
+            if existing is not None:
+                return {
+                    "run_id": existing,
+                    "workflow": name,
+                    "revision": revision,
+                    "duplicate": True,
+                }
         elif body.get("run_id"):
             try:
                 entry = await self.runs.get(run_id)
@@ -181,10 +191,87 @@ class Operations:
                 "idempotency_key": key,
             },
         )
-        await self.js.publish(
-            wire.history_subject(run_id), started.to_bytes(), headers=msg_id(f"{run_id}.started")
-        )
+        try:
+            await self.js.publish(
+                wire.history_subject(run_id),
+                started.to_bytes(),
+                headers=msg_id(f"{run_id}.started"),
+            )
+        except Exception:
+            # A publish that timed out may still have been stored: then the run exists.
+            try:
+                exists = await self._has_history(run_id)
+            except Exception:
+                exists = False
+            if not exists:
+                if idem_key is not None:
+                    await self._release_key(idem_key, idem_rev)
+                raise
         return {"run_id": run_id, "workflow": name, "revision": revision, "duplicate": False}
+
+    async def _has_history(self, run_id: str) -> bool:
+        try:
+            await self.js.get_last_msg(wire.HISTORY_STREAM, wire.history_subject(run_id))
+        except NotFoundError:
+            return False
+        return True
+
+    async def _claim_key(self, idem_key: str, run_id: str) -> tuple[str | None, int | None]:
+        """Store ``run_id`` under the idempotency key: ``(None, revision)`` when it is ours,
+        ``(earlier_run_id, None)`` when an existing run holds it.
+
+        A key whose run never got a history (the start failed after the key was stored and
+        the key could not be released) is stale: it is taken over with a CAS update.
+        """
+        for _ in range(5):
+            try:
+                return None, await self.idem.create(idem_key, run_id.encode())
+            except KeyWrongLastSequenceError:
+                pass
+            try:
+                entry = await self.idem.get(idem_key)
+            except KeyNotFoundError:
+                continue  # released meanwhile: try to create it again
+            if not entry.value:
+                continue
+            existing = entry.value.decode()
+            if await self._started_within_grace(existing):
+                return existing, None
+            log.warning(
+                "idempotency key %s points at run %s, which has no history: replacing it",
+                idem_key,
+                existing,
+            )
+            try:
+                return None, await self.idem.update(idem_key, run_id.encode(), last=entry.revision)
+            except KeyWrongLastSequenceError:
+                continue  # changed meanwhile: look again
+        raise ApiError(f"idempotency key {idem_key} is contended; retry", code=409)
+
+    async def _started_within_grace(self, run_id: str) -> bool:
+        """Whether the run has (or within the grace period gets) a history."""
+        deadline = time.monotonic() + IDEMPOTENCY_GRACE_S
+        while True:
+            if await self._has_history(run_id):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.1)
+
+    async def _release_run_key(self, idem_key: str, run_id: str) -> None:
+        try:
+            entry = await self.idem.get(idem_key)
+        except KeyNotFoundError:
+            return
+        if entry.value is not None and entry.value.decode() == run_id:
+            await self._release_key(idem_key, entry.revision)
+
+    async def _release_key(self, idem_key: str, revision: int | None) -> None:
+        """Best effort: drop a key whose run could not be started (only if still ours)."""
+        try:
+            await self.idem.delete(idem_key, last=revision)
+        except Exception as exc:
+            log.warning("could not release idempotency key %s: %s", idem_key, exc)
 
     async def _state(self, run_id: str) -> RunState:
         """The run as its log has it: the snapshot plus the events it has not folded in.
@@ -284,13 +371,57 @@ class Operations:
     async def delete_run(self, body: dict[str, Any]) -> dict[str, Any]:
         run_id = _run_id(body)
         state = await self._state(run_id)
-        if not state.terminal and not body.get("force"):
-            raise ApiError(
-                f"run '{run_id}' is {state.status}; cancel it first or pass force", code=409
-            )
+        if not state.terminal:
+            if not body.get("force"):
+                raise ApiError(
+                    f"run '{run_id}' is {state.status}; cancel it first or pass force", code=409
+                )
+            await self._cancel_and_wait(run_id)
         await self.runs.purge(run_id)
         await self.js.purge_stream(wire.HISTORY_STREAM, subject=wire.history_subject(run_id))
+        if state.idempotency_key is not None:  # the key no longer names a run
+            await self._release_run_key(_idem_key(state.workflow, state.idempotency_key), run_id)
+        obj = await self.payloads.store()
+        try:
+            await obj.delete(f"snapshots/{run_id}")
+        except NotFoundError:  # ObjectNotFoundError / ObjectDeletedError: nothing stored
+            pass
         return {"deleted": run_id}
+
+    async def _cancel_and_wait(self, run_id: str) -> None:
+        """Cancel a running run and wait until the engine has stored its terminal snapshot.
+
+        Purging under a live run would let the engine write it back (or act on a log that is
+        gone); so the run is ended first, as ``RunHandle.result`` waits: subscribe to the
+        terminal announcement, then read the snapshot once.
+        """
+        sub = await self.nc.subscribe(wire.done_subject(run_id))
+        try:
+            event = Event(
+                type=ev.WORKFLOW_CANCEL_REQUESTED,
+                run_id=run_id,
+                data={"reason": "deleted by request (force)"},
+            )
+            await self.js.publish(
+                wire.history_subject(run_id), event.to_bytes(), headers=msg_id(f"{run_id}.cancel")
+            )
+            try:
+                entry = await self.runs.get(run_id)
+            except KeyNotFoundError:
+                entry = None
+            if entry is not None and entry.value:
+                if (await decode_run(self.payloads, entry.value)).terminal:
+                    return
+            try:
+                await sub.next_msg(timeout=FORCE_DELETE_WAIT_S)
+            except NatsTimeoutError as exc:
+                raise ApiError(
+                    f"run '{run_id}' did not end within {FORCE_DELETE_WAIT_S:g}s of the cancel "
+                    "request; it was not deleted (try again, or check that the engine runs)",
+                    code=409,
+                ) from exc
+        finally:
+            await sub.unsubscribe()
 
     async def signal_run(self, body: dict[str, Any]) -> dict[str, Any]:
         run_id, name = _run_id(body), _name(body)
@@ -306,7 +437,13 @@ class Operations:
         ack = await self.js.publish(wire.event_subject(name), json.dumps(body.get("data")).encode())
         return {"name": name, "seq": ack.seq}
 
-    async def _consume_token(self, token: str) -> dict[str, Any]:
+    async def _consume_token(self, token: str, decision: dict[str, Any]) -> dict[str, Any]:
+        """Mark the token used with ``decision`` (exactly once), and return its record.
+
+        The decision is stored in the used record, so a retry of the same decision (say its
+        event publish failed after the token was consumed) is answered again, and the caller
+        publishes the event again (deduplicated); a different decision is refused.
+        """
         if not re.match(r"^[0-9a-f]{64}$", token):
             raise ApprovalError("invalid approval token")
         try:
@@ -316,46 +453,77 @@ class Operations:
         if entry.value is None:
             raise ApprovalError("approval token unknown or expired")
         info: dict[str, Any] = json.loads(entry.value)
+        if info.get("state") == "used":
+            if _same_decision(info, decision):
+                return info
+            raise ApprovalError("approval token already used")
         if info.get("state") != "open":
             raise ApprovalError(f"approval token already used ({info.get('state')})")
         if datetime.fromisoformat(info["expires_at"]) <= datetime.now(UTC):
             raise ApprovalError("approval token expired")
-        used = dict(info, state="used")
+        used = dict(info, state="used", **decision)
         try:  # exactly once: only one CAS on this revision can win
             await self.approvals.update(token, json.dumps(used).encode(), last=entry.revision)
         except KeyWrongLastSequenceError as exc:
+            # Another request won; it may have been this same decision (a retry).
+            try:
+                now = await self.approvals.get(token)
+            except KeyNotFoundError:
+                raise ApprovalError("approval token already used") from exc
+            current = json.loads(now.value) if now.value else {}
+            if current.get("state") == "used" and _same_decision(current, decision):
+                return current
             raise ApprovalError("approval token already used") from exc
         return info
 
+    async def _publish_decision(self, token: str, info: dict[str, Any], event: Event) -> None:
+        # Deduplicated per token: a token is one decision of one approval request, while
+        # "<run>.<step>.decided" would collide when the step asks again within the window.
+        await self.js.publish(
+            wire.history_subject(info["run_id"]),
+            event.to_bytes(),
+            headers=msg_id(f"decided.{token}"),
+        )
+
     async def approve(self, body: dict[str, Any]) -> dict[str, Any]:
-        info = await self._consume_token(_name(body, "token"))
+        token = _name(body, "token")
+        data = body.get("data")
+        info = await self._consume_token(token, {"decision": "approved", "data": data})
         event = Event(
             type=ev.STEP_APPROVED,
             run_id=info["run_id"],
             step_id=info["step_id"],
-            data={"data": body.get("data")},
+            data={"data": data},
         )
-        await self.js.publish(
-            wire.history_subject(info["run_id"]),
-            event.to_bytes(),
-            headers=msg_id(f"{info['run_id']}.{info['step_id']}.decided"),
-        )
+        await self._publish_decision(token, info, event)
         return {"run_id": info["run_id"], "step_id": info["step_id"], "approved": True}
 
     async def reject(self, body: dict[str, Any]) -> dict[str, Any]:
-        info = await self._consume_token(_name(body, "token"))
+        token = _name(body, "token")
+        reason = body.get("reason") or "rejected"
+        info = await self._consume_token(token, {"decision": "rejected", "reason": reason})
         event = Event(
             type=ev.STEP_REJECTED,
             run_id=info["run_id"],
             step_id=info["step_id"],
-            data={"reason": body.get("reason") or "rejected"},
+            data={"reason": reason},
         )
-        await self.js.publish(
-            wire.history_subject(info["run_id"]),
-            event.to_bytes(),
-            headers=msg_id(f"{info['run_id']}.{info['step_id']}.decided"),
-        )
+        await self._publish_decision(token, info, event)
         return {"run_id": info["run_id"], "step_id": info["step_id"], "approved": False}
+
+
+def _idem_key(workflow: str, key: Any) -> str:
+    digest = hashlib.sha256(str(key).encode()).hexdigest()[:40]
+    return f"{workflow}.{digest}"
+
+
+def _same_decision(record: dict[str, Any], decision: dict[str, Any]) -> bool:
+    """The used record holds this decision with the same payload."""
+    return all(k in record and _same_value(record[k], v) for k, v in decision.items())
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
 
 
 def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
