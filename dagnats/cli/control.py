@@ -145,7 +145,7 @@ def publish(
     nats_url: NatsUrlOpt = DEFAULT_NATS_URL,
     json_out: JsonOpt = False,
 ) -> None:
-    """Publish an external event (wakes wait_for_event steps, cancel_on, triggers)."""
+    """Publish an external event (wakes wait_for_event steps, matches cancel_on rules)."""
     value = parse_value(data)
 
     async def main() -> None:

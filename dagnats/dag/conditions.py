@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -91,11 +92,12 @@ def lookup(path: str, scope: Mapping[str, Any]) -> Any:
 # --- AST ---------------------------------------------------------------------------------
 
 
-class Condition:
+class Condition(ABC):
     """A parsed condition; ``evaluate`` returns the value (use :func:`truthy` for a bool)."""
 
+    @abstractmethod
     def evaluate(self, scope: Mapping[str, Any]) -> Any:
-        raise NotImplementedError
+        """The condition's value in ``scope``."""
 
 
 @dataclass(frozen=True)
