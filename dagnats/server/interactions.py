@@ -1,0 +1,141 @@
+"""API operations on a run from the outside world: signals, events, approval decisions.
+
+Mixed into :class:`dagnats.server.operations.Operations`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from nats.js import JetStreamContext
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.kv import KeyValue
+
+from dagnats._nats.publish import msg_id
+from dagnats.dag import events as ev
+from dagnats.dag import wire
+from dagnats.dag.events import Event
+from dagnats.errors import ApiError, ApprovalError
+
+
+def _name(body: dict[str, Any], field: str = "name") -> str:
+    value = body.get(field)
+    if not isinstance(value, str) or not value:
+        raise ApiError(f"field '{field}' is required (a non-empty string)", code=400)
+    return value
+
+
+def _run_id(body: dict[str, Any]) -> str:
+    rid = _name(body, "run_id")
+    if not RUN_ID_RE.match(rid):
+        raise ApiError(f"invalid run_id {rid!r}: use 1-128 of [A-Za-z0-9_-]", code=400)
+    return rid
+
+
+RUN_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+
+
+class InteractionOps:
+    js: JetStreamContext
+    approvals: KeyValue
+    signals: KeyValue
+
+    async def signal_run(self, body: dict[str, Any]) -> dict[str, Any]:
+        run_id, name = _run_id(body), _name(body)
+        if not re.match(r"^[A-Za-z0-9_-]{1,128}$", name):
+            raise ApiError(f"invalid signal name {name!r}: use 1-128 of [A-Za-z0-9_-]", code=400)
+        await self.signals.put(f"{run_id}.{name}", json.dumps(body.get("data")).encode())
+        return {"run_id": run_id, "signal": name}
+
+    async def publish_event(self, body: dict[str, Any]) -> dict[str, Any]:
+        name = _name(body)
+        if not re.match(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$", name) or len(name) > 255:
+            raise ApiError(f"invalid event name {name!r}", code=400)
+        ack = await self.js.publish(wire.event_subject(name), json.dumps(body.get("data")).encode())
+        return {"name": name, "seq": ack.seq}
+
+    async def _consume_token(self, token: str, decision: dict[str, Any]) -> dict[str, Any]:
+        """Mark the token used with ``decision`` (exactly once), and return its record.
+
+        The decision is stored in the used record, so a retry of the same decision (say its
+        event publish failed after the token was consumed) is answered again, and the caller
+        publishes the event again (deduplicated); a different decision is refused.
+        """
+        if not re.match(r"^[0-9a-f]{64}$", token):
+            raise ApprovalError("invalid approval token")
+        try:
+            entry = await self.approvals.get(token)
+        except KeyNotFoundError as exc:
+            raise ApprovalError("approval token unknown or expired") from exc
+        if entry.value is None:
+            raise ApprovalError("approval token unknown or expired")
+        info: dict[str, Any] = json.loads(entry.value)
+        if info.get("state") == "used":
+            if _same_decision(info, decision):
+                return info
+            raise ApprovalError("approval token already used")
+        if info.get("state") != "open":
+            raise ApprovalError(f"approval token already used ({info.get('state')})")
+        if datetime.fromisoformat(info["expires_at"]) <= datetime.now(UTC):
+            raise ApprovalError("approval token expired")
+        used = dict(info, state="used", **decision)
+        try:  # exactly once: only one CAS on this revision can win
+            await self.approvals.update(token, json.dumps(used).encode(), last=entry.revision)
+        except KeyWrongLastSequenceError as exc:
+            # Another request won; it may have been this same decision (a retry).
+            try:
+                now = await self.approvals.get(token)
+            except KeyNotFoundError:
+                raise ApprovalError("approval token already used") from exc
+            current = json.loads(now.value) if now.value else {}
+            if current.get("state") == "used" and _same_decision(current, decision):
+                return current
+            raise ApprovalError("approval token already used") from exc
+        return info
+
+    async def _publish_decision(self, token: str, info: dict[str, Any], event: Event) -> None:
+        # Deduplicated per token: a token is one decision of one approval request, while
+        # "<run>.<step>.decided" would collide when the step asks again within the window.
+        await self.js.publish(
+            wire.history_subject(info["run_id"]),
+            event.to_bytes(),
+            headers=msg_id(f"decided.{token}"),
+        )
+
+    async def approve(self, body: dict[str, Any]) -> dict[str, Any]:
+        token = _name(body, "token")
+        data = body.get("data")
+        info = await self._consume_token(token, {"decision": "approved", "data": data})
+        event = Event(
+            type=ev.STEP_APPROVED,
+            run_id=info["run_id"],
+            step_id=info["step_id"],
+            data={"data": data},
+        )
+        await self._publish_decision(token, info, event)
+        return {"run_id": info["run_id"], "step_id": info["step_id"], "approved": True}
+
+    async def reject(self, body: dict[str, Any]) -> dict[str, Any]:
+        token = _name(body, "token")
+        reason = body.get("reason") or "rejected"
+        info = await self._consume_token(token, {"decision": "rejected", "reason": reason})
+        event = Event(
+            type=ev.STEP_REJECTED,
+            run_id=info["run_id"],
+            step_id=info["step_id"],
+            data={"reason": reason},
+        )
+        await self._publish_decision(token, info, event)
+        return {"run_id": info["run_id"], "step_id": info["step_id"], "approved": False}
+
+
+def _same_decision(record: dict[str, Any], decision: dict[str, Any]) -> bool:
+    """The used record holds this decision with the same payload."""
+    return all(k in record and _same_value(record[k], v) for k, v in decision.items())
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
