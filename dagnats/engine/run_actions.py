@@ -1,0 +1,197 @@
+"""Actions about a run as a whole: admission, its end, child runs, approvals, clean-up.
+
+Mixed into :class:`dagnats.engine.executor.Executor`; split out because these run once or
+twice per run, while the executor's hot path (tasks, timers, records) runs per event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+from nats.aio.client import Client as NatsClient
+from nats.js import JetStreamContext
+from nats.js.errors import KeyWrongLastSequenceError
+from nats.js.kv import KeyValue
+
+from dagnats._nats.publish import msg_id
+from dagnats.dag import events as ev
+from dagnats.dag import wire
+from dagnats.dag.actions import AdmitRun, FinishRun, RequestApproval, StartChildRun
+from dagnats.dag.events import Event
+from dagnats.engine.limits import MAX_WAITING_RUNS, admit_run
+from dagnats.engine.store import DefinitionStore
+
+log = logging.getLogger(__name__)
+
+
+class RunActions:
+    js: JetStreamContext
+    nc: NatsClient
+    defs: DefinitionStore
+    kv: dict[str, KeyValue]
+    _background: set[asyncio.Task[None]]
+
+    async def _publish_event(self, event: Event, dedup_id: str) -> None:
+        await self.js.publish(
+            wire.history_subject(event.run_id), event.to_bytes(), headers=msg_id(dedup_id)
+        )
+
+    async def _admit(self, a: AdmitRun) -> None:
+        verdict = await admit_run(self.kv[wire.KV_CONCURRENCY], a.workflow, a.run_id, a.max_runs)
+        if verdict is True:
+            await self.admitted(a.run_id)
+        elif verdict is None:
+            await self._publish_event(
+                Event(
+                    type=ev.WORKFLOW_CANCEL_REQUESTED,
+                    run_id=a.run_id,
+                    data={
+                        "reason": f"the queue of workflow '{a.workflow}' is full "
+                        f"({MAX_WAITING_RUNS} runs waiting for max_runs)"
+                    },
+                ),
+                f"{a.run_id}.cancel.queue",
+            )
+
+    async def admitted(self, run_id: str) -> None:
+        await self._publish_event(
+            Event(type=ev.WORKFLOW_ADMITTED, run_id=run_id), f"{run_id}.admitted"
+        )
+
+    async def _finish(self, a: FinishRun) -> None:
+        if a.status != "completed":
+            # Handlers still running for this run are wasted work: workers listening on
+            # this subject cancel them (best effort, core pub/sub).
+            await self.nc.publish(wire.cancel_subject(a.run_id), a.status.encode())
+        if a.parent_run_id and a.parent_step_id:
+            ok = a.status == "completed"
+            data: dict[str, Any] = {"child_run_id": a.run_id, "status": a.status}
+            if ok:
+                data["output"] = a.output
+            else:
+                data["error"] = (a.error or {}).get("message", f"child run {a.status}")
+            await self._publish_event(
+                Event(
+                    type=ev.CHILD_COMPLETED if ok else ev.CHILD_FAILED,
+                    run_id=a.parent_run_id,
+                    step_id=a.parent_step_id,
+                    data=data,
+                ),
+                f"{a.run_id}.finish.parent",
+            )
+        for child in a.child_steps:
+            await self._publish_event(
+                Event(
+                    type=ev.WORKFLOW_CANCEL_REQUESTED,
+                    run_id=child,
+                    data={"reason": f"parent run {a.run_id} {a.status}"},
+                ),
+                f"{child}.cancel.parent",
+            )
+        await self._cleanup_checkpoints(a.run_id)
+
+    async def _cleanup_checkpoints(self, run_id: str) -> None:
+        """Drop the run's checkpoints and pending timers (sleeps, backstops, deferred
+        dispatches): purges by subject, off the critical path."""
+        task = asyncio.create_task(self._purge_checkpoints(run_id))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _purge_checkpoints(self, run_id: str) -> None:
+        try:
+            await self.js.purge_stream(
+                f"KV_{wire.KV_CHECKPOINTS}", subject=f"$KV.{wire.KV_CHECKPOINTS}.{run_id}.>"
+            )
+        except Exception as exc:  # best effort: checkpoints are a cache of progress
+            log.debug("could not purge checkpoints of run %s: %s", run_id, exc)
+        try:
+            # Timers of an ended run would fire as stale no-ops (or, for deferred dispatches,
+            # take a concurrency slot); removing them keeps the timer stream small.
+            await self.js.purge_stream(wire.TIMER_STREAM, subject=f"timer.*.{run_id}")
+        except Exception as exc:
+            log.debug("could not purge timers of run %s: %s", run_id, exc)
+
+    async def drain(self, timeout_s: float = 5.0) -> None:
+        """Wait for background clean-ups (bounded)."""
+        if self._background:
+            await asyncio.wait(set(self._background), timeout=timeout_s)
+
+    async def _start_child(self, a: StartChildRun) -> None:
+        found = await self.defs.get(a.workflow, a.revision)
+        if found is None:
+            await self._publish_event(
+                Event(
+                    type=ev.CHILD_FAILED,
+                    run_id=a.run_id,
+                    step_id=a.step_id,
+                    data={
+                        "child_run_id": a.child_run_id,
+                        "status": "failed",
+                        "error": f"sub-workflow '{a.workflow}' is not registered",
+                    },
+                ),
+                f"{a.child_run_id}.finish.parent",
+            )
+            return
+        _defn, revision = found
+        started = Event(
+            type=ev.WORKFLOW_STARTED,
+            run_id=a.child_run_id,
+            data={
+                "workflow": a.workflow,
+                "revision": revision,
+                "input": a.input,
+                "parent": None
+                if a.detach
+                else {"run_id": a.run_id, "step_id": a.step_id, "depth": a.depth},
+                "depth": a.depth,
+            },
+        )
+        await self._publish_event(started, f"{a.child_run_id}.started")
+
+    async def _request_approval(self, a: RequestApproval) -> None:
+        """Mint the step's single-use token once, however often this action is executed.
+
+        ``step.<run>.<step>.<deadline>`` is created first (create-only) and names the token,
+        so a repeat after a crash announces the same token instead of minting another.
+        """
+        kv = self.kv[wire.KV_APPROVALS]
+        ttl_s = max(1, math.ceil((a.expires_at - datetime.now(UTC)).total_seconds()) + 60)
+        ref = f"step.{a.run_id}.{a.step_id}.{int(a.expires_at.timestamp() * 1000)}"
+        token = secrets.token_hex(32)  # 256 bits
+        try:
+            await kv.create(ref, token.encode(), msg_ttl=ttl_s)
+        except KeyWrongLastSequenceError:
+            entry = await kv.get(ref)
+            token = (entry.value or b"").decode() or token
+        body = json.dumps(
+            {
+                "run_id": a.run_id,
+                "step_id": a.step_id,
+                "expires_at": a.expires_at.isoformat(),
+                "state": "open",
+            }
+        ).encode()
+        try:
+            await kv.create(token, body, msg_ttl=ttl_s)
+        except KeyWrongLastSequenceError:
+            pass  # created by the earlier execution (and maybe used since): keep it
+        await self._publish_event(
+            Event(
+                type=ev.STEP_APPROVAL_REQUESTED,
+                run_id=a.run_id,
+                step_id=a.step_id,
+                data={
+                    "token": token,
+                    "expires_at": a.expires_at.isoformat(),
+                    "message": a.message,
+                },
+            ),
+            f"{a.run_id}.{a.step_id}.approval.{a.expires_at.timestamp()}",
+        )
