@@ -171,6 +171,8 @@ def watch_line(e: Event) -> str | None:
         return f"compensating {', '.join(map(str, steps)) or 'completed steps'}"
     if e.type == ev.WORKFLOW_PENDING:
         return f"Run {e.run_id} pending (waiting for a concurrency slot)"
+    if e.type == ev.SIGNAL_RECEIVED:
+        return f"signal {d.get('name')} received: {compact(d.get('data'), DATA_LIMIT)}"
     if e.type == ev.WORKFLOW_CANCEL_REQUESTED:
         return f"Run {e.run_id} cancel requested: {d.get('reason') or 'no reason given'}"
     step_text = _step_text(e, d) if e.step_id else None

@@ -66,6 +66,7 @@ STEP_WAIT_TIMEOUT = "step.wait.timeout"
 STEP_MAP_STARTED = "step.map.started"  # data: {"items"}
 STEP_MAP_COMPLETED = "step.map.completed"
 STEP_APPROVAL_REQUESTED = "step.approval.requested"  # data: {"token", "expires_at", "message"}
+SIGNAL_RECEIVED = "signal.received"  # data: {"name", "data"} (a signal was sent to the run)
 STEP_CHILD_STARTED = "step.child.started"  # data: {"child_run_id", "workflow"}
 COMPENSATE_STARTED = "compensate.started"  # data: {"steps": [...], "failed_step"}
 COMPENSATE_STEP = "compensate.step"  # data: {"step", "handler"}

@@ -19,6 +19,7 @@ from dagnats.dag import events as ev
 from dagnats.dag import wire
 from dagnats.dag.events import Event
 from dagnats.errors import ApiError, ApprovalError
+from dagnats.worker.signals import send_signal
 
 
 def _name(body: dict[str, Any], field: str = "name") -> str:
@@ -47,7 +48,7 @@ class InteractionOps:
         run_id, name = _run_id(body), _name(body)
         if not re.match(r"^[A-Za-z0-9_-]{1,128}$", name):
             raise ApiError(f"invalid signal name {name!r}: use 1-128 of [A-Za-z0-9_-]", code=400)
-        await self.signals.put(f"{run_id}.{name}", json.dumps(body.get("data")).encode())
+        await send_signal(self.js, run_id, name, body.get("data"), kv=self.signals)
         return {"run_id": run_id, "signal": name}
 
     async def publish_event(self, body: dict[str, Any]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ The client's ``run.signal()`` and the handler's ``ctx.send_signal()`` both use t
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from nats.errors import TimeoutError as NatsTimeoutError
@@ -15,8 +16,11 @@ from nats.js import JetStreamContext
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
 from dagnats.dag import wire
+from dagnats.dag.events import SIGNAL_RECEIVED, Event
 from dagnats.worker.checkpoints import decode_value, encode_value
 from dagnats.worker.task import check_name
+
+log = logging.getLogger(__name__)
 
 
 def signal_key(run_id: str, name: str) -> str:
@@ -30,9 +34,23 @@ async def put_signal_raw(kv: KeyValue, key: str, value: bytes) -> int:
 async def send_signal(
     js: JetStreamContext, run_id: str, name: str, data: Any = None, *, kv: KeyValue | None = None
 ) -> int:
-    """Send signal ``name`` with ``data`` (JSON) to run ``run_id``; returns the KV revision."""
+    """Send signal ``name`` with ``data`` (JSON) to run ``run_id``; returns the KV revision.
+
+    The value in KV is what ``wait_for_signal`` reads; a ``signal.received`` record in the
+    run's history makes it visible in ``run events`` (best effort: the signal counts anyway).
+    """
     bucket = kv or await js.key_value(wire.KV_SIGNALS)
-    return await put_signal_raw(bucket, signal_key(run_id, name), encode_value(data, name))
+    rev = await put_signal_raw(bucket, signal_key(run_id, name), encode_value(data, name))
+    record = Event(type=SIGNAL_RECEIVED, run_id=run_id, data={"name": name, "data": data})
+    try:
+        await js.publish(
+            wire.history_subject(run_id),
+            record.to_bytes(),
+            headers={"Nats-Msg-Id": f"signal.{run_id}.{name}.{rev}"},
+        )
+    except Exception as exc:
+        log.warning("run %s: signal %r sent but not recorded in its history: %s", run_id, name, exc)
+    return rev
 
 
 async def wait_signal_raw(kv: KeyValue, key: str, timeout_s: float | None) -> bytes:

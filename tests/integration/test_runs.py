@@ -324,3 +324,20 @@ async def test_large_input_and_output_travel_by_reference(dagnats_env: DagnatsEn
     big = "x" * (1200 * 1024)
     run = await dagnats_env.client.start(wf, big)
     assert await run.result(timeout=30) == 3 * len(big)
+
+
+async def test_signals_are_recorded_in_the_history(dagnats_env: DagnatsEnv) -> None:
+    worker = dagnats.Worker()
+
+    @worker.task()
+    async def wait_go(ctx: dagnats.TaskContext) -> object:
+        return await ctx.wait_for_signal("go", timeout="10s")
+
+    dagnats_env.add_worker(worker)
+    wf = dagnats.Workflow("signal-flow")
+    wf.step("wait_go")
+    run = await dagnats_env.client.start(wf)
+    await run.signal("go", {"ok": True})
+    assert await run.result(timeout=15) == {"ok": True}
+    signals = [e for e in [e async for e in run.events()] if e.type == "signal.received"]
+    assert [e.data for e in signals] == [{"name": "go", "data": {"ok": True}}]

@@ -253,6 +253,7 @@ def _ev(type_: str, **kw: Any) -> Event:
         ),
         (_ev("step.started", step_id="greet", attempt=1), None),
         (_ev("workflow.completed"), None),
+        (_ev("signal.received", data={"name": "go", "data": 1}), "signal go received: 1"),
     ],
 )
 def test_watch_lines_follow_the_tutorial(event: Event, line: str | None) -> None:
