@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 MIN_VERSION = (2, 12, 0)
 PID_FILE = "nats-server.pid"
 _VERSION_RE = re.compile(r"v?(\d+)\.(\d+)\.(\d+)")
+_LISTEN_RE = re.compile(r"Listening for client connections on [^\s]+:(\d+)")
 
 
 def find_binary(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -176,8 +177,8 @@ class EmbeddedNats:
             data_dir = Path(self.data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
         await asyncio.to_thread(stop_stale_server, data_dir)
-        if self.port == 0:
-            self.port = free_port()
+        # port 0: the server picks a free port itself (-1) and logs it, so no other process
+        # can take it between our choice and its bind.
         config = self._config(data_dir)
         conf_path = data_dir / "nats-server.conf"
         conf_path.write_text(config)
@@ -209,7 +210,7 @@ class EmbeddedNats:
         store = str(data_dir / "jetstream").replace("\\", "/")
         lines = [
             f'host: "{host}"',
-            f"port: {self.port}",
+            f"port: {self.port if self.port else -1}",
             f'jetstream {{ store_dir: "{store}" }}',
         ]
         if self.max_payload:
@@ -235,6 +236,9 @@ class EmbeddedNats:
                 )
             text = line.decode(errors="replace").rstrip()
             tail.append(text)
+            listening = _LISTEN_RE.search(text)
+            if listening and self.port == 0:
+                self.port = int(listening.group(1))
             if "Server is ready" in text:
                 break
         # Keep draining stderr so a chatty server never blocks on a full pipe.
