@@ -78,7 +78,7 @@ class Payloads:
         await obj.put(key, data)
         return {REF: key, "size": len(data)}
 
-    async def resolve(self, value: Any, *, depth: int = RESOLVE_DEPTH) -> Any:
+    async def resolve(self, value: Any, *, depth: int = RESOLVE_DEPTH, _nesting: int = 2) -> Any:
         """``value`` with the references the engine may have put in it replaced by values.
 
         The engine composes outputs without opening them: a step's output (a reference), a
@@ -100,7 +100,12 @@ class Payloads:
             return json.loads(result.data or b"null")
 
         keys = list(dict.fromkeys(r[REF] for r in refs))
-        values = dict(zip(keys, await asyncio.gather(*(fetch(k) for k in keys)), strict=True))
+        fetched = await asyncio.gather(*(fetch(k) for k in keys))
+        if _nesting > 0:
+            # A stored value may itself hold references: the engine offloads an input it
+            # assembled (a fan-in list) whose items were already offloaded by workers.
+            fetched = [await self.resolve(v, depth=depth, _nesting=_nesting - 1) for v in fetched]
+        values = dict(zip(keys, fetched, strict=True))
         return _substitute(value, depth, values)
 
 

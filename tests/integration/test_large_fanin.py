@@ -29,3 +29,29 @@ async def test_fan_in_larger_than_a_message(dagnats_env: DagnatsEnv) -> None:
     wf.step("total", depends_on=[padded])
     run = await dagnats_env.client.start(wf, 4000)
     assert await run.result(timeout=90) == 4000 * 406
+
+
+async def test_fan_in_of_large_outputs_offloaded_twice(dagnats_env: DagnatsEnv) -> None:
+    # Each instance output is above 256 KiB (offloaded by the worker), and the gathered
+    # list of references is re-offloaded by the engine: the next step must see the values.
+    worker = dagnats.Worker()
+
+    @worker.task()
+    async def sizes(ctx: dagnats.TaskContext) -> list[int]:
+        return [300_000, 200_000, 200_000]
+
+    @worker.task()
+    async def blob(ctx: dagnats.TaskContext, n: int) -> str:
+        return "y" * n
+
+    @worker.task()
+    async def lengths(ctx: dagnats.TaskContext, parts: list[str]) -> list[int]:
+        return [len(p) for p in parts]
+
+    dagnats_env.add_worker(worker)
+    wf = dagnats.Workflow("nested-refs")
+    src = wf.step("sizes")
+    blobs = wf.map("blob", depends_on=[src])
+    wf.step("lengths", depends_on=[blobs])
+    run = await dagnats_env.client.start(wf)
+    assert await run.result(timeout=60) == [300_000, 200_000, 200_000]
