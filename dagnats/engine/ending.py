@@ -13,20 +13,24 @@ from datetime import UTC, datetime
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
+from dagnats._nats.history import read_history
 from dagnats._nats.payloads import encode_run
 from dagnats._nats.publish import msg_id
 from dagnats.dag import events as ev
 from dagnats.dag import wire
-from dagnats.dag.actions import FinishRun
+from dagnats.dag.actions import FinishRun, RecordEvent
 from dagnats.dag.advance import max_runs
 from dagnats.dag.definition import WorkflowDef
 from dagnats.dag.events import Event
+from dagnats.dag.replay import fold
 from dagnats.dag.state import RunError, RunState
 from dagnats.engine.executor import Executor
 from dagnats.engine.limits import release_run, release_slots
 from dagnats.engine.store import RunStore
 
 log = logging.getLogger(__name__)
+
+GIVE_UP_RETRY_S = 60.0  # failing a run after a poison event failed too: try again then
 
 # Events after which an attempt no longer runs (its concurrency slot is free again).
 SLOT_ENDING = frozenset(
@@ -42,27 +46,51 @@ class RunEnding:
         self.executor = executor
 
     async def give_up(self, msg: Msg, event: Event, error: str, delivered: int) -> None:
-        """An event that cannot be applied however often it comes: park it, fail the run."""
-        n = delivered
+        """An event that cannot be applied however often it comes: park it, fail the run.
+
+        The event is terminated only once its run is really failed; if even that fails
+        (NATS trouble), it is given back for a later try instead of leaving the run stuck.
+        """
         message = (
-            f"the engine could not apply event {event.type} (seq {event.seq}) after {n} "
-            f"deliveries: {error}"
+            f"the engine could not apply event {event.type} (seq {event.seq}) after "
+            f"{delivered} deliveries: {error}"
         )
         log.error("run %s: %s", event.run_id, message)
-        body = {"run_id": event.run_id, "event": event.model_dump(mode="json"), "error": message}
-        with contextlib.suppress(Exception):
+        try:
+            body = {
+                "run_id": event.run_id,
+                "event": event.model_dump(mode="json"),
+                "error": message,
+            }
             await self.js.publish(
                 wire.dead_letter_subject(event.run_id, "engine"),
                 json.dumps(body, default=str).encode(),
                 headers=msg_id(f"dead.engine.{event.seq}"),
             )
-        with contextlib.suppress(Exception):
-            await self.fail_run(event.run_id, message)
+            await self.fail_run(event, message)
+        except Exception:
+            log.exception("run %s: could not fail the run; trying again later", event.run_id)
+            with contextlib.suppress(Exception):
+                await msg.nak(delay=GIVE_UP_RETRY_S)
+            return
         with contextlib.suppress(Exception):
             await msg.term()
 
-    async def fail_run(self, run_id: str, message: str) -> None:
-        run, rev = await self.runs.load(run_id, fresh=True)
+    async def fail_run(self, event: Event, message: str) -> None:
+        """End the run as failed: its state is the snapshot plus its history before
+        ``event`` (the snapshot may lag: write-behind), with the usual end of a run."""
+        run_id = event.run_id
+        try:
+            run, rev = await self.runs.load(run_id, fresh=True)
+        except ValueError:  # the snapshot itself is unreadable: rebuild from the log alone
+            entry = await self.runs.kv.get(run_id)
+            run, rev = None, entry.revision or 0
+        history = await read_history(
+            self.nc, run_id, after_seq=run.last_seq if run else 0, before_seq=event.seq
+        )
+        defn = await self._definition(run, history)
+        if defn is not None:
+            run = fold(defn, run, history)
         if run is None or run.terminal:
             return
         failed = run.model_copy(
@@ -70,11 +98,18 @@ class RunEnding:
                 "status": "failed",
                 "error": RunError(message=message, type="EngineError"),
                 "finished_at": datetime.now(UTC),
+                "last_seq": max(run.last_seq, event.seq),
             }
         )
         parent = failed.parent
+        record = Event(
+            type=ev.WORKFLOW_FAILED,
+            run_id=run_id,
+            data={"error": {"message": message, "type": "EngineError"}},
+        )
         await self.executor.execute(
             [
+                RecordEvent(event=record, dedup_id=f"{run_id}.failed.engine"),
                 FinishRun(
                     run_id=run_id,
                     status="failed",
@@ -82,11 +117,20 @@ class RunEnding:
                     error={"message": message, "type": "EngineError"},
                     parent_run_id=parent.run_id if parent is not None else None,
                     parent_step_id=parent.step_id if parent is not None else None,
-                )
+                ),
             ]
         )
-        await self.runs.save(failed, rev)
-        await self.announce(failed)
+        await self.ended(defn, failed, rev)  # frees its run and task slots, saves, announces
+
+    async def _definition(self, run: RunState | None, history: list[Event]) -> WorkflowDef | None:
+        if run is not None:
+            name, revision = run.workflow, run.revision
+        else:
+            started = next((e for e in history if e.type == ev.WORKFLOW_STARTED), None)
+            data = started.data if started is not None and isinstance(started.data, dict) else {}
+            name, revision = str(data.get("workflow", "")), data.get("revision")
+        found = await self.executor.defs.get(name, revision if isinstance(revision, int) else None)
+        return found[0] if found is not None else None
 
     async def announce(self, run: RunState) -> None:
         """Tell result() waiters: only after the terminal snapshot is stored, so a waiter

@@ -41,6 +41,8 @@ MAX_APPLY_TRIES = 6
 # An event that fails this many deliveries (each with MAX_APPLY_TRIES tries) is parked in
 # DEAD_LETTERS and its run failed, instead of being retried forever.
 MAX_EVENT_DELIVERIES = 10
+# Errors that come back on every delivery (bad data, a bug), unlike NATS trouble.
+LASTING_ERRORS = (ValueError, TypeError, KeyError, AttributeError, AssertionError)
 # Applying an event takes milliseconds and a repeat is a no-op, so a short ack wait only
 # shortens how long a crashed engine's in-flight events wait for its successor.
 ENGINE_ACK_WAIT_S = 10.0
@@ -196,11 +198,11 @@ class Engine:
                     await self._flush(run_id)
                     continue
                 msg, event = item
-                ok, error = await self._process(event, _delivered(msg))
+                ok, error, lasting = await self._process(event, _delivered(msg))
                 q.popleft()
                 if ok:
                     await self._finish(msg)
-                elif _delivered(msg) >= self.max_event_deliveries:
+                elif lasting and _delivered(msg) >= self.max_event_deliveries:
                     await self.ending.give_up(msg, event, error, _delivered(msg))
                     await self.feed.done()
                 else:
@@ -239,23 +241,29 @@ class Engine:
         finally:
             await self.feed.done()
 
-    async def _process(self, event: Event, delivered: int = 1) -> tuple[bool, str]:
-        """Apply with bounded retries; (applied, last error)."""
+    async def _process(self, event: Event, delivered: int = 1) -> tuple[bool, str, bool]:
+        """Apply with bounded retries: (applied, last error, whether it will recur).
+
+        Only errors in the event or the state (decoding, validation, a bug) recur on every
+        delivery; NATS trouble passes, so it never makes the engine give up on an event.
+        """
         delay = 0.05
         fresh = False
         error = ""
+        lasting = False
         for attempt in range(1, self.apply_tries + 1):
             try:
                 await self._apply(event, fresh=fresh, first_delivery=delivered <= 1)
                 self.applied += 1
-                return True, ""
+                return True, "", False
             except ConflictError:
                 # Another writer moved the snapshot: reload and apply again.
                 self.runs.forget(event.run_id)
                 fresh = True
-                error = "the run's snapshot kept changing under this engine"
+                error, lasting = "the run's snapshot kept changing under this engine", False
             except Exception as exc:
                 error = f"{type(exc).__name__}: {exc}"
+                lasting = isinstance(exc, LASTING_ERRORS)
                 log.exception(
                     "applying %s to run %s failed (try %d/%d)",
                     event.type,
@@ -266,7 +274,7 @@ class Engine:
                 self.runs.forget(event.run_id)
                 await asyncio.sleep(delay)  # bounded backoff before a retry of I/O
                 delay = min(delay * 2, 1.0)
-        return False, error
+        return False, error, lasting
 
     async def _apply(
         self, event: Event, *, fresh: bool = False, first_delivery: bool = True

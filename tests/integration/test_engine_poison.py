@@ -4,6 +4,10 @@ must go on serving other runs. Real nats-server; bounds shortened through Engine
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 import dagnats
 from dagnats.dag import wire
 from dagnats.dag.events import Event
@@ -34,3 +38,41 @@ async def test_poison_event_is_parked_and_the_engine_goes_on() -> None:
         wf.step("echo")
         run = await env.client.start(wf, 5)
         assert await run.result(timeout=15) == 5
+
+
+async def test_a_run_hit_by_a_poison_event_fails_cleanly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Fault injection of a bug in the pure core for one event: the engine must give up on
+    # it after its bounded deliveries, fail the run with a record, and free its slot.
+    from dagnats.engine import engine as engine_module
+
+    real_advance = engine_module.advance
+
+    def buggy_advance(defn: Any, run: Any, event: Event) -> Any:
+        if event.type == "step.completed" and event.step_id == "first":
+            raise ValueError("simulated bug")
+        return real_advance(defn, run, event)
+
+    monkeypatch.setattr(engine_module, "advance", buggy_advance)
+    async with DagnatsEnv.start(engine=False) as env:
+        await env.start_engine(max_event_deliveries=2, apply_tries=1, redeliver_delay_s=0.05)
+        worker = dagnats.Worker()
+
+        @worker.task()
+        async def first(ctx: dagnats.TaskContext, x: int) -> int:
+            return x
+
+        env.add_worker(worker)
+        doomed = dagnats.Workflow("one-at-a-time", concurrency={"max_runs": 1})
+        doomed.step("first")
+        run = await env.client.start(doomed, 1)
+        with pytest.raises(dagnats.RunFailedError, match="simulated bug") as info:
+            await run.result(timeout=20)
+        assert info.value.status == "failed"
+        types = [e.type async for e in run.events()]
+        assert types[-1] == "workflow.failed"
+        # The run's max_runs slot was given back: a later run of the workflow starts.
+        monkeypatch.setattr(engine_module, "advance", real_advance)
+        later = await env.client.start(doomed, 2)
+        assert await later.result(timeout=20) == 2
