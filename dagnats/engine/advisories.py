@@ -42,7 +42,7 @@ class AdvisoryWatcher(ConsumerLoop):
                 ack_policy=AckPolicy.EXPLICIT,
                 deliver_policy=DeliverPolicy.ALL,
                 ack_wait=30.0,
-                max_deliver=10,
+                max_deliver=-1,  # a lost worker must always be told: never drop one
             ),
             max_inflight=64,
         )

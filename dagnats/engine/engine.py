@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from nats.aio.client import Client as NatsClient
@@ -210,6 +211,11 @@ class Engine:
                     # because they are given back too.
                     await self._nak_rest(msg, q)
                     return
+        except Exception:
+            # Acks and naks are all that can fail here; whatever is left is given back so
+            # the feed keeps its room and the run's events come again in order.
+            log.exception("run %s: its event queue failed; giving its events back", run_id)
+            await self._nak_queued(q)
         finally:
             if self._queues.get(run_id) is q:
                 del self._queues[run_id]
@@ -225,6 +231,9 @@ class Engine:
 
     async def _nak_rest(self, first: Msg, q: deque[tuple[Msg, Event] | None]) -> None:
         await self._nak(first)
+        await self._nak_queued(q)
+
+    async def _nak_queued(self, q: deque[tuple[Msg, Event] | None]) -> None:
         while q:  # events may arrive while we nak: give those back too
             item = q.popleft()
             if item is not None:
@@ -312,14 +321,7 @@ class Engine:
         defn = await self._definition(run, event)
         if defn is None:
             return
-        if event.type == ev.STEP_COMPLETED and isinstance(event.data, dict):
-            await self._resolve_for_map(defn, event)
-        new_run, actions = advance(defn, run, event)
-        confirm = None
-        if actions:
-            confirm = await self.executor.execute(actions, records_later=new_run.terminal)
-        ended = new_run.terminal and not (run is not None and run.terminal)
-        await self.ending.release_slots(defn, event, new_run, ended)
+        new_run, confirm = await self._step(defn, run, event, records_later=True)
         if new_run.terminal:
             # Terminal states are what result() waits for: write them at once, while the
             # acks of the final records are still on their way (both must succeed).
@@ -333,6 +335,22 @@ class Engine:
             # snapshot can follow a few ms later, coalescing the writes of busy runs.
             self.runs.stage(new_run, rev)
             self._schedule_flush(new_run.run_id)
+
+    async def _step(
+        self, defn: WorkflowDef, run: RunState | None, event: Event, *, records_later: bool
+    ) -> tuple[RunState, Callable[[], Awaitable[None]] | None]:
+        """One event applied with its effects: the same for a live event and a caught-up one."""
+        if event.type == ev.STEP_COMPLETED and isinstance(event.data, dict):
+            await self._resolve_for_map(defn, event)
+        new_run, actions = advance(defn, run, event)
+        confirm = None
+        if actions:
+            confirm = await self.executor.execute(
+                actions, records_later=records_later and new_run.terminal
+            )
+        ended = new_run.terminal and not (run is not None and run.terminal)
+        await self.ending.release_slots(defn, event, new_run, ended)
+        return new_run, confirm
 
     async def _resolve_for_map(self, defn: WorkflowDef, event: Event) -> None:
         """A map step fans out over its input array, so a referenced array is fetched."""
@@ -376,9 +394,7 @@ class Engine:
                 continue
             if run is None and past.type != ev.WORKFLOW_STARTED:
                 continue
-            run, actions = advance(defn, run, past)
-            if actions:
-                await self.executor.execute(actions)
+            run, _ = await self._step(defn, run, past, records_later=False)
             applied += 1
         log.info("run %s: caught up %d history events", event.run_id, applied)
         return run

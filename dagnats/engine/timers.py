@@ -26,7 +26,7 @@ from dagnats.dag import events as ev
 from dagnats.dag import wire
 from dagnats.dag.events import Event
 from dagnats.dag.state import RUN_TERMINAL
-from dagnats.engine.limits import check_limits
+from dagnats.engine.limits import check_limits, release_slots
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,15 @@ class TimerService(ConsumerLoop):
         wait_s = await check_limits(self.kv, task)
         if wait_s is not None:
             await msg.nak(delay=max(0.01, min(wait_s, MAX_NAK_DELAY_S)))
+            return
+        if await self._run_ended(msg):
+            # The run ended while we took the slot (its release may have run before): give
+            # the slot back ourselves, or nobody would.
+            if task.get("max_task_concurrency"):
+                await release_slots(
+                    self.kv[wire.KV_CONCURRENCY], task["task_name"], holder=task["holder"]
+                )
+            await msg.ack()
             return
         await self.js.publish(
             task["subject"], task["body"].encode(), headers=msg_id(task["holder"])

@@ -240,6 +240,8 @@ class EmbeddedNats:
             if listening and self.port == 0:
                 self.port = int(listening.group(1))
             if "Server is ready" in text:
+                if self.port == 0:
+                    raise ServerError("nats-server started but its client port is unknown")
                 break
         # Keep draining stderr so a chatty server never blocks on a full pipe.
         self._stderr_task = asyncio.create_task(self._drain(stderr))
