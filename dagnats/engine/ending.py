@@ -25,7 +25,7 @@ from dagnats.dag.events import Event
 from dagnats.dag.replay import fold
 from dagnats.dag.state import RunError, RunState
 from dagnats.engine.executor import Executor
-from dagnats.engine.limits import release_run, release_slots
+from dagnats.engine.limits import announced, release_run, release_slots
 from dagnats.engine.store import RunStore
 
 log = logging.getLogger(__name__)
@@ -146,8 +146,11 @@ class RunEnding:
         if ended:
             limit = max_runs(defn)
             if limit is not None:
-                for holder in await release_run(kv, defn.name, run.run_id, limit):
-                    await self.executor.admitted(holder)
+                promoted = await release_run(kv, defn.name, run.run_id, limit)
+                for admitted in promoted:
+                    await self.executor.admitted(admitted)
+                if promoted:
+                    await announced(kv, defn.name, promoted)
             for limited in defn.steps:
                 if limited.max_task_concurrency:
                     await release_slots(kv, limited.task_name, prefix=f"{run.run_id}.")

@@ -127,17 +127,18 @@ async def admit_run(kv: KeyValue, workflow: str, run_id: str, max_runs: int) -> 
         else:
             waiting.append(run_id)
             admitted = False
-        if await _write(kv, key, {"holders": holders, "waiting": waiting}, rev):
+        record = {**(state or {}), "holders": holders, "waiting": waiting}
+        if await _write(kv, key, record, rev):
             return admitted
     raise RuntimeError(f"could not update the run queue of workflow {workflow!r}")
 
 
 async def release_run(kv: KeyValue, workflow: str, run_id: str, max_runs: int) -> list[str]:
-    """Free ``run_id``'s slot (or queue place); returns every run now holding a slot.
+    """Free ``run_id``'s slot (or queue place); returns the runs to announce as admitted.
 
-    The caller announces admission to all of them, not only the ones promoted now: if an
-    engine died after an earlier release but before its announcement, this one repeats it
-    (``workflow.admitted`` is idempotent and deduplicated).
+    Promoted runs are also kept in the record's ``announce`` list until
+    :func:`announced` clears them, so if an engine dies between promoting and announcing,
+    the next release announces them again (``workflow.admitted`` is idempotent).
     """
     key = f"run.{workflow}"
     for _ in range(MAX_CAS_TRIES):
@@ -146,11 +147,27 @@ async def release_run(kv: KeyValue, workflow: str, run_id: str, max_runs: int) -
             return []
         holders = [h for h in state.get("holders", []) if h != run_id]
         waiting = [w for w in state.get("waiting", []) if w != run_id]
+        announce = [a for a in state.get("announce", []) if a != run_id]
         while waiting and len(holders) < max_runs:
-            holders.append(waiting.pop(0))
-        if await _write(kv, key, {"holders": holders, "waiting": waiting}, rev):
-            return holders
+            promoted = waiting.pop(0)
+            holders.append(promoted)
+            announce.append(promoted)
+        record = {"holders": holders, "waiting": waiting, "announce": announce}
+        if await _write(kv, key, record, rev):
+            return announce
     raise RuntimeError(f"could not update the run queue of workflow {workflow!r}")
+
+
+async def announced(kv: KeyValue, workflow: str, run_ids: list[str]) -> None:
+    """Forget promotions that have been announced (best effort; a repeat is harmless)."""
+    key = f"run.{workflow}"
+    for _ in range(MAX_CAS_TRIES):
+        state, rev = await _read(kv, key)
+        if not state:
+            return
+        left = [a for a in state.get("announce", []) if a not in run_ids]
+        if await _write(kv, key, {**state, "announce": left}, rev):
+            return
 
 
 def limits_of(t: DispatchTask) -> dict[str, Any]:

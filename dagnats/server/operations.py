@@ -183,13 +183,21 @@ class Operations(InteractionOps):
         except Exception:
             # A publish that timed out may still have been stored: then the run exists.
             try:
-                exists = await self._has_history(run_id)
+                exists: bool | None = await self._has_history(run_id)
             except Exception:
-                exists = False
-            if not exists:
-                if idem_key is not None:
-                    await self._release_key(idem_key, idem_rev)
-                raise
+                exists = None  # unknown: NATS is in trouble
+            if exists:
+                return {
+                    "run_id": run_id,
+                    "workflow": name,
+                    "revision": revision,
+                    "duplicate": False,
+                }
+            # Release the key only when the start surely did not happen; when in doubt keep
+            # it: a retry then finds it, and takes it over once its grace has passed.
+            if exists is False and idem_key is not None:
+                await self._release_key(idem_key, idem_rev)
+            raise
         return {"run_id": run_id, "workflow": name, "revision": revision, "duplicate": False}
 
     async def _has_history(self, run_id: str) -> bool:

@@ -13,6 +13,7 @@ from typing import Any
 
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
 from dagnats.dag import wire
@@ -43,6 +44,10 @@ async def send_signal(
     rev = await put_signal_raw(bucket, signal_key(run_id, name), encode_value(data, name))
     record = Event(type=SIGNAL_RECEIVED, run_id=run_id, data={"name": name, "data": data})
     try:
+        if not await _started(js, run_id):
+            # Signals may be sent ahead of a run; only a started run's history records
+            # them, so a signal cannot make an unknown or deleted run look alive.
+            return rev
         await js.publish(
             wire.history_subject(run_id),
             record.to_bytes(),
@@ -91,3 +96,14 @@ async def wait_for_signal(
     """Wait for signal ``name`` of run ``run_id`` and return its data."""
     bucket = kv or await js.key_value(wire.KV_SIGNALS)
     return decode_value(await wait_signal_raw(bucket, signal_key(run_id, name), timeout_s))
+
+
+async def _started(js: JetStreamContext, run_id: str) -> bool:
+    """Whether the run's history begins with its ``workflow.started`` (one direct get)."""
+    try:
+        first = await js.get_msg(
+            wire.HISTORY_STREAM, seq=1, next=True, subject=wire.history_subject(run_id)
+        )
+    except NotFoundError:
+        return False
+    return b'"type":"workflow.started"' in (first.data or b"")[:64]
