@@ -218,16 +218,24 @@ class Client:
             # The request is one NATS message: a large input travels by reference.
             run_id = run_id or wire.new_run_id()
             input = await Payloads(self.js).offload(f"{run_id}/input", input)
-        out = await self.call(
-            "run.start",
-            {
-                "workflow": name,
-                "input": input,
-                "idempotency_key": idempotency_key,
-                "run_id": run_id,
-                "revision": revision,
-            },
-        )
+        body = {
+            "workflow": name,
+            "input": input,
+            "idempotency_key": idempotency_key,
+            "run_id": run_id,
+            "revision": revision,
+        }
+        try:
+            out = await self.call("run.start", body)
+        except WorkflowNotFoundError:
+            cached = self._registered.pop(name, None)
+            if cached is None:
+                raise
+            # The pinned revision is gone (the definition store keeps 64 per name, or the
+            # workflow was deleted): register this definition again and start that.
+            info = await self.register(json.loads(cached[0]))
+            self._registered[info.name] = (cached[0], info.revision)
+            out = await self.call("run.start", {**body, "revision": info.revision})
         return RunHandle(
             self, out["run_id"], workflow=name, duplicate=out.get("duplicate", False), known=True
         )

@@ -77,6 +77,11 @@ def done_subject(run_id: str) -> str:
     return f"dagnats.done.{run_id}"
 
 
+def forget_subject(run_id: str) -> str:
+    """Core subject telling engines a run was deleted (drop it from their caches)."""
+    return f"dagnats.forget.{run_id}"
+
+
 def new_run_id() -> str:
     """Time-ordered, subject-safe id: 12 hex of milliseconds + 16 random hex."""
     return f"{int(time.time() * 1000):012x}{secrets.token_hex(8)}"

@@ -117,6 +117,7 @@ class Engine:
         await self.correlator.start()
         self.executor.on_waiter = self.correlator.lookback
         self.ending = RunEnding(self.nc, self.runs, self.executor)
+        self._forget_sub = await self.nc.subscribe(wire.forget_subject("*"), cb=self._on_forget)
         self._loop = asyncio.create_task(self._consume(), name="dagnats-engine")
         self.ready.set()
         log.info("engine started")
@@ -140,10 +141,15 @@ class Engine:
             await self._flush(run_id)
         await self.executor.drain()
         await self.feed.stop()
+        with contextlib.suppress(Exception):
+            await self._forget_sub.unsubscribe()
         await self.correlator.stop()
         await self.advisories.stop()
         await self.timers.stop()
         log.info("engine stopped: %d events applied", self.applied)
+
+    async def _on_forget(self, msg: Msg) -> None:
+        self.runs.forget(msg.subject.rsplit(".", 1)[-1])
 
     async def __aenter__(self) -> Engine:
         await self.start()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
+import secrets
 import time
 from typing import Any
 
@@ -49,6 +51,8 @@ MAX_SCAN = 20_000
 IDEMPOTENCY_GRACE_S = 6.0
 # How long a forced delete waits for a running run to end after the cancel request.
 FORCE_DELETE_WAIT_S = 10.0
+# A deleted run's id is refused this long: the streams' dedup window (120 s) plus margin.
+DELETED_ID_HOLD_S = 130
 
 
 class Operations(InteractionOps):
@@ -157,13 +161,8 @@ class Operations(InteractionOps):
                     "revision": revision,
                     "duplicate": True,
                 }
-        elif body.get("run_id"):
-            try:
-                entry = await self.runs.get(run_id)
-                if entry.value is not None:
-                    raise ApiError(f"run '{run_id}' already exists", code=409)
-            except KeyNotFoundError:
-                pass
+        if body.get("run_id"):
+            await self._check_run_id_free(run_id)
         started = Event(
             type=ev.WORKFLOW_STARTED,
             run_id=run_id,
@@ -178,7 +177,9 @@ class Operations(InteractionOps):
             await self.js.publish(
                 wire.history_subject(run_id),
                 started.to_bytes(),
-                headers=msg_id(f"{run_id}.started"),
+                # Unique per request: an id reused after delete_run must start again (a second
+                # workflow.started for a live run is a no-op for the engine anyway).
+                headers=msg_id(f"{run_id}.started.{secrets.token_hex(6)}"),
             )
         except Exception:
             # A publish that timed out may still have been stored: then the run exists.
@@ -199,6 +200,26 @@ class Operations(InteractionOps):
                 await self._release_key(idem_key, idem_rev)
             raise
         return {"run_id": run_id, "workflow": name, "revision": revision, "duplicate": False}
+
+    async def _check_run_id_free(self, run_id: str) -> None:
+        """An explicit run id must be new, and not one deleted within the dedup window:
+        that run's task, timer and record ids would swallow the new run's."""
+        try:
+            entry = await self.runs.get(run_id)
+            if entry.value is not None:
+                raise ApiError(f"run '{run_id}' already exists", code=409)
+        except KeyNotFoundError:
+            pass
+        try:
+            tomb = await self.idem.get(f"deleted.{run_id}")
+        except KeyNotFoundError:
+            return
+        if tomb.value is not None:
+            raise ApiError(
+                f"run id '{run_id}' was deleted less than {DELETED_ID_HOLD_S}s ago; its "
+                "messages are still in the streams' dedup window: use another id or wait",
+                code=409,
+            )
 
     async def _has_history(self, run_id: str) -> bool:
         try:
@@ -370,6 +391,10 @@ class Operations(InteractionOps):
             await self._cancel_and_wait(run_id)
         await self.runs.purge(run_id)
         await self.js.purge_stream(wire.HISTORY_STREAM, subject=wire.history_subject(run_id))
+        # Engines drop their cached state; the id is held while the old run's dedup ids live.
+        await self.nc.publish(wire.forget_subject(run_id), b"")
+        with contextlib.suppress(KeyWrongLastSequenceError):
+            await self.idem.create(f"deleted.{run_id}", b"1", msg_ttl=DELETED_ID_HOLD_S)
         if state.idempotency_key is not None:  # the key no longer names a run
             await self._release_run_key(_idem_key(state.workflow, state.idempotency_key), run_id)
         obj = await self.payloads.store()

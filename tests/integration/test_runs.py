@@ -341,3 +341,17 @@ async def test_signals_are_recorded_in_the_history(dagnats_env: DagnatsEnv) -> N
     assert await run.result(timeout=15) == {"ok": True}
     signals = [e for e in [e async for e in run.events()] if e.type == "signal.received"]
     assert [e.data for e in signals] == [{"name": "go", "data": {"ok": True}}]
+
+
+async def test_run_ids_are_not_reused_too_soon(dagnats_env: DagnatsEnv) -> None:
+    dagnats_env.add_worker(pipeline_worker())
+    first = await dagnats_env.client.start(pipeline(), "A", run_id="reused-id")
+    assert await first.result(timeout=15) == "!A ,OLLEH"
+    await dagnats_env.client.delete_run("reused-id")
+    # Its task and record ids are still in the streams' dedup window: refused clearly.
+    with pytest.raises(dagnats.ApiError, match="deleted less than"):
+        await dagnats_env.client.start(pipeline(), "B", run_id="reused-id")
+    live = await dagnats_env.client.start(pipeline(), "C", run_id="live-id")
+    await live.result(timeout=15)
+    with pytest.raises(dagnats.ApiError, match="already exists"):
+        await dagnats_env.client.start(pipeline(), "D", run_id="live-id")
