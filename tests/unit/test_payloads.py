@@ -37,14 +37,27 @@ def ref(key: str) -> dict[str, Any]:
 
 
 async def test_resolves_the_shapes_the_engine_builds() -> None:
-    p, store = _payloads({"a": "A" * 3, "b": [1, 2], "c": {"deep": ref("x")}})
+    p, store = _payloads(
+        {
+            "a": "A" * 3,
+            "b": [1, 2],
+            "c": {"deep": ref("x")},
+            "x": "XXX",
+            "l1": [ref("l2")],
+            "l2": [ref("l3")],
+            "l3": [ref("l4")],
+            "l4": "bottom",
+        }
+    )
     assert await p.resolve(ref("a")) == "AAA"  # a step output
     assert await p.resolve([ref("a"), 5, ref("b")]) == ["AAA", 5, [1, 2]]  # map fan-in
     assert await p.resolve({"s1": ref("a"), "s2": 3}) == {"s1": "AAA", "s2": 3}  # sinks/deps
     assert await p.resolve({"m": [ref("a"), ref("a")]}) == {"m": ["AAA", "AAA"]}  # map sink
-    # A resolved value is user data: references inside it are not followed.
-    assert await p.resolve(ref("c")) == {"deep": ref("x")}
-    assert "x" not in store.gets
+    # A stored value may hold references itself (the engine offloads a fan-in list whose
+    # items a worker offloaded): those are followed, to a bounded depth.
+    assert await p.resolve(ref("c")) == {"deep": "XXX"}
+    assert await p.resolve(ref("l1")) == [[[ref("l4")]]]
+    assert "l4" not in store.gets
     # The same object is fetched once per call.
     store.gets.clear()
     await p.resolve([ref("a")] * 5)
