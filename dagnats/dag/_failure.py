@@ -7,7 +7,7 @@ from typing import Any
 from dagnats.dag import _steps
 from dagnats.dag._run import Ctx, ns_delta
 from dagnats.dag.actions import CancelChildRun, DeadLetter, FinishRun, RemoveWaiter
-from dagnats.dag.definition import SubWorkflowConfig, WaitForEventConfig
+from dagnats.dag.definition import SubWorkflowConfig, WaitForEventConfig, WorkflowDef
 from dagnats.dag.events import (
     CANCEL_WAITER_PREFIX,
     COMPENSATE_STARTED,
@@ -366,6 +366,7 @@ def _finish(ctx: Ctx, status: RunStatus, output: Any, error: RunError | None) ->
             parent_run_id=parent.run_id if parent is not None else None,
             parent_step_id=parent.step_id if parent is not None else None,
             child_steps=children,
+            timers=may_leave_timers(ctx.defn),
         )
     )
 
@@ -404,3 +405,23 @@ def _cancel_open(ctx: Ctx, reason: str, *, keep_idle_handlers: bool) -> tuple[st
             _cancel_items(ctx, sid)
     ctx.release_slot()
     return tuple(children)
+
+
+_TIMED_TYPES = frozenset({"agent_loop", "sleep", "wait_for_event", "approval", "sub_workflow"})
+
+
+def may_leave_timers(defn: WorkflowDef) -> bool:
+    """Whether a run of ``defn`` may schedule timers (retries, timeouts, delays, waits,
+    deferred dispatches), i.e. whether its end needs a purge of the timer stream."""
+    if defn.timeout is not None:
+        return True
+    if defn.default_retry is not None and defn.default_retry.max_attempts > 0:
+        return True
+    return any(
+        s.timeout is not None
+        or s.type in _TIMED_TYPES
+        or (s.retry is not None and s.retry.max_attempts > 0)
+        or s.rate_limit is not None
+        or s.max_task_concurrency is not None
+        for s in defn.steps
+    )

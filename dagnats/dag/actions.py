@@ -152,6 +152,8 @@ class FinishRun:
     parent_run_id: str | None = None
     parent_step_id: str | None = None
     child_steps: tuple[str, ...] = field(default_factory=tuple)
+    # Whether the run could have left timers behind (purging costs the server a scan).
+    timers: bool = True
 
 
 Action = (

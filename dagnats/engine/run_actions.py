@@ -94,22 +94,24 @@ class RunActions:
                 ),
                 f"{child}.cancel.parent",
             )
-        await self._cleanup_checkpoints(a.run_id)
+        await self._cleanup(a.run_id, timers=a.timers)
 
-    async def _cleanup_checkpoints(self, run_id: str) -> None:
-        """Drop the run's checkpoints and pending timers (sleeps, backstops, deferred
-        dispatches): purges by subject, off the critical path."""
-        task = asyncio.create_task(self._purge_checkpoints(run_id))
+    async def _cleanup(self, run_id: str, *, timers: bool) -> None:
+        """Drop the run's checkpoints and, if it could have any, its pending timers (sleeps,
+        backstops, deferred dispatches): purges by subject, off the critical path."""
+        task = asyncio.create_task(self._purge(run_id, timers=timers))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _purge_checkpoints(self, run_id: str) -> None:
+    async def _purge(self, run_id: str, *, timers: bool) -> None:
         try:
             await self.js.purge_stream(
                 f"KV_{wire.KV_CHECKPOINTS}", subject=f"$KV.{wire.KV_CHECKPOINTS}.{run_id}.>"
             )
         except Exception as exc:  # best effort: checkpoints are a cache of progress
             log.debug("could not purge checkpoints of run %s: %s", run_id, exc)
+        if not timers:
+            return  # a purge makes the server scan the stream: skip it when it can't help
         try:
             # Timers of an ended run would fire as stale no-ops (or, for deferred dispatches,
             # take a concurrency slot); removing them keeps the timer stream small.

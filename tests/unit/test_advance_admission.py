@@ -98,3 +98,17 @@ def test_cancel_on_looks_back_to_the_start_of_the_run() -> None:
     (waiter,) = of(sim.start(), RegisterWaiter)
     assert waiter.lookback_ns > 0
     assert waiter.registered_at == sim.state.created_at
+
+
+def test_finish_purges_timers_only_when_the_run_may_have_some() -> None:
+    from dagnats.dag.actions import FinishRun
+
+    plain = Sim(wf({"id": "a"}))
+    plain.start()
+    assert of(plain.complete("a", 1), FinishRun)[0].timers is False
+    timed = Sim(wf({"id": "a", "timeout": "1m"}))
+    timed.start()
+    assert of(timed.complete("a", 1), FinishRun)[0].timers is True
+    retried = Sim(wf({"id": "a", "retry": {"max_attempts": 2}}))
+    retried.start()
+    assert of(retried.complete("a", 1), FinishRun)[0].timers is True
