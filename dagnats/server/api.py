@@ -61,7 +61,6 @@ class ApiService:
         self.ops = Operations(nc)
         self._svc: Service | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._limit = asyncio.Semaphore(MAX_INFLIGHT_REQUESTS)
         self._payloads = Payloads(nc.jetstream())
         self._nuid = NUID()
 
@@ -121,20 +120,20 @@ class ApiService:
         return handler
 
     async def _serve(self, fn: Handler, req: Request) -> None:
-        async with self._limit:
-            try:
-                body = json.loads(req.data) if req.data else {}
-                if not isinstance(body, dict):
-                    raise ApiError("request body must be a JSON object", code=400)
-                result = await fn(body)
-                await req.respond(await self._reply(result))
-            except (DagnatsError, ValueError) as exc:
-                code = 400 if isinstance(exc, ValueError) else error_code(exc)
-                kind = type(exc).__name__ if isinstance(exc, DagnatsError) else "ApiError"
-                await self._error(req, code, kind, str(exc))
-            except Exception as exc:
-                log.exception("API request on %s failed", req.subject)
-                await self._error(req, 500, "ApiError", f"internal error: {exc}")
+        # Bounded by the busy check in _wrap: at most MAX_INFLIGHT_REQUESTS of these.
+        try:
+            body = json.loads(req.data) if req.data else {}
+            if not isinstance(body, dict):
+                raise ApiError("request body must be a JSON object", code=400)
+            result = await fn(body)
+            await req.respond(await self._reply(result))
+        except (DagnatsError, ValueError) as exc:
+            code = 400 if isinstance(exc, ValueError) else error_code(exc)
+            kind = type(exc).__name__ if isinstance(exc, DagnatsError) else "ApiError"
+            await self._error(req, code, kind, str(exc))
+        except Exception as exc:
+            log.exception("API request on %s failed", req.subject)
+            await self._error(req, 500, "ApiError", f"internal error: {exc}")
 
     async def _reply(self, result: Any) -> bytes:
         data = json.dumps(result, default=str).encode()
