@@ -13,7 +13,7 @@ worker = dagnats.Worker(ack_wait_s=1.0, name="fragile", report_started_after_s=0
 @worker.task()
 async def fragile(ctx: dagnats.TaskContext, x: int) -> int:
     print(f"started attempt={ctx.attempt}", flush=True)
-    await asyncio.sleep(3600)  # the test kills this process while it waits here
+    await asyncio.Event().wait()  # the test kills this process while it waits here
     return x
 
 

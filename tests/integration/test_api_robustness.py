@@ -191,7 +191,7 @@ def _slow_flow(env: DagnatsEnv, started: asyncio.Event) -> dagnats.Workflow:
     @worker.task()
     async def slow(ctx: dagnats.TaskContext, value: Any) -> Any:
         started.set()
-        await asyncio.sleep(30)
+        await asyncio.Event().wait()  # until cancelled
         return value
 
     env.add_worker(worker)
@@ -298,7 +298,7 @@ async def test_api_refuses_requests_past_the_in_flight_limit(
 ) -> None:
     assert dagnats_env.api is not None
     monkeypatch.setattr(api_mod, "MAX_INFLIGHT_REQUESTS", 2)
-    stuck = [asyncio.create_task(asyncio.sleep(60)) for _ in range(2)]
+    stuck = [asyncio.create_task(asyncio.Event().wait()) for _ in range(2)]
     dagnats_env.api._tasks.update(stuck)  # two requests still being served
     try:
         with pytest.raises(dagnats.ApiError, match=r"API busy \(2 requests in flight\)") as info:

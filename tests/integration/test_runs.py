@@ -251,7 +251,7 @@ async def test_cancel_running_run_stops_its_handler(dagnats_env: DagnatsEnv) -> 
     async def forever(ctx: dagnats.TaskContext) -> None:
         started.set()
         try:
-            await asyncio.sleep(30)
+            await asyncio.Event().wait()  # until the run is cancelled
         except asyncio.CancelledError:
             stopped.set()  # the engine announced the run's end; the worker cancelled us
             raise

@@ -198,7 +198,7 @@ async def test_drain_timeout_cancels_and_gives_back(
     @worker.task()
     async def stuck(ctx: TaskContext) -> str:
         entered.set()
-        await asyncio.sleep(60)
+        await asyncio.Event().wait()  # until cancelled
         return "never"
 
     async with running(worker):
@@ -243,7 +243,7 @@ async def test_sigterm_drains_a_second_one_forces(
     @worker.task()
     async def stuck(ctx: TaskContext) -> None:
         entered.set()
-        await asyncio.sleep(60)
+        await asyncio.Event().wait()  # until cancelled
 
     before = signal.getsignal(signal.SIGTERM)
     run = asyncio.create_task(worker.run())
