@@ -11,6 +11,9 @@ from nats.js import JetStreamContext
 from nats.js.api import PubAck
 from nats.js.errors import BadRequestError
 
+from dagnats.dag import wire
+from dagnats.dag.events import Event
+
 MAX_ATOMIC_BATCH = 1000  # nats-server refuses larger atomic batches (error 10199)
 ERR_BATCH_DUPLICATE_ID = 10201  # "atomic publish batch contains duplicate message id"
 
@@ -65,6 +68,18 @@ async def _publish_batch(
         "Nats-Batch-Commit": "1",
     }
     await js.publish(subject, data, headers=hdrs, timeout=timeout_s)
+
+
+async def append_event(
+    js: JetStreamContext, event: Event, dedup_id: str, *, timeout_s: float | None = None
+) -> PubAck:
+    """Append ``event`` to its run's history (``history.<run_id>``), deduplicated by id."""
+    return await js.publish(
+        wire.history_subject(event.run_id),
+        event.to_bytes(),
+        headers=msg_id(dedup_id),
+        timeout=timeout_s,
+    )
 
 
 async def gather_acks(futures: Sequence[asyncio.Future[PubAck]]) -> None:

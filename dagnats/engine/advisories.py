@@ -17,7 +17,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from dagnats._nats.consumers import ConsumerLoop
-from dagnats._nats.publish import msg_id
+from dagnats._nats.publish import append_event
 from dagnats.dag import events as ev
 from dagnats.dag import wire
 from dagnats.dag.events import Event
@@ -84,11 +84,7 @@ class AdvisoryWatcher(ConsumerLoop):
                 "deliveries": deliveries,
             },
         )
-        await self.js.publish(
-            wire.history_subject(task.run_id),
-            event.to_bytes(),
-            headers=msg_id(f"{task.dedup_id}.lost"),
-        )
+        await append_event(self.js, event, f"{task.dedup_id}.lost")
         try:
             await self.js.delete_msg(wire.TASK_STREAM, seq)
         except Exception as exc:  # another engine may have removed it first

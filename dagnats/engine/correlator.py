@@ -22,7 +22,7 @@ from nats.js.kv import KeyValue
 
 from dagnats._nats.consumers import ConsumerLoop
 from dagnats._nats.kvscan import scan
-from dagnats._nats.publish import msg_id
+from dagnats._nats.publish import append_event
 from dagnats.dag import events as ev
 from dagnats.dag import wire
 from dagnats.dag.actions import RegisterWaiter
@@ -107,11 +107,7 @@ class Correlator(ConsumerLoop):
             step_id=step_id,
             data={"event": payload, "name": name},
         )
-        await self.js.publish(
-            wire.history_subject(run_id),
-            event.to_bytes(),
-            headers=msg_id(f"{run_id}.{step_id}.matched"),
-        )
+        await append_event(self.js, event, f"{run_id}.{step_id}.matched")
         self.matched += 1
 
     async def lookback(self, w: RegisterWaiter) -> None:

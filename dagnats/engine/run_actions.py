@@ -19,7 +19,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
-from dagnats._nats.publish import msg_id
+from dagnats._nats.publish import append_event
 from dagnats.dag import events as ev
 from dagnats.dag import wire
 from dagnats.dag.actions import AdmitRun, FinishRun, RequestApproval, StartChildRun
@@ -38,9 +38,7 @@ class RunActions:
     _background: set[asyncio.Task[None]]
 
     async def _publish_event(self, event: Event, dedup_id: str) -> None:
-        await self.js.publish(
-            wire.history_subject(event.run_id), event.to_bytes(), headers=msg_id(dedup_id)
-        )
+        await append_event(self.js, event, dedup_id)
 
     async def _admit(self, a: AdmitRun) -> None:
         verdict = await admit_run(self.kv[wire.KV_CONCURRENCY], a.workflow, a.run_id, a.max_runs)

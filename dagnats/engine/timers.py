@@ -21,7 +21,7 @@ from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from dagnats._nats.consumers import ConsumerLoop
-from dagnats._nats.publish import msg_id
+from dagnats._nats.publish import append_event, msg_id
 from dagnats.dag import events as ev
 from dagnats.dag import wire
 from dagnats.dag.events import Event
@@ -118,11 +118,7 @@ class TimerService(ConsumerLoop):
                 item=data.get("item"),
                 data=data,
             )
-            await self.js.publish(
-                wire.history_subject(event.run_id),
-                event.to_bytes(),
-                headers=msg_id(f"fired.{body['dedup_id']}"),
-            )
+            await append_event(self.js, event, f"fired.{body['dedup_id']}")
             await msg.ack()
             self.fired += 1
         except (ValueError, KeyError, TypeError) as exc:

@@ -14,7 +14,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
-from dagnats._nats.publish import msg_id
+from dagnats._nats.publish import append_event
 from dagnats.dag import events as ev
 from dagnats.dag import wire
 from dagnats.dag.events import Event
@@ -100,11 +100,7 @@ class InteractionOps:
     async def _publish_decision(self, token: str, info: dict[str, Any], event: Event) -> None:
         # Deduplicated per token: a token is one decision of one approval request, while
         # "<run>.<step>.decided" would collide when the step asks again within the window.
-        await self.js.publish(
-            wire.history_subject(info["run_id"]),
-            event.to_bytes(),
-            headers=msg_id(f"decided.{token}"),
-        )
+        await append_event(self.js, event, f"decided.{token}")
 
     async def approve(self, body: dict[str, Any]) -> dict[str, Any]:
         token = _name(body, "token")

@@ -23,7 +23,7 @@ from nats.js.kv import KeyValue
 
 from dagnats._nats.history import read_history
 from dagnats._nats.payloads import Payloads, decode_run
-from dagnats._nats.publish import msg_id
+from dagnats._nats.publish import append_event
 from dagnats.dag import events as ev
 from dagnats.dag import wire
 from dagnats.dag.conditions import lookup
@@ -174,13 +174,9 @@ class Operations(InteractionOps):
             },
         )
         try:
-            await self.js.publish(
-                wire.history_subject(run_id),
-                started.to_bytes(),
-                # Unique per request: an id reused after delete_run must start again (a second
-                # workflow.started for a live run is a no-op for the engine anyway).
-                headers=msg_id(f"{run_id}.started.{secrets.token_hex(6)}"),
-            )
+            # Unique per request: an id reused after delete_run must start again (a second
+            # workflow.started for a live run is a no-op for the engine anyway).
+            await append_event(self.js, started, f"{run_id}.started.{secrets.token_hex(6)}")
         except Exception:
             # A publish that timed out may still have been stored: then the run exists.
             try:
@@ -370,15 +366,12 @@ class Operations(InteractionOps):
         state = await self._state(run_id)
         if state.terminal:
             return {"run_id": run_id, "status": state.status, "cancelled": False}
-        event = Event(
-            type=ev.WORKFLOW_CANCEL_REQUESTED,
-            run_id=run_id,
-            data={"reason": body.get("reason") or "cancelled by request"},
-        )
-        await self.js.publish(
-            wire.history_subject(run_id), event.to_bytes(), headers=msg_id(f"{run_id}.cancel")
-        )
+        await self._request_cancel(run_id, body.get("reason") or "cancelled by request")
         return {"run_id": run_id, "status": state.status, "cancelled": True}
+
+    async def _request_cancel(self, run_id: str, reason: str) -> None:
+        event = Event(type=ev.WORKFLOW_CANCEL_REQUESTED, run_id=run_id, data={"reason": reason})
+        await append_event(self.js, event, f"{run_id}.cancel")
 
     async def delete_run(self, body: dict[str, Any]) -> dict[str, Any]:
         run_id = _run_id(body)
@@ -413,14 +406,7 @@ class Operations(InteractionOps):
         """
         sub = await self.nc.subscribe(wire.done_subject(run_id))
         try:
-            event = Event(
-                type=ev.WORKFLOW_CANCEL_REQUESTED,
-                run_id=run_id,
-                data={"reason": "deleted by request (force)"},
-            )
-            await self.js.publish(
-                wire.history_subject(run_id), event.to_bytes(), headers=msg_id(f"{run_id}.cancel")
-            )
+            await self._request_cancel(run_id, "deleted by request (force)")
             try:
                 entry = await self.runs.get(run_id)
             except KeyNotFoundError:

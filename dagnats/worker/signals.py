@@ -16,6 +16,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
+from dagnats._nats.publish import append_event
 from dagnats.dag import wire
 from dagnats.dag.events import SIGNAL_RECEIVED, Event
 from dagnats.worker.checkpoints import decode_value, encode_value
@@ -48,11 +49,7 @@ async def send_signal(
             # Signals may be sent ahead of a run; only a started run's history records
             # them, so a signal cannot make an unknown or deleted run look alive.
             return rev
-        await js.publish(
-            wire.history_subject(run_id),
-            record.to_bytes(),
-            headers={"Nats-Msg-Id": f"signal.{run_id}.{name}.{rev}"},
-        )
+        await append_event(js, record, f"signal.{run_id}.{name}.{rev}")
     except Exception as exc:
         log.warning("run %s: signal %r sent but not recorded in its history: %s", run_id, name, exc)
     return rev
