@@ -95,6 +95,8 @@ class Client:
         # name -> (JSON of what this client registered, the revision it got)
         self._registered: dict[str, tuple[str, int]] = {}
         self._kv: dict[str, KeyValue] = {}
+        # One instance: it looks the object store up once, on first use.
+        self.payloads = Payloads(self.js)
 
     async def kv(self, bucket: str) -> KeyValue:
         """A KV handle, looked up once (each lookup is a stream-info round trip)."""
@@ -161,7 +163,7 @@ class Client:
         return out
 
     async def _resolve_reply(self, ref: dict[str, Any]) -> Any:
-        payloads = Payloads(self.js)
+        payloads = self.payloads
         value = await payloads.resolve(ref, depth=0)
         try:  # the reply was for this request only
             await (await payloads.store()).delete(ref[REF])
@@ -217,7 +219,7 @@ class Client:
         if len(json.dumps(input, default=str)) > THRESHOLD_BYTES:
             # The request is one NATS message: a large input travels by reference.
             run_id = run_id or wire.new_run_id()
-            input = await Payloads(self.js).offload(f"{run_id}/input", input)
+            input = await self.payloads.offload(f"{run_id}/input", input)
         body = {
             "workflow": name,
             "input": input,

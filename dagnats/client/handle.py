@@ -97,7 +97,7 @@ class RunHandle:
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         late = f"run {self.run_id} did not finish within {timeout}s"
-        payloads = Payloads(self.client.js)
+        payloads = self.client.payloads
         sub = await self.client.nc.subscribe(wire.done_subject(self.run_id))
         try:
             state = await self._snapshot(payloads, check_exists=not self._known)
@@ -132,7 +132,7 @@ class RunHandle:
 
     async def _resolve(self, value: Any) -> Any:
         # The result may be a reference, or hold some ({sink: output}, a map's list).
-        return await Payloads(self.client.js).resolve(value)
+        return await self.client.payloads.resolve(value)
 
     async def events(
         self, *, follow: bool = False, timeout: float | None = None
