@@ -5,10 +5,9 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from dagnats.client import Client, RunHandle, RunSummary, WorkflowInfo
-from dagnats.dag.builder import StepRef, Workflow
-from dagnats.dag.definition import RetryPolicy, StepDef, WorkflowDef
-from dagnats.dag.events import Event
-from dagnats.dag.state import RunState, StepState
+from dagnats.dag.definition.builder import StepRef, Workflow
+from dagnats.dag.definition.models import RetryPolicy, StepDef, WorkflowDef
+from dagnats.dag.machine.state import RunState, StepState
 from dagnats.errors import (
     ApiError,
     ApprovalError,
@@ -26,6 +25,7 @@ from dagnats.errors import (
     TaskError,
     WorkflowNotFoundError,
 )
+from dagnats.protocol.events import Event
 from dagnats.worker import Continue, Task, TaskContext, Worker
 
 __all__ = [

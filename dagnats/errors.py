@@ -110,7 +110,7 @@ class RetryAfter(TaskError):
     """Retry the step after ``delay`` (a duration string, seconds as float, or timedelta)."""
 
     def __init__(self, delay: Any, message: str = "") -> None:
-        from dagnats.dag.duration import SECOND, parse_duration
+        from dagnats.protocol.durations import SECOND, parse_duration
 
         if isinstance(delay, int | float) and not isinstance(delay, bool):
             self.delay_ns = int(delay * SECOND)

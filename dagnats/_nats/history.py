@@ -8,8 +8,8 @@ import logging
 from nats.aio.client import Client as NatsClient
 from nats.errors import TimeoutError as NatsTimeoutError
 
-from dagnats.dag import wire
-from dagnats.dag.events import Event
+from dagnats import protocol
+from dagnats.protocol.events import Event
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +27,8 @@ async def read_history(
     max_events: int = MAX_EVENTS,
 ) -> list[Event]:
     """Events of ``run_id`` in order, with ``after_seq < seq < before_seq`` when given."""
-    subject = wire.history_subject(run_id)
-    api = f"$JS.API.DIRECT.GET.{wire.HISTORY_STREAM}"
+    subject = protocol.history_subject(run_id)
+    api = f"$JS.API.DIRECT.GET.{protocol.HISTORY_STREAM}"
     out: list[Event] = []
     next_seq = after_seq + 1
     inbox = nc.new_inbox()

@@ -15,8 +15,8 @@ from typing import Any
 from nats.js import JetStreamContext
 from nats.js.object_store import ObjectStore
 
-from dagnats.dag import wire
-from dagnats.dag.state import RunState
+from dagnats import protocol
+from dagnats.dag.machine.state import RunState
 
 THRESHOLD_BYTES = 256 * 1024
 REF = "$dagnats_ref"
@@ -62,7 +62,7 @@ class Payloads:
 
     async def store(self) -> ObjectStore:
         if self._obj is None:
-            self._obj = await self.js.object_store(wire.OBJ_PAYLOADS)
+            self._obj = await self.js.object_store(protocol.OBJ_PAYLOADS)
         return self._obj
 
     async def offload(self, key: str, value: Any) -> Any:

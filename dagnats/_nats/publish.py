@@ -11,8 +11,8 @@ from nats.js import JetStreamContext
 from nats.js.api import PubAck
 from nats.js.errors import BadRequestError
 
-from dagnats.dag import wire
-from dagnats.dag.events import Event
+from dagnats import protocol
+from dagnats.protocol.events import Event
 
 MAX_ATOMIC_BATCH = 1000  # nats-server refuses larger atomic batches (error 10199)
 ERR_BATCH_DUPLICATE_ID = 10201  # "atomic publish batch contains duplicate message id"
@@ -75,7 +75,7 @@ async def append_event(
 ) -> PubAck:
     """Append ``event`` to its run's history (``history.<run_id>``), deduplicated by id."""
     return await js.publish(
-        wire.history_subject(event.run_id),
+        protocol.history_subject(event.run_id),
         event.to_bytes(),
         headers=msg_id(dedup_id),
         timeout=timeout_s,

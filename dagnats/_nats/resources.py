@@ -19,7 +19,7 @@ from nats.js.api import (
 )
 from nats.js.errors import BadRequestError, NotFoundError
 
-from dagnats.dag import wire
+from dagnats import protocol
 
 log = logging.getLogger(__name__)
 
@@ -39,17 +39,17 @@ class Bucket:
 
 
 BUCKETS: tuple[Bucket, ...] = (
-    Bucket(wire.KV_DEFS, history=64),
-    Bucket(wire.KV_RUNS),
-    Bucket(wire.KV_CHECKPOINTS),
-    Bucket(wire.KV_SIGNALS, ttl_s=30 * DAY_S),
-    Bucket(wire.KV_WAITERS),
-    Bucket(wire.KV_WORKERS, ttl_s=60.0),
-    Bucket(wire.KV_IDEMPOTENCY, ttl_s=DAY_S),
-    Bucket(wire.KV_RATE_LIMITS),
-    Bucket(wire.KV_CONCURRENCY),
-    Bucket(wire.KV_APPROVALS, ttl_s=7 * DAY_S + 3600.0),
-    Bucket(wire.KV_STICKY, ttl_s=DAY_S),
+    Bucket(protocol.KV_DEFS, history=64),
+    Bucket(protocol.KV_RUNS),
+    Bucket(protocol.KV_CHECKPOINTS),
+    Bucket(protocol.KV_SIGNALS, ttl_s=30 * DAY_S),
+    Bucket(protocol.KV_WAITERS),
+    Bucket(protocol.KV_WORKERS, ttl_s=60.0),
+    Bucket(protocol.KV_IDEMPOTENCY, ttl_s=DAY_S),
+    Bucket(protocol.KV_RATE_LIMITS),
+    Bucket(protocol.KV_CONCURRENCY),
+    Bucket(protocol.KV_APPROVALS, ttl_s=7 * DAY_S + 3600.0),
+    Bucket(protocol.KV_STICKY, ttl_s=DAY_S),
 )
 
 
@@ -57,7 +57,7 @@ def stream_configs(replicas: int = 1) -> list[StreamConfig]:
     common = {"storage": StorageType.FILE, "num_replicas": replicas}
     return [
         StreamConfig(
-            name=wire.HISTORY_STREAM,
+            name=protocol.HISTORY_STREAM,
             subjects=["history.>"],
             retention=RetentionPolicy.LIMITS,
             # Kept as long as a run may live (a 365-day sleep and then some); delete_run
@@ -69,7 +69,7 @@ def stream_configs(replicas: int = 1) -> list[StreamConfig]:
             **common,  # type: ignore[arg-type]
         ),
         StreamConfig(
-            name=wire.TASK_STREAM,
+            name=protocol.TASK_STREAM,
             subjects=["task.>"],
             retention=RetentionPolicy.WORK_QUEUE,
             duplicate_window=DEDUP_WINDOW_S,
@@ -78,14 +78,14 @@ def stream_configs(replicas: int = 1) -> list[StreamConfig]:
             **common,  # type: ignore[arg-type]
         ),
         StreamConfig(
-            name=wire.TIMER_STREAM,
+            name=protocol.TIMER_STREAM,
             subjects=["timer.>"],
             retention=RetentionPolicy.WORK_QUEUE,
             duplicate_window=DEDUP_WINDOW_S,
             **common,  # type: ignore[arg-type]
         ),
         StreamConfig(
-            name=wire.EVENT_STREAM,
+            name=protocol.EVENT_STREAM,
             subjects=["event.>"],
             retention=RetentionPolicy.LIMITS,
             max_age=7 * DAY_S,
@@ -96,14 +96,14 @@ def stream_configs(replicas: int = 1) -> list[StreamConfig]:
         ),
         StreamConfig(
             # Worker-loss advisories, kept so that an engine that was down still sees them.
-            name=wire.ADVISORY_STREAM,
-            subjects=[f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{wire.TASK_STREAM}.*"],
+            name=protocol.ADVISORY_STREAM,
+            subjects=[f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{protocol.TASK_STREAM}.*"],
             retention=RetentionPolicy.WORK_QUEUE,
             max_age=7 * DAY_S,
             **common,  # type: ignore[arg-type]
         ),
         StreamConfig(
-            name=wire.DLQ_STREAM,
+            name=protocol.DLQ_STREAM,
             subjects=["dead.>"],
             retention=RetentionPolicy.LIMITS,
             max_age=30 * DAY_S,
@@ -153,10 +153,10 @@ async def setup_resources(js: JetStreamContext, replicas: int = 1) -> None:
     configs = stream_configs(replicas) + [bucket_config(b, replicas) for b in BUCKETS]
     await asyncio.gather(*(add_or_update(js, c) for c in configs))
     try:
-        await js.object_store(wire.OBJ_PAYLOADS)
+        await js.object_store(protocol.OBJ_PAYLOADS)
     except Exception:  # BucketNotFoundError: create it (racing creators are fine)
         try:
-            await js.create_object_store(wire.OBJ_PAYLOADS, max_bytes=-1, ttl=PAYLOAD_TTL_S)
+            await js.create_object_store(protocol.OBJ_PAYLOADS, max_bytes=-1, ttl=PAYLOAD_TTL_S)
         except BadRequestError as exc:
             if exc.err_code != 10058:
                 raise

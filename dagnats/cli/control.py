@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NoKeysError
 
+from dagnats import protocol
 from dagnats.cli.common import (
     DEFAULT_NATS_URL,
     CliError,
@@ -20,7 +21,6 @@ from dagnats.cli.common import (
 )
 from dagnats.cli.output import emit_json, table
 from dagnats.client import Client
-from dagnats.dag import wire
 from dagnats.errors import ApiError
 
 MAX_WORKERS = 1000
@@ -110,10 +110,10 @@ def workers(nats_url: NatsUrlOpt = DEFAULT_NATS_URL, json_out: JsonOpt = False) 
 
 async def _read_workers(client: Client) -> list[dict[str, Any]]:
     try:
-        kv = await client.js.key_value(wire.KV_WORKERS)
+        kv = await client.js.key_value(protocol.KV_WORKERS)
     except BucketNotFoundError as exc:
         raise CliError(
-            f"no '{wire.KV_WORKERS}' bucket on this NATS (has `dagnats serve` run against it?)"
+            f"no '{protocol.KV_WORKERS}' bucket on this NATS (has `dagnats serve` run against it?)"
         ) from exc
     try:
         keys = sorted(await kv.keys())

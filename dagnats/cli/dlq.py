@@ -10,9 +10,9 @@ import typer
 from nats.aio.client import Client as NatsClient
 from nats.errors import TimeoutError as NatsTimeoutError
 
+from dagnats import protocol
 from dagnats.cli.common import DEFAULT_NATS_URL, CliError, JsonOpt, NatsUrlOpt, connect, execute
 from dagnats.cli.output import emit_json, error_text, fmt_time, shorten, table
-from dagnats.dag import wire
 
 app = typer.Typer(help="Inspect the dead-letter queue.", no_args_is_help=True)
 
@@ -40,7 +40,7 @@ async def read_dead_letters(
 
     One batched direct get (``next_by_subj`` with a wildcard), bounded by ``limit + 1``.
     """
-    subject = wire.dead_letter_subject(run_id, ">") if run_id else "dead.>"
+    subject = protocol.dead_letter_subject(run_id, ">") if run_id else "dead.>"
     request = {"seq": 1, "next_by_subj": subject, "batch": limit + 1}
     inbox = nc.new_inbox()
     sub = await nc.subscribe(inbox)
@@ -48,14 +48,14 @@ async def read_dead_letters(
     more = False
     try:
         await nc.publish(
-            f"$JS.API.DIRECT.GET.{wire.DLQ_STREAM}", json.dumps(request).encode(), reply=inbox
+            f"$JS.API.DIRECT.GET.{protocol.DLQ_STREAM}", json.dumps(request).encode(), reply=inbox
         )
         while True:
             try:
                 msg = await sub.next_msg(timeout=timeout_s)
             except NatsTimeoutError as exc:
                 raise CliError(
-                    f"reading {wire.DLQ_STREAM} timed out (does the stream exist on this NATS?)"
+                    f"reading {protocol.DLQ_STREAM} timed out (does the stream exist on this NATS?)"
                 ) from exc
             hdrs = msg.headers or {}
             status = hdrs.get("Status")
@@ -64,7 +64,7 @@ async def read_dead_letters(
             if status is not None:  # 204: end of the batch (or 404 after some messages)
                 if status not in ("204", "404"):
                     desc = hdrs.get("Description", "")
-                    raise CliError(f"reading {wire.DLQ_STREAM} failed: {status} {desc}".strip())
+                    raise CliError(f"reading {protocol.DLQ_STREAM} failed: {status} {desc}".strip())
                 break
             if len(out) == limit:
                 more = True

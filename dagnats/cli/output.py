@@ -9,8 +9,8 @@ from typing import Any
 
 import typer
 
-from dagnats.dag import events as ev
-from dagnats.dag.events import Event
+from dagnats.protocol import events as ev
+from dagnats.protocol.events import Event
 
 VALUE_LIMIT = 200
 DATA_LIMIT = 120

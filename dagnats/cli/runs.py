@@ -28,8 +28,8 @@ from dagnats.cli.output import (
     table,
 )
 from dagnats.cli.watch import start_and_watch
-from dagnats.dag.events import Event
-from dagnats.dag.state import RunState, StepState
+from dagnats.dag.machine.state import RunState, StepState
+from dagnats.protocol.events import Event
 
 app = typer.Typer(help="Start, inspect and control runs.", no_args_is_help=True)
 

@@ -12,12 +12,12 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
+from dagnats import protocol
 from dagnats.cli.output import compact, emit_json, error_text, outcome_text, watch_line
 from dagnats.client import Client, RunHandle
-from dagnats.dag import events as ev
-from dagnats.dag import wire
-from dagnats.dag.events import Event
 from dagnats.errors import RunCancelledError, RunFailedError
+from dagnats.protocol import events as ev
+from dagnats.protocol.events import Event
 
 OUTPUT_LIMIT = 2000
 CHUNK_LIMIT = 1000
@@ -34,7 +34,7 @@ _TERMINAL_STATUS = {
 async def subscribe_chunks(nc: NatsClient, run_id: str, started: asyncio.Event) -> Subscription:
     """Print ``[step] chunk`` for what steps send with ``ctx.put_stream`` (core pub/sub),
     once ``started`` is set (a fast step can stream before the start request returns)."""
-    prefix = f"{wire.stream_subject(run_id, '')}"
+    prefix = f"{protocol.stream_subject(run_id, '')}"
 
     async def on_chunk(msg: Msg) -> None:
         await started.wait()  # callbacks of one subscription run in order: none is lost
@@ -60,7 +60,7 @@ async def start_and_watch(
     json_out: bool,
 ) -> int:
     """Start a run, follow it to its end; exit status 0 if it completed, else 1."""
-    rid = run_id or wire.new_run_id()  # known up front, so no chunk can be missed
+    rid = run_id or protocol.new_run_id()  # known up front, so no chunk can be missed
     started = asyncio.Event()
     chunks = None if json_out else await subscribe_chunks(client.nc, rid, started)
     try:

@@ -12,7 +12,7 @@ import typer
 from dagnats.cli.common import DEFAULT_NATS_URL, CliError, JsonOpt, NatsUrlOpt, connect, execute
 from dagnats.cli.loader import resolve
 from dagnats.cli.output import emit_json, table
-from dagnats.dag.definition import WorkflowDef
+from dagnats.dag.definition.models import WorkflowDef
 
 app = typer.Typer(help="Register and inspect workflow definitions.", no_args_is_help=True)
 

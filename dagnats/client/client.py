@@ -14,11 +14,11 @@ from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.kv import KeyValue
 
+from dagnats import protocol
 from dagnats._nats.payloads import REF, THRESHOLD_BYTES, Payloads, is_ref
 from dagnats.client.handle import RunHandle
-from dagnats.dag import wire
-from dagnats.dag.definition import WorkflowDef
-from dagnats.dag.state import RunState
+from dagnats.dag.definition.models import WorkflowDef
+from dagnats.dag.machine.state import RunState
 from dagnats.errors import (
     ApiError,
     ApprovalError,
@@ -218,7 +218,7 @@ class Client:
                 revision = cached[1]
         if len(json.dumps(input, default=str)) > THRESHOLD_BYTES:
             # The request is one NATS message: a large input travels by reference.
-            run_id = run_id or wire.new_run_id()
+            run_id = run_id or protocol.new_run_id()
             input = await self.payloads.offload(f"{run_id}/input", input)
         body = {
             "workflow": name,

@@ -14,13 +14,13 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import DeliverPolicy
 from nats.js.errors import KeyNotFoundError, NotFoundError
 
+from dagnats import protocol
 from dagnats._nats.history import read_history
 from dagnats._nats.payloads import Payloads, decode_run
-from dagnats.dag import events as ev
-from dagnats.dag import wire
-from dagnats.dag.events import Event
-from dagnats.dag.state import STEP_TERMINAL, RunState
+from dagnats.dag.machine.state import STEP_TERMINAL, RunState
 from dagnats.errors import RunCancelledError, RunFailedError, RunNotFoundError
+from dagnats.protocol import events as ev
+from dagnats.protocol.events import Event
 
 if TYPE_CHECKING:
     from dagnats.client.client import Client
@@ -75,7 +75,7 @@ class RunHandle:
         """RunNotFoundError unless the run has a history (a direct get; no engine work)."""
         try:
             await self.client.js.get_last_msg(
-                wire.HISTORY_STREAM, wire.history_subject(self.run_id)
+                protocol.HISTORY_STREAM, protocol.history_subject(self.run_id)
             )
         except NotFoundError as exc:
             raise RunNotFoundError(f"run '{self.run_id}' not found") from exc
@@ -98,7 +98,7 @@ class RunHandle:
         deadline = None if timeout is None else time.monotonic() + timeout
         late = f"run {self.run_id} did not finish within {timeout}s"
         payloads = self.client.payloads
-        sub = await self.client.nc.subscribe(wire.done_subject(self.run_id))
+        sub = await self.client.nc.subscribe(protocol.done_subject(self.run_id))
         try:
             state = await self._snapshot(payloads, check_exists=not self._known)
             while state is None or not state.terminal:
@@ -119,7 +119,7 @@ class RunHandle:
     async def _snapshot(self, payloads: Payloads, *, check_exists: bool) -> RunState | None:
         """The stored snapshot, if any (with ``check_exists``, RunNotFoundError when the run
         has neither a snapshot nor a history)."""
-        kv = await self.client.kv(wire.KV_RUNS)
+        kv = await self.client.kv(protocol.KV_RUNS)
         try:
             entry = await kv.get(self.run_id)
         except KeyNotFoundError:
@@ -146,7 +146,7 @@ class RunHandle:
             await self._check_exists()  # else an unknown run would be followed forever
         js = self.client.js
         sub = await js.subscribe(
-            wire.history_subject(self.run_id),
+            protocol.history_subject(self.run_id),
             ordered_consumer=True,
             deliver_policy=DeliverPolicy.ALL,
         )
@@ -172,7 +172,7 @@ class RunHandle:
         ``STREAM_START_GRACE_S``.
         """
         nc = self.client.nc
-        chunks = await nc.subscribe(wire.stream_subject(self.run_id, step_id))
+        chunks = await nc.subscribe(protocol.stream_subject(self.run_id, step_id))
         done = asyncio.Event()
         started = asyncio.Event()
 
@@ -185,7 +185,7 @@ class RunHandle:
             if e.type in ev.TERMINAL_RUN_EVENTS or (e.step_id == step_id and _step_ended(e)):
                 done.set()
 
-        history = await nc.subscribe(wire.history_subject(self.run_id), cb=on_history)
+        history = await nc.subscribe(protocol.history_subject(self.run_id), cb=on_history)
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
             # Subscribed first, then read once: an end before the subscriptions is seen here,

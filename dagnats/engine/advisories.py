@@ -16,15 +16,15 @@ from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
+from dagnats import protocol
 from dagnats._nats.consumers import ConsumerLoop
 from dagnats._nats.publish import append_event
-from dagnats.dag import events as ev
-from dagnats.dag import wire
-from dagnats.dag.events import Event
+from dagnats.protocol import events as ev
+from dagnats.protocol.events import Event
 
 log = logging.getLogger(__name__)
 
-ADVISORY = f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{wire.TASK_STREAM}.*"
+ADVISORY = f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{protocol.TASK_STREAM}.*"
 ADVISORY_CONSUMER = "dagnats-advisories"
 
 
@@ -35,7 +35,7 @@ class AdvisoryWatcher(ConsumerLoop):
     def __init__(self, nc: NatsClient) -> None:
         super().__init__(
             nc,
-            wire.ADVISORY_STREAM,
+            protocol.ADVISORY_STREAM,
             ConsumerConfig(
                 durable_name=ADVISORY_CONSUMER,
                 filter_subject=ADVISORY,
@@ -62,8 +62,8 @@ class AdvisoryWatcher(ConsumerLoop):
             advisory = json.loads(msg.data)
             seq = int(advisory["stream_seq"])
             deliveries = int(advisory.get("deliveries", 0))
-            raw = await self.js.get_msg(wire.TASK_STREAM, seq)
-            task = wire.TaskMessage.model_validate_json(raw.data or b"{}")
+            raw = await self.js.get_msg(protocol.TASK_STREAM, seq)
+            task = protocol.TaskMessage.model_validate_json(raw.data or b"{}")
         except NotFoundError:
             return  # already handled: the task message was deleted after its loss was told
         except (ValueError, KeyError, TypeError) as exc:
@@ -86,7 +86,7 @@ class AdvisoryWatcher(ConsumerLoop):
         )
         await append_event(self.js, event, f"{task.dedup_id}.lost")
         try:
-            await self.js.delete_msg(wire.TASK_STREAM, seq)
+            await self.js.delete_msg(protocol.TASK_STREAM, seq)
         except Exception as exc:  # another engine may have removed it first
             log.debug("task message %d already gone: %s", seq, exc)
         self.lost += 1

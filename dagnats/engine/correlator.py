@@ -20,13 +20,13 @@ from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.kv import KeyValue
 
+from dagnats import protocol
 from dagnats._nats.consumers import ConsumerLoop
 from dagnats._nats.kvscan import scan
 from dagnats._nats.publish import append_event
-from dagnats.dag import events as ev
-from dagnats.dag import wire
-from dagnats.dag.actions import RegisterWaiter
-from dagnats.dag.events import Event
+from dagnats.dag.machine.actions import RegisterWaiter
+from dagnats.protocol import events as ev
+from dagnats.protocol.events import Event
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class Correlator(ConsumerLoop):
     def __init__(self, nc: NatsClient, waiters: KeyValue) -> None:
         super().__init__(
             nc,
-            wire.EVENT_STREAM,
+            protocol.EVENT_STREAM,
             ConsumerConfig(
                 durable_name=CORRELATOR_CONSUMER,
                 filter_subject="event.>",
@@ -116,8 +116,8 @@ class Correlator(ConsumerLoop):
             return
         start = w.registered_at - timedelta(microseconds=w.lookback_ns / 1000)
         sub = await self.js.pull_subscribe(
-            wire.event_subject(w.event),
-            stream=wire.EVENT_STREAM,
+            protocol.event_subject(w.event),
+            stream=protocol.EVENT_STREAM,
             config=ConsumerConfig(
                 deliver_policy=DeliverPolicy.BY_START_TIME,
                 opt_start_time=start,

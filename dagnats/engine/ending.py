@@ -13,20 +13,20 @@ from datetime import UTC, datetime
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
+from dagnats import protocol
 from dagnats._nats.history import read_history
 from dagnats._nats.payloads import encode_run
 from dagnats._nats.publish import msg_id
-from dagnats.dag import events as ev
-from dagnats.dag import wire
-from dagnats.dag.actions import FinishRun, RecordEvent
-from dagnats.dag.advance import max_runs
-from dagnats.dag.definition import WorkflowDef
-from dagnats.dag.events import Event
-from dagnats.dag.replay import fold
-from dagnats.dag.state import RunError, RunState
+from dagnats.dag.definition.models import WorkflowDef
+from dagnats.dag.machine.actions import FinishRun, RecordEvent
+from dagnats.dag.machine.advance import max_runs
+from dagnats.dag.machine.replay import fold
+from dagnats.dag.machine.state import RunError, RunState
 from dagnats.engine.executor import Executor
 from dagnats.engine.limits import announced, release_run, release_slots
 from dagnats.engine.store import RunStore
+from dagnats.protocol import events as ev
+from dagnats.protocol.events import Event
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ class RunEnding:
                 "error": message,
             }
             await self.js.publish(
-                wire.dead_letter_subject(event.run_id, "engine"),
+                protocol.dead_letter_subject(event.run_id, "engine"),
                 json.dumps(body, default=str).encode(),
                 headers=msg_id(f"dead.engine.{event.seq}"),
             )
@@ -136,13 +136,13 @@ class RunEnding:
         """Tell result() waiters: only after the terminal snapshot is stored, so a waiter
         that subscribed too late finds it by reading the snapshot."""
         body = await encode_run(self.runs.payloads, run)
-        await self.nc.publish(wire.done_subject(run.run_id), body)
+        await self.nc.publish(protocol.done_subject(run.run_id), body)
 
     async def release_slots(
         self, defn: WorkflowDef, event: Event, run: RunState, ended: bool
     ) -> None:
         """Give back max_task_concurrency slots held by attempts that have ended."""
-        kv = self.executor.kv[wire.KV_CONCURRENCY]
+        kv = self.executor.kv[protocol.KV_CONCURRENCY]
         if ended:
             limit = max_runs(defn)
             if limit is not None:

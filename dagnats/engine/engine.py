@@ -19,22 +19,22 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
+from dagnats import protocol
 from dagnats._nats.consumers import ensure_consumer
 from dagnats._nats.feed import PullFeed
 from dagnats._nats.history import read_history
 from dagnats._nats.payloads import Payloads, is_ref
-from dagnats.dag import events as ev
-from dagnats.dag import wire
-from dagnats.dag.advance import advance
-from dagnats.dag.definition import WorkflowDef
-from dagnats.dag.events import Event
-from dagnats.dag.state import RunState
+from dagnats.dag.definition.models import WorkflowDef
+from dagnats.dag.machine.advance import advance
+from dagnats.dag.machine.state import RunState
 from dagnats.engine.advisories import AdvisoryWatcher
 from dagnats.engine.correlator import Correlator
 from dagnats.engine.ending import RunEnding
 from dagnats.engine.executor import Executor
 from dagnats.engine.store import ConflictError, DefinitionStore, RunStore
 from dagnats.engine.timers import TimerService
+from dagnats.protocol import events as ev
+from dagnats.protocol.events import Event
 
 log = logging.getLogger(__name__)
 
@@ -82,21 +82,21 @@ class Engine:
         kv = {
             name: await js.key_value(name)
             for name in (
-                wire.KV_WAITERS,
-                wire.KV_APPROVALS,
-                wire.KV_CHECKPOINTS,
-                wire.KV_CONCURRENCY,
-                wire.KV_RATE_LIMITS,
-                wire.KV_RUNS,
+                protocol.KV_WAITERS,
+                protocol.KV_APPROVALS,
+                protocol.KV_CHECKPOINTS,
+                protocol.KV_CONCURRENCY,
+                protocol.KV_RATE_LIMITS,
+                protocol.KV_RUNS,
             )
         }
         self.executor = Executor(self.nc, js, self.defs, kv)
         self.payloads = Payloads(js)
         await ensure_consumer(
             self.js,
-            wire.HISTORY_STREAM,
+            protocol.HISTORY_STREAM,
             ConsumerConfig(
-                durable_name=wire.ENGINE_CONSUMER,
+                durable_name=protocol.ENGINE_CONSUMER,
                 filter_subject="history.>",
                 ack_policy=AckPolicy.EXPLICIT,
                 deliver_policy=DeliverPolicy.ALL,
@@ -106,18 +106,21 @@ class Engine:
             ),
         )
         self.feed = PullFeed(
-            self.nc, wire.HISTORY_STREAM, wire.ENGINE_CONSUMER, max_inflight=self.max_inflight
+            self.nc,
+            protocol.HISTORY_STREAM,
+            protocol.ENGINE_CONSUMER,
+            max_inflight=self.max_inflight,
         )
         await self.feed.start()
         self.timers = TimerService(self.nc, kv)
         await self.timers.start()
         self.advisories = AdvisoryWatcher(self.nc)
         await self.advisories.start()
-        self.correlator = Correlator(self.nc, kv[wire.KV_WAITERS])
+        self.correlator = Correlator(self.nc, kv[protocol.KV_WAITERS])
         await self.correlator.start()
         self.executor.on_waiter = self.correlator.lookback
         self.ending = RunEnding(self.nc, self.runs, self.executor)
-        self._forget_sub = await self.nc.subscribe(wire.forget_subject("*"), cb=self._on_forget)
+        self._forget_sub = await self.nc.subscribe(protocol.forget_subject("*"), cb=self._on_forget)
         self._loop = asyncio.create_task(self._consume(), name="dagnats-engine")
         self.ready.set()
         log.info("engine started")

@@ -22,11 +22,10 @@ from nats.js.api import PubAck
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
+from dagnats import protocol
 from dagnats._nats.payloads import THRESHOLD_BYTES, Payloads
 from dagnats._nats.publish import gather_acks, msg_id, publish_atomic
-from dagnats.dag import events as ev
-from dagnats.dag import wire
-from dagnats.dag.actions import (
+from dagnats.dag.machine.actions import (
     Action,
     AdmitRun,
     CancelChildRun,
@@ -41,10 +40,11 @@ from dagnats.dag.actions import (
     ScheduleTimer,
     StartChildRun,
 )
-from dagnats.dag.events import Event
 from dagnats.engine.limits import check_limits, limits_of
 from dagnats.engine.run_actions import RunActions
 from dagnats.engine.store import DefinitionStore
+from dagnats.protocol import events as ev
+from dagnats.protocol.events import Event
 
 log = logging.getLogger(__name__)
 
@@ -103,18 +103,22 @@ class Executor(RunActions):
                 records.append(a)
                 (record_futures if records_later else futures).append(
                     await self._pub(
-                        wire.history_subject(a.event.run_id), await self._record_body(a), a.dedup_id
+                        protocol.history_subject(a.event.run_id),
+                        await self._record_body(a),
+                        a.dedup_id,
                     )
                 )
             elif isinstance(a, ScheduleTimer):
                 futures.append(
-                    await self._pub(wire.timer_subject(a.kind, a.run_id), timer_body(a), a.dedup_id)
+                    await self._pub(
+                        protocol.timer_subject(a.kind, a.run_id), timer_body(a), a.dedup_id
+                    )
                 )
             elif isinstance(a, DeadLetter):
                 body = json.dumps(_dead_letter_body(a), default=str).encode()
                 futures.append(
                     await self._pub(
-                        wire.dead_letter_subject(a.run_id, a.step_id),
+                        protocol.dead_letter_subject(a.run_id, a.step_id),
                         body,
                         f"dead.{a.run_id}.{a.step_id}.{a.item}.{a.attempts}",
                     )
@@ -134,7 +138,7 @@ class Executor(RunActions):
                 t = tasks[0]
                 futures.append(
                     await self._pub(
-                        wire.task_subject(t.task, t.worker_group),
+                        protocol.task_subject(t.task, t.worker_group),
                         await self._task_body(t),
                         t.dedup_id,
                     )
@@ -143,7 +147,7 @@ class Executor(RunActions):
                 # Map fan-out: all instances or none (atomic batches of <= 1000).
                 msgs = [
                     (
-                        wire.task_subject(t.task, t.worker_group),
+                        protocol.task_subject(t.task, t.worker_group),
                         await self._task_body(t),
                         msg_id(t.dedup_id),
                     )
@@ -171,7 +175,7 @@ class Executor(RunActions):
     ) -> None:
         """Publish now if a token and a slot are free, else defer through the timer stream."""
         wait_s = await check_limits(self.kv, limits_of(t))
-        subject = wire.task_subject(t.task, t.worker_group)
+        subject = protocol.task_subject(t.task, t.worker_group)
         if wait_s is None:
             futures.append(await self._pub(subject, await self._task_body(t), t.dedup_id))
             return
@@ -191,7 +195,7 @@ class Executor(RunActions):
         }
         futures.append(
             await self._pub(
-                wire.timer_subject("dispatch", t.run_id),
+                protocol.timer_subject("dispatch", t.run_id),
                 json.dumps(body).encode(),
                 f"defer.{t.dedup_id}",
             )
@@ -237,7 +241,7 @@ class Executor(RunActions):
         elif isinstance(a, RequestApproval):
             await self._request_approval(a)
         elif isinstance(a, RegisterWaiter):
-            await self.kv[wire.KV_WAITERS].put(
+            await self.kv[protocol.KV_WAITERS].put(
                 waiter_key(a.event, a.run_id, a.step_id),
                 json.dumps(
                     {
@@ -255,7 +259,7 @@ class Executor(RunActions):
                 await self.on_waiter(a)
         elif isinstance(a, RemoveWaiter):
             try:
-                await self.kv[wire.KV_WAITERS].purge(waiter_key(a.event, a.run_id, a.step_id))
+                await self.kv[protocol.KV_WAITERS].purge(waiter_key(a.event, a.run_id, a.step_id))
             except KeyNotFoundError:
                 pass
         elif isinstance(a, Respond):
@@ -265,7 +269,7 @@ class Executor(RunActions):
 
 def _task_body_inline(t: DispatchTask) -> bytes:
     return (
-        wire.TaskMessage(
+        protocol.TaskMessage(
             run_id=t.run_id,
             workflow=t.workflow,
             step_id=t.step_id,

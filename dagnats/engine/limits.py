@@ -17,8 +17,8 @@ from typing import Any
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
-from dagnats.dag import wire
-from dagnats.dag.actions import DispatchTask
+from dagnats import protocol
+from dagnats.dag.machine.actions import DispatchTask
 
 log = logging.getLogger(__name__)
 
@@ -184,15 +184,15 @@ async def check_limits(kv: dict[str, KeyValue], limits: dict[str, Any]) -> float
     task, holder = limits["task_name"], limits["holder"]
     max_conc = limits.get("max_task_concurrency")
     if max_conc:
-        verdict = await acquire_slot(kv[wire.KV_CONCURRENCY], task, holder, int(max_conc))
+        verdict = await acquire_slot(kv[protocol.KV_CONCURRENCY], task, holder, int(max_conc))
         if not verdict.ok:
             return verdict.retry_in_s
     rate = limits.get("rate_limit")
     if rate:
         limit, period_ns = rate
-        verdict = await take_token(kv[wire.KV_RATE_LIMITS], task, int(limit), period_ns / 1e9)
+        verdict = await take_token(kv[protocol.KV_RATE_LIMITS], task, int(limit), period_ns / 1e9)
         if not verdict.ok:
             if max_conc:  # do not sit on a slot while waiting for a token
-                await release_slots(kv[wire.KV_CONCURRENCY], task, holder=holder)
+                await release_slots(kv[protocol.KV_CONCURRENCY], task, holder=holder)
             return verdict.retry_in_s
     return None

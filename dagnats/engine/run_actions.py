@@ -19,13 +19,13 @@ from nats.js import JetStreamContext
 from nats.js.errors import KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
+from dagnats import protocol
 from dagnats._nats.publish import append_event
-from dagnats.dag import events as ev
-from dagnats.dag import wire
-from dagnats.dag.actions import AdmitRun, FinishRun, RequestApproval, StartChildRun
-from dagnats.dag.events import Event
+from dagnats.dag.machine.actions import AdmitRun, FinishRun, RequestApproval, StartChildRun
 from dagnats.engine.limits import MAX_WAITING_RUNS, admit_run
 from dagnats.engine.store import DefinitionStore
+from dagnats.protocol import events as ev
+from dagnats.protocol.events import Event
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,9 @@ class RunActions:
         await append_event(self.js, event, dedup_id)
 
     async def _admit(self, a: AdmitRun) -> None:
-        verdict = await admit_run(self.kv[wire.KV_CONCURRENCY], a.workflow, a.run_id, a.max_runs)
+        verdict = await admit_run(
+            self.kv[protocol.KV_CONCURRENCY], a.workflow, a.run_id, a.max_runs
+        )
         if verdict is True:
             await self.admitted(a.run_id)
         elif verdict is None:
@@ -66,7 +68,7 @@ class RunActions:
         if a.status != "completed":
             # Handlers still running for this run are wasted work: workers listening on
             # this subject cancel them (best effort, core pub/sub).
-            await self.nc.publish(wire.cancel_subject(a.run_id), a.status.encode())
+            await self.nc.publish(protocol.cancel_subject(a.run_id), a.status.encode())
         if a.parent_run_id and a.parent_step_id:
             ok = a.status == "completed"
             data: dict[str, Any] = {"child_run_id": a.run_id, "status": a.status}
@@ -104,7 +106,7 @@ class RunActions:
     async def _purge(self, run_id: str, *, timers: bool) -> None:
         try:
             await self.js.purge_stream(
-                f"KV_{wire.KV_CHECKPOINTS}", subject=f"$KV.{wire.KV_CHECKPOINTS}.{run_id}.>"
+                f"KV_{protocol.KV_CHECKPOINTS}", subject=f"$KV.{protocol.KV_CHECKPOINTS}.{run_id}.>"
             )
         except Exception as exc:  # best effort: checkpoints are a cache of progress
             log.debug("could not purge checkpoints of run %s: %s", run_id, exc)
@@ -113,7 +115,7 @@ class RunActions:
         try:
             # Timers of an ended run would fire as stale no-ops (or, for deferred dispatches,
             # take a concurrency slot); removing them keeps the timer stream small.
-            await self.js.purge_stream(wire.TIMER_STREAM, subject=f"timer.*.{run_id}")
+            await self.js.purge_stream(protocol.TIMER_STREAM, subject=f"timer.*.{run_id}")
         except Exception as exc:
             log.debug("could not purge timers of run %s: %s", run_id, exc)
 
@@ -161,7 +163,7 @@ class RunActions:
         ``step.<run>.<step>.<deadline>`` is created first (create-only) and names the token,
         so a repeat after a crash announces the same token instead of minting another.
         """
-        kv = self.kv[wire.KV_APPROVALS]
+        kv = self.kv[protocol.KV_APPROVALS]
         ttl_s = max(1, math.ceil((a.expires_at - datetime.now(UTC)).total_seconds()) + 60)
         ref = f"step.{a.run_id}.{a.step_id}.{int(a.expires_at.timestamp() * 1000)}"
         token = secrets.token_hex(32)  # 256 bits

@@ -17,11 +17,11 @@ from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
+from dagnats import protocol
 from dagnats._nats.payloads import Payloads, decode_run, encode_run
-from dagnats.dag import wire
-from dagnats.dag.definition import WorkflowDef
-from dagnats.dag.state import RunState
-from dagnats.dag.validate import load_definition
+from dagnats.dag.definition.models import WorkflowDef
+from dagnats.dag.definition.rules import load_definition
+from dagnats.dag.machine.state import RunState
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class RunStore:
 
     @classmethod
     async def open(cls, js: JetStreamContext, **kw: int) -> RunStore:
-        return cls(await js.key_value(wire.KV_RUNS), Payloads(js), **kw)
+        return cls(await js.key_value(protocol.KV_RUNS), Payloads(js), **kw)
 
     async def load(self, run_id: str, *, fresh: bool = False) -> tuple[RunState | None, int]:
         """The run and its KV revision (0 = no snapshot yet)."""
@@ -130,7 +130,7 @@ class DefinitionStore:
 
     @classmethod
     async def open(cls, js: JetStreamContext) -> DefinitionStore:
-        return cls(await js.key_value(wire.KV_DEFS))
+        return cls(await js.key_value(protocol.KV_DEFS))
 
     async def watch(self) -> None:
         """Keep the latest revision of every workflow cached, invalidated by a KV watch."""

@@ -20,13 +20,13 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
+from dagnats import protocol
 from dagnats._nats.consumers import ConsumerLoop
 from dagnats._nats.publish import append_event, msg_id
-from dagnats.dag import events as ev
-from dagnats.dag import wire
-from dagnats.dag.events import Event
-from dagnats.dag.state import RUN_TERMINAL
+from dagnats.dag.machine.state import RUN_TERMINAL
 from dagnats.engine.limits import check_limits, release_slots
+from dagnats.protocol import events as ev
+from dagnats.protocol.events import Event
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +40,9 @@ class TimerService(ConsumerLoop):
     ) -> None:
         super().__init__(
             nc,
-            wire.TIMER_STREAM,
+            protocol.TIMER_STREAM,
             ConsumerConfig(
-                durable_name=wire.TIMER_CONSUMER,
+                durable_name=protocol.TIMER_CONSUMER,
                 filter_subject="timer.>",
                 ack_policy=AckPolicy.EXPLICIT,
                 deliver_policy=DeliverPolicy.ALL,
@@ -74,7 +74,7 @@ class TimerService(ConsumerLoop):
             # the slot back ourselves, or nobody would.
             if task.get("max_task_concurrency"):
                 await release_slots(
-                    self.kv[wire.KV_CONCURRENCY], task["task_name"], holder=task["holder"]
+                    self.kv[protocol.KV_CONCURRENCY], task["task_name"], holder=task["holder"]
                 )
             await msg.ack()
             return
@@ -85,7 +85,7 @@ class TimerService(ConsumerLoop):
 
     async def _run_ended(self, msg: Msg) -> bool:
         body = json.loads(msg.data)
-        runs = self.kv.get(wire.KV_RUNS)
+        runs = self.kv.get(protocol.KV_RUNS)
         if runs is None:
             return False
         try:

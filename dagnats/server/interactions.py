@@ -14,11 +14,11 @@ from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
+from dagnats import protocol
 from dagnats._nats.publish import append_event
-from dagnats.dag import events as ev
-from dagnats.dag import wire
-from dagnats.dag.events import Event
 from dagnats.errors import ApiError, ApprovalError
+from dagnats.protocol import events as ev
+from dagnats.protocol.events import Event
 from dagnats.worker.signals import send_signal
 
 
@@ -55,7 +55,9 @@ class InteractionOps:
         name = _name(body)
         if not re.match(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$", name) or len(name) > 255:
             raise ApiError(f"invalid event name {name!r}", code=400)
-        ack = await self.js.publish(wire.event_subject(name), json.dumps(body.get("data")).encode())
+        ack = await self.js.publish(
+            protocol.event_subject(name), json.dumps(body.get("data")).encode()
+        )
         return {"name": name, "seq": ack.seq}
 
     async def _consume_token(self, token: str, decision: dict[str, Any]) -> dict[str, Any]:

@@ -21,17 +21,15 @@ from nats.js.errors import (
 )
 from nats.js.kv import KeyValue
 
+from dagnats import protocol
 from dagnats._nats.history import read_history
 from dagnats._nats.payloads import Payloads, decode_run
 from dagnats._nats.publish import append_event
-from dagnats.dag import events as ev
-from dagnats.dag import wire
-from dagnats.dag.conditions import lookup
-from dagnats.dag.events import Event
-from dagnats.dag.jsonschema import validate_instance
-from dagnats.dag.replay import fold
-from dagnats.dag.state import RunState
-from dagnats.dag.validate import load_definition
+from dagnats.dag.definition.conditions import lookup
+from dagnats.dag.definition.jsonschema import validate_instance
+from dagnats.dag.definition.rules import load_definition
+from dagnats.dag.machine.replay import fold
+from dagnats.dag.machine.state import RunState
 from dagnats.engine.store import DefinitionStore
 from dagnats.errors import (
     ApiError,
@@ -39,6 +37,8 @@ from dagnats.errors import (
     RunNotFoundError,
     WorkflowNotFoundError,
 )
+from dagnats.protocol import events as ev
+from dagnats.protocol.events import Event
 from dagnats.server.interactions import RUN_ID_RE, InteractionOps, _name, _run_id
 
 log = logging.getLogger(__name__)
@@ -64,10 +64,10 @@ class Operations(InteractionOps):
         js = self.js
         self.defs = await DefinitionStore.open(js)
         await self.defs.watch()
-        self.runs: KeyValue = await js.key_value(wire.KV_RUNS)
-        self.idem: KeyValue = await js.key_value(wire.KV_IDEMPOTENCY)
-        self.approvals: KeyValue = await js.key_value(wire.KV_APPROVALS)
-        self.signals: KeyValue = await js.key_value(wire.KV_SIGNALS)
+        self.runs: KeyValue = await js.key_value(protocol.KV_RUNS)
+        self.idem: KeyValue = await js.key_value(protocol.KV_IDEMPOTENCY)
+        self.approvals: KeyValue = await js.key_value(protocol.KV_APPROVALS)
+        self.signals: KeyValue = await js.key_value(protocol.KV_SIGNALS)
         self.payloads = Payloads(js)
 
     async def close(self) -> None:
@@ -143,7 +143,7 @@ class Operations(InteractionOps):
                     f"input rejected by the input_schema of workflow '{name}': "
                     + "; ".join(problems)
                 )
-        run_id = body.get("run_id") or wire.new_run_id()
+        run_id = body.get("run_id") or protocol.new_run_id()
         if not isinstance(run_id, str) or not RUN_ID_RE.match(run_id):
             raise ApiError(f"invalid run_id {run_id!r}: use 1-128 of [A-Za-z0-9_-]", code=400)
         key = body.get("idempotency_key")
@@ -219,7 +219,7 @@ class Operations(InteractionOps):
 
     async def _has_history(self, run_id: str) -> bool:
         try:
-            await self.js.get_last_msg(wire.HISTORY_STREAM, wire.history_subject(run_id))
+            await self.js.get_last_msg(protocol.HISTORY_STREAM, protocol.history_subject(run_id))
         except NotFoundError:
             return False
         return True
@@ -383,9 +383,11 @@ class Operations(InteractionOps):
                 )
             await self._cancel_and_wait(run_id)
         await self.runs.purge(run_id)
-        await self.js.purge_stream(wire.HISTORY_STREAM, subject=wire.history_subject(run_id))
+        await self.js.purge_stream(
+            protocol.HISTORY_STREAM, subject=protocol.history_subject(run_id)
+        )
         # Engines drop their cached state; the id is held while the old run's dedup ids live.
-        await self.nc.publish(wire.forget_subject(run_id), b"")
+        await self.nc.publish(protocol.forget_subject(run_id), b"")
         with contextlib.suppress(KeyWrongLastSequenceError):
             await self.idem.create(f"deleted.{run_id}", b"1", msg_ttl=DELETED_ID_HOLD_S)
         if state.idempotency_key is not None:  # the key no longer names a run
@@ -404,7 +406,7 @@ class Operations(InteractionOps):
         gone); so the run is ended first, as ``RunHandle.result`` waits: subscribe to the
         terminal announcement, then read the snapshot once.
         """
-        sub = await self.nc.subscribe(wire.done_subject(run_id))
+        sub = await self.nc.subscribe(protocol.done_subject(run_id))
         try:
             await self._request_cancel(run_id, "deleted by request (force)")
             try:

@@ -12,7 +12,7 @@ import asyncio
 import json
 from typing import Any
 
-from dagnats.dag import wire
+from dagnats import protocol
 from dagnats.worker.checkpoints import checkpoint_key, encode_value
 from dagnats.worker.context import TaskContext
 from dagnats.worker.signals import signal_key
@@ -58,7 +58,7 @@ class MemoryBackend:
 class FakeContext(TaskContext):
     """A ``TaskContext`` on a ``MemoryBackend``, with views of what the handler did."""
 
-    def __init__(self, message: wire.TaskMessage, backend: MemoryBackend) -> None:
+    def __init__(self, message: protocol.TaskMessage, backend: MemoryBackend) -> None:
         super().__init__(message, backend)
         self.backend = backend
 
@@ -79,7 +79,7 @@ class FakeContext(TaskContext):
     @property
     def streamed(self) -> list[Any]:
         """The ``data`` of each ``put_stream`` chunk of this step, in order."""
-        subject = wire.stream_subject(self.run_id, self.step_id)
+        subject = protocol.stream_subject(self.run_id, self.step_id)
         return [json.loads(p)["data"] for s, p in self.backend.streamed if s == subject]
 
 
@@ -103,7 +103,7 @@ def fake_context(
     ``checkpoint`` pre-loads what ``load_checkpoint()`` returns; ``signals`` pre-sends
     signals of this run by name; pass one ``backend`` to several contexts to share state.
     """
-    message = wire.TaskMessage(
+    message = protocol.TaskMessage(
         run_id=run_id,
         workflow=workflow,
         step_id=step_id,

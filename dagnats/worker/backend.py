@@ -9,7 +9,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
-from dagnats.dag import wire
+from dagnats import protocol
 from dagnats.worker.checkpoints import get_checkpoint_raw
 from dagnats.worker.heartbeat import Heartbeater
 from dagnats.worker.signals import put_signal_raw, wait_signal_raw
@@ -47,16 +47,16 @@ class NatsBackend:
         await self._beats.beat(self._msg)
 
     async def put_checkpoint(self, key: str, value: bytes) -> None:
-        await (await self._kv.get(wire.KV_CHECKPOINTS)).put(key, value)
+        await (await self._kv.get(protocol.KV_CHECKPOINTS)).put(key, value)
 
     async def get_checkpoint(self, key: str) -> bytes | None:
-        return await get_checkpoint_raw(await self._kv.get(wire.KV_CHECKPOINTS), key)
+        return await get_checkpoint_raw(await self._kv.get(protocol.KV_CHECKPOINTS), key)
 
     async def publish_stream(self, subject: str, payload: bytes) -> None:
         await self._nc.publish(subject, payload)
 
     async def wait_signal(self, key: str, timeout_s: float | None) -> bytes:
-        return await wait_signal_raw(await self._kv.get(wire.KV_SIGNALS), key, timeout_s)
+        return await wait_signal_raw(await self._kv.get(protocol.KV_SIGNALS), key, timeout_s)
 
     async def put_signal(self, key: str, value: bytes) -> None:
-        await put_signal_raw(await self._kv.get(wire.KV_SIGNALS), key, value)
+        await put_signal_raw(await self._kv.get(protocol.KV_SIGNALS), key, value)

@@ -14,8 +14,8 @@ from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
+from dagnats import protocol
 from dagnats._nats.resources import MAX_MSG_BYTES
-from dagnats.dag import wire
 
 # A KV value is one message on the bucket's stream (max 1 MiB); leave room for headers.
 MAX_VALUE_BYTES = MAX_MSG_BYTES - 4096
@@ -53,7 +53,7 @@ async def save_checkpoint(
     kv: KeyValue | None = None,
 ) -> int:
     """Store ``value`` as the step's checkpoint; returns the KV revision."""
-    bucket = kv or await js.key_value(wire.KV_CHECKPOINTS)
+    bucket = kv or await js.key_value(protocol.KV_CHECKPOINTS)
     raw = encode_value(value, f"checkpoint of step {step_id!r}")
     return await bucket.put(checkpoint_key(run_id, step_id, item), raw)
 
@@ -76,6 +76,6 @@ async def load_checkpoint(
     kv: KeyValue | None = None,
 ) -> Any:
     """The step's last checkpoint (decoded JSON), or ``None``."""
-    bucket = kv or await js.key_value(wire.KV_CHECKPOINTS)
+    bucket = kv or await js.key_value(protocol.KV_CHECKPOINTS)
     raw = await get_checkpoint_raw(bucket, checkpoint_key(run_id, step_id, item))
     return None if raw is None else decode_value(raw)

@@ -11,7 +11,7 @@ import logging
 
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from dagnats.dag import wire
+from dagnats import protocol
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +25,8 @@ MAX_ACK_PENDING = 10_000
 
 def consumer_config(task: str, group: str | None, ack_wait_s: float = ACK_WAIT_S) -> ConsumerConfig:
     return ConsumerConfig(
-        durable_name=wire.task_consumer_name(task, group),
-        filter_subject=wire.task_subject(task, group),
+        durable_name=protocol.task_consumer_name(task, group),
+        filter_subject=protocol.task_subject(task, group),
         ack_policy=AckPolicy.EXPLICIT,
         ack_wait=ack_wait_s,
         max_deliver=MAX_DELIVER,

@@ -15,8 +15,8 @@ from typing import Any, Protocol, TypeVar, overload
 from pydantic import TypeAdapter
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
-from dagnats.dag import wire
-from dagnats.dag.duration import SECOND, format_duration
+from dagnats import protocol
+from dagnats.protocol.durations import SECOND, format_duration
 from dagnats.worker.checkpoints import checkpoint_key, decode_value, encode_value
 from dagnats.worker.signals import signal_key
 from dagnats.worker.task import DurationLike, duration_ns
@@ -66,7 +66,7 @@ class TaskContext:
     retries and redeliveries of this step, for external side effects.
     """
 
-    def __init__(self, message: wire.TaskMessage, backend: ContextBackend) -> None:
+    def __init__(self, message: protocol.TaskMessage, backend: ContextBackend) -> None:
         self.run_id: str = message.run_id
         self.step_id: str = message.step_id
         self.task: str = message.task
@@ -145,7 +145,9 @@ class TaskContext:
                 f"stream chunk of step {self.step_id!r} is {len(payload)} bytes; the limit is "
                 f"{MAX_STREAM_CHUNK_BYTES} bytes (256 KiB): split it into smaller chunks"
             )
-        await self._backend.publish_stream(wire.stream_subject(self.run_id, self.step_id), payload)
+        await self._backend.publish_stream(
+            protocol.stream_subject(self.run_id, self.step_id), payload
+        )
         self._stream_seq = seq
 
     async def wait_for_signal(self, name: str, timeout: DurationLike | None = None) -> Any:

@@ -14,8 +14,8 @@ from typing import Any, Generic, TypeVar
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
-from dagnats.dag.duration import format_duration
 from dagnats.errors import NonRetryableError, RetryAfter
+from dagnats.protocol.durations import format_duration
 
 T = TypeVar("T")
 

@@ -16,8 +16,8 @@ from typing import Any
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
+from dagnats import protocol
 from dagnats._nats.feed import PullFeed
-from dagnats.dag import wire
 from dagnats.worker.heartbeat import Heartbeater
 from dagnats.worker.runner import Outcome, Runner
 from dagnats.worker.task import Task
@@ -98,8 +98,8 @@ class Pool:
         # (pulling only when a slot is free) would need one feed per slot across all tasks.
         feed = PullFeed(
             nc,
-            wire.TASK_STREAM,
-            wire.task_consumer_name(task.task_name, group),
+            protocol.TASK_STREAM,
+            protocol.task_consumer_name(task.task_name, group),
             max_inflight=task.concurrency or self._concurrency,
         )
         binding = _Binding(task, feed)

@@ -24,13 +24,13 @@ from nats.js import JetStreamContext
 from nats.js.api import PubAck
 from pydantic import ValidationError
 
+from dagnats import protocol
 from dagnats._nats.payloads import Payloads
 from dagnats._nats.publish import msg_id
 from dagnats._nats.resources import MAX_MSG_BYTES
-from dagnats.dag import events as ev
-from dagnats.dag import wire
-from dagnats.dag.duration import format_duration
-from dagnats.dag.events import Event
+from dagnats.protocol import events as ev
+from dagnats.protocol.durations import format_duration
+from dagnats.protocol.events import Event
 from dagnats.worker.backend import KvCache, NatsBackend
 from dagnats.worker.context import TaskContext
 from dagnats.worker.heartbeat import Heartbeater
@@ -108,7 +108,9 @@ class Runner:
 
     async def listen(self) -> None:
         """Follow run endings announced by the engine (core subject, best effort)."""
-        self._cancel_sub = await self._nc.subscribe(wire.cancel_subject("*"), cb=self._on_run_ended)
+        self._cancel_sub = await self._nc.subscribe(
+            protocol.cancel_subject("*"), cb=self._on_run_ended
+        )
 
     async def close(self) -> None:
         if self._cancel_sub is not None:
@@ -126,7 +128,7 @@ class Runner:
     async def handle(self, msg: Msg, task: Task[..., Any]) -> Outcome:
         """Process ``msg`` to the end (acked or given back); never raises but cancellation."""
         try:
-            tm = wire.TaskMessage.model_validate_json(msg.data)
+            tm = protocol.TaskMessage.model_validate_json(msg.data)
         except ValidationError as exc:
             # Poison: redelivering it cannot help, and it must not stop the loop.
             problems = "; ".join(
@@ -197,7 +199,7 @@ class Runner:
                 started_job.cancel()
             raise
 
-    async def _resolve_input(self, tm: wire.TaskMessage) -> tuple[str, dict[str, Any]] | None:
+    async def _resolve_input(self, tm: protocol.TaskMessage) -> tuple[str, dict[str, Any]] | None:
         """Fetch an input passed by reference; a failure result if it cannot be fetched."""
         try:
             tm.input = await self._payloads.resolve(tm.input)
@@ -208,7 +210,7 @@ class Runner:
         return None
 
     async def _offload(
-        self, tm: wire.TaskMessage, event_type: str, data: dict[str, Any]
+        self, tm: protocol.TaskMessage, event_type: str, data: dict[str, Any]
     ) -> tuple[str, dict[str, Any]]:
         """Store a large output (or Continue value) in the object store, keep a reference."""
         field = {ev.STEP_COMPLETED: "output", ev.STEP_CONTINUE: "value"}.get(event_type)
@@ -228,7 +230,7 @@ class Runner:
             return ev.STEP_FAILED, failure_data(message, "PayloadError", retryable=True)
 
     async def _run(
-        self, task: Task[..., Any], tm: wire.TaskMessage, ctx: TaskContext
+        self, task: Task[..., Any], tm: protocol.TaskMessage, ctx: TaskContext
     ) -> tuple[str, dict[str, Any]]:
         args: tuple[Any, ...] = (ctx,)
         if task.input_adapter is not None:
@@ -320,7 +322,7 @@ class Runner:
         )
 
     def _result_body(
-        self, tm: wire.TaskMessage, event_type: str, data: dict[str, Any]
+        self, tm: protocol.TaskMessage, event_type: str, data: dict[str, Any]
     ) -> tuple[str, bytes]:
         """The result event's type and bytes; too big for one message is a final failure."""
         body = _event(tm, event_type, data).to_bytes()
@@ -336,7 +338,7 @@ class Runner:
         return ev.STEP_FAILED, _event(tm, ev.STEP_FAILED, data).to_bytes()
 
     async def _publish_started(
-        self, tm: wire.TaskMessage, delivery: int
+        self, tm: protocol.TaskMessage, delivery: int
     ) -> asyncio.Future[PubAck] | None:
         # Not awaited on the hot path: the handler starts while the ack is in flight.
         event = _event(
@@ -346,7 +348,7 @@ class Runner:
         )
         try:
             future = await self._js.publish_async(
-                wire.history_subject(tm.run_id),
+                protocol.history_subject(tm.run_id),
                 event.to_bytes(),
                 headers=msg_id(f"{tm.dedup_id}.started"),
             )
@@ -358,8 +360,8 @@ class Runner:
         future.add_done_callback(functools.partial(_log_started_failure, tm))
         return future
 
-    async def _publish_result(self, tm: wire.TaskMessage, body: bytes) -> bool:
-        subject = wire.history_subject(tm.run_id)
+    async def _publish_result(self, tm: protocol.TaskMessage, body: bytes) -> bool:
+        subject = protocol.history_subject(tm.run_id)
         headers = msg_id(f"{tm.dedup_id}.result")
         for delay in (*_RESULT_RETRY_DELAYS, None):
             try:
@@ -379,7 +381,7 @@ class Runner:
         return False
 
 
-def _event(tm: wire.TaskMessage, event_type: str, data: dict[str, Any]) -> Event:
+def _event(tm: protocol.TaskMessage, event_type: str, data: dict[str, Any]) -> Event:
     return Event(
         type=event_type,
         run_id=tm.run_id,
@@ -405,7 +407,7 @@ def _stream_seq(msg: Msg) -> int | None:
         return None
 
 
-def _log_started_failure(tm: wire.TaskMessage, future: asyncio.Future[PubAck]) -> None:
+def _log_started_failure(tm: protocol.TaskMessage, future: asyncio.Future[PubAck]) -> None:
     if future.cancelled():
         return
     exc = future.exception()
@@ -413,7 +415,7 @@ def _log_started_failure(tm: wire.TaskMessage, future: asyncio.Future[PubAck]) -
         log.warning("run %s step %s: step.started not stored: %s", tm.run_id, tm.step_id, exc)
 
 
-async def _settle(future: asyncio.Future[PubAck], tm: wire.TaskMessage) -> None:
+async def _settle(future: asyncio.Future[PubAck], tm: protocol.TaskMessage) -> None:
     """Bound the life of the started publish (an async publish has no timeout of its own)."""
     if future.done():
         return

@@ -16,9 +16,9 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
+from dagnats import protocol
 from dagnats._nats.publish import append_event
-from dagnats.dag import wire
-from dagnats.dag.events import SIGNAL_RECEIVED, Event
+from dagnats.protocol.events import SIGNAL_RECEIVED, Event
 from dagnats.worker.checkpoints import decode_value, encode_value
 from dagnats.worker.task import check_name
 
@@ -41,7 +41,7 @@ async def send_signal(
     The value in KV is what ``wait_for_signal`` reads; a ``signal.received`` record in the
     run's history makes it visible in ``run events`` (best effort: the signal counts anyway).
     """
-    bucket = kv or await js.key_value(wire.KV_SIGNALS)
+    bucket = kv or await js.key_value(protocol.KV_SIGNALS)
     rev = await put_signal_raw(bucket, signal_key(run_id, name), encode_value(data, name))
     record = Event(type=SIGNAL_RECEIVED, run_id=run_id, data={"name": name, "data": data})
     try:
@@ -91,7 +91,7 @@ async def wait_for_signal(
     kv: KeyValue | None = None,
 ) -> Any:
     """Wait for signal ``name`` of run ``run_id`` and return its data."""
-    bucket = kv or await js.key_value(wire.KV_SIGNALS)
+    bucket = kv or await js.key_value(protocol.KV_SIGNALS)
     return decode_value(await wait_signal_raw(bucket, signal_key(run_id, name), timeout_s))
 
 
@@ -99,7 +99,7 @@ async def _started(js: JetStreamContext, run_id: str) -> bool:
     """Whether the run's history begins with its ``workflow.started`` (one direct get)."""
     try:
         first = await js.get_msg(
-            wire.HISTORY_STREAM, seq=1, next=True, subject=wire.history_subject(run_id)
+            protocol.HISTORY_STREAM, seq=1, next=True, subject=protocol.history_subject(run_id)
         )
     except NotFoundError:
         return False

@@ -19,7 +19,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, Union, get_args, get_origin
 
 from pydantic import TypeAdapter
 
-from dagnats.dag.duration import SECOND, parse_duration
+from dagnats.protocol.durations import SECOND, parse_duration
 from dagnats.worker.outcomes import Continue
 
 P = ParamSpec("P")

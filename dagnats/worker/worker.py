@@ -21,9 +21,9 @@ from typing import Any, ParamSpec, TypeVar, overload
 import anyio
 from nats.aio.client import Client as NatsClient
 
+from dagnats import protocol
 from dagnats._nats.consumers import ensure_consumer
 from dagnats._nats.resources import setup_resources
-from dagnats.dag import wire
 from dagnats.errors import DagnatsError
 from dagnats.worker import shutdown_signals
 from dagnats.worker.backend import KvCache
@@ -84,7 +84,7 @@ class Worker:
         # A handler still running after this long gets a step.started event (0 = always).
         self.report_started_after_s = report_started_after_s
         self.nats_url: str = nats_url or os.environ.get(NATS_URL_ENV) or DEFAULT_NATS_URL
-        self.id: str = wire.worker_id()
+        self.id: str = protocol.worker_id()
         self.name: str = name or self.id
         self.concurrency = concurrency
         self.drain_timeout_s = drain_timeout_s
@@ -319,7 +319,7 @@ class Worker:
         await asyncio.gather(
             *(
                 ensure_consumer(
-                    js, wire.TASK_STREAM, consumer_config(t.task_name, g, self.ack_wait_s)
+                    js, protocol.TASK_STREAM, consumer_config(t.task_name, g, self.ack_wait_s)
                 )
                 for t, g in served
             )
@@ -327,7 +327,7 @@ class Worker:
         for t, g in served:
             await pool.serve(nc, t, g)
         directory = self._directory = Directory(
-            await kv.get(wire.KV_WORKERS), self.id, self._describe
+            await kv.get(protocol.KV_WORKERS), self.id, self._describe
         )
         await directory.start()
         self.ready.set()

@@ -12,10 +12,9 @@ from pathlib import Path
 
 from nats.errors import TimeoutError as NatsTimeoutError
 
-from dagnats import RunHandle
-from dagnats.dag import wire
-from dagnats.dag.events import Event
-from dagnats.dag.state import RunState
+from dagnats import RunHandle, protocol
+from dagnats.dag.machine.state import RunState
+from dagnats.protocol.events import Event
 from dagnats.testing import DagnatsEnv
 
 WAIT_S = 15.0
@@ -45,7 +44,7 @@ async def wait_state(
     timeout: float = WAIT_S,
 ) -> RunState:
     """The first snapshot of ``run_id`` for which ``pred`` holds (KV watch, no polling)."""
-    kv = await env.nc.jetstream().key_value(wire.KV_RUNS)
+    kv = await env.nc.jetstream().key_value(protocol.KV_RUNS)
     watcher = await kv.watch(run_id)
     deadline = time.monotonic() + timeout
     try:

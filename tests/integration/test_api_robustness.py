@@ -22,9 +22,9 @@ import dagnats
 import dagnats.client.handle as handle_mod
 import dagnats.server.api as api_mod
 import dagnats.server.operations as ops_mod
+from dagnats import protocol
 from dagnats.client import Client
-from dagnats.dag import events as ev
-from dagnats.dag import wire
+from dagnats.protocol import events as ev
 from dagnats.testing import DagnatsEnv
 
 WAIT_S = 20.0
@@ -168,7 +168,7 @@ async def test_stale_idempotency_key_is_replaced(
     client = dagnats_env.client
     await client.register(_echo_flow(dagnats_env))
     digest = hashlib.sha256(b"order-2").hexdigest()[:40]
-    kv = await dagnats_env.nc.jetstream().key_value(wire.KV_IDEMPOTENCY)
+    kv = await dagnats_env.nc.jetstream().key_value(protocol.KV_IDEMPOTENCY)
     await kv.put(f"robust-echo.{digest}", b"run-that-never-started")
     run = await client.start("robust-echo", 5, idempotency_key="order-2")
     assert not run.duplicate and run.run_id != "run-that-never-started"
@@ -215,7 +215,7 @@ async def test_force_delete_cancels_a_running_run_then_deletes_it(
         await client.get_run(run.run_id)
     assert [e async for e in run.events()] == []
     await asyncio.sleep(0.5)  # nothing writes the run back
-    kv = await client.kv(wire.KV_RUNS)
+    kv = await client.kv(protocol.KV_RUNS)
     assert [k for k in await _keys(kv) if k == run.run_id] == []
 
 
@@ -280,7 +280,7 @@ async def test_state_larger_than_a_message_is_readable_and_deleted_with_the_run(
     )
     ref = json.loads(raw.data)  # the reply itself is a reference the client resolved
     assert set(ref) == {"$dagnats_ref", "size"} and ref["size"] > 900 * 1024
-    obj = await dagnats_env.nc.jetstream().object_store(wire.OBJ_PAYLOADS)
+    obj = await dagnats_env.nc.jetstream().object_store(protocol.OBJ_PAYLOADS)
     assert (await obj.get(f"snapshots/{run.run_id}")).data  # too big for the runs bucket
     await client.delete_run(run.run_id)
     with pytest.raises(dagnats.RunNotFoundError):
@@ -394,8 +394,8 @@ async def test_result_reads_the_snapshot_again_when_the_announcement_is_lost(
     wf.step("nap")
     run = await dagnats_env.client.start(wf, 9)
     # This handle listens where nothing is announced: as if the announcement was lost.
-    deaf = types.SimpleNamespace(**vars(wire))
+    deaf = types.SimpleNamespace(**vars(protocol))
     deaf.done_subject = lambda run_id: f"nowhere.{run_id}"
-    monkeypatch.setattr(handle_mod, "wire", deaf)
+    monkeypatch.setattr(handle_mod, "protocol", deaf)
     monkeypatch.setattr(handle_mod, "RESULT_RECHECK_S", 0.5)
     assert await asyncio.wait_for(run.result(), WAIT_S) == 9

@@ -10,7 +10,7 @@ import pytest
 from run_helpers import WAIT_S, event_types, reference, wait_event, wait_state
 
 import dagnats
-from dagnats.dag import events as ev
+from dagnats.protocol import events as ev
 from dagnats.testing import DagnatsEnv
 
 

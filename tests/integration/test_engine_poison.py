@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 import dagnats
-from dagnats.dag import wire
-from dagnats.dag.events import Event
+from dagnats import protocol
+from dagnats.protocol.events import Event
 from dagnats.testing import DagnatsEnv
 
 
@@ -18,11 +18,11 @@ async def test_poison_event_is_parked_and_the_engine_goes_on() -> None:
     async with DagnatsEnv.start(engine=False) as env:
         await env.start_engine(max_event_deliveries=2, apply_tries=1, redeliver_delay_s=0.05)
         js = env.nc.jetstream()
-        kv = await js.key_value(wire.KV_RUNS)
+        kv = await js.key_value(protocol.KV_RUNS)
         await kv.put("poison-run", b"{not a snapshot")
-        dead = await env.nc.subscribe(wire.dead_letter_subject("poison-run", "engine"))
+        dead = await env.nc.subscribe(protocol.dead_letter_subject("poison-run", "engine"))
         event = Event(type="step.completed", run_id="poison-run", step_id="a", attempt=1)
-        await js.publish(wire.history_subject("poison-run"), event.to_bytes())
+        await js.publish(protocol.history_subject("poison-run"), event.to_bytes())
         msg = await dead.next_msg(timeout=20)
         assert b"could not apply event step.completed" in msg.data
         await dead.unsubscribe()

@@ -6,22 +6,22 @@ from __future__ import annotations
 
 from nats.aio.client import Client as NatsClient
 
+from dagnats import protocol
 from dagnats._nats.publish import msg_id, publish_atomic
-from dagnats.dag import wire
 
 
 def batch(n: int, start: int = 0) -> list[tuple[str, bytes, dict[str, str]]]:
-    return [(wire.task_subject("t"), str(i).encode(), msg_id(f"m{i}")) for i in range(start, n)]
+    return [(protocol.task_subject("t"), str(i).encode(), msg_id(f"m{i}")) for i in range(start, n)]
 
 
 async def test_chunks_above_1000_and_repeats_fill_in(nc: NatsClient) -> None:
     js = nc.jetstream()
     await publish_atomic(nc, js, batch(1500))
-    info = await js.stream_info(wire.TASK_STREAM)
+    info = await js.stream_info(protocol.TASK_STREAM)
     assert info.state.messages == 1500
     # A crash after the first chunk: the whole call runs again, with a few more messages.
     await publish_atomic(nc, js, batch(1600))
-    info = await js.stream_info(wire.TASK_STREAM)
+    info = await js.stream_info(protocol.TASK_STREAM)
     assert info.state.messages == 1600
     await publish_atomic(nc, js, batch(1600))  # and once more: nothing changes
-    assert (await js.stream_info(wire.TASK_STREAM)).state.messages == 1600
+    assert (await js.stream_info(protocol.TASK_STREAM)).state.messages == 1600

@@ -11,7 +11,7 @@ from run_helpers import WAIT_S, event_types, wait_event, wait_state
 
 import dagnats
 from dagnats._nats.payloads import REF, THRESHOLD_BYTES
-from dagnats.dag import events as ev
+from dagnats.protocol import events as ev
 from dagnats.testing import DagnatsEnv
 
 FAST_RETRY = dagnats.RetryPolicy(max_attempts=2, strategy="fixed", initial_delay="20ms")

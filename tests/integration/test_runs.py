@@ -10,7 +10,7 @@ import pytest
 from pydantic import BaseModel
 
 import dagnats
-from dagnats.dag import wire
+from dagnats import protocol
 from dagnats.testing import DagnatsEnv
 
 
@@ -180,7 +180,7 @@ async def test_exhausted_retries_go_to_dead_letters(dagnats_env: DagnatsEnv) -> 
     assert info.value.step_id == "always_fails"
     js = dagnats_env.nc.jetstream()
     msg = await js.get_last_msg(
-        wire.DLQ_STREAM, wire.dead_letter_subject(run.run_id, "always_fails")
+        protocol.DLQ_STREAM, protocol.dead_letter_subject(run.run_id, "always_fails")
     )
     assert b"disk on fire" in (msg.data or b"")
 
@@ -235,7 +235,7 @@ async def test_lost_snapshot_is_rebuilt_from_history(dagnats_env: DagnatsEnv) ->
     run = await dagnats_env.client.start(wf, 1)
     await asyncio.wait_for(started.wait(), 10)
     await dagnats_env.stop_engine()
-    kv = await dagnats_env.nc.jetstream().key_value(wire.KV_RUNS)
+    kv = await dagnats_env.nc.jetstream().key_value(protocol.KV_RUNS)
     await kv.purge(run.run_id)
     await dagnats_env.start_engine()
     gate.set()

@@ -17,9 +17,9 @@ from typing import Any
 import nats
 
 import dagnats
+from dagnats import protocol
 from dagnats._nats.resources import BUCKETS, setup_resources, stream_configs
-from dagnats.dag import wire
-from dagnats.dag.events import Event
+from dagnats.protocol.events import Event
 from dagnats.server.http import HttpGateway
 from dagnats.server.nats_server import EmbeddedNats
 from dagnats.testing import DagnatsEnv
@@ -38,7 +38,7 @@ async def test_setup_resources_is_idempotent_and_race_safe(dagnats_server: Embed
             assert (await js.stream_info(cfg.name or "")).config.subjects == cfg.subjects
         for b in BUCKETS:
             await js.key_value(b.name)
-        await js.object_store(wire.OBJ_PAYLOADS)
+        await js.object_store(protocol.OBJ_PAYLOADS)
     finally:
         for nc in conns:
             await nc.close()
@@ -130,7 +130,7 @@ async def test_engine_sigkilled_mid_run_is_finished_by_its_successor() -> None:
             if Event.from_bytes(msg.data).type == "step.completed":
                 first_done.set()
 
-        sub = await env.nc.subscribe(wire.history_subject("*"), cb=on_history)
+        sub = await env.nc.subscribe(protocol.history_subject("*"), cb=on_history)
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             str(HERE / "engine_process.py"),

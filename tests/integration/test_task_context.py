@@ -10,15 +10,15 @@ import pytest
 from run_helpers import WAIT_S
 
 import dagnats
+from dagnats import protocol
 from dagnats._nats.kvscan import scan
-from dagnats.dag import wire
 from dagnats.testing import DagnatsEnv
 
 
 async def test_checkpoint_survives_a_retry_and_is_cleaned_up(dagnats_env: DagnatsEnv) -> None:
     worker = dagnats.Worker()
     seen: list[tuple[int, Any, list[str]]] = []
-    kv = await dagnats_env.nc.jetstream().key_value(wire.KV_CHECKPOINTS)
+    kv = await dagnats_env.nc.jetstream().key_value(protocol.KV_CHECKPOINTS)
 
     @worker.task()
     async def resumable(ctx: dagnats.TaskContext, n: int) -> int:
@@ -170,7 +170,7 @@ async def test_worker_directory_lists_a_running_worker(dagnats_env: DagnatsEnv) 
 
     dagnats_env.add_worker(worker)
     await dagnats_env.wait_workers_ready()
-    kv = await dagnats_env.nc.jetstream().key_value(wire.KV_WORKERS)
+    kv = await dagnats_env.nc.jetstream().key_value(protocol.KV_WORKERS)
     entry = await kv.get(worker.id)
     assert entry.value is not None
     info = json.loads(entry.value)

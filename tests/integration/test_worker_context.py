@@ -12,8 +12,7 @@ from nats.js.errors import KeyNotFoundError
 from pydantic import BaseModel
 from worker_harness import WAIT_S, history, publish_task, running, task_message
 
-from dagnats import TaskContext, Worker
-from dagnats.dag import wire
+from dagnats import TaskContext, Worker, protocol
 from dagnats.server.nats_server import EmbeddedNats
 from dagnats.worker.checkpoints import load_checkpoint
 from dagnats.worker.signals import send_signal
@@ -142,7 +141,7 @@ async def test_put_stream_delivers_chunks_in_order(
         if len(chunks) == 20:
             got_all.set()
 
-    sub = await nc.subscribe(wire.stream_subject(tm.run_id, tm.step_id), cb=on_chunk)
+    sub = await nc.subscribe(protocol.stream_subject(tm.run_id, tm.step_id), cb=on_chunk)
     async with running(worker), history(nc, tm.run_id) as h:
         await publish_task(nc, tm)
         await h.next("step.completed")
@@ -153,7 +152,7 @@ async def test_put_stream_delivers_chunks_in_order(
 
 async def test_worker_directory_entry(nats_server: EmbeddedNats, nc: NatsClient) -> None:
     worker = make_worker(nats_server.url)
-    kv = await nc.jetstream().key_value(wire.KV_WORKERS)
+    kv = await nc.jetstream().key_value(protocol.KV_WORKERS)
     async with running(worker):
         entry = json.loads((await kv.get(worker.id)).value or b"{}")
     assert entry["id"] == worker.id and entry["name"] == "w-ctx"

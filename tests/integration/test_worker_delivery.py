@@ -14,8 +14,7 @@ from nats.aio.client import Client as NatsClient
 from nats.js.api import AckPolicy
 from worker_harness import WAIT_S, history, publish_task, running, task_message
 
-from dagnats import DagnatsError, TaskContext, Worker
-from dagnats.dag import wire
+from dagnats import DagnatsError, TaskContext, Worker, protocol
 from dagnats.server.nats_server import EmbeddedNats
 
 
@@ -33,13 +32,13 @@ async def test_consumer_config_and_idempotent_update(
 
     js = nc.jetstream()
     async with running(make(30.0)):
-        info = await js.consumer_info(wire.TASK_STREAM, "task-echo")
+        info = await js.consumer_info(protocol.TASK_STREAM, "task-echo")
     cfg = info.config
     assert cfg.filter_subject == "task.echo"
     assert cfg.ack_policy == AckPolicy.EXPLICIT
     assert (cfg.ack_wait, cfg.max_deliver, cfg.max_ack_pending) == (30.0, 3, 10_000)
     async with running(make(5.0)):  # same durable, new config: updated in place
-        info = await js.consumer_info(wire.TASK_STREAM, "task-echo")
+        info = await js.consumer_info(protocol.TASK_STREAM, "task-echo")
     assert info.config.ack_wait == 5.0
 
 
@@ -60,7 +59,7 @@ async def test_heartbeats_prevent_redelivery_of_a_long_task(
         ev = await h.next("step.completed")
     assert ev.data == {"output": "done"}
     assert calls == [1]
-    info = await nc.jetstream().consumer_info(wire.TASK_STREAM, "task-long")
+    info = await nc.jetstream().consumer_info(protocol.TASK_STREAM, "task-long")
     assert info.num_redelivered == 0 and info.num_ack_pending == 0
 
 
@@ -121,7 +120,7 @@ async def test_two_workers_share_one_durable(nats_server: EmbeddedNats, nc: Nats
     assert len(handled) == 40 and len({r for _, r in handled}) == 40  # each exactly once
     by = Counter(w for w, _ in handled)
     assert by["a"] > 0 and by["b"] > 0
-    consumers = await nc.jetstream().consumers_info(wire.TASK_STREAM)
+    consumers = await nc.jetstream().consumers_info(protocol.TASK_STREAM)
     assert [c.name for c in consumers] == ["task-job"]
 
 
@@ -148,7 +147,7 @@ async def test_groups_route_to_their_workers(nats_server: EmbeddedNats, nc: Nats
             await publish_task(nc, task_message("render"))
             outs.add((await h.next("step.completed")).data["output"])
     assert outs <= {"plain", "both"}
-    names = {c.name for c in await nc.jetstream().consumers_info(wire.TASK_STREAM)}
+    names = {c.name for c in await nc.jetstream().consumers_info(protocol.TASK_STREAM)}
     assert names == {"task-render", "task-render-gpu", "task-render-arm"}
 
 
@@ -205,7 +204,7 @@ async def test_drain_timeout_cancels_and_gives_back(
         await publish_task(nc, task_message("stuck"))
         await asyncio.wait_for(entered.wait(), WAIT_S)
     assert worker.stats.returned == 1 and worker.stats.completed == 0
-    info = await nc.jetstream().consumer_info(wire.TASK_STREAM, "task-stuck")
+    info = await nc.jetstream().consumer_info(protocol.TASK_STREAM, "task-stuck")
     assert info.num_pending + info.num_ack_pending == 1  # back in the queue, not lost
 
 

@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 
 import dagnats
-from dagnats.dag import wire
-from dagnats.dag.events import Event
+from dagnats import protocol
 from dagnats.engine.advisories import ADVISORY
+from dagnats.protocol.events import Event
 from dagnats.testing import DagnatsEnv
 
 HERE = Path(__file__).resolve().parent
@@ -80,7 +80,7 @@ async def test_worker_lost_max_deliver_times_counts_as_failed_attempt() -> None:
             if event.type == "step.worker_lost":
                 lost.set()
 
-        sub = await env.nc.subscribe(wire.history_subject("*"), cb=on_history)
+        sub = await env.nc.subscribe(protocol.history_subject("*"), cb=on_history)
         run = await env.client.start(flow(), 5)
         for _ in range(3):  # the task consumer's max_deliver
             proc = await spawn_fragile(env.url)

@@ -11,9 +11,8 @@ from nats.aio.client import Client as NatsClient
 from pydantic import BaseModel
 from worker_harness import WAIT_S, history, publish_task, running, task_message
 
-from dagnats import Continue, NonRetryableError, RetryAfter, TaskContext, Worker
+from dagnats import Continue, NonRetryableError, RetryAfter, TaskContext, Worker, protocol
 from dagnats._nats.payloads import Payloads, is_ref
-from dagnats.dag import wire
 from dagnats.server.nats_server import EmbeddedNats
 
 
@@ -145,7 +144,7 @@ async def test_invalid_input_fails_without_retry_naming_fields(
         ev2.data["retryable"] is False
         and "input: Input should be a valid string" in (ev2.data["error"])
     )
-    info = await nc.jetstream().consumer_info(wire.TASK_STREAM, "task-review")
+    info = await nc.jetstream().consumer_info(protocol.TASK_STREAM, "task-review")
     assert info.num_ack_pending == 0 and info.num_pending == 0  # acked: not redelivered
 
 
@@ -280,7 +279,7 @@ async def test_poison_messages_are_acked_and_the_loop_survives(
         ev = await h.next("step.completed")
         assert ev.data == {"output": "Hello, still here!"}
     assert worker.stats.poison == 2
-    info = await js.consumer_info(wire.TASK_STREAM, "task-greet")
+    info = await js.consumer_info(protocol.TASK_STREAM, "task-greet")
     assert info.num_ack_pending == 0 and info.num_redelivered == 0
 
 

@@ -17,9 +17,9 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js.api import DeliverPolicy
 
+from dagnats import protocol
 from dagnats._nats.publish import msg_id
-from dagnats.dag import wire
-from dagnats.dag.events import Event
+from dagnats.protocol.events import Event
 from dagnats.worker import Worker
 
 WAIT_S = 10.0  # every wait in these tests is bounded by this
@@ -35,10 +35,10 @@ def task_message(
     iteration: int = 0,
     item: int | None = None,
     timeout_ns: int | None = None,
-) -> wire.TaskMessage:
+) -> protocol.TaskMessage:
     run_id = run_id or f"run{secrets.token_hex(6)}"
     suffix = "" if item is None else f".{item}"
-    return wire.TaskMessage(
+    return protocol.TaskMessage(
         run_id=run_id,
         workflow="wf",
         step_id=step_id,
@@ -53,9 +53,9 @@ def task_message(
     )
 
 
-async def publish_task(nc: NatsClient, tm: wire.TaskMessage, group: str | None = None) -> None:
+async def publish_task(nc: NatsClient, tm: protocol.TaskMessage, group: str | None = None) -> None:
     await nc.jetstream().publish(
-        wire.task_subject(tm.task, group),
+        protocol.task_subject(tm.task, group),
         tm.model_dump_json().encode(),
         headers=msg_id(tm.dedup_id),
     )
@@ -101,7 +101,7 @@ async def history(nc: NatsClient, run_id: str = "*") -> AsyncIterator[History]:
     """One run's events from its start, or (``"*"``) every run's events from now on."""
     h = History()
     sub = await nc.jetstream().subscribe(
-        wire.history_subject(run_id),
+        protocol.history_subject(run_id),
         cb=h._on,
         ordered_consumer=True,
         deliver_policy=DeliverPolicy.NEW if run_id == "*" else DeliverPolicy.ALL,

@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from dagnats.dag.actions import Action, DispatchTask, RecordEvent, ScheduleTimer
-from dagnats.dag.advance import advance
-from dagnats.dag.definition import WorkflowDef
-from dagnats.dag.events import Event
-from dagnats.dag.state import RunState, StepState
-from dagnats.dag.validate import load_definition
+from dagnats.dag.definition.models import WorkflowDef
+from dagnats.dag.definition.rules import load_definition
+from dagnats.dag.machine.actions import Action, DispatchTask, RecordEvent, ScheduleTimer
+from dagnats.dag.machine.advance import advance
+from dagnats.dag.machine.state import RunState, StepState
+from dagnats.protocol.events import Event
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 A = TypeVar("A")

@@ -7,8 +7,8 @@ from datetime import timedelta
 
 from advance_harness import Sim, dispatched, of, records, wf
 
-from dagnats.dag.actions import AdmitRun, RegisterWaiter, RemoveWaiter
-from dagnats.dag.events import (
+from dagnats.dag.machine.actions import AdmitRun, RegisterWaiter, RemoveWaiter
+from dagnats.protocol.events import (
     CANCEL_WAITER_PREFIX,
     STEP_WAIT_MATCHED,
     WORKFLOW_ADMITTED,
@@ -101,7 +101,7 @@ def test_cancel_on_looks_back_to_the_start_of_the_run() -> None:
 
 
 def test_finish_purges_timers_only_when_the_run_may_have_some() -> None:
-    from dagnats.dag.actions import FinishRun
+    from dagnats.dag.machine.actions import FinishRun
 
     plain = Sim(wf({"id": "a"}))
     plain.start()

@@ -7,15 +7,15 @@ from datetime import timedelta
 import pytest
 from advance_harness import T0, Sim, dispatched, of, records, reference, wf
 
-from dagnats.dag.actions import (
+from dagnats.dag.machine.actions import (
     CancelChildRun,
     DispatchTask,
     FinishRun,
     RemoveWaiter,
     ScheduleTimer,
 )
-from dagnats.dag.advance import advance, initial_state
-from dagnats.dag.events import Event
+from dagnats.dag.machine.advance import advance, initial_state
+from dagnats.protocol.events import Event
 
 # --- start ---------------------------------------------------------------------------------
 
@@ -161,8 +161,8 @@ def test_skipping_the_only_step_completes_the_run_with_none() -> None:
 
 
 def test_skip_if_evaluation_error_fails_the_step(monkeypatch: pytest.MonkeyPatch) -> None:
-    from dagnats.dag import _steps
-    from dagnats.dag.conditions import ConditionError
+    from dagnats.dag.definition.conditions import ConditionError
+    from dagnats.dag.machine import _steps
 
     def broken(expr: str, scope: object) -> bool:
         raise ConditionError("cannot compare")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from advance_harness import Sim, dispatched, of, records, reference, wf
 
-from dagnats.dag.actions import (
+from dagnats.dag.machine.actions import (
     CancelChildRun,
     DeadLetter,
     DispatchTask,

@@ -10,7 +10,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dagnats.dag.actions import (
+from dagnats.dag.definition.models import WorkflowDef
+from dagnats.dag.definition.rules import load_definition
+from dagnats.dag.machine.actions import (
     Action,
     DispatchTask,
     FinishRun,
@@ -20,11 +22,9 @@ from dagnats.dag.actions import (
     ScheduleTimer,
     StartChildRun,
 )
-from dagnats.dag.advance import advance
-from dagnats.dag.definition import WorkflowDef
-from dagnats.dag.events import Event
-from dagnats.dag.state import RunState, StepState
-from dagnats.dag.validate import load_definition
+from dagnats.dag.machine.advance import advance
+from dagnats.dag.machine.state import RunState, StepState
+from dagnats.protocol.events import Event
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 MAX_DELIVERIES = 3000

@@ -7,11 +7,11 @@ from datetime import timedelta
 import pytest
 from advance_harness import Sim, dispatched, of, records, wf
 
-from dagnats.dag.actions import DeadLetter, DispatchTask, FinishRun, ScheduleTimer
-from dagnats.dag.advance import retry_delay_ns
-from dagnats.dag.definition import RetryPolicy
-from dagnats.dag.duration import SECOND
-from dagnats.dag.retry import effective_policy, retries_left
+from dagnats.dag.definition.models import RetryPolicy
+from dagnats.dag.machine.actions import DeadLetter, DispatchTask, FinishRun, ScheduleTimer
+from dagnats.dag.machine.advance import retry_delay_ns
+from dagnats.dag.machine.retry import effective_policy, retries_left
+from dagnats.protocol.durations import SECOND
 
 S = SECOND
 

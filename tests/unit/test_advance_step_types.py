@@ -6,7 +6,8 @@ from datetime import timedelta
 
 from advance_harness import T0, Sim, dispatched, of, records, reference, wf
 
-from dagnats.dag.actions import (
+from dagnats.dag.definition.models import MAX_SUB_WORKFLOW_DEPTH, WorkflowDef
+from dagnats.dag.machine.actions import (
     CancelChildRun,
     DispatchTask,
     FinishRun,
@@ -17,7 +18,6 @@ from dagnats.dag.actions import (
     ScheduleTimer,
     StartChildRun,
 )
-from dagnats.dag.definition import MAX_SUB_WORKFLOW_DEPTH, WorkflowDef
 
 # --- agent loop ------------------------------------------------------------------------------
 

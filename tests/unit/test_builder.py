@@ -13,8 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from dagnats.dag.builder import StepRef, Workflow
-from dagnats.dag.definition import RetryPolicy, WorkflowDef
+from dagnats.dag.definition.builder import StepRef, Workflow
+from dagnats.dag.definition.models import RetryPolicy, WorkflowDef
 from dagnats.errors import DefinitionError
 
 REFERENCE = sorted((Path(__file__).resolve().parents[1] / "fixtures" / "reference").glob("*.json"))

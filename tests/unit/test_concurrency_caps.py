@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from dagnats.dag.definition import MAX_CONCURRENCY_LIMIT
-from dagnats.dag.validate import load_definition
+from dagnats.dag.definition.models import MAX_CONCURRENCY_LIMIT
+from dagnats.dag.definition.rules import load_definition
 from dagnats.errors import DefinitionError
 
 

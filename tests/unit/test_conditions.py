@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dagnats.dag.conditions import (
+from dagnats.dag.definition.conditions import (
     MAX_DEPTH,
     MAX_EXPR_LEN,
     ConditionError,

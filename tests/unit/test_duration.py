@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dagnats.dag.duration import (
+from dagnats.protocol.durations import (
     DAY,
     HOUR,
     MINUTE,

@@ -10,7 +10,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel, Field, ValidationError
 
-from dagnats.dag.jsonschema import MAX_MESSAGES, check_schema, json_equal, validate_instance
+from dagnats.dag.definition.jsonschema import (
+    MAX_MESSAGES,
+    check_schema,
+    json_equal,
+    validate_instance,
+)
 from dagnats.errors import DefinitionError
 
 

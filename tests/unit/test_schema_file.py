@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from dagnats.dag.jsonschema import check_schema, validate_instance
-from dagnats.dag.schema import DEFAULT_PATH, main, render, workflow_json_schema
+from dagnats.dag.definition.jsonschema import check_schema, validate_instance
+from dagnats.dag.definition.schema import DEFAULT_PATH, main, render, workflow_json_schema
 
 REFERENCE = sorted((Path(__file__).resolve().parents[1] / "fixtures" / "reference").glob("*.json"))
 
 
 def test_committed_schema_is_fresh() -> None:
     assert DEFAULT_PATH.read_text(encoding="utf-8") == render(), (
-        "docs/workflow-schema.json is stale: run python -m dagnats.dag.schema"
+        "docs/workflow-schema.json is stale: run python -m dagnats.dag.definition.schema"
     )
 
 

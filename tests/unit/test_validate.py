@@ -10,17 +10,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dagnats.dag.definition import MapConfig, StepDef, WorkflowDef
-from dagnats.dag.validate import (
+from dagnats.dag.definition.graph import (
     dependents,
     handler_steps,
-    load_definition,
     root_steps,
     sink_steps,
     step_config,
     topological_order,
-    validate_definition,
 )
+from dagnats.dag.definition.models import MapConfig, StepDef, WorkflowDef
+from dagnats.dag.definition.rules import load_definition, validate_definition
 from dagnats.errors import DefinitionError
 
 REFERENCE = sorted((Path(__file__).resolve().parents[1] / "fixtures" / "reference").glob("*.json"))

@@ -1,4 +1,4 @@
-"""Load and validate workflow definitions; graph helpers used by ``advance``.
+"""Load and validate workflow definitions: the rules a definition must keep.
 
 :func:`load_definition` is the one entry point for definitions from users, files, KV or the
 API. It turns every problem into a :class:`~dagnats.errors.DefinitionError` whose message
@@ -7,7 +7,6 @@ names the step, the field and the rule, never a pydantic traceback or a ``KeyErr
 
 from __future__ import annotations
 
-import graphlib
 import json
 from collections.abc import Mapping
 from datetime import datetime
@@ -15,27 +14,25 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from dagnats.dag._translate import translate_validation_error
-from dagnats.dag.conditions import ConditionError, parse_condition, parse_path
-from dagnats.dag.definition import (
+from dagnats.dag.definition._translate import translate_validation_error
+from dagnats.dag.definition.conditions import ConditionError, parse_condition, parse_path
+from dagnats.dag.definition.graph import topological_order
+from dagnats.dag.definition.jsonschema import check_schema
+from dagnats.dag.definition.models import (
     MAX_APPROVAL_TIMEOUT_NS,
     MAX_SLEEP_NS,
     MAX_STEPS,
     TASK_STEP_TYPES,
     AgentLoopConfig,
     ApprovalConfig,
-    MapConfig,
-    RespondConfig,
     SleepConfig,
-    StepConfig,
     StepDef,
     SubWorkflowConfig,
     WaitForEventConfig,
     WorkflowDef,
 )
-from dagnats.dag.duration import format_duration
-from dagnats.dag.jsonschema import check_schema
 from dagnats.errors import DefinitionError
+from dagnats.protocol.durations import format_duration
 
 # Steps a worker does not run: options that only steer workers make no sense on them.
 _WORKER_ONLY_FIELDS = ("task", "worker_group", "rate_limit", "max_task_concurrency")
@@ -43,12 +40,6 @@ _WORKER_ONLY_FIELDS = ("task", "worker_group", "rate_limit", "max_task_concurren
 _NO_RETRY_TYPES = frozenset({"sleep", "wait_for_event", "approval", "respond"})
 # Steps whose own deadline is meaningless or lives in config.timeout instead.
 _NO_TIMEOUT_TYPES = frozenset({"sleep", "wait_for_event", "approval", "respond"})
-# Defaults for step types whose config may be omitted.
-_DEFAULT_CONFIGS: dict[str, type[MapConfig | ApprovalConfig | RespondConfig]] = {
-    "map": MapConfig,
-    "approval": ApprovalConfig,
-    "respond": RespondConfig,
-}
 _REQUIRED_CONFIG_HINT = {
     "agent_loop": "set config.max_iterations",
     "sleep": "set config.duration or config.until",
@@ -314,68 +305,3 @@ def _handler_problem(target: StepDef, depended_on: set[str]) -> str | None:
     if target.on_failure is not None or target.compensate is not None:
         return "not have its own on_failure/compensate (handlers do not chain)"
     return None
-
-
-def handler_steps(defn: WorkflowDef) -> frozenset[str]:
-    """Ids named by any ``on_failure`` or ``compensate``: they never start on their own."""
-    out: set[str] = set()
-    for s in defn.steps:
-        if s.on_failure is not None:
-            out.add(s.on_failure)
-        if s.compensate is not None:
-            out.add(s.compensate)
-    return frozenset(out)
-
-
-def root_steps(defn: WorkflowDef) -> tuple[str, ...]:
-    """Non-handler steps without dependencies, in definition order: they start a run."""
-    handlers = handler_steps(defn)
-    return tuple(s.id for s in defn.steps if not s.depends_on and s.id not in handlers)
-
-
-def sink_steps(defn: WorkflowDef) -> tuple[str, ...]:
-    """Non-handler steps no other step depends on, in definition order: the run's result."""
-    handlers = handler_steps(defn)
-    depended_on = {dep for s in defn.steps for dep in s.depends_on}
-    return tuple(s.id for s in defn.steps if s.id not in depended_on and s.id not in handlers)
-
-
-def dependents(defn: WorkflowDef) -> dict[str, tuple[str, ...]]:
-    """Step id -> ids of the steps that list it in ``depends_on`` (definition order)."""
-    out: dict[str, list[str]] = {s.id: [] for s in defn.steps}
-    for s in defn.steps:
-        for dep in s.depends_on:
-            out.setdefault(dep, []).append(s.id)
-    return {k: tuple(v) for k, v in out.items()}
-
-
-def topological_order(defn: WorkflowDef) -> tuple[str, ...]:
-    """All step ids, dependencies first; ties keep definition order. Raises on a cycle."""
-    index = {s.id: i for i, s in enumerate(defn.steps)}
-    sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
-    for s in defn.steps:
-        sorter.add(s.id, *s.depends_on)
-    try:
-        sorter.prepare()
-    except graphlib.CycleError as exc:
-        cycle: list[str] = exc.args[1]
-        raise DefinitionError(
-            f"workflow {defn.name!r}: field 'depends_on': cycle: {' -> '.join(cycle)} "
-            "('a -> b' means b depends on a); a workflow must be acyclic",
-            step_id=cycle[0],
-            field="depends_on",
-        ) from exc
-    order: list[str] = []
-    while sorter.is_active():
-        ready = sorted(sorter.get_ready(), key=lambda i: index.get(i, len(index)))
-        order.extend(ready)
-        sorter.done(*ready)
-    return tuple(order)
-
-
-def step_config(step: StepDef) -> StepConfig | None:
-    """The step's config, or the type's default config when it may be omitted."""
-    if step.config is not None:
-        return step.config
-    default = _DEFAULT_CONFIGS.get(step.type)
-    return default() if default is not None else None

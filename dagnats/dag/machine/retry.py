@@ -7,7 +7,7 @@ is the number of *retries after the first failure*, so a step runs at most
 
 from __future__ import annotations
 
-from dagnats.dag.definition import MAX_SLEEP_NS, RetryPolicy, StepDef, WorkflowDef
+from dagnats.dag.definition.models import MAX_SLEEP_NS, RetryPolicy, StepDef, WorkflowDef
 
 DEFAULT_POLICY = RetryPolicy()  # no retries: a failure is final unless a policy says otherwise
 

@@ -1,13 +1,9 @@
-"""Wire formats and names shared by engine, workers, API and clients (pure: no I/O)."""
+"""The names of every NATS stream, bucket, consumer and subject dagnats uses (pure)."""
 
 from __future__ import annotations
 
-import os
-import secrets
-import time
-from typing import Any
-
-from pydantic import BaseModel, ConfigDict
+NAME_PATTERN = r"^[A-Za-z0-9_-]+$"  # a NATS subject token and a KV key: workflows, tasks, ids
+MAX_NAME_LEN = 128
 
 # Streams
 HISTORY_STREAM = "WORKFLOW_HISTORY"
@@ -80,30 +76,3 @@ def done_subject(run_id: str) -> str:
 def forget_subject(run_id: str) -> str:
     """Core subject telling engines a run was deleted (drop it from their caches)."""
     return f"dagnats.forget.{run_id}"
-
-
-def new_run_id() -> str:
-    """Time-ordered, subject-safe id: 12 hex of milliseconds + 16 random hex."""
-    return f"{int(time.time() * 1000):012x}{secrets.token_hex(8)}"
-
-
-def worker_id() -> str:
-    return f"{os.uname().nodename.replace('.', '-')}-{os.getpid()}-{secrets.token_hex(3)}"
-
-
-class TaskMessage(BaseModel):
-    """The body of a message on ``task.<task>[.<group>]``."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    run_id: str
-    workflow: str
-    step_id: str
-    task: str
-    attempt: int
-    iteration: int = 0
-    item: int | None = None
-    input: Any = None
-    timeout_ns: int | None = None
-    idempotency_key: str
-    dedup_id: str

@@ -2,7 +2,7 @@
 
 Field names follow the Go DagNats format (``../shared/seeds/004``) so its files load unchanged.
 These models check shapes and per-field limits; graph rules (ids, dependencies, cycles,
-handler steps) live in :mod:`dagnats.dag.validate`, which is what callers use.
+handler steps) live in :mod:`dagnats.dag.definition.rules`, which is what callers use.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails
 
-from dagnats.dag.duration import DAY, Duration
+from dagnats.protocol.durations import DAY, Duration
+from dagnats.protocol.names import MAX_NAME_LEN, NAME_PATTERN
 
 StepType = Literal[
     "normal", "agent_loop", "map", "sub_workflow", "sleep", "wait_for_event", "approval", "respond"
@@ -48,8 +49,6 @@ MAX_ITERATIONS = 100_000
 # (a list of ids), which must stay under the 1 MiB message limit.
 MAX_CONCURRENCY_LIMIT = 10_000
 MAX_SUB_WORKFLOW_DEPTH = 8
-NAME_PATTERN = r"^[A-Za-z0-9_-]+$"  # NATS subject token and KV key safe
-MAX_NAME_LEN = 128
 
 Name = Annotated[str, Field(pattern=NAME_PATTERN, min_length=1, max_length=MAX_NAME_LEN)]
 

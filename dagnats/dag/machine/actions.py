@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from dagnats.dag.events import Event
+from dagnats.protocol.events import Event
 
 TimerKind = Literal[
     "retry",  # data: {"attempt", "item"?}: dispatch the next attempt

@@ -15,8 +15,8 @@ from typing import Any, TypedDict, Unpack, cast
 
 from pydantic import BaseModel, ValidationError
 
-from dagnats.dag._translate import translate_validation_error
-from dagnats.dag.definition import (
+from dagnats.dag.definition._translate import translate_validation_error
+from dagnats.dag.definition.models import (
     CancelOn,
     Concurrency,
     RateLimit,
@@ -24,7 +24,7 @@ from dagnats.dag.definition import (
     StepDef,
     WorkflowDef,
 )
-from dagnats.dag.validate import load_definition, validate_definition, validate_step
+from dagnats.dag.definition.rules import load_definition, validate_definition, validate_step
 from dagnats.errors import DefinitionError
 
 DurationLike = str | int | timedelta

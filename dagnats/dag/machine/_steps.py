@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from dagnats.dag import _failure, _waits
-from dagnats.dag._run import Ctx, first_undispatched, ns_delta
-from dagnats.dag.actions import DispatchTask, Respond
-from dagnats.dag.conditions import ConditionError, evaluate_condition
-from dagnats.dag.definition import AgentLoopConfig, MapConfig, RespondConfig
-from dagnats.dag.duration import SECOND
-from dagnats.dag.events import STEP_MAP_COMPLETED, STEP_MAP_STARTED, STEP_SKIPPED
-from dagnats.dag.inputs import condition_scope, json_type, resolve_step_input
-from dagnats.dag.state import ItemState, StepError, StepState
-from dagnats.dag.validate import step_config
+from dagnats.dag.definition.conditions import ConditionError, evaluate_condition
+from dagnats.dag.definition.graph import step_config
+from dagnats.dag.definition.models import AgentLoopConfig, MapConfig, RespondConfig
+from dagnats.dag.machine import _failure, _waits
+from dagnats.dag.machine._context import Ctx, first_undispatched, ns_delta
+from dagnats.dag.machine.actions import DispatchTask, Respond
+from dagnats.dag.machine.inputs import condition_scope, json_type, resolve_step_input
+from dagnats.dag.machine.state import ItemState, StepError, StepState
+from dagnats.protocol.durations import SECOND
+from dagnats.protocol.events import STEP_MAP_COMPLETED, STEP_MAP_STARTED, STEP_SKIPPED
 
 BACKSTOP_GRACE_NS = 5 * SECOND
 

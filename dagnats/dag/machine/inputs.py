@@ -10,9 +10,9 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from dagnats.dag.conditions import ConditionError, lookup
-from dagnats.dag.definition import StepDef
-from dagnats.dag.state import RunState, StepState
+from dagnats.dag.definition.conditions import ConditionError, lookup
+from dagnats.dag.definition.models import StepDef
+from dagnats.dag.machine.state import RunState, StepState
 
 
 class InputError(ValueError):
@@ -62,7 +62,7 @@ class _StepsView(Mapping[str, Any]):
 
 
 def condition_scope(step_input: Any, run: RunState) -> dict[str, Any]:
-    """The scope ``skip_if`` is evaluated in (see :mod:`dagnats.dag.conditions`)."""
+    """The scope ``skip_if`` is evaluated in (see :mod:`dagnats.dag.definition.conditions`)."""
     return {"input": step_input, "run": {"input": run.input}, "steps": _StepsView(run.steps)}
 
 

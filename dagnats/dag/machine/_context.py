@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from dagnats.dag.actions import Action, RecordEvent, ScheduleTimer, TimerKind
-from dagnats.dag.definition import TASK_STEP_TYPES, StepDef, WorkflowDef
-from dagnats.dag.events import Event
-from dagnats.dag.state import ItemState, RunState, StepState
-from dagnats.dag.validate import dependents, handler_steps, sink_steps, topological_order
+from dagnats.dag.definition.graph import dependents, handler_steps, sink_steps, topological_order
+from dagnats.dag.definition.models import TASK_STEP_TYPES, StepDef, WorkflowDef
+from dagnats.dag.machine.actions import Action, RecordEvent, ScheduleTimer, TimerKind
+from dagnats.dag.machine.state import ItemState, RunState, StepState
+from dagnats.protocol.events import Event
 
 # A step (or map instance) in these states holds one of ``concurrency.max_steps`` slots: from
 # its dispatch until it finishes for good, including while it waits for a retry or the next

@@ -14,8 +14,8 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from dagnats.dag.definition import NAME_PATTERN
 from dagnats.errors import DefinitionError
+from dagnats.protocol.names import NAME_PATTERN
 
 _MAX_REPORTED = 10
 _EXPECTED = {

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from dagnats.dag import _steps
-from dagnats.dag._run import Ctx, ns_delta
-from dagnats.dag.actions import CancelChildRun, DeadLetter, FinishRun, RemoveWaiter
-from dagnats.dag.definition import SubWorkflowConfig, WaitForEventConfig, WorkflowDef
-from dagnats.dag.events import (
+from dagnats.dag.definition.models import SubWorkflowConfig, WaitForEventConfig, WorkflowDef
+from dagnats.dag.machine import _steps
+from dagnats.dag.machine._context import Ctx, ns_delta
+from dagnats.dag.machine.actions import CancelChildRun, DeadLetter, FinishRun, RemoveWaiter
+from dagnats.dag.machine.inputs import dependency_value
+from dagnats.dag.machine.retry import DEFAULT_POLICY, effective_policy, retries_left, retry_delay_ns
+from dagnats.dag.machine.state import STEP_TERMINAL, RunError, RunStatus, StepError, StepState
+from dagnats.protocol.events import (
     CANCEL_WAITER_PREFIX,
     COMPENSATE_STARTED,
     COMPENSATE_STEP,
@@ -19,9 +22,6 @@ from dagnats.dag.events import (
     WORKFLOW_COMPLETED,
     WORKFLOW_FAILED,
 )
-from dagnats.dag.inputs import dependency_value
-from dagnats.dag.retry import DEFAULT_POLICY, effective_policy, retries_left, retry_delay_ns
-from dagnats.dag.state import STEP_TERMINAL, RunError, RunStatus, StepError, StepState
 
 
 def _error_view(err: StepError) -> dict[str, Any]:

@@ -24,12 +24,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from dagnats.dag import _failure, _steps, _waits
-from dagnats.dag._run import Ctx, aware, event_data, graph_of, ns_delta
-from dagnats.dag.actions import Action, AdmitRun, RegisterWaiter
-from dagnats.dag.definition import WorkflowDef
-from dagnats.dag.duration import format_duration
-from dagnats.dag.events import (
+from dagnats.dag.definition.models import WorkflowDef
+from dagnats.dag.machine import _failure, _steps, _waits
+from dagnats.dag.machine._context import Ctx, aware, event_data, graph_of, ns_delta
+from dagnats.dag.machine.actions import Action, AdmitRun, RegisterWaiter
+from dagnats.dag.machine.inputs import InputError, resolve_match
+from dagnats.dag.machine.retry import clamp_retry_after, retry_delay_ns
+from dagnats.dag.machine.state import ItemState, ParentRef, RunState, StepError, StepState
+from dagnats.protocol.durations import format_duration
+from dagnats.protocol.events import (
     CANCEL_WAITER_PREFIX,
     CHILD_COMPLETED,
     CHILD_FAILED,
@@ -48,9 +51,6 @@ from dagnats.dag.events import (
     WORKFLOW_STARTED,
     Event,
 )
-from dagnats.dag.inputs import InputError, resolve_match
-from dagnats.dag.retry import clamp_retry_after, retry_delay_ns
-from dagnats.dag.state import ItemState, ParentRef, RunState, StepError, StepState
 
 __all__ = ["advance", "initial_state", "retry_delay_ns"]
 

@@ -1,8 +1,8 @@
 """The JSON Schema of workflow definition files, for editors and CI.
 
-``python -m dagnats.dag.schema [--check] [PATH]`` writes ``docs/workflow-schema.json`` (or
-PATH); with ``--check`` it writes nothing and exits 1 when the file is stale, so CI catches a
-model change that was not followed by a regenerated schema.
+``python -m dagnats.dag.definition.schema [--check] [PATH]`` writes
+``docs/workflow-schema.json`` (or PATH); with ``--check`` it writes nothing and exits 1 when
+the file is stale, so CI catches a model change that was not followed by a regenerated schema.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from dagnats.dag.definition import WorkflowDef
+from dagnats.dag.definition.models import WorkflowDef
 
 SCHEMA_ID = "urn:dagnats:workflow-schema"
-DEFAULT_PATH = Path(__file__).resolve().parents[2] / "docs" / "workflow-schema.json"
+DEFAULT_PATH = Path(__file__).resolve().parents[3] / "docs" / "workflow-schema.json"
 
 
 def workflow_json_schema() -> dict[str, Any]:
@@ -41,7 +41,9 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dagnats.dag.schema", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m dagnats.dag.definition.schema", description=__doc__
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 if the file is stale")
     parser.add_argument("path", nargs="?", type=Path, default=DEFAULT_PATH)
     args = parser.parse_args(argv)
@@ -50,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         current = path.read_text(encoding="utf-8") if path.exists() else None
         if current != text:
-            print(f"{path} is stale; run: python -m dagnats.dag.schema", file=sys.stderr)
+            print(f"{path} is stale; run: python -m dagnats.dag.definition.schema", file=sys.stderr)
             return 1
         print(f"{path} is up to date")
         return 0

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from dagnats.dag import events as ev
-from dagnats.dag.advance import advance
-from dagnats.dag.definition import WorkflowDef
-from dagnats.dag.events import Event
-from dagnats.dag.state import RunState
+from dagnats.dag.definition.models import WorkflowDef
+from dagnats.dag.machine.advance import advance
+from dagnats.dag.machine.state import RunState
+from dagnats.protocol import events as ev
+from dagnats.protocol.events import Event
 
 
 def fold(defn: WorkflowDef, run: RunState | None, history: Iterable[Event]) -> RunState | None:

@@ -8,16 +8,8 @@ from __future__ import annotations
 
 import re
 
-from dagnats.dag import _failure, _steps
-from dagnats.dag._run import Ctx, event_data, ns_delta
-from dagnats.dag.actions import (
-    CancelChildRun,
-    RegisterWaiter,
-    RemoveWaiter,
-    RequestApproval,
-    StartChildRun,
-)
-from dagnats.dag.definition import (
+from dagnats.dag.definition.graph import step_config
+from dagnats.dag.definition.models import (
     MAX_SLEEP_NS,
     MAX_SUB_WORKFLOW_DEPTH,
     ApprovalConfig,
@@ -25,8 +17,19 @@ from dagnats.dag.definition import (
     SubWorkflowConfig,
     WaitForEventConfig,
 )
-from dagnats.dag.duration import format_duration
-from dagnats.dag.events import (
+from dagnats.dag.machine import _failure, _steps
+from dagnats.dag.machine._context import Ctx, event_data, ns_delta
+from dagnats.dag.machine.actions import (
+    CancelChildRun,
+    RegisterWaiter,
+    RemoveWaiter,
+    RequestApproval,
+    StartChildRun,
+)
+from dagnats.dag.machine.inputs import InputError, resolve_match, resolve_until
+from dagnats.dag.machine.state import StepError
+from dagnats.protocol.durations import format_duration
+from dagnats.protocol.events import (
     CHILD_COMPLETED,
     STEP_CHILD_STARTED,
     STEP_SLEEP_COMPLETED,
@@ -35,9 +38,6 @@ from dagnats.dag.events import (
     STEP_WAIT_TIMEOUT,
     Event,
 )
-from dagnats.dag.inputs import InputError, resolve_match, resolve_until
-from dagnats.dag.state import StepError
-from dagnats.dag.validate import step_config
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
