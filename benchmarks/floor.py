@@ -10,11 +10,15 @@ import asyncio
 import contextlib
 import time
 
-from nats.aio.client import Client as NatsClient
-from nats.aio.msg import Msg
-from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StreamConfig
-
 from dagnats._nats.feed import PullFeed
+from dagnats._nats.types import (
+    AckPolicy,
+    ConsumerConfig,
+    Msg,
+    NatsClient,
+    RetentionPolicy,
+    StreamConfig,
+)
 
 
 async def _setup(nc: NatsClient) -> tuple[PullFeed, PullFeed]:

@@ -15,10 +15,9 @@ import sys
 import time
 from pathlib import Path
 
-import nats
-
 from benchmarks.floor import measure_floor
 from benchmarks.workload import linear
+from dagnats._nats.connection import connect as connect_nats
 from dagnats.client import Client
 from dagnats.server.nats_server import EmbeddedNats
 
@@ -57,8 +56,8 @@ async def main(samples: int, runs: int) -> dict[str, float]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     async with EmbeddedNats(port=0) as server:
         url = server.url
-        nc_a = await nats.connect(url)
-        nc_b = await nats.connect(url)
+        nc_a = await connect_nats(url)
+        nc_b = await connect_nats(url)
         floor = await measure_floor(nc_b, nc_a, samples=samples, concurrent=runs * 3)
         await nc_b.close()
         procs = [

@@ -14,6 +14,7 @@
     ├── ApprovalError            approval token unknown, expired or already used
     ├── ApiError                 the API service answered with an error
     ├── ServerError              the embedded nats-server could not be found or started
+    ├── NatsUnavailableError     NATS cannot be reached (connect refused, timed out)
     └── TaskError                raised by task handlers to steer the engine
         ├── NonRetryableError    fail the step now, no retry
         └── RetryAfter           retry after the given delay
@@ -117,3 +118,7 @@ class RetryAfter(TaskError):
         else:
             self.delay_ns = parse_duration(delay)
         super().__init__(message or f"retry after {delay}")
+
+
+class NatsUnavailableError(DagnatsError):
+    """NATS cannot be reached: the first connect failed (refused, timed out, bad URL)."""

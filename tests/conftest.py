@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import nats
 import pytest
-from nats.aio.client import Client as NatsClient
 
+from dagnats._nats.connection import connect as connect_nats
 from dagnats._nats.resources import setup_resources
+from dagnats._nats.types import NatsClient
 from dagnats.server.nats_server import EmbeddedNats
 
 
@@ -20,7 +20,7 @@ async def nats_server() -> AsyncIterator[EmbeddedNats]:
 
 @pytest.fixture
 async def nc(nats_server: EmbeddedNats) -> AsyncIterator[NatsClient]:
-    conn = await nats.connect(nats_server.url)
+    conn = await connect_nats(nats_server.url)
     await setup_resources(conn.jetstream())
     yield conn
     await conn.close()

@@ -15,13 +15,14 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager, suppress
 from typing import Annotated, Any, NoReturn
 
-import nats
 import typer
-from nats.aio.client import Client as NatsClient
 
+from dagnats._nats.connection import connect as connect_nats
+from dagnats._nats.connection import set_reconnect_attempts
+from dagnats._nats.types import NatsClient
 from dagnats.client import Client
 from dagnats.client.client import DEFAULT_URL
-from dagnats.errors import DagnatsError
+from dagnats.errors import DagnatsError, NatsUnavailableError
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -99,24 +100,17 @@ def execute(main: Callable[[], Coroutine[Any, Any, int | None]]) -> None:
 
 async def open_nats(url: str) -> NatsClient:
     """Connect once, quickly, with a clear error; then reconnect patiently if it drops."""
-    seen: list[Exception] = []
-
-    async def on_error(exc: Exception) -> None:
-        seen.append(exc)
-
     try:
-        nc = await nats.connect(
+        nc = await connect_nats(
             url,
-            connect_timeout=CONNECT_TIMEOUT_S,
+            connect_timeout_s=CONNECT_TIMEOUT_S,
             max_reconnect_attempts=FIRST_CONNECT_ATTEMPTS,
-            reconnect_time_wait=RECONNECT_WAIT_S,
-            error_cb=on_error,
+            reconnect_time_wait_s=RECONNECT_WAIT_S,
         )
-    except Exception as exc:
-        cause = seen[-1] if seen else exc
-        raise CliError(f"cannot connect to NATS at {url}: {describe(cause)}") from exc
-    # nats-py reads this option on every (re)connect: after the first success, be patient.
-    nc.options["max_reconnect_attempts"] = RECONNECT_ATTEMPTS
+    except NatsUnavailableError as exc:
+        raise CliError(str(exc)) from exc
+    # After the first success, be patient.
+    set_reconnect_attempts(nc, RECONNECT_ATTEMPTS)
     return nc
 
 

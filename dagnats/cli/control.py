@@ -6,9 +6,9 @@ import json
 from typing import Annotated, Any
 
 import typer
-from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NoKeysError
 
 from dagnats import protocol
+from dagnats._nats.types import BucketNotFoundError, KeyNotFoundError, NoKeysError
 from dagnats.cli.common import (
     DEFAULT_NATS_URL,
     CliError,

@@ -7,10 +7,9 @@ from dataclasses import asdict, dataclass
 from typing import Annotated, Any
 
 import typer
-from nats.aio.client import Client as NatsClient
-from nats.errors import TimeoutError as NatsTimeoutError
 
 from dagnats import protocol
+from dagnats._nats.types import NatsClient, NatsTimeoutError
 from dagnats.cli.common import DEFAULT_NATS_URL, CliError, JsonOpt, NatsUrlOpt, connect, execute
 from dagnats.cli.output import emit_json, error_text, fmt_time, shorten, table
 

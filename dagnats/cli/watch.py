@@ -8,11 +8,9 @@ from contextlib import suppress
 from typing import Any
 
 import typer
-from nats.aio.client import Client as NatsClient
-from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
 
 from dagnats import protocol
+from dagnats._nats.types import Msg, NatsClient, Subscription
 from dagnats.cli.output import compact, emit_json, error_text, outcome_text, watch_line
 from dagnats.client import Client, RunHandle
 from dagnats.errors import RunCancelledError, RunFailedError

@@ -8,14 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import nats
-from nats.aio.client import Client as NatsClient
-from nats.errors import NoRespondersError
-from nats.errors import TimeoutError as NatsTimeoutError
-from nats.js.kv import KeyValue
-
 from dagnats import protocol
+from dagnats._nats.connection import connect as connect_nats
 from dagnats._nats.payloads import REF, THRESHOLD_BYTES, Payloads, is_ref
+from dagnats._nats.types import KeyValue, NatsClient, NatsTimeoutError, NoRespondersError
 from dagnats.client.handle import RunHandle
 from dagnats.dag.definition.models import WorkflowDef
 from dagnats.dag.machine.state import RunState
@@ -108,10 +104,7 @@ class Client:
     @classmethod
     async def connect(cls, url: str | None = None, *, timeout_s: float = 10.0) -> Client:
         target = url or default_url()
-        try:
-            nc = await nats.connect(target, connect_timeout=5, max_reconnect_attempts=10)
-        except Exception as exc:
-            raise DagnatsError(f"cannot connect to NATS at {target}: {exc}") from exc
+        nc = await connect_nats(target, connect_timeout_s=5, max_reconnect_attempts=10)
         return cls(nc, timeout_s=timeout_s, _owned=True)
 
     async def close(self) -> None:

@@ -8,15 +8,17 @@ import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
-from nats.errors import TimeoutError as NatsTimeoutError
-from nats.js.api import DeliverPolicy
-from nats.js.errors import KeyNotFoundError, NotFoundError
-
 from dagnats import protocol
 from dagnats._nats.history import read_history
 from dagnats._nats.payloads import Payloads, decode_run
+from dagnats._nats.stores import read_snapshot
+from dagnats._nats.types import (
+    DeliverPolicy,
+    Msg,
+    NatsTimeoutError,
+    NotFoundError,
+    Subscription,
+)
 from dagnats.dag.machine.state import STEP_TERMINAL, RunState
 from dagnats.errors import RunCancelledError, RunFailedError, RunNotFoundError
 from dagnats.protocol import events as ev
@@ -119,16 +121,10 @@ class RunHandle:
     async def _snapshot(self, payloads: Payloads, *, check_exists: bool) -> RunState | None:
         """The stored snapshot, if any (with ``check_exists``, RunNotFoundError when the run
         has neither a snapshot nor a history)."""
-        kv = await self.client.kv(protocol.KV_RUNS)
-        try:
-            entry = await kv.get(self.run_id)
-        except KeyNotFoundError:
-            entry = None
-        if entry is not None and entry.value:
-            return await decode_run(payloads, entry.value)
-        if entry is None and check_exists:
+        stored = await read_snapshot(await self.client.kv(protocol.KV_RUNS), payloads, self.run_id)
+        if stored.state is None and not stored.exists and check_exists:
             await self._check_exists()
-        return None
+        return stored.state
 
     async def _resolve(self, value: Any) -> Any:
         # The result may be a reference, or hold some ({sink: output}, a map's list).

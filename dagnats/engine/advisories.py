@@ -11,14 +11,17 @@ import contextlib
 import json
 import logging
 
-from nats.aio.client import Client as NatsClient
-from nats.aio.msg import Msg
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import NotFoundError
-
 from dagnats import protocol
 from dagnats._nats.consumers import ConsumerLoop
 from dagnats._nats.publish import append_event
+from dagnats._nats.types import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    Msg,
+    NatsClient,
+    NotFoundError,
+)
 from dagnats.protocol import events as ev
 from dagnats.protocol.events import Event
 

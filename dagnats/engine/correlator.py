@@ -15,15 +15,11 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from nats.aio.client import Client as NatsClient
-from nats.aio.msg import Msg
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.kv import KeyValue
-
 from dagnats import protocol
 from dagnats._nats.consumers import ConsumerLoop
 from dagnats._nats.kvscan import scan
 from dagnats._nats.publish import append_event
+from dagnats._nats.types import AckPolicy, ConsumerConfig, DeliverPolicy, KeyValue, Msg, NatsClient
 from dagnats.dag.machine.actions import RegisterWaiter
 from dagnats.protocol import events as ev
 from dagnats.protocol.events import Event

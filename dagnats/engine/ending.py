@@ -10,13 +10,13 @@ import json
 import logging
 from datetime import UTC, datetime
 
-from nats.aio.client import Client as NatsClient
-from nats.aio.msg import Msg
-
 from dagnats import protocol
 from dagnats._nats.history import read_history
 from dagnats._nats.payloads import encode_run
 from dagnats._nats.publish import msg_id
+from dagnats._nats.state import definition_of
+from dagnats._nats.stores import RunStore
+from dagnats._nats.types import Msg, NatsClient
 from dagnats.dag.definition.models import WorkflowDef
 from dagnats.dag.machine.actions import FinishRun, RecordEvent
 from dagnats.dag.machine.advance import max_runs
@@ -24,7 +24,6 @@ from dagnats.dag.machine.replay import fold
 from dagnats.dag.machine.state import RunError, RunState
 from dagnats.engine.executor import Executor
 from dagnats.engine.limits import announced, release_run, release_slots
-from dagnats.engine.store import RunStore
 from dagnats.protocol import events as ev
 from dagnats.protocol.events import Event
 
@@ -123,14 +122,7 @@ class RunEnding:
         await self.ended(defn, failed, rev)  # frees its run and task slots, saves, announces
 
     async def _definition(self, run: RunState | None, history: list[Event]) -> WorkflowDef | None:
-        if run is not None:
-            name, revision = run.workflow, run.revision
-        else:
-            started = next((e for e in history if e.type == ev.WORKFLOW_STARTED), None)
-            data = started.data if started is not None and isinstance(started.data, dict) else {}
-            name, revision = str(data.get("workflow", "")), data.get("revision")
-        found = await self.executor.defs.get(name, revision if isinstance(revision, int) else None)
-        return found[0] if found is not None else None
+        return await definition_of(self.executor.defs, run, history)
 
     async def announce(self, run: RunState) -> None:
         """Tell result() waiters: only after the terminal snapshot is stored, so a waiter

@@ -15,15 +15,13 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from nats.aio.client import Client as NatsClient
-from nats.aio.msg import Msg
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-
 from dagnats import protocol
 from dagnats._nats.consumers import ensure_consumer
 from dagnats._nats.feed import PullFeed
 from dagnats._nats.history import read_history
 from dagnats._nats.payloads import Payloads, is_ref
+from dagnats._nats.stores import ConflictError, DefinitionStore, RunStore
+from dagnats._nats.types import AckPolicy, ConsumerConfig, DeliverPolicy, Msg, NatsClient
 from dagnats.dag.definition.models import WorkflowDef
 from dagnats.dag.machine.advance import advance
 from dagnats.dag.machine.state import RunState
@@ -31,7 +29,6 @@ from dagnats.engine.advisories import AdvisoryWatcher
 from dagnats.engine.correlator import Correlator
 from dagnats.engine.ending import RunEnding
 from dagnats.engine.executor import Executor
-from dagnats.engine.store import ConflictError, DefinitionStore, RunStore
 from dagnats.engine.timers import TimerService
 from dagnats.protocol import events as ev
 from dagnats.protocol.events import Event

@@ -16,15 +16,11 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from nats.aio.client import Client as NatsClient
-from nats.js import JetStreamContext
-from nats.js.api import PubAck
-from nats.js.errors import KeyNotFoundError
-from nats.js.kv import KeyValue
-
 from dagnats import protocol
 from dagnats._nats.payloads import THRESHOLD_BYTES, Payloads
 from dagnats._nats.publish import gather_acks, msg_id, publish_atomic
+from dagnats._nats.stores import DefinitionStore
+from dagnats._nats.types import JetStreamContext, KeyNotFoundError, KeyValue, NatsClient, PubAck
 from dagnats.dag.machine.actions import (
     Action,
     AdmitRun,
@@ -42,7 +38,6 @@ from dagnats.dag.machine.actions import (
 )
 from dagnats.engine.limits import check_limits, limits_of
 from dagnats.engine.run_actions import RunActions
-from dagnats.engine.store import DefinitionStore
 from dagnats.protocol import events as ev
 from dagnats.protocol.events import Event
 

@@ -14,10 +14,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
-from nats.js.kv import KeyValue
-
 from dagnats import protocol
+from dagnats._nats.types import KeyNotFoundError, KeyValue, KeyWrongLastSequenceError
 from dagnats.dag.machine.actions import DispatchTask
 
 log = logging.getLogger(__name__)

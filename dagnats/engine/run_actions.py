@@ -14,16 +14,12 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any
 
-from nats.aio.client import Client as NatsClient
-from nats.js import JetStreamContext
-from nats.js.errors import KeyWrongLastSequenceError
-from nats.js.kv import KeyValue
-
 from dagnats import protocol
 from dagnats._nats.publish import append_event
+from dagnats._nats.stores import DefinitionStore
+from dagnats._nats.types import JetStreamContext, KeyValue, KeyWrongLastSequenceError, NatsClient
 from dagnats.dag.machine.actions import AdmitRun, FinishRun, RequestApproval, StartChildRun
 from dagnats.engine.limits import MAX_WAITING_RUNS, admit_run
-from dagnats.engine.store import DefinitionStore
 from dagnats.protocol import events as ev
 from dagnats.protocol.events import Event
 

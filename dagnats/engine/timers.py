@@ -14,15 +14,18 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from nats.aio.client import Client as NatsClient
-from nats.aio.msg import Msg
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import KeyNotFoundError
-from nats.js.kv import KeyValue
-
 from dagnats import protocol
 from dagnats._nats.consumers import ConsumerLoop
 from dagnats._nats.publish import append_event, msg_id
+from dagnats._nats.types import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    KeyNotFoundError,
+    KeyValue,
+    Msg,
+    NatsClient,
+)
 from dagnats.dag.machine.state import RUN_TERMINAL
 from dagnats.engine.limits import check_limits, release_slots
 from dagnats.protocol import events as ev

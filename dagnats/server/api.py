@@ -16,14 +16,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from nats.aio.client import Client as NatsClient
-from nats.micro import add_service
-from nats.micro.request import Request
-from nats.micro.service import Service
-from nats.nuid import NUID
-
 from dagnats import __version__
 from dagnats._nats.payloads import REF, Payloads
+from dagnats._nats.types import NUID, NatsClient, Request, Service, add_service
 from dagnats.errors import (
     ApiError,
     ApprovalError,

@@ -15,8 +15,7 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from nats.aio.client import Client as NatsClient
-
+from dagnats._nats.types import NatsClient
 from dagnats.client import Client
 from dagnats.errors import DagnatsError
 from dagnats.server.api import error_code

@@ -10,12 +10,14 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from nats.js import JetStreamContext
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
-from nats.js.kv import KeyValue
-
 from dagnats import protocol
 from dagnats._nats.publish import append_event
+from dagnats._nats.types import (
+    JetStreamContext,
+    KeyNotFoundError,
+    KeyValue,
+    KeyWrongLastSequenceError,
+)
 from dagnats.errors import ApiError, ApprovalError
 from dagnats.protocol import events as ev
 from dagnats.protocol.events import Event

@@ -11,26 +11,25 @@ import secrets
 import time
 from typing import Any
 
-from nats.aio.client import Client as NatsClient
-from nats.errors import TimeoutError as NatsTimeoutError
-from nats.js.errors import (
-    KeyNotFoundError,
-    KeyWrongLastSequenceError,
-    NoKeysError,
-    NotFoundError,
-)
-from nats.js.kv import KeyValue
-
 from dagnats import protocol
 from dagnats._nats.history import read_history
 from dagnats._nats.payloads import Payloads, decode_run
 from dagnats._nats.publish import append_event
+from dagnats._nats.state import current_state
+from dagnats._nats.stores import DefinitionStore
+from dagnats._nats.types import (
+    KeyNotFoundError,
+    KeyValue,
+    KeyWrongLastSequenceError,
+    NatsClient,
+    NatsTimeoutError,
+    NoKeysError,
+    NotFoundError,
+)
 from dagnats.dag.definition.conditions import lookup
 from dagnats.dag.definition.jsonschema import validate_instance
 from dagnats.dag.definition.rules import load_definition
-from dagnats.dag.machine.replay import fold
 from dagnats.dag.machine.state import RunState
-from dagnats.engine.store import DefinitionStore
 from dagnats.errors import (
     ApiError,
     InputValidationError,
@@ -282,42 +281,8 @@ class Operations(InteractionOps):
             log.warning("could not release idempotency key %s: %s", idem_key, exc)
 
     async def _state(self, run_id: str) -> RunState:
-        """The run as its log has it: the snapshot plus the events it has not folded in.
-
-        The engine writes snapshots a little behind the log (write-behind), so a status
-        read folds the newer events itself and never shows a stale state.
-        """
-        try:
-            entry = await self.runs.get(run_id)
-        except KeyNotFoundError:
-            entry = None
-        snapshot = (
-            await decode_run(self.payloads, entry.value)
-            if entry is not None and entry.value
-            else None
-        )
-        if snapshot is not None and snapshot.terminal:
-            return snapshot
-        history = await read_history(
-            self.nc, run_id, after_seq=snapshot.last_seq if snapshot is not None else 0
-        )
-        if snapshot is None:
-            first = next((e for e in history if e.type == ev.WORKFLOW_STARTED), None)
-            if first is None:
-                raise RunNotFoundError(f"run '{run_id}' not found")
-            data = first.data if isinstance(first.data, dict) else {}
-            name, revision = str(data.get("workflow")), data.get("revision")
-        else:
-            name, revision = snapshot.workflow, snapshot.revision
-        found = await self.defs.get(name, revision if isinstance(revision, int) else None)
-        if found is None:  # the definition is gone: show what the snapshot knows
-            if snapshot is None:
-                raise RunNotFoundError(f"run '{run_id}': workflow '{name}' not found")
-            return snapshot
-        state = fold(found[0], snapshot, history)
-        if state is None:
-            raise RunNotFoundError(f"run '{run_id}' not found")
-        return state
+        """The run as its log has it (the snapshot may lag the log: ADR 0005)."""
+        return await current_state(self.nc, self.runs, self.defs, self.payloads, run_id)
 
     async def get_run(self, body: dict[str, Any]) -> dict[str, Any]:
         return (await self._state(_run_id(body))).model_dump(mode="json", exclude_none=True)

@@ -14,10 +14,9 @@ import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import nats
-from nats.aio.client import Client as NatsClient
-
+from dagnats._nats.connection import connect as connect_nats
 from dagnats._nats.resources import setup_resources
+from dagnats._nats.types import NatsClient
 from dagnats.engine.engine import Engine
 from dagnats.server.api import ApiService
 from dagnats.server.http import HttpGateway
@@ -67,7 +66,7 @@ class Serve:
                 leaf_remotes=list(o.leaf_remotes),
             )
             await self.nats.start()
-        self.nc = await nats.connect(self.nats_url, max_reconnect_attempts=-1)
+        self.nc = await connect_nats(self.nats_url, max_reconnect_attempts=-1)
         await setup_resources(self.nc.jetstream(), replicas=o.replicas)
         if o.api:
             self.api = ApiService(self.nc)

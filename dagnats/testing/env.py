@@ -12,10 +12,9 @@ import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-import nats
-from nats.aio.client import Client as NatsClient
-
+from dagnats._nats.connection import connect as connect_nats
 from dagnats._nats.resources import setup_resources
+from dagnats._nats.types import NatsClient
 from dagnats.client import Client
 from dagnats.engine.engine import Engine
 from dagnats.server.api import ApiService
@@ -55,10 +54,10 @@ class DagnatsEnv:
             reconnected.set()
 
         # Reconnect quickly and for good: tests restart the server under a live environment.
-        nc = await nats.connect(
+        nc = await connect_nats(
             nats_url,
             max_reconnect_attempts=-1,
-            reconnect_time_wait=0.1,
+            reconnect_time_wait_s=0.1,
             reconnected_cb=on_reconnect,
         )
         env = cls(nats_url, nc, server)

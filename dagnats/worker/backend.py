@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from nats.aio.client import Client as NatsClient
-from nats.aio.msg import Msg
-from nats.js import JetStreamContext
-from nats.js.kv import KeyValue
-
 from dagnats import protocol
+from dagnats._nats.types import JetStreamContext, KeyValue, Msg, NatsClient
 from dagnats.worker.checkpoints import get_checkpoint_raw
 from dagnats.worker.heartbeat import Heartbeater
 from dagnats.worker.signals import put_signal_raw, wait_signal_raw

@@ -9,13 +9,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from nats.js import JetStreamContext
-from nats.js.errors import KeyNotFoundError
-from nats.js.kv import KeyValue
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from dagnats import protocol
 from dagnats._nats.resources import MAX_MSG_BYTES
+from dagnats._nats.types import JetStreamContext, KeyNotFoundError, KeyValue
 
 # A KV value is one message on the bucket's stream (max 1 MiB); leave room for headers.
 MAX_VALUE_BYTES = MAX_MSG_BYTES - 4096

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import logging
 
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-
 from dagnats import protocol
+from dagnats._nats.types import AckPolicy, ConsumerConfig, DeliverPolicy
 
 log = logging.getLogger(__name__)
 

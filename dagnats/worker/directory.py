@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from nats.js.kv import KeyValue
+from dagnats._nats.types import KeyValue
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import time
 
-from nats.aio.msg import Msg
+from dagnats._nats.types import Msg
 
 log = logging.getLogger(__name__)
 

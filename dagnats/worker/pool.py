@@ -13,11 +13,9 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from nats.aio.client import Client as NatsClient
-from nats.aio.msg import Msg
-
 from dagnats import protocol
 from dagnats._nats.feed import PullFeed
+from dagnats._nats.types import Msg, NatsClient
 from dagnats.worker.heartbeat import Heartbeater
 from dagnats.worker.runner import Outcome, Runner
 from dagnats.worker.task import Task

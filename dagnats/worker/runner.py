@@ -17,17 +17,13 @@ from typing import Any, Literal
 
 import anyio
 import anyio.to_thread
-from nats.aio.client import Client as NatsClient
-from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
-from nats.js import JetStreamContext
-from nats.js.api import PubAck
 from pydantic import ValidationError
 
 from dagnats import protocol
 from dagnats._nats.payloads import Payloads
 from dagnats._nats.publish import msg_id
 from dagnats._nats.resources import MAX_MSG_BYTES
+from dagnats._nats.types import JetStreamContext, Msg, NatsClient, PubAck, Subscription
 from dagnats.protocol import events as ev
 from dagnats.protocol.durations import format_duration
 from dagnats.protocol.events import Event

@@ -11,13 +11,16 @@ import asyncio
 import logging
 from typing import Any
 
-from nats.errors import TimeoutError as NatsTimeoutError
-from nats.js import JetStreamContext
-from nats.js.errors import NotFoundError
-from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
-
 from dagnats import protocol
 from dagnats._nats.publish import append_event
+from dagnats._nats.types import (
+    KV_DEL,
+    KV_PURGE,
+    JetStreamContext,
+    KeyValue,
+    NatsTimeoutError,
+    NotFoundError,
+)
 from dagnats.protocol.events import SIGNAL_RECEIVED, Event
 from dagnats.worker.checkpoints import decode_value, encode_value
 from dagnats.worker.task import check_name

@@ -19,11 +19,11 @@ from types import FrameType
 from typing import Any, ParamSpec, TypeVar, overload
 
 import anyio
-from nats.aio.client import Client as NatsClient
 
 from dagnats import protocol
 from dagnats._nats.consumers import ensure_consumer
 from dagnats._nats.resources import setup_resources
+from dagnats._nats.types import NatsClient
 from dagnats.errors import DagnatsError
 from dagnats.worker import shutdown_signals
 from dagnats.worker.backend import KvCache

@@ -10,9 +10,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from nats.errors import TimeoutError as NatsTimeoutError
-
 from dagnats import RunHandle, protocol
+from dagnats._nats.types import NatsTimeoutError
 from dagnats.dag.machine.state import RunState
 from dagnats.protocol.events import Event
 from dagnats.testing import DagnatsEnv

@@ -16,13 +16,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from nats.js.errors import ObjectNotFoundError
 
 import dagnats
 import dagnats.client.handle as handle_mod
 import dagnats.server.api as api_mod
 import dagnats.server.operations as ops_mod
 from dagnats import protocol
+from dagnats._nats.types import ObjectNotFoundError
 from dagnats.client import Client
 from dagnats.protocol import events as ev
 from dagnats.testing import DagnatsEnv

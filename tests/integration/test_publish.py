@@ -4,10 +4,9 @@ fill in what is missing without duplicating anything."""
 
 from __future__ import annotations
 
-from nats.aio.client import Client as NatsClient
-
 from dagnats import protocol
 from dagnats._nats.publish import msg_id, publish_atomic
+from dagnats._nats.types import NatsClient
 
 
 def batch(n: int, start: int = 0) -> list[tuple[str, bytes, dict[str, str]]]:

@@ -14,10 +14,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import nats
-
 import dagnats
 from dagnats import protocol
+from dagnats._nats.connection import connect as connect_nats
 from dagnats._nats.resources import BUCKETS, setup_resources, stream_configs
 from dagnats.protocol.events import Event
 from dagnats.server.http import HttpGateway
@@ -29,7 +28,7 @@ ROOT = HERE.parents[1]
 
 
 async def test_setup_resources_is_idempotent_and_race_safe(dagnats_server: EmbeddedNats) -> None:
-    conns = [await nats.connect(dagnats_server.url) for _ in range(4)]
+    conns = [await connect_nats(dagnats_server.url) for _ in range(4)]
     try:
         await asyncio.gather(*(setup_resources(nc.jetstream()) for nc in conns))
         await setup_resources(conns[0].jetstream())  # and again, after the race

@@ -6,13 +6,11 @@ import asyncio
 import json
 
 import anyio.from_thread
-from nats.aio.client import Client as NatsClient
-from nats.aio.msg import Msg
-from nats.js.errors import KeyNotFoundError
 from pydantic import BaseModel
 from worker_harness import WAIT_S, history, publish_task, running, task_message
 
 from dagnats import TaskContext, Worker, protocol
+from dagnats._nats.types import KeyNotFoundError, Msg, NatsClient
 from dagnats.server.nats_server import EmbeddedNats
 from dagnats.worker.checkpoints import load_checkpoint
 from dagnats.worker.signals import send_signal

@@ -10,11 +10,10 @@ import time
 from collections import Counter
 
 import pytest
-from nats.aio.client import Client as NatsClient
-from nats.js.api import AckPolicy
 from worker_harness import WAIT_S, history, publish_task, running, task_message
 
 from dagnats import DagnatsError, TaskContext, Worker, protocol
+from dagnats._nats.types import AckPolicy, NatsClient
 from dagnats.server.nats_server import EmbeddedNats
 
 

@@ -13,12 +13,9 @@ import secrets
 from collections.abc import AsyncIterator
 from typing import Any
 
-from nats.aio.client import Client as NatsClient
-from nats.aio.msg import Msg
-from nats.js.api import DeliverPolicy
-
 from dagnats import protocol
 from dagnats._nats.publish import msg_id
+from dagnats._nats.types import DeliverPolicy, Msg, NatsClient
 from dagnats.protocol.events import Event
 from dagnats.worker import Worker
 

@@ -11,19 +11,46 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any
-
-from nats.js import JetStreamContext
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
-from nats.js.kv import KeyValue
 
 from dagnats import protocol
 from dagnats._nats.payloads import Payloads, decode_run, encode_run
+from dagnats._nats.types import (
+    JetStreamContext,
+    KeyNotFoundError,
+    KeyValue,
+    KeyWrongLastSequenceError,
+)
 from dagnats.dag.definition.models import WorkflowDef
 from dagnats.dag.definition.rules import load_definition
 from dagnats.dag.machine.state import RunState
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What ``workflow_runs`` holds for one run."""
+
+    state: RunState | None
+    """The decoded snapshot; ``None`` when there is no key or only a delete marker."""
+    revision: int
+    """The KV revision (0 when the key was never written): the base of a compare-and-swap."""
+    exists: bool
+    """Whether the key exists at all (a delete marker counts: the run was deleted)."""
+
+
+async def read_snapshot(kv: KeyValue, payloads: Payloads, run_id: str) -> Snapshot:
+    """The stored snapshot of ``run_id`` (offloaded parts resolved), or an empty one."""
+    try:
+        entry = await kv.get(run_id)
+    except KeyNotFoundError:
+        return Snapshot(None, 0, exists=False)
+    revision = entry.revision or 0
+    if not entry.value:  # a delete/purge marker
+        return Snapshot(None, revision, exists=True)
+    return Snapshot(await decode_run(payloads, entry.value), revision, exists=True)
 
 
 class ConflictError(Exception):
@@ -57,17 +84,13 @@ class RunStore:
             if hit is not None:
                 self._cache.move_to_end(run_id)
                 return hit
-        try:
-            entry = await self.kv.get(run_id)
-        except KeyNotFoundError:
-            self._cache.pop(run_id, None)
-            return None, 0
-        if entry.value is None:  # a delete/purge marker
-            return None, entry.revision or 0
-        state = await decode_run(self.payloads, entry.value)
-        rev = entry.revision or 0
-        self._remember(run_id, state, rev)
-        return state, rev
+        stored = await read_snapshot(self.kv, self.payloads, run_id)
+        if stored.state is None:
+            if not stored.exists:
+                self._cache.pop(run_id, None)
+            return None, stored.revision
+        self._remember(run_id, stored.state, stored.revision)
+        return stored.state, stored.revision
 
     async def save(self, run: RunState, revision: int) -> int:
         data = await encode_run(self.payloads, run)

@@ -1,0 +1,61 @@
+"""A run's current state, in one place: the stored snapshot plus the events it has not folded.
+
+The engine writes snapshots a little behind the log (write-behind, ADR 0005), so any reader
+that must not show a stale state (the API's ``run.get``, ``run.status()``, the engine after a
+poison event) folds the newer history events over the snapshot. Everyone who reads a run goes
+through :func:`read_snapshot` or :func:`current_state`; nobody decodes KV entries by hand.
+"""
+
+from __future__ import annotations
+
+from dagnats._nats.history import read_history
+from dagnats._nats.payloads import Payloads
+from dagnats._nats.stores import DefinitionStore, read_snapshot
+from dagnats._nats.types import KeyValue, NatsClient
+from dagnats.dag.definition.models import WorkflowDef
+from dagnats.dag.machine.replay import fold
+from dagnats.dag.machine.state import RunState
+from dagnats.errors import RunNotFoundError
+from dagnats.protocol import events as ev
+from dagnats.protocol.events import Event
+
+
+async def current_state(
+    nc: NatsClient,
+    runs: KeyValue,
+    defs: DefinitionStore,
+    payloads: Payloads,
+    run_id: str,
+) -> RunState:
+    """The run as its log has it: snapshot plus later events. Raises ``RunNotFoundError``."""
+    snapshot = (await read_snapshot(runs, payloads, run_id)).state
+    if snapshot is not None and snapshot.terminal:
+        return snapshot
+    history = await read_history(
+        nc, run_id, after_seq=snapshot.last_seq if snapshot is not None else 0
+    )
+    defn = await definition_of(defs, snapshot, history)
+    if defn is None:  # the definition is gone: show what the snapshot knows
+        if snapshot is None:
+            raise RunNotFoundError(f"run '{run_id}' not found")
+        return snapshot
+    state = fold(defn, snapshot, history)
+    if state is None:
+        raise RunNotFoundError(f"run '{run_id}' not found")
+    return state
+
+
+async def definition_of(
+    defs: DefinitionStore, snapshot: RunState | None, history: list[Event]
+) -> WorkflowDef | None:
+    """The definition (name and pinned revision) a run was started with, if still stored."""
+    if snapshot is not None:
+        name, revision = snapshot.workflow, snapshot.revision
+    else:
+        started = next((e for e in history if e.type == ev.WORKFLOW_STARTED), None)
+        if started is None:
+            return None
+        data = started.data if isinstance(started.data, dict) else {}
+        name, revision = str(data.get("workflow", "")), data.get("revision")
+    found = await defs.get(name, revision if isinstance(revision, int) else None)
+    return found[0] if found is not None else None
