@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from dagnats import protocol
+from dagnats._nats import cas
 from dagnats._nats.payloads import Payloads, decode_run, encode_run
 from dagnats._nats.types import (
     JetStreamContext,
     KeyNotFoundError,
     KeyValue,
-    KeyWrongLastSequenceError,
 )
 from dagnats.dag.definition.models import WorkflowDef
 from dagnats.dag.definition.rules import load_definition
@@ -94,15 +94,11 @@ class RunStore:
 
     async def save(self, run: RunState, revision: int) -> int:
         data = await encode_run(self.payloads, run)
-        try:
-            if revision == 0:
-                new_rev = await self.kv.create(run.run_id, data)
-            else:
-                new_rev = await self.kv.update(run.run_id, data, last=revision)
-        except KeyWrongLastSequenceError as exc:
+        new_rev = await cas.write(self.kv, run.run_id, data, revision)
+        if new_rev is None:
             self._cache.pop(run.run_id, None)
             self.dirty.discard(run.run_id)
-            raise ConflictError(run.run_id) from exc
+            raise ConflictError(run.run_id)
         self.dirty.discard(run.run_id)
         self._remember(run.run_id, run, new_rev)
         return new_rev

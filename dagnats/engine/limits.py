@@ -8,14 +8,14 @@ Concurrency slots are a set of holder ids (one per attempt), so releasing is ide
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from dagnats import protocol
-from dagnats._nats.types import KeyNotFoundError, KeyValue, KeyWrongLastSequenceError
+from dagnats._nats.cas import read_json, write_json
+from dagnats._nats.types import KeyValue
 from dagnats.dag.machine.actions import DispatchTask
 
 log = logging.getLogger(__name__)
@@ -31,33 +31,11 @@ class Verdict:
     retry_in_s: float = 0.0
 
 
-async def _read(kv: KeyValue, key: str) -> tuple[dict[str, Any] | None, int]:
-    try:
-        entry = await kv.get(key)
-    except KeyNotFoundError:
-        return None, 0
-    if entry.value is None:
-        return None, entry.revision or 0
-    return json.loads(entry.value), entry.revision or 0
-
-
-async def _write(kv: KeyValue, key: str, value: dict[str, Any], rev: int) -> bool:
-    data = json.dumps(value).encode()
-    try:
-        if rev == 0:
-            await kv.create(key, data)
-        else:
-            await kv.update(key, data, last=rev)
-    except KeyWrongLastSequenceError:
-        return False
-    return True
-
-
 async def take_token(kv: KeyValue, task: str, limit: int, period_s: float) -> Verdict:
     """One start of ``task`` under ``limit`` per ``period_s``; else when to try again."""
     rate = limit / period_s
     for _ in range(MAX_CAS_TRIES):
-        state, rev = await _read(kv, task)
+        state, rev = await read_json(kv, task)
         now = time.time()
         tokens = float(limit)
         if state is not None:
@@ -66,7 +44,7 @@ async def take_token(kv: KeyValue, task: str, limit: int, period_s: float) -> Ve
             tokens = min(float(limit), saved + (now - last) * rate)
         if tokens < 1.0:
             return Verdict(False, (1.0 - tokens) / rate)
-        if await _write(kv, task, {"tokens": tokens - 1.0, "ts": now}, rev):
+        if await write_json(kv, task, {"tokens": tokens - 1.0, "ts": now}, rev):
             return Verdict(True)
     return Verdict(False, 0.05)  # heavy contention: back off briefly, never spin
 
@@ -74,13 +52,13 @@ async def take_token(kv: KeyValue, task: str, limit: int, period_s: float) -> Ve
 async def acquire_slot(kv: KeyValue, task: str, holder: str, limit: int) -> Verdict:
     key = f"task.{task}"
     for _ in range(MAX_CAS_TRIES):
-        state, rev = await _read(kv, key)
+        state, rev = await read_json(kv, key)
         holders = list(state.get("holders", [])) if state else []
         if holder in holders:
             return Verdict(True)  # a repeated dispatch of the same attempt
         if len(holders) >= min(limit, MAX_HOLDERS):
             return Verdict(False, SLOT_RETRY_S)
-        if await _write(kv, key, {"holders": [*holders, holder]}, rev):
+        if await write_json(kv, key, {"holders": [*holders, holder]}, rev):
             return Verdict(True)
     return Verdict(False, 0.05)
 
@@ -91,14 +69,14 @@ async def release_slots(
     """Free one holder, or every holder starting with ``prefix`` (a run that ended)."""
     key = f"task.{task}"
     for _ in range(MAX_CAS_TRIES):
-        state, rev = await _read(kv, key)
+        state, rev = await read_json(kv, key)
         if not state:
             return
         holders = [str(h) for h in state.get("holders", [])]
         keep = [h for h in holders if h != holder and not (prefix and h.startswith(prefix))]
         if len(keep) == len(holders):
             return
-        if await _write(kv, key, {"holders": keep}, rev):
+        if await write_json(kv, key, {"holders": keep}, rev):
             return
     log.warning("could not release concurrency slot of task %s after %d tries", task, MAX_CAS_TRIES)
 
@@ -110,7 +88,7 @@ async def admit_run(kv: KeyValue, workflow: str, run_id: str, max_runs: int) -> 
     """Take a run slot (True), join the queue (False), or None when the queue is full."""
     key = f"run.{workflow}"
     for _ in range(MAX_CAS_TRIES):
-        state, rev = await _read(kv, key)
+        state, rev = await read_json(kv, key)
         holders = list((state or {}).get("holders", []))
         waiting = list((state or {}).get("waiting", []))
         if run_id in holders:
@@ -126,7 +104,7 @@ async def admit_run(kv: KeyValue, workflow: str, run_id: str, max_runs: int) -> 
             waiting.append(run_id)
             admitted = False
         record = {**(state or {}), "holders": holders, "waiting": waiting}
-        if await _write(kv, key, record, rev):
+        if await write_json(kv, key, record, rev):
             return admitted
     raise RuntimeError(f"could not update the run queue of workflow {workflow!r}")
 
@@ -140,7 +118,7 @@ async def release_run(kv: KeyValue, workflow: str, run_id: str, max_runs: int) -
     """
     key = f"run.{workflow}"
     for _ in range(MAX_CAS_TRIES):
-        state, rev = await _read(kv, key)
+        state, rev = await read_json(kv, key)
         if not state:
             return []
         holders = [h for h in state.get("holders", []) if h != run_id]
@@ -151,7 +129,7 @@ async def release_run(kv: KeyValue, workflow: str, run_id: str, max_runs: int) -
             holders.append(promoted)
             announce.append(promoted)
         record = {"holders": holders, "waiting": waiting, "announce": announce}
-        if await _write(kv, key, record, rev):
+        if await write_json(kv, key, record, rev):
             return announce
     raise RuntimeError(f"could not update the run queue of workflow {workflow!r}")
 
@@ -160,11 +138,11 @@ async def announced(kv: KeyValue, workflow: str, run_ids: list[str]) -> None:
     """Forget promotions that have been announced (best effort; a repeat is harmless)."""
     key = f"run.{workflow}"
     for _ in range(MAX_CAS_TRIES):
-        state, rev = await _read(kv, key)
+        state, rev = await read_json(kv, key)
         if not state:
             return
         left = [a for a in state.get("announce", []) if a not in run_ids]
-        if await _write(kv, key, {**state, "announce": left}, rev):
+        if await write_json(kv, key, {**state, "announce": left}, rev):
             return
 
 

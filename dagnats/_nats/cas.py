@@ -1,0 +1,49 @@
+"""Compare-and-swap on a KV key: the one way dagnats changes a shared record.
+
+Records that several processes change (concurrency slots, rate-limit buckets, snapshots,
+idempotency keys, approval tokens) are written with a revision check: ``create`` when the
+key must not exist yet (revision 0), ``update(last=revision)`` otherwise. A lost race is a
+``None`` result, never an exception the caller has to know the nats-py name of.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.kv import KeyValue
+
+
+async def read(kv: KeyValue, key: str) -> tuple[bytes | None, int]:
+    """The value and revision of ``key``; ``(None, 0)`` when absent, ``(None, rev)`` when
+    only a delete marker is left (a CAS on that revision still works)."""
+    try:
+        entry = await kv.get(key)
+    except KeyNotFoundError:
+        return None, 0
+    return entry.value or None, entry.revision or 0
+
+
+async def write(kv: KeyValue, key: str, data: bytes, revision: int) -> int | None:
+    """Write ``data`` if ``key`` is still at ``revision`` (0: must not exist).
+
+    Returns the new revision, or ``None`` when another writer got there first.
+    """
+    try:
+        if revision == 0:
+            return await kv.create(key, data)
+        return await kv.update(key, data, last=revision)
+    except KeyWrongLastSequenceError:
+        return None
+
+
+async def read_json(kv: KeyValue, key: str) -> tuple[dict[str, Any] | None, int]:
+    """:func:`read` for JSON object records."""
+    raw, revision = await read(kv, key)
+    return (json.loads(raw) if raw is not None else None), revision
+
+
+async def write_json(kv: KeyValue, key: str, value: dict[str, Any], revision: int) -> bool:
+    """:func:`write` for JSON object records; whether it won."""
+    return await write(kv, key, json.dumps(value).encode(), revision) is not None
