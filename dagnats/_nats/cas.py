@@ -16,8 +16,8 @@ from nats.js.kv import KeyValue
 
 
 async def read(kv: KeyValue, key: str) -> tuple[bytes | None, int]:
-    """The value and revision of ``key``; ``(None, 0)`` when absent, ``(None, rev)`` when
-    only a delete marker is left (a CAS on that revision still works)."""
+    """The value and revision of ``key``; ``(None, 0)`` when absent or deleted (nats-py
+    reports a delete marker as absent, and ``create`` over one succeeds)."""
     try:
         entry = await kv.get(key)
     except KeyNotFoundError:
