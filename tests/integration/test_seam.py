@@ -60,8 +60,8 @@ async def test_current_state_folds_history_past_the_snapshot() -> None:
         return x + 1
 
     wf = dagnats.Workflow("seam-state")
-    a = wf.step(add_one, id="a")
-    wf.step(add_one, id="b", depends_on=[a])
+    a = wf.step("a", task=add_one)
+    wf.step("b", task=add_one, depends_on=[a])
     async with DagnatsEnv.start() as env:
         env.add_worker(worker)
         run = await env.client.start(wf, 1)
