@@ -20,7 +20,7 @@ import nats
 from benchmarks.floor import measure_floor
 from benchmarks.workload import linear
 from dagnats.client import Client
-from dagnats.server.nats_server import EmbeddedNats
+from dagnats.server import EmbeddedNats
 
 ROOT = Path(__file__).resolve().parent.parent
 

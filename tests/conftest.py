@@ -9,7 +9,7 @@ import pytest
 from nats.aio.client import Client as NatsClient
 
 from dagnats._nats.resources import setup_resources
-from dagnats.server.nats_server import EmbeddedNats
+from dagnats.server import EmbeddedNats
 
 
 @pytest.fixture

@@ -17,9 +17,8 @@ from nats.aio.client import Client as NatsClient
 
 from dagnats._nats.resources import setup_resources
 from dagnats.client import Client
-from dagnats.engine.engine import Engine
-from dagnats.server.api import ApiService
-from dagnats.server.nats_server import EmbeddedNats
+from dagnats.engine import Engine
+from dagnats.server import ApiService, EmbeddedNats
 
 if TYPE_CHECKING:
     from dagnats.worker import Worker

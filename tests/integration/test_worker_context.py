@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from worker_harness import WAIT_S, history, publish_task, running, task_message
 
 from dagnats import TaskContext, Worker, protocol
-from dagnats.server.nats_server import EmbeddedNats
+from dagnats.server import EmbeddedNats
 from dagnats.worker.checkpoints import load_checkpoint
 from dagnats.worker.signals import send_signal
 

@@ -15,7 +15,7 @@ from nats.js.api import AckPolicy
 from worker_harness import WAIT_S, history, publish_task, running, task_message
 
 from dagnats import DagnatsError, TaskContext, Worker, protocol
-from dagnats.server.nats_server import EmbeddedNats
+from dagnats.server import EmbeddedNats
 
 
 async def test_consumer_config_and_idempotent_update(
