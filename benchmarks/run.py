@@ -19,7 +19,7 @@ from benchmarks.floor import measure_floor
 from benchmarks.workload import linear
 from dagnats._nats.connection import connect as connect_nats
 from dagnats.client import Client
-from dagnats.server.nats_server import EmbeddedNats
+from dagnats.server import EmbeddedNats
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -9,7 +9,7 @@ import pytest
 from dagnats._nats.connection import connect as connect_nats
 from dagnats._nats.resources import setup_resources
 from dagnats._nats.types import NatsClient
-from dagnats.server.nats_server import EmbeddedNats
+from dagnats.server import EmbeddedNats
 
 
 @pytest.fixture

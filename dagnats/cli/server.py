@@ -17,7 +17,7 @@ from dagnats.cli.common import (
     setup_logging,
 )
 from dagnats.cli.loader import resolve
-from dagnats.server.serve import ServeOptions, serve
+from dagnats.server import ServeOptions, serve
 
 MAX_LEAF_REMOTES = 10
 

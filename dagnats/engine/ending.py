@@ -140,7 +140,7 @@ class RunEnding:
             if limit is not None:
                 promoted = await release_run(kv, defn.name, run.run_id, limit)
                 for admitted in promoted:
-                    await self.executor.admitted(admitted)
+                    await self.executor.run_actions.admitted(admitted)
                 if promoted:
                     await announced(kv, defn.name, promoted)
             for limited in defn.steps:

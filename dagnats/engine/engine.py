@@ -16,20 +16,15 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from dagnats import protocol
-from dagnats._nats.consumers import ensure_consumer
-from dagnats._nats.feed import PullFeed
 from dagnats._nats.history import read_history
-from dagnats._nats.payloads import Payloads, is_ref
-from dagnats._nats.stores import ConflictError, DefinitionStore, RunStore
-from dagnats._nats.types import AckPolicy, ConsumerConfig, DeliverPolicy, Msg, NatsClient
+from dagnats._nats.payloads import is_ref
+from dagnats._nats.stores import ConflictError
+from dagnats._nats.types import Msg, NatsClient, Subscription
 from dagnats.dag.definition.models import WorkflowDef
 from dagnats.dag.machine.advance import advance
 from dagnats.dag.machine.state import RunState
-from dagnats.engine.advisories import AdvisoryWatcher
-from dagnats.engine.correlator import Correlator
-from dagnats.engine.ending import RunEnding
+from dagnats.engine._parts import EngineParts, open_parts
 from dagnats.engine.executor import Executor
-from dagnats.engine.timers import TimerService
 from dagnats.protocol import events as ev
 from dagnats.protocol.events import Event
 
@@ -41,9 +36,6 @@ MAX_APPLY_TRIES = 6
 MAX_EVENT_DELIVERIES = 10
 # Errors that come back on every delivery (bad data, a bug), unlike NATS trouble.
 LASTING_ERRORS = (ValueError, TypeError, KeyError, AttributeError, AssertionError)
-# Applying an event takes milliseconds and a repeat is a no-op, so a short ack wait only
-# shortens how long a crashed engine's in-flight events wait for its successor.
-ENGINE_ACK_WAIT_S = 10.0
 FLUSH_DELAY_S = 0.1  # how long a running run's snapshot may lag its applied events
 
 
@@ -71,52 +63,26 @@ class Engine:
         self._loop: asyncio.Task[None] | None = None
         self.applied = 0
         self.ready = asyncio.Event()
+        self._parts: EngineParts | None = None
+        self._forget_sub: Subscription | None = None
+
+    @property
+    def parts(self) -> EngineParts:
+        """The stores, executor, feeds and services of the started engine."""
+        if self._parts is None:
+            raise RuntimeError("the engine is not started: await engine.start() first")
+        return self._parts
+
+    @property
+    def executor(self) -> Executor:
+        return self.parts.executor
 
     async def start(self) -> None:
-        js = self.js
-        self.runs = await RunStore.open(js)
-        self.defs = await DefinitionStore.open(js)
-        kv = {
-            name: await js.key_value(name)
-            for name in (
-                protocol.KV_WAITERS,
-                protocol.KV_APPROVALS,
-                protocol.KV_CHECKPOINTS,
-                protocol.KV_CONCURRENCY,
-                protocol.KV_RATE_LIMITS,
-                protocol.KV_RUNS,
-            )
-        }
-        self.executor = Executor(self.nc, js, self.defs, kv)
-        self.payloads = Payloads(js)
-        await ensure_consumer(
-            self.js,
-            protocol.HISTORY_STREAM,
-            ConsumerConfig(
-                durable_name=protocol.ENGINE_CONSUMER,
-                filter_subject="history.>",
-                ack_policy=AckPolicy.EXPLICIT,
-                deliver_policy=DeliverPolicy.ALL,
-                ack_wait=ENGINE_ACK_WAIT_S,
-                max_deliver=-1,
-                max_ack_pending=50_000,
-            ),
-        )
-        self.feed = PullFeed(
-            self.nc,
-            protocol.HISTORY_STREAM,
-            protocol.ENGINE_CONSUMER,
-            max_inflight=self.max_inflight,
-        )
-        await self.feed.start()
-        self.timers = TimerService(self.nc, kv)
-        await self.timers.start()
-        self.advisories = AdvisoryWatcher(self.nc)
-        await self.advisories.start()
-        self.correlator = Correlator(self.nc, kv[protocol.KV_WAITERS])
-        await self.correlator.start()
-        self.executor.on_waiter = self.correlator.lookback
-        self.ending = RunEnding(self.nc, self.runs, self.executor)
+        p = self._parts = await open_parts(self.nc, max_inflight=self.max_inflight)
+        await p.feed.start()
+        await p.timers.start()
+        await p.advisories.start()
+        await p.correlator.start()
         self._forget_sub = await self.nc.subscribe(protocol.forget_subject("*"), cb=self._on_forget)
         self._loop = asyncio.create_task(self._consume(), name="dagnats-engine")
         self.ready.set()
@@ -124,10 +90,11 @@ class Engine:
 
     async def stop(self, timeout_s: float = 10.0) -> None:
         """Stop pulling, let runs being applied finish (bounded), leave the rest unacked."""
-        if self._loop is None:
+        if self._loop is None or self._parts is None:
             return
+        p = self._parts
         # Pause every feed first so their open pull requests run out side by side.
-        for feed in (self.feed, self.timers.feed, self.correlator.feed, self.advisories.feed):
+        for feed in (p.feed, p.timers.feed, p.correlator.feed, p.advisories.feed):
             feed.pause()
         self._loop.cancel()
         with contextlib.suppress(BaseException):
@@ -137,19 +104,21 @@ class Engine:
             _done, pending = await asyncio.wait(set(self._actors), timeout=timeout_s)
             for t in pending:
                 t.cancel()
-        for run_id in list(self.runs.dirty):
+        for run_id in list(p.runs.dirty):
             await self._flush(run_id)
-        await self.executor.drain()
-        await self.feed.stop()
-        with contextlib.suppress(Exception):
-            await self._forget_sub.unsubscribe()
-        await self.correlator.stop()
-        await self.advisories.stop()
-        await self.timers.stop()
+        await p.executor.drain()
+        await p.feed.stop()
+        if self._forget_sub is not None:
+            with contextlib.suppress(Exception):
+                await self._forget_sub.unsubscribe()
+            self._forget_sub = None
+        await p.correlator.stop()
+        await p.advisories.stop()
+        await p.timers.stop()
         log.info("engine stopped: %d events applied", self.applied)
 
     async def _on_forget(self, msg: Msg) -> None:
-        self.runs.forget(msg.subject.rsplit(".", 1)[-1])
+        self.parts.runs.forget(msg.subject.rsplit(".", 1)[-1])
 
     async def __aenter__(self) -> Engine:
         await self.start()
@@ -160,7 +129,7 @@ class Engine:
 
     async def _consume(self) -> None:
         while True:
-            msg = await self.feed.get()
+            msg = await self.parts.feed.get()
             try:
                 seq = msg.metadata.sequence.stream
                 event = Event.from_bytes(msg.data, seq)
@@ -193,7 +162,7 @@ class Engine:
 
     def _flush_now(self, run_id: str) -> None:
         self._flush_due.discard(run_id)
-        if run_id in self.runs.dirty:
+        if run_id in self.parts.runs.dirty:
             self._enqueue(run_id, None)
 
     async def _actor(self, run_id: str, q: deque[tuple[Msg, Event] | None]) -> None:
@@ -210,8 +179,8 @@ class Engine:
                 if ok:
                     await self._finish(msg)
                 elif lasting and _delivered(msg) >= self.max_event_deliveries:
-                    await self.ending.give_up(msg, event, error, _delivered(msg))
-                    await self.feed.done()
+                    await self.parts.ending.give_up(msg, event, error, _delivered(msg))
+                    await self.parts.feed.done()
                 else:
                     # Give it back; it comes again after the delay, in order with later ones
                     # because they are given back too.
@@ -228,7 +197,7 @@ class Engine:
 
     async def _flush(self, run_id: str) -> None:
         try:
-            await self.runs.flush(run_id)
+            await self.parts.runs.flush(run_id)
         except ConflictError:
             log.warning("snapshot of run %s changed under this engine; reloading", run_id)
         except Exception as exc:  # NATS trouble: the next event or flush writes it
@@ -248,13 +217,13 @@ class Engine:
     async def _nak(self, msg: Msg) -> None:
         with contextlib.suppress(Exception):
             await msg.nak(delay=self.redeliver_delay_s)
-        await self.feed.done()
+        await self.parts.feed.done()
 
     async def _finish(self, msg: Msg) -> None:
         try:
             await msg.ack()
         finally:
-            await self.feed.done()
+            await self.parts.feed.done()
 
     async def _process(self, event: Event, delivered: int = 1) -> tuple[bool, str, bool]:
         """Apply with bounded retries: (applied, last error, whether it will recur).
@@ -273,7 +242,7 @@ class Engine:
                 return True, "", False
             except ConflictError:
                 # Another writer moved the snapshot: reload and apply again.
-                self.runs.forget(event.run_id)
+                self.parts.runs.forget(event.run_id)
                 fresh = True
                 error, lasting = "the run's snapshot kept changing under this engine", False
             except Exception as exc:
@@ -286,7 +255,7 @@ class Engine:
                     attempt,
                     self.apply_tries,
                 )
-                self.runs.forget(event.run_id)
+                self.parts.runs.forget(event.run_id)
                 await asyncio.sleep(delay)  # bounded backoff before a retry of I/O
                 delay = min(delay * 2, 1.0)
         return False, error, lasting
@@ -298,14 +267,14 @@ class Engine:
             event.type == ev.WORKFLOW_STARTED
             and first_delivery
             and not fresh
-            and not self.runs.cached(event.run_id)
+            and not self.parts.runs.cached(event.run_id)
         ):
             # A new run has no snapshot: skip the read. (A redelivered start reads it: the
             # run may have moved on, and write-behind would notice only at the flush.)
             run, rev = None, 0
         else:
-            cached = self.runs.cached(event.run_id) and not fresh
-            run, rev = await self.runs.load(event.run_id, fresh=fresh)
+            cached = self.parts.runs.cached(event.run_id) and not fresh
+            run, rev = await self.parts.runs.load(event.run_id, fresh=fresh)
             if not cached and event.type != ev.WORKFLOW_STARTED:
                 # Not in this engine's cache: the snapshot may lag the log (staged writes
                 # lost in a crash, an event given back): apply what it is missing.
@@ -316,11 +285,12 @@ class Engine:
                     return
                 if run.terminal and not (before is not None and before.terminal):
                     # The catch-up itself finished the run.
-                    await self.ending.ended(await self._definition(run, event), run, rev)
+                    await self.parts.ending.ended(await self._definition(run, event), run, rev)
                     return
         if run is not None and event.seq <= run.last_seq:
             if run.terminal:
-                await self.ending.announce(run)  # a crash may have come between save and announce
+                # A crash may have come between the save and the announcement.
+                await self.parts.ending.announce(run)
             return  # applied before; its ack was lost
         if run is not None and run.terminal:
             return  # a late result for a run that has ended: nothing to change or write
@@ -332,14 +302,14 @@ class Engine:
             # Terminal states are what result() waits for: write them at once, while the
             # acks of the final records are still on their way (both must succeed).
             if confirm is None:
-                await self.runs.save(new_run, rev)
+                await self.parts.runs.save(new_run, rev)
             else:
-                await asyncio.gather(self.runs.save(new_run, rev), confirm())
-            await self.ending.announce(new_run)
+                await asyncio.gather(self.parts.runs.save(new_run, rev), confirm())
+            await self.parts.ending.announce(new_run)
         else:
             # The event log is the truth and is acked only after the actions above: the
             # snapshot can follow a few ms later, coalescing the writes of busy runs.
-            self.runs.stage(new_run, rev)
+            self.parts.runs.stage(new_run, rev)
             self._schedule_flush(new_run.run_id)
 
     async def _step(
@@ -351,11 +321,11 @@ class Engine:
         new_run, actions = advance(defn, run, event)
         confirm = None
         if actions:
-            confirm = await self.executor.execute(
+            confirm = await self.parts.executor.execute(
                 actions, records_later=records_later and new_run.terminal
             )
         ended = new_run.terminal and not (run is not None and run.terminal)
-        await self.ending.release_slots(defn, event, new_run, ended)
+        await self.parts.ending.release_slots(defn, event, new_run, ended)
         return new_run, confirm
 
     async def _resolve_for_map(self, defn: WorkflowDef, event: Event) -> None:
@@ -364,7 +334,7 @@ class Engine:
         if not is_ref(output) or event.step_id is None:
             return
         if any(s.type == "map" and event.step_id in s.depends_on for s in defn.steps):
-            event.data = {**event.data, "output": await self.payloads.resolve(output)}
+            event.data = {**event.data, "output": await self.parts.payloads.resolve(output)}
 
     async def _definition(self, run: RunState | None, event: Event) -> WorkflowDef | None:
         if run is not None:
@@ -372,7 +342,7 @@ class Engine:
         else:
             data: dict[str, Any] = event.data if isinstance(event.data, dict) else {}
             name, revision = str(data.get("workflow", "")), data.get("revision")
-        found = await self.defs.get(name, revision)
+        found = await self.parts.defs.get(name, revision)
         if found is None:
             log.error("run %s: workflow %r revision %s not found", event.run_id, name, revision)
             return None

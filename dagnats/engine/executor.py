@@ -18,7 +18,7 @@ from typing import Any
 
 from dagnats import protocol
 from dagnats._nats.payloads import THRESHOLD_BYTES, Payloads
-from dagnats._nats.publish import gather_acks, msg_id, publish_atomic
+from dagnats._nats.publish import append_event, gather_acks, msg_id, publish_atomic
 from dagnats._nats.stores import DefinitionStore
 from dagnats._nats.types import JetStreamContext, KeyNotFoundError, KeyValue, NatsClient, PubAck
 from dagnats.dag.machine.actions import (
@@ -62,7 +62,7 @@ def timer_body(a: ScheduleTimer) -> bytes:
     ).encode()
 
 
-class Executor(RunActions):
+class Executor:
     def __init__(
         self,
         nc: NatsClient,
@@ -76,8 +76,9 @@ class Executor(RunActions):
         self.kv = kv
         # Set by the engine: the correlator's look-back for a newly registered waiter.
         self.on_waiter: Callable[[RegisterWaiter], Awaitable[None]] | None = None
-        self._background: set[asyncio.Task[None]] = set()
         self.payloads = Payloads(js)
+        # The actions about a run as a whole (admission, its end, children, approvals).
+        self.run_actions = RunActions(nc, js, defs, kv)
 
     async def execute(
         self, actions: list[Action], *, records_later: bool = False
@@ -214,16 +215,24 @@ class Executor(RunActions):
         ref = await self.payloads.offload(f"{a.event.run_id}/records/{a.dedup_id}", a.event.data)
         return a.event.model_copy(update={"data": ref}).to_bytes()
 
+    async def drain(self, timeout_s: float = 5.0) -> None:
+        """Wait for background clean-ups (bounded)."""
+        await self.run_actions.drain(timeout_s)
+
+    async def _publish_event(self, event: Event, dedup_id: str) -> None:
+        await append_event(self.js, event, dedup_id)
+
     async def _pub(self, subject: str, data: bytes, dedup_id: str) -> asyncio.Future[PubAck]:
         return await self.js.publish_async(subject, data, headers=msg_id(dedup_id))
 
     async def _other(self, a: Action) -> None:
+        runs = self.run_actions
         if isinstance(a, FinishRun):
-            await self._finish(a)
+            await runs.finish(a)
         elif isinstance(a, AdmitRun):
-            await self._admit(a)
+            await runs.admit(a)
         elif isinstance(a, StartChildRun):
-            await self._start_child(a)
+            await runs.start_child(a)
         elif isinstance(a, CancelChildRun):
             await self._publish_event(
                 Event(
@@ -234,7 +243,7 @@ class Executor(RunActions):
                 f"{a.child_run_id}.cancel.parent",
             )
         elif isinstance(a, RequestApproval):
-            await self._request_approval(a)
+            await runs.request_approval(a)
         elif isinstance(a, RegisterWaiter):
             await self.kv[protocol.KV_WAITERS].put(
                 waiter_key(a.event, a.run_id, a.step_id),

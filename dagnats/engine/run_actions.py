@@ -1,7 +1,8 @@
 """Actions about a run as a whole: admission, its end, child runs, approvals, clean-up.
 
-Mixed into :class:`dagnats.engine.executor.Executor`; split out because these run once or
-twice per run, while the executor's hot path (tasks, timers, records) runs per event.
+A collaborator of :class:`dagnats.engine.executor.Executor`, which builds one and hands it
+the actions about whole runs; split out because these run once or twice per run, while the
+executor's hot path (tasks, timers, records) runs per event.
 """
 
 from __future__ import annotations
@@ -27,16 +28,25 @@ log = logging.getLogger(__name__)
 
 
 class RunActions:
-    js: JetStreamContext
-    nc: NatsClient
-    defs: DefinitionStore
-    kv: dict[str, KeyValue]
-    _background: set[asyncio.Task[None]]
+    """Admission, a run's end, child runs and approvals; owns the background clean-ups."""
+
+    def __init__(
+        self,
+        nc: NatsClient,
+        js: JetStreamContext,
+        defs: DefinitionStore,
+        kv: dict[str, KeyValue],
+    ) -> None:
+        self.nc = nc
+        self.js = js
+        self.defs = defs
+        self.kv = kv
+        self._background: set[asyncio.Task[None]] = set()
 
     async def _publish_event(self, event: Event, dedup_id: str) -> None:
         await append_event(self.js, event, dedup_id)
 
-    async def _admit(self, a: AdmitRun) -> None:
+    async def admit(self, a: AdmitRun) -> None:
         verdict = await admit_run(
             self.kv[protocol.KV_CONCURRENCY], a.workflow, a.run_id, a.max_runs
         )
@@ -60,7 +70,7 @@ class RunActions:
             Event(type=ev.WORKFLOW_ADMITTED, run_id=run_id), f"{run_id}.admitted"
         )
 
-    async def _finish(self, a: FinishRun) -> None:
+    async def finish(self, a: FinishRun) -> None:
         if a.status != "completed":
             # Handlers still running for this run are wasted work: workers listening on
             # this subject cancel them (best effort, core pub/sub).
@@ -120,7 +130,7 @@ class RunActions:
         if self._background:
             await asyncio.wait(set(self._background), timeout=timeout_s)
 
-    async def _start_child(self, a: StartChildRun) -> None:
+    async def start_child(self, a: StartChildRun) -> None:
         found = await self.defs.get(a.workflow, a.revision)
         if found is None:
             await self._publish_event(
@@ -153,7 +163,7 @@ class RunActions:
         )
         await self._publish_event(started, f"{a.child_run_id}.started")
 
-    async def _request_approval(self, a: RequestApproval) -> None:
+    async def request_approval(self, a: RequestApproval) -> None:
         """Mint the step's single-use token once, however often this action is executed.
 
         ``step.<run>.<step>.<deadline>`` is created first (create-only) and names the token,

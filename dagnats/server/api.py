@@ -60,7 +60,7 @@ class ApiService:
         self._nuid = NUID()
 
     def endpoints(self) -> dict[str, Handler]:
-        o = self.ops
+        o, i = self.ops, self.ops.interactions
         return {
             "workflow.register": o.register_workflow,
             "workflow.list": o.list_workflows,
@@ -72,10 +72,10 @@ class ApiService:
             "run.events": o.run_events,
             "run.cancel": o.cancel_run,
             "run.delete": o.delete_run,
-            "run.signal": o.signal_run,
-            "event.publish": o.publish_event,
-            "approval.approve": o.approve,
-            "approval.reject": o.reject,
+            "run.signal": i.signal_run,
+            "event.publish": i.publish_event,
+            "approval.approve": i.approve,
+            "approval.reject": i.reject,
         }
 
     async def start(self) -> None:

@@ -1,6 +1,7 @@
 """API operations on a run from the outside world: signals, events, approval decisions.
 
-Mixed into :class:`dagnats.server.operations.Operations`.
+A collaborator of :class:`dagnats.server.operations.Operations`, which builds one and opens
+it with its own buckets.
 """
 
 from __future__ import annotations
@@ -41,10 +42,29 @@ def _run_id(body: dict[str, Any]) -> str:
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
 
-class InteractionOps:
-    js: JetStreamContext
-    approvals: KeyValue
-    signals: KeyValue
+class Interactions:
+    """Signals, external events and approval decisions; ``await open()`` before use."""
+
+    def __init__(self, js: JetStreamContext) -> None:
+        self.js = js
+        self._approvals: KeyValue | None = None
+        self._signals: KeyValue | None = None
+
+    async def open(self) -> None:
+        self._approvals = await self.js.key_value(protocol.KV_APPROVALS)
+        self._signals = await self.js.key_value(protocol.KV_SIGNALS)
+
+    @property
+    def approvals(self) -> KeyValue:
+        if self._approvals is None:
+            raise RuntimeError("Interactions.open() was not awaited")
+        return self._approvals
+
+    @property
+    def signals(self) -> KeyValue:
+        if self._signals is None:
+            raise RuntimeError("Interactions.open() was not awaited")
+        return self._signals
 
     async def signal_run(self, body: dict[str, Any]) -> dict[str, Any]:
         run_id, name = _run_id(body), _name(body)

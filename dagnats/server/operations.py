@@ -38,7 +38,7 @@ from dagnats.errors import (
 )
 from dagnats.protocol import events as ev
 from dagnats.protocol.events import Event
-from dagnats.server.interactions import RUN_ID_RE, InteractionOps, _name, _run_id
+from dagnats.server.interactions import RUN_ID_RE, Interactions, _name, _run_id
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +54,13 @@ FORCE_DELETE_WAIT_S = 10.0
 DELETED_ID_HOLD_S = 130
 
 
-class Operations(InteractionOps):
+class Operations:
     def __init__(self, nc: NatsClient) -> None:
         self.nc = nc
         self.js = nc.jetstream()
+        # Signals, external events and approval decisions (the API's run interactions).
+        self.interactions = Interactions(self.js)
+        self.payloads = Payloads(self.js)
 
     async def open(self) -> None:
         js = self.js
@@ -65,9 +68,7 @@ class Operations(InteractionOps):
         await self.defs.watch()
         self.runs: KeyValue = await js.key_value(protocol.KV_RUNS)
         self.idem: KeyValue = await js.key_value(protocol.KV_IDEMPOTENCY)
-        self.approvals: KeyValue = await js.key_value(protocol.KV_APPROVALS)
-        self.signals: KeyValue = await js.key_value(protocol.KV_SIGNALS)
-        self.payloads = Payloads(js)
+        await self.interactions.open()
 
     async def close(self) -> None:
         await self.defs.close()

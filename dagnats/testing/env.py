@@ -16,9 +16,8 @@ from dagnats._nats.connection import connect as connect_nats
 from dagnats._nats.resources import setup_resources
 from dagnats._nats.types import NatsClient
 from dagnats.client import Client
-from dagnats.engine.engine import Engine
-from dagnats.server.api import ApiService
-from dagnats.server.nats_server import EmbeddedNats
+from dagnats.engine import Engine
+from dagnats.server import ApiService, EmbeddedNats
 
 if TYPE_CHECKING:
     from dagnats.worker import Worker

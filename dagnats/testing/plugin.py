@@ -10,7 +10,7 @@ from typing import Any, TypeVar, cast
 
 import pytest
 
-from dagnats.server.nats_server import EmbeddedNats
+from dagnats.server import EmbeddedNats
 from dagnats.testing.env import DagnatsEnv
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from dagnats.server.nats_server import PID_FILE, free_port
+from dagnats.server import PID_FILE, free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 

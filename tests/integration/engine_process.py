@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from dagnats.server.serve import ServeOptions, serve
+from dagnats.server import ServeOptions, serve
 
 if __name__ == "__main__":
     asyncio.run(serve(ServeOptions(nats_url=sys.argv[1], http=False)))

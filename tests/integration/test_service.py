@@ -19,8 +19,7 @@ from dagnats import protocol
 from dagnats._nats.connection import connect as connect_nats
 from dagnats._nats.resources import BUCKETS, setup_resources, stream_configs
 from dagnats.protocol.events import Event
-from dagnats.server.http import HttpGateway
-from dagnats.server.nats_server import EmbeddedNats
+from dagnats.server import EmbeddedNats, HttpGateway
 from dagnats.testing import DagnatsEnv
 
 HERE = Path(__file__).resolve().parent

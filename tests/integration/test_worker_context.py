@@ -11,7 +11,7 @@ from worker_harness import WAIT_S, history, publish_task, running, task_message
 
 from dagnats import TaskContext, Worker, protocol
 from dagnats._nats.types import KeyNotFoundError, Msg, NatsClient
-from dagnats.server.nats_server import EmbeddedNats
+from dagnats.server import EmbeddedNats
 from dagnats.worker.checkpoints import load_checkpoint
 from dagnats.worker.signals import send_signal
 

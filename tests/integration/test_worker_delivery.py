@@ -14,7 +14,7 @@ from worker_harness import WAIT_S, history, publish_task, running, task_message
 
 from dagnats import DagnatsError, TaskContext, Worker, protocol
 from dagnats._nats.types import AckPolicy, NatsClient
-from dagnats.server.nats_server import EmbeddedNats
+from dagnats.server import EmbeddedNats
 
 
 async def test_consumer_config_and_idempotent_update(

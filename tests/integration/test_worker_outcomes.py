@@ -13,7 +13,7 @@ from worker_harness import WAIT_S, history, publish_task, running, task_message
 from dagnats import Continue, NonRetryableError, RetryAfter, TaskContext, Worker, protocol
 from dagnats._nats.payloads import Payloads, is_ref
 from dagnats._nats.types import NatsClient
-from dagnats.server.nats_server import EmbeddedNats
+from dagnats.server import EmbeddedNats
 
 
 class ReviewIn(BaseModel):

@@ -23,7 +23,7 @@ from dagnats.cli.common import CliError, parse_value
 from dagnats.cli.loader import resolve
 from dagnats.cli.output import compact, fmt_duration, watch_line
 from dagnats.protocol.events import Event
-from dagnats.server.nats_server import free_port
+from dagnats.server import free_port
 
 runner = CliRunner()
 

@@ -16,7 +16,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from dagnats.dag.definition.graph import dependents, handler_steps, sink_steps, topological_order
-from dagnats.dag.definition.models import TASK_STEP_TYPES, StepDef, WorkflowDef
+from dagnats.dag.definition.models import StepDef, WorkflowDef
+from dagnats.dag.machine._table import kind
 from dagnats.dag.machine.actions import Action, RecordEvent, ScheduleTimer, TimerKind
 from dagnats.dag.machine.state import ItemState, RunState, StepState
 from dagnats.protocol.events import Event
@@ -63,8 +64,8 @@ def graph_of(defn: WorkflowDef) -> Graph:
         dependents=dependents(defn),
         handlers=handler_steps(defn),
         sinks=sink_steps(defn),
-        task_steps=tuple(s for s in order if steps[s].type in ("normal", "agent_loop")),
-        map_steps=tuple(s for s in order if steps[s].type == "map"),
+        task_steps=tuple(s for s in order if kind(steps[s].type).holds_slot),
+        map_steps=tuple(s for s in order if kind(steps[s].type).fans_out),
     )
     _GRAPHS[key] = (defn, graph)
     if len(_GRAPHS) > _GRAPH_CACHE_SIZE:
@@ -219,7 +220,7 @@ class Ctx:
         self.finished_any = True
 
     def is_task(self, sid: str) -> bool:
-        return self.g.steps[sid].type in TASK_STEP_TYPES
+        return kind(self.g.steps[sid].type).worker_task
 
     # --- concurrency.max_steps -----------------------------------------------------------
 

@@ -7,6 +7,7 @@ from typing import Any
 from dagnats.dag.definition.models import SubWorkflowConfig, WaitForEventConfig, WorkflowDef
 from dagnats.dag.machine import _steps
 from dagnats.dag.machine._context import Ctx, ns_delta
+from dagnats.dag.machine._table import kind
 from dagnats.dag.machine.actions import CancelChildRun, DeadLetter, FinishRun, RemoveWaiter
 from dagnats.dag.machine.inputs import dependency_value
 from dagnats.dag.machine.retry import DEFAULT_POLICY, effective_policy, retries_left, retry_delay_ns
@@ -52,7 +53,7 @@ def attempt_failed(
 ) -> None:
     """An attempt failed: schedule a retry if the policy allows, else fail the step for good."""
     step = ctx.g.steps[sid]
-    if step.type == "sub_workflow":
+    if kind(step.type).retries_only_when_asked:
         # Re-running a whole child run is only done when the step asks for it explicitly;
         # the child's own steps already retried under their policies.
         policy = step.retry or DEFAULT_POLICY
@@ -388,14 +389,11 @@ def _cancel_open(ctx: Ctx, reason: str, *, keep_idle_handlers: bool) -> tuple[st
         idle_handler = sid in ctx.g.handlers and _steps.unbegun(st)
         if idle_handler and keep_idle_handlers:
             continue
-        step = ctx.g.steps[sid]
-        cfg = step.config
-        if st.waiting == "child" and st.child_run_id and isinstance(cfg, SubWorkflowConfig):
-            if not cfg.detach:
-                ctx.emit(CancelChildRun(child_run_id=st.child_run_id, reason=reason))
-                children.append(st.child_run_id)
-        elif st.waiting == "event" and isinstance(cfg, WaitForEventConfig):
-            ctx.emit(RemoveWaiter(run_id=ctx.run_id, step_id=sid, event=cfg.event))
+        on_cancel = kind(ctx.g.steps[sid].type).on_cancel
+        if on_cancel is not None:
+            child = on_cancel(ctx, sid, reason)
+            if child is not None:
+                children.append(child)
         m = ctx.mut(sid)
         m.status = "skipped" if idle_handler else "cancelled"
         m.waiting = None
@@ -407,7 +405,22 @@ def _cancel_open(ctx: Ctx, reason: str, *, keep_idle_handlers: bool) -> tuple[st
     return tuple(children)
 
 
-_TIMED_TYPES = frozenset({"agent_loop", "sleep", "wait_for_event", "approval", "sub_workflow"})
+def cancel_child(ctx: Ctx, sid: str, reason: str) -> str | None:
+    """A cancelled sub_workflow step cancels its attached child run (returned)."""
+    st, cfg = ctx.st(sid), ctx.g.steps[sid].config
+    if st.waiting == "child" and st.child_run_id and isinstance(cfg, SubWorkflowConfig):
+        if not cfg.detach:
+            ctx.emit(CancelChildRun(child_run_id=st.child_run_id, reason=reason))
+            return st.child_run_id
+    return None
+
+
+def drop_waiter(ctx: Ctx, sid: str, reason: str) -> str | None:
+    """A cancelled wait_for_event step removes its correlation entry."""
+    st, cfg = ctx.st(sid), ctx.g.steps[sid].config
+    if st.waiting == "event" and isinstance(cfg, WaitForEventConfig):
+        ctx.emit(RemoveWaiter(run_id=ctx.run_id, step_id=sid, event=cfg.event))
+    return None
 
 
 def may_leave_timers(defn: WorkflowDef) -> bool:
@@ -419,7 +432,7 @@ def may_leave_timers(defn: WorkflowDef) -> bool:
         return True
     return any(
         s.timeout is not None
-        or s.type in _TIMED_TYPES
+        or kind(s.type).sets_timers
         or (s.retry is not None and s.retry.max_attempts > 0)
         or s.rate_limit is not None
         or s.max_task_concurrency is not None

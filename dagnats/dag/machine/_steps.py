@@ -7,8 +7,9 @@ from typing import Any
 from dagnats.dag.definition.conditions import ConditionError, evaluate_condition
 from dagnats.dag.definition.graph import step_config
 from dagnats.dag.definition.models import AgentLoopConfig, MapConfig, RespondConfig
-from dagnats.dag.machine import _failure, _waits
+from dagnats.dag.machine import _failure
 from dagnats.dag.machine._context import Ctx, first_undispatched, ns_delta
+from dagnats.dag.machine._table import kind
 from dagnats.dag.machine.actions import DispatchTask, Respond
 from dagnats.dag.machine.inputs import condition_scope, json_type, resolve_step_input
 from dagnats.dag.machine.state import ItemState, StepError, StepState
@@ -111,25 +112,17 @@ def begin(ctx: Ctx, sid: str, step_input: Any) -> None:
             ctx.finished_step(sid)
             return
     st.started_at = ctx.now
-    kind = step.type
-    if kind in ("normal", "agent_loop"):
-        dispatch(ctx, sid)
-    elif kind == "map":
-        _start_map(ctx, sid)
-    elif kind == "sleep":
-        _waits.start_sleep(ctx, sid)
-    elif kind == "wait_for_event":
-        _waits.start_wait(ctx, sid)
-    elif kind == "approval":
-        _waits.start_approval(ctx, sid)
-    elif kind == "sub_workflow":
-        _waits.start_child(ctx, sid)
-    else:  # respond
-        cfg = step_config(step)
-        status = cfg.status if isinstance(cfg, RespondConfig) else 200
-        st.attempts = 1
-        ctx.emit(Respond(run_id=ctx.run_id, step_id=sid, status=status, data=step_input))
-        complete_step(ctx, sid, step_input)
+    kind(step.type).start(ctx, sid)
+
+
+def start_respond(ctx: Ctx, sid: str) -> None:
+    """A respond step answers the run's caller with its input, and is done."""
+    st = ctx.mut(sid)
+    cfg = step_config(ctx.g.steps[sid])
+    status = cfg.status if isinstance(cfg, RespondConfig) else 200
+    st.attempts = 1
+    ctx.emit(Respond(run_id=ctx.run_id, step_id=sid, status=status, data=st.input))
+    complete_step(ctx, sid, st.input)
 
 
 def dispatch(ctx: Ctx, sid: str) -> None:
@@ -219,16 +212,14 @@ def redispatch(ctx: Ctx, sid: str, item: int | None) -> None:
     """Send the attempt a retry was waiting for."""
     if item is not None:
         dispatch_item(ctx, sid, item)
-    elif ctx.g.steps[sid].type == "sub_workflow":
-        _waits.start_child(ctx, sid)
     else:
-        dispatch_held(ctx, sid)
+        kind(ctx.g.steps[sid].type).redispatch(ctx, sid)
 
 
 # --- map ---------------------------------------------------------------------------------
 
 
-def _start_map(ctx: Ctx, sid: str) -> None:
+def start_map(ctx: Ctx, sid: str) -> None:
     step = ctx.g.steps[sid]
     st = ctx.st(sid)
     items = st.input
@@ -310,7 +301,7 @@ def complete_item(ctx: Ctx, sid: str, index: int, output: Any) -> None:
 
 def complete_step(ctx: Ctx, sid: str, output: Any) -> None:
     st = ctx.mut(sid)
-    holds_slot = ctx.g.steps[sid].type in ("normal", "agent_loop")
+    holds_slot = kind(ctx.g.steps[sid].type).holds_slot
     st.status = "completed"
     st.output = output
     st.error = None

@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from dagnats.dag.definition.models import WorkflowDef
 from dagnats.dag.machine import _failure, _steps, _waits
 from dagnats.dag.machine._context import Ctx, aware, event_data, graph_of, ns_delta
+from dagnats.dag.machine._table import kind as step_kind
 from dagnats.dag.machine.actions import Action, AdmitRun, RegisterWaiter
 from dagnats.dag.machine.inputs import InputError, resolve_match
 from dagnats.dag.machine.retry import clamp_retry_after, retry_delay_ns
@@ -134,7 +135,7 @@ def _current_attempt(
     if sid is None or sid not in ctx.g.steps or not ctx.is_task(sid) or attempt is None:
         return None
     st = ctx.st(sid)
-    if ctx.g.steps[sid].type == "map":
+    if step_kind(ctx.g.steps[sid].type).fans_out:
         if item is None or st.status != "running" or st.items is None:
             return None
         if not 0 <= item < len(st.items):
@@ -292,7 +293,7 @@ def _on_continue(ctx: Ctx, event: Event) -> None:
     if found is None:
         return
     sid, item, _ = found
-    if ctx.g.steps[sid].type != "agent_loop":
+    if not step_kind(ctx.g.steps[sid].type).iterates:
         # Ignoring it would leave the step queued forever: a handler that asks for another
         # iteration outside an agent loop is a bug in the handler, so the attempt fails.
         msg = f"step {sid!r} returned Continue, but only an agent_loop step can iterate"
@@ -356,8 +357,8 @@ def _on_timer(ctx: Ctx, event: Event) -> None:
     elif kind == "loop_delay":
         if st.status == "pending" and st.waiting == "loop_delay" and iteration == st.iteration:
             _steps.dispatch_held(ctx, sid)
-    elif kind == "step_timeout" and ctx.g.steps[sid].type == "sub_workflow":
-        _waits.child_deadline(ctx, sid, attempt)
+    elif kind == "step_timeout" and (deadline := step_kind(ctx.g.steps[sid].type).on_deadline):
+        deadline(ctx, sid, attempt)
     elif kind == "step_timeout":
         found = _current_attempt(ctx, sid, attempt, iteration, item)
         if found is not None and found[2].status == "running":
