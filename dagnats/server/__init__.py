@@ -1,0 +1,1 @@
+"""Composition: embedded nats-server, API service, HTTP gateway and ``dagnats serve``."""
