@@ -163,7 +163,7 @@ class Executor(RunActions):
         async def confirm() -> None:
             try:
                 await gather_acks(record_futures)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - unconfirmed: publish again (dedup ids)
                 log.warning("history records not acknowledged (%s); publishing again", exc)
                 for r in records:
                     await self._publish_event(r.event, r.dedup_id)

@@ -181,7 +181,7 @@ class Operations(InteractionOps):
             # A publish that timed out may still have been stored: then the run exists.
             try:
                 exists: bool | None = await self._has_history(run_id)
-            except Exception:
+            except Exception:  # noqa: BLE001 - NATS trouble: unknown
                 exists = None  # unknown: NATS is in trouble
             if exists:
                 return {
@@ -278,7 +278,7 @@ class Operations(InteractionOps):
         """Best effort: drop a key whose run could not be started (only if still ours)."""
         try:
             await self.idem.delete(idem_key, last=revision)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - best effort: the key expires anyway
             log.warning("could not release idempotency key %s: %s", idem_key, exc)
 
     async def _state(self, run_id: str) -> RunState:

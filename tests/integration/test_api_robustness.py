@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from nats.js.errors import ObjectNotFoundError
+from nats.js.errors import NoKeysError, ObjectNotFoundError
 
 import dagnats
 import dagnats.client.handle as handle_mod
@@ -243,7 +243,7 @@ async def test_force_delete_without_an_engine_refuses_and_keeps_the_run(
 async def _keys(kv: Any) -> list[str]:
     try:
         keys: list[str] = await kv.keys()
-    except Exception:  # NoKeysError
+    except NoKeysError:
         return []
     return keys
 
