@@ -298,7 +298,7 @@ async def test_api_refuses_requests_past_the_in_flight_limit(
 ) -> None:
     assert dagnats_env.api is not None
     monkeypatch.setattr(api_mod, "MAX_INFLIGHT_REQUESTS", 2)
-    stuck = [asyncio.create_task(asyncio.Event().wait()) for _ in range(2)]
+    stuck: list[asyncio.Task[Any]] = [asyncio.create_task(asyncio.Event().wait()) for _ in range(2)]
     dagnats_env.api._tasks.update(stuck)  # two requests still being served
     try:
         with pytest.raises(dagnats.ApiError, match=r"API busy \(2 requests in flight\)") as info:

@@ -10,12 +10,12 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js.errors import KeyNotFoundError
 from pydantic import BaseModel
-from worker_harness import WAIT_S, history, publish_task, running, task_message
 
 from dagnats import TaskContext, Worker, protocol
 from dagnats.server.nats_server import EmbeddedNats
 from dagnats.worker.checkpoints import load_checkpoint
 from dagnats.worker.signals import send_signal
+from tests.integration.worker_harness import WAIT_S, history, publish_task, running, task_message
 
 
 class Progress(BaseModel):

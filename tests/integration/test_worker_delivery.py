@@ -12,10 +12,10 @@ from collections import Counter
 import pytest
 from nats.aio.client import Client as NatsClient
 from nats.js.api import AckPolicy
-from worker_harness import WAIT_S, history, publish_task, running, task_message
 
 from dagnats import DagnatsError, TaskContext, Worker, protocol
 from dagnats.server.nats_server import EmbeddedNats
+from tests.integration.worker_harness import WAIT_S, history, publish_task, running, task_message
 
 
 async def test_consumer_config_and_idempotent_update(

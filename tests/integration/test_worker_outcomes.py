@@ -9,11 +9,11 @@ from typing import Any
 
 from nats.aio.client import Client as NatsClient
 from pydantic import BaseModel
-from worker_harness import WAIT_S, history, publish_task, running, task_message
 
 from dagnats import Continue, NonRetryableError, RetryAfter, TaskContext, Worker, protocol
 from dagnats._nats.payloads import Payloads, is_ref
 from dagnats.server.nats_server import EmbeddedNats
+from tests.integration.worker_harness import WAIT_S, history, publish_task, running, task_message
 
 
 class ReviewIn(BaseModel):
