@@ -75,7 +75,7 @@ async def main(samples: int, runs: int) -> dict[str, float]:
                     try:
                         await client.register(linear(name, steps))
                         break
-                    except Exception:
+                    except Exception:  # noqa: BLE001 - the engine may still be starting: retry
                         await asyncio.sleep(0.1)
             # Warm-up: also proves engine and worker are up.
             for name in ("bench-1", "bench-3"):

@@ -154,7 +154,7 @@ async def setup_resources(js: JetStreamContext, replicas: int = 1) -> None:
     await asyncio.gather(*(add_or_update(js, c) for c in configs))
     try:
         await js.object_store(protocol.OBJ_PAYLOADS)
-    except Exception:  # BucketNotFoundError: create it (racing creators are fine)
+    except Exception:  # noqa: BLE001 - BucketNotFoundError: create it (racing creators ok)
         try:
             await js.create_object_store(protocol.OBJ_PAYLOADS, max_bytes=-1, ttl=PAYLOAD_TTL_S)
         except BadRequestError as exc:

@@ -92,7 +92,7 @@ def execute(main: Callable[[], Coroutine[Any, Any, int | None]]) -> None:
         fail(str(exc), exc.code)
     except DagnatsError as exc:
         fail(describe(exc))
-    except Exception as exc:  # the last line of defence: never a traceback
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: never a traceback
         fail(describe(exc))
     if code:
         raise typer.Exit(code)

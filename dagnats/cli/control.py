@@ -41,7 +41,7 @@ def _server_version(client: Client) -> str:
 async def _jetstream_ok(client: Client) -> tuple[bool, str | None]:
     try:
         await client.js.account_info()
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - a health probe: any failure is the answer
         return False, describe(exc)
     return True, None
 

@@ -55,7 +55,7 @@ class AdvisoryWatcher(ConsumerLoop):
         try:
             await self._on(msg)
             await msg.ack()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure: nak and retry later
             log.warning("worker-loss advisory not handled yet (%s); retrying", exc)
             with contextlib.suppress(Exception):
                 await msg.nak(delay=1.0)
@@ -90,7 +90,7 @@ class AdvisoryWatcher(ConsumerLoop):
         await append_event(self.js, event, f"{task.dedup_id}.lost")
         try:
             await self.js.delete_msg(protocol.TASK_STREAM, seq)
-        except Exception as exc:  # another engine may have removed it first
+        except Exception as exc:  # noqa: BLE001 - another engine may have removed it first
             log.debug("task message %d already gone: %s", seq, exc)
         self.lost += 1
         log.warning("run %s step %s: %s", task.run_id, task.step_id, event.data["error"])

@@ -76,7 +76,7 @@ class Correlator(ConsumerLoop):
         try:
             await self.on_event(msg.subject.removeprefix("event."), decode(msg.data))
             await msg.ack()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure: nak and retry, never lose the event
             log.warning("correlating %s failed, retrying: %s", msg.subject, exc)
             with contextlib.suppress(Exception):
                 await msg.nak(delay=1.0)

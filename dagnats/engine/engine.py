@@ -133,7 +133,7 @@ class Engine:
             try:
                 seq = msg.metadata.sequence.stream
                 event = Event.from_bytes(msg.data, seq)
-            except Exception:
+            except Exception:  # noqa: BLE001 - unreadable: dropped, not redelivered forever
                 log.error("dropping an unreadable history message on %s", msg.subject)
                 await self._finish(msg)
                 continue
@@ -200,7 +200,7 @@ class Engine:
             await self.parts.runs.flush(run_id)
         except ConflictError:
             log.warning("snapshot of run %s changed under this engine; reloading", run_id)
-        except Exception as exc:  # NATS trouble: the next event or flush writes it
+        except Exception as exc:  # noqa: BLE001 - NATS trouble: the next event or flush writes it
             log.warning("could not write the snapshot of run %s: %s", run_id, exc)
             self._schedule_flush(run_id)
 
@@ -379,5 +379,5 @@ class Engine:
 def _delivered(msg: Msg) -> int:
     try:
         return int(msg.metadata.num_delivered)
-    except Exception:  # not a JetStream message: cannot happen on a pull feed
+    except Exception:  # noqa: BLE001 - not a JetStream message: cannot happen on a pull feed
         return 1

@@ -121,6 +121,29 @@ class Executor:
                 )
             else:
                 later.append(a)
+        await self._dispatch(fanout, futures)
+        await gather_acks(futures)
+        for a in later:
+            await self._other(a)
+        if not record_futures:
+            return None
+
+        async def confirm() -> None:
+            try:
+                await gather_acks(record_futures)
+            except Exception as exc:  # noqa: BLE001 - unconfirmed: publish again (dedup ids)
+                log.warning("history records not acknowledged (%s); publishing again", exc)
+                for r in records:
+                    await self._publish_event(r.event, r.dedup_id)
+
+        return confirm
+
+    async def _dispatch(
+        self,
+        fanout: dict[tuple[str, str], list[DispatchTask]],
+        futures: list[asyncio.Future[PubAck]],
+    ) -> None:
+        """Publish the task messages of each step: limited ones one by one, a map's at once."""
         for (_run, _step), tasks in fanout.items():
             limited = [t for t in tasks if t.rate_limit or t.max_task_concurrency]
             if limited:
@@ -150,21 +173,6 @@ class Executor:
                     for t in tasks
                 ]
                 await publish_atomic(self.nc, self.js, msgs)
-        await gather_acks(futures)
-        for a in later:
-            await self._other(a)
-        if not record_futures:
-            return None
-
-        async def confirm() -> None:
-            try:
-                await gather_acks(record_futures)
-            except Exception as exc:
-                log.warning("history records not acknowledged (%s); publishing again", exc)
-                for r in records:
-                    await self._publish_event(r.event, r.dedup_id)
-
-        return confirm
 
     async def dispatch_limited(
         self, t: DispatchTask, futures: list[asyncio.Future[PubAck]]

@@ -114,7 +114,7 @@ class RunActions:
             await self.js.purge_stream(
                 f"KV_{protocol.KV_CHECKPOINTS}", subject=f"$KV.{protocol.KV_CHECKPOINTS}.{run_id}.>"
             )
-        except Exception as exc:  # best effort: checkpoints are a cache of progress
+        except Exception as exc:  # noqa: BLE001 - best effort: checkpoints are a cache of progress
             log.debug("could not purge checkpoints of run %s: %s", run_id, exc)
         if not timers:
             return  # a purge makes the server scan the stream: skip it when it can't help
@@ -122,7 +122,7 @@ class RunActions:
             # Timers of an ended run would fire as stale no-ops (or, for deferred dispatches,
             # take a concurrency slot); removing them keeps the timer stream small.
             await self.js.purge_stream(protocol.TIMER_STREAM, subject=f"timer.*.{run_id}")
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - best effort: a stale timer fires as a no-op
             log.debug("could not purge timers of run %s: %s", run_id, exc)
 
     async def drain(self, timeout_s: float = 5.0) -> None:

@@ -128,7 +128,7 @@ class TimerService(ConsumerLoop):
             log.error("dropping a malformed timer on %s: %s", msg.subject, exc)
             with contextlib.suppress(Exception):
                 await msg.term()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any other failure: nak and retry soon
             log.warning("timer on %s not delivered, retrying soon: %s", msg.subject, exc)
             with contextlib.suppress(Exception):
                 await msg.nak(delay=1.0)

@@ -28,6 +28,7 @@ from dagnats._nats.types import (
 )
 from dagnats.dag.definition.conditions import lookup
 from dagnats.dag.definition.jsonschema import validate_instance
+from dagnats.dag.definition.models import WorkflowDef
 from dagnats.dag.definition.rules import load_definition
 from dagnats.dag.machine.state import RunState
 from dagnats.errors import (
@@ -135,17 +136,8 @@ class Operations:
         if found is None:
             raise WorkflowNotFoundError(f"workflow '{name}' is not registered")
         defn, revision = found
-        run_input = body.get("input")
-        if defn.input_schema is not None:
-            problems = validate_instance(defn.input_schema, run_input)
-            if problems:
-                raise InputValidationError(
-                    f"input rejected by the input_schema of workflow '{name}': "
-                    + "; ".join(problems)
-                )
-        run_id = body.get("run_id") or protocol.new_run_id()
-        if not isinstance(run_id, str) or not RUN_ID_RE.match(run_id):
-            raise ApiError(f"invalid run_id {run_id!r}: use 1-128 of [A-Za-z0-9_-]", code=400)
+        run_input = _checked_input(defn, name, body.get("input"))
+        run_id = _chosen_or_new_run_id(body)
         key = body.get("idempotency_key")
         if key is None and defn.idempotency_key:
             value = lookup(defn.idempotency_key, {"input": run_input})
@@ -181,7 +173,7 @@ class Operations:
             # A publish that timed out may still have been stored: then the run exists.
             try:
                 exists: bool | None = await self._has_history(run_id)
-            except Exception:
+            except Exception:  # noqa: BLE001 - NATS trouble: unknown
                 exists = None  # unknown: NATS is in trouble
             if exists:
                 return {
@@ -278,7 +270,7 @@ class Operations:
         """Best effort: drop a key whose run could not be started (only if still ours)."""
         try:
             await self.idem.delete(idem_key, last=revision)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - best effort: the key expires anyway
             log.warning("could not release idempotency key %s: %s", idem_key, exc)
 
     async def _state(self, run_id: str) -> RunState:
@@ -401,3 +393,22 @@ def _idem_key(workflow: str, key: Any) -> str:
 
 def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
+
+
+def _checked_input(defn: WorkflowDef, name: str, run_input: Any) -> Any:
+    """The run's input, if the workflow's ``input_schema`` accepts it."""
+    if defn.input_schema is not None:
+        problems = validate_instance(defn.input_schema, run_input)
+        if problems:
+            raise InputValidationError(
+                f"input rejected by the input_schema of workflow '{name}': " + "; ".join(problems)
+            )
+    return run_input
+
+
+def _chosen_or_new_run_id(body: dict[str, Any]) -> str:
+    """The run id the caller chose (checked), else a new one."""
+    run_id = body.get("run_id") or protocol.new_run_id()
+    if not isinstance(run_id, str) or not RUN_ID_RE.match(run_id):
+        raise ApiError(f"invalid run_id {run_id!r}: use 1-128 of [A-Za-z0-9_-]", code=400)
+    return run_id

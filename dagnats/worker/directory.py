@@ -45,7 +45,7 @@ class Directory:
     async def publish(self) -> None:
         try:
             await self._kv.put(self._id, json.dumps(self.entry()).encode())
-        except Exception as exc:  # observability only: never let it stop the worker
+        except Exception as exc:  # noqa: BLE001 - observability only: never let it stop the worker
             log.warning("worker %s: cannot update the worker directory: %s", self._id, exc)
 
     async def start(self) -> None:
@@ -65,5 +65,5 @@ class Directory:
                 await task
         try:
             await self._kv.delete(self._id)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - best effort on shutdown: the entry expires
             log.debug("worker %s: directory entry not removed: %s", self._id, exc)

@@ -66,7 +66,7 @@ class Heartbeater:
                     continue
                 try:
                     await msg.in_progress()
-                except Exception as exc:  # disconnected: the ack timer runs on, nothing to do
+                except Exception as exc:  # noqa: BLE001 - disconnected: the ack timer runs on
                     log.debug("heartbeat failed: %s", exc)
                 if id(msg) in self._last:
                     self._last[id(msg)] = (msg, now)

@@ -159,7 +159,7 @@ class Pool:
         self._stats.returned += 1
         try:
             await msg.nak()
-        except Exception as exc:  # the ack timer gives it back instead
+        except Exception as exc:  # noqa: BLE001 - the ack timer gives it back instead
             log.debug("nak failed: %s", exc)
 
     async def _give_back(self, msg: Msg, feed: PullFeed) -> None:

@@ -123,21 +123,8 @@ class Runner:
 
     async def handle(self, msg: Msg, task: Task[..., Any]) -> Outcome:
         """Process ``msg`` to the end (acked or given back); never raises but cancellation."""
-        try:
-            tm = protocol.TaskMessage.model_validate_json(msg.data)
-        except ValidationError as exc:
-            # Poison: redelivering it cannot help, and it must not stop the loop.
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}"
-                for e in exc.errors(include_url=False)[:3]
-            )
-            log.warning(
-                "dropping a malformed task message on %s (stream seq %s): %s",
-                msg.subject,
-                _stream_seq(msg),
-                problems,
-            )
-            await _quietly(msg.ack(), "ack of a malformed message")
+        tm = await _parse(msg)
+        if tm is None:
             return "poison"
         reported = False
         # step.started is reported only for handlers still running after a short while:
@@ -158,19 +145,11 @@ class Runner:
         if timer is None:
             report_started()
         try:
-            failure = await self._resolve_input(tm)
-            if failure is None:
-                ctx = TaskContext(tm, NatsBackend(self._nc, self._kv, self._beats, msg))
-                event_type, data = await self._offload(tm, *await self._run(task, tm, ctx))
-            else:
-                event_type, data = failure
+            event_type, data = await self._execute(msg, task, tm)
             event_type, body = self._result_body(tm, event_type, data)
             if timer is not None:
                 timer.cancel()
-            if started_job is not None:
-                started = await started_job
-                if started is not None:
-                    await _settle(started, tm)  # keep started before the result in the log
+            await _settle_started(started_job, tm)  # keep started before the result in the log
             reported = await self._publish_result(tm, body)
             if not reported:
                 await _quietly(msg.nak(delay=_UNREPORTED_NAK_DELAY_S), "nak")
@@ -195,11 +174,21 @@ class Runner:
                 started_job.cancel()
             raise
 
+    async def _execute(
+        self, msg: Msg, task: Task[..., Any], tm: protocol.TaskMessage
+    ) -> tuple[str, dict[str, Any]]:
+        """Run the handler on the resolved input; the result event's type and data."""
+        failure = await self._resolve_input(tm)
+        if failure is not None:
+            return failure
+        ctx = TaskContext(tm, NatsBackend(self._nc, self._kv, self._beats, msg))
+        return await self._offload(tm, *await self._run(task, tm, ctx))
+
     async def _resolve_input(self, tm: protocol.TaskMessage) -> tuple[str, dict[str, Any]] | None:
         """Fetch an input passed by reference; a failure result if it cannot be fetched."""
         try:
             tm.input = await self._payloads.resolve(tm.input)
-        except Exception as exc:  # object store unreachable or the object expired
+        except Exception as exc:  # noqa: BLE001 - object store unreachable or the object expired
             message = f"cannot fetch the input of step {tm.step_id!r} from the object store: {exc}"
             log.warning("run %s: %s", tm.run_id, message)
             return ev.STEP_FAILED, failure_data(message, "PayloadError", retryable=True)
@@ -220,7 +209,7 @@ class Runner:
             return ev.STEP_FAILED, failure_data(
                 f"{field} of step {tm.step_id!r}: {exc}", "OutputTooLargeError", retryable=False
             )
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any other store failure is retryable
             message = f"cannot store the {field} of step {tm.step_id!r}: {exc}"
             log.warning("run %s: %s", tm.run_id, message)
             return ev.STEP_FAILED, failure_data(message, "PayloadError", retryable=True)
@@ -348,7 +337,7 @@ class Runner:
                 event.to_bytes(),
                 headers=msg_id(f"{tm.dedup_id}.started"),
             )
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - step.started is informational: the result matters
             log.warning(
                 "run %s step %s: cannot publish step.started: %s", tm.run_id, tm.step_id, exc
             )
@@ -363,7 +352,7 @@ class Runner:
             try:
                 await self._js.publish(subject, body, headers=dict(headers), timeout=5.0)
                 return True
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - retry, then give the task back
                 if delay is None:
                     log.error(
                         "run %s step %s: cannot publish the result (%s); giving the task back",
@@ -389,17 +378,48 @@ def _event(tm: protocol.TaskMessage, event_type: str, data: dict[str, Any]) -> E
     )
 
 
+async def _settle_started(
+    job: asyncio.Task[asyncio.Future[PubAck] | None] | None, tm: protocol.TaskMessage
+) -> None:
+    """Wait for a step.started publish begun for this task, if one was."""
+    if job is None:
+        return
+    started = await job
+    if started is not None:
+        await _settle(started, tm)
+
+
+async def _parse(msg: Msg) -> protocol.TaskMessage | None:
+    """The task message, or None for a malformed one (acked: dropped, logged)."""
+    try:
+        return protocol.TaskMessage.model_validate_json(msg.data)
+    except ValidationError as exc:
+        # Poison: redelivering it cannot help, and it must not stop the loop.
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}"
+            for e in exc.errors(include_url=False)[:3]
+        )
+        log.warning(
+            "dropping a malformed task message on %s (stream seq %s): %s",
+            msg.subject,
+            _stream_seq(msg),
+            problems,
+        )
+        await _quietly(msg.ack(), "ack of a malformed message")
+        return None
+
+
 def _delivery(msg: Msg) -> int:
     try:
         return int(msg.metadata.num_delivered)
-    except Exception:  # not a JetStream message (cannot happen on a pull feed)
+    except Exception:  # noqa: BLE001 - not a JetStream message (cannot happen on a pull feed)
         return 1
 
 
 def _stream_seq(msg: Msg) -> int | None:
     try:
         return int(msg.metadata.sequence.stream)
-    except Exception:
+    except Exception:  # noqa: BLE001 - not a JetStream message: no sequence
         return None
 
 
@@ -425,5 +445,5 @@ async def _quietly(op: Awaitable[None], what: str) -> None:
     """Acks and naks on a closed connection fail; the server's ack timer covers that."""
     try:
         await op
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - closed connection: the ack timer covers it
         log.debug("%s failed: %s", what, exc)

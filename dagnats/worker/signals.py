@@ -53,7 +53,7 @@ async def send_signal(
             # them, so a signal cannot make an unknown or deleted run look alive.
             return rev
         await append_event(js, record, f"signal.{run_id}.{name}.{rev}")
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - the signal is stored; recording it is best effort
         log.warning("run %s: signal %r sent but not recorded in its history: %s", run_id, name, exc)
     return rev
 

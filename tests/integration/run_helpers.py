@@ -45,6 +45,7 @@ async def wait_state(
     """The first snapshot of ``run_id`` for which ``pred`` holds (KV watch, no polling)."""
     kv = await env.nc.jetstream().key_value(protocol.KV_RUNS)
     watcher = await kv.watch(run_id)
+    # nats-py leaves KeyWatcher's methods unannotated: the two calls below are untyped.
     deadline = time.monotonic() + timeout
     try:
         while True:
@@ -52,7 +53,7 @@ async def wait_state(
             if left <= 0:
                 raise TimeoutError(f"run {run_id}: no matching snapshot within {timeout}s")
             try:
-                entry = await watcher.updates(timeout=left)
+                entry = await watcher.updates(timeout=left)  # type: ignore[no-untyped-call]
             except NatsTimeoutError:
                 continue
             if entry is None or not entry.value:
@@ -61,7 +62,7 @@ async def wait_state(
             if pred(state):
                 return state
     finally:
-        await watcher.stop()
+        await watcher.stop()  # type: ignore[no-untyped-call]
 
 
 async def event_types(run: RunHandle) -> list[str]:

@@ -22,7 +22,7 @@ import dagnats.client.handle as handle_mod
 import dagnats.server.api as api_mod
 import dagnats.server.operations as ops_mod
 from dagnats import protocol
-from dagnats._nats.types import ObjectNotFoundError
+from dagnats._nats.types import NoKeysError, ObjectNotFoundError
 from dagnats.client import Client
 from dagnats.protocol import events as ev
 from dagnats.testing import DagnatsEnv
@@ -243,7 +243,7 @@ async def test_force_delete_without_an_engine_refuses_and_keeps_the_run(
 async def _keys(kv: Any) -> list[str]:
     try:
         keys: list[str] = await kv.keys()
-    except Exception:  # NoKeysError
+    except NoKeysError:
         return []
     return keys
 
@@ -298,7 +298,7 @@ async def test_api_refuses_requests_past_the_in_flight_limit(
 ) -> None:
     assert dagnats_env.api is not None
     monkeypatch.setattr(api_mod, "MAX_INFLIGHT_REQUESTS", 2)
-    stuck = [asyncio.create_task(asyncio.Event().wait()) for _ in range(2)]
+    stuck: list[asyncio.Task[Any]] = [asyncio.create_task(asyncio.Event().wait()) for _ in range(2)]
     dagnats_env.api._tasks.update(stuck)  # two requests still being served
     try:
         with pytest.raises(dagnats.ApiError, match=r"API busy \(2 requests in flight\)") as info:

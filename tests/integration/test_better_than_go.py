@@ -7,11 +7,11 @@ import time
 from typing import Any
 
 import pytest
-from run_helpers import WAIT_S, event_types, reference, wait_event, wait_state
 
 import dagnats
 from dagnats.protocol import events as ev
 from dagnats.testing import DagnatsEnv
+from tests.integration.run_helpers import WAIT_S, event_types, reference, wait_event, wait_state
 
 
 async def test_on_failure_handler_without_dependencies_is_never_a_first_step(

@@ -7,12 +7,12 @@ import time
 from typing import Any
 
 import pytest
-from run_helpers import WAIT_S, event_types, wait_event, wait_state
 
 import dagnats
 from dagnats._nats.payloads import REF, THRESHOLD_BYTES
 from dagnats.protocol import events as ev
 from dagnats.testing import DagnatsEnv
+from tests.integration.run_helpers import WAIT_S, event_types, wait_event, wait_state
 
 FAST_RETRY = dagnats.RetryPolicy(max_attempts=2, strategy="fixed", initial_delay="20ms")
 

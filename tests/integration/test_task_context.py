@@ -7,12 +7,12 @@ import json
 from typing import Any
 
 import pytest
-from run_helpers import WAIT_S
 
 import dagnats
 from dagnats import protocol
 from dagnats._nats.kvscan import scan
 from dagnats.testing import DagnatsEnv
+from tests.integration.run_helpers import WAIT_S
 
 
 async def test_checkpoint_survives_a_retry_and_is_cleaned_up(dagnats_env: DagnatsEnv) -> None:

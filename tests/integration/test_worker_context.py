@@ -7,13 +7,13 @@ import json
 
 import anyio.from_thread
 from pydantic import BaseModel
-from worker_harness import WAIT_S, history, publish_task, running, task_message
 
 from dagnats import TaskContext, Worker, protocol
 from dagnats._nats.types import KeyNotFoundError, Msg, NatsClient
 from dagnats.server import EmbeddedNats
 from dagnats.worker.checkpoints import load_checkpoint
 from dagnats.worker.signals import send_signal
+from tests.integration.worker_harness import WAIT_S, history, publish_task, running, task_message
 
 
 class Progress(BaseModel):

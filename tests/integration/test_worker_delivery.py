@@ -10,11 +10,11 @@ import time
 from collections import Counter
 
 import pytest
-from worker_harness import WAIT_S, history, publish_task, running, task_message
 
 from dagnats import DagnatsError, TaskContext, Worker, protocol
 from dagnats._nats.types import AckPolicy, NatsClient
 from dagnats.server import EmbeddedNats
+from tests.integration.worker_harness import WAIT_S, history, publish_task, running, task_message
 
 
 async def test_consumer_config_and_idempotent_update(

@@ -8,12 +8,12 @@ import time
 from typing import Any
 
 from pydantic import BaseModel
-from worker_harness import WAIT_S, history, publish_task, running, task_message
 
 from dagnats import Continue, NonRetryableError, RetryAfter, TaskContext, Worker, protocol
 from dagnats._nats.payloads import Payloads, is_ref
 from dagnats._nats.types import NatsClient
 from dagnats.server import EmbeddedNats
+from tests.integration.worker_harness import WAIT_S, history, publish_task, running, task_message
 
 
 class ReviewIn(BaseModel):

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from advance_harness import Sim, dispatched, of, records, wf
-
 from dagnats.dag.machine.actions import AdmitRun, RegisterWaiter, RemoveWaiter
 from dagnats.protocol.events import (
     CANCEL_WAITER_PREFIX,
@@ -15,6 +13,7 @@ from dagnats.protocol.events import (
     WORKFLOW_CANCEL_REQUESTED,
     WORKFLOW_PENDING,
 )
+from tests.unit.advance_harness import Sim, dispatched, of, records, wf
 
 
 def test_max_runs_holds_the_run_pending_until_admitted() -> None:
@@ -25,7 +24,8 @@ def test_max_runs_holds_the_run_pending_until_admitted() -> None:
     assert of(actions, AdmitRun) == [AdmitRun(run_id="r1", workflow="w", max_runs=2)]
     assert records(actions, WORKFLOW_PENDING)
     actions = sim.send(WORKFLOW_ADMITTED)
-    assert sim.state.status == "running"
+    admitted = sim.state  # a new name: mypy keeps the narrowing of sim.state.status above
+    assert admitted.status == "running"
     assert dispatched(actions) == ["a"]
     assert not of(actions, AdmitRun)
     # A second admission is a no-op.

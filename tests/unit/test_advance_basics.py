@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from advance_harness import T0, Sim, dispatched, of, records, reference, wf
 
 from dagnats.dag.machine.actions import (
     CancelChildRun,
@@ -16,6 +15,7 @@ from dagnats.dag.machine.actions import (
 )
 from dagnats.dag.machine.advance import advance, initial_state
 from dagnats.protocol.events import Event
+from tests.unit.advance_harness import T0, Sim, dispatched, of, records, reference, wf
 
 # --- start ---------------------------------------------------------------------------------
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from advance_harness import Sim, dispatched, of, records, reference, wf
-
 from dagnats.dag.machine.actions import (
     CancelChildRun,
     DeadLetter,
@@ -11,6 +9,7 @@ from dagnats.dag.machine.actions import (
     FinishRun,
     StartChildRun,
 )
+from tests.unit.advance_harness import Sim, dispatched, of, records, reference, wf
 
 
 def test_reference_on_failure_runs_only_after_retries_are_exhausted() -> None:

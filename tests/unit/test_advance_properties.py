@@ -53,49 +53,7 @@ def workflows(draw: st.DrawFn) -> WorkflowDef:
     handlers = [f"h{i}" for i in range(n_handlers)]
     steps: list[dict[str, Any]] = []
     for i in range(n):
-        deps = sorted(
-            {f"s{j}" for j in draw(st.lists(st.integers(0, i - 1), max_size=3))} if i else set()
-        )
-        kinds = ["normal"] * 6 + ["agent_loop", "sleep", "approval", "wait", "child", "respond"]
-        if len(deps) == 1:
-            kinds += ["map", "map"]
-        kind = draw(st.sampled_from(kinds))
-        step: dict[str, Any] = {"id": f"s{i}", "depends_on": deps}
-        if kind in ("normal", "agent_loop", "map"):
-            step["retry"] = draw(_RETRY)
-            if draw(st.booleans()):
-                step["timeout"] = "10s"
-        if kind == "agent_loop":
-            step["type"] = "agent_loop"
-            step["config"] = {"max_iterations": draw(st.integers(1, 4))}
-            if draw(st.booleans()):
-                step["config"]["loop_delay"] = "1s"
-        elif kind == "map":
-            step["type"] = "map"
-            step["config"] = {"max_items": 3, "concurrency": draw(st.sampled_from([None, 1, 2]))}
-        elif kind == "sleep":
-            step["type"] = "sleep"
-            step["config"] = {"duration": draw(st.sampled_from(["0s", "1m"]))}
-        elif kind == "approval":
-            step["type"] = "approval"
-        elif kind == "wait":
-            step["type"] = "wait_for_event"
-            step["config"] = {"event": "evt", "timeout": "1h"}
-        elif kind == "child":
-            step["type"] = "sub_workflow"
-            step["config"] = {"workflow": "child", "detach": draw(st.booleans())}
-            step["retry"] = draw(_RETRY)
-            if draw(st.booleans()):
-                step["timeout"] = "10m"
-        elif kind == "respond":
-            step["type"] = "respond"
-        if draw(st.integers(0, 5)) == 0:
-            step["skip_if"] = f"run.input.skip_s{i} == true"
-        wants_handler: bool = draw(st.booleans())
-        if handlers and wants_handler:
-            role = draw(st.sampled_from(["on_failure", "compensate"]))
-            step[role] = draw(st.sampled_from(handlers))
-        steps.append({k: v for k, v in step.items() if v is not None})
+        steps.append(_draw_step(draw, i, handlers))
     for h in handlers:
         steps.append({"id": h, "retry": draw(_RETRY)})
     top: dict[str, Any] = {}
@@ -109,6 +67,57 @@ def workflows(draw: st.DrawFn) -> WorkflowDef:
         if s.get("retry") is None:
             s.pop("retry", None)
     return load_definition({"name": "prop", "steps": steps, **top})
+
+
+def _draw_step(draw: st.DrawFn, i: int, handlers: list[str]) -> dict[str, Any]:
+    deps = sorted(
+        {f"s{j}" for j in draw(st.lists(st.integers(0, i - 1), max_size=3))} if i else set()
+    )
+    kinds = ["normal"] * 6 + ["agent_loop", "sleep", "approval", "wait", "child", "respond"]
+    if len(deps) == 1:
+        kinds += ["map", "map"]
+    kind = draw(st.sampled_from(kinds))
+    step: dict[str, Any] = {"id": f"s{i}", "depends_on": deps}
+    if kind in ("normal", "agent_loop", "map"):
+        step["retry"] = draw(_RETRY)
+        if draw(st.booleans()):
+            step["timeout"] = "10s"
+    _draw_type(draw, step, kind)
+    if draw(st.integers(0, 5)) == 0:
+        step["skip_if"] = f"run.input.skip_s{i} == true"
+    wants_handler: bool = draw(st.booleans())
+    if handlers and wants_handler:
+        role = draw(st.sampled_from(["on_failure", "compensate"]))
+        step[role] = draw(st.sampled_from(handlers))
+    return {k: v for k, v in step.items() if v is not None}
+
+
+def _draw_type(draw: st.DrawFn, step: dict[str, Any], kind: str) -> None:
+    """The step's type and config for ``kind`` (a plain "normal" step has neither)."""
+    if kind == "agent_loop":
+        step["type"] = "agent_loop"
+        step["config"] = {"max_iterations": draw(st.integers(1, 4))}
+        if draw(st.booleans()):
+            step["config"]["loop_delay"] = "1s"
+    elif kind == "map":
+        step["type"] = "map"
+        step["config"] = {"max_items": 3, "concurrency": draw(st.sampled_from([None, 1, 2]))}
+    elif kind == "sleep":
+        step["type"] = "sleep"
+        step["config"] = {"duration": draw(st.sampled_from(["0s", "1m"]))}
+    elif kind == "approval":
+        step["type"] = "approval"
+    elif kind == "wait":
+        step["type"] = "wait_for_event"
+        step["config"] = {"event": "evt", "timeout": "1h"}
+    elif kind == "child":
+        step["type"] = "sub_workflow"
+        step["config"] = {"workflow": "child", "detach": draw(st.booleans())}
+        step["retry"] = draw(_RETRY)
+        if draw(st.booleans()):
+            step["timeout"] = "10m"
+    elif kind == "respond":
+        step["type"] = "respond"
 
 
 @dataclass
@@ -172,6 +181,12 @@ class World:
         trace.state = new
 
     def check(self, trace: Trace, old: RunState, new: RunState, actions: list[Action]) -> None:
+        self._check_actions(trace, new, actions)
+        self._check_completions(trace, old, new)
+        if not new.terminal:
+            assert new.status == "running"
+
+    def _check_actions(self, trace: Trace, new: RunState, actions: list[Action]) -> None:
         for a in actions:
             if isinstance(a, DispatchTask):
                 assert a.dedup_id not in trace.dispatch_ids, f"dispatch id reused: {a.dedup_id}"
@@ -191,6 +206,8 @@ class World:
             elif isinstance(a, FinishRun):
                 trace.finishes += 1
                 assert new.terminal and a.status == new.status
+
+    def _check_completions(self, trace: Trace, old: RunState, new: RunState) -> None:
         for sid, s in new.steps.items():
             was = old.steps[sid]
             if sid not in self.handlers and s.status == "completed" != was.status:
@@ -202,8 +219,6 @@ class World:
                     key = f"{sid}[{i}]"
                     trace.completions[key] = trace.completions.get(key, 0) + 1
                     assert trace.completions[key] == 1, f"{key} completed twice"
-        if not new.terminal:
-            assert new.status == "running"
 
     def events_for(self, a: Action) -> list[Event]:
         """What the world answers to an action (one random outcome)."""

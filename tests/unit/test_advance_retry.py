@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from advance_harness import Sim, dispatched, of, records, wf
 
 from dagnats.dag.definition.models import RetryPolicy
 from dagnats.dag.machine.actions import DeadLetter, DispatchTask, FinishRun, ScheduleTimer
 from dagnats.dag.machine.advance import retry_delay_ns
 from dagnats.dag.machine.retry import effective_policy, retries_left
 from dagnats.protocol.durations import SECOND
+from tests.unit.advance_harness import Sim, dispatched, of, records, wf
 
 S = SECOND
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from advance_harness import T0, Sim, dispatched, of, records, reference, wf
-
 from dagnats.dag.definition.models import MAX_SUB_WORKFLOW_DEPTH, WorkflowDef
 from dagnats.dag.machine.actions import (
     CancelChildRun,
@@ -18,6 +16,7 @@ from dagnats.dag.machine.actions import (
     ScheduleTimer,
     StartChildRun,
 )
+from tests.unit.advance_harness import T0, Sim, dispatched, of, records, reference, wf
 
 # --- agent loop ------------------------------------------------------------------------------
 

@@ -273,7 +273,8 @@ def test_round_trip_linear(ids: list[str], data: st.DataObject) -> None:
     wf = Workflow("linear")
     prev: StepRef | None = None
     for step_id in ids:
-        prev = wf.step(step_id, depends_on=[prev] if prev else (), **data.draw(_opts))
+        opts: dict[str, Any] = data.draw(_opts)
+        prev = wf.step(step_id, depends_on=[prev] if prev else (), **opts)
     d = wf.to_dict()
     assert Workflow.from_dict(d).to_dict() == d
     assert Workflow.from_json(wf.to_json()).to_dict() == d
@@ -287,7 +288,8 @@ def test_round_trip_diamonds(ids: list[str], data: st.DataObject) -> None:
     refs = [wf.step(ids[0])]
     for step_id in ids[1:]:
         deps = data.draw(st.lists(st.sampled_from(refs), min_size=1, max_size=3, unique=True))
-        refs.append(wf.step(step_id, depends_on=deps, **data.draw(_opts)))
+        opts: dict[str, Any] = data.draw(_opts)
+        refs.append(wf.step(step_id, depends_on=deps, **opts))
     d = wf.to_dict()
     back = Workflow.from_dict(d)
     assert back.to_dict() == d

@@ -77,20 +77,24 @@ def _field_path(loc: Sequence[int | str]) -> str:
     return out
 
 
+# pydantic's bound errors: the comparison and the ``ctx`` key holding the bound.
+_BOUNDS = {
+    "less_than_equal": ("<=", "le"),
+    "less_than": ("<", "lt"),
+    "greater_than_equal": (">=", "ge"),
+    "greater_than": (">", "gt"),
+}
+
+
 def _rule(err: ErrorDetails) -> str:
     kind = err["type"]
     ctx: dict[str, Any] = dict(err.get("ctx") or {})
     got = err.get("input")
     if kind == "missing":
         return "required"
-    if kind == "less_than_equal":
-        return f"must be <= {ctx['le']} (got {_show(got)})"
-    if kind == "less_than":
-        return f"must be < {ctx['lt']} (got {_show(got)})"
-    if kind == "greater_than_equal":
-        return f"must be >= {ctx['ge']} (got {_show(got)})"
-    if kind == "greater_than":
-        return f"must be > {ctx['gt']} (got {_show(got)})"
+    if kind in _BOUNDS:
+        op, key = _BOUNDS[kind]
+        return f"must be {op} {ctx[key]} (got {_show(got)})"
     if kind == "string_pattern_mismatch":
         pattern = str(ctx.get("pattern", ""))
         text = _PATTERN_TEXT.get(pattern, f"must match {pattern}")

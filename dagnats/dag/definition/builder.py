@@ -217,6 +217,16 @@ class Workflow:
 
     # --- steps --------------------------------------------------------------------------
 
+    def _check_deps_known(self, step_id: str, deps: list[str]) -> None:
+        for dep in deps:
+            if dep not in self._ids:
+                raise DefinitionError(
+                    f"step {step_id!r}: field 'depends_on': unknown step {dep!r} (add a step "
+                    "before the steps that depend on it)",
+                    step_id=step_id,
+                    field="depends_on",
+                )
+
     def _add(
         self,
         id_or_task: Any,
@@ -260,14 +270,7 @@ class Workflow:
                 exc, fake, loc_prefix=("steps", len(self._steps))
             ) from exc
         validate_step(step, self.name)
-        for dep in deps:
-            if dep not in self._ids:
-                raise DefinitionError(
-                    f"step {step_id!r}: field 'depends_on': unknown step {dep!r} (add a step "
-                    "before the steps that depend on it)",
-                    step_id=step_id,
-                    field="depends_on",
-                )
+        self._check_deps_known(step_id, deps)
         if step_type in ("normal", "agent_loop"):
             self._check_edge_types(step_id, deps, in_t)
         self._steps.append(step)

@@ -64,6 +64,16 @@ def _check(node: Any, root: Mapping[str, Any], where: str, depth: int) -> None:
         types = node["type"] if isinstance(node["type"], list) else [node["type"]]
         if not types or any(not isinstance(t, str) or t not in _TYPES for t in types):
             raise _bad(where, f"'type' must be one of {sorted(_TYPES)} or a list of them")
+    _check_subschemas(node, root, where, depth)
+    _check_keyword_values(node, where)
+    if "$ref" in node:
+        _resolve_ref(root, node["$ref"], where)
+
+
+def _check_subschemas(
+    node: Mapping[str, Any], root: Mapping[str, Any], where: str, depth: int
+) -> None:
+    """The keywords whose values are schemas: each one checked one level deeper."""
     for key in _SCHEMA_MAPS:
         if key in node:
             if not isinstance(node[key], Mapping):
@@ -79,6 +89,10 @@ def _check(node: Any, root: Mapping[str, Any], where: str, depth: int) -> None:
     for key in _SCHEMA_VALUES:
         if key in node:
             _check(node[key], root, f"{where}/{key}", depth + 1)
+
+
+def _check_keyword_values(node: Mapping[str, Any], where: str) -> None:
+    """The keywords whose values are plain data: numbers, counts, names, a pattern."""
     for key in _NUMBERS:
         if key in node and not _is_number(node[key]):
             raise _bad(where, f"{key!r} must be a number")
@@ -98,8 +112,6 @@ def _check(node: Any, root: Mapping[str, Any], where: str, depth: int) -> None:
             re.compile(node["pattern"])
         except (re.error, TypeError) as exc:
             raise _bad(where, f"'pattern' is not a valid regular expression: {exc}") from exc
-    if "$ref" in node:
-        _resolve_ref(root, node["$ref"], where)
 
 
 def _resolve_ref(root: Mapping[str, Any], ref: Any, where: str) -> Any:
@@ -215,6 +227,10 @@ class _Run:
         if "enum" in schema and not any(json_equal(value, e) for e in schema["enum"]):
             self.add(path, f"must be one of {schema['enum']!r}")
         self._combinators(schema, value, path, depth)
+        self._typed(schema, value, path, depth)
+
+    def _typed(self, schema: Mapping[str, Any], value: Any, path: str, depth: int) -> None:
+        """The keywords that apply to the value's JSON type only."""
         if _is_number(value):
             self._number(schema, value, path)
         elif isinstance(value, str):

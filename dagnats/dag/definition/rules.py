@@ -160,6 +160,17 @@ def _check_match(key: str, value: str, *, allow_run: bool) -> str | None:
 
 def validate_step(step: StepDef, workflow_name: str) -> None:
     """The rules one step must satisfy on its own (options, per-type config, skip_if)."""
+    _check_options(step)
+    if step.skip_if is not None:
+        try:
+            parse_condition(step.skip_if)
+        except ConditionError as exc:
+            raise _fail(step, "skip_if", f"invalid condition: {exc}") from exc
+    _check_config(step, workflow_name)
+
+
+def _check_options(step: StepDef) -> None:
+    """The step options that only some step types take (worker options, retry, timeout)."""
     kind = step.type
     if kind not in TASK_STEP_TYPES:
         for name in _WORKER_ONLY_FIELDS:
@@ -177,11 +188,11 @@ def validate_step(step: StepDef, workflow_name: str) -> None:
         raise _fail(step, "timeout", f"a {kind!r} step has no step timeout; {where}")
     if step.timeout is not None and step.timeout <= 0:
         raise _fail(step, "timeout", "must be > 0")
-    if step.skip_if is not None:
-        try:
-            parse_condition(step.skip_if)
-        except ConditionError as exc:
-            raise _fail(step, "skip_if", f"invalid condition: {exc}") from exc
+
+
+def _check_config(step: StepDef, workflow_name: str) -> None:
+    """The step's ``config``: present when its type needs one, and valid for that type."""
+    kind = step.type
     cfg = step.config
     if kind == "normal":
         if cfg is not None:
@@ -193,30 +204,13 @@ def validate_step(step: StepDef, workflow_name: str) -> None:
                 step, "config", f"required for type {kind!r} ({_REQUIRED_CONFIG_HINT[kind]})"
             )
     if kind == "map":
-        if len(step.depends_on) != 1:
-            raise _fail(
-                step,
-                "depends_on",
-                "a 'map' step needs exactly one dependency (the step "
-                f"whose output list it maps over), got {len(step.depends_on)}",
-            )
+        _check_map(step)
     elif isinstance(cfg, SleepConfig):
         _check_sleep(step, cfg)
     elif isinstance(cfg, ApprovalConfig):
-        if not 0 < cfg.timeout <= MAX_APPROVAL_TIMEOUT_NS:
-            raise _fail(
-                step,
-                "config.timeout",
-                "must be > 0 and <= 7 days "
-                f"(MAX_APPROVAL_TIMEOUT), got {format_duration(cfg.timeout)}",
-            )
+        _check_approval(step, cfg)
     elif isinstance(cfg, WaitForEventConfig):
-        if cfg.timeout is not None and cfg.timeout <= 0:
-            raise _fail(step, "config.timeout", "must be > 0")
-        for key, value in cfg.match.items():
-            problem = _check_match(key, value, allow_run=True)
-            if problem:
-                raise _fail(step, "config.match", problem)
+        _check_wait(step, cfg)
     elif isinstance(cfg, SubWorkflowConfig):
         if cfg.workflow == workflow_name:
             raise _fail(step, "config.workflow", "a workflow cannot start itself as a sub-workflow")
@@ -224,6 +218,34 @@ def validate_step(step: StepDef, workflow_name: str) -> None:
         isinstance(cfg, AgentLoopConfig) and cfg.max_duration is not None and cfg.max_duration <= 0
     ):
         raise _fail(step, "config.max_duration", "must be > 0")
+
+
+def _check_map(step: StepDef) -> None:
+    if len(step.depends_on) != 1:
+        raise _fail(
+            step,
+            "depends_on",
+            "a 'map' step needs exactly one dependency (the step "
+            f"whose output list it maps over), got {len(step.depends_on)}",
+        )
+
+
+def _check_approval(step: StepDef, cfg: ApprovalConfig) -> None:
+    if not 0 < cfg.timeout <= MAX_APPROVAL_TIMEOUT_NS:
+        raise _fail(
+            step,
+            "config.timeout",
+            f"must be > 0 and <= 7 days (MAX_APPROVAL_TIMEOUT), got {format_duration(cfg.timeout)}",
+        )
+
+
+def _check_wait(step: StepDef, cfg: WaitForEventConfig) -> None:
+    if cfg.timeout is not None and cfg.timeout <= 0:
+        raise _fail(step, "config.timeout", "must be > 0")
+    for key, value in cfg.match.items():
+        problem = _check_match(key, value, allow_run=True)
+        if problem:
+            raise _fail(step, "config.match", problem)
 
 
 def _check_sleep(step: StepDef, cfg: SleepConfig) -> None:

@@ -1,0 +1,1 @@
+"""Unit tests of the pure layers; helpers: :mod:`.advance_harness`."""
