@@ -1,9 +1,12 @@
 """The engine: a durable consumer on ``history.>`` that advances runs by event sourcing.
 
-Per event: load the snapshot (cache, KV, else replay), ``advance()``, execute the actions
-(publishes with dedup ids), write the snapshot with CAS, then ack. Events of one run are
-applied in order by one actor task; different runs proceed concurrently, bounded by the
-feed's ``max_inflight``.
+Per event: load the state (cache, else the KV snapshot plus the history events it has not
+seen), ``advance()``, execute the actions (publishes with dedup ids), then ack. The snapshot
+is written behind (ADR 0005): a running run's new state is staged in the cache and written
+with a CAS within ``FLUSH_DELAY_S``, coalescing busy runs' writes; a terminal state is written
+at once and announced on ``dagnats.done.<run_id>``, which is what ``result()`` waits for.
+Events of one run are applied in order by one actor task; different runs proceed
+concurrently, bounded by the feed's ``max_inflight``.
 """
 
 from __future__ import annotations

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import OrderedDict, deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from dagnats.dag.definition.graph import dependents, handler_steps, sink_steps, topological_order
 from dagnats.dag.definition.models import StepDef, WorkflowDef
-from dagnats.dag.machine._table import kind
 from dagnats.dag.machine.actions import Action, RecordEvent, ScheduleTimer, TimerKind
 from dagnats.dag.machine.state import ItemState, RunState, StepState
 from dagnats.protocol.events import Event
@@ -26,6 +25,39 @@ from dagnats.protocol.events import Event
 # its dispatch until it finishes for good, including while it waits for a retry or the next
 # agent-loop iteration, so a retry never queues behind steps that started after it.
 _HOLDING_WAITS = frozenset({"retry", "loop_delay"})
+
+
+Start = Callable[["Ctx", str], None]
+# (ctx, step id, attempt the timer was armed for)
+Deadline = Callable[["Ctx", str, "int | None"], None]
+# (ctx, step id, reason) -> the child run told to cancel, if any
+Cancel = Callable[["Ctx", str, str], "str | None"]
+
+
+@dataclass(frozen=True)
+class StepKind:
+    """How the machine treats one step type."""
+
+    start: Start
+    """Begin the step once its input is resolved (and it was not skipped)."""
+    redispatch: Start
+    """Send the attempt a step-level retry was waiting for."""
+    worker_task: bool = False
+    """A worker handler does its work (it has a task name and attempts on TASK_QUEUES)."""
+    holds_slot: bool = False
+    """The step as a whole holds one of the run's ``max_steps`` slots while it runs."""
+    fans_out: bool = False
+    """Its attempts are per item of its input array (map)."""
+    iterates: bool = False
+    """A handler may return ``Continue`` for another iteration (agent_loop)."""
+    sets_timers: bool = False
+    """It may schedule timers of its own (sleeps, wait timeouts, loop delays, deadlines)."""
+    retries_only_when_asked: bool = False
+    """Only the step's own ``retry`` applies, never the workflow's default policy."""
+    on_deadline: Deadline | None = None
+    """Handles its ``step_timeout`` timer itself (else the running attempt times out)."""
+    on_cancel: Cancel | None = None
+    """Undoes what the running step holds outside the run when it is cancelled."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,13 +71,14 @@ class Graph:
     sinks: tuple[str, ...]
     task_steps: tuple[str, ...]  # normal / agent_loop: one worker task at a time
     map_steps: tuple[str, ...]
+    kinds: Mapping[str, StepKind]  # step id -> the table entry of its type
 
 
 _GRAPHS: OrderedDict[int, tuple[WorkflowDef, Graph]] = OrderedDict()
 _GRAPH_CACHE_SIZE = 256
 
 
-def graph_of(defn: WorkflowDef) -> Graph:
+def graph_of(defn: WorkflowDef, table: Mapping[str, StepKind]) -> Graph:
     """The :class:`Graph` of a definition, cached by identity (definitions are never mutated).
 
     The cache keeps the definition itself next to its graph, so an id reused by a new object
@@ -64,8 +97,9 @@ def graph_of(defn: WorkflowDef) -> Graph:
         dependents=dependents(defn),
         handlers=handler_steps(defn),
         sinks=sink_steps(defn),
-        task_steps=tuple(s for s in order if kind(steps[s].type).holds_slot),
-        map_steps=tuple(s for s in order if kind(steps[s].type).fans_out),
+        task_steps=tuple(s for s in order if table[steps[s].type].holds_slot),
+        map_steps=tuple(s for s in order if table[steps[s].type].fans_out),
+        kinds={s: table[steps[s].type] for s in order},
     )
     _GRAPHS[key] = (defn, graph)
     if len(_GRAPHS) > _GRAPH_CACHE_SIZE:
@@ -220,7 +254,11 @@ class Ctx:
         self.finished_any = True
 
     def is_task(self, sid: str) -> bool:
-        return kind(self.g.steps[sid].type).worker_task
+        return self.g.kinds[sid].worker_task
+
+    def kind(self, sid: str) -> StepKind:
+        """How the machine treats step ``sid`` (its type's entry in the step table)."""
+        return self.g.kinds[sid]
 
     # --- concurrency.max_steps -----------------------------------------------------------
 

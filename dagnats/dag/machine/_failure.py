@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from dagnats.dag.definition.models import SubWorkflowConfig, WaitForEventConfig, WorkflowDef
+from dagnats.dag.definition.models import SubWorkflowConfig, WaitForEventConfig
 from dagnats.dag.machine import _steps
 from dagnats.dag.machine._context import Ctx, ns_delta
-from dagnats.dag.machine._table import kind
 from dagnats.dag.machine.actions import CancelChildRun, DeadLetter, FinishRun, RemoveWaiter
 from dagnats.dag.machine.inputs import dependency_value
 from dagnats.dag.machine.retry import DEFAULT_POLICY, effective_policy, retries_left, retry_delay_ns
@@ -53,7 +52,7 @@ def attempt_failed(
 ) -> None:
     """An attempt failed: schedule a retry if the policy allows, else fail the step for good."""
     step = ctx.g.steps[sid]
-    if kind(step.type).retries_only_when_asked:
+    if ctx.kind(sid).retries_only_when_asked:
         # Re-running a whole child run is only done when the step asks for it explicitly;
         # the child's own steps already retried under their policies.
         policy = step.retry or DEFAULT_POLICY
@@ -367,7 +366,7 @@ def _finish(ctx: Ctx, status: RunStatus, output: Any, error: RunError | None) ->
             parent_run_id=parent.run_id if parent is not None else None,
             parent_step_id=parent.step_id if parent is not None else None,
             child_steps=children,
-            timers=may_leave_timers(ctx.defn),
+            timers=may_leave_timers(ctx),
         )
     )
 
@@ -389,7 +388,7 @@ def _cancel_open(ctx: Ctx, reason: str, *, keep_idle_handlers: bool) -> tuple[st
         idle_handler = sid in ctx.g.handlers and _steps.unbegun(st)
         if idle_handler and keep_idle_handlers:
             continue
-        on_cancel = kind(ctx.g.steps[sid].type).on_cancel
+        on_cancel = ctx.kind(sid).on_cancel
         if on_cancel is not None:
             child = on_cancel(ctx, sid, reason)
             if child is not None:
@@ -423,16 +422,17 @@ def drop_waiter(ctx: Ctx, sid: str, reason: str) -> str | None:
     return None
 
 
-def may_leave_timers(defn: WorkflowDef) -> bool:
-    """Whether a run of ``defn`` may schedule timers (retries, timeouts, delays, waits,
+def may_leave_timers(ctx: Ctx) -> bool:
+    """Whether a run of ``ctx.defn`` may schedule timers (retries, timeouts, delays, waits,
     deferred dispatches), i.e. whether its end needs a purge of the timer stream."""
+    defn = ctx.defn
     if defn.timeout is not None:
         return True
     if defn.default_retry is not None and defn.default_retry.max_attempts > 0:
         return True
     return any(
         s.timeout is not None
-        or kind(s.type).sets_timers
+        or ctx.g.kinds[s.id].sets_timers
         or (s.retry is not None and s.retry.max_attempts > 0)
         or s.rate_limit is not None
         or s.max_task_concurrency is not None

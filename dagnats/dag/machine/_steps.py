@@ -9,7 +9,6 @@ from dagnats.dag.definition.graph import step_config
 from dagnats.dag.definition.models import AgentLoopConfig, MapConfig, RespondConfig
 from dagnats.dag.machine import _failure
 from dagnats.dag.machine._context import Ctx, first_undispatched, ns_delta
-from dagnats.dag.machine._table import kind
 from dagnats.dag.machine.actions import DispatchTask, Respond
 from dagnats.dag.machine.inputs import condition_scope, json_type, resolve_step_input
 from dagnats.dag.machine.state import ItemState, StepError, StepState
@@ -112,7 +111,7 @@ def begin(ctx: Ctx, sid: str, step_input: Any) -> None:
             ctx.finished_step(sid)
             return
     st.started_at = ctx.now
-    kind(step.type).start(ctx, sid)
+    ctx.kind(sid).start(ctx, sid)
 
 
 def start_respond(ctx: Ctx, sid: str) -> None:
@@ -213,7 +212,7 @@ def redispatch(ctx: Ctx, sid: str, item: int | None) -> None:
     if item is not None:
         dispatch_item(ctx, sid, item)
     else:
-        kind(ctx.g.steps[sid].type).redispatch(ctx, sid)
+        ctx.kind(sid).redispatch(ctx, sid)
 
 
 # --- map ---------------------------------------------------------------------------------
@@ -301,7 +300,7 @@ def complete_item(ctx: Ctx, sid: str, index: int, output: Any) -> None:
 
 def complete_step(ctx: Ctx, sid: str, output: Any) -> None:
     st = ctx.mut(sid)
-    holds_slot = kind(ctx.g.steps[sid].type).holds_slot
+    holds_slot = ctx.kind(sid).holds_slot
     st.status = "completed"
     st.output = output
     st.error = None

@@ -27,7 +27,7 @@ from pydantic import ValidationError
 from dagnats.dag.definition.models import WorkflowDef
 from dagnats.dag.machine import _failure, _steps, _waits
 from dagnats.dag.machine._context import Ctx, aware, event_data, graph_of, ns_delta
-from dagnats.dag.machine._table import kind as step_kind
+from dagnats.dag.machine._table import STEP_KINDS
 from dagnats.dag.machine.actions import Action, AdmitRun, RegisterWaiter
 from dagnats.dag.machine.inputs import InputError, resolve_match
 from dagnats.dag.machine.retry import clamp_retry_after, retry_delay_ns
@@ -101,12 +101,12 @@ def advance(defn: WorkflowDef, run: RunState | None, event: Event) -> tuple[RunS
                 f"run {event.run_id!r} has no state; its first event must be "
                 f"{WORKFLOW_STARTED!r}, got {event.type!r}"
             )
-        ctx = Ctx(defn, graph_of(defn), initial_state(defn, event), event)
+        ctx = Ctx(defn, graph_of(defn, STEP_KINDS), initial_state(defn, event), event)
         _start(ctx)
     elif run.terminal:
         return run, []
     else:
-        ctx = Ctx(defn, graph_of(defn), run, event)
+        ctx = Ctx(defn, graph_of(defn, STEP_KINDS), run, event)
         handler = _HANDLERS.get(event.type)
         if handler is not None:
             handler(ctx, event)
@@ -135,7 +135,7 @@ def _current_attempt(
     if sid is None or sid not in ctx.g.steps or not ctx.is_task(sid) or attempt is None:
         return None
     st = ctx.st(sid)
-    if step_kind(ctx.g.steps[sid].type).fans_out:
+    if ctx.kind(sid).fans_out:
         if item is None or st.status != "running" or st.items is None:
             return None
         if not 0 <= item < len(st.items):
@@ -293,7 +293,7 @@ def _on_continue(ctx: Ctx, event: Event) -> None:
     if found is None:
         return
     sid, item, _ = found
-    if not step_kind(ctx.g.steps[sid].type).iterates:
+    if not ctx.kind(sid).iterates:
         # Ignoring it would leave the step queued forever: a handler that asks for another
         # iteration outside an agent loop is a bug in the handler, so the attempt fails.
         msg = f"step {sid!r} returned Continue, but only an agent_loop step can iterate"
@@ -357,7 +357,7 @@ def _on_timer(ctx: Ctx, event: Event) -> None:
     elif kind == "loop_delay":
         if st.status == "pending" and st.waiting == "loop_delay" and iteration == st.iteration:
             _steps.dispatch_held(ctx, sid)
-    elif kind == "step_timeout" and (deadline := step_kind(ctx.g.steps[sid].type).on_deadline):
+    elif kind == "step_timeout" and (deadline := ctx.kind(sid).on_deadline):
         deadline(ctx, sid, attempt)
     elif kind == "step_timeout":
         found = _current_attempt(ctx, sid, attempt, iteration, item)
