@@ -12,6 +12,7 @@ from dagnats import protocol
 from dagnats._nats.types import NatsClient, NatsTimeoutError
 from dagnats.cli.common import DEFAULT_NATS_URL, CliError, JsonOpt, NatsUrlOpt, connect, execute
 from dagnats.cli.output import emit_json, error_text, fmt_time, shorten, table
+from dagnats.protocol.messages import DeadLetterMessage
 
 app = typer.Typer(help="Inspect the dead-letter queue.", no_args_is_help=True)
 
@@ -76,22 +77,19 @@ async def read_dead_letters(
 
 def _parse(data: bytes, hdrs: dict[str, str]) -> DeadLetter:
     try:
-        body = json.loads(data)
+        body = DeadLetterMessage.model_validate_json(data)
     except ValueError:
-        body = {}
-    if not isinstance(body, dict):
-        body = {}
-    attempts = body.get("attempts")
+        body = DeadLetterMessage()
     return DeadLetter(
         seq=int(hdrs.get("Nats-Sequence", "0")),
-        time=body.get("ts") or hdrs.get("Nats-Time-Stamp"),
-        run_id=body.get("run_id"),
-        step_id=body.get("step_id"),
-        task=body.get("task"),
-        attempts=attempts if isinstance(attempts, int) else None,
-        error=error_text(body.get("error")),
-        input=body.get("input"),
-        item=body.get("item"),
+        time=body.ts.isoformat() if body.ts else hdrs.get("Nats-Time-Stamp"),
+        run_id=body.run_id,
+        step_id=body.step_id,
+        task=body.task,
+        attempts=body.attempts,
+        error=error_text(body.error),
+        input=body.input,
+        item=body.item,
     )
 
 

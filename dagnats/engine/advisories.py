@@ -23,7 +23,6 @@ from dagnats._nats.types import (
     NotFoundError,
 )
 from dagnats.protocol import events as ev
-from dagnats.protocol.events import Event
 
 log = logging.getLogger(__name__)
 
@@ -72,22 +71,8 @@ class AdvisoryWatcher(ConsumerLoop):
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("ignoring a malformed max-deliveries advisory: %s", exc)
             return
-        event = Event(
-            type=ev.WORKER_LOST,
-            run_id=task.run_id,
-            step_id=task.step_id,
-            attempt=task.attempt,
-            iteration=task.iteration,
-            item=task.item,
-            data={
-                "error": f"worker lost: task '{task.task}' was delivered {deliveries} times "
-                "without an answer",
-                "error_type": "WorkerLost",
-                "retryable": True,
-                "deliveries": deliveries,
-            },
-        )
-        await append_event(self.js, event, f"{task.dedup_id}.lost")
+        event, dedup_id = ev.worker_lost(task, deliveries)
+        await append_event(self.js, event, dedup_id)
         try:
             await self.js.delete_msg(protocol.TASK_STREAM, seq)
         except Exception as exc:  # noqa: BLE001 - another engine may have removed it first

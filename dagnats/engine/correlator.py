@@ -22,7 +22,8 @@ from dagnats._nats.publish import append_event
 from dagnats._nats.types import AckPolicy, ConsumerConfig, DeliverPolicy, KeyValue, Msg, NatsClient
 from dagnats.dag.machine.actions import RegisterWaiter
 from dagnats.protocol import events as ev
-from dagnats.protocol.events import Event
+from dagnats.protocol import keys
+from dagnats.protocol.messages import EventWaiter
 
 log = logging.getLogger(__name__)
 
@@ -84,26 +85,20 @@ class Correlator(ConsumerLoop):
     async def on_event(self, name: str, payload: Any) -> None:
         # Only this event's waiters, values included, in one server-filtered pass (a scan
         # failure raises: the event is given back and correlated again).
-        entries = await scan(self.waiters, f"{name.encode().hex()}.>", limit=MAX_WAITERS_PER_EVENT)
+        entries = await scan(self.waiters, keys.waiters_of(name), limit=MAX_WAITERS_PER_EVENT)
         for entry in entries:
             if not entry.value:
                 continue
             try:
-                waiter = json.loads(entry.value)
+                waiter = EventWaiter.model_validate_json(entry.value)
             except ValueError:
                 log.warning("ignoring a malformed waiter %s", entry.key)
                 continue
-            if matches(waiter.get("match") or {}, payload):
-                await self._matched(waiter["run_id"], waiter["step_id"], name, payload)
+            if matches(waiter.match, payload):
+                await self._matched(waiter.run_id, waiter.step_id, name, payload)
 
     async def _matched(self, run_id: str, step_id: str, name: str, payload: Any) -> None:
-        event = Event(
-            type=ev.STEP_WAIT_MATCHED,
-            run_id=run_id,
-            step_id=step_id,
-            data={"event": payload, "name": name},
-        )
-        await append_event(self.js, event, f"{run_id}.{step_id}.matched")
+        await append_event(self.js, *ev.wait_matched(run_id, step_id, name, payload))
         self.matched += 1
 
     async def lookback(self, w: RegisterWaiter) -> None:

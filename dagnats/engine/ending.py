@@ -6,7 +6,6 @@ Split from engine.py: these run once per run (or per poison event), not per even
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 from datetime import UTC, datetime
 
@@ -24,8 +23,10 @@ from dagnats.dag.machine.replay import fold
 from dagnats.dag.machine.state import RunError, RunState
 from dagnats.engine.executor import Executor
 from dagnats.engine.limits import announced, release_run, release_slots
+from dagnats.protocol import dedup
 from dagnats.protocol import events as ev
 from dagnats.protocol.events import Event
+from dagnats.protocol.messages import DeadLetterMessage
 
 log = logging.getLogger(__name__)
 
@@ -56,15 +57,13 @@ class RunEnding:
         )
         log.error("run %s: %s", event.run_id, message)
         try:
-            body = {
-                "run_id": event.run_id,
-                "event": event.model_dump(mode="json"),
-                "error": message,
-            }
+            body = DeadLetterMessage(
+                run_id=event.run_id, event=event.model_dump(mode="json"), error=message
+            )
             await self.js.publish(
                 protocol.dead_letter_subject(event.run_id, "engine"),
-                json.dumps(body, default=str).encode(),
-                headers=msg_id(f"dead.engine.{event.seq}"),
+                body.encode(),
+                headers=msg_id(dedup.engine_dead_letter_id(event.seq)),
             )
             await self.fail_run(event, message)
         except Exception:
@@ -101,14 +100,10 @@ class RunEnding:
             }
         )
         parent = failed.parent
-        record = Event(
-            type=ev.WORKFLOW_FAILED,
-            run_id=run_id,
-            data={"error": {"message": message, "type": "EngineError"}},
-        )
+        record, record_id = ev.engine_failed(run_id, message)
         await self.executor.execute(
             [
-                RecordEvent(event=record, dedup_id=f"{run_id}.failed.engine"),
+                RecordEvent(event=record, dedup_id=record_id),
                 FinishRun(
                     run_id=run_id,
                     status="failed",

@@ -14,7 +14,6 @@ import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from dagnats import protocol
 from dagnats._nats.payloads import THRESHOLD_BYTES, Payloads
@@ -38,27 +37,22 @@ from dagnats.dag.machine.actions import (
 )
 from dagnats.engine.limits import check_limits, limits_of
 from dagnats.engine.run_actions import RunActions
+from dagnats.protocol import dedup, keys
 from dagnats.protocol import events as ev
 from dagnats.protocol.events import Event
+from dagnats.protocol.messages import DeadLetterMessage, DeferredTask, EventWaiter, TimerMessage
 
 log = logging.getLogger(__name__)
 
 
-def waiter_key(event: str, run_id: str, step_id: str) -> str:
-    # Event names may contain dots (KV key separators): hex keeps one token per name.
-    return f"{event.encode().hex()}.{run_id}.{step_id}"
-
-
 def timer_body(a: ScheduleTimer) -> bytes:
-    return json.dumps(
-        {
-            "run_id": a.run_id,
-            "step_id": a.step_id,
-            "kind": a.kind,
-            "fire_at": a.fire_at.isoformat(),
-            "data": {**a.data, "kind": a.kind},
-            "dedup_id": a.dedup_id,
-        }
+    return TimerMessage(
+        run_id=a.run_id,
+        step_id=a.step_id,
+        kind=a.kind,
+        fire_at=a.fire_at,
+        data={**a.data, "kind": a.kind},
+        dedup_id=a.dedup_id,
     ).encode()
 
 
@@ -111,12 +105,11 @@ class Executor:
                     )
                 )
             elif isinstance(a, DeadLetter):
-                body = json.dumps(_dead_letter_body(a), default=str).encode()
                 futures.append(
                     await self._pub(
                         protocol.dead_letter_subject(a.run_id, a.step_id),
-                        body,
-                        f"dead.{a.run_id}.{a.step_id}.{a.item}.{a.attempts}",
+                        _dead_letter_body(a),
+                        dedup.dead_letter_id(a.run_id, a.step_id, a.item, a.attempts),
                     )
                 )
             else:
@@ -183,25 +176,20 @@ class Executor:
         if wait_s is None:
             futures.append(await self._pub(subject, await self._task_body(t), t.dedup_id))
             return
-        fire_at = datetime.now(UTC) + timedelta(seconds=wait_s)
-        body = {
-            "run_id": t.run_id,
-            "step_id": t.step_id,
-            "kind": "dispatch",
-            "fire_at": fire_at.isoformat(),
-            "data": {"kind": "dispatch"},
-            "dedup_id": f"defer.{t.dedup_id}",
-            "task": {
-                "subject": subject,
-                "body": (await self._task_body(t)).decode(),
-                **limits_of(t),
-            },
-        }
+        deferred = TimerMessage(
+            run_id=t.run_id,
+            step_id=t.step_id,
+            kind="dispatch",
+            fire_at=datetime.now(UTC) + timedelta(seconds=wait_s),
+            data={"kind": "dispatch"},
+            dedup_id=dedup.deferred_task_id(t.dedup_id),
+            task=DeferredTask(
+                subject=subject, body=(await self._task_body(t)).decode(), **limits_of(t)
+            ),
+        )
         futures.append(
             await self._pub(
-                protocol.timer_subject("dispatch", t.run_id),
-                json.dumps(body).encode(),
-                f"defer.{t.dedup_id}",
+                protocol.timer_subject("dispatch", t.run_id), deferred.encode(), deferred.dedup_id
             )
         )
 
@@ -211,8 +199,7 @@ class Executor:
         body = _task_body_inline(t)
         if len(body) <= THRESHOLD_BYTES:
             return body
-        item = "" if t.item is None else f".i{t.item}"
-        key = f"{t.run_id}/{t.step_id}/{t.attempt}.{t.iteration}{item}/input"
+        key = keys.payload_key(t.run_id, t.step_id, t.attempt, t.iteration, t.item, "input")
         ref = await self.payloads.offload(key, t.input)
         return _task_body_inline(dataclasses.replace(t, input=ref))
 
@@ -220,7 +207,8 @@ class Executor:
         body = a.event.to_bytes()
         if len(body) <= THRESHOLD_BYTES:
             return body
-        ref = await self.payloads.offload(f"{a.event.run_id}/records/{a.dedup_id}", a.event.data)
+        key = keys.record_payload_key(a.event.run_id, a.dedup_id)
+        ref = await self.payloads.offload(key, a.event.data)
         return a.event.model_copy(update={"data": ref}).to_bytes()
 
     async def drain(self, timeout_s: float = 5.0) -> None:
@@ -242,36 +230,28 @@ class Executor:
         elif isinstance(a, StartChildRun):
             await runs.start_child(a)
         elif isinstance(a, CancelChildRun):
-            await self._publish_event(
-                Event(
-                    type=ev.WORKFLOW_CANCEL_REQUESTED,
-                    run_id=a.child_run_id,
-                    data={"reason": a.reason},
-                ),
-                f"{a.child_run_id}.cancel.parent",
-            )
+            await self._publish_event(*ev.cancel_requested(a.child_run_id, a.reason, by="parent"))
         elif isinstance(a, RequestApproval):
             await runs.request_approval(a)
         elif isinstance(a, RegisterWaiter):
+            waiter = EventWaiter(
+                run_id=a.run_id,
+                step_id=a.step_id,
+                event=a.event,
+                match=a.match,
+                lookback_ns=a.lookback_ns,
+                registered_at=a.registered_at,
+            )
             await self.kv[protocol.KV_WAITERS].put(
-                waiter_key(a.event, a.run_id, a.step_id),
-                json.dumps(
-                    {
-                        "run_id": a.run_id,
-                        "step_id": a.step_id,
-                        "event": a.event,
-                        "match": a.match,
-                        "lookback_ns": a.lookback_ns,
-                        "registered_at": a.registered_at.isoformat(),
-                    },
-                    default=str,
-                ).encode(),
+                keys.waiter_key(a.event, a.run_id, a.step_id), waiter.encode()
             )
             if self.on_waiter is not None:
                 await self.on_waiter(a)
         elif isinstance(a, RemoveWaiter):
             try:
-                await self.kv[protocol.KV_WAITERS].purge(waiter_key(a.event, a.run_id, a.step_id))
+                await self.kv[protocol.KV_WAITERS].purge(
+                    keys.waiter_key(a.event, a.run_id, a.step_id)
+                )
             except KeyNotFoundError:
                 pass
         elif isinstance(a, Respond):
@@ -280,33 +260,29 @@ class Executor:
 
 
 def _task_body_inline(t: DispatchTask) -> bytes:
-    return (
-        protocol.TaskMessage(
-            run_id=t.run_id,
-            workflow=t.workflow,
-            step_id=t.step_id,
-            task=t.task,
-            attempt=t.attempt,
-            iteration=t.iteration,
-            item=t.item,
-            input=t.input,
-            timeout_ns=t.timeout_ns,
-            idempotency_key=t.idempotency_key,
-            dedup_id=t.dedup_id,
-        )
-        .model_dump_json(exclude_none=True)
-        .encode()
-    )
+    return protocol.TaskMessage(
+        run_id=t.run_id,
+        workflow=t.workflow,
+        step_id=t.step_id,
+        task=t.task,
+        attempt=t.attempt,
+        iteration=t.iteration,
+        item=t.item,
+        input=t.input,
+        timeout_ns=t.timeout_ns,
+        idempotency_key=t.idempotency_key,
+        dedup_id=t.dedup_id,
+    ).encode()
 
 
-def _dead_letter_body(a: DeadLetter) -> dict[str, Any]:
-    return {
-        "run_id": a.run_id,
-        "step_id": a.step_id,
-        "item": a.item,
-        "task": a.task,
-        "input": a.input,
-        "error": a.error,
-        "attempts": a.attempts,
-        "ts": datetime.now(UTC).isoformat(),
-    }
+def _dead_letter_body(a: DeadLetter) -> bytes:
+    return DeadLetterMessage(
+        run_id=a.run_id,
+        step_id=a.step_id,
+        item=a.item,
+        task=a.task,
+        input=a.input,
+        error=a.error,
+        attempts=a.attempts,
+        ts=datetime.now(UTC),
+    ).encode()

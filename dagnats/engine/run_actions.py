@@ -8,12 +8,10 @@ executor's hot path (tasks, timers, records) runs per event.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import secrets
 from datetime import UTC, datetime
-from typing import Any
 
 from dagnats import protocol
 from dagnats._nats.publish import append_event
@@ -22,7 +20,9 @@ from dagnats._nats.types import JetStreamContext, KeyValue, KeyWrongLastSequence
 from dagnats.dag.machine.actions import AdmitRun, FinishRun, RequestApproval, StartChildRun
 from dagnats.engine.limits import MAX_WAITING_RUNS, admit_run
 from dagnats.protocol import events as ev
+from dagnats.protocol import keys
 from dagnats.protocol.events import Event
+from dagnats.protocol.messages import ApprovalRecord
 
 log = logging.getLogger(__name__)
 
@@ -53,22 +53,14 @@ class RunActions:
         if verdict is True:
             await self.admitted(a.run_id)
         elif verdict is None:
-            await self._publish_event(
-                Event(
-                    type=ev.WORKFLOW_CANCEL_REQUESTED,
-                    run_id=a.run_id,
-                    data={
-                        "reason": f"the queue of workflow '{a.workflow}' is full "
-                        f"({MAX_WAITING_RUNS} runs waiting for max_runs)"
-                    },
-                ),
-                f"{a.run_id}.cancel.queue",
+            reason = (
+                f"the queue of workflow '{a.workflow}' is full "
+                f"({MAX_WAITING_RUNS} runs waiting for max_runs)"
             )
+            await self._publish_event(*ev.cancel_requested(a.run_id, reason, by="queue"))
 
     async def admitted(self, run_id: str) -> None:
-        await self._publish_event(
-            Event(type=ev.WORKFLOW_ADMITTED, run_id=run_id), f"{run_id}.admitted"
-        )
+        await self._publish_event(*ev.workflow_admitted(run_id))
 
     async def finish(self, a: FinishRun) -> None:
         if a.status != "completed":
@@ -76,30 +68,17 @@ class RunActions:
             # this subject cancel them (best effort, core pub/sub).
             await self.nc.publish(protocol.cancel_subject(a.run_id), a.status.encode())
         if a.parent_run_id and a.parent_step_id:
-            ok = a.status == "completed"
-            data: dict[str, Any] = {"child_run_id": a.run_id, "status": a.status}
-            if ok:
-                data["output"] = a.output
+            if a.status == "completed":
+                stamped = ev.child_completed(a.parent_run_id, a.parent_step_id, a.run_id, a.output)
             else:
-                data["error"] = (a.error or {}).get("message", f"child run {a.status}")
-            await self._publish_event(
-                Event(
-                    type=ev.CHILD_COMPLETED if ok else ev.CHILD_FAILED,
-                    run_id=a.parent_run_id,
-                    step_id=a.parent_step_id,
-                    data=data,
-                ),
-                f"{a.run_id}.finish.parent",
-            )
+                error = (a.error or {}).get("message", f"child run {a.status}")
+                stamped = ev.child_failed(
+                    a.parent_run_id, a.parent_step_id, a.run_id, a.status, error
+                )
+            await self._publish_event(*stamped)
         for child in a.child_steps:
-            await self._publish_event(
-                Event(
-                    type=ev.WORKFLOW_CANCEL_REQUESTED,
-                    run_id=child,
-                    data={"reason": f"parent run {a.run_id} {a.status}"},
-                ),
-                f"{child}.cancel.parent",
-            )
+            reason = f"parent run {a.run_id} {a.status}"
+            await self._publish_event(*ev.cancel_requested(child, reason, by="parent"))
         await self._cleanup(a.run_id, timers=a.timers)
 
     async def _cleanup(self, run_id: str, *, timers: bool) -> None:
@@ -133,35 +112,18 @@ class RunActions:
     async def start_child(self, a: StartChildRun) -> None:
         found = await self.defs.get(a.workflow, a.revision)
         if found is None:
+            error = f"sub-workflow '{a.workflow}' is not registered"
             await self._publish_event(
-                Event(
-                    type=ev.CHILD_FAILED,
-                    run_id=a.run_id,
-                    step_id=a.step_id,
-                    data={
-                        "child_run_id": a.child_run_id,
-                        "status": "failed",
-                        "error": f"sub-workflow '{a.workflow}' is not registered",
-                    },
-                ),
-                f"{a.child_run_id}.finish.parent",
+                *ev.child_failed(a.run_id, a.step_id, a.child_run_id, "failed", error)
             )
             return
         _defn, revision = found
-        started = Event(
-            type=ev.WORKFLOW_STARTED,
-            run_id=a.child_run_id,
-            data={
-                "workflow": a.workflow,
-                "revision": revision,
-                "input": a.input,
-                "parent": None
-                if a.detach
-                else {"run_id": a.run_id, "step_id": a.step_id, "depth": a.depth},
-                "depth": a.depth,
-            },
+        parent = None if a.detach else {"run_id": a.run_id, "step_id": a.step_id, "depth": a.depth}
+        await self._publish_event(
+            *ev.child_started(
+                a.child_run_id, a.workflow, revision, a.input, parent=parent, depth=a.depth
+            )
         )
-        await self._publish_event(started, f"{a.child_run_id}.started")
 
     async def request_approval(self, a: RequestApproval) -> None:
         """Mint the step's single-use token once, however often this action is executed.
@@ -171,35 +133,20 @@ class RunActions:
         """
         kv = self.kv[protocol.KV_APPROVALS]
         ttl_s = max(1, math.ceil((a.expires_at - datetime.now(UTC)).total_seconds()) + 60)
-        ref = f"step.{a.run_id}.{a.step_id}.{int(a.expires_at.timestamp() * 1000)}"
+        ref = keys.approval_ref_key(a.run_id, a.step_id, a.expires_at)
         token = secrets.token_hex(32)  # 256 bits
         try:
             await kv.create(ref, token.encode(), msg_ttl=ttl_s)
         except KeyWrongLastSequenceError:
             entry = await kv.get(ref)
             token = (entry.value or b"").decode() or token
-        body = json.dumps(
-            {
-                "run_id": a.run_id,
-                "step_id": a.step_id,
-                "expires_at": a.expires_at.isoformat(),
-                "state": "open",
-            }
+        body = ApprovalRecord(
+            run_id=a.run_id, step_id=a.step_id, expires_at=a.expires_at, state="open"
         ).encode()
         try:
             await kv.create(token, body, msg_ttl=ttl_s)
         except KeyWrongLastSequenceError:
             pass  # created by the earlier execution (and maybe used since): keep it
         await self._publish_event(
-            Event(
-                type=ev.STEP_APPROVAL_REQUESTED,
-                run_id=a.run_id,
-                step_id=a.step_id,
-                data={
-                    "token": token,
-                    "expires_at": a.expires_at.isoformat(),
-                    "message": a.message,
-                },
-            ),
-            f"{a.run_id}.{a.step_id}.approval.{a.expires_at.timestamp()}",
+            *ev.approval_requested(a.run_id, a.step_id, token, a.expires_at, a.message)
         )

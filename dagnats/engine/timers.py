@@ -12,7 +12,6 @@ import contextlib
 import json
 import logging
 from datetime import UTC, datetime
-from typing import Any
 
 from dagnats import protocol
 from dagnats._nats.consumers import ConsumerLoop
@@ -29,7 +28,7 @@ from dagnats._nats.types import (
 from dagnats.dag.machine.state import RUN_TERMINAL
 from dagnats.engine.limits import check_limits, release_slots
 from dagnats.protocol import events as ev
-from dagnats.protocol.events import Event
+from dagnats.protocol.messages import DeferredTask, TimerMessage
 
 log = logging.getLogger(__name__)
 
@@ -61,38 +60,35 @@ class TimerService(ConsumerLoop):
         self.kv = kv or {}
         self.fired = 0
 
-    async def _dispatch(self, msg: Msg, task: dict[str, Any]) -> None:
+    async def _dispatch(self, msg: Msg, run_id: str, task: DeferredTask) -> None:
         """A task deferred by its rate limit or concurrency limit: try the limits again."""
 
-        if await self._run_ended(msg):
+        if await self._run_ended(run_id):
             # Its slots were released when the run ended; taking one now would leak it.
             await msg.ack()
             return
-        wait_s = await check_limits(self.kv, task)
+        wait_s = await check_limits(self.kv, task.limits())
         if wait_s is not None:
             await msg.nak(delay=max(0.01, min(wait_s, MAX_NAK_DELAY_S)))
             return
-        if await self._run_ended(msg):
+        if await self._run_ended(run_id):
             # The run ended while we took the slot (its release may have run before): give
             # the slot back ourselves, or nobody would.
-            if task.get("max_task_concurrency"):
+            if task.max_task_concurrency:
                 await release_slots(
-                    self.kv[protocol.KV_CONCURRENCY], task["task_name"], holder=task["holder"]
+                    self.kv[protocol.KV_CONCURRENCY], task.task_name, holder=task.holder
                 )
             await msg.ack()
             return
-        await self.js.publish(
-            task["subject"], task["body"].encode(), headers=msg_id(task["holder"])
-        )
+        await self.js.publish(task.subject, task.body.encode(), headers=msg_id(task.holder))
         await msg.ack()
 
-    async def _run_ended(self, msg: Msg) -> bool:
-        body = json.loads(msg.data)
+    async def _run_ended(self, run_id: str) -> bool:
         runs = self.kv.get(protocol.KV_RUNS)
         if runs is None:
             return False
         try:
-            entry = await runs.get(body["run_id"])
+            entry = await runs.get(run_id)
         except KeyNotFoundError:
             return False
         try:  # the top-level status (an oversized snapshot's marker carries it too)
@@ -102,26 +98,17 @@ class TimerService(ConsumerLoop):
 
     async def handle(self, msg: Msg) -> None:
         try:
-            body = json.loads(msg.data)
-            fire_at = datetime.fromisoformat(body["fire_at"])
-            remaining = (fire_at - datetime.now(UTC)).total_seconds()
+            timer = TimerMessage.model_validate_json(msg.data)
+            remaining = (timer.fire_at - datetime.now(UTC)).total_seconds()
             if remaining > EARLY_S:
                 await msg.nak(delay=min(remaining, MAX_NAK_DELAY_S))
                 return
-            if body.get("kind") == "dispatch":
-                await self._dispatch(msg, body["task"])
+            if timer.kind == "dispatch":
+                if timer.task is None:
+                    raise ValueError("a dispatch timer without its task")
+                await self._dispatch(msg, timer.run_id, timer.task)
                 return
-            data = body.get("data") or {}
-            event = Event(
-                type=ev.TIMER_FIRED,
-                run_id=body["run_id"],
-                step_id=body.get("step_id"),
-                attempt=data.get("attempt"),
-                iteration=data.get("iteration"),
-                item=data.get("item"),
-                data=data,
-            )
-            await append_event(self.js, event, f"fired.{body['dedup_id']}")
+            await append_event(self.js, *ev.timer_fired(timer))
             await msg.ack()
             self.fired += 1
         except (ValueError, KeyError, TypeError) as exc:

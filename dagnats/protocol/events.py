@@ -3,14 +3,20 @@
 Two kinds share one envelope. *Inputs* change a run: ``advance()`` applies them. *Records*
 are written by the engine to describe a decision it already applied (``workflow.completed``,
 ``step.skipped`` ...); reading one back is a no-op, which keeps replay deterministic.
+
+Every input is made by one constructor here that returns ``(event, dedup_id)``: the dedup
+id is part of the protocol (see :mod:`dagnats.protocol.dedup`), never spelled by a caller.
 """
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from dagnats.protocol.messages import TaskMessage, TimerMessage
 
 # --- inputs: published by the API, workers, timers, the correlator, child runs ---
 WORKFLOW_STARTED = "workflow.started"  # data: {"input", "workflow", "revision", "parent"?, ...}
@@ -107,3 +113,199 @@ class Event(BaseModel):
         ev = cls.model_validate_json(raw)
         ev.seq = seq
         return ev
+
+
+Stamped = tuple[Event, str]
+"""An event and the dedup id it is published under."""
+
+CancelCause = Literal["request", "parent", "queue"]
+_CANCEL_SUFFIX: dict[str, str] = {"request": "", "parent": ".parent", "queue": ".queue"}
+
+
+# --- inputs -------------------------------------------------------------------------------
+
+
+def workflow_started(
+    run_id: str,
+    workflow: str,
+    revision: int,
+    input: Any,
+    *,
+    idempotency_key: str | None,
+    nonce: str | None = None,
+) -> Stamped:
+    """A run started through the API: ``<run>.started.<nonce>``, unique per request, so an
+    id reused after ``delete_run`` can start again (a repeat for a live run is a no-op)."""
+    data = {
+        "workflow": workflow,
+        "revision": revision,
+        "input": input,
+        "idempotency_key": idempotency_key,
+    }
+    event = Event(type=WORKFLOW_STARTED, run_id=run_id, data=data)
+    return event, f"{run_id}.started.{nonce or secrets.token_hex(6)}"
+
+
+def child_started(
+    child_run_id: str,
+    workflow: str,
+    revision: int,
+    input: Any,
+    *,
+    parent: dict[str, Any] | None,
+    depth: int,
+) -> Stamped:
+    """A sub-workflow's run started by its parent step: ``<child>.started``."""
+    data = {
+        "workflow": workflow,
+        "revision": revision,
+        "input": input,
+        "parent": parent,
+        "depth": depth,
+    }
+    event = Event(type=WORKFLOW_STARTED, run_id=child_run_id, data=data)
+    return event, f"{child_run_id}.started"
+
+
+def cancel_requested(run_id: str, reason: str, *, by: CancelCause = "request") -> Stamped:
+    """``<run>.cancel`` (API), ``<run>.cancel.parent`` (its parent ended or cancelled the
+    child step), ``<run>.cancel.queue`` (its workflow's admission queue is full)."""
+    event = Event(type=WORKFLOW_CANCEL_REQUESTED, run_id=run_id, data={"reason": reason})
+    return event, f"{run_id}.cancel{_CANCEL_SUFFIX[by]}"
+
+
+def workflow_admitted(run_id: str) -> Stamped:
+    """A pending run got its concurrency slot: ``<run>.admitted``."""
+    return Event(type=WORKFLOW_ADMITTED, run_id=run_id), f"{run_id}.admitted"
+
+
+def _of_task(task: TaskMessage, type_: str, data: Any) -> Event:
+    return Event(
+        type=type_,
+        run_id=task.run_id,
+        step_id=task.step_id,
+        attempt=task.attempt,
+        iteration=task.iteration,
+        item=task.item,
+        data=data,
+    )
+
+
+def step_started(task: TaskMessage, data: dict[str, Any]) -> Stamped:
+    """A worker picked ``task`` up: ``<task dedup id>.started``."""
+    return _of_task(task, STEP_STARTED, data), f"{task.dedup_id}.started"
+
+
+RESULT_TYPES: frozenset[str] = frozenset({STEP_COMPLETED, STEP_FAILED, STEP_CONTINUE})
+
+
+def step_result(task: TaskMessage, type_: str, data: dict[str, Any]) -> Stamped:
+    """A worker's one result of ``task`` (completed, failed or continue):
+    ``<task dedup id>.result``, whichever it is, so a task has one result at most."""
+    if type_ not in RESULT_TYPES:
+        raise ValueError(f"event type {type_!r} is not a step result ({sorted(RESULT_TYPES)})")
+    return _of_task(task, type_, data), f"{task.dedup_id}.result"
+
+
+def step_completed(task: TaskMessage, data: dict[str, Any]) -> Stamped:
+    return step_result(task, STEP_COMPLETED, data)
+
+
+def step_failed(task: TaskMessage, data: dict[str, Any]) -> Stamped:
+    return step_result(task, STEP_FAILED, data)
+
+
+def step_continue(task: TaskMessage, data: dict[str, Any]) -> Stamped:
+    return step_result(task, STEP_CONTINUE, data)
+
+
+def worker_lost(task: TaskMessage, deliveries: int) -> Stamped:
+    """``task`` was delivered ``deliveries`` times without an answer: ``<task dedup id>.lost``."""
+    data = {
+        "error": f"worker lost: task '{task.task}' was delivered {deliveries} times "
+        "without an answer",
+        "error_type": "WorkerLost",
+        "retryable": True,
+        "deliveries": deliveries,
+    }
+    return _of_task(task, WORKER_LOST, data), f"{task.dedup_id}.lost"
+
+
+def timer_fired(timer: TimerMessage) -> Stamped:
+    """A due timer: ``fired.<timer dedup id>``."""
+    data = timer.data
+    event = Event(
+        type=TIMER_FIRED,
+        run_id=timer.run_id,
+        step_id=timer.step_id,
+        attempt=data.get("attempt"),
+        iteration=data.get("iteration"),
+        item=data.get("item"),
+        data=data,
+    )
+    return event, f"fired.{timer.dedup_id}"
+
+
+def wait_matched(run_id: str, step_id: str, name: str, payload: Any) -> Stamped:
+    """Event ``name`` matched a waiting step: ``<run>.<step>.matched``."""
+    data = {"event": payload, "name": name}
+    event = Event(type=STEP_WAIT_MATCHED, run_id=run_id, step_id=step_id, data=data)
+    return event, f"{run_id}.{step_id}.matched"
+
+
+def _decided(token: str, type_: str, run_id: str, step_id: str, data: Any) -> Stamped:
+    # Per token: a token is one decision of one approval request, while
+    # "<run>.<step>.decided" would collide when the step asks again within the window.
+    return Event(type=type_, run_id=run_id, step_id=step_id, data=data), f"decided.{token}"
+
+
+def step_approved(token: str, run_id: str, step_id: str, data: Any) -> Stamped:
+    """``decided.<token>``."""
+    return _decided(token, STEP_APPROVED, run_id, step_id, {"data": data})
+
+
+def step_rejected(token: str, run_id: str, step_id: str, reason: Any) -> Stamped:
+    """``decided.<token>``."""
+    return _decided(token, STEP_REJECTED, run_id, step_id, {"reason": reason})
+
+
+def child_completed(
+    parent_run_id: str, parent_step_id: str, child_run_id: str, output: Any
+) -> Stamped:
+    """A child run completed: ``<child>.finish.parent`` (to the parent's history)."""
+    data = {"child_run_id": child_run_id, "status": "completed", "output": output}
+    event = Event(type=CHILD_COMPLETED, run_id=parent_run_id, step_id=parent_step_id, data=data)
+    return event, f"{child_run_id}.finish.parent"
+
+
+def child_failed(
+    parent_run_id: str, parent_step_id: str, child_run_id: str, status: str, error: str
+) -> Stamped:
+    """A child run failed, was cancelled, or could not start: ``<child>.finish.parent``."""
+    data = {"child_run_id": child_run_id, "status": status, "error": error}
+    event = Event(type=CHILD_FAILED, run_id=parent_run_id, step_id=parent_step_id, data=data)
+    return event, f"{child_run_id}.finish.parent"
+
+
+# --- records written outside advance() ----------------------------------------------------
+
+
+def signal_received(run_id: str, name: str, data: Any, revision: int) -> Stamped:
+    """Signal ``name`` was stored at KV ``revision``: ``signal.<run>.<name>.<revision>``."""
+    event = Event(type=SIGNAL_RECEIVED, run_id=run_id, data={"name": name, "data": data})
+    return event, f"signal.{run_id}.{name}.{revision}"
+
+
+def engine_failed(run_id: str, message: str) -> Stamped:
+    """The engine failed the run itself (an event it could not apply): ``<run>.failed.engine``."""
+    data = {"error": {"message": message, "type": "EngineError"}}
+    return Event(type=WORKFLOW_FAILED, run_id=run_id, data=data), f"{run_id}.failed.engine"
+
+
+def approval_requested(
+    run_id: str, step_id: str, token: str, expires_at: datetime, message: str | None
+) -> Stamped:
+    """``<run>.<step>.approval.<deadline as float seconds>``: one per approval request."""
+    data = {"token": token, "expires_at": expires_at.isoformat(), "message": message}
+    event = Event(type=STEP_APPROVAL_REQUESTED, run_id=run_id, step_id=step_id, data=data)
+    return event, f"{run_id}.{step_id}.approval.{expires_at.timestamp()}"

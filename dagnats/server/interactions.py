@@ -21,7 +21,7 @@ from dagnats._nats.types import (
 )
 from dagnats.errors import ApiError, ApprovalError
 from dagnats.protocol import events as ev
-from dagnats.protocol.events import Event
+from dagnats.protocol.messages import ApprovalRecord
 from dagnats.worker.signals import send_signal
 
 
@@ -82,7 +82,7 @@ class Interactions:
         )
         return {"name": name, "seq": ack.seq}
 
-    async def _consume_token(self, token: str, decision: dict[str, Any]) -> dict[str, Any]:
+    async def _consume_token(self, token: str, decision: dict[str, Any]) -> ApprovalRecord:
         """Mark the token used with ``decision`` (exactly once), and return its record.
 
         The decision is stored in the used record, so a retry of the same decision (say its
@@ -97,65 +97,49 @@ class Interactions:
             raise ApprovalError("approval token unknown or expired") from exc
         if entry.value is None:
             raise ApprovalError("approval token unknown or expired")
-        info: dict[str, Any] = json.loads(entry.value)
-        if info.get("state") == "used":
+        info = ApprovalRecord.model_validate_json(entry.value)
+        if info.state == "used":
             if _same_decision(info, decision):
                 return info
             raise ApprovalError("approval token already used")
-        if info.get("state") != "open":
-            raise ApprovalError(f"approval token already used ({info.get('state')})")
-        if datetime.fromisoformat(info["expires_at"]) <= datetime.now(UTC):
+        if info.state != "open":
+            raise ApprovalError(f"approval token already used ({info.state})")
+        if info.expires_at <= datetime.now(UTC):
             raise ApprovalError("approval token expired")
-        used = dict(info, state="used", **decision)
+        used = info.decided(decision)
         try:  # exactly once: only one CAS on this revision can win
-            await self.approvals.update(token, json.dumps(used).encode(), last=entry.revision)
+            await self.approvals.update(token, used.encode(), last=entry.revision)
         except KeyWrongLastSequenceError as exc:
             # Another request won; it may have been this same decision (a retry).
             try:
                 now = await self.approvals.get(token)
             except KeyNotFoundError:
                 raise ApprovalError("approval token already used") from exc
-            current = json.loads(now.value) if now.value else {}
-            if current.get("state") == "used" and _same_decision(current, decision):
-                return current
+            if now.value:
+                current = ApprovalRecord.model_validate_json(now.value)
+                if current.state == "used" and _same_decision(current, decision):
+                    return current
             raise ApprovalError("approval token already used") from exc
         return info
-
-    async def _publish_decision(self, token: str, info: dict[str, Any], event: Event) -> None:
-        # Deduplicated per token: a token is one decision of one approval request, while
-        # "<run>.<step>.decided" would collide when the step asks again within the window.
-        await append_event(self.js, event, f"decided.{token}")
 
     async def approve(self, body: dict[str, Any]) -> dict[str, Any]:
         token = _name(body, "token")
         data = body.get("data")
         info = await self._consume_token(token, {"decision": "approved", "data": data})
-        event = Event(
-            type=ev.STEP_APPROVED,
-            run_id=info["run_id"],
-            step_id=info["step_id"],
-            data={"data": data},
-        )
-        await self._publish_decision(token, info, event)
-        return {"run_id": info["run_id"], "step_id": info["step_id"], "approved": True}
+        await append_event(self.js, *ev.step_approved(token, info.run_id, info.step_id, data))
+        return {"run_id": info.run_id, "step_id": info.step_id, "approved": True}
 
     async def reject(self, body: dict[str, Any]) -> dict[str, Any]:
         token = _name(body, "token")
         reason = body.get("reason") or "rejected"
         info = await self._consume_token(token, {"decision": "rejected", "reason": reason})
-        event = Event(
-            type=ev.STEP_REJECTED,
-            run_id=info["run_id"],
-            step_id=info["step_id"],
-            data={"reason": reason},
-        )
-        await self._publish_decision(token, info, event)
-        return {"run_id": info["run_id"], "step_id": info["step_id"], "approved": False}
+        await append_event(self.js, *ev.step_rejected(token, info.run_id, info.step_id, reason))
+        return {"run_id": info.run_id, "step_id": info.step_id, "approved": False}
 
 
-def _same_decision(record: dict[str, Any], decision: dict[str, Any]) -> bool:
+def _same_decision(record: ApprovalRecord, decision: dict[str, Any]) -> bool:
     """The used record holds this decision with the same payload."""
-    return all(k in record and _same_value(record[k], v) for k, v in decision.items())
+    return all(_same_value(getattr(record, k, None), v) for k, v in decision.items())
 
 
 def _same_value(a: Any, b: Any) -> bool:

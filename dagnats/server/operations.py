@@ -7,7 +7,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import secrets
 import time
 from typing import Any
 
@@ -38,7 +37,6 @@ from dagnats.errors import (
     WorkflowNotFoundError,
 )
 from dagnats.protocol import events as ev
-from dagnats.protocol.events import Event
 from dagnats.server.interactions import RUN_ID_RE, Interactions, _name, _run_id
 
 log = logging.getLogger(__name__)
@@ -155,20 +153,11 @@ class Operations:
                 }
         if body.get("run_id"):
             await self._check_run_id_free(run_id)
-        started = Event(
-            type=ev.WORKFLOW_STARTED,
-            run_id=run_id,
-            data={
-                "workflow": name,
-                "revision": revision,
-                "input": run_input,
-                "idempotency_key": key,
-            },
-        )
+        started = ev.workflow_started(run_id, name, revision, run_input, idempotency_key=key)
         try:
             # Unique per request: an id reused after delete_run must start again (a second
             # workflow.started for a live run is a no-op for the engine anyway).
-            await append_event(self.js, started, f"{run_id}.started.{secrets.token_hex(6)}")
+            await append_event(self.js, *started)
         except Exception:
             # A publish that timed out may still have been stored: then the run exists.
             try:
@@ -328,8 +317,7 @@ class Operations:
         return {"run_id": run_id, "status": state.status, "cancelled": True}
 
     async def _request_cancel(self, run_id: str, reason: str) -> None:
-        event = Event(type=ev.WORKFLOW_CANCEL_REQUESTED, run_id=run_id, data={"reason": reason})
-        await append_event(self.js, event, f"{run_id}.cancel")
+        await append_event(self.js, *ev.cancel_requested(run_id, reason))
 
     async def delete_run(self, body: dict[str, Any]) -> dict[str, Any]:
         run_id = _run_id(body)

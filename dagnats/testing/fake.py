@@ -13,9 +13,10 @@ import json
 from typing import Any
 
 from dagnats import protocol
-from dagnats.worker.checkpoints import checkpoint_key, encode_value
+from dagnats.protocol import dedup, keys
+from dagnats.protocol.keys import checkpoint_key, signal_key
+from dagnats.worker.checkpoints import encode_value
 from dagnats.worker.context import TaskContext
-from dagnats.worker.signals import signal_key
 
 
 class MemoryBackend:
@@ -112,8 +113,8 @@ def fake_context(
         iteration=iteration,
         item=item,
         input=input,
-        idempotency_key=idempotency_key or f"{run_id}.{step_id}",
-        dedup_id=f"{run_id}.{step_id}.{attempt}",
+        idempotency_key=idempotency_key or keys.idempotency_key(run_id, step_id, item, None),
+        dedup_id=dedup.task_id(run_id, step_id, attempt, iteration, item),
     )
     store = backend or MemoryBackend()
     if checkpoint is not None:

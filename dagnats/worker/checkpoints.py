@@ -14,14 +14,10 @@ from pydantic_core import PydanticSerializationError, to_jsonable_python
 from dagnats import protocol
 from dagnats._nats.resources import MAX_MSG_BYTES
 from dagnats._nats.types import JetStreamContext, KeyNotFoundError, KeyValue
+from dagnats.protocol.keys import checkpoint_key
 
 # A KV value is one message on the bucket's stream (max 1 MiB); leave room for headers.
 MAX_VALUE_BYTES = MAX_MSG_BYTES - 4096
-
-
-def checkpoint_key(run_id: str, step_id: str, item: int | None = None) -> str:
-    """Attempts of a step share a key; each map instance has its own."""
-    return f"{run_id}.{step_id}" if item is None else f"{run_id}.{step_id}.{item}"
 
 
 def encode_value(value: Any, what: str) -> bytes:

@@ -17,8 +17,8 @@ from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from dagnats import protocol
 from dagnats.protocol.durations import SECOND, format_duration
-from dagnats.worker.checkpoints import checkpoint_key, decode_value, encode_value
-from dagnats.worker.signals import signal_key
+from dagnats.protocol.keys import checkpoint_key, signal_key
+from dagnats.worker.checkpoints import decode_value, encode_value
 from dagnats.worker.task import DurationLike, duration_ns
 
 T = TypeVar("T")

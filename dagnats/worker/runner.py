@@ -25,8 +25,8 @@ from dagnats._nats.publish import msg_id
 from dagnats._nats.resources import MAX_MSG_BYTES
 from dagnats._nats.types import JetStreamContext, Msg, NatsClient, PubAck, Subscription
 from dagnats.protocol import events as ev
+from dagnats.protocol import keys
 from dagnats.protocol.durations import format_duration
-from dagnats.protocol.events import Event
 from dagnats.worker.backend import KvCache, NatsBackend
 from dagnats.worker.context import TaskContext
 from dagnats.worker.heartbeat import Heartbeater
@@ -146,11 +146,11 @@ class Runner:
             report_started()
         try:
             event_type, data = await self._execute(msg, task, tm)
-            event_type, body = self._result_body(tm, event_type, data)
+            event_type, body, result_id = self._result_body(tm, event_type, data)
             if timer is not None:
                 timer.cancel()
             await _settle_started(started_job, tm)  # keep started before the result in the log
-            reported = await self._publish_result(tm, body)
+            reported = await self._publish_result(tm, body, result_id)
             if not reported:
                 await _quietly(msg.nak(delay=_UNREPORTED_NAK_DELAY_S), "nak")
                 return "unreported"
@@ -201,8 +201,7 @@ class Runner:
         field = {ev.STEP_COMPLETED: "output", ev.STEP_CONTINUE: "value"}.get(event_type)
         if field is None:
             return event_type, data
-        item = "" if tm.item is None else f".i{tm.item}"
-        key = f"{tm.run_id}/{tm.step_id}/{tm.attempt}.{tm.iteration}{item}/{field}"
+        key = keys.payload_key(tm.run_id, tm.step_id, tm.attempt, tm.iteration, tm.item, field)
         try:
             return event_type, {**data, field: await self._payloads.offload(key, data[field])}
         except ValueError as exc:  # above the object store limit: the same output fails again
@@ -308,11 +307,13 @@ class Runner:
 
     def _result_body(
         self, tm: protocol.TaskMessage, event_type: str, data: dict[str, Any]
-    ) -> tuple[str, bytes]:
-        """The result event's type and bytes; too big for one message is a final failure."""
-        body = _event(tm, event_type, data).to_bytes()
+    ) -> tuple[str, bytes, str]:
+        """The result event's type, bytes and dedup id; too big for one message is a final
+        failure."""
+        event, result_id = ev.step_result(tm, event_type, data)
+        body = event.to_bytes()
         if len(body) <= self._max_event_bytes:
-            return event_type, body
+            return event_type, body, result_id
         what = "output" if event_type == ev.STEP_COMPLETED else "result"
         message = (
             f"{what} of step {tm.step_id!r} is {len(body)} bytes as JSON; the limit is "
@@ -320,22 +321,21 @@ class Runner:
         )
         log.warning("run %s: %s", tm.run_id, message)
         data = failure_data(message, "OutputTooLargeError", retryable=False)
-        return ev.STEP_FAILED, _event(tm, ev.STEP_FAILED, data).to_bytes()
+        event, result_id = ev.step_failed(tm, data)
+        return ev.STEP_FAILED, event.to_bytes(), result_id
 
     async def _publish_started(
         self, tm: protocol.TaskMessage, delivery: int
     ) -> asyncio.Future[PubAck] | None:
         # Not awaited on the hot path: the handler starts while the ack is in flight.
-        event = _event(
-            tm,
-            ev.STEP_STARTED,
-            {"worker": self._worker_id, "worker_name": self._worker_name, "delivery": delivery},
+        event, started_id = ev.step_started(
+            tm, {"worker": self._worker_id, "worker_name": self._worker_name, "delivery": delivery}
         )
         try:
             future = await self._js.publish_async(
                 protocol.history_subject(tm.run_id),
                 event.to_bytes(),
-                headers=msg_id(f"{tm.dedup_id}.started"),
+                headers=msg_id(started_id),
             )
         except Exception as exc:  # noqa: BLE001 - step.started is informational: the result matters
             log.warning(
@@ -345,9 +345,9 @@ class Runner:
         future.add_done_callback(functools.partial(_log_started_failure, tm))
         return future
 
-    async def _publish_result(self, tm: protocol.TaskMessage, body: bytes) -> bool:
+    async def _publish_result(self, tm: protocol.TaskMessage, body: bytes, result_id: str) -> bool:
         subject = protocol.history_subject(tm.run_id)
-        headers = msg_id(f"{tm.dedup_id}.result")
+        headers = msg_id(result_id)
         for delay in (*_RESULT_RETRY_DELAYS, None):
             try:
                 await self._js.publish(subject, body, headers=dict(headers), timeout=5.0)
@@ -364,18 +364,6 @@ class Runner:
                 log.warning("run %s: result publish failed (%s); retrying", tm.run_id, exc)
                 await asyncio.sleep(delay)
         return False
-
-
-def _event(tm: protocol.TaskMessage, event_type: str, data: dict[str, Any]) -> Event:
-    return Event(
-        type=event_type,
-        run_id=tm.run_id,
-        step_id=tm.step_id,
-        attempt=tm.attempt,
-        iteration=tm.iteration,
-        item=tm.item,
-        data=data,
-    )
 
 
 async def _settle_started(

@@ -21,15 +21,11 @@ from dagnats._nats.types import (
     NatsTimeoutError,
     NotFoundError,
 )
-from dagnats.protocol.events import SIGNAL_RECEIVED, Event
+from dagnats.protocol import events as ev
+from dagnats.protocol.keys import signal_key
 from dagnats.worker.checkpoints import decode_value, encode_value
-from dagnats.worker.task import check_name
 
 log = logging.getLogger(__name__)
-
-
-def signal_key(run_id: str, name: str) -> str:
-    return f"{run_id}.{check_name(name, 'signal name')}"
 
 
 async def put_signal_raw(kv: KeyValue, key: str, value: bytes) -> int:
@@ -46,13 +42,12 @@ async def send_signal(
     """
     bucket = kv or await js.key_value(protocol.KV_SIGNALS)
     rev = await put_signal_raw(bucket, signal_key(run_id, name), encode_value(data, name))
-    record = Event(type=SIGNAL_RECEIVED, run_id=run_id, data={"name": name, "data": data})
     try:
         if not await _started(js, run_id):
             # Signals may be sent ahead of a run; only a started run's history records
             # them, so a signal cannot make an unknown or deleted run look alive.
             return rev
-        await append_event(js, record, f"signal.{run_id}.{name}.{rev}")
+        await append_event(js, *ev.signal_received(run_id, name, data, rev))
     except Exception as exc:  # noqa: BLE001 - the signal is stored; recording it is best effort
         log.warning("run %s: signal %r sent but not recorded in its history: %s", run_id, name, exc)
     return rev

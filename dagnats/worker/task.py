@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import re
 import types
 import typing
 from collections.abc import Awaitable, Callable, Coroutine
@@ -20,12 +19,11 @@ from typing import Any, Generic, ParamSpec, TypeVar, Union, get_args, get_origin
 from pydantic import TypeAdapter
 
 from dagnats.protocol.durations import SECOND, parse_duration
+from dagnats.protocol.keys import check_name as check_name
 from dagnats.worker.outcomes import Continue
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 
 DurationLike = str | int | float | timedelta
 """A duration: ``"30s"``/``"1h30m"``, a ``timedelta``, or a number of seconds."""
@@ -47,16 +45,6 @@ def duration_ns(value: DurationLike, what: str = "duration") -> int:
         return parse_duration(value)
     except ValueError as exc:
         raise ValueError(f"invalid {what}: {exc}") from exc
-
-
-def check_name(name: str, what: str) -> str:
-    """Names become NATS subject tokens and consumer names: keep them to a safe alphabet."""
-    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
-        raise ValueError(
-            f"invalid {what} {name!r}: use only letters, digits, '_' and '-' "
-            f"(it becomes part of a NATS subject)"
-        )
-    return name
 
 
 def _is_continue(tp: Any) -> bool:

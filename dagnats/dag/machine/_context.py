@@ -19,6 +19,7 @@ from dagnats.dag.definition.graph import dependents, handler_steps, sink_steps, 
 from dagnats.dag.definition.models import StepDef, WorkflowDef
 from dagnats.dag.machine.actions import Action, RecordEvent, ScheduleTimer, TimerKind
 from dagnats.dag.machine.state import ItemState, RunState, StepState
+from dagnats.protocol import dedup
 from dagnats.protocol.events import Event
 
 # A step (or map instance) in these states holds one of ``concurrency.max_steps`` slots: from
@@ -192,12 +193,6 @@ class Ctx:
     def emit(self, action: Action) -> None:
         self.actions.append(action)
 
-    def attempt_key(self, sid: str, attempt: int, iteration: int, item: int | None) -> str:
-        """``<run>.<step>.<attempt>.<iteration>`` or, for a map instance, ``...<attempt>.i<n>``."""
-        if item is not None:
-            return f"{self.run_id}.{sid}.{attempt}.i{item}"
-        return f"{self.run_id}.{sid}.{attempt}.{iteration}"
-
     def record(
         self,
         type_: str,
@@ -209,10 +204,7 @@ class Ctx:
         item: int | None = None,
     ) -> None:
         """Append an engine record; its dedup id derives from what it describes."""
-        if sid is None:
-            key = f"{self.run_id}.{type_}"
-        else:
-            key = f"{self.attempt_key(sid, attempt or 0, iteration or 0, item)}.{type_}"
+        key = dedup.record_id(self.run_id, type_, sid, attempt, iteration, item)
         event = Event(
             type=type_,
             run_id=self.run_id,
@@ -232,9 +224,12 @@ class Ctx:
         data: dict[str, Any],
         *,
         sid: str | None = None,
-        key: str | None = None,
+        attempt: int = 0,
+        iteration: int = 0,
+        item: int | None = None,
     ) -> None:
-        dedup = key if key is not None else f"{self.run_id}.{kind}"
+        """Schedule a timer of the run (no ``sid``) or of one attempt of a step."""
+        dedup_id = dedup.timer_id(self.run_id, kind, sid, attempt, iteration, item)
         self.emit(
             ScheduleTimer(
                 run_id=self.run_id,
@@ -242,7 +237,7 @@ class Ctx:
                 step_id=sid,
                 fire_at=fire_at,
                 data=data,
-                dedup_id=dedup,
+                dedup_id=dedup_id,
             )
         )
 

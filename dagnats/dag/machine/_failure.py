@@ -85,8 +85,15 @@ def attempt_failed(
     data: dict[str, Any] = {"attempt": nxt, "iteration": iteration}
     if item is not None:
         data["item"] = item
-    key = f"{ctx.attempt_key(sid, nxt, iteration, item)}.retry"
-    ctx.timer("retry", ctx.now + ns_delta(delay), data, sid=sid, key=key)
+    ctx.timer(
+        "retry",
+        ctx.now + ns_delta(delay),
+        data,
+        sid=sid,
+        attempt=nxt,
+        iteration=iteration,
+        item=item,
+    )
 
 
 # --- a step failed for good --------------------------------------------------------------

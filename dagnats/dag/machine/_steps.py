@@ -12,6 +12,7 @@ from dagnats.dag.machine._context import Ctx, first_undispatched, ns_delta
 from dagnats.dag.machine.actions import DispatchTask, Respond
 from dagnats.dag.machine.inputs import condition_scope, json_type, resolve_step_input
 from dagnats.dag.machine.state import ItemState, StepError, StepState
+from dagnats.protocol import dedup, keys
 from dagnats.protocol.durations import SECOND
 from dagnats.protocol.events import STEP_MAP_COMPLETED, STEP_MAP_STARTED, STEP_SKIPPED
 
@@ -152,13 +153,9 @@ def _send(
     handling: str | None,
 ) -> None:
     step = ctx.g.steps[sid]
-    key = ctx.attempt_key(sid, attempt, iteration, item)
-    idem = f"{ctx.run_id}.{sid}"
-    if item is not None:
-        idem = f"{idem}.{item}"
-    elif handling is not None:
-        # A shared handler runs once per step it serves; each use gets its own key.
-        idem = f"{idem}.{handling}"
+    key = dedup.task_id(ctx.run_id, sid, attempt, iteration, item)
+    # A shared handler runs once per step it serves; each use gets its own key.
+    idem = keys.idempotency_key(ctx.run_id, sid, item, handling)
     rate = step.rate_limit
     ctx.emit(
         DispatchTask(
@@ -194,8 +191,9 @@ def arm_backstop(ctx: Ctx, sid: str, attempt: int, iteration: int, item: int | N
     if item is not None:
         data["item"] = item
     fire_at = ctx.now + ns_delta(backstop_ns(timeout))
-    key = f"{ctx.attempt_key(sid, attempt, iteration, item)}.step_timeout"
-    ctx.timer("step_timeout", fire_at, data, sid=sid, key=key)
+    ctx.timer(
+        "step_timeout", fire_at, data, sid=sid, attempt=attempt, iteration=iteration, item=item
+    )
 
 
 def dispatch_held(ctx: Ctx, sid: str) -> None:

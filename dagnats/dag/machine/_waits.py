@@ -74,9 +74,7 @@ def start_sleep(ctx: Ctx, sid: str) -> None:
         return
     st.status = "running"
     st.waiting = "sleep"
-    ctx.timer(
-        "sleep", wake, {"attempt": 1}, sid=sid, key=f"{ctx.attempt_key(sid, 1, 0, None)}.sleep"
-    )
+    ctx.timer("sleep", wake, {"attempt": 1}, sid=sid, attempt=1)
 
 
 def finish_sleep(ctx: Ctx, sid: str) -> None:
@@ -109,8 +107,8 @@ def start_wait(ctx: Ctx, sid: str) -> None:
     )
     ctx.record(STEP_WAIT_STARTED, {"event": cfg.event, "match": match}, sid=sid, attempt=1)
     if cfg.timeout is not None:
-        key = f"{ctx.attempt_key(sid, 1, 0, None)}.wait_timeout"
-        ctx.timer("wait_timeout", ctx.now + ns_delta(cfg.timeout), {"attempt": 1}, sid=sid, key=key)
+        fire_at = ctx.now + ns_delta(cfg.timeout)
+        ctx.timer("wait_timeout", fire_at, {"attempt": 1}, sid=sid, attempt=1)
 
 
 def start_approval(ctx: Ctx, sid: str) -> None:
@@ -123,8 +121,7 @@ def start_approval(ctx: Ctx, sid: str) -> None:
     st.waiting = "approval"
     expires = ctx.now + ns_delta(timeout)
     ctx.emit(RequestApproval(run_id=ctx.run_id, step_id=sid, expires_at=expires, message=message))
-    key = f"{ctx.attempt_key(sid, 1, 0, None)}.approval_timeout"
-    ctx.timer("approval_timeout", expires, {"attempt": 1}, sid=sid, key=key)
+    ctx.timer("approval_timeout", expires, {"attempt": 1}, sid=sid, attempt=1)
 
 
 def approval_timeout_text(ctx: Ctx, sid: str) -> str:
@@ -179,9 +176,8 @@ def start_child(ctx: Ctx, sid: str) -> None:
     timeout = ctx.g.steps[sid].timeout
     if timeout is not None:
         # The child's own steps have deadlines; this bounds the child run as a whole.
-        key = f"{ctx.attempt_key(sid, st.attempts, 0, None)}.step_timeout"
         fire_at = ctx.now + ns_delta(timeout)
-        ctx.timer("step_timeout", fire_at, {"attempt": st.attempts}, sid=sid, key=key)
+        ctx.timer("step_timeout", fire_at, {"attempt": st.attempts}, sid=sid, attempt=st.attempts)
 
 
 # --- events and timers -------------------------------------------------------------------

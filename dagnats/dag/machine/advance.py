@@ -329,9 +329,8 @@ def _on_continue(ctx: Ctx, event: Event) -> None:
     if cfg.loop_delay:
         st.status = "pending"
         st.waiting = "loop_delay"
-        key = f"{ctx.attempt_key(sid, 0, nxt, None)}.loop_delay"
         fire_at = ctx.now + ns_delta(cfg.loop_delay)
-        ctx.timer("loop_delay", fire_at, {"iteration": nxt}, sid=sid, key=key)
+        ctx.timer("loop_delay", fire_at, {"iteration": nxt}, sid=sid, iteration=nxt)
     else:
         _steps.dispatch_held(ctx, sid)
 

@@ -1,0 +1,62 @@
+"""Dedup ids (``Nats-Msg-Id``) of everything dagnats publishes: one function per format.
+
+The streams drop a message whose id they saw within the dedup window, so a publish repeated
+after a crash leaves no trace. These strings must never change shape: an engine or worker
+of another version, or a recovery replaying old actions, relies on the same bytes.
+Input events get their ids from the constructors in :mod:`dagnats.protocol.events`, which
+call these; actions and records of the machine call them directly.
+"""
+
+from __future__ import annotations
+
+from dagnats.protocol.keys import attempt_key
+
+
+def record_id(
+    run_id: str,
+    type_: str,
+    step_id: str | None = None,
+    attempt: int | None = None,
+    iteration: int | None = None,
+    item: int | None = None,
+) -> str:
+    """An engine record: ``<run>.<type>``, or ``<attempt key>.<type>`` for a step's record."""
+    if step_id is None:
+        return f"{run_id}.{type_}"
+    return f"{attempt_key(run_id, step_id, attempt or 0, iteration or 0, item)}.{type_}"
+
+
+def timer_id(
+    run_id: str,
+    kind: str,
+    step_id: str | None = None,
+    attempt: int = 0,
+    iteration: int = 0,
+    item: int | None = None,
+) -> str:
+    """A scheduled timer: ``<run>.<kind>`` for a run's timer, else ``<attempt key>.<kind>``."""
+    if step_id is None:
+        return f"{run_id}.{kind}"
+    return f"{attempt_key(run_id, step_id, attempt, iteration, item)}.{kind}"
+
+
+def task_id(
+    run_id: str, step_id: str, attempt: int, iteration: int, item: int | None = None
+) -> str:
+    """A task message: its attempt key (results and losses derive their ids from it)."""
+    return attempt_key(run_id, step_id, attempt, iteration, item)
+
+
+def deferred_task_id(task_dedup_id: str) -> str:
+    """A task parked on the timer stream by its rate or concurrency limit."""
+    return f"defer.{task_dedup_id}"
+
+
+def dead_letter_id(run_id: str, step_id: str, item: int | None, attempts: int) -> str:
+    """A task's dead letter (``item`` is spelled ``None`` for a plain step: kept as it was)."""
+    return f"dead.{run_id}.{step_id}.{item}.{attempts}"
+
+
+def engine_dead_letter_id(seq: int) -> str:
+    """A history event the engine gave up on, by its stream sequence."""
+    return f"dead.engine.{seq}"

@@ -1,0 +1,77 @@
+"""KV and object-store keys: attempts, payloads, checkpoints, signals, waiters, approvals."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from dagnats.protocol.names import NAME_PATTERN
+
+_NAME_RE = re.compile(NAME_PATTERN)
+
+
+def check_name(name: str, what: str) -> str:
+    """Names become NATS subject tokens and consumer names: keep them to a safe alphabet."""
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
+        raise ValueError(
+            f"invalid {what} {name!r}: use only letters, digits, '_' and '-' "
+            f"(it becomes part of a NATS subject)"
+        )
+    return name
+
+
+def attempt_key(run_id: str, step_id: str, attempt: int, iteration: int, item: int | None) -> str:
+    """``<run>.<step>.<attempt>.<iteration>`` or, for a map instance, ``...<attempt>.i<n>``."""
+    if item is not None:
+        return f"{run_id}.{step_id}.{attempt}.i{item}"
+    return f"{run_id}.{step_id}.{attempt}.{iteration}"
+
+
+def idempotency_key(run_id: str, step_id: str, item: int | None, handling: str | None) -> str:
+    """The task's idempotency key: one per step (per map instance, per handler use)."""
+    key = f"{run_id}.{step_id}"
+    if item is not None:
+        return f"{key}.{item}"
+    if handling is not None:
+        return f"{key}.{handling}"
+    return key
+
+
+def payload_key(
+    run_id: str, step_id: str, attempt: int, iteration: int, item: int | None, field: str
+) -> str:
+    """Object key of a task's offloaded ``input``, ``output`` or ``value``:
+    ``<run>/<step>/<attempt>.<iteration>[.i<item>]/<field>``."""
+    suffix = "" if item is None else f".i{item}"
+    return f"{run_id}/{step_id}/{attempt}.{iteration}{suffix}/{field}"
+
+
+def record_payload_key(run_id: str, record_dedup_id: str) -> str:
+    """Object key of an engine record's offloaded data."""
+    return f"{run_id}/records/{record_dedup_id}"
+
+
+def checkpoint_key(run_id: str, step_id: str, item: int | None = None) -> str:
+    """Attempts of a step share a key; each map instance has its own."""
+    return f"{run_id}.{step_id}" if item is None else f"{run_id}.{step_id}.{item}"
+
+
+def signal_key(run_id: str, name: str) -> str:
+    """``<run_id>.<name>`` in the signals bucket; the name is checked (a subject token)."""
+    return f"{run_id}.{check_name(name, 'signal name')}"
+
+
+def waiter_key(event: str, run_id: str, step_id: str) -> str:
+    """``<hex event name>.<run>.<step>`` in the event_waiters bucket."""
+    # Event names may contain dots (KV key separators): hex keeps one token per name.
+    return f"{event.encode().hex()}.{run_id}.{step_id}"
+
+
+def waiters_of(event: str) -> str:
+    """The KV filter matching every waiter of ``event``."""
+    return f"{event.encode().hex()}.>"
+
+
+def approval_ref_key(run_id: str, step_id: str, expires_at: datetime) -> str:
+    """``step.<run>.<step>.<deadline ms>``: names the single token of one approval request."""
+    return f"step.{run_id}.{step_id}.{int(expires_at.timestamp() * 1000)}"
