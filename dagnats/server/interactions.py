@@ -13,6 +13,7 @@ from typing import Any
 
 from dagnats import protocol
 from dagnats._nats.publish import append_event
+from dagnats._nats.signals import send_signal
 from dagnats._nats.types import (
     JetStreamContext,
     KeyNotFoundError,
@@ -22,7 +23,6 @@ from dagnats._nats.types import (
 from dagnats.errors import ApiError, ApprovalError
 from dagnats.protocol import events as ev
 from dagnats.protocol.messages import ApprovalRecord
-from dagnats.worker.signals import send_signal
 
 
 def _name(body: dict[str, Any], field: str = "name") -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 from dagnats._nats.connection import connect as connect_nats
 from dagnats._nats.resources import setup_resources
 from dagnats._nats.types import NatsClient
-from dagnats.engine.engine import Engine
+from dagnats.engine import Engine
 from dagnats.server.api import ApiService
 from dagnats.server.http import HttpGateway
 from dagnats.server.nats_server import EmbeddedNats, default_data_dir

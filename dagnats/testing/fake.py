@@ -13,9 +13,9 @@ import json
 from typing import Any
 
 from dagnats import protocol
+from dagnats._nats.checkpoints import encode_value
 from dagnats.protocol import dedup, keys
 from dagnats.protocol.keys import checkpoint_key, signal_key
-from dagnats.worker.checkpoints import encode_value
 from dagnats.worker.context import TaskContext
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 
 from dagnats import protocol
+from dagnats._nats.checkpoints import get_checkpoint_raw
+from dagnats._nats.signals import put_signal_raw, wait_signal_raw
 from dagnats._nats.types import JetStreamContext, KeyValue, Msg, NatsClient
-from dagnats.worker.checkpoints import get_checkpoint_raw
 from dagnats.worker.heartbeat import Heartbeater
-from dagnats.worker.signals import put_signal_raw, wait_signal_raw
 
 
 class KvCache:

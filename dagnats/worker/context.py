@@ -16,9 +16,9 @@ from pydantic import TypeAdapter
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from dagnats import protocol
+from dagnats._nats.checkpoints import decode_value, encode_value
 from dagnats.protocol.durations import SECOND, format_duration
 from dagnats.protocol.keys import checkpoint_key, signal_key
-from dagnats.worker.checkpoints import decode_value, encode_value
 from dagnats.worker.task import DurationLike, duration_ns
 
 T = TypeVar("T")

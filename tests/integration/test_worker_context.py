@@ -9,10 +9,10 @@ import anyio.from_thread
 from pydantic import BaseModel
 
 from dagnats import TaskContext, Worker, protocol
+from dagnats._nats.checkpoints import load_checkpoint
+from dagnats._nats.signals import send_signal
 from dagnats._nats.types import KeyNotFoundError, Msg, NatsClient
 from dagnats.server import EmbeddedNats
-from dagnats.worker.checkpoints import load_checkpoint
-from dagnats.worker.signals import send_signal
 from tests.integration.worker_harness import WAIT_S, history, publish_task, running, task_message
 
 

@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 from dagnats import protocol
+from dagnats._nats.checkpoints import decode_value, encode_value
 from dagnats._nats.publish import append_event
 from dagnats._nats.types import (
     KV_DEL,
@@ -23,7 +24,6 @@ from dagnats._nats.types import (
 )
 from dagnats.protocol import events as ev
 from dagnats.protocol.keys import signal_key
-from dagnats.worker.checkpoints import decode_value, encode_value
 
 log = logging.getLogger(__name__)
 
