@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
+from dagnats._version import __version__
 from dagnats.client import Client, RunHandle, RunSummary, WorkflowInfo
 from dagnats.dag.definition.builder import StepRef, Workflow
 from dagnats.dag.definition.models import RetryPolicy, StepDef, WorkflowDef

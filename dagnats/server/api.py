@@ -22,8 +22,8 @@ from nats.micro.request import Request
 from nats.micro.service import Service
 from nats.nuid import NUID
 
-from dagnats import __version__
 from dagnats._nats.payloads import REF, Payloads
+from dagnats._version import __version__
 from dagnats.errors import (
     ApiError,
     ApprovalError,

@@ -17,6 +17,7 @@ from typing import Any
 
 from nats.aio.client import Client as NatsClient
 
+from dagnats._version import __version__
 from dagnats.client import Client
 from dagnats.errors import DagnatsError
 from dagnats.server.api import error_code
@@ -156,7 +157,7 @@ class HttpGateway:
             }
         return 200, {
             "openapi": "3.0.3",
-            "info": {"title": "dagnats", "version": "0.1.0"},
+            "info": {"title": "dagnats", "version": __version__},
             "paths": paths,
         }
 
