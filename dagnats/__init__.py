@@ -24,6 +24,7 @@ from dagnats.errors import (
     TaskError,
     WorkflowNotFoundError,
 )
+from dagnats.protocol.durations import DurationError, DurationLike
 from dagnats.protocol.events import Event
 from dagnats.worker import Continue, Task, TaskContext, Worker
 
@@ -34,6 +35,8 @@ __all__ = [
     "Continue",
     "DagnatsError",
     "DefinitionError",
+    "DurationError",
+    "DurationLike",
     "Event",
     "InputValidationError",
     "NonRetryableError",

@@ -24,7 +24,7 @@ need to catch these.
 
 from __future__ import annotations
 
-from typing import Any
+from dagnats.protocol.durations import DurationLike, to_ns
 
 
 class DagnatsError(Exception):
@@ -107,13 +107,8 @@ class NonRetryableError(TaskError):
 
 
 class RetryAfter(TaskError):
-    """Retry the step after ``delay`` (a duration string, seconds as float, or timedelta)."""
+    """Retry the step after ``delay`` (``"30s"``, a ``timedelta``, or a number of seconds)."""
 
-    def __init__(self, delay: Any, message: str = "") -> None:
-        from dagnats.protocol.durations import SECOND, parse_duration
-
-        if isinstance(delay, int | float) and not isinstance(delay, bool):
-            self.delay_ns = int(delay * SECOND)
-        else:
-            self.delay_ns = parse_duration(delay)
+    def __init__(self, delay: DurationLike, message: str = "") -> None:
+        self.delay_ns = to_ns(delay, "RetryAfter delay")
         super().__init__(message or f"retry after {delay}")

@@ -16,10 +16,10 @@ from pydantic import TypeAdapter
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from dagnats import protocol
-from dagnats.protocol.durations import SECOND, format_duration
+from dagnats.protocol.durations import SECOND, DurationLike, format_duration
 from dagnats.worker.checkpoints import checkpoint_key, decode_value, encode_value
 from dagnats.worker.signals import signal_key
-from dagnats.worker.task import DurationLike, duration_ns
+from dagnats.worker.task import duration_ns
 
 T = TypeVar("T")
 
