@@ -25,6 +25,7 @@ from dagnats.errors import (
     DagnatsError,
     DefinitionError,
     InputValidationError,
+    NatsUnavailableError,
     NotFoundError,
     RunNotFoundError,
     WorkflowNotFoundError,
@@ -38,6 +39,7 @@ _ERRORS: dict[str, type[DagnatsError]] = {
     for cls in (
         DefinitionError,
         InputValidationError,
+        NatsUnavailableError,
         NotFoundError,
         WorkflowNotFoundError,
         RunNotFoundError,
@@ -111,7 +113,7 @@ class Client:
         try:
             nc = await nats.connect(target, connect_timeout=5, max_reconnect_attempts=10)
         except Exception as exc:
-            raise DagnatsError(f"cannot connect to NATS at {target}: {exc}") from exc
+            raise NatsUnavailableError(f"cannot connect to NATS at {target}: {exc}") from exc
         return cls(nc, timeout_s=timeout_s, _owned=True)
 
     async def close(self) -> None:

@@ -24,7 +24,7 @@ from nats.aio.client import Client as NatsClient
 from dagnats import protocol
 from dagnats._nats.consumers import ensure_consumer
 from dagnats._nats.resources import setup_resources
-from dagnats.errors import DagnatsError
+from dagnats.errors import DagnatsError, NatsUnavailableError
 from dagnats.protocol.durations import DurationLike
 from dagnats.worker import shutdown_signals
 from dagnats.worker.backend import KvCache
@@ -283,7 +283,7 @@ class Worker:
                 if isinstance(exc, TimeoutError)
                 else str(exc)
             )
-            raise DagnatsError(
+            raise NatsUnavailableError(
                 f"worker {self.name}: cannot connect to NATS at {self.nats_url}: {reason}"
             ) from exc
         return nc
