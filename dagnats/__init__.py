@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
+from dagnats._version import __version__
 from dagnats.client import Client, RunHandle, RunSummary, WorkflowInfo
 from dagnats.dag.definition.builder import StepRef, Workflow
 from dagnats.dag.definition.models import RetryPolicy, StepDef, WorkflowDef
@@ -14,6 +13,7 @@ from dagnats.errors import (
     DagnatsError,
     DefinitionError,
     InputValidationError,
+    NatsUnavailableError,
     NonRetryableError,
     NotFoundError,
     RetryAfter,
@@ -25,6 +25,7 @@ from dagnats.errors import (
     TaskError,
     WorkflowNotFoundError,
 )
+from dagnats.protocol.durations import DurationError, DurationLike
 from dagnats.protocol.events import Event
 from dagnats.worker import Continue, Task, TaskContext, Worker
 
@@ -35,8 +36,11 @@ __all__ = [
     "Continue",
     "DagnatsError",
     "DefinitionError",
+    "DurationError",
+    "DurationLike",
     "Event",
     "InputValidationError",
+    "NatsUnavailableError",
     "NonRetryableError",
     "NotFoundError",
     "RetryAfter",

@@ -1,38 +1,58 @@
-"""Exceptions raised by dagnats.
+"""Exceptions raised by dagnats: one tree, every class importable from ``dagnats``.
 
 ::
 
-    DagnatsError
-    ├── DefinitionError          invalid workflow definition (names the step, field and rule)
-    ├── InputValidationError     run input rejected by the workflow's input_schema
-    ├── NotFoundError
-    │   ├── WorkflowNotFoundError
-    │   └── RunNotFoundError
-    ├── RunError                 a run did not produce a result
-    │   ├── RunFailedError       .step_id, .error
-    │   └── RunCancelledError
-    ├── ApprovalError            approval token unknown, expired or already used
-    ├── ApiError                 the API service answered with an error
-    ├── ServerError              the embedded nats-server could not be found or started
-    ├── NatsUnavailableError     NATS cannot be reached (connect refused, timed out)
-    └── TaskError                raised by task handlers to steer the engine
-        ├── NonRetryableError    fail the step now, no retry
-        └── RetryAfter           retry after the given delay
+    Exception
+    ├── DagnatsError                  base of every error dagnats raises on purpose
+    │   ├── DefinitionError           (also ValueError) invalid workflow definition; names the
+    │   │                             step, field and rule (.step_id, .field)
+    │   ├── InputValidationError      (also ValueError) run input rejected by the workflow's
+    │   │                             input_schema
+    │   ├── NotFoundError             (also LookupError)
+    │   │   ├── WorkflowNotFoundError
+    │   │   └── RunNotFoundError
+    │   ├── RunError                  a run did not produce a result (.run_id, .status)
+    │   │   ├── RunFailedError        .step_id, .error
+    │   │   └── RunCancelledError
+    │   ├── ApprovalError             approval token unknown, expired or already used
+    │   ├── ApiError                  the API service answered with an error (.code, HTTP-like)
+    │   ├── NatsUnavailableError      NATS cannot be reached: connecting failed, or JetStream
+    │   │                             did not answer
+    │   ├── ServerError               the embedded nats-server could not be found or started
+    │   └── TaskError                 raised by task handlers to steer the engine
+    │       ├── NonRetryableError     fail the step now, no retry
+    │       └── RetryAfter            retry after the given delay
+    └── ValueError
+        └── DurationError             a duration dagnats cannot read ("5d", -1, True); lives in
+                                      dagnats.protocol.durations (which imports nothing of
+                                      dagnats); inside a definition it becomes DefinitionError
+
+Builtins are raised as themselves where Python's meaning is exact: ``TypeError`` for an
+argument of the wrong type (``@worker.task()(42)``), ``ValueError`` for a bad option value
+(``Worker(concurrency=0)``), ``RuntimeError`` for a call in the wrong state (a second
+``worker.run()``), ``TimeoutError`` when a wait runs out (``run.result(timeout=...)``,
+``ctx.wait_for_signal``), ``KeyError`` from the mapping-like ``WorkflowDef.step(id)``.
 
 NATS and pydantic errors are translated at the boundary (``raise ... from``), so callers only
-need to catch these.
+need to catch these. Other exception classes in the package (``ConditionError``,
+``InputError``, ``ConflictError``, ``OutputError``, ``CliError`` and the underscored ones)
+are internal: each is caught where it is raised and becomes one of the above, a step
+failure, or a CLI exit code.
+
+The API carries an error's class name (``{"error": {"kind": "RunNotFoundError"}}``) and the
+client raises the same class again, so these names are part of the wire format.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dagnats.protocol.durations import DurationLike, to_ns
 
 
 class DagnatsError(Exception):
     """Base of every error dagnats raises on purpose."""
 
 
-class DefinitionError(DagnatsError):
+class DefinitionError(DagnatsError, ValueError):
     """A workflow definition breaks a rule; the message names the step, field and rule."""
 
     def __init__(self, message: str, *, step_id: str | None = None, field: str | None = None):
@@ -41,23 +61,25 @@ class DefinitionError(DagnatsError):
         self.field = field
 
 
-class InputValidationError(DagnatsError):
+class InputValidationError(DagnatsError, ValueError):
     """The run input does not satisfy the workflow's ``input_schema``."""
 
 
-class NotFoundError(DagnatsError):
-    pass
+class NotFoundError(DagnatsError, LookupError):
+    """Something asked for by name or id does not exist."""
 
 
 class WorkflowNotFoundError(NotFoundError):
-    pass
+    """No workflow (or no such revision of it) is registered under that name."""
 
 
 class RunNotFoundError(NotFoundError):
-    pass
+    """No run has that id."""
 
 
 class RunError(DagnatsError):
+    """A run did not produce a result; ``status`` is how it ended."""
+
     def __init__(self, message: str, *, run_id: str, status: str) -> None:
         super().__init__(message)
         self.run_id = run_id
@@ -82,21 +104,27 @@ class RunFailedError(RunError):
 
 
 class RunCancelledError(RunError):
-    pass
+    """The run was cancelled before it produced a result."""
 
 
 class ApprovalError(DagnatsError):
-    pass
+    """An approval token is unknown, expired or already used."""
 
 
 class ApiError(DagnatsError):
+    """The API service answered with an error; ``code`` is its HTTP-like status."""
+
     def __init__(self, message: str, *, code: int = 500) -> None:
         super().__init__(message)
         self.code = code
 
 
+class NatsUnavailableError(DagnatsError):
+    """NATS cannot be reached: the connection failed, or JetStream did not answer."""
+
+
 class ServerError(DagnatsError):
-    pass
+    """The embedded nats-server could not be found or started."""
 
 
 class TaskError(DagnatsError):
@@ -108,17 +136,8 @@ class NonRetryableError(TaskError):
 
 
 class RetryAfter(TaskError):
-    """Retry the step after ``delay`` (a duration string, seconds as float, or timedelta)."""
+    """Retry the step after ``delay`` (``"30s"``, a ``timedelta``, or a number of seconds)."""
 
-    def __init__(self, delay: Any, message: str = "") -> None:
-        from dagnats.protocol.durations import SECOND, parse_duration
-
-        if isinstance(delay, int | float) and not isinstance(delay, bool):
-            self.delay_ns = int(delay * SECOND)
-        else:
-            self.delay_ns = parse_duration(delay)
+    def __init__(self, delay: DurationLike, message: str = "") -> None:
+        self.delay_ns = to_ns(delay, "RetryAfter delay")
         super().__init__(message or f"retry after {delay}")
-
-
-class NatsUnavailableError(DagnatsError):
-    """NATS cannot be reached: the first connect failed (refused, timed out, bad URL)."""

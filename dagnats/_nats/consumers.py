@@ -14,7 +14,7 @@ from nats.js.api import ConsumerConfig, ConsumerInfo
 from nats.js.errors import APIError
 
 from dagnats._nats.feed import PullFeed
-from dagnats.errors import DagnatsError
+from dagnats.errors import DagnatsError, NatsUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ async def ensure_consumer(
             log.debug("consumer %s: %s; retrying", config.durable_name, exc)
         except TimeoutError as exc:
             if attempt == _BIND_ATTEMPTS:
-                raise DagnatsError(
+                raise NatsUnavailableError(
                     f"cannot create consumer {config.durable_name} on {stream}: JetStream "
                     "did not answer"
                 ) from exc

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from dagnats import __version__
+from dagnats._version import __version__
 from dagnats.cli import control, dlq, runs, server, workflows
 from dagnats.cli.common import EXIT_INTERRUPTED, one_line
 

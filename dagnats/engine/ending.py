@@ -20,7 +20,7 @@ from dagnats.dag.definition.models import WorkflowDef
 from dagnats.dag.machine.actions import FinishRun, RecordEvent
 from dagnats.dag.machine.advance import max_runs
 from dagnats.dag.machine.replay import fold
-from dagnats.dag.machine.state import RunError, RunState
+from dagnats.dag.machine.state import RunFailure, RunState
 from dagnats.engine.executor import Executor
 from dagnats.engine.limits import announced, release_run, release_slots
 from dagnats.protocol import dedup
@@ -94,7 +94,7 @@ class RunEnding:
         failed = run.model_copy(
             update={
                 "status": "failed",
-                "error": RunError(message=message, type="EngineError"),
+                "error": RunFailure(message=message, type="EngineError"),
                 "finished_at": datetime.now(UTC),
                 "last_seq": max(run.last_seq, event.seq),
             }

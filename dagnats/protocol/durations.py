@@ -1,17 +1,42 @@
-"""Go-style durations: ``"250ms"``, ``"1h30m"``, or integer nanoseconds.
+"""Durations: one rule, decided by where a value comes from.
 
-Workflow JSON written by the Go DagNats uses integer nanoseconds; people write strings.
-Both are accepted; a definition always writes strings back so files stay readable.
-Internally a duration is an ``int`` of nanoseconds (exact, no float drift).
+- **In Python** (builder keyword arguments, ``RetryPolicy(...)``, ``Workflow(timeout=...)``,
+  ``@worker.task(timeout=...)``, ``RetryAfter``, ``ctx.wait_for_signal``) a number is
+  **seconds** (``timeout=30`` is thirty seconds, ``0.25`` a quarter of one), a
+  ``datetime.timedelta`` works and so does a Go-style string (``"1h30m"``): see
+  :data:`DurationLike` and :func:`to_ns`.
+- **In JSON** (a definition loaded from a dict, JSON text or a file, and
+  ``Model.model_validate`` of such data) an integer is **nanoseconds**, Go's form, so files
+  written by the Go DagNats load unchanged: see :func:`parse_duration`.
+
+How a model field tells the two apart: the :data:`Duration` validator reads ints as
+nanoseconds unless the pydantic *validation context* is :data:`PYTHON_CONTEXT`. The
+definition models' ``__init__`` (``RetryPolicy(...)``) and the builder validate with that
+context; ``load_definition`` and plain ``model_validate`` do not, so data keeps Go's meaning.
+A context rather than a converting constructor because it reaches nested models in one
+validation (``wf.step(retry={"initial_delay": 1})`` is one second too) and because the
+models keep a single field type (``int`` nanoseconds) for both sources.
+
+Internally a duration is an ``int`` of nanoseconds (exact, no float drift); definitions
+always write strings back (``format_duration``), so a round trip keeps the meaning.
 """
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Mapping
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
-from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
+from pydantic import BeforeValidator, PlainSerializer, ValidationInfo, WithJsonSchema
+
+DurationLike = float | int | str | timedelta
+"""A duration given in Python: ``"30s"``/``"1h30m"``, a ``timedelta``, or seconds."""
+
+_CONTEXT_KEY = "dagnats.duration_numbers"
+PYTHON_CONTEXT: Final[Mapping[str, str]] = {_CONTEXT_KEY: "seconds"}
+"""Validation context under which a :data:`Duration` field reads numbers as seconds."""
 
 NS = 1
 US = 1_000
@@ -115,7 +140,39 @@ def to_seconds(ns: int) -> float:
     return ns / SECOND
 
 
-def _validate(value: Any) -> int:
+def _python_ns(value: object) -> int:
+    """Python's meaning: a number is seconds; strings and timedeltas as in parse_duration."""
+    if isinstance(value, bool):
+        raise DurationError(
+            f"a duration must be a string like '30s', a timedelta or seconds, got {value!r}"
+        )
+    if isinstance(value, int | float):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise DurationError(f"duration {value!r} is not a finite number of seconds")
+        if value < 0:
+            raise DurationError(f"duration {value!r} is negative")
+        ns = value * SECOND if isinstance(value, int) else round(value * SECOND)
+        if ns > _MAX_NS:
+            raise DurationError(f"duration {value!r} is too large")
+        return ns
+    return parse_duration(value)
+
+
+def to_ns(value: DurationLike, what: str = "duration") -> int:
+    """Nanoseconds from a duration given in Python (a number is seconds).
+
+    ``what`` names the argument in the error (``"timeout of task 'x'"``).
+    """
+    try:
+        return _python_ns(value)
+    except DurationError as exc:
+        raise DurationError(f"invalid {what}: {exc}") from None
+
+
+def _validate(value: Any, info: ValidationInfo) -> int:
+    context = info.context
+    if isinstance(context, Mapping) and context.get(_CONTEXT_KEY) == "seconds":
+        return _python_ns(value)
     return parse_duration(value)
 
 
@@ -136,4 +193,5 @@ Duration = Annotated[
         }
     ),
 ]
-"""A duration field: accepts ``"1h30m"`` or nanoseconds, holds ``int`` ns, writes a string."""
+"""A duration field: holds ``int`` ns, writes a string; reads numbers as ns, or as seconds
+under :data:`PYTHON_CONTEXT`."""

@@ -16,15 +16,16 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from dagnats import __version__
 from dagnats._nats.payloads import REF, Payloads
 from dagnats._nats.types import NUID, NatsClient, Request, Service, add_service
+from dagnats._version import __version__
 from dagnats.errors import (
     ApiError,
     ApprovalError,
     DagnatsError,
     DefinitionError,
     InputValidationError,
+    NatsUnavailableError,
     NotFoundError,
 )
 from dagnats.server.operations import Operations
@@ -47,6 +48,8 @@ def error_code(exc: Exception) -> int:
         return 409
     if isinstance(exc, ApiError):
         return exc.code
+    if isinstance(exc, NatsUnavailableError):
+        return 503
     return 500
 
 
@@ -122,10 +125,10 @@ class ApiService:
                 raise ApiError("request body must be a JSON object", code=400)
             result = await fn(body)
             await req.respond(await self._reply(result))
-        except (DagnatsError, ValueError) as exc:
-            code = 400 if isinstance(exc, ValueError) else error_code(exc)
-            kind = type(exc).__name__ if isinstance(exc, DagnatsError) else "ApiError"
-            await self._error(req, code, kind, str(exc))
+        except DagnatsError as exc:  # before ValueError: DefinitionError & co. are both
+            await self._error(req, error_code(exc), type(exc).__name__, str(exc))
+        except ValueError as exc:
+            await self._error(req, 400, "ApiError", str(exc))
         except Exception as exc:
             log.exception("API request on %s failed", req.subject)
             await self._error(req, 500, "ApiError", f"internal error: {exc}")

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from dagnats._nats.types import NatsClient
+from dagnats._version import __version__
 from dagnats.client import Client
 from dagnats.errors import DagnatsError
 from dagnats.server.api import error_code
@@ -155,7 +156,7 @@ class HttpGateway:
             }
         return 200, {
             "openapi": "3.0.3",
-            "info": {"title": "dagnats", "version": "0.1.0"},
+            "info": {"title": "dagnats", "version": __version__},
             "paths": paths,
         }
 

@@ -17,9 +17,9 @@ from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from dagnats import protocol
 from dagnats._nats.checkpoints import decode_value, encode_value
-from dagnats.protocol.durations import SECOND, format_duration
+from dagnats.protocol.durations import SECOND, DurationLike, format_duration
 from dagnats.protocol.keys import checkpoint_key, signal_key
-from dagnats.worker.task import DurationLike, duration_ns
+from dagnats.worker.task import duration_ns
 
 T = TypeVar("T")
 

@@ -13,38 +13,21 @@ import inspect
 import types
 import typing
 from collections.abc import Awaitable, Callable, Coroutine
-from datetime import timedelta
 from typing import Any, Generic, ParamSpec, TypeVar, Union, get_args, get_origin
 
 from pydantic import TypeAdapter
 
-from dagnats.protocol.durations import SECOND, parse_duration
+from dagnats.protocol.durations import DurationLike, to_ns
 from dagnats.protocol.keys import check_name as check_name
 from dagnats.worker.outcomes import Continue
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-DurationLike = str | int | float | timedelta
-"""A duration: ``"30s"``/``"1h30m"``, a ``timedelta``, or a number of seconds."""
-
 
 def duration_ns(value: DurationLike, what: str = "duration") -> int:
-    """Nanoseconds from a duration string, a ``timedelta`` or seconds (int or float).
-
-    Numbers are seconds here (as in ``RetryAfter``), unlike workflow JSON where integers are
-    nanoseconds: a person writing ``timeout=30`` means thirty seconds.
-    """
-    if isinstance(value, bool):
-        raise ValueError(f"{what} must be a duration like '30s' or seconds, got {value!r}")
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError(f"{what} must not be negative, got {value!r}")
-        return int(value * SECOND)
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise ValueError(f"invalid {what}: {exc}") from exc
+    """Nanoseconds from a duration given in Python: a number is seconds (the one rule)."""
+    return to_ns(value, what)
 
 
 def _is_continue(tp: Any) -> bool:

@@ -24,7 +24,8 @@ from dagnats import protocol
 from dagnats._nats.consumers import ensure_consumer
 from dagnats._nats.resources import setup_resources
 from dagnats._nats.types import NatsClient
-from dagnats.errors import DagnatsError
+from dagnats.errors import DagnatsError, NatsUnavailableError
+from dagnats.protocol.durations import DurationLike
 from dagnats.worker import shutdown_signals
 from dagnats.worker.backend import KvCache
 from dagnats.worker.consumers import ACK_WAIT_S, consumer_config
@@ -32,7 +33,7 @@ from dagnats.worker.directory import Directory
 from dagnats.worker.heartbeat import Heartbeater
 from dagnats.worker.pool import Pool, WorkerStats
 from dagnats.worker.runner import Runner
-from dagnats.worker.task import DurationLike, Task, check_name
+from dagnats.worker.task import Task, check_name
 
 log = logging.getLogger(__name__)
 
@@ -282,7 +283,7 @@ class Worker:
                 if isinstance(exc, TimeoutError)
                 else str(exc)
             )
-            raise DagnatsError(
+            raise NatsUnavailableError(
                 f"worker {self.name}: cannot connect to NATS at {self.nats_url}: {reason}"
             ) from exc
         return nc

@@ -103,6 +103,7 @@ async def test_http_gateway(dagnats_env: DagnatsEnv) -> None:
         assert status == 400 and "steps" in err["error"]["message"]
         status, spec = await asyncio.to_thread(_http, "GET", f"{base}/openapi.json")
         assert status == 200 and "/runs/{run_id}" in spec["paths"]
+        assert spec["info"]["version"] == dagnats.__version__
     finally:
         await gw.stop()
 

@@ -19,16 +19,16 @@ S = SECOND
 @pytest.mark.parametrize(
     ("policy", "delays"),
     [
-        (RetryPolicy(strategy="fixed", initial_delay=2 * S), [2, 2, 2, 2]),
-        (RetryPolicy(strategy="linear", initial_delay=2 * S), [2, 4, 6, 8]),
-        (RetryPolicy(strategy="exponential", initial_delay=1 * S), [1, 2, 4, 8]),
-        (RetryPolicy(strategy="exponential", initial_delay=1 * S, multiplier=3.0), [1, 3, 9, 27]),
+        (RetryPolicy(strategy="fixed", initial_delay=2), [2, 2, 2, 2]),
+        (RetryPolicy(strategy="linear", initial_delay=2), [2, 4, 6, 8]),
+        (RetryPolicy(strategy="exponential", initial_delay=1), [1, 2, 4, 8]),
+        (RetryPolicy(strategy="exponential", initial_delay=1, multiplier=3.0), [1, 3, 9, 27]),
         (
-            RetryPolicy(strategy="exponential", initial_delay=1 * S, max_delay=5 * S),
+            RetryPolicy(strategy="exponential", initial_delay=1, max_delay=5),
             [1, 2, 4, 5],
         ),
-        (RetryPolicy(strategy="linear", initial_delay=3 * S, max_delay=7 * S), [3, 6, 7, 7]),
-        (RetryPolicy(strategy="fixed", initial_delay=9 * S, max_delay=4 * S), [4, 4, 4, 4]),
+        (RetryPolicy(strategy="linear", initial_delay=3, max_delay=7), [3, 6, 7, 7]),
+        (RetryPolicy(strategy="fixed", initial_delay=9, max_delay=4), [4, 4, 4, 4]),
     ],
 )
 def test_retry_delay_strategies_and_cap(policy: RetryPolicy, delays: list[int]) -> None:
@@ -36,7 +36,7 @@ def test_retry_delay_strategies_and_cap(policy: RetryPolicy, delays: list[int]) 
 
 
 def test_huge_exponent_is_capped_not_overflowing() -> None:
-    policy = RetryPolicy(strategy="exponential", initial_delay=S, multiplier=100.0)
+    policy = RetryPolicy(strategy="exponential", initial_delay=1, multiplier=100.0)
     assert retry_delay_ns(policy, 10_000) == 365 * 24 * 3600 * S
 
 

@@ -122,7 +122,7 @@ def test_workflow_options() -> None:
 
 def test_durations_in_any_form() -> None:
     wf = Workflow("w")
-    wf.step("a", timeout=1_500_000_000)
+    wf.step("a", timeout=1.5)  # a number is seconds in Python
     wf.step("b", timeout=timedelta(seconds=90))
     wf.step("c", timeout="2h")
     assert [s["timeout"] for s in wf.to_dict()["steps"]] == ["1s500ms", "1m30s", "2h"]
@@ -255,12 +255,16 @@ _ids = st.lists(
 _opts = st.fixed_dictionaries(
     {},
     optional={
-        "timeout": st.integers(1, 10**12) | st.sampled_from(["1s", "1h30m", "250ms"]),
+        # Python's meaning: numbers are seconds (ints and floats), as are timedeltas.
+        "timeout": st.integers(1, 10**6)
+        | st.floats(0.001, 1e6)
+        | st.timedeltas(timedelta(microseconds=1), timedelta(days=30))
+        | st.sampled_from(["1s", "1h30m", "250ms"]),
         "retry": st.builds(
             RetryPolicy,
             max_attempts=st.integers(0, 100),
             strategy=st.sampled_from(["fixed", "linear", "exponential"]),
-            initial_delay=st.integers(0, 10**11),
+            initial_delay=st.integers(0, 10**5) | st.floats(0, 1e5),
         ),
         "skip_if": st.sampled_from(["input.x == 1", "not input.ok", "'a' in input.tags"]),
         "metadata": st.dictionaries(st.text(max_size=5), st.integers() | st.text(max_size=5)),

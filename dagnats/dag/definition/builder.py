@@ -1,5 +1,9 @@
 """The Python builder: ``Workflow("name").step(...)`` compiles to a :class:`WorkflowDef`.
 
+Durations given here are Python's (:data:`~dagnats.protocol.durations.DurationLike`: a
+number is seconds), so options are validated under ``PYTHON_CONTEXT``; ``from_dict`` and
+``from_json`` load data, where an integer duration is nanoseconds.
+
 Each call validates what it can see at once (the step's own options, a duplicate id, an
 unknown dependency), so a mistake points at the line that made it; whole-graph rules
 (handlers, cycles) are checked by :meth:`Workflow.to_definition`.
@@ -10,7 +14,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any, TypedDict, Unpack, cast
 
 from pydantic import BaseModel, ValidationError
@@ -26,8 +29,7 @@ from dagnats.dag.definition.models import (
 )
 from dagnats.dag.definition.rules import load_definition, validate_definition, validate_step
 from dagnats.errors import DefinitionError
-
-DurationLike = str | int | timedelta
+from dagnats.protocol.durations import PYTHON_CONTEXT, DurationLike
 
 
 @dataclass(frozen=True)
@@ -186,7 +188,7 @@ class Workflow:
             if given.get(key) == default:
                 del given[key]
         try:
-            base = WorkflowDef.model_validate(given)
+            base = WorkflowDef.model_validate(given, context=PYTHON_CONTEXT)
         except ValidationError as exc:
             raise translate_validation_error(exc, raw) from exc
         self._init(base, [])
@@ -263,7 +265,7 @@ class Workflow:
             raw["config"] = {k: v for k, v in config.items() if v is not None}
         raw = {k: v for k, v in raw.items() if v is not None}
         try:
-            step = StepDef.model_validate(raw)
+            step = StepDef.model_validate(raw, context=PYTHON_CONTEXT)
         except ValidationError as exc:
             fake = {"name": self.name, "steps": [{"id": s.id} for s in self._steps] + [raw]}
             raise translate_validation_error(

@@ -7,7 +7,7 @@ handler steps) live in :mod:`dagnats.dag.definition.rules`, which is what caller
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -15,11 +15,12 @@ from pydantic import (
     Field,
     SkipValidation,
     ValidationError,
+    ValidationInfo,
     model_validator,
 )
 from pydantic_core import InitErrorDetails
 
-from dagnats.protocol.durations import DAY, Duration
+from dagnats.protocol.durations import DAY, PYTHON_CONTEXT, Duration, DurationLike
 from dagnats.protocol.names import MAX_NAME_LEN, NAME_PATTERN
 
 StepType = Literal[
@@ -54,9 +55,24 @@ Name = Annotated[str, Field(pattern=NAME_PATTERN, min_length=1, max_length=MAX_N
 
 
 class _Strict(BaseModel):
-    """Unknown fields are errors (named by validation), not silently dropped."""
+    """Unknown fields are errors (named by validation), not silently dropped.
+
+    Constructing a model in Python (``RetryPolicy(initial_delay=1)``) validates under
+    :data:`~dagnats.protocol.durations.PYTHON_CONTEXT`, so a number is seconds; data given to
+    ``model_validate`` keeps JSON's meaning (integer nanoseconds).
+    """
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    def __init__(self, /, **data: Any) -> None:
+        self.__pydantic_validator__.validate_python(
+            data, self_instance=self, context=PYTHON_CONTEXT
+        )
+
+    # Pydantic's own mark for "this __init__ is the base one" (BaseSettings uses it too):
+    # without it pydantic would route model_validate through this __init__ as well, and
+    # data would get Python's meaning (numbers as seconds) instead of JSON's.
+    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
 
 
 class RetryPolicy(_Strict):
@@ -72,6 +88,20 @@ class RetryPolicy(_Strict):
     initial_delay: Duration = 1_000_000_000
     max_delay: Duration | None = None
     multiplier: float = Field(default=2.0, ge=1.0, le=100.0)
+
+    if TYPE_CHECKING:
+        # What a caller may pass (durations as DurationLike), spelled out so that type
+        # checkers without the pydantic plugin (plain mypy, Pylance) accept "1s"; the fields
+        # above stay int nanoseconds. tests/unit/test_durations_rule.py keeps the two in step.
+        def __init__(
+            self,
+            *,
+            max_attempts: int = ...,
+            strategy: Literal["fixed", "linear", "exponential"] = ...,
+            initial_delay: DurationLike = ...,
+            max_delay: DurationLike | None = ...,
+            multiplier: float = ...,
+        ) -> None: ...
 
 
 class AgentLoopConfig(_Strict):
@@ -145,6 +175,10 @@ class RateLimit(_Strict):
     limit: int = Field(ge=1, le=1_000_000)
     period: Duration = 1_000_000_000
 
+    if TYPE_CHECKING:
+        # As RetryPolicy: a typed signature for type checkers without the pydantic plugin.
+        def __init__(self, *, limit: int, period: DurationLike = ...) -> None: ...
+
 
 class StepDef(_Strict):
     id: Name
@@ -167,7 +201,7 @@ class StepDef(_Strict):
 
     @model_validator(mode="before")
     @classmethod
-    def _typed_config(cls, data: Any) -> Any:
+    def _typed_config(cls, data: Any, info: ValidationInfo) -> Any:
         if not isinstance(data, dict):
             return data
         step_type = data.get("type", "normal")
@@ -177,7 +211,8 @@ class StepDef(_Strict):
             return data
         out = dict(data)
         try:
-            out["config"] = model.model_validate(raw)
+            # The same context: a config's numbers mean what the step's numbers mean.
+            out["config"] = model.model_validate(raw, context=info.context)
         except ValidationError as exc:
             # Re-raise with "config" in each location: otherwise an error inside the config
             # reads as if it were about the step itself (e.g. "unknown field 'colour'").

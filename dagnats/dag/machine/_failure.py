@@ -10,7 +10,7 @@ from dagnats.dag.machine._context import Ctx, ns_delta
 from dagnats.dag.machine.actions import CancelChildRun, DeadLetter, FinishRun, RemoveWaiter
 from dagnats.dag.machine.inputs import dependency_value
 from dagnats.dag.machine.retry import DEFAULT_POLICY, effective_policy, retries_left, retry_delay_ns
-from dagnats.dag.machine.state import STEP_TERMINAL, RunError, RunStatus, StepError, StepState
+from dagnats.dag.machine.state import STEP_TERMINAL, RunFailure, RunStatus, StepError, StepState
 from dagnats.protocol.events import (
     CANCEL_WAITER_PREFIX,
     COMPENSATE_STARTED,
@@ -269,7 +269,7 @@ def start_compensation(ctx: Ctx, failed: str | None, err: StepError, message: st
     """Undo completed work one compensator at a time, in reverse completion order."""
     todo = _compensable(ctx)
     run = ctx.run
-    run.error = RunError(message=message, step_id=failed, type=err.type)
+    run.error = RunFailure(message=message, step_id=failed, type=err.type)
     run.failed_step = failed
     _cancel_open(ctx, "the run is compensating", keep_idle_handlers=True)
     run.compensating = todo
@@ -314,14 +314,14 @@ def fail_run(ctx: Ctx, message: str, step_id: str | None, type_: str) -> None:
     if run.compensating is not None and run.error is not None:
         # Keep what went wrong first visible next to the compensation failure.
         message = f"{message} (while compensating after: {run.error.message})"
-    error = RunError(message=message, step_id=step_id, type=type_)
+    error = RunFailure(message=message, step_id=step_id, type=type_)
     if run.failed_step is None:
         run.failed_step = step_id
     _finish(ctx, "failed", None, error)
 
 
 def cancel_run(ctx: Ctx, reason: str) -> None:
-    _finish(ctx, "cancelled", None, RunError(message=f"cancelled: {reason}", type="Cancelled"))
+    _finish(ctx, "cancelled", None, RunFailure(message=f"cancelled: {reason}", type="Cancelled"))
 
 
 def complete_run_if_done(ctx: Ctx) -> None:
@@ -340,7 +340,7 @@ def complete_run_if_done(ctx: Ctx) -> None:
     _finish(ctx, "completed", output, None)
 
 
-def _finish(ctx: Ctx, status: RunStatus, output: Any, error: RunError | None) -> None:
+def _finish(ctx: Ctx, status: RunStatus, output: Any, error: RunFailure | None) -> None:
     run = ctx.run
     if run.status == "running":  # cancel_on waiters exist only once the run was admitted
         for i, rule in enumerate(ctx.defn.cancel_on):

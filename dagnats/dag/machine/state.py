@@ -74,7 +74,13 @@ class ParentRef(BaseModel):
     depth: int = 1
 
 
-class RunError(BaseModel):
+class RunFailure(BaseModel):
+    """Why a run ended without a result: the ``error`` field of :class:`RunState`.
+
+    Not to be confused with the exception :class:`dagnats.errors.RunError`, which the client
+    raises from such a state.
+    """
+
     model_config = ConfigDict(extra="ignore")
 
     message: str
@@ -91,7 +97,7 @@ class RunState(BaseModel):
     status: RunStatus = "running"
     input: Any = None
     output: Any = None
-    error: RunError | None = None
+    error: RunFailure | None = None
     steps: dict[str, StepState] = Field(default_factory=dict)
     created_at: datetime | None = None
     updated_at: datetime | None = None
