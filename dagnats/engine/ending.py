@@ -150,8 +150,7 @@ class RunEnding:
         if step is None or not step.max_task_concurrency:
             return
         attempt, iteration = event.attempt or 1, event.iteration or 0
-        tail = f"i{event.item}" if event.item is not None else str(iteration)
-        holder = f"{run.run_id}.{step.id}.{attempt}.{tail}"
+        holder = dedup.task_id(run.run_id, step.id, attempt, iteration, event.item)
         await release_slots(kv, step.task_name, holder=holder)
 
     async def ended(self, defn: WorkflowDef | None, run: RunState, rev: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import datetime
 
@@ -75,3 +76,14 @@ def waiters_of(event: str) -> str:
 def approval_ref_key(run_id: str, step_id: str, expires_at: datetime) -> str:
     """``step.<run>.<step>.<deadline ms>``: names the single token of one approval request."""
     return f"step.{run_id}.{step_id}.{int(expires_at.timestamp() * 1000)}"
+
+
+def start_idempotency_key(workflow: str, key: object) -> str:
+    """``idempotency_keys``: a start's key, hashed (any text, bounded and KV-safe)."""
+    digest = hashlib.sha256(str(key).encode()).hexdigest()[:40]
+    return f"{workflow}.{digest}"
+
+
+def deleted_run_key(run_id: str) -> str:
+    """``idempotency_keys``: a deleted run's id, held so it cannot be reused too soon."""
+    return f"deleted.{run_id}"

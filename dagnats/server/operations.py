@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
 import time
@@ -37,6 +36,7 @@ from dagnats.errors import (
     WorkflowNotFoundError,
 )
 from dagnats.protocol import events as ev
+from dagnats.protocol import keys
 from dagnats.server.interactions import RUN_ID_RE, Interactions, _name, _run_id
 
 log = logging.getLogger(__name__)
@@ -188,7 +188,7 @@ class Operations:
         except KeyNotFoundError:
             pass
         try:
-            tomb = await self.idem.get(f"deleted.{run_id}")
+            tomb = await self.idem.get(keys.deleted_run_key(run_id))
         except KeyNotFoundError:
             return
         if tomb.value is not None:
@@ -273,12 +273,12 @@ class Operations:
         workflow, status = body.get("workflow"), body.get("status")
         limit = max(1, min(int(body.get("limit") or 100), MAX_LIST))
         try:
-            keys = await self.runs.keys()
+            run_ids = await self.runs.keys()
         except NoKeysError:
             return []
         out: list[dict[str, Any]] = []
         # Run ids start with a millisecond timestamp: newest first.
-        for key in sorted(keys, reverse=True)[:MAX_SCAN]:
+        for key in sorted(run_ids, reverse=True)[:MAX_SCAN]:
             try:
                 entry = await self.runs.get(key)
             except KeyNotFoundError:
@@ -335,7 +335,7 @@ class Operations:
         # Engines drop their cached state; the id is held while the old run's dedup ids live.
         await self.nc.publish(protocol.forget_subject(run_id), b"")
         with contextlib.suppress(KeyWrongLastSequenceError):
-            await self.idem.create(f"deleted.{run_id}", b"1", msg_ttl=DELETED_ID_HOLD_S)
+            await self.idem.create(keys.deleted_run_key(run_id), b"1", msg_ttl=DELETED_ID_HOLD_S)
         if state.idempotency_key is not None:  # the key no longer names a run
             await self._release_run_key(_idem_key(state.workflow, state.idempotency_key), run_id)
         obj = await self.payloads.store()
@@ -375,8 +375,7 @@ class Operations:
 
 
 def _idem_key(workflow: str, key: Any) -> str:
-    digest = hashlib.sha256(str(key).encode()).hexdigest()[:40]
-    return f"{workflow}.{digest}"
+    return keys.start_idempotency_key(workflow, key)
 
 
 def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:

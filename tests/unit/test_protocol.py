@@ -296,3 +296,12 @@ def test_task_message_round_trip() -> None:
     tm = _task(item=2)
     assert TaskMessage.model_validate_json(tm.encode()) == tm
     assert "timeout_ns" not in json.loads(tm.encode())
+
+
+def test_api_idempotency_keys() -> None:
+    from dagnats.protocol import keys as pkeys
+
+    key = pkeys.start_idempotency_key("wf", "order-1")
+    assert key.startswith("wf.") and len(key) == len("wf.") + 40
+    assert key == pkeys.start_idempotency_key("wf", "order-1")
+    assert pkeys.deleted_run_key("abc") == "deleted.abc"
