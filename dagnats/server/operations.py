@@ -60,17 +60,41 @@ class Operations:
         # Signals, external events and approval decisions (the API's run interactions).
         self.interactions = Interactions(self.js)
         self.payloads = Payloads(self.js)
+        # Looked up by open() (each lookup is a JetStream round trip), together or not at all.
+        self._stores: tuple[DefinitionStore, KeyValue, KeyValue] | None = None
 
     async def open(self) -> None:
         js = self.js
-        self.defs = await DefinitionStore.open(js)
-        await self.defs.watch()
-        self.runs: KeyValue = await js.key_value(protocol.KV_RUNS)
-        self.idem: KeyValue = await js.key_value(protocol.KV_IDEMPOTENCY)
+        defs = await DefinitionStore.open(js)
+        await defs.watch()
+        runs = await js.key_value(protocol.KV_RUNS)
+        idem = await js.key_value(protocol.KV_IDEMPOTENCY)
+        self._stores = (defs, runs, idem)
         await self.interactions.open()
 
+    def _opened(self) -> tuple[DefinitionStore, KeyValue, KeyValue]:
+        if self._stores is None:
+            raise RuntimeError("Operations.open() was not awaited")
+        return self._stores
+
+    @property
+    def defs(self) -> DefinitionStore:
+        """Workflow definitions (cached, kept fresh by a KV watch)."""
+        return self._opened()[0]
+
+    @property
+    def runs(self) -> KeyValue:
+        """Run snapshots (``workflow_runs``)."""
+        return self._opened()[1]
+
+    @property
+    def idem(self) -> KeyValue:
+        """Start idempotency keys and held ids of deleted runs (``idempotency_keys``)."""
+        return self._opened()[2]
+
     async def close(self) -> None:
-        await self.defs.close()
+        if self._stores is not None:
+            await self.defs.close()
 
     # --- workflows ---
 
