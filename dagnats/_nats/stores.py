@@ -146,6 +146,7 @@ class DefinitionStore:
         self._watching = False
         self._watcher: Any = None
         self._seen: dict[str, int] = {}  # newest revision per name the watch reported
+        self._watch_task: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(cls, js: JetStreamContext) -> DefinitionStore:
@@ -169,7 +170,8 @@ class DefinitionStore:
         if self._watcher is not None:
             with contextlib.suppress(Exception):
                 await self._watcher.stop()
-            self._watch_task.cancel()
+            if self._watch_task is not None:
+                self._watch_task.cancel()
             self._watcher = None
             self._watching = False
 

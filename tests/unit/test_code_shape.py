@@ -79,3 +79,50 @@ def test_every_public_name_is_importable() -> None:
     module = importlib.import_module("dagnats")
     missing = [name for name in dagnats.__all__ if not hasattr(module, name)]
     assert missing == []
+
+
+def _self_targets(node: ast.AST) -> list[str]:
+    """Names of ``self.<attr>`` assigned by one statement (tuple targets included)."""
+    targets: list[ast.expr] = []
+    if isinstance(node, ast.Assign):
+        targets = list(node.targets)
+    elif isinstance(node, ast.AnnAssign | ast.AugAssign):
+        targets = [node.target]
+    out: list[str] = []
+    while targets:
+        t = targets.pop()
+        if isinstance(t, ast.Tuple):
+            targets.extend(t.elts)
+        elif (
+            isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self"
+        ):
+            out.append(t.attr)
+    return out
+
+
+def test_every_attribute_is_born_in_init() -> None:
+    """House style: a class with an ``__init__`` sets every attribute there first (or in the
+    ``_init`` helper that ``__init__`` and an alternative constructor share)."""
+    late: list[str] = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for cls in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(cls, ast.ClassDef):
+                continue
+            methods = [f for f in cls.body if isinstance(f, ast.FunctionDef | ast.AsyncFunctionDef)]
+            if not any(f.name == "__init__" for f in methods):
+                continue
+            born = {
+                a
+                for f in methods
+                if f.name in {"__init__", "_init"}
+                for n in ast.walk(f)
+                for a in _self_targets(n)
+            }
+            for f in methods:
+                for n in ast.walk(f):
+                    late += [
+                        f"{path}:{cls.name}.{a} (in {f.name})"
+                        for a in _self_targets(n)
+                        if a not in born
+                    ]
+    assert late == []
