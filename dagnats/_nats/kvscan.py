@@ -1,4 +1,4 @@
-"""List the current entries of a KV bucket whose keys match a subject pattern.
+"""Reading KV buckets: one entry, every key, or the entries whose keys match a pattern.
 
 nats-py's ``KeyValue.keys(filters=...)`` watches the *whole* bucket and keeps keys that
 contain a filter as a plain substring, so a wildcard filter such as ``"abc.>"`` matches
@@ -8,6 +8,7 @@ nothing and every call costs a scan of every key. This watches only the matching
 
 from __future__ import annotations
 
+from nats.js.errors import KeyNotFoundError, NoKeysError
 from nats.js.kv import KeyValue
 
 SCAN_TIMEOUT_S = 5.0
@@ -32,3 +33,23 @@ async def scan(
     finally:
         await watcher.stop()  # type: ignore[no-untyped-call]
     return out
+
+
+async def get_entry(
+    kv: KeyValue, key: str, *, revision: int | None = None
+) -> KeyValue.Entry | None:
+    """The entry under ``key`` (at ``revision`` when given), or ``None`` when it is absent
+    or deleted: the roles never see nats-py's ``KeyNotFoundError``."""
+    try:
+        return await kv.get(key, revision=revision)
+    except KeyNotFoundError:
+        return None
+
+
+async def list_keys(kv: KeyValue) -> list[str]:
+    """Every live key of a bucket (``[]`` for an empty one, where nats-py raises)."""
+    try:
+        keys: list[str] = await kv.keys()
+    except NoKeysError:
+        return []
+    return keys

@@ -8,7 +8,8 @@ from typing import Annotated, Any
 import typer
 
 from dagnats import protocol
-from dagnats._nats.types import BucketNotFoundError, KeyNotFoundError, NoKeysError
+from dagnats._nats.kvscan import get_entry, list_keys
+from dagnats._nats.types import BucketNotFoundError
 from dagnats.cli.common import (
     DEFAULT_NATS_URL,
     CliError,
@@ -115,18 +116,12 @@ async def _read_workers(client: Client) -> list[dict[str, Any]]:
         raise CliError(
             f"no '{protocol.KV_WORKERS}' bucket on this NATS (has `dagnats serve` run against it?)"
         ) from exc
-    try:
-        keys = sorted(await kv.keys())
-    except NoKeysError:
-        return []
+    keys = sorted(await list_keys(kv))
     out: list[dict[str, Any]] = []
     for key in keys[:MAX_WORKERS]:
-        try:
-            entry = await kv.get(key)
-        except KeyNotFoundError:
+        entry = await get_entry(kv, key)
+        if entry is None or not entry.value:
             continue  # expired between the listing and the read
-        if not entry.value:
-            continue
         try:
             value = json.loads(entry.value)
         except ValueError:

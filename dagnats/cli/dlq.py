@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from dagnats import protocol
-from dagnats._nats.types import NatsClient, NatsTimeoutError
+from dagnats._nats.types import NatsClient
 from dagnats.cli.common import DEFAULT_NATS_URL, CliError, JsonOpt, NatsUrlOpt, connect, execute
 from dagnats.cli.output import emit_json, error_text, fmt_time, shorten, table
 from dagnats.protocol.messages import DeadLetterMessage
@@ -53,7 +53,7 @@ async def read_dead_letters(
         while True:
             try:
                 msg = await sub.next_msg(timeout=timeout_s)
-            except NatsTimeoutError as exc:
+            except TimeoutError as exc:
                 raise CliError(
                     f"reading {protocol.DLQ_STREAM} timed out (does the stream exist on this NATS?)"
                 ) from exc

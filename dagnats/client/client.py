@@ -11,7 +11,7 @@ from typing import Any
 from dagnats import protocol
 from dagnats._nats.connection import connect as connect_nats
 from dagnats._nats.payloads import REF, THRESHOLD_BYTES, Payloads, is_ref
-from dagnats._nats.types import KeyValue, NatsClient, NatsTimeoutError, NoRespondersError
+from dagnats._nats.types import KeyValue, NatsClient, NoRespondersError
 from dagnats.client.handle import RunHandle
 from dagnats.dag.definition.models import WorkflowDef
 from dagnats.dag.machine.state import RunState
@@ -137,7 +137,7 @@ class Client:
                 "no dagnats API service is answering on this NATS (is `dagnats serve` running?)",
                 code=503,
             ) from exc
-        except NatsTimeoutError as exc:
+        except TimeoutError as exc:
             raise ApiError(f"API request {op} timed out after {timeout}s", code=504) from exc
         hdrs = resp.headers or {}
         if "Nats-Service-Error-Code" in hdrs:

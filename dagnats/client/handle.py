@@ -15,7 +15,6 @@ from dagnats._nats.stores import read_snapshot
 from dagnats._nats.types import (
     DeliverPolicy,
     Msg,
-    NatsTimeoutError,
     NotFoundError,
     Subscription,
 )
@@ -110,7 +109,7 @@ class RunHandle:
                 wait = RESULT_RECHECK_S if left is None else min(left, RESULT_RECHECK_S)
                 try:
                     msg = await sub.next_msg(timeout=wait)
-                except NatsTimeoutError:
+                except TimeoutError:
                     state = await self._snapshot(payloads, check_exists=False)
                     continue
                 state = await decode_run(payloads, msg.data)
@@ -209,7 +208,7 @@ class RunHandle:
                 wait = 0.25 if done.is_set() else (min(left, 1.0) if left is not None else 1.0)
                 try:
                     msg = await chunks.next_msg(timeout=wait)
-                except NatsTimeoutError:
+                except TimeoutError:
                     if done.is_set():
                         return  # the step ended and its last chunks have been read
                     continue
@@ -242,5 +241,5 @@ async def _next(sub: Subscription, deadline: float | None, late: str) -> Msg:
         try:
             # Without a deadline, wake up hourly only to wait again (nats-py needs a number).
             return await sub.next_msg(timeout=left if left is not None else 3600)
-        except NatsTimeoutError:
+        except TimeoutError:
             continue

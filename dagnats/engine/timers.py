@@ -15,12 +15,12 @@ from datetime import UTC, datetime
 
 from dagnats import protocol
 from dagnats._nats.consumers import ConsumerLoop
+from dagnats._nats.kvscan import get_entry
 from dagnats._nats.publish import append_event, msg_id
 from dagnats._nats.types import (
     AckPolicy,
     ConsumerConfig,
     DeliverPolicy,
-    KeyNotFoundError,
     KeyValue,
     Msg,
     NatsClient,
@@ -87,9 +87,8 @@ class TimerService(ConsumerLoop):
         runs = self.kv.get(protocol.KV_RUNS)
         if runs is None:
             return False
-        try:
-            entry = await runs.get(run_id)
-        except KeyNotFoundError:
+        entry = await get_entry(runs, run_id)
+        if entry is None:
             return False
         try:  # the top-level status (an oversized snapshot's marker carries it too)
             return json.loads(entry.value or b"{}").get("status") in RUN_TERMINAL

@@ -12,11 +12,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dagnats import protocol
+from dagnats._nats.kvscan import get_entry
 from dagnats._nats.publish import append_event
 from dagnats._nats.signals import send_signal
 from dagnats._nats.types import (
     JetStreamContext,
-    KeyNotFoundError,
     KeyValue,
     KeyWrongLastSequenceError,
 )
@@ -91,11 +91,8 @@ class Interactions:
         """
         if not re.match(r"^[0-9a-f]{64}$", token):
             raise ApprovalError("invalid approval token")
-        try:
-            entry = await self.approvals.get(token)
-        except KeyNotFoundError as exc:
-            raise ApprovalError("approval token unknown or expired") from exc
-        if entry.value is None:
+        entry = await get_entry(self.approvals, token)
+        if entry is None or entry.value is None:
             raise ApprovalError("approval token unknown or expired")
         info = ApprovalRecord.model_validate_json(entry.value)
         if info.state == "used":
@@ -111,9 +108,8 @@ class Interactions:
             await self.approvals.update(token, used.encode(), last=entry.revision)
         except KeyWrongLastSequenceError as exc:
             # Another request won; it may have been this same decision (a retry).
-            try:
-                now = await self.approvals.get(token)
-            except KeyNotFoundError:
+            now = await get_entry(self.approvals, token)
+            if now is None:
                 raise ApprovalError("approval token already used") from exc
             if now.value:
                 current = ApprovalRecord.model_validate_json(now.value)

@@ -11,17 +11,15 @@ from typing import Any
 
 from dagnats import protocol
 from dagnats._nats.history import read_history
+from dagnats._nats.kvscan import get_entry, list_keys
 from dagnats._nats.payloads import Payloads, decode_run
 from dagnats._nats.publish import append_event
 from dagnats._nats.state import current_state
 from dagnats._nats.stores import DefinitionStore
 from dagnats._nats.types import (
-    KeyNotFoundError,
     KeyValue,
     KeyWrongLastSequenceError,
     NatsClient,
-    NatsTimeoutError,
-    NoKeysError,
     NotFoundError,
 )
 from dagnats.dag.definition.conditions import lookup
@@ -111,12 +109,8 @@ class Operations:
         return {"name": defn.name, "version": defn.version, "revision": rev}
 
     async def list_workflows(self, body: dict[str, Any]) -> list[dict[str, Any]]:
-        try:
-            names = await self.defs.kv.keys()
-        except NoKeysError:
-            return []
         out = []
-        for name in sorted(names)[:MAX_LIST]:
+        for name in sorted(await list_keys(self.defs.kv))[:MAX_LIST]:
             found = await self.defs.get(name)
             if found is not None:
                 d, rev = found
@@ -205,17 +199,11 @@ class Operations:
     async def _check_run_id_free(self, run_id: str) -> None:
         """An explicit run id must be new, and not one deleted within the dedup window:
         that run's task, timer and record ids would swallow the new run's."""
-        try:
-            entry = await self.runs.get(run_id)
-            if entry.value is not None:
-                raise ApiError(f"run '{run_id}' already exists", code=409)
-        except KeyNotFoundError:
-            pass
-        try:
-            tomb = await self.idem.get(keys.deleted_run_key(run_id))
-        except KeyNotFoundError:
-            return
-        if tomb.value is not None:
+        entry = await get_entry(self.runs, run_id)
+        if entry is not None and entry.value is not None:
+            raise ApiError(f"run '{run_id}' already exists", code=409)
+        tomb = await get_entry(self.idem, keys.deleted_run_key(run_id))
+        if tomb is not None and tomb.value is not None:
             raise ApiError(
                 f"run id '{run_id}' was deleted less than {DELETED_ID_HOLD_S}s ago; its "
                 "messages are still in the streams' dedup window: use another id or wait",
@@ -241,12 +229,9 @@ class Operations:
                 return None, await self.idem.create(idem_key, run_id.encode())
             except KeyWrongLastSequenceError:
                 pass
-            try:
-                entry = await self.idem.get(idem_key)
-            except KeyNotFoundError:
+            entry = await get_entry(self.idem, idem_key)
+            if entry is None or not entry.value:
                 continue  # released meanwhile: try to create it again
-            if not entry.value:
-                continue
             existing = entry.value.decode()
             if await self._started_within_grace(existing):
                 return existing, None
@@ -272,11 +257,8 @@ class Operations:
             await asyncio.sleep(0.1)
 
     async def _release_run_key(self, idem_key: str, run_id: str) -> None:
-        try:
-            entry = await self.idem.get(idem_key)
-        except KeyNotFoundError:
-            return
-        if entry.value is not None and entry.value.decode() == run_id:
+        entry = await get_entry(self.idem, idem_key)
+        if entry is not None and entry.value is not None and entry.value.decode() == run_id:
             await self._release_key(idem_key, entry.revision)
 
     async def _release_key(self, idem_key: str, revision: int | None) -> None:
@@ -296,18 +278,12 @@ class Operations:
     async def list_runs(self, body: dict[str, Any]) -> list[dict[str, Any]]:
         workflow, status = body.get("workflow"), body.get("status")
         limit = max(1, min(int(body.get("limit") or 100), MAX_LIST))
-        try:
-            run_ids = await self.runs.keys()
-        except NoKeysError:
-            return []
+        run_ids = await list_keys(self.runs)
         out: list[dict[str, Any]] = []
         # Run ids start with a millisecond timestamp: newest first.
         for key in sorted(run_ids, reverse=True)[:MAX_SCAN]:
-            try:
-                entry = await self.runs.get(key)
-            except KeyNotFoundError:
-                continue
-            if not entry.value:
+            entry = await get_entry(self.runs, key)
+            if entry is None or not entry.value:
                 continue
             s = await decode_run(self.payloads, entry.value)
             if (workflow and s.workflow != workflow) or (status and s.status != status):
@@ -379,16 +355,13 @@ class Operations:
         sub = await self.nc.subscribe(protocol.done_subject(run_id))
         try:
             await self._request_cancel(run_id, "deleted by request (force)")
-            try:
-                entry = await self.runs.get(run_id)
-            except KeyNotFoundError:
-                entry = None
+            entry = await get_entry(self.runs, run_id)
             if entry is not None and entry.value:
                 if (await decode_run(self.payloads, entry.value)).terminal:
                     return
             try:
                 await sub.next_msg(timeout=FORCE_DELETE_WAIT_S)
-            except NatsTimeoutError as exc:
+            except TimeoutError as exc:
                 raise ApiError(
                     f"run '{run_id}' did not end within {FORCE_DELETE_WAIT_S:g}s of the cancel "
                     "request; it was not deleted (try again, or check that the engine runs)",

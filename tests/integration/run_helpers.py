@@ -11,7 +11,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dagnats import RunHandle, protocol
-from dagnats._nats.types import NatsTimeoutError
 from dagnats.dag.machine.state import RunState
 from dagnats.protocol.events import Event
 from dagnats.testing import DagnatsEnv
@@ -54,7 +53,7 @@ async def wait_state(
                 raise TimeoutError(f"run {run_id}: no matching snapshot within {timeout}s")
             try:
                 entry = await watcher.updates(timeout=left)  # type: ignore[no-untyped-call]
-            except NatsTimeoutError:
+            except TimeoutError:
                 continue
             if entry is None or not entry.value:
                 continue
