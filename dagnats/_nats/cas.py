@@ -25,14 +25,19 @@ async def read(kv: KeyValue, key: str) -> tuple[bytes | None, int]:
     return entry.value or None, entry.revision or 0
 
 
-async def write(kv: KeyValue, key: str, data: bytes, revision: int) -> int | None:
+async def write(
+    kv: KeyValue, key: str, data: bytes, revision: int, *, ttl_s: float | None = None
+) -> int | None:
     """Write ``data`` if ``key`` is still at ``revision`` (0: must not exist).
 
-    Returns the new revision, or ``None`` when another writer got there first.
+    Returns the new revision, or ``None`` when another writer got there first. ``ttl_s``
+    (a per-key expiry) is for creates only: the server keeps it per message.
     """
+    if ttl_s is not None and revision != 0:
+        raise ValueError("ttl_s applies to a create (revision 0) only")
     try:
         if revision == 0:
-            return await kv.create(key, data)
+            return await kv.create(key, data, msg_ttl=ttl_s)
         return await kv.update(key, data, last=revision)
     except KeyWrongLastSequenceError:
         return None

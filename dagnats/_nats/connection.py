@@ -12,6 +12,8 @@ from typing import Any
 
 import nats
 from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.errors import NoRespondersError
 
 from dagnats.errors import NatsUnavailableError
 
@@ -63,3 +65,14 @@ def set_reconnect_attempts(nc: NatsClient, attempts: int) -> None:
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+async def request(nc: NatsClient, subject: str, data: bytes, *, timeout_s: float) -> Msg | None:
+    """A request/reply; ``None`` when nobody serves ``subject`` (nats-py's no-responders).
+
+    Raises the builtin ``TimeoutError`` when no reply comes in ``timeout_s``.
+    """
+    try:
+        return await nc.request(subject, data, timeout=timeout_s)
+    except NoRespondersError:
+        return None

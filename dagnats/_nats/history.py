@@ -7,6 +7,8 @@ import logging
 
 from nats.aio.client import Client as NatsClient
 from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
 
 from dagnats import protocol
 from dagnats.protocol.events import Event
@@ -66,3 +68,21 @@ async def read_history(
     finally:
         await sub.unsubscribe()
     return out
+
+
+async def has_history(js: JetStreamContext, run_id: str) -> bool:
+    """Whether ``run_id`` has any event in the history stream (one direct get)."""
+    try:
+        await js.get_last_msg(protocol.HISTORY_STREAM, protocol.history_subject(run_id))
+    except NotFoundError:
+        return False
+    return True
+
+
+async def stream_message(js: JetStreamContext, stream: str, seq: int) -> bytes | None:
+    """The body of message ``seq`` of ``stream``, or ``None`` when it is gone."""
+    try:
+        raw = await js.get_msg(stream, seq)
+    except NotFoundError:
+        return None
+    return raw.data or b""

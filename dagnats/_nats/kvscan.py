@@ -8,7 +8,8 @@ nothing and every call costs a scan of every key. This watches only the matching
 
 from __future__ import annotations
 
-from nats.js.errors import KeyNotFoundError, NoKeysError
+from nats.js import JetStreamContext
+from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NoKeysError
 from nats.js.kv import KeyValue
 
 SCAN_TIMEOUT_S = 5.0
@@ -53,3 +54,19 @@ async def list_keys(kv: KeyValue) -> list[str]:
     except NoKeysError:
         return []
     return keys
+
+
+async def purge_key(kv: KeyValue, key: str) -> None:
+    """Remove ``key`` and its history; an absent key is already gone."""
+    try:
+        await kv.purge(key)
+    except KeyNotFoundError:
+        return
+
+
+async def open_bucket(js: JetStreamContext, bucket: str) -> KeyValue | None:
+    """The bucket's handle, or ``None`` when it does not exist on this NATS."""
+    try:
+        return await js.key_value(bucket)
+    except BucketNotFoundError:
+        return None

@@ -13,10 +13,12 @@ import json
 from typing import Any
 
 from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
 from nats.js.object_store import ObjectStore
 
 from dagnats import protocol
 from dagnats.dag.machine.state import RunState
+from dagnats.protocol.keys import snapshot_key
 
 THRESHOLD_BYTES = 256 * 1024
 REF = "$dagnats_ref"
@@ -59,6 +61,13 @@ class Payloads:
         self.js = js
         self.threshold = threshold_bytes
         self._obj: ObjectStore | None = None
+
+    async def forget_snapshot(self, run_id: str) -> None:
+        """Delete a run's offloaded snapshot, if it had one."""
+        try:
+            await (await self.store()).delete(snapshot_key(run_id))
+        except NotFoundError:  # ObjectNotFoundError / ObjectDeletedError: nothing stored
+            return
 
     async def store(self) -> ObjectStore:
         if self._obj is None:
@@ -119,7 +128,7 @@ async def encode_run(payloads: Payloads, run: RunState) -> bytes:
     if len(data) <= SNAPSHOT_INLINE_MAX:
         return data
     obj = await payloads.store()
-    key = f"snapshots/{run.run_id}"
+    key = snapshot_key(run.run_id)
     await obj.put(key, data)
     return json.dumps({SNAPSHOT_REF: key, "status": run.status}).encode()
 

@@ -2,8 +2,12 @@
 
 Roles (engine, worker, client, server) receive connections, messages, KV handles and
 subscriptions from this package and annotate them with these names; they never import
-``nats`` themselves (ruff TID251 enforces it). Re-exporting, rather than wrapping, keeps the
-hot path free of an extra call per message while the import graph stays honest.
+``nats`` themselves (ruff TID251 enforces it). The roles catch none of nats-py's errors:
+the seam translates them (absent keys and messages are ``None``, an empty bucket ``[]``, a
+lost CAS ``None``, a timeout the builtin ``TimeoutError``, a refused connect
+``NatsUnavailableError``); the error classes are exported for the seam's own tests.
+Re-exporting, rather than wrapping, keeps the hot path free of an extra call per message
+while the import graph stays honest.
 """
 
 from __future__ import annotations

@@ -8,8 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from dagnats import protocol
-from dagnats._nats.kvscan import get_entry, list_keys
-from dagnats._nats.types import BucketNotFoundError
+from dagnats._nats.kvscan import get_entry, list_keys, open_bucket
 from dagnats.cli.common import (
     DEFAULT_NATS_URL,
     CliError,
@@ -110,12 +109,11 @@ def workers(nats_url: NatsUrlOpt = DEFAULT_NATS_URL, json_out: JsonOpt = False) 
 
 
 async def _read_workers(client: Client) -> list[dict[str, Any]]:
-    try:
-        kv = await client.js.key_value(protocol.KV_WORKERS)
-    except BucketNotFoundError as exc:
+    kv = await open_bucket(client.js, protocol.KV_WORKERS)
+    if kv is None:
         raise CliError(
             f"no '{protocol.KV_WORKERS}' bucket on this NATS (has `dagnats serve` run against it?)"
-        ) from exc
+        )
     keys = sorted(await list_keys(kv))
     out: list[dict[str, Any]] = []
     for key in keys[:MAX_WORKERS]:

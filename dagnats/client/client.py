@@ -10,8 +10,9 @@ from typing import Any
 
 from dagnats import protocol
 from dagnats._nats.connection import connect as connect_nats
+from dagnats._nats.connection import request
 from dagnats._nats.payloads import REF, THRESHOLD_BYTES, Payloads, is_ref
-from dagnats._nats.types import KeyValue, NatsClient, NoRespondersError
+from dagnats._nats.types import KeyValue, NatsClient
 from dagnats.client.handle import RunHandle
 from dagnats.dag.definition.models import WorkflowDef
 from dagnats.dag.machine.state import RunState
@@ -126,19 +127,16 @@ class Client:
         and is resolved here.
         """
         timeout = self.timeout_s if timeout_s is None else timeout_s
+        data = json.dumps(body or {}, default=str).encode()
         try:
-            resp = await self.nc.request(
-                f"dagnats.api.{op}",
-                json.dumps(body or {}, default=str).encode(),
-                timeout=timeout,
-            )
-        except NoRespondersError as exc:
+            resp = await request(self.nc, f"dagnats.api.{op}", data, timeout_s=timeout)
+        except TimeoutError as exc:
+            raise ApiError(f"API request {op} timed out after {timeout}s", code=504) from exc
+        if resp is None:
             raise ApiError(
                 "no dagnats API service is answering on this NATS (is `dagnats serve` running?)",
                 code=503,
-            ) from exc
-        except TimeoutError as exc:
-            raise ApiError(f"API request {op} timed out after {timeout}s", code=504) from exc
+            )
         hdrs = resp.headers or {}
         if "Nats-Service-Error-Code" in hdrs:
             try:

@@ -9,13 +9,12 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from dagnats import protocol
-from dagnats._nats.history import read_history
+from dagnats._nats.history import has_history, read_history
 from dagnats._nats.payloads import Payloads, decode_run
 from dagnats._nats.stores import read_snapshot
 from dagnats._nats.types import (
     DeliverPolicy,
     Msg,
-    NotFoundError,
     Subscription,
 )
 from dagnats.dag.machine.state import STEP_TERMINAL, RunState
@@ -74,12 +73,8 @@ class RunHandle:
 
     async def _check_exists(self) -> None:
         """RunNotFoundError unless the run has a history (a direct get; no engine work)."""
-        try:
-            await self.client.js.get_last_msg(
-                protocol.HISTORY_STREAM, protocol.history_subject(self.run_id)
-            )
-        except NotFoundError as exc:
-            raise RunNotFoundError(f"run '{self.run_id}' not found") from exc
+        if not await has_history(self.client.js, self.run_id):
+            raise RunNotFoundError(f"run '{self.run_id}' not found")
 
     def __repr__(self) -> str:
         return f"RunHandle(run_id={self.run_id!r}, workflow={self.workflow!r})"

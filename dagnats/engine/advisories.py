@@ -13,6 +13,7 @@ import logging
 
 from dagnats import protocol
 from dagnats._nats.consumers import ConsumerLoop
+from dagnats._nats.history import stream_message
 from dagnats._nats.publish import append_event
 from dagnats._nats.types import (
     AckPolicy,
@@ -20,7 +21,6 @@ from dagnats._nats.types import (
     DeliverPolicy,
     Msg,
     NatsClient,
-    NotFoundError,
 )
 from dagnats.protocol import events as ev
 
@@ -64,10 +64,10 @@ class AdvisoryWatcher(ConsumerLoop):
             advisory = json.loads(msg.data)
             seq = int(advisory["stream_seq"])
             deliveries = int(advisory.get("deliveries", 0))
-            raw = await self.js.get_msg(protocol.TASK_STREAM, seq)
-            task = protocol.TaskMessage.model_validate_json(raw.data or b"{}")
-        except NotFoundError:
-            return  # already handled: the task message was deleted after its loss was told
+            raw = await stream_message(self.js, protocol.TASK_STREAM, seq)
+            if raw is None:
+                return  # already handled: the task message was deleted after its loss was told
+            task = protocol.TaskMessage.model_validate_json(raw or b"{}")
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("ignoring a malformed max-deliveries advisory: %s", exc)
             return

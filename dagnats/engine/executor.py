@@ -16,10 +16,11 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from dagnats import protocol
+from dagnats._nats.kvscan import purge_key
 from dagnats._nats.payloads import THRESHOLD_BYTES, Payloads
 from dagnats._nats.publish import append_event, gather_acks, msg_id, publish_atomic
 from dagnats._nats.stores import DefinitionStore
-from dagnats._nats.types import JetStreamContext, KeyNotFoundError, KeyValue, NatsClient, PubAck
+from dagnats._nats.types import JetStreamContext, KeyValue, NatsClient, PubAck
 from dagnats.dag.machine.actions import (
     Action,
     AdmitRun,
@@ -248,12 +249,9 @@ class Executor:
             if self.on_waiter is not None:
                 await self.on_waiter(a)
         elif isinstance(a, RemoveWaiter):
-            try:
-                await self.kv[protocol.KV_WAITERS].purge(
-                    keys.waiter_key(a.event, a.run_id, a.step_id)
-                )
-            except KeyNotFoundError:
-                pass
+            await purge_key(
+                self.kv[protocol.KV_WAITERS], keys.waiter_key(a.event, a.run_id, a.step_id)
+            )
         elif isinstance(a, Respond):
             body = json.dumps({"status": a.status, "data": a.data}, default=str).encode()
             await self.nc.publish(f"respond.{a.run_id}", body)

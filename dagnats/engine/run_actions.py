@@ -14,9 +14,11 @@ import secrets
 from datetime import UTC, datetime
 
 from dagnats import protocol
+from dagnats._nats import cas
+from dagnats._nats.kvscan import get_entry
 from dagnats._nats.publish import append_event
 from dagnats._nats.stores import DefinitionStore
-from dagnats._nats.types import JetStreamContext, KeyValue, KeyWrongLastSequenceError, NatsClient
+from dagnats._nats.types import JetStreamContext, KeyValue, NatsClient
 from dagnats.dag.machine.actions import AdmitRun, FinishRun, RequestApproval, StartChildRun
 from dagnats.engine.limits import MAX_WAITING_RUNS, admit_run
 from dagnats.protocol import events as ev
@@ -135,18 +137,15 @@ class RunActions:
         ttl_s = max(1, math.ceil((a.expires_at - datetime.now(UTC)).total_seconds()) + 60)
         ref = keys.approval_ref_key(a.run_id, a.step_id, a.expires_at)
         token = secrets.token_hex(32)  # 256 bits
-        try:
-            await kv.create(ref, token.encode(), msg_ttl=ttl_s)
-        except KeyWrongLastSequenceError:
-            entry = await kv.get(ref)
-            token = (entry.value or b"").decode() or token
+        if await cas.write(kv, ref, token.encode(), 0, ttl_s=ttl_s) is None:
+            entry = await get_entry(kv, ref)  # minted by an earlier execution: announce it
+            if entry is not None and entry.value:
+                token = entry.value.decode()
         body = ApprovalRecord(
             run_id=a.run_id, step_id=a.step_id, expires_at=a.expires_at, state="open"
         ).encode()
-        try:
-            await kv.create(token, body, msg_ttl=ttl_s)
-        except KeyWrongLastSequenceError:
-            pass  # created by the earlier execution (and maybe used since): keep it
+        # A lost create: the earlier execution made it (and it may be used since): keep it.
+        await cas.write(kv, token, body, 0, ttl_s=ttl_s)
         await self._publish_event(
             *ev.approval_requested(a.run_id, a.step_id, token, a.expires_at, a.message)
         )

@@ -87,3 +87,8 @@ def start_idempotency_key(workflow: str, key: object) -> str:
 def deleted_run_key(run_id: str) -> str:
     """``idempotency_keys``: a deleted run's id, held so it cannot be reused too soon."""
     return f"deleted.{run_id}"
+
+
+def snapshot_key(run_id: str) -> str:
+    """Object-store name of a run snapshot too large for one KV value."""
+    return f"snapshots/{run_id}"

@@ -12,13 +12,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dagnats import protocol
+from dagnats._nats import cas
 from dagnats._nats.kvscan import get_entry
 from dagnats._nats.publish import append_event
 from dagnats._nats.signals import send_signal
 from dagnats._nats.types import (
     JetStreamContext,
     KeyValue,
-    KeyWrongLastSequenceError,
 )
 from dagnats.errors import ApiError, ApprovalError
 from dagnats.protocol import events as ev
@@ -104,18 +104,15 @@ class Interactions:
         if info.expires_at <= datetime.now(UTC):
             raise ApprovalError("approval token expired")
         used = info.decided(decision)
-        try:  # exactly once: only one CAS on this revision can win
-            await self.approvals.update(token, used.encode(), last=entry.revision)
-        except KeyWrongLastSequenceError as exc:
+        # Exactly once: only one CAS on this revision can win.
+        if await cas.write(self.approvals, token, used.encode(), entry.revision or 0) is None:
             # Another request won; it may have been this same decision (a retry).
             now = await get_entry(self.approvals, token)
-            if now is None:
-                raise ApprovalError("approval token already used") from exc
-            if now.value:
+            if now is not None and now.value:
                 current = ApprovalRecord.model_validate_json(now.value)
                 if current.state == "used" and _same_decision(current, decision):
                     return current
-            raise ApprovalError("approval token already used") from exc
+            raise ApprovalError("approval token already used")
         return info
 
     async def approve(self, body: dict[str, Any]) -> dict[str, Any]:

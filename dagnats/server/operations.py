@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
 from typing import Any
 
 from dagnats import protocol
-from dagnats._nats.history import read_history
+from dagnats._nats import cas
+from dagnats._nats.history import has_history, read_history
 from dagnats._nats.kvscan import get_entry, list_keys
 from dagnats._nats.payloads import Payloads, decode_run
 from dagnats._nats.publish import append_event
@@ -18,9 +18,7 @@ from dagnats._nats.state import current_state
 from dagnats._nats.stores import DefinitionStore
 from dagnats._nats.types import (
     KeyValue,
-    KeyWrongLastSequenceError,
     NatsClient,
-    NotFoundError,
 )
 from dagnats.dag.definition.conditions import lookup
 from dagnats.dag.definition.jsonschema import validate_instance
@@ -211,11 +209,7 @@ class Operations:
             )
 
     async def _has_history(self, run_id: str) -> bool:
-        try:
-            await self.js.get_last_msg(protocol.HISTORY_STREAM, protocol.history_subject(run_id))
-        except NotFoundError:
-            return False
-        return True
+        return await has_history(self.js, run_id)
 
     async def _claim_key(self, idem_key: str, run_id: str) -> tuple[str | None, int | None]:
         """Store ``run_id`` under the idempotency key: ``(None, revision)`` when it is ours,
@@ -225,10 +219,9 @@ class Operations:
         the key could not be released) is stale: it is taken over with a CAS update.
         """
         for _ in range(5):
-            try:
-                return None, await self.idem.create(idem_key, run_id.encode())
-            except KeyWrongLastSequenceError:
-                pass
+            created = await cas.write(self.idem, idem_key, run_id.encode(), 0)
+            if created is not None:
+                return None, created
             entry = await get_entry(self.idem, idem_key)
             if entry is None or not entry.value:
                 continue  # released meanwhile: try to create it again
@@ -240,10 +233,10 @@ class Operations:
                 idem_key,
                 existing,
             )
-            try:
-                return None, await self.idem.update(idem_key, run_id.encode(), last=entry.revision)
-            except KeyWrongLastSequenceError:
-                continue  # changed meanwhile: look again
+            taken = await cas.write(self.idem, idem_key, run_id.encode(), entry.revision or 0)
+            if taken is not None:
+                return None, taken
+            # changed meanwhile: look again
         raise ApiError(f"idempotency key {idem_key} is contended; retry", code=409)
 
     async def _started_within_grace(self, run_id: str) -> bool:
@@ -334,15 +327,11 @@ class Operations:
         )
         # Engines drop their cached state; the id is held while the old run's dedup ids live.
         await self.nc.publish(protocol.forget_subject(run_id), b"")
-        with contextlib.suppress(KeyWrongLastSequenceError):
-            await self.idem.create(keys.deleted_run_key(run_id), b"1", msg_ttl=DELETED_ID_HOLD_S)
+        # Held once: a second delete within the hold finds it there already.
+        await cas.write(self.idem, keys.deleted_run_key(run_id), b"1", 0, ttl_s=DELETED_ID_HOLD_S)
         if state.idempotency_key is not None:  # the key no longer names a run
             await self._release_run_key(_idem_key(state.workflow, state.idempotency_key), run_id)
-        obj = await self.payloads.store()
-        try:
-            await obj.delete(f"snapshots/{run_id}")
-        except NotFoundError:  # ObjectNotFoundError / ObjectDeletedError: nothing stored
-            pass
+        await self.payloads.forget_snapshot(run_id)
         return {"deleted": run_id}
 
     async def _cancel_and_wait(self, run_id: str) -> None:
