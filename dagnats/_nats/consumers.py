@@ -83,16 +83,11 @@ class ConsumerLoop(ABC):
         self.concurrent = concurrent
         self._loop: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self.feed = self._new_feed()
-
-    def _new_feed(self) -> PullFeed:
-        name = self.config.durable_name or ""
-        return PullFeed(self.nc, self.stream, name, max_inflight=self.max_inflight)
+        self.feed = PullFeed(nc, stream, config.durable_name or "", max_inflight=max_inflight)
 
     async def start(self) -> None:
         await ensure_consumer(self.js, self.stream, self.config)
         name = self.config.durable_name or ""
-        self.feed = self._new_feed()  # a fresh one: a loop may be started again after stop()
         await self.feed.start()
         self._loop = asyncio.create_task(self._consume(), name=f"dagnats-{name}")
 

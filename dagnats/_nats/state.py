@@ -49,13 +49,19 @@ async def definition_of(
     defs: DefinitionStore, snapshot: RunState | None, history: list[Event]
 ) -> WorkflowDef | None:
     """The definition (name and pinned revision) a run was started with, if still stored."""
-    if snapshot is not None:
-        name, revision = snapshot.workflow, snapshot.revision
-    else:
-        started = next((e for e in history if e.type == ev.WORKFLOW_STARTED), None)
-        if started is None:
-            return None
-        data = started.data if isinstance(started.data, dict) else {}
-        name, revision = str(data.get("workflow", "")), data.get("revision")
-    found = await defs.get(name, revision if isinstance(revision, int) else None)
+    name, revision = pinned_workflow(snapshot, history)
+    if not name:
+        return None
+    found = await defs.get(name, revision)
     return found[0] if found is not None else None
+
+
+def pinned_workflow(snapshot: RunState | None, history: list[Event]) -> tuple[str, int | None]:
+    """The workflow name and revision of a run: from its snapshot, else its
+    ``workflow.started`` event (``("", None)`` when neither is there)."""
+    if snapshot is not None:
+        return snapshot.workflow, snapshot.revision
+    started = next((e for e in history if e.type == ev.WORKFLOW_STARTED), None)
+    data = started.data if started is not None and isinstance(started.data, dict) else {}
+    revision = data.get("revision")
+    return str(data.get("workflow", "")), revision if isinstance(revision, int) else None

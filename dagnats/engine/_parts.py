@@ -64,7 +64,7 @@ async def open_parts(nc: NatsClient, *, max_inflight: int) -> EngineParts:
         protocol.HISTORY_STREAM,
         ConsumerConfig(
             durable_name=protocol.ENGINE_CONSUMER,
-            filter_subject="history.>",
+            filter_subject=protocol.history_subject(">"),
             ack_policy=AckPolicy.EXPLICIT,
             deliver_policy=DeliverPolicy.ALL,
             ack_wait=ENGINE_ACK_WAIT_S,

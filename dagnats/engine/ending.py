@@ -86,7 +86,7 @@ class RunEnding:
         history = await read_history(
             self.nc, run_id, after_seq=run.last_seq if run else 0, before_seq=event.seq
         )
-        defn = await self._definition(run, history)
+        defn = await definition_of(self.executor.defs, run, history)
         if defn is not None:
             run = fold(defn, run, history)
         if run is None or run.terminal:
@@ -115,9 +115,6 @@ class RunEnding:
             ]
         )
         await self.ended(defn, failed, rev)  # frees its run and task slots, saves, announces
-
-    async def _definition(self, run: RunState | None, history: list[Event]) -> WorkflowDef | None:
-        return await definition_of(self.executor.defs, run, history)
 
     async def announce(self, run: RunState) -> None:
         """Tell result() waiters: only after the terminal snapshot is stored, so a waiter

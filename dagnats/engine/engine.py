@@ -16,11 +16,11 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from dagnats import protocol
 from dagnats._nats.history import read_history
 from dagnats._nats.payloads import is_ref
+from dagnats._nats.state import definition_of, pinned_workflow
 from dagnats._nats.stores import ConflictError
 from dagnats._nats.types import Msg, NatsClient, Subscription
 from dagnats.dag.definition.models import WorkflowDef
@@ -340,16 +340,11 @@ class Engine:
             event.data = {**event.data, "output": await self.parts.payloads.resolve(output)}
 
     async def _definition(self, run: RunState | None, event: Event) -> WorkflowDef | None:
-        if run is not None:
-            name, revision = run.workflow, run.revision
-        else:
-            data: dict[str, Any] = event.data if isinstance(event.data, dict) else {}
-            name, revision = str(data.get("workflow", "")), data.get("revision")
-        found = await self.parts.defs.get(name, revision)
-        if found is None:
+        defn = await definition_of(self.parts.defs, run, [event])
+        if defn is None:
+            name, revision = pinned_workflow(run, [event])
             log.error("run %s: workflow %r revision %s not found", event.run_id, name, revision)
-            return None
-        return found[0]
+        return defn
 
     async def _catch_up(self, run: RunState | None, event: Event) -> RunState | None:
         """Apply the history events before ``event`` that the snapshot has not seen.

@@ -40,7 +40,6 @@ from dagnats.engine.limits import check_limits, limits_of
 from dagnats.engine.run_actions import RunActions
 from dagnats.protocol import dedup, keys
 from dagnats.protocol import events as ev
-from dagnats.protocol.events import Event
 from dagnats.protocol.messages import DeadLetterMessage, DeferredTask, EventWaiter, TimerMessage
 
 log = logging.getLogger(__name__)
@@ -128,7 +127,7 @@ class Executor:
             except Exception as exc:  # noqa: BLE001 - unconfirmed: publish again (dedup ids)
                 log.warning("history records not acknowledged (%s); publishing again", exc)
                 for r in records:
-                    await self._publish_event(r.event, r.dedup_id)
+                    await append_event(self.js, r.event, r.dedup_id)
 
         return confirm
 
@@ -216,9 +215,6 @@ class Executor:
         """Wait for background clean-ups (bounded)."""
         await self.run_actions.drain(timeout_s)
 
-    async def _publish_event(self, event: Event, dedup_id: str) -> None:
-        await append_event(self.js, event, dedup_id)
-
     async def _pub(self, subject: str, data: bytes, dedup_id: str) -> asyncio.Future[PubAck]:
         return await self.js.publish_async(subject, data, headers=msg_id(dedup_id))
 
@@ -231,7 +227,7 @@ class Executor:
         elif isinstance(a, StartChildRun):
             await runs.start_child(a)
         elif isinstance(a, CancelChildRun):
-            await self._publish_event(*ev.cancel_requested(a.child_run_id, a.reason, by="parent"))
+            await append_event(self.js, *ev.cancel_requested(a.child_run_id, a.reason, by="parent"))
         elif isinstance(a, RequestApproval):
             await runs.request_approval(a)
         elif isinstance(a, RegisterWaiter):

@@ -23,7 +23,6 @@ from dagnats.dag.machine.actions import AdmitRun, FinishRun, RequestApproval, St
 from dagnats.engine.limits import MAX_WAITING_RUNS, admit_run
 from dagnats.protocol import events as ev
 from dagnats.protocol import keys
-from dagnats.protocol.events import Event
 from dagnats.protocol.messages import ApprovalRecord
 
 log = logging.getLogger(__name__)
@@ -45,9 +44,6 @@ class RunActions:
         self.kv = kv
         self._background: set[asyncio.Task[None]] = set()
 
-    async def _publish_event(self, event: Event, dedup_id: str) -> None:
-        await append_event(self.js, event, dedup_id)
-
     async def admit(self, a: AdmitRun) -> None:
         verdict = await admit_run(
             self.kv[protocol.KV_CONCURRENCY], a.workflow, a.run_id, a.max_runs
@@ -59,10 +55,10 @@ class RunActions:
                 f"the queue of workflow '{a.workflow}' is full "
                 f"({MAX_WAITING_RUNS} runs waiting for max_runs)"
             )
-            await self._publish_event(*ev.cancel_requested(a.run_id, reason, by="queue"))
+            await append_event(self.js, *ev.cancel_requested(a.run_id, reason, by="queue"))
 
     async def admitted(self, run_id: str) -> None:
-        await self._publish_event(*ev.workflow_admitted(run_id))
+        await append_event(self.js, *ev.workflow_admitted(run_id))
 
     async def finish(self, a: FinishRun) -> None:
         if a.status != "completed":
@@ -77,10 +73,10 @@ class RunActions:
                 stamped = ev.child_failed(
                     a.parent_run_id, a.parent_step_id, a.run_id, a.status, error
                 )
-            await self._publish_event(*stamped)
+            await append_event(self.js, *stamped)
         for child in a.child_steps:
             reason = f"parent run {a.run_id} {a.status}"
-            await self._publish_event(*ev.cancel_requested(child, reason, by="parent"))
+            await append_event(self.js, *ev.cancel_requested(child, reason, by="parent"))
         await self._cleanup(a.run_id, timers=a.timers)
 
     async def _cleanup(self, run_id: str, *, timers: bool) -> None:
@@ -115,16 +111,17 @@ class RunActions:
         found = await self.defs.get(a.workflow, a.revision)
         if found is None:
             error = f"sub-workflow '{a.workflow}' is not registered"
-            await self._publish_event(
-                *ev.child_failed(a.run_id, a.step_id, a.child_run_id, "failed", error)
+            await append_event(
+                self.js, *ev.child_failed(a.run_id, a.step_id, a.child_run_id, "failed", error)
             )
             return
         _defn, revision = found
         parent = None if a.detach else {"run_id": a.run_id, "step_id": a.step_id, "depth": a.depth}
-        await self._publish_event(
+        await append_event(
+            self.js,
             *ev.child_started(
                 a.child_run_id, a.workflow, revision, a.input, parent=parent, depth=a.depth
-            )
+            ),
         )
 
     async def request_approval(self, a: RequestApproval) -> None:
@@ -146,6 +143,6 @@ class RunActions:
         ).encode()
         # A lost create: the earlier execution made it (and it may be used since): keep it.
         await cas.write(kv, token, body, 0, ttl_s=ttl_s)
-        await self._publish_event(
-            *ev.approval_requested(a.run_id, a.step_id, token, a.expires_at, a.message)
+        await append_event(
+            self.js, *ev.approval_requested(a.run_id, a.step_id, token, a.expires_at, a.message)
         )

@@ -158,7 +158,7 @@ class Operations:
             key = None if value is None else json.dumps(value, sort_keys=True)
         idem_key, idem_rev = None, None
         if key is not None:
-            idem_key = _idem_key(name, key)
+            idem_key = keys.start_idempotency_key(name, key)
             existing, idem_rev = await self._claim_key(idem_key, run_id)
             if existing is not None:
                 return {
@@ -330,7 +330,9 @@ class Operations:
         # Held once: a second delete within the hold finds it there already.
         await cas.write(self.idem, keys.deleted_run_key(run_id), b"1", 0, ttl_s=DELETED_ID_HOLD_S)
         if state.idempotency_key is not None:  # the key no longer names a run
-            await self._release_run_key(_idem_key(state.workflow, state.idempotency_key), run_id)
+            await self._release_run_key(
+                keys.start_idempotency_key(state.workflow, state.idempotency_key), run_id
+            )
         await self.payloads.forget_snapshot(run_id)
         return {"deleted": run_id}
 
@@ -358,10 +360,6 @@ class Operations:
                 ) from exc
         finally:
             await sub.unsubscribe()
-
-
-def _idem_key(workflow: str, key: Any) -> str:
-    return keys.start_idempotency_key(workflow, key)
 
 
 def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:

@@ -22,7 +22,8 @@ import dagnats.client.handle as handle_mod
 import dagnats.server.api as api_mod
 import dagnats.server.operations as ops_mod
 from dagnats import protocol
-from dagnats._nats.types import NoKeysError, ObjectNotFoundError
+from dagnats._nats.kvscan import list_keys
+from dagnats._nats.types import ObjectNotFoundError
 from dagnats.client import Client
 from dagnats.protocol import events as ev
 from dagnats.testing import DagnatsEnv
@@ -216,7 +217,7 @@ async def test_force_delete_cancels_a_running_run_then_deletes_it(
     assert [e async for e in run.events()] == []
     await asyncio.sleep(0.5)  # nothing writes the run back
     kv = await client.kv(protocol.KV_RUNS)
-    assert [k for k in await _keys(kv) if k == run.run_id] == []
+    assert [k for k in await list_keys(kv) if k == run.run_id] == []
 
 
 async def test_force_delete_without_an_engine_refuses_and_keeps_the_run(
@@ -238,14 +239,6 @@ async def test_force_delete_without_an_engine_refuses_and_keeps_the_run(
     await client.delete_run(run.run_id)
     with pytest.raises(dagnats.RunNotFoundError):
         await client.get_run(run.run_id)
-
-
-async def _keys(kv: Any) -> list[str]:
-    try:
-        keys: list[str] = await kv.keys()
-    except NoKeysError:
-        return []
-    return keys
 
 
 # --- 4. replies over the message limit -----------------------------------------------------
