@@ -248,7 +248,7 @@ async def test_sub_workflow_detach_completes_the_step_at_once(dagnats_env: Dagna
     wf.sub_workflow("fire", workflow="child-double", detach=True)
     run = await dagnats_env.client.start(wf, 5)
     out = await run.result(timeout=WAIT_S)  # the child is still blocked on the gate
-    child = dagnats_env.client.run(out["run_id"])
+    child = dagnats_env.client.run(out["child_run_id"])
     assert (await child.status()).status in ("pending", "running")
     gate.set()
     assert await child.result(timeout=WAIT_S) == 10
