@@ -12,7 +12,7 @@ from dagnats.dag.machine.actions import DeadLetter, DispatchTask, FinishRun, Sch
 from dagnats.dag.machine.advance import retry_delay_ns
 from dagnats.dag.machine.retry import effective_policy, retries_left
 from dagnats.protocol.durations import SECOND
-from tests.unit.advance_harness import Sim, dispatched, of, records, wf
+from tests.unit.advance_harness import Sim, of, records, wf
 
 S = SECOND
 
