@@ -58,7 +58,7 @@ def start_sleep(ctx: Ctx, sid: str) -> None:
     step = ctx.g.steps[sid]
     cfg = step.config
     st = ctx.mut(sid)
-    st.attempts = 1
+    st.attempts += 1  # 1, or the next after a retried run's earlier attempts (fresh ids)
     try:
         wake, source = _wake_time(ctx, sid, cfg if isinstance(cfg, SleepConfig) else None)
     except InputError as exc:
@@ -71,13 +71,13 @@ def start_sleep(ctx: Ctx, sid: str) -> None:
         )
         _fail(ctx, sid, msg, "InvalidInput")
         return
-    ctx.record(STEP_SLEEP_STARTED, {"until": wake.isoformat()}, sid=sid, attempt=1)
+    ctx.record(STEP_SLEEP_STARTED, {"until": wake.isoformat()}, sid=sid, attempt=st.attempts)
     if wake <= ctx.now:
         finish_sleep(ctx, sid)
         return
     st.status = "running"
     st.waiting = "sleep"
-    ctx.timer("sleep", wake, {"attempt": 1}, sid=sid, attempt=1)
+    ctx.timer("sleep", wake, {"attempt": st.attempts}, sid=sid, attempt=st.attempts)
 
 
 def _wake_time(ctx: Ctx, sid: str, cfg: SleepConfig | None) -> tuple[datetime, str]:
@@ -103,7 +103,7 @@ def start_wait(ctx: Ctx, sid: str) -> None:
     cfg = ctx.g.steps[sid].config
     assert isinstance(cfg, WaitForEventConfig)
     st = ctx.mut(sid)
-    st.attempts = 1
+    st.attempts += 1
     try:
         match, as_text = resolve_any_match(
             f"wait_for_event step {sid!r}", cfg.match, st.input, ctx.run
@@ -124,10 +124,11 @@ def start_wait(ctx: Ctx, sid: str) -> None:
             as_text=as_text,
         )
     )
-    ctx.record(STEP_WAIT_STARTED, {"event": cfg.event, "match": match}, sid=sid, attempt=1)
+    n = st.attempts
+    ctx.record(STEP_WAIT_STARTED, {"event": cfg.event, "match": match}, sid=sid, attempt=n)
     if cfg.timeout is not None:
         fire_at = ctx.now + ns_delta(cfg.timeout)
-        ctx.timer("wait_timeout", fire_at, {"attempt": 1}, sid=sid, attempt=1)
+        ctx.timer("wait_timeout", fire_at, {"attempt": n}, sid=sid, attempt=n)
 
 
 def start_approval(ctx: Ctx, sid: str) -> None:
@@ -135,7 +136,7 @@ def start_approval(ctx: Ctx, sid: str) -> None:
     timeout = cfg.timeout if isinstance(cfg, ApprovalConfig) else ApprovalConfig().timeout
     message = cfg.message if isinstance(cfg, ApprovalConfig) else None
     st = ctx.mut(sid)
-    st.attempts = 1
+    st.attempts += 1
     st.status = "running"
     st.waiting = "approval"
     expires = ctx.now + ns_delta(timeout)
@@ -150,7 +151,8 @@ def start_approval(ctx: Ctx, sid: str) -> None:
             metadata=dict(cfg.metadata) if isinstance(cfg, ApprovalConfig) else None,
         )
     )
-    ctx.timer("approval_timeout", expires, {"attempt": 1}, sid=sid, attempt=1)
+    n = st.attempts
+    ctx.timer("approval_timeout", expires, {"attempt": n}, sid=sid, attempt=n)
 
 
 def approval_timeout_text(ctx: Ctx, sid: str) -> str:
