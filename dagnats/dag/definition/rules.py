@@ -7,13 +7,14 @@ names the step, the field and the rule, never a pydantic traceback or a ``KeyErr
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from typing import Any
 
 from pydantic import ValidationError
 
-from dagnats.dag.definition._translate import translate_validation_error
+from dagnats.dag.definition._translate import translate_validation_error, validation_problems
 from dagnats.dag.definition.conditions import (
     ConditionError,
     parse_condition,
@@ -60,6 +61,40 @@ def load_definition(source: Mapping[str, Any] | str | bytes | WorkflowDef) -> Wo
     """Parse (JSON text or bytes), validate and return a definition, or raise DefinitionError."""
     if isinstance(source, WorkflowDef):
         return validate_definition(source)
+    source = _parsed(source)
+    try:
+        defn = WorkflowDef.model_validate(dict(source))
+    except ValidationError as exc:
+        raise translate_validation_error(exc, source) from exc
+    return validate_definition(defn)
+
+
+def definition_problems(source: Mapping[str, Any] | str | bytes) -> list[DefinitionError]:
+    """Every problem of a definition (``[]``: it is valid), for ``dagnats workflow validate``.
+
+    Shape errors (all of them) come first; only a definition whose shape is right has its
+    rules checked, each rule on its own so one problem does not hide the next.
+    """
+    try:
+        raw = _parsed(source)
+    except DefinitionError as exc:
+        return [exc]
+    try:
+        defn = WorkflowDef.model_validate(dict(raw))
+    except ValidationError as exc:
+        return validation_problems(exc, raw)
+    found: list[DefinitionError] = []
+    for check in _checks(defn):
+        try:
+            check()
+        except DefinitionError as exc:
+            found.append(exc)
+            if check.func in (_check_steps_list, _check_dependencies):
+                break  # the later rules assume ids and edges are sound
+    return found
+
+
+def _parsed(source: Mapping[str, Any] | str | bytes) -> Mapping[str, Any]:
     if isinstance(source, bytes | bytearray):
         try:
             source = bytes(source).decode("utf-8")
@@ -78,15 +113,37 @@ def load_definition(source: Mapping[str, Any] | str | bytes | WorkflowDef) -> Wo
         raise DefinitionError(
             f"a workflow definition must be a JSON object, got {type(source).__name__}"
         )
-    try:
-        defn = WorkflowDef.model_validate(dict(source))
-    except ValidationError as exc:
-        raise translate_validation_error(exc, source) from exc
-    return validate_definition(defn)
+    return source
 
 
 def validate_definition(defn: WorkflowDef) -> WorkflowDef:
     """Check the rules the models cannot see alone (graph, handlers, per-type config)."""
+    for check in _checks(defn):
+        check()
+    if defn.aux_steps is not None:
+        # Derived data (checked above): dropped so a definition is equal however written.
+        defn = defn.model_copy(update={"aux_steps": None})
+    return defn
+
+
+def _checks(defn: WorkflowDef) -> list[functools.partial[Any]]:
+    """The rules in the order they are checked (each raises a DefinitionError)."""
+    out: list[functools.partial[Any]] = [
+        functools.partial(_check_steps_list, defn),
+        functools.partial(_check_workflow_fields, defn),
+    ]
+    out += [functools.partial(validate_step, step, defn.name) for step in defn.steps]
+    out += [
+        functools.partial(_check_dependencies, defn),
+        functools.partial(_check_handlers, defn),
+        functools.partial(topological_order, defn),  # raises on a cycle
+    ]
+    if defn.aux_steps is not None:
+        out.append(functools.partial(check_aux_steps, defn, defn.aux_steps))
+    return out
+
+
+def _check_steps_list(defn: WorkflowDef) -> None:
     wf = f"workflow {defn.name!r}"
     if not defn.steps:
         raise DefinitionError(f"{wf}: field 'steps': needs at least one step", field="steps")
@@ -106,17 +163,6 @@ def validate_definition(defn: WorkflowDef) -> WorkflowDef:
                 field="id",
             )
         seen[step.id] = index
-    _check_workflow_fields(defn)
-    for step in defn.steps:
-        validate_step(step, defn.name)
-    _check_dependencies(defn)
-    _check_handlers(defn)
-    topological_order(defn)  # raises on a cycle
-    if defn.aux_steps is not None:
-        check_aux_steps(defn, defn.aux_steps)
-        # Derived data: dropped so a definition is equal however it was written.
-        defn = defn.model_copy(update={"aux_steps": None})
-    return defn
 
 
 def _fail(step: StepDef, field: str, rule: str) -> DefinitionError:
