@@ -36,7 +36,7 @@ async def test_on_failure_handler_without_dependencies_is_never_a_first_step(
     @worker.task("report-error")
     async def report_error(ctx: dagnats.TaskContext, info: dict[str, Any]) -> str:
         ran.append(("report-error", info["failed_step"]))
-        return f"reported: {info['error']['message']}"
+        return f"reported: {info['error']}"
 
     dagnats_env.add_worker(worker)
     client = dagnats_env.client

@@ -213,7 +213,7 @@ def child_worker(gate: asyncio.Event | None = None) -> dagnats.Worker:
 
     @worker.task()
     async def rescue(ctx: dagnats.TaskContext, info: dict[str, Any]) -> str:
-        return f"rescued {info['failed_step']}: {info['error']['message'][:40]}"
+        return f"rescued {info['failed_step']}: {info['error'][:40]}"
 
     return worker
 
