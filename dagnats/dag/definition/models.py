@@ -166,6 +166,7 @@ class EventMatch(_Strict):
 def _match_form(value: Any) -> Any:
     """Go's match object has exactly the keys left, right (and op); anything else is the
     dagnats map of event field -> input path."""
+    value = drop_schema_key(value)
     if isinstance(value, dict) and {"left", "right"} <= value.keys() <= {"left", "op", "right"}:
         return EventMatch.model_validate(value)
     return value
