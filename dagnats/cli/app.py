@@ -8,8 +8,10 @@ from typing import Annotated
 import typer
 
 from dagnats._version import __version__
-from dagnats.cli import control, dlq, runs, server, workflows
+from dagnats.cli import control, dlq, redrive, runs, server, workflows
 from dagnats.cli.common import EXIT_INTERRUPTED, one_line
+
+assert redrive.COMMANDS  # imported for its commands on ``dagnats run``
 
 app = typer.Typer(
     name="dagnats",
@@ -44,7 +46,7 @@ app.command("worker")(server.worker_cmd)
 app.command("status")(control.status)
 app.command("workers")(control.workers)
 app.add_typer(workflows.app, name="workflow")
-app.add_typer(runs.app, name="run")
+app.add_typer(runs.app, name="run")  # with redrive's commands on it
 app.add_typer(control.event_app, name="event")
 app.command("approve")(control.approve)
 app.command("reject")(control.reject)
