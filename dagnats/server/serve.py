@@ -20,6 +20,7 @@ from dagnats._nats.types import NatsClient
 from dagnats.engine import Engine
 from dagnats.server.api import ApiService
 from dagnats.server.http import HttpGateway
+from dagnats.server.http import redrive as redrive_http
 from dagnats.server.nats_server import EmbeddedNats, default_data_dir
 from dagnats.server.operations import Operations
 
@@ -78,7 +79,13 @@ class Serve:
         if o.http:
             # One Operations for NATS and HTTP requests: one definitions cache and watch.
             ops: Operations | None = self.api.ops if self.api is not None else None
-            self.http = HttpGateway(self.nc, port=o.http_port, ready=lambda: self.ready, ops=ops)
+            self.http = HttpGateway(
+                self.nc,
+                port=o.http_port,
+                ready=lambda: self.ready,
+                ops=ops,
+                routers=[redrive_http.ROUTES],
+            )
             await self.http.start()
         self.ready = True
         log.info(
