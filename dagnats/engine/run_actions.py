@@ -61,7 +61,11 @@ class RunActions:
             await append_event(self.js, *ev.cancel_requested(a.run_id, reason, by="queue"))
 
     async def admitted(self, run_id: str) -> None:
-        await append_event(self.js, *ev.workflow_admitted(run_id))
+        ack = await append_event(self.js, *ev.workflow_admitted(run_id))
+        if ack.duplicate:
+            # Admitted before within the dedup window: a retried run waiting for its slot
+            # again (or a repeat after a crash, which the machine ignores): a fresh id.
+            await append_event(self.js, *ev.workflow_admitted(run_id, secrets.token_hex(6)))
 
     async def finish(self, a: FinishRun) -> None:
         if a.status != "completed":
