@@ -31,6 +31,7 @@ from dagnats.engine import Engine
 from dagnats.errors import ServerError
 from dagnats.server.api import ApiService
 from dagnats.server.http import HttpGateway, Routes
+from dagnats.server.http import redrive as redrive_http
 from dagnats.server.http.auth import check_token
 from dagnats.server.nats_server import EmbeddedNats, default_data_dir
 from dagnats.server.operations import Operations
@@ -143,7 +144,7 @@ class Serve:
                 ready=lambda: self.ready,
                 ops=ops,
                 token=o.http_token,
-                routers=self.routes,
+                routers=[redrive_http.ROUTES, *self.routes],
                 services=self.services,
             )
             await self.http.start()

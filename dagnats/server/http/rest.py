@@ -107,9 +107,11 @@ async def list_runs(
     workflow: str | None = None,
     status: str | None = None,
     limit: int = MaxList,
+    since: str | None = Query(None, description="Only runs created since (RFC 3339)."),
 ) -> list[RunListItem]:
-    """Runs, newest first, optionally of one workflow and in one status."""
-    out = await ctx.ops.list_runs({"workflow": workflow, "status": status, "limit": limit})
+    """Runs, newest first by creation time, optionally of one workflow and in one status."""
+    body = {"workflow": workflow, "status": status, "limit": limit, "since": since}
+    out = await ctx.ops.list_runs(body)
     return [RunListItem.model_validate(r) for r in out]
 
 
