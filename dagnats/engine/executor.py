@@ -238,6 +238,7 @@ class Executor:
                 match=a.match,
                 lookback_ns=a.lookback_ns,
                 registered_at=a.registered_at,
+                as_text=a.as_text,
             )
             await self.kv[protocol.KV_WAITERS].put(
                 keys.waiter_key(a.event, a.run_id, a.step_id), waiter.encode()

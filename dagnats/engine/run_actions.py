@@ -8,6 +8,7 @@ executor's hot path (tasks, timers, records) runs per event.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import secrets
@@ -165,6 +166,19 @@ class RunActions:
         ).encode()
         # A lost create: the earlier execution made it (and it may be used since): keep it.
         await cas.write(kv, token, body, 0, ttl_s=ttl_s)
-        await append_event(
-            self.js, *ev.approval_requested(a.run_id, a.step_id, token, a.expires_at, a.message)
+        request = ev.approval_request(
+            a.run_id,
+            a.step_id,
+            token,
+            a.expires_at,
+            subject=a.subject,
+            description=a.description,
+            metadata=a.metadata,
         )
+        await append_event(
+            self.js,
+            *ev.approval_requested(a.run_id, a.step_id, token, a.expires_at, a.message, request),
+        )
+        if a.subject is not None:
+            # Core NATS, as Go does: a bot subscribed to the subject picks the request up.
+            await self.nc.publish(a.subject, json.dumps(request).encode())

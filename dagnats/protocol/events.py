@@ -332,10 +332,42 @@ def engine_failed(run_id: str, message: str) -> Stamped:
     return Event(type=WORKFLOW_FAILED, run_id=run_id, data=data), f"{run_id}.failed.engine"
 
 
+def approval_request(
+    run_id: str,
+    step_id: str,
+    token: str,
+    expires_at: datetime,
+    *,
+    subject: str | None = None,
+    description: str | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Go's approval request body, as published on the step's ``subject`` (and recorded)."""
+    return {
+        "token": token,
+        "run_id": run_id,
+        "step_id": step_id,
+        "subject": subject,
+        "description": description,
+        "metadata": metadata or {},
+        "expires_at": expires_at.isoformat(),
+    }
+
+
 def approval_requested(
-    run_id: str, step_id: str, token: str, expires_at: datetime, message: str | None
+    run_id: str,
+    step_id: str,
+    token: str,
+    expires_at: datetime,
+    message: str | None,
+    request: dict[str, Any] | None = None,
 ) -> Stamped:
-    """``<run>.<step>.approval.<deadline as float seconds>``: one per approval request."""
+    """``<run>.<step>.approval.<deadline as float seconds>``: one per approval request.
+
+    ``request`` (Go's request fields: subject, description, metadata) is recorded beside.
+    """
     data = {"token": token, "expires_at": expires_at.isoformat(), "message": message}
+    if request is not None:
+        data.update({k: request[k] for k in ("subject", "description", "metadata")})
     event = Event(type=STEP_APPROVAL_REQUESTED, run_id=run_id, step_id=step_id, data=data)
     return event, f"{run_id}.{step_id}.approval.{expires_at.timestamp()}"

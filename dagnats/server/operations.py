@@ -20,7 +20,7 @@ from dagnats._nats.types import (
     KeyValue,
     NatsClient,
 )
-from dagnats.dag.definition.conditions import lookup
+from dagnats.dag.definition.conditions import input_value
 from dagnats.dag.definition.jsonschema import validate_instance
 from dagnats.dag.definition.models import WorkflowDef
 from dagnats.dag.definition.rules import load_definition
@@ -166,7 +166,8 @@ class Operations:
         run_id = _chosen_or_new_run_id(body)
         key = body.get("idempotency_key")
         if key is None and defn.idempotency_key and not trusted_input:
-            value = lookup(defn.idempotency_key, {"input": run_input})
+            # Go's dot path into the run input ("order_id"); "input.order_id" is the same.
+            value = input_value(defn.idempotency_key, run_input)
             key = None if value is None else json.dumps(value, sort_keys=True)
         idem_key, idem_rev = None, None
         if key is not None:

@@ -92,6 +92,7 @@ class RegisterWaiter:
     match: dict[str, Any]  # event field path -> value it must equal
     lookback_ns: int
     registered_at: datetime
+    as_text: bool = False  # Go's match: compare the values as strings ("123" == 123)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +110,9 @@ class RequestApproval:
     step_id: str
     expires_at: datetime
     message: str | None
+    subject: str | None = None  # also publish the request on this core NATS subject
+    description: str | None = None
+    metadata: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
