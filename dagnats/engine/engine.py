@@ -324,6 +324,9 @@ class Engine:
         """One event applied with its effects: the same for a live event and a caught-up one."""
         if event.type == ev.STEP_COMPLETED and isinstance(event.data, dict):
             await self._resolve_for_map(defn, event)
+        elif event.type == ev.WORKFLOW_RETRY_REQUESTED and run is not None and run.terminal:
+            # Its end's purge of timers must be over before the retry arms new ones.
+            await self.parts.executor.run_actions.cleaned(run.run_id)
         new_run, actions = advance(defn, run, event)
         confirm = None
         if actions:

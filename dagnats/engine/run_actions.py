@@ -44,6 +44,9 @@ class RunActions:
         self.defs = defs
         self.kv = kv
         self._background: set[asyncio.Task[None]] = set()
+        # The clean-up of each ended run still going: a retry of the run waits for it, so a
+        # purge of the ended run's timers never removes the ones the retry arms.
+        self._cleanups: dict[str, asyncio.Task[None]] = {}
 
     async def admit(self, a: AdmitRun) -> None:
         verdict = await admit_run(
@@ -59,7 +62,11 @@ class RunActions:
             await append_event(self.js, *ev.cancel_requested(a.run_id, reason, by="queue"))
 
     async def admitted(self, run_id: str) -> None:
-        await append_event(self.js, *ev.workflow_admitted(run_id))
+        ack = await append_event(self.js, *ev.workflow_admitted(run_id))
+        if ack.duplicate:
+            # Admitted before within the dedup window: a retried run waiting for its slot
+            # again (or a repeat after a crash, which the machine ignores): a fresh id.
+            await append_event(self.js, *ev.workflow_admitted(run_id, secrets.token_hex(6)))
 
     async def finish(self, a: FinishRun) -> None:
         if a.status != "completed":
@@ -87,7 +94,20 @@ class RunActions:
         backstops, deferred dispatches): purges by subject, off the critical path."""
         task = asyncio.create_task(self._purge(run_id, timers=timers))
         self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._cleanups[run_id] = task
+
+        def done(t: asyncio.Task[None]) -> None:
+            self._background.discard(t)
+            if self._cleanups.get(run_id) is t:
+                del self._cleanups[run_id]
+
+        task.add_done_callback(done)
+
+    async def cleaned(self, run_id: str, timeout_s: float = 5.0) -> None:
+        """Wait (bounded) for the clean-up of ended run ``run_id``, if one is going."""
+        task = self._cleanups.get(run_id)
+        if task is not None:
+            await asyncio.wait({task}, timeout=timeout_s)
 
     async def _purge(self, run_id: str, *, timers: bool) -> None:
         try:

@@ -200,9 +200,13 @@ def retry_requested(run_id: str, retry: int, reason: str | None = None) -> Stamp
     return event, f"{run_id}.retry.{retry}"
 
 
-def workflow_admitted(run_id: str) -> Stamped:
-    """A pending run got its concurrency slot: ``<run>.admitted``."""
-    return Event(type=WORKFLOW_ADMITTED, run_id=run_id), f"{run_id}.admitted"
+def workflow_admitted(run_id: str, nonce: str | None = None) -> Stamped:
+    """A pending run got its concurrency slot: ``<run>.admitted``, or
+    ``<run>.admitted.<nonce>`` for a run admitted again within the dedup window (a retried
+    run queues for its slot again; ``advance`` admits only a pending run, so a repeat is
+    harmless)."""
+    suffix = f".{nonce}" if nonce else ""
+    return Event(type=WORKFLOW_ADMITTED, run_id=run_id), f"{run_id}.admitted{suffix}"
 
 
 def _of_task(task: TaskMessage, type_: str, data: Any) -> Event:

@@ -123,8 +123,8 @@ class Operations:
         return out
 
     async def get_workflow(self, body: dict[str, Any]) -> dict[str, Any]:
-        name = _name(body)
-        found = await self.defs.get(name, body.get("revision"))
+        name = _workflow_name(body)
+        found = await self.defs.get(name, _revision(body.get("revision")))
         if found is None:
             raise WorkflowNotFoundError(f"workflow '{name}' is not registered")
         d, rev = found
@@ -134,7 +134,7 @@ class Operations:
         }
 
     async def delete_workflow(self, body: dict[str, Any]) -> dict[str, Any]:
-        name = _name(body)
+        name = _workflow_name(body)
         if await self.defs.get(name) is None:
             raise WorkflowNotFoundError(f"workflow '{name}' is not registered")
         # A delete marker: past revisions stay readable for runs that still use them.
@@ -145,7 +145,7 @@ class Operations:
 
     async def workflow_revision(self, name: str, revision: Any) -> tuple[WorkflowDef, int]:
         """The definition a start would use; ``WorkflowNotFoundError`` when there is none."""
-        found = await self.defs.get(name, revision)
+        found = await self.defs.get(name, _revision(revision))
         if found is None:
             at = f" at revision {revision}" if revision is not None else ""
             raise WorkflowNotFoundError(f"workflow '{name}' is not registered{at}")
@@ -158,7 +158,7 @@ class Operations:
         accepted once (and possibly a payload reference), so the schema is not asked again
         and the workflow's ``idempotency_key`` expression, which would find that run, is
         not applied."""
-        name = _name(body, "workflow")
+        name = _workflow_name(body, "workflow")
         defn, revision = await self.workflow_revision(name, body.get("revision"))
         run_input = body.get("input")
         if not trusted_input:
@@ -359,6 +359,20 @@ class Operations:
                 ) from exc
         finally:
             await sub.unsubscribe()
+
+
+def _workflow_name(body: dict[str, Any], field: str = "name") -> str:
+    """A workflow name in the KV-key alphabet (400 otherwise: the store would refuse it)."""
+    return keys.check_name(_name(body, field), f"workflow name in field '{field}'")
+
+
+def _revision(value: Any) -> int | None:
+    """A definition revision: None (the latest) or a positive integer (400 otherwise)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ApiError(f"invalid revision {value!r}: a positive integer", code=400)
+    return value
 
 
 def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
