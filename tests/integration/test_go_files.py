@@ -17,8 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 import dagnats
+from dagnats.cli import app
+from dagnats.dag.definition.rules import load_definition
 from dagnats.protocol import events as ev
 from dagnats.testing import DagnatsEnv
 from tests.integration.run_helpers import WAIT_S, wait_event
@@ -203,3 +206,25 @@ async def test_signals_cancel_on_matches_as_strings(dagnats_env: DagnatsEnv) -> 
         await run.result(timeout=WAIT_S)
     assert (await other.status()).status == "running"  # 789 did not match
     await client.cancel(other.run_id)
+
+
+async def test_cli_show_format_go_writes_a_file_that_loads_equal(dagnats_env: DagnatsEnv) -> None:
+    await dagnats_env.client.register(fixture("go", "signals.json"))
+    args = ["workflow", "show", "order-signals", "--format", "go", "--nats-url", dagnats_env.url]
+    result = await asyncio.wait_for(asyncio.to_thread(CliRunner().invoke, app, args), WAIT_S)
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.output)
+    assert shown["steps"][1] == {
+        "id": "paid",
+        "task": "",
+        "type": "wait_for_event",
+        "depends_on": ["reserve"],
+        "timeout": 0,
+        "config": {
+            "event": "payment.received",
+            "match": {"left": "order_id", "op": "eq", "right": "step.reserve.output.order_id"},
+            "timeout": 60_000_000_000,
+            "lookback": 5_000_000_000,
+        },
+    }
+    assert load_definition(shown) == load_definition(fixture("go", "signals.json"))
