@@ -368,3 +368,20 @@ def test_cli_validate_exits_1_with_every_problem_and_0_when_valid(tmp_path: Path
     assert ok.exit_code == 0 and "valid" in ok.output
     out = runner.invoke(app, ["workflow", "validate", "--json", str(bad)])
     assert out.exit_code == 1 and json.loads(out.output)["valid"] is False
+
+
+def test_builder_takes_the_go_forms() -> None:
+    w = Workflow("b")
+    a = w.step("a")
+    w.sleep("c", cron="0 9 * * *", depends_on=[a])
+    w.sleep("u", until_input_path="at", depends_on=[a])
+    match = {"left": "id", "op": "eq", "right": "step.a.output.id"}
+    w.wait_for_event("e", event="paid", match=match, depends_on=[a])
+    w.approval("p", subject="approve.b", description="ok?", request_metadata={"k": 1})
+    w.respond("r", headers={"X-A": "1"}, body_from="x", content_type="text/plain", depends_on=[a])
+    skip = {"step_id": "a", "field": "f", "op": "==", "value": 1}
+    w.step("s", depends_on=[a], skip_if=skip)
+    defn = w.to_definition()
+    assert isinstance(defn.step("e").config.match, EventMatch)  # type: ignore[union-attr]
+    assert isinstance(defn.step("s").skip_if, SkipIf)
+    assert load_definition(w.to_dict("go")) == defn == load_definition(w.to_dict())

@@ -25,6 +25,7 @@ from dagnats.dag.definition.models import (
     Concurrency,
     RateLimit,
     RetryPolicy,
+    SkipIf,
     StepDef,
     WorkflowDef,
 )
@@ -51,7 +52,7 @@ class StepOptions(TypedDict, total=False):
     depends_on: Iterable[StepLike]
     timeout: DurationLike | None
     retry: RetryPolicy | Mapping[str, Any] | None
-    skip_if: str | None
+    skip_if: str | SkipIf | Mapping[str, Any] | None
     on_failure: StepLike | None
     compensate: StepLike | None
     worker_group: str | None
@@ -69,7 +70,7 @@ class WaitOptions(TypedDict, total=False):
     """
 
     depends_on: Iterable[StepLike]
-    skip_if: str | None
+    skip_if: str | SkipIf | Mapping[str, Any] | None
     on_failure: StepLike | None
     compensate: StepLike | None
     metadata: Mapping[str, Any] | None
@@ -306,7 +307,7 @@ class Workflow:
         depends_on: Iterable[StepLike] = (),
         timeout: DurationLike | None = None,
         retry: RetryPolicy | Mapping[str, Any] | None = None,
-        skip_if: str | None = None,
+        skip_if: str | SkipIf | Mapping[str, Any] | None = None,
         on_failure: StepLike | None = None,
         compensate: StepLike | None = None,
         worker_group: str | None = None,
@@ -366,10 +367,19 @@ class Workflow:
         *,
         duration: DurationLike | None = None,
         until: str | None = None,
+        cron: str | None = None,
+        until_input_path: str | None = None,
         **common: Unpack[WaitOptions],
     ) -> StepRef:
-        """Wait durably for ``duration``, or ``until`` a timestamp (or an input path)."""
-        config = {"duration": duration, "until": until}
+        """Wait durably for ``duration``, ``until`` a timestamp (or an input path), to the
+        next match of a 5-field ``cron`` expression (UTC), or to the instant at
+        ``until_input_path`` in the run input (RFC 3339 or epoch ms). Exactly one."""
+        config = {
+            "duration": duration,
+            "until": until,
+            "cron": cron,
+            "until_input_path": until_input_path,
+        }
         return self._add(id, "sleep", config, None, _wait_options(common))
 
     def wait_for_event(
@@ -410,20 +420,44 @@ class Workflow:
         *,
         timeout: DurationLike = "24h",
         message: str | None = None,
+        subject: str | None = None,
+        description: str | None = None,
+        request_metadata: Mapping[str, Any] | None = None,
         **common: Unpack[WaitOptions],
     ) -> StepRef:
         """Pause until a person approves or rejects with a single-use token.
 
-        A rejection or an expiry fails the step (``on_failure`` / ``compensate`` apply).
+        With ``subject`` the request (token, description, ``request_metadata``...) is also
+        published on that core NATS subject. A rejection or an expiry fails the step
+        (``on_failure`` / ``compensate`` apply).
         """
-        config = {"timeout": timeout, "message": message}
+        config = {
+            "timeout": timeout,
+            "message": message,
+            "subject": subject,
+            "description": description,
+            "metadata": dict(request_metadata) if request_metadata is not None else None,
+        }
         return self._add(id, "approval", config, None, _wait_options(common))
 
     def respond(
-        self, id: str, *, status: int = 200, depends_on: Iterable[StepLike] = ()
+        self,
+        id: str,
+        *,
+        status: int = 200,
+        headers: Mapping[str, str] | None = None,
+        body_from: str | None = None,
+        content_type: str | None = None,
+        depends_on: Iterable[StepLike] = (),
     ) -> StepRef:
         """Answer a synchronous (webhook) start with this step's input and HTTP status."""
-        return self._add(id, "respond", {"status": status}, None, {"depends_on": depends_on})
+        config = {
+            "status": status,
+            "headers": dict(headers) if headers is not None else None,
+            "body_from": body_from,
+            "content_type": content_type,
+        }
+        return self._add(id, "respond", config, None, {"depends_on": depends_on})
 
     # --- output and input ---------------------------------------------------------------
 
