@@ -260,7 +260,8 @@ class Ctx:
     @property
     def max_steps(self) -> int | None:
         c = self.defn.concurrency
-        return c.max_steps if c is not None else None
+        # 0 is Go's "unlimited", like leaving it out.
+        return c.max_steps if c is not None and c.max_steps else None
 
     def _count_inflight(self) -> int:
         n = 0

@@ -19,6 +19,9 @@ held = _steps.dispatch_held
 
 STEP_KINDS: Mapping[str, StepKind] = {
     "normal": StepKind(start=_steps.dispatch, redispatch=held, worker_task=True, holds_slot=True),
+    # An agent is a normal step whose metadata.role a deployment may route by.
+    "agent": StepKind(start=_steps.dispatch, redispatch=held, worker_task=True, holds_slot=True),
+    "planner": StepKind(start=_steps.dispatch, redispatch=held, worker_task=True, holds_slot=True),
     "agent_loop": StepKind(
         start=_steps.dispatch,
         redispatch=held,

@@ -24,6 +24,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from dagnats.dag.definition.flow import priority_offset_s
 from dagnats.dag.definition.models import WorkflowDef
 from dagnats.dag.machine import _failure, _steps, _waits
 from dagnats.dag.machine._context import Ctx, aware, event_data, graph_of, ns_delta
@@ -175,11 +176,8 @@ def _step_error(sid: str, data: dict[str, Any], default_type: str) -> StepError:
 
 
 def max_runs(defn: WorkflowDef) -> int | None:
-    """The workflow's run limit: ``concurrency.max_runs``, or 1 for a singleton."""
-    limit = defn.concurrency.max_runs if defn.concurrency is not None else None
-    if defn.singleton:
-        return 1
-    return limit
+    """The workflow's run limit: ``concurrency.max_runs`` (a singleton is the API's job)."""
+    return defn.concurrency.max_runs if defn.concurrency is not None else None
 
 
 def _start(ctx: Ctx, *, admitted: bool = False) -> None:
@@ -188,7 +186,15 @@ def _start(ctx: Ctx, *, admitted: bool = False) -> None:
         # Wait for a slot; ``workflow.admitted`` starts the run (the shell keeps the order).
         ctx.run.status = "pending"
         ctx.record(WORKFLOW_PENDING, {"max_runs": limit})
-        ctx.emit(AdmitRun(run_id=ctx.run_id, workflow=ctx.defn.name, max_runs=limit))
+        ctx.emit(
+            AdmitRun(
+                run_id=ctx.run_id,
+                workflow=ctx.defn.name,
+                max_runs=limit,
+                priority_offset_s=priority_offset_s(ctx.defn, ctx.run.input),
+                arrived_at=ctx.run.created_at,
+            )
+        )
         return
     ctx.run.status = "running"
     # A cancel event counts from the moment the run was started, not from when its waiter
@@ -303,6 +309,15 @@ def _on_continue(ctx: Ctx, event: Event) -> None:
     cfg = _steps.agent_loop_config(ctx, sid)
     st = ctx.mut(sid)
     nxt = st.iteration + 1
+    if cfg.budget_force_at is not None and nxt >= cfg.budget_force_at:
+        msg = (
+            f"agent loop step {sid!r} returned Continue at iteration {nxt}, its "
+            f"budget_force_at limit ({cfg.budget_force_at}): past it a Continue is refused "
+            "and the step must finish with a result"
+        )
+        err = _steps.non_retryable(sid, msg, "BudgetExceeded")
+        _failure.fail_for_good(ctx, sid, err, dead_letter=False)
+        return
     if nxt >= cfg.max_iterations:
         msg = (
             f"agent loop step {sid!r} reached its max_iterations limit ({cfg.max_iterations}) "
