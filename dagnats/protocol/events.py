@@ -76,6 +76,7 @@ SIGNAL_RECEIVED = "signal.received"  # data: {"name", "data"} (a signal was sent
 STEP_CHILD_STARTED = "step.child.started"  # data: {"child_run_id", "workflow"}
 COMPENSATE_STARTED = "compensate.started"  # data: {"steps": [...], "failed_step"}
 COMPENSATE_STEP = "compensate.step"  # data: {"step", "handler"}
+PLANNER_MATERIALIZED = "planner.materialized"  # data: see planner_materialized_data
 
 TERMINAL_RUN_EVENTS: frozenset[str] = frozenset(
     {WORKFLOW_COMPLETED, WORKFLOW_FAILED, WORKFLOW_CANCELLED, WORKFLOW_COMPENSATED}
@@ -309,3 +310,12 @@ def approval_requested(
     data = {"token": token, "expires_at": expires_at.isoformat(), "message": message}
     event = Event(type=STEP_APPROVAL_REQUESTED, run_id=run_id, step_id=step_id, data=data)
     return event, f"{run_id}.{step_id}.approval.{expires_at.timestamp()}"
+
+
+def planner_materialized_data(planner_id: str, step_ids: list[str], total: int) -> dict[str, Any]:
+    """The data of a ``planner.materialized`` record: what a planner's fragment added.
+
+    ``steps`` are the new (prefixed) step ids in fragment order; ``dynamic_steps`` is how many
+    steps planners have added to the run so far, this fragment included.
+    """
+    return {"planner": planner_id, "steps": list(step_ids), "dynamic_steps": total}

@@ -28,6 +28,7 @@ from dagnats.dag.definition.flow import priority_offset_s
 from dagnats.dag.definition.models import WorkflowDef
 from dagnats.dag.machine import _failure, _steps, _waits
 from dagnats.dag.machine._context import Ctx, aware, event_data, graph_of, ns_delta
+from dagnats.dag.machine._planner import with_plans
 from dagnats.dag.machine._table import STEP_KINDS
 from dagnats.dag.machine.actions import Action, AdmitRun, RegisterWaiter
 from dagnats.dag.machine.inputs import InputError, resolve_match
@@ -102,12 +103,14 @@ def advance(defn: WorkflowDef, run: RunState | None, event: Event) -> tuple[RunS
                 f"run {event.run_id!r} has no state; its first event must be "
                 f"{WORKFLOW_STARTED!r}, got {event.type!r}"
             )
-        ctx = Ctx(defn, graph_of(defn, STEP_KINDS), initial_state(defn, event), event)
+        first = initial_state(defn, event)
+        ctx = Ctx(defn, graph_of(defn, STEP_KINDS), first, event, STEP_KINDS)
         _start(ctx)
     elif run.terminal:
         return run, []
     else:
-        ctx = Ctx(defn, graph_of(defn, STEP_KINDS), run, event)
+        full = with_plans(defn, run)
+        ctx = Ctx(full, graph_of(full, STEP_KINDS), run, event, STEP_KINDS, base=defn)
         handler = _HANDLERS.get(event.type)
         if handler is not None:
             handler(ctx, event)
@@ -274,8 +277,11 @@ def _on_step_completed(ctx: Ctx, event: Event) -> None:
         return
     sid, item, _ = found
     output = event_data(event).get("output")
+    own = ctx.kind(sid).on_complete
     if item is not None:
         _steps.complete_item(ctx, sid, item, output)
+    elif own is not None:
+        own(ctx, sid, output)
     else:
         _steps.complete_step(ctx, sid, output)
 
