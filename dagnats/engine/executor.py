@@ -270,6 +270,7 @@ def _task_body_inline(t: DispatchTask) -> bytes:
         capabilities=list(t.capabilities) or None,
         budget_warning=t.budget_warning or None,
         budget_final=t.budget_final or None,
+        run_retry=t.run_retry or None,
     ).encode()
 
 

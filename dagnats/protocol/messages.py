@@ -43,6 +43,9 @@ class TaskMessage(_Message):
     """An agent-loop iteration at or past ``budget_warn_at``."""
     budget_final: bool | None = None
     """An agent-loop iteration at ``budget_force_at``: a ``Continue`` will be refused."""
+    run_retry: int | None = None
+    """How many times the run was retried when this task was sent (absent: never). A
+    worker that saw the run end drops its tasks unless they come from a later retry."""
 
 
 class DeferredTask(BaseModel):

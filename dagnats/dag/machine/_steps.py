@@ -180,6 +180,7 @@ def _send(
             capabilities=tuple(step.required_capabilities),
             budget_warning=warn,
             budget_final=final,
+            run_retry=ctx.run.retries,
         )
     )
 

@@ -47,6 +47,7 @@ class DispatchTask:
     capabilities: tuple[str, ...] = ()  # the step's required_capabilities
     budget_warning: bool = False  # an agent loop at or past its budget_warn_at
     budget_final: bool = False  # an agent loop at its budget_force_at: no more Continue
+    run_retry: int = 0  # the run's retry count (``TaskMessage.run_retry``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +164,7 @@ class FinishRun:
     child_steps: tuple[str, ...] = field(default_factory=tuple)
     # Whether the run could have left timers behind (purging costs the server a scan).
     timers: bool = True
+    retries: int = 0  # the run's retry count: workers drop its tasks up to this retry
 
 
 Action = (
