@@ -15,9 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from dagnats import protocol
-from dagnats._nats.cas import read_json, write_json
+from dagnats._nats.cas import delete_if, read_json, write_json
 from dagnats._nats.types import KeyValue
+from dagnats.dag.definition.flow import singleton_scope
+from dagnats.dag.definition.models import WorkflowDef
 from dagnats.dag.machine.actions import DispatchTask
+from dagnats.dag.machine.state import RunState
 from dagnats.protocol import keys
 
 log = logging.getLogger(__name__)
@@ -236,3 +239,14 @@ async def check_limits(kv: dict[str, KeyValue], limits: dict[str, Any]) -> float
                 await release_slots(kv[protocol.KV_CONCURRENCY], task, holder=holder)
             return verdict.retry_in_s
     return None
+
+
+async def release_singleton(kv: KeyValue, defn: WorkflowDef, run: RunState) -> None:
+    """Drop an ended run's singleton claim (if it still holds it: a newer run's stays)."""
+    scope = singleton_scope(defn, run.input)
+    if scope is None:
+        return
+    key = keys.singleton_key(defn.name, scope)
+    held, rev = await read_json(kv, key)
+    if held is not None and held.get("run_id") == run.run_id:
+        await delete_if(kv, key, rev)

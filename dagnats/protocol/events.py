@@ -122,8 +122,13 @@ class Event(BaseModel):
 Stamped = tuple[Event, str]
 """An event and the dedup id it is published under."""
 
-CancelCause = Literal["request", "parent", "queue"]
-_CANCEL_SUFFIX: dict[str, str] = {"request": "", "parent": ".parent", "queue": ".queue"}
+CancelCause = Literal["request", "parent", "queue", "singleton"]
+_CANCEL_SUFFIX: dict[str, str] = {
+    "request": "",
+    "parent": ".parent",
+    "queue": ".queue",
+    "singleton": ".singleton",
+}
 
 
 # --- inputs -------------------------------------------------------------------------------
@@ -179,7 +184,8 @@ def child_started(
 
 def cancel_requested(run_id: str, reason: str, *, by: CancelCause = "request") -> Stamped:
     """``<run>.cancel`` (API), ``<run>.cancel.parent`` (its parent ended or cancelled the
-    child step), ``<run>.cancel.queue`` (its workflow's admission queue is full)."""
+    child step), ``<run>.cancel.queue`` (its workflow's admission queue is full),
+    ``<run>.cancel.singleton`` (a singleton workflow in ``cancel`` mode started anew)."""
     event = Event(type=WORKFLOW_CANCEL_REQUESTED, run_id=run_id, data={"reason": reason})
     return event, f"{run_id}.cancel{_CANCEL_SUFFIX[by]}"
 
