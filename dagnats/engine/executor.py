@@ -36,7 +36,7 @@ from dagnats.dag.machine.actions import (
     ScheduleTimer,
     StartChildRun,
 )
-from dagnats.engine.limits import check_limits, limits_of
+from dagnats.engine.limits import check_limits, is_limited, limits_of
 from dagnats.engine.run_actions import RunActions
 from dagnats.protocol import dedup, keys
 from dagnats.protocol import events as ev
@@ -138,12 +138,12 @@ class Executor:
     ) -> None:
         """Publish the task messages of each step: limited ones one by one, a map's at once."""
         for (_run, _step), tasks in fanout.items():
-            limited = [t for t in tasks if t.rate_limit or t.max_task_concurrency]
+            limited = [t for t in tasks if is_limited(t)]
             if limited:
                 # Limits are per task type: each instance asks for its own token / slot.
                 for t in limited:
                     await self.dispatch_limited(t, futures)
-                tasks = [t for t in tasks if not (t.rate_limit or t.max_task_concurrency)]
+                tasks = [t for t in tasks if not is_limited(t)]
             if not tasks:
                 continue
             if len(tasks) == 1:
@@ -267,6 +267,10 @@ def _task_body_inline(t: DispatchTask) -> bytes:
         timeout_ns=t.timeout_ns,
         idempotency_key=t.idempotency_key,
         dedup_id=t.dedup_id,
+        metadata=t.metadata,
+        capabilities=list(t.capabilities) or None,
+        budget_warning=t.budget_warning or None,
+        budget_final=t.budget_final or None,
         run_retry=t.run_retry or None,
     ).encode()
 

@@ -49,8 +49,11 @@ class RunActions:
         self._cleanups: dict[str, asyncio.Task[None]] = {}
 
     async def admit(self, a: AdmitRun) -> None:
+        due_s = None
+        if a.arrived_at is not None:
+            due_s = a.arrived_at.timestamp() + a.priority_offset_s
         verdict = await admit_run(
-            self.kv[protocol.KV_CONCURRENCY], a.workflow, a.run_id, a.max_runs
+            self.kv[protocol.KV_CONCURRENCY], a.workflow, a.run_id, a.max_runs, due_s=due_s
         )
         if verdict is True:
             await self.admitted(a.run_id)

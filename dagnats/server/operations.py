@@ -33,7 +33,7 @@ from dagnats.errors import (
 )
 from dagnats.protocol import events as ev
 from dagnats.protocol import keys
-from dagnats.server import run_lookup
+from dagnats.server import run_lookup, singleton
 from dagnats.server.interactions import RUN_ID_RE, Interactions, _name, _run_id
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,7 @@ class Operations:
         self.payloads = Payloads(self.js)
         # Looked up by open() (each lookup is a JetStream round trip), together or not at all.
         self._stores: tuple[DefinitionStore, KeyValue, KeyValue] | None = None
+        self._concurrency_kv: KeyValue | None = None
 
     async def open(self) -> None:
         js = self.js
@@ -182,6 +183,11 @@ class Operations:
                 }
         if body.get("run_id"):
             await self._check_run_id_free(run_id)
+        active = await singleton.claim(
+            self.js, await self._concurrency(), self._state, defn, run_input, run_id
+        )
+        if active is not None:  # a singleton in skip mode: the caller gets the active run
+            return {"run_id": active, "workflow": name, "revision": revision, "duplicate": True}
         rerun_of = body.get("rerun_of")
         started = ev.workflow_started(
             run_id,
@@ -228,6 +234,12 @@ class Operations:
                 "messages are still in the streams' dedup window: use another id or wait",
                 code=409,
             )
+
+    async def _concurrency(self) -> KeyValue:
+        """The ``concurrency`` bucket (singleton claims), looked up on first use."""
+        if self._concurrency_kv is None:
+            self._concurrency_kv = await self.js.key_value(protocol.KV_CONCURRENCY)
+        return self._concurrency_kv
 
     async def _has_history(self, run_id: str) -> bool:
         return await has_history(self.js, run_id)

@@ -452,7 +452,13 @@ CASES: list[tuple[str, Any, list[str], str | None, str | None]] = [
         None,
         "input_schema",
     ),
-    ("priority", wf(s("a"), priority=10), ["'priority'", "<= 9 (got 10)"], None, "priority"),
+    (
+        "priority offset",
+        wf(s("a"), priority={"key": "tier", "rules": {"gold": -601}}),
+        ["'priority.rules'", "offset of 'gold'", "-600 and 600", "got -601"],
+        None,
+        "priority.rules",
+    ),
     (
         "concurrency",
         wf(s("a"), concurrency={"max_runs": -1}),
