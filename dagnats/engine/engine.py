@@ -28,6 +28,7 @@ from dagnats.dag.machine.advance import advance
 from dagnats.dag.machine.state import RunState
 from dagnats.engine._parts import EngineParts, open_parts
 from dagnats.engine.executor import Executor
+from dagnats.engine.timers import TimerClock
 from dagnats.protocol import events as ev
 from dagnats.protocol.events import Event
 
@@ -53,10 +54,14 @@ class Engine:
         max_event_deliveries: int = MAX_EVENT_DELIVERIES,
         apply_tries: int = MAX_APPLY_TRIES,
         redeliver_delay_s: float = 2.0,
+        clock: TimerClock | None = None,
     ) -> None:
+        """``clock`` decides when timers are due (the wall clock unless a test gives its
+        virtual one: ``dagnats.testing``)."""
         self.max_event_deliveries = max_event_deliveries
         self.apply_tries = apply_tries
         self.redeliver_delay_s = redeliver_delay_s
+        self.clock = clock
         self.nc = nc
         self.js = nc.jetstream()
         self.max_inflight = max_inflight
@@ -81,7 +86,9 @@ class Engine:
         return self.parts.executor
 
     async def start(self) -> None:
-        p = self._parts = await open_parts(self.nc, max_inflight=self.max_inflight)
+        p = self._parts = await open_parts(
+            self.nc, max_inflight=self.max_inflight, clock=self.clock
+        )
         await p.feed.start()
         await p.timers.start()
         await p.advisories.start()
