@@ -24,6 +24,7 @@ from dagnats.protocol import clock as process_clock
 from dagnats.protocol.durations import DurationLike, to_ns, to_seconds
 from dagnats.server import ApiService, EmbeddedNats
 from dagnats.testing.clock import TimeSkipper, VirtualClock
+from dagnats.testing.faults import Faults
 
 if TYPE_CHECKING:
     from dagnats.worker import Worker
@@ -47,6 +48,9 @@ class DagnatsEnv:
         """The virtual clock (``None`` without time skipping)."""
         self.skipper: TimeSkipper | None = None
         self._clock_block: contextlib.ExitStack = contextlib.ExitStack()
+        self._engine_options: dict[str, Any] = {}
+        self.faults = Faults(self)
+        """Deterministic fault injection (``dagnats.testing.faults``)."""
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -100,6 +104,9 @@ class DagnatsEnv:
     async def start_engine(self, **options: Any) -> Engine:
         """Start (or restart, after ``stop_engine``) the engine in this loop; ``options``
         go to ``Engine`` (e.g. ``max_event_deliveries``)."""
+        if options:
+            self._engine_options = dict(options)  # an engine taking over after a crash
+        options = {**self._engine_options}
         if self.clock is not None:
             options.setdefault("clock", self.clock)
         self.engine = Engine(self.nc, **options)
@@ -151,7 +158,7 @@ class DagnatsEnv:
             await self.engine.stop()
             self.engine = None
 
-    async def restart_server(self, timeout_s: float = 15.0) -> None:
+    async def restart_server(self, timeout_s: float = 15.0, *, kill: bool = False) -> None:
         """Stop the embedded nats-server and start it on the same port and store.
 
         Returns once this environment's connection is back (the engine, API and workers
@@ -160,9 +167,14 @@ class DagnatsEnv:
         if self.server is None:
             raise RuntimeError("this environment uses an external NATS server (nats_url)")
         self._reconnected.clear()
-        await self.server.stop()
+        await self.server.stop(kill=kill)
         await self.server.start()
         await asyncio.wait_for(self._reconnected.wait(), timeout_s)
+
+    @property
+    def workers(self) -> list[Worker]:
+        """The workers added with ``add_worker`` and still running."""
+        return [w for w, _ in self._workers]
 
     def add_worker(self, worker: Worker) -> Worker:
         """Run ``worker`` in the background of this environment, on its NATS server."""
@@ -185,6 +197,8 @@ class DagnatsEnv:
                 self._workers.remove((w, task))
 
     async def close(self) -> None:
+        await self.faults.close()
+
         async def stop(w: Worker, task: asyncio.Task[None]) -> None:
             with contextlib.suppress(Exception):
                 await w.stop()
