@@ -13,7 +13,7 @@ import json
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from dagnats import protocol
 from dagnats._nats.kvscan import purge_key
@@ -38,7 +38,7 @@ from dagnats.dag.machine.actions import (
 )
 from dagnats.engine.limits import check_limits, is_limited, limits_of
 from dagnats.engine.run_actions import RunActions
-from dagnats.protocol import dedup, keys
+from dagnats.protocol import clock, dedup, keys
 from dagnats.protocol import events as ev
 from dagnats.protocol.messages import DeadLetterMessage, DeferredTask, EventWaiter, TimerMessage
 
@@ -180,7 +180,7 @@ class Executor:
             run_id=t.run_id,
             step_id=t.step_id,
             kind="dispatch",
-            fire_at=datetime.now(UTC) + timedelta(seconds=wait_s),
+            fire_at=clock.now() + timedelta(seconds=wait_s),
             data={"kind": "dispatch"},
             dedup_id=dedup.deferred_task_id(t.dedup_id),
             task=DeferredTask(
@@ -284,5 +284,5 @@ def _dead_letter_body(a: DeadLetter) -> bytes:
         input=a.input,
         error=a.error,
         attempts=a.attempts,
-        ts=datetime.now(UTC),
+        ts=clock.now(),
     ).encode()

@@ -11,11 +11,12 @@ id is part of the protocol (see :mod:`dagnats.protocol.dedup`), never spelled by
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from dagnats.protocol import clock
 from dagnats.protocol.messages import TaskMessage, TimerMessage
 
 # --- inputs: published by the API, workers, timers, the correlator, child runs ---
@@ -87,7 +88,7 @@ TERMINAL_RUN_EVENTS: frozenset[str] = frozenset(
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    return clock.now()
 
 
 class Event(BaseModel):
