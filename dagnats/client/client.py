@@ -11,6 +11,8 @@ from typing import Any
 from dagnats import protocol
 from dagnats._nats.connection import connect as connect_nats
 from dagnats._nats.connection import request
+from dagnats._nats.kvscan import open_bucket
+from dagnats._nats.logs import read_run_logs
 from dagnats._nats.payloads import REF, THRESHOLD_BYTES, Payloads, is_ref
 from dagnats._nats.types import KeyValue, NatsClient
 from dagnats.client.handle import RunHandle
@@ -26,6 +28,7 @@ from dagnats.errors import (
     RunNotFoundError,
     WorkflowNotFoundError,
 )
+from dagnats.protocol.logs import StepLog
 
 DEFAULT_URL = "nats://127.0.0.1:4222"
 # A forced delete of a running run waits up to 10 s on the server for the run to end.
@@ -267,3 +270,10 @@ class Client:
 
     async def reject(self, token: str, reason: str | None = None) -> None:
         await self.call("approval.reject", {"token": token, "reason": reason})
+
+    async def run_logs(self, run_id: str) -> dict[str, StepLog]:
+        """What the run's handlers logged through ``ctx.logger``: step id (``step.item``
+        for a map instance) -> its last lines, bounded per step (``dagnats.protocol.logs``)."""
+        await self.get_run(run_id)  # a clear RunNotFoundError for an unknown id
+        kv = await open_bucket(self.js, protocol.KV_LOGS)
+        return {} if kv is None else await read_run_logs(kv, run_id)

@@ -20,6 +20,7 @@ import anyio.to_thread
 from pydantic import ValidationError
 
 from dagnats import protocol
+from dagnats._nats.logs import append_step_log
 from dagnats._nats.payloads import Payloads
 from dagnats._nats.publish import msg_id
 from dagnats._nats.resources import MAX_MSG_BYTES
@@ -182,7 +183,23 @@ class Runner:
         if failure is not None:
             return failure
         ctx = TaskContext(tm, NatsBackend(self._nc, self._kv, self._beats, msg))
-        return await self._offload(tm, *await self._run(task, tm, ctx))
+        try:
+            result = await self._run(task, tm, ctx)
+        except _RunEnded:
+            await self._save_logs(ctx)
+            raise
+        await self._save_logs(ctx)  # before the result: `run logs` of an ended step is whole
+        return await self._offload(tm, *result)
+
+    async def _save_logs(self, ctx: TaskContext) -> None:
+        lines, dropped = ctx.log_capture.take()
+        if not lines and not dropped:
+            return
+        key = keys.log_key(ctx.run_id, ctx.step_id, ctx.item)
+        try:
+            await append_step_log(await self._kv.get(protocol.KV_LOGS), key, lines, dropped)
+        except Exception as exc:  # noqa: BLE001 - logs are observability: never fail the step
+            log.warning("run %s step %s: log lines not stored: %s", ctx.run_id, ctx.step_id, exc)
 
     async def _resolve_input(self, tm: protocol.TaskMessage) -> tuple[str, dict[str, Any]] | None:
         """Fetch an input passed by reference; a failure result if it cannot be fetched."""
