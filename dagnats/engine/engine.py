@@ -30,6 +30,7 @@ from dagnats.engine._parts import EngineParts, open_parts
 from dagnats.engine.executor import Executor
 from dagnats.protocol import events as ev
 from dagnats.protocol.events import Event
+from dagnats.telemetry import metrics
 
 log = logging.getLogger(__name__)
 
@@ -325,6 +326,7 @@ class Engine:
         if event.type == ev.STEP_COMPLETED and isinstance(event.data, dict):
             await self._resolve_for_map(defn, event)
         new_run, actions = advance(defn, run, event)
+        metrics.observe_applied(defn, run, event, new_run, actions)
         confirm = None
         if actions:
             confirm = await self.parts.executor.execute(

@@ -29,6 +29,7 @@ from dagnats.dag.machine.state import RUN_TERMINAL
 from dagnats.engine.limits import check_limits, release_slots
 from dagnats.protocol import events as ev
 from dagnats.protocol.messages import DeferredTask, TimerMessage
+from dagnats.telemetry import metrics
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +111,8 @@ class TimerService(ConsumerLoop):
             await append_event(self.js, *ev.timer_fired(timer))
             await msg.ack()
             self.fired += 1
+            # A deferred dispatch waits for its limits, not its time: only real timers count.
+            metrics.observe_timer(timer.kind, timer.fire_at)
         except (ValueError, KeyError, TypeError) as exc:
             log.error("dropping a malformed timer on %s: %s", msg.subject, exc)
             with contextlib.suppress(Exception):

@@ -19,7 +19,9 @@ from dagnats._nats.resources import setup_resources
 from dagnats._nats.types import NatsClient
 from dagnats.engine import Engine
 from dagnats.server.api import ApiService
-from dagnats.server.http import HttpGateway
+from dagnats.server.http import HttpGateway, Routes
+from dagnats.server.metrics import MetricsServer
+from dagnats.server.metrics import router as metrics_router
 from dagnats.server.nats_server import EmbeddedNats, default_data_dir
 from dagnats.server.operations import Operations
 
@@ -40,6 +42,13 @@ class ServeOptions:
     engine: bool = True
     api: bool = True
     http: bool = True
+    metrics_port: int | None = None
+    """A port for ``GET /metrics`` alone (``dagnats engine --metrics-port``)."""
+
+
+def http_routes() -> list[Routes]:
+    """The features' routers that ``serve`` adds to the HTTP app."""
+    return [Routes(metrics_router)]
 
 
 class Serve:
@@ -50,6 +59,7 @@ class Serve:
         self.engine: Engine | None = None
         self.api: ApiService | None = None
         self.http: HttpGateway | None = None
+        self.metrics: MetricsServer | None = None
         self.ready = False
 
     @property
@@ -78,8 +88,17 @@ class Serve:
         if o.http:
             # One Operations for NATS and HTTP requests: one definitions cache and watch.
             ops: Operations | None = self.api.ops if self.api is not None else None
-            self.http = HttpGateway(self.nc, port=o.http_port, ready=lambda: self.ready, ops=ops)
+            self.http = HttpGateway(
+                self.nc,
+                port=o.http_port,
+                ready=lambda: self.ready,
+                ops=ops,
+                routers=http_routes(),
+            )
             await self.http.start()
+        if o.metrics_port is not None:
+            self.metrics = MetricsServer(o.metrics_port, js=self.nc.jetstream())
+            await self.metrics.start()
         self.ready = True
         log.info(
             "dagnats serving on %s%s",
@@ -89,6 +108,8 @@ class Serve:
 
     async def stop(self) -> None:
         self.ready = False
+        if self.metrics is not None:
+            await self.metrics.stop()
         if self.http is not None:
             await self.http.stop(timeout_s=5.0)
         if self.engine is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import Awaitable
 from typing import Any, Literal
 
@@ -28,6 +29,7 @@ from dagnats._nats.types import JetStreamContext, Msg, NatsClient, PubAck, Subsc
 from dagnats.protocol import events as ev
 from dagnats.protocol import keys
 from dagnats.protocol.durations import format_duration
+from dagnats.telemetry import metrics
 from dagnats.worker.backend import KvCache, NatsBackend
 from dagnats.worker.context import TaskContext
 from dagnats.worker.heartbeat import Heartbeater
@@ -259,6 +261,7 @@ class Runner:
             raise _RunEnded  # (a task of a later retry of the run is still wanted)
         job = asyncio.ensure_future(self._call(task, args, timeout_ns))
         self._handlers.setdefault(tm.run_id, set()).add(job)
+        began = time.perf_counter()
         try:
             result = await self._await_handler(job, tm.run_id)
         except _RunEnded:
@@ -281,6 +284,10 @@ class Runner:
             else:
                 ctx.logger.info("handler failed (%s): %s", type(exc).__name__, data["error"])
             return ev.STEP_FAILED, data
+        finally:
+            metrics.WORKER_HANDLER_SECONDS.labels(task.task_name).observe(
+                time.perf_counter() - began
+            )
         try:
             if isinstance(result, Continue):
                 what = f"Continue value of step {tm.step_id!r}"
