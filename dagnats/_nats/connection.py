@@ -16,6 +16,7 @@ from nats.aio.msg import Msg
 from nats.errors import NoRespondersError
 
 from dagnats.errors import NatsUnavailableError
+from dagnats.telemetry import tracing
 
 ErrorCallback = Callable[[Exception], Awaitable[None]]
 Callback = Callable[[], Awaitable[None]]
@@ -73,6 +74,6 @@ async def request(nc: NatsClient, subject: str, data: bytes, *, timeout_s: float
     Raises the builtin ``TimeoutError`` when no reply comes in ``timeout_s``.
     """
     try:
-        return await nc.request(subject, data, timeout=timeout_s)
+        return await nc.request(subject, data, timeout=timeout_s, headers=tracing.stamp({}) or None)
     except NoRespondersError:
         return None

@@ -31,6 +31,7 @@ from dagnats.errors import (
     WorkflowNotFoundError,
 )
 from dagnats.protocol.logs import StepLog
+from dagnats.telemetry import tracing
 
 DEFAULT_URL = "nats://127.0.0.1:4222"
 # A forced delete of a running run waits up to 10 s on the server for the run to end.
@@ -86,6 +87,14 @@ def _definition_payload(workflow: Any) -> Any:
     return workflow
 
 
+def _span_attributes(body: dict[str, Any]) -> dict[str, Any]:
+    workflow, run_id = body.get("workflow"), body.get("run_id")
+    return {
+        tracing.WORKFLOW: workflow if isinstance(workflow, str) else None,
+        tracing.RUN_ID: run_id if isinstance(run_id, str) else None,
+    }
+
+
 class Client(RedriveMethods):
     """``await Client.connect(url)`` owns its connection; ``Client(connection=nc)`` borrows one."""
 
@@ -133,8 +142,10 @@ class Client(RedriveMethods):
         """
         timeout = self.timeout_s if timeout_s is None else timeout_s
         data = json.dumps(body or {}, default=str).encode()
+        attributes = {} if body is None else _span_attributes(body)
         try:
-            resp = await request(self.nc, f"dagnats.api.{op}", data, timeout_s=timeout)
+            with tracing.span(f"dagnats {op}", attributes, kind="client"):
+                resp = await request(self.nc, f"dagnats.api.{op}", data, timeout_s=timeout)
         except TimeoutError as exc:
             raise ApiError(f"API request {op} timed out after {timeout}s", code=504) from exc
         if resp is None:

@@ -30,7 +30,7 @@ from dagnats.engine._parts import EngineParts, open_parts
 from dagnats.engine.executor import Executor
 from dagnats.protocol import events as ev
 from dagnats.protocol.events import Event
-from dagnats.telemetry import metrics
+from dagnats.telemetry import metrics, tracing
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +178,18 @@ class Engine:
                     await self._flush(run_id)
                     continue
                 msg, event = item
-                ok, error, lasting = await self._process(event, _delivered(msg))
+                with tracing.span(
+                    f"dagnats.apply {event.type}",
+                    {
+                        tracing.RUN_ID: event.run_id,
+                        tracing.STEP_ID: event.step_id,
+                        tracing.ATTEMPT: event.attempt,
+                        tracing.EVENT_TYPE: event.type,
+                    },
+                    parent=msg.headers,
+                    kind="consumer",
+                ):
+                    ok, error, lasting = await self._process(event, _delivered(msg))
                 q.popleft()
                 if ok:
                     await self._finish(msg)
@@ -327,6 +338,7 @@ class Engine:
             await self._resolve_for_map(defn, event)
         new_run, actions = advance(defn, run, event)
         metrics.observe_applied(defn, run, event, new_run, actions)
+        tracing.annotate({tracing.WORKFLOW: defn.name})
         confirm = None
         if actions:
             confirm = await self.parts.executor.execute(

@@ -29,7 +29,7 @@ from dagnats._nats.types import JetStreamContext, Msg, NatsClient, PubAck, Subsc
 from dagnats.protocol import events as ev
 from dagnats.protocol import keys
 from dagnats.protocol.durations import format_duration
-from dagnats.telemetry import metrics
+from dagnats.telemetry import metrics, tracing
 from dagnats.worker.backend import KvCache, NatsBackend
 from dagnats.worker.context import TaskContext
 from dagnats.worker.heartbeat import Heartbeater
@@ -135,10 +135,30 @@ class Runner:
             job.cancel()
 
     async def handle(self, msg: Msg, task: Task[..., Any]) -> Outcome:
-        """Process ``msg`` to the end (acked or given back); never raises but cancellation."""
+        """Process ``msg`` to the end (acked or given back); never raises but cancellation.
+
+        The handler runs in a span continuing the engine's span of this step attempt (the
+        message's ``traceparent``); the handler's own spans nest inside it.
+        """
         tm = await _parse(msg)
         if tm is None:
             return "poison"
+        attributes = {
+            tracing.WORKFLOW: tm.workflow,
+            tracing.RUN_ID: tm.run_id,
+            tracing.STEP_ID: tm.step_id,
+            tracing.ATTEMPT: tm.attempt,
+            tracing.TASK: tm.task,
+        }
+        with tracing.span(
+            f"dagnats.task {tm.task}", attributes, parent=msg.headers, kind="consumer"
+        ) as current:
+            outcome = await self._handle(msg, task, tm)
+            if outcome == "failed":
+                tracing.mark_failed(current, "the step attempt failed")
+            return outcome
+
+    async def _handle(self, msg: Msg, task: Task[..., Any], tm: protocol.TaskMessage) -> Outcome:
         reported = False
         # step.started is reported only for handlers still running after a short while:
         # a quick task then costs the engine one event instead of two, and "running" is
