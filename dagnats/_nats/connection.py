@@ -23,6 +23,7 @@ from nats.aio.msg import Msg
 from nats.errors import AuthorizationError, NoRespondersError
 
 from dagnats.errors import NatsUnavailableError
+from dagnats.telemetry import tracing
 
 ENV_PREFIX = "DAGNATS_NATS_"
 
@@ -194,6 +195,6 @@ async def request(nc: NatsClient, subject: str, data: bytes, *, timeout_s: float
     Raises the builtin ``TimeoutError`` when no reply comes in ``timeout_s``.
     """
     try:
-        return await nc.request(subject, data, timeout=timeout_s)
+        return await nc.request(subject, data, timeout=timeout_s, headers=tracing.stamp({}) or None)
     except NoRespondersError:
         return None

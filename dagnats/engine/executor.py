@@ -13,7 +13,9 @@ import json
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from datetime import timedelta
+from typing import Any
 
 from dagnats import protocol
 from dagnats._nats.kvscan import purge_key
@@ -41,6 +43,7 @@ from dagnats.engine.run_actions import RunActions
 from dagnats.protocol import clock, dedup, keys
 from dagnats.protocol import events as ev
 from dagnats.protocol.messages import DeadLetterMessage, DeferredTask, EventWaiter, TimerMessage
+from dagnats.telemetry import tracing
 
 log = logging.getLogger(__name__)
 
@@ -142,30 +145,33 @@ class Executor:
             if limited:
                 # Limits are per task type: each instance asks for its own token / slot.
                 for t in limited:
-                    await self.dispatch_limited(t, futures)
+                    with step_span(t):
+                        await self.dispatch_limited(t, futures)
                 tasks = [t for t in tasks if not is_limited(t)]
             if not tasks:
                 continue
             if len(tasks) == 1:
                 t = tasks[0]
-                futures.append(
-                    await self._pub(
-                        protocol.task_subject(t.task, t.worker_group),
-                        await self._task_body(t),
-                        t.dedup_id,
+                with step_span(t):
+                    futures.append(
+                        await self._pub(
+                            protocol.task_subject(t.task, t.worker_group),
+                            await self._task_body(t),
+                            t.dedup_id,
+                        )
                     )
-                )
             else:
                 # Map fan-out: all instances or none (atomic batches of <= 1000).
-                msgs = [
-                    (
-                        protocol.task_subject(t.task, t.worker_group),
-                        await self._task_body(t),
-                        msg_id(t.dedup_id),
-                    )
-                    for t in tasks
-                ]
-                await publish_atomic(self.nc, self.js, msgs)
+                with step_span(tasks[0]):
+                    msgs = [
+                        (
+                            protocol.task_subject(t.task, t.worker_group),
+                            await self._task_body(t),
+                            msg_id(t.dedup_id),
+                        )
+                        for t in tasks
+                    ]
+                    await publish_atomic(self.nc, self.js, msgs)
 
     async def dispatch_limited(
         self, t: DispatchTask, futures: list[asyncio.Future[PubAck]]
@@ -252,6 +258,21 @@ class Executor:
         elif isinstance(a, Respond):
             body = json.dumps({"status": a.status, "data": a.data}, default=str).encode()
             await self.nc.publish(f"respond.{a.run_id}", body)
+
+
+def step_span(t: DispatchTask) -> AbstractContextManager[Any]:
+    """The engine's span of one step attempt: the task message carries it to the worker."""
+    return tracing.span(
+        f"dagnats.step {t.step_id}",
+        {
+            tracing.WORKFLOW: t.workflow,
+            tracing.RUN_ID: t.run_id,
+            tracing.STEP_ID: t.step_id,
+            tracing.ATTEMPT: t.attempt,
+            tracing.TASK: t.task,
+        },
+        kind="producer",
+    )
 
 
 def _task_body_inline(t: DispatchTask) -> bytes:

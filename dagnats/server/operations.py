@@ -12,6 +12,7 @@ from dagnats import protocol
 from dagnats._nats import cas
 from dagnats._nats.history import has_history, read_history
 from dagnats._nats.kvscan import get_entry, list_keys
+from dagnats._nats.logs import purge_run_logs
 from dagnats._nats.payloads import Payloads, decode_run
 from dagnats._nats.publish import append_event
 from dagnats._nats.state import current_state
@@ -345,6 +346,7 @@ class Operations:
                 keys.start_idempotency_key(state.workflow, state.idempotency_key), run_id
             )
         await self.payloads.forget_snapshot(run_id)
+        await purge_run_logs(self.js, run_id)
         return {"deleted": run_id}
 
     async def _cancel_and_wait(self, run_id: str) -> None:
