@@ -8,11 +8,16 @@ nothing and every call costs a scan of every key. This watches only the matching
 
 from __future__ import annotations
 
+import secrets
+
 from nats.js import JetStreamContext
-from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NoKeysError
-from nats.js.kv import KeyValue
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import BucketNotFoundError, KeyNotFoundError
+from nats.js.kv import KV_DEL, KV_OP, KV_PURGE, KeyValue
 
 SCAN_TIMEOUT_S = 5.0
+MAX_KEYS = 100_000  # the most keys one listing reads (a bounded amount of work per call)
+KEY_BATCH = 256
 
 
 async def scan(
@@ -47,12 +52,56 @@ async def get_entry(
         return None
 
 
-async def list_keys(kv: KeyValue) -> list[str]:
-    """Every live key of a bucket (``[]`` for an empty one, where nats-py raises)."""
+async def list_keys(
+    kv: KeyValue, *, limit: int = MAX_KEYS, timeout_s: float = SCAN_TIMEOUT_S
+) -> list[str]:
+    """The live keys of a bucket, at most ``limit`` of them (``[]`` for an empty one).
+
+    nats-py's ``kv.keys()`` leaves its ordered consumer on the server for 5 minutes after
+    each call (a thousand lists in a row pile up a thousand consumers); this reads the keys
+    with a named, headers-only pull consumer deleted before it returns, whatever happens.
+    """
+    js: JetStreamContext = kv._js
+    stream: str = kv._stream
+    prefix: str = kv._pre
+    name = f"dagnats-keys-{secrets.token_hex(8)}"
+    config = ConsumerConfig(
+        name=name,
+        deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
+        ack_policy=AckPolicy.NONE,
+        filter_subject=f"{prefix}>",
+        headers_only=True,
+        mem_storage=True,
+        num_replicas=1,
+        # Only if this process dies between creating and deleting it.
+        inactive_threshold=timeout_s * 2,
+    )
+    info = await js.add_consumer(stream, config)
     try:
-        keys: list[str] = await kv.keys()
-    except NoKeysError:
-        return []
+        return await _read_keys(js, stream, name, prefix, min(info.num_pending or 0, limit))
+    finally:
+        await js.delete_consumer(stream, name)
+
+
+async def _read_keys(
+    js: JetStreamContext, stream: str, consumer: str, prefix: str, pending: int
+) -> list[str]:
+    keys: list[str] = []
+    if pending <= 0:
+        return keys
+    sub = await js.pull_subscribe_bind(consumer, stream)
+    try:
+        seen = 0
+        while seen < pending:
+            # Never ask for more than is left: a short batch would wait out the timeout.
+            batch = await sub.fetch(min(KEY_BATCH, pending - seen), timeout=SCAN_TIMEOUT_S)
+            for msg in batch:
+                seen += 1
+                if (msg.headers or {}).get(KV_OP) in (KV_DEL, KV_PURGE):
+                    continue
+                keys.append(msg.subject[len(prefix) :])
+    finally:
+        await sub.unsubscribe()
     return keys
 
 

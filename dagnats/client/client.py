@@ -26,6 +26,7 @@ from dagnats.errors import (
     RunNotFoundError,
     WorkflowNotFoundError,
 )
+from dagnats.protocol import limits
 
 DEFAULT_URL = "nats://127.0.0.1:4222"
 # A forced delete of a running run waits up to 10 s on the server for the run to end.
@@ -127,6 +128,8 @@ class Client:
         and is resolved here.
         """
         timeout = self.timeout_s if timeout_s is None else timeout_s
+        # The service refuses deeper bodies too; here it is a clear error, not RecursionError.
+        limits.check_depth(body or {}, f"the body of API request {op}")
         data = json.dumps(body or {}, default=str).encode()
         try:
             resp = await request(self.nc, f"dagnats.api.{op}", data, timeout_s=timeout)
@@ -207,6 +210,7 @@ class Client:
             name = str(known)
             if revision is None:
                 revision = cached[1]
+        limits.check_depth(input, "run input")  # also when it travels by reference
         if len(json.dumps(input, default=str)) > THRESHOLD_BYTES:
             # The request is one NATS message: a large input travels by reference.
             run_id = run_id or protocol.new_run_id()

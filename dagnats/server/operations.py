@@ -33,12 +33,16 @@ from dagnats.errors import (
 )
 from dagnats.protocol import events as ev
 from dagnats.protocol import keys
-from dagnats.server.interactions import RUN_ID_RE, Interactions, _name, _run_id
+from dagnats.protocol.limits import check_name
+from dagnats.server.interactions import Interactions, _name, _run_id
 
 log = logging.getLogger(__name__)
 
 MAX_LIST = 1000
-MAX_SCAN = 20_000
+# A filtered run.list reads at most this many of the newest snapshots (bounded work per
+# call); the listing of keys itself is bounded by kvscan.MAX_KEYS.
+MAX_SCAN = 2000
+READ_BATCH = 64  # snapshots read concurrently by run.list
 # A stored idempotency key whose run has no history yet may be a start still in flight (its
 # publish can take up to the JetStream publish timeout, 5 s): wait this long for the history
 # before treating the key as stale.
@@ -125,7 +129,7 @@ class Operations:
 
     async def get_workflow(self, body: dict[str, Any]) -> dict[str, Any]:
         name = _name(body)
-        found = await self.defs.get(name, body.get("revision"))
+        found = await self.defs.get(name, _revision(body))
         if found is None:
             raise WorkflowNotFoundError(f"workflow '{name}' is not registered")
         d, rev = found
@@ -146,7 +150,7 @@ class Operations:
 
     async def start_run(self, body: dict[str, Any]) -> dict[str, Any]:
         name = _name(body, "workflow")
-        found = await self.defs.get(name, body.get("revision"))
+        found = await self.defs.get(name, _revision(body))
         if found is None:
             raise WorkflowNotFoundError(f"workflow '{name}' is not registered")
         defn, revision = found
@@ -269,30 +273,38 @@ class Operations:
         return (await self._state(_run_id(body))).model_dump(mode="json", exclude_none=True)
 
     async def list_runs(self, body: dict[str, Any]) -> list[dict[str, Any]]:
-        workflow, status = body.get("workflow"), body.get("status")
-        limit = max(1, min(int(body.get("limit") or 100), MAX_LIST))
-        run_ids = await list_keys(self.runs)
-        out: list[dict[str, Any]] = []
+        workflow = _optional_text(body, "workflow")
+        status = _optional_text(body, "status")
+        limit = _int_field(body, "limit", default=100, low=1, high=MAX_LIST)
         # Run ids start with a millisecond timestamp: newest first.
-        for key in sorted(run_ids, reverse=True)[:MAX_SCAN]:
-            entry = await get_entry(self.runs, key)
-            if entry is None or not entry.value:
-                continue
-            s = await decode_run(self.payloads, entry.value)
-            if (workflow and s.workflow != workflow) or (status and s.status != status):
-                continue
-            out.append(
-                {
-                    "run_id": s.run_id,
-                    "workflow": s.workflow,
-                    "status": s.status,
-                    "created_at": s.created_at,
-                    "finished_at": s.finished_at,
-                }
-            )
-            if len(out) >= limit:
-                break
+        newest = sorted(await list_keys(self.runs), reverse=True)
+        wanted = newest[:MAX_SCAN] if (workflow or status) else newest[:limit]
+        out: list[dict[str, Any]] = []
+        for start in range(0, len(wanted), READ_BATCH):
+            chunk = wanted[start : start + READ_BATCH]
+            for s in await asyncio.gather(*(self._snapshot(k) for k in chunk)):
+                if s is None or (workflow and s.workflow != workflow):
+                    continue
+                if status and s.status != status:
+                    continue
+                out.append(
+                    {
+                        "run_id": s.run_id,
+                        "workflow": s.workflow,
+                        "status": s.status,
+                        "created_at": s.created_at,
+                        "finished_at": s.finished_at,
+                    }
+                )
+                if len(out) >= limit:
+                    return out
         return out
+
+    async def _snapshot(self, run_id: str) -> RunState | None:
+        entry = await get_entry(self.runs, run_id)
+        if entry is None or not entry.value:
+            return None
+        return await decode_run(self.payloads, entry.value)
 
     async def run_events(self, body: dict[str, Any]) -> list[dict[str, Any]]:
         run_id = _run_id(body)
@@ -380,6 +392,37 @@ def _checked_input(defn: WorkflowDef, name: str, run_input: Any) -> Any:
 def _chosen_or_new_run_id(body: dict[str, Any]) -> str:
     """The run id the caller chose (checked), else a new one."""
     run_id = body.get("run_id") or protocol.new_run_id()
-    if not isinstance(run_id, str) or not RUN_ID_RE.match(run_id):
-        raise ApiError(f"invalid run_id {run_id!r}: use 1-128 of [A-Za-z0-9_-]", code=400)
-    return run_id
+    return check_name(run_id, "run_id")
+
+
+def _optional_text(body: dict[str, Any], field: str) -> str | None:
+    value = body.get(field)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ApiError(f"field '{field}' must be a string, got {type(value).__name__}", code=400)
+    return value
+
+
+def _int_field(body: dict[str, Any], field: str, *, default: int, low: int, high: int) -> int:
+    """An optional integer field (a decimal string is accepted: HTTP query values)."""
+    value = body.get(field)
+    if value is None or value == "":
+        return default
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ApiError(f"field '{field}' must be an integer, got {value!r:.60}", code=400)
+    return max(low, min(value, high))
+
+
+def _revision(body: dict[str, Any]) -> int | None:
+    """The optional ``revision`` field: a positive integer."""
+    value = body.get("revision")
+    if value is None:
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ApiError(f"field 'revision' must be a positive integer, got {value!r:.60}", code=400)
+    return value
