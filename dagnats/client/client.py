@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from dagnats._nats.connection import request
 from dagnats._nats.payloads import REF, THRESHOLD_BYTES, Payloads, is_ref
 from dagnats._nats.types import KeyValue, NatsClient
 from dagnats.client.handle import RunHandle
+from dagnats.client.redrive import RedriveMethods, since_text
 from dagnats.dag.definition.models import WorkflowDef
 from dagnats.dag.machine.state import RunState
 from dagnats.errors import (
@@ -82,7 +84,7 @@ def _definition_payload(workflow: Any) -> Any:
     return workflow
 
 
-class Client:
+class Client(RedriveMethods):
     """``await Client.connect(url)`` owns its connection; ``Client(connection=nc)`` borrows one."""
 
     def __init__(self, connection: NatsClient, *, timeout_s: float = 10.0, _owned: bool = False):
@@ -245,9 +247,16 @@ class Client:
         return RunState.model_validate(await self.call("run.get", {"run_id": run_id}))
 
     async def list_runs(
-        self, *, workflow: str | None = None, status: str | None = None, limit: int = 100
+        self,
+        *,
+        workflow: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+        since: datetime | str | None = None,
     ) -> list[RunSummary]:
-        rows = await self.call("run.list", {"workflow": workflow, "status": status, "limit": limit})
+        """Runs newest first by creation time; ``since``: created at or after (RFC 3339)."""
+        body = {"workflow": workflow, "status": status, "limit": limit, "since": since_text(since)}
+        rows = await self.call("run.list", body)
         return [RunSummary(**r) for r in rows]
 
     async def delete_run(self, run_id: str, *, force: bool = False) -> None:

@@ -29,7 +29,9 @@ from dagnats.errors import (
     NotFoundError,
 )
 from dagnats.protocol import limits
+from dagnats.server.bulk import Bulk
 from dagnats.server.operations import Operations
+from dagnats.server.redrive import Redrive
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +61,15 @@ class ApiService:
     def __init__(self, nc: NatsClient) -> None:
         self.nc = nc
         self.ops = Operations(nc)
+        self.redrive = Redrive(self.ops)
+        self.bulk = Bulk(self.ops)
         self._svc: Service | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._payloads = Payloads(nc.jetstream())
         self._nuid = NUID()
 
     def endpoints(self) -> dict[str, Handler]:
-        o, i = self.ops, self.ops.interactions
+        o, i, r, b = self.ops, self.ops.interactions, self.redrive, self.bulk
         return {
             "workflow.register": o.register_workflow,
             "workflow.list": o.list_workflows,
@@ -77,6 +81,13 @@ class ApiService:
             "run.events": o.run_events,
             "run.cancel": o.cancel_run,
             "run.delete": o.delete_run,
+            "run.resolve": r.resolve,
+            "run.retry": r.retry_run,
+            "run.rerun": r.rerun,
+            "run.start_many": b.start_many,
+            "run.cancel_many": b.cancel_many,
+            "dlq.list": r.list_dead_letters,
+            "dlq.replay": r.replay_dead_letter,
             "run.signal": i.signal_run,
             "event.publish": i.publish_event,
             "approval.approve": i.approve,

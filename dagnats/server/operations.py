@@ -34,15 +34,11 @@ from dagnats.errors import (
 from dagnats.protocol import events as ev
 from dagnats.protocol import keys
 from dagnats.protocol.limits import check_name
+from dagnats.server import run_lookup
 from dagnats.server.interactions import Interactions, _name, _run_id
 
 log = logging.getLogger(__name__)
 
-MAX_LIST = 1000
-# A filtered run.list reads at most this many of the newest snapshots (bounded work per
-# call); the listing of keys itself is bounded by kvscan.MAX_KEYS.
-MAX_SCAN = 2000
-READ_BATCH = 64  # snapshots read concurrently by run.list
 # A stored idempotency key whose run has no history yet may be a start still in flight (its
 # publish can take up to the JetStream publish timeout, 5 s): wait this long for the history
 # before treating the key as stale.
@@ -112,7 +108,7 @@ class Operations:
 
     async def list_workflows(self, body: dict[str, Any]) -> list[dict[str, Any]]:
         out = []
-        for name in sorted(await list_keys(self.defs.kv))[:MAX_LIST]:
+        for name in sorted(await list_keys(self.defs.kv))[: run_lookup.MAX_LIST]:
             found = await self.defs.get(name)
             if found is not None:
                 d, rev = found
@@ -148,16 +144,29 @@ class Operations:
 
     # --- runs ---
 
-    async def start_run(self, body: dict[str, Any]) -> dict[str, Any]:
-        name = _name(body, "workflow")
-        found = await self.defs.get(name, _revision(body))
+    async def workflow_revision(self, name: str, revision: Any) -> tuple[WorkflowDef, int]:
+        """The definition a start would use; ``WorkflowNotFoundError`` when there is none."""
+        found = await self.defs.get(name, _revision({"revision": revision}))
         if found is None:
-            raise WorkflowNotFoundError(f"workflow '{name}' is not registered")
-        defn, revision = found
-        run_input = _checked_input(defn, name, body.get("input"))
+            at = f" at revision {revision}" if revision is not None else ""
+            raise WorkflowNotFoundError(f"workflow '{name}' is not registered{at}")
+        return found
+
+    async def start_run(
+        self, body: dict[str, Any], *, trusted_input: bool = False
+    ) -> dict[str, Any]:
+        """Start a run. ``trusted_input``: the input is a stored run's (``rerun``), already
+        accepted once (and possibly a payload reference), so the schema is not asked again
+        and the workflow's ``idempotency_key`` expression, which would find that run, is
+        not applied."""
+        name = _name(body, "workflow")
+        defn, revision = await self.workflow_revision(name, body.get("revision"))
+        run_input = body.get("input")
+        if not trusted_input:
+            run_input = _checked_input(defn, name, run_input)
         run_id = _chosen_or_new_run_id(body)
         key = body.get("idempotency_key")
-        if key is None and defn.idempotency_key:
+        if key is None and defn.idempotency_key and not trusted_input:
             value = lookup(defn.idempotency_key, {"input": run_input})
             key = None if value is None else json.dumps(value, sort_keys=True)
         idem_key, idem_rev = None, None
@@ -173,7 +182,15 @@ class Operations:
                 }
         if body.get("run_id"):
             await self._check_run_id_free(run_id)
-        started = ev.workflow_started(run_id, name, revision, run_input, idempotency_key=key)
+        rerun_of = body.get("rerun_of")
+        started = ev.workflow_started(
+            run_id,
+            name,
+            revision,
+            run_input,
+            idempotency_key=key,
+            rerun_of=rerun_of if isinstance(rerun_of, str) else None,
+        )
         try:
             # Unique per request: an id reused after delete_run must start again (a second
             # workflow.started for a live run is a no-op for the engine anyway).
@@ -273,38 +290,8 @@ class Operations:
         return (await self._state(_run_id(body))).model_dump(mode="json", exclude_none=True)
 
     async def list_runs(self, body: dict[str, Any]) -> list[dict[str, Any]]:
-        workflow = _optional_text(body, "workflow")
-        status = _optional_text(body, "status")
-        limit = _int_field(body, "limit", default=100, low=1, high=MAX_LIST)
-        # Run ids start with a millisecond timestamp: newest first.
-        newest = sorted(await list_keys(self.runs), reverse=True)
-        wanted = newest[:MAX_SCAN] if (workflow or status) else newest[:limit]
-        out: list[dict[str, Any]] = []
-        for start in range(0, len(wanted), READ_BATCH):
-            chunk = wanted[start : start + READ_BATCH]
-            for s in await asyncio.gather(*(self._snapshot(k) for k in chunk)):
-                if s is None or (workflow and s.workflow != workflow):
-                    continue
-                if status and s.status != status:
-                    continue
-                out.append(
-                    {
-                        "run_id": s.run_id,
-                        "workflow": s.workflow,
-                        "status": s.status,
-                        "created_at": s.created_at,
-                        "finished_at": s.finished_at,
-                    }
-                )
-                if len(out) >= limit:
-                    return out
-        return out
-
-    async def _snapshot(self, run_id: str) -> RunState | None:
-        entry = await get_entry(self.runs, run_id)
-        if entry is None or not entry.value:
-            return None
-        return await decode_run(self.payloads, entry.value)
+        """Summaries newest first by creation time (``workflow``, ``status``, ``since``)."""
+        return await run_lookup.list_runs(self.runs, self.payloads, body)
 
     async def run_events(self, body: dict[str, Any]) -> list[dict[str, Any]]:
         run_id = _run_id(body)
@@ -393,27 +380,6 @@ def _chosen_or_new_run_id(body: dict[str, Any]) -> str:
     """The run id the caller chose (checked), else a new one."""
     run_id = body.get("run_id") or protocol.new_run_id()
     return check_name(run_id, "run_id")
-
-
-def _optional_text(body: dict[str, Any], field: str) -> str | None:
-    value = body.get(field)
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise ApiError(f"field '{field}' must be a string, got {type(value).__name__}", code=400)
-    return value
-
-
-def _int_field(body: dict[str, Any], field: str, *, default: int, low: int, high: int) -> int:
-    """An optional integer field (a decimal string is accepted: HTTP query values)."""
-    value = body.get(field)
-    if value is None or value == "":
-        return default
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ApiError(f"field '{field}' must be an integer, got {value!r:.60}", code=400)
-    return max(low, min(value, high))
 
 
 def _revision(body: dict[str, Any]) -> int | None:

@@ -21,6 +21,7 @@ from dagnats.engine import Engine
 from dagnats.server.api import ApiService
 from dagnats.server.http import HttpGateway
 from dagnats.server.nats_server import EmbeddedNats, default_data_dir
+from dagnats.server.operations import Operations
 
 log = logging.getLogger(__name__)
 
@@ -75,13 +76,15 @@ class Serve:
             self.engine = Engine(self.nc)
             await self.engine.start()
         if o.http:
-            self.http = HttpGateway(self.nc, port=o.http_port, ready=lambda: self.ready)
+            # One Operations for NATS and HTTP requests: one definitions cache and watch.
+            ops: Operations | None = self.api.ops if self.api is not None else None
+            self.http = HttpGateway(self.nc, port=o.http_port, ready=lambda: self.ready, ops=ops)
             await self.http.start()
         self.ready = True
         log.info(
             "dagnats serving on %s%s",
             self.nats_url,
-            f", HTTP on :{self.http.port}" if self.http else "",
+            f", HTTP on {self.http.url}" if self.http else "",
         )
 
     async def stop(self) -> None:
