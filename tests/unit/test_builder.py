@@ -110,16 +110,18 @@ def test_workflow_options() -> None:
         idempotency_key="input.order_id",
         input_schema=ReviewIn,
         cancel_on=[{"event": "order.cancelled", "match": {"id": "input.order_id"}}],
-        priority=5,
-        sticky=True,
-        singleton=True,
+        priority={"key": "tier", "rules": {"gold": -60}},
+        sticky="soft",
+        singleton={"mode": "cancel", "key": "customer"},
         metadata={"team": "x"},
     )
-    wf.step("a", worker_group="gpu", rate_limit={"limit": 5, "period": "1m"}, skip_if="input.x")
+    wf.step("a", rate_limit={"limit": 5, "period": "1m"}, skip_if="input.x")
     d = wf.to_dict()
     assert d["timeout"] == "5m"
     assert d["input_schema"]["required"] == ["repo", "branch"]
-    assert d["priority"] == 5 and d["sticky"] is True and d["singleton"] is True
+    assert d["priority"] == {"key": "tier", "rules": {"gold": -60}}
+    assert d["sticky"] == "soft"
+    assert d["singleton"] == {"mode": "cancel", "key": "customer"}
     assert d["steps"][0]["rate_limit"] == {"limit": 5, "period": "1m"}
     assert Workflow.from_dict(d).to_dict() == d
     assert wf.name == "w" and wf.version == "1.0"
@@ -240,8 +242,10 @@ def test_graph_errors_at_to_definition() -> None:
 def test_bad_workflow_options() -> None:
     with pytest.raises(DefinitionError, match="workflow 'bad name': field 'name'"):
         Workflow("bad name")
-    with pytest.raises(DefinitionError, match="'priority': must be <= 9"):
-        Workflow("w", priority=12)
+    far = Workflow("w", priority={"key": "k", "rules": {"x": 601}})
+    far.step("a")
+    with pytest.raises(DefinitionError, match=r"'priority\.rules': offset of 'x' must be between"):
+        far.to_definition()
     with pytest.raises(DefinitionError, match="'timeout'"):
         Workflow("w", timeout="forever")
 

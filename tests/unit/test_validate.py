@@ -446,13 +446,19 @@ CASES: list[tuple[str, Any, list[str], str | None, str | None]] = [
         "idempotency_key",
     ),
     (
-        "input_schema unsupported",
-        wf(s("a"), input_schema={"type": "object", "if": {}}),
-        ["'input_schema'", "unsupported keyword", "'if'"],
+        "input_schema pattern not linear-time",
+        wf(s("a"), input_schema={"type": "string", "pattern": "(a)\\1"}),
+        ["'input_schema'", "linear-time engine", "(a)"],
         None,
         "input_schema",
     ),
-    ("priority", wf(s("a"), priority=10), ["'priority'", "<= 9 (got 10)"], None, "priority"),
+    (
+        "priority offset",
+        wf(s("a"), priority={"key": "tier", "rules": {"gold": -601}}),
+        ["'priority.rules'", "offset of 'gold'", "-600 and 600", "got -601"],
+        None,
+        "priority.rules",
+    ),
     (
         "concurrency",
         wf(s("a"), concurrency={"max_runs": -1}),

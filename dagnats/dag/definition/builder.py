@@ -23,8 +23,11 @@ from dagnats.dag.definition.goform import to_go_dict
 from dagnats.dag.definition.models import (
     CancelOn,
     Concurrency,
+    KeyedRateLimit,
+    Priority,
     RateLimit,
     RetryPolicy,
+    Singleton,
     SkipIf,
     StepDef,
     WorkflowDef,
@@ -58,6 +61,8 @@ class StepOptions(TypedDict, total=False):
     worker_group: str | None
     rate_limit: RateLimit | Mapping[str, Any] | None
     max_task_concurrency: int | None
+    keyed_rate_limit: KeyedRateLimit | Mapping[str, Any] | None
+    required_capabilities: Sequence[str] | None
     metadata: Mapping[str, Any] | None
 
 
@@ -161,9 +166,9 @@ class Workflow:
         idempotency_key: str | None = None,
         input_schema: Mapping[str, Any] | type[BaseModel] | None = None,
         cancel_on: Sequence[CancelOn | Mapping[str, Any]] | None = None,
-        priority: int = 0,
-        sticky: bool = False,
-        singleton: bool = False,
+        priority: Priority | Mapping[str, Any] | None = None,
+        sticky: Literal["", "soft", "hard"] = "",
+        singleton: Singleton | Mapping[str, Any] | None = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> None:
         if isinstance(input_schema, type) and issubclass(input_schema, BaseModel):
@@ -187,9 +192,8 @@ class Workflow:
         # Only what the caller set is passed, so to_dict() (exclude_unset) stays minimal.
         given = {k: v for k, v in raw.items() if v is not None and v != {} and v != []}
         given.update(name=name, version=version, steps=[])
-        for key, default in (("priority", 0), ("sticky", False), ("singleton", False)):
-            if given.get(key) == default:
-                del given[key]
+        if given.get("sticky") == "":
+            del given["sticky"]
         try:
             base = WorkflowDef.model_validate(given, context=PYTHON_CONTEXT)
         except ValidationError as exc:
@@ -313,6 +317,8 @@ class Workflow:
         worker_group: str | None = None,
         rate_limit: RateLimit | Mapping[str, Any] | None = None,
         max_task_concurrency: int | None = None,
+        keyed_rate_limit: KeyedRateLimit | Mapping[str, Any] | None = None,
+        required_capabilities: Sequence[str] | None = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> StepRef:
         """Add a normal (worker) step; ``id_or_task`` is an id or a decorated task."""
@@ -326,9 +332,37 @@ class Workflow:
             "worker_group": worker_group,
             "rate_limit": rate_limit,
             "max_task_concurrency": max_task_concurrency,
+            "keyed_rate_limit": keyed_rate_limit,
+            "required_capabilities": required_capabilities,
             "metadata": metadata,
         }
         return self._add(id_or_task, "normal", None, task, options)
+
+    def agent(
+        self, id: Any, *, task: Any = None, role: str | None = None, **common: Unpack[StepOptions]
+    ) -> StepRef:
+        """A normal step run by an agent; ``role`` is stored as ``metadata.role``."""
+        if role is not None:
+            common["metadata"] = {**dict(common.get("metadata") or {}), "role": role}
+        return self._add(id, "agent", None, task, common)
+
+    def planner(
+        self,
+        id: Any,
+        *,
+        task: Any = None,
+        max_steps: int | None = None,
+        max_depth: int | None = None,
+        allowed_tasks: Sequence[str] | None = None,
+        **common: Unpack[StepOptions],
+    ) -> StepRef:
+        """A step whose handler returns ``{"steps": [...]}``: a fragment that joins the run."""
+        config = {
+            "max_steps": max_steps,
+            "max_depth": max_depth,
+            "allowed_tasks": list(allowed_tasks) if allowed_tasks is not None else None,
+        }
+        return self._add(id, "planner", config, task, common)
 
     def agent_loop(
         self,
@@ -338,6 +372,8 @@ class Workflow:
         max_iterations: int,
         max_duration: DurationLike | None = None,
         loop_delay: DurationLike | None = None,
+        budget_warn_at: int | None = None,
+        budget_force_at: int | None = None,
         **common: Unpack[StepOptions],
     ) -> StepRef:
         """A step whose handler runs again while it returns ``Continue`` (bounded)."""
@@ -345,6 +381,8 @@ class Workflow:
             "max_iterations": max_iterations,
             "max_duration": max_duration,
             "loop_delay": loop_delay,
+            "budget_warn_at": budget_warn_at,
+            "budget_force_at": budget_force_at,
         }
         return self._add(id, "agent_loop", config, task, common)
 

@@ -84,6 +84,11 @@ def _resolve(segments: Sequence[str], scope: Any) -> Any:
     return value
 
 
+def resolve_segments(segments: Sequence[str], document: Any) -> Any:
+    """The value at already-split ``segments`` in ``document``; missing -> ``None``."""
+    return _resolve(segments, document)
+
+
 def lookup(path: str, scope: Mapping[str, Any]) -> Any:
     """Resolve ``input.order.id`` / ``input.items.0`` in ``scope``; missing -> ``None``."""
     return _resolve(parse_path(path), scope)

@@ -28,11 +28,22 @@ from dagnats.protocol.durations import DAY, PYTHON_CONTEXT, Duration, DurationLi
 from dagnats.protocol.names import MAX_NAME_LEN, NAME_PATTERN
 
 StepType = Literal[
-    "normal", "agent_loop", "map", "sub_workflow", "sleep", "wait_for_event", "approval", "respond"
+    "normal",
+    "agent_loop",
+    "agent",
+    "map",
+    "planner",
+    "sub_workflow",
+    "sleep",
+    "wait_for_event",
+    "approval",
+    "respond",
 ]
 STEP_TYPES: tuple[str, ...] = (
     "normal",
     "agent_loop",
+    "agent",
+    "planner",
     "map",
     "sub_workflow",
     "sleep",
@@ -41,7 +52,7 @@ STEP_TYPES: tuple[str, ...] = (
     "respond",
 )
 # Step types whose work is done by a worker handler (they need a task name).
-TASK_STEP_TYPES: frozenset[str] = frozenset({"normal", "agent_loop", "map"})
+TASK_STEP_TYPES: frozenset[str] = frozenset({"normal", "agent_loop", "agent", "map", "planner"})
 
 # Limits. Each is named in the error that enforces it.
 MAX_STEPS = 1000
@@ -54,6 +65,13 @@ MAX_ITERATIONS = 100_000
 # (a list of ids), which must stay under the 1 MiB message limit.
 MAX_CONCURRENCY_LIMIT = 10_000
 MAX_SUB_WORKFLOW_DEPTH = 8
+MAX_RUN_STEPS = 1000  # concurrency.max_steps
+MAX_PRIORITY_OFFSET_S = 600
+MAX_PRIORITY_RULES = 20
+MAX_PLANNER_STEPS = 100  # steps one planner may add
+MAX_PLANNER_DEPTH = 10
+MAX_DYNAMIC_STEPS = 500  # steps all planners of one run may add together
+MAX_CAPABILITIES = 32
 
 Name = Annotated[str, Field(pattern=NAME_PATTERN, min_length=1, max_length=MAX_NAME_LEN)]
 
@@ -125,6 +143,21 @@ class AgentLoopConfig(_Strict):
     max_iterations: int = Field(gt=0, le=MAX_ITERATIONS)
     max_duration: Duration | None = None
     loop_delay: Duration | None = None
+    budget_warn_at: int | None = Field(default=None, ge=1, le=MAX_ITERATIONS)
+    """From this iteration (1-based) on, the handler sees ``ctx.budget_warning`` true."""
+    budget_force_at: int | None = Field(default=None, ge=1, le=MAX_ITERATIONS)
+    """At this iteration (1-based) a ``Continue`` is refused: the step must finish."""
+
+
+class PlannerConfig(_Strict):
+    """A ``planner`` step: its handler returns ``{"steps": [StepDef...]}`` to join the run."""
+
+    max_steps: int = Field(default=MAX_PLANNER_STEPS, ge=1, le=MAX_PLANNER_STEPS)
+    """At most this many steps in the fragment."""
+    max_depth: int = Field(default=MAX_PLANNER_DEPTH, ge=0, le=MAX_PLANNER_DEPTH)
+    """The longest dependency chain inside the fragment, in edges (0 = no dependencies)."""
+    allowed_tasks: list[Name] = Field(default_factory=list, max_length=MAX_PLANNER_STEPS)
+    """The tasks fragment steps may name; empty = any task."""
 
 
 class MapConfig(_Strict):
@@ -206,6 +239,7 @@ class RespondConfig(_Strict):
 
 StepConfig = (
     AgentLoopConfig
+    | PlannerConfig
     | MapConfig
     | SubWorkflowConfig
     | SleepConfig
@@ -216,6 +250,8 @@ StepConfig = (
 CONFIG_MODELS: dict[str, type[_Strict] | None] = {
     "normal": None,
     "agent_loop": AgentLoopConfig,
+    "agent": None,
+    "planner": PlannerConfig,
     "map": MapConfig,
     "sub_workflow": SubWorkflowConfig,
     "sleep": SleepConfig,
@@ -246,6 +282,24 @@ class SkipIf(_Strict):
     value: Any = None
 
 
+class KeyedRateLimit(_Strict):
+    """A token bucket per value of ``key`` in the step's resolved input (e.g. per tenant)."""
+
+    key: str = Field(min_length=1, max_length=256)
+    """A dot path into the step's input (``"tenant"`` or ``"input.tenant"``)."""
+    limit: int = Field(ge=1, le=1_000_000)
+    """Tokens the bucket holds; it refills ``limit`` tokens per ``period``."""
+    period: Duration = 1_000_000_000
+    units: int = Field(default=1, ge=1, le=1_000_000)
+    """Tokens one task (each attempt, retries included) takes."""
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self, *, key: str, limit: int, period: DurationLike = ..., units: int = ...
+        ) -> None: ...
+
+
 class StepDef(_Strict):
     id: Name
     task: Name | None = None
@@ -264,7 +318,13 @@ class StepDef(_Strict):
     rate_limit: RateLimit | None = None
     # Capped so that the slot set (one holder id per slot) fits a 1 MiB KV value.
     max_task_concurrency: int | None = Field(default=None, ge=1, le=MAX_CONCURRENCY_LIMIT)
+    keyed_rate_limit: KeyedRateLimit | None = None
+    required_capabilities: list[Name] = Field(default_factory=list, max_length=MAX_CAPABILITIES)
+    """What the handler may use; ``"control-plane"`` opens ``ctx.control``."""
+    singleton: bool = False
+    """Go's step ``singleton``: unused there too; accepted and ignored."""
     metadata: dict[str, Any] = Field(default_factory=dict)
+    """Delivered to the handler as ``ctx.metadata``; ``metadata.role`` on an ``agent`` step."""
     # Validated against CONFIG_MODELS[type] by the before-validator below.
     config: Annotated[StepConfig, SkipValidation] | None = None
 
@@ -315,7 +375,28 @@ class Concurrency(_Strict):
 
     # Capped like max_task_concurrency: the admitted runs are one KV value.
     max_runs: int | None = Field(default=None, ge=1, le=MAX_CONCURRENCY_LIMIT)
-    max_steps: int | None = Field(default=None, ge=1, le=100_000)
+    max_steps: int | None = Field(default=None, ge=0, le=MAX_RUN_STEPS)
+    """Worker steps (and map instances) running at once inside one run; 0 = unlimited."""
+
+
+class Priority(_Strict):
+    """Orders the pending backlog: the run input's value at ``key`` picks an offset."""
+
+    key: str = Field(min_length=1, max_length=256)
+    """A dot path into the run input (``"tier"`` or ``"input.tier"``)."""
+    rules: dict[str, int]
+    """Value (as a string) -> offset in seconds added to the arrival time; earlier = sooner.
+    1..20 of them (checked by the rules, which name the limit)."""
+    default_offset: int = Field(default=0, ge=-MAX_PRIORITY_OFFSET_S, le=MAX_PRIORITY_OFFSET_S)
+
+
+class Singleton(_Strict):
+    """One active run per workflow, or per value of ``key`` in the run input."""
+
+    mode: Literal["skip", "cancel"] = "skip"
+    """``skip``: a new start is refused and answered with the active run; ``cancel``: the
+    active run is cancelled and the new one starts."""
+    key: str | None = Field(default=None, max_length=256)
 
 
 class CancelOn(_Strict):
@@ -346,9 +427,10 @@ class WorkflowDef(_Strict):
     aux_steps: dict[str, bool] | None = None
     """Go's list of handler steps: checked against the inference, then dropped."""
     cancel_on: list[CancelOn] = Field(default_factory=list, max_length=16)
-    priority: int = Field(default=0, ge=0, le=9)
-    sticky: bool = False
-    singleton: bool = False
+    priority: Priority | None = None
+    sticky: Literal["", "soft", "hard"] = ""
+    """Worker affinity for a run's worker steps (see docs/workflows.md)."""
+    singleton: Singleton | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="before")

@@ -20,6 +20,7 @@ from dagnats.dag.definition.conditions import (
     parse_condition,
     parse_path,
 )
+from dagnats.dag.definition.flow import check_step_flow, check_workflow_flow
 from dagnats.dag.definition.formrules import (
     CONFIG_CHECKS,
     check_aux_steps,
@@ -44,7 +45,13 @@ from dagnats.dag.definition.models import (
 from dagnats.errors import DefinitionError
 
 # Steps a worker does not run: options that only steer workers make no sense on them.
-_WORKER_ONLY_FIELDS = ("task", "worker_group", "rate_limit", "max_task_concurrency")
+_WORKER_ONLY_FIELDS = (
+    "task",
+    "worker_group",
+    "rate_limit",
+    "keyed_rate_limit",
+    "max_task_concurrency",
+)
 # Steps that never fail in a way a retry could fix (they wait; they do not work).
 _NO_RETRY_TYPES = frozenset({"sleep", "wait_for_event", "approval", "respond"})
 # Steps whose own deadline is meaningless or lives in config.timeout instead.
@@ -131,6 +138,7 @@ def _checks(defn: WorkflowDef) -> list[functools.partial[Any]]:
     out: list[functools.partial[Any]] = [
         functools.partial(_check_steps_list, defn),
         functools.partial(_check_workflow_fields, defn),
+        functools.partial(check_workflow_flow, defn),
     ]
     out += [functools.partial(validate_step, step, defn.name) for step in defn.steps]
     out += [
@@ -235,6 +243,7 @@ def validate_step(step: StepDef, workflow_name: str) -> None:
         except ConditionError as exc:
             raise _fail(step, "skip_if", f"invalid condition: {exc}") from exc
     _check_config(step, workflow_name)
+    check_step_flow(step, _fail)
 
 
 def _check_options(step: StepDef) -> None:
@@ -246,9 +255,16 @@ def _check_options(step: StepDef) -> None:
                 raise _fail(
                     step,
                     name,
-                    f"only worker steps (normal, agent_loop, map) take "
+                    f"only worker steps (normal, agent, agent_loop, map, planner) take "
                     f"{name!r}; this step has type {kind!r}",
                 )
+    if kind not in TASK_STEP_TYPES and step.required_capabilities:
+        raise _fail(
+            step,
+            "required_capabilities",
+            f"only worker steps have a handler to give capabilities to; this step has "
+            f"type {kind!r}",
+        )
     if kind in _NO_RETRY_TYPES and step.retry is not None:
         raise _fail(step, "retry", f"a {kind!r} step is never retried; remove 'retry'")
     if kind in _NO_RETRY_TYPES and step.retries is not None:
@@ -264,9 +280,9 @@ def _check_config(step: StepDef, workflow_name: str) -> None:
     """The step's ``config``: present when its type needs one, and valid for that type."""
     kind = step.type
     cfg = step.config
-    if kind == "normal":
+    if kind in ("normal", "agent"):
         if cfg is not None:
-            raise _fail(step, "config", "a 'normal' step takes no config; remove it or set 'type'")
+            raise _fail(step, "config", f"a {kind!r} step takes no config; remove it or set 'type'")
         return
     if cfg is None:
         if kind in _REQUIRED_CONFIG_HINT:
