@@ -99,11 +99,22 @@ def _config(draw: st.DrawFn, kind: str, deps: list[str]) -> Any:
             "content_type": "text/plain",
         }
     if kind == "agent_loop":
-        return {"max_iterations": draw(st.integers(1, 50)), "loop_delay": draw(durations)}
+        return {
+            "max_iterations": draw(st.integers(1, 50)),
+            "loop_delay": draw(durations),
+            "budget_warn_at": draw(st.none() | st.integers(1, 5)),
+            "budget_force_at": draw(st.none() | st.integers(5, 50)),
+        }
     if kind == "map":
         return {"max_items": draw(st.integers(1, 10_000))}
     if kind == "sub_workflow":
         return {"workflow": "other", "detach": draw(st.booleans())}
+    if kind == "planner":
+        return {
+            "max_steps": draw(st.integers(1, 100)),
+            "max_depth": draw(st.integers(0, 10)),
+            "allowed_tasks": draw(st.sampled_from([[], ["a", "b"]])),
+        }
     return None
 
 
@@ -117,9 +128,11 @@ def _step(draw: st.DrawFn, i: int, earlier: list[str]) -> dict[str, Any]:
         "approval",
         "respond",
         "sub_workflow",
+        "agent",
+        "planner",
     ] + (["map"] if len(deps) == 1 else [])
     kind = draw(st.sampled_from(kinds))
-    worker = kind in ("normal", "agent_loop", "map")
+    worker = kind in ("normal", "agent_loop", "map", "agent", "planner")
     step: dict[str, Any] = {
         "id": f"s{i}",
         "type": kind,
@@ -134,7 +147,14 @@ def _step(draw: st.DrawFn, i: int, earlier: list[str]) -> dict[str, Any]:
         step["retries"] = draw(st.none() | st.integers(0, 5))
         step["worker_group"] = draw(st.none() | st.just("gpu"))
         step["max_task_concurrency"] = draw(st.none() | st.integers(0, 10))
-        step["rate_limit"] = draw(st.none() | st.just({"limit": 3, "period": S}))
+        limits = [
+            None,
+            {"rate_limit": {"limit": 3, "period": S}},
+            {"keyed_rate_limit": {"key": "tenant", "limit": 2, "period": S, "units": 2}},
+        ]
+        step.update(draw(st.sampled_from(limits)) or {})
+        step["required_capabilities"] = draw(st.sampled_from([None, [], ["control-plane"]]))
+        step["singleton"] = draw(st.sampled_from([None, False, True]))
     step["metadata"] = draw(st.none() | st.just({"role": "x"}))
     return step
 
@@ -154,7 +174,20 @@ def definitions(draw: st.DrawFn) -> WorkflowDef:
         "default_retry": draw(st.none() | retry),
         "idempotency_key": draw(st.sampled_from([None, "", "order_id", "input.order.id"])),
         "output_schema": draw(st.none() | st.just({"type": "object"})),
-        "concurrency": draw(st.none() | st.just({"max_runs": 0}) | st.just({"max_runs": 2})),
+        "concurrency": draw(
+            st.sampled_from(
+                [None, {"max_runs": 0}, {"max_runs": 2, "max_steps": 0}, {"max_steps": 5}]
+            )
+        ),
+        "priority": draw(
+            st.sampled_from(
+                [None, {"key": "tier", "rules": {"gold": -60, "free": 60}, "default_offset": 0}]
+            )
+        ),
+        "sticky": draw(st.sampled_from([None, "", "soft"])),
+        "singleton": draw(
+            st.sampled_from([None, {"mode": "skip"}, {"mode": "cancel", "key": "user.id"}])
+        ),
         "cancel_on": draw(
             st.sampled_from(
                 [
