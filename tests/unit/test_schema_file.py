@@ -10,7 +10,10 @@ import pytest
 from dagnats.dag.definition.jsonschema import check_schema, validate_instance
 from dagnats.dag.definition.schema import DEFAULT_PATH, main, render, workflow_json_schema
 
-REFERENCE = sorted((Path(__file__).resolve().parents[1] / "fixtures" / "reference").glob("*.json"))
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+REFERENCE = sorted((FIXTURES / "reference").glob("*.json")) + sorted(
+    (FIXTURES / "go").glob("*.json")
+)
 
 
 def test_committed_schema_is_fresh() -> None:

@@ -19,6 +19,7 @@ from pydantic import (
     SkipValidation,
     ValidationError,
     ValidationInfo,
+    WithJsonSchema,
     model_validator,
 )
 from pydantic_core import InitErrorDetails
@@ -272,6 +273,23 @@ class RateLimit(_Strict):
         def __init__(self, *, limit: int, period: DurationLike = ...) -> None: ...
 
 
+# Go's encoder writes "task": "" on engine steps and "depends_on": null (both read as absent),
+# so the published JSON Schema admits them too: editors must not flag a Go-serialised file.
+_TASK_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "string", "pattern": NAME_PATTERN, "maxLength": MAX_NAME_LEN},
+        {"const": ""},
+        {"type": "null"},
+    ],
+    "description": 'The handler\'s task (worker steps; default: the step id). Go writes "" '
+    "on engine-run steps.",
+}
+_DEPENDS_SCHEMA: dict[str, Any] = {
+    "anyOf": [{"type": "array", "items": {"type": "string"}}, {"type": "null"}],
+    "description": "Step ids this step waits for (null = none, as Go writes it).",
+}
+
+
 class SkipIf(_Strict):
     """Go's condition: skip when ``steps[step_id].output[field] <op> value``."""
 
@@ -302,10 +320,10 @@ class KeyedRateLimit(_Strict):
 
 class StepDef(_Strict):
     id: Name
-    task: Name | None = None
+    task: Annotated[Name | None, WithJsonSchema(_TASK_SCHEMA)] = None
     """The handler's task; a worker step without one gets its id (set when loaded)."""
     type: StepType = "normal"
-    depends_on: list[str] = Field(default_factory=list)
+    depends_on: Annotated[list[str], WithJsonSchema(_DEPENDS_SCHEMA)] = Field(default_factory=list)
     timeout: Duration | None = None
     retries: int | None = Field(default=None, ge=0, le=MAX_RETRY_ATTEMPTS)
     """Go's legacy retry count: a fixed 5 s policy, used when no retry policy applies."""
