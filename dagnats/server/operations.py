@@ -46,6 +46,7 @@ IDEMPOTENCY_GRACE_S = 6.0
 FORCE_DELETE_WAIT_S = 10.0
 # A deleted run's id is refused this long: the streams' dedup window (120 s) plus margin.
 DELETED_ID_HOLD_S = 130
+MAX_REVISION = 2**63 - 1  # a stream sequence: JetStream refuses more
 
 
 class Operations:
@@ -369,8 +370,8 @@ def _revision(value: Any) -> int | None:
     """A definition revision: None (the latest) or a positive integer (400 otherwise)."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ApiError(f"invalid revision {value!r}: a positive integer", code=400)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_REVISION:
+        raise ApiError(f"invalid revision {value!r}: an integer from 1 to 2^63-1", code=400)
     return value
 
 

@@ -32,6 +32,7 @@ from dagnats.server.http.models import (
     WorkflowRegistered,
     WorkflowSummary,
 )
+from dagnats.server.operations import MAX_REVISION
 
 EVENT_NAME_PATTERN = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
 
@@ -51,6 +52,7 @@ WorkflowName = Annotated[
 RunId = Annotated[str, Path(pattern=NAME_PATTERN, max_length=MAX_NAME_LEN)]
 SignalName = Annotated[str, Path(pattern=NAME_PATTERN, max_length=MAX_NAME_LEN)]
 EventName = Annotated[str, Path(pattern=EVENT_NAME_PATTERN, max_length=255)]
+Revision = Annotated[int | None, Query(ge=1, le=MAX_REVISION)]
 MaxList = Query(100, ge=1, le=1000, description="At most this many runs, newest first.")
 
 
@@ -75,7 +77,9 @@ async def list_workflows(ctx: Ctx) -> list[WorkflowSummary]:
 
 @router.get("/workflows/{name}", tags=["workflows"], responses=error_responses(400, 404))
 async def get_workflow(
-    ctx: Ctx, name: WorkflowName, revision: Annotated[int | None, Query(ge=1)] = None
+    ctx: Ctx,
+    name: WorkflowName,
+    revision: Annotated[int | None, Query(ge=1, le=MAX_REVISION)] = None,
 ) -> WorkflowDetail:
     """A workflow's definition (the latest, or ``revision``)."""
     body: dict[str, Any] = {"name": name, "revision": revision}
