@@ -30,6 +30,9 @@ from dagnats._nats.types import NatsClient
 from dagnats.engine import Engine
 from dagnats.errors import ServerError
 from dagnats.server.api import ApiService
+from dagnats.server.bridge import SERVICE as BRIDGE
+from dagnats.server.bridge import Bridge
+from dagnats.server.bridge import router as bridge_router
 from dagnats.server.http import HttpGateway, Routes
 from dagnats.server.http.auth import check_token
 from dagnats.server.nats_server import EmbeddedNats, default_data_dir
@@ -105,6 +108,7 @@ class Serve:
         self.engine: Engine | None = None
         self.api: ApiService | None = None
         self.http: HttpGateway | None = None
+        self.bridge: Bridge | None = None
         self.ready = False
 
     @property
@@ -134,6 +138,10 @@ class Serve:
             self.engine = Engine(self.nc)
             await self.engine.start()
         if o.http:
+            self.bridge = Bridge(self.nc)
+            await self.bridge.start()
+            self.services[BRIDGE] = self.bridge
+            self.routes.append(Routes(bridge_router))
             # One Operations for NATS and HTTP requests: one definitions cache and watch.
             ops: Operations | None = self.api.ops if self.api is not None else None
             self.http = HttpGateway(
@@ -158,6 +166,8 @@ class Serve:
         self.ready = False
         if self.http is not None:
             await self.http.stop(timeout_s=5.0)
+        if self.bridge is not None:
+            await self.bridge.stop()  # HTTP workers' tasks go back to the queues
         if self.engine is not None:
             await self.engine.stop()
         if self.api is not None:
