@@ -18,6 +18,7 @@ from dagnats.cli.common import (
 )
 from dagnats.cli.loader import resolve
 from dagnats.server import NatsAuth, ServeOptions, serve
+from dagnats.server.metrics import MetricsServer
 
 MAX_LEAF_REMOTES = 10
 
@@ -71,15 +72,31 @@ NatsTlsCaOpt = Annotated[
 LogLevelOpt = Annotated[
     str, typer.Option("--log-level", help="debug, info, warning or error.", show_default=True)
 ]
+MetricsPortOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--metrics-port",
+        min=0,
+        max=65535,
+        help="Serve Prometheus metrics on 127.0.0.1:PORT/metrics (0: a free port).",
+    ),
+]
 ReplicasOpt = Annotated[
     int,
-    typer.Option("--replicas", min=1, max=5, help="Replicas of streams and buckets it creates."),
+    typer.Option(
+        "--replicas",
+        min=1,
+        max=5,
+        envvar="DAGNATS_REPLICAS",
+        show_envvar=True,
+        help="Replicas of streams and buckets it creates (existing ones are never lowered).",
+    ),
 ]
 
 
 def serve_cmd(
     port: Annotated[int, typer.Option("--port", help="Port of the embedded NATS server.")] = 4222,
-    http_port: Annotated[int, typer.Option("--http-port", help="Port of the HTTP gateway.")] = 8080,
+    http_port: Annotated[int, typer.Option("--http-port", help="Port of the HTTP API.")] = 8080,
     data_dir: Annotated[
         Path | None,
         typer.Option(
@@ -150,12 +167,20 @@ def serve_cmd(
 def engine_cmd(
     nats_url: NatsUrlOpt = DEFAULT_NATS_URL,
     replicas: ReplicasOpt = 1,
+    metrics_port: MetricsPortOpt = None,
     log_level: LogLevelOpt = "info",
 ) -> None:
     """Run only the workflow engine against an existing NATS."""
     setup_logging(log_level)
     _run_serve(
-        ServeOptions(nats_url=nats_url, replicas=replicas, engine=True, api=False, http=False)
+        ServeOptions(
+            nats_url=nats_url,
+            replicas=replicas,
+            engine=True,
+            api=False,
+            http=False,
+            metrics_port=metrics_port,
+        )
     )
 
 
@@ -213,7 +238,19 @@ def worker_cmd(
             help="NATS server [default: the Worker's own nats_url].",
         ),
     ] = None,
+    metrics_port: MetricsPortOpt = None,
     log_level: LogLevelOpt = "info",
+    replicas: Annotated[
+        int | None,
+        typer.Option(
+            "--replicas",
+            min=1,
+            max=5,
+            envvar="DAGNATS_REPLICAS",
+            show_envvar=True,
+            help="Replicas of streams it creates [default: the Worker's own].",
+        ),
+    ] = None,
 ) -> None:
     """Run a Worker defined in a module (ATTR: a Worker or a function returning one).
 
@@ -226,10 +263,20 @@ def worker_cmd(
         fail(str(exc), exc.code)
     if nats_url is not None:
         worker.nats_url = nats_url
+    if replicas is not None:
+        worker.replicas = replicas
 
     async def main() -> None:
         await check_reachable(worker.nats_url)
-        await worker.run()
+        if metrics_port is None:
+            await worker.run()
+            return
+        exporter = MetricsServer(metrics_port)
+        await exporter.start()
+        try:
+            await worker.run()
+        finally:
+            await exporter.stop()
 
     execute(main)
 

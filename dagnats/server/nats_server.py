@@ -297,8 +297,9 @@ class EmbeddedNats:
             while await stream.readline():
                 pass
 
-    async def stop(self, timeout_s: float = 10.0) -> None:
-        """Terminate, then kill after ``timeout_s``. Idempotent.
+    async def stop(self, timeout_s: float = 10.0, *, kill: bool = False) -> None:
+        """Terminate, then kill after ``timeout_s`` (with ``kill``, SIGKILL at once, as a
+        crash would: no shutdown of its own). Idempotent.
 
         The store (and the port) are kept: ``start()`` again brings the same server back
         with its streams and buckets, as a restart in production would. ``close()`` also
@@ -307,7 +308,7 @@ class EmbeddedNats:
         proc, self._proc = self._proc, None
         if proc is not None and proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
-                proc.terminate()
+                proc.kill() if kill else proc.terminate()
             try:
                 await asyncio.wait_for(proc.wait(), timeout_s)
             except TimeoutError:

@@ -34,7 +34,10 @@ from dagnats.server.bridge import SERVICE as BRIDGE
 from dagnats.server.bridge import Bridge
 from dagnats.server.bridge import router as bridge_router
 from dagnats.server.http import HttpGateway, Routes
+from dagnats.server.http import redrive as redrive_http
 from dagnats.server.http.auth import check_token
+from dagnats.server.metrics import MetricsServer
+from dagnats.server.metrics import router as metrics_router
 from dagnats.server.nats_server import EmbeddedNats, default_data_dir
 from dagnats.server.operations import Operations
 
@@ -63,6 +66,8 @@ class ServeOptions:
     """Bearer token the HTTP API asks for (required off loopback)."""
     nats_auth: NatsAuth = field(default_factory=NatsAuth.from_env)
     """Credentials of the embedded server, and of this process's own connection."""
+    metrics_port: int | None = None
+    """A port for ``GET /metrics`` alone (``dagnats engine --metrics-port``)."""
 
 
 def is_loopback(host: str) -> bool:
@@ -97,6 +102,11 @@ def check_exposure(opts: ServeOptions) -> None:
         )
 
 
+def http_routes() -> list[Routes]:
+    """The features' routers that ``serve`` adds to the HTTP app."""
+    return [redrive_http.ROUTES, Routes(metrics_router)]
+
+
 class Serve:
     def __init__(self, opts: ServeOptions) -> None:
         self.opts = opts
@@ -109,6 +119,7 @@ class Serve:
         self.api: ApiService | None = None
         self.http: HttpGateway | None = None
         self.bridge: Bridge | None = None
+        self.metrics: MetricsServer | None = None
         self.ready = False
 
     @property
@@ -151,10 +162,13 @@ class Serve:
                 ready=lambda: self.ready,
                 ops=ops,
                 token=o.http_token,
-                routers=self.routes,
+                routers=[*http_routes(), *self.routes],
                 services=self.services,
             )
             await self.http.start()
+        if o.metrics_port is not None:
+            self.metrics = MetricsServer(o.metrics_port, js=self.nc.jetstream())
+            await self.metrics.start()
         self.ready = True
         log.info(
             "dagnats serving on %s%s",
@@ -164,6 +178,8 @@ class Serve:
 
     async def stop(self) -> None:
         self.ready = False
+        if self.metrics is not None:
+            await self.metrics.stop()
         if self.http is not None:
             await self.http.stop(timeout_s=5.0)
         if self.bridge is not None:

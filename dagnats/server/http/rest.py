@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
+from pydantic import AwareDatetime
 
 from dagnats.dag.definition.models import WorkflowDef
 from dagnats.protocol.names import MAX_NAME_LEN, NAME_PATTERN
@@ -53,6 +54,7 @@ RunId = Annotated[str, Path(pattern=NAME_PATTERN, max_length=MAX_NAME_LEN)]
 SignalName = Annotated[str, Path(pattern=NAME_PATTERN, max_length=MAX_NAME_LEN)]
 EventName = Annotated[str, Path(pattern=EVENT_NAME_PATTERN, max_length=255)]
 Revision = Annotated[int | None, Query(ge=1, le=MAX_REVISION)]
+Since = Annotated[AwareDatetime | None, Query(description="Only runs created since (RFC 3339).")]
 MaxList = Query(100, ge=1, le=1000, description="At most this many runs, newest first.")
 
 
@@ -111,9 +113,12 @@ async def list_runs(
     workflow: str | None = None,
     status: str | None = None,
     limit: int = MaxList,
+    since: Since = None,
 ) -> list[RunListItem]:
-    """Runs, newest first, optionally of one workflow and in one status."""
-    out = await ctx.ops.list_runs({"workflow": workflow, "status": status, "limit": limit})
+    """Runs, newest first by creation time, optionally of one workflow and in one status."""
+    when = None if since is None else since.isoformat()
+    body = {"workflow": workflow, "status": status, "limit": limit, "since": when}
+    out = await ctx.ops.list_runs(body)
     return [RunListItem.model_validate(r) for r in out]
 
 

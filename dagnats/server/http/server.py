@@ -95,7 +95,9 @@ class HttpGateway:
         self._server = server
         self._task = asyncio.create_task(server.serve(sockets=[sock]))
         up = asyncio.create_task(server.up.wait())
-        done, _ = await asyncio.wait({self._task, up}, timeout=START_TIMEOUT_S)
+        done, _ = await asyncio.wait(
+            {self._task, up}, timeout=START_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED
+        )
         if up not in done:
             up.cancel()
             await self.stop()
