@@ -180,6 +180,8 @@ class Serve:
         self.ready = False
         if self.metrics is not None:
             await self.metrics.stop()
+        if self.bridge is not None:
+            self.bridge.pause()  # long polls return now instead of holding up the HTTP stop
         if self.http is not None:
             await self.http.stop(timeout_s=5.0)
         if self.bridge is not None:

@@ -164,3 +164,24 @@ async def test_bridge_bad_input(http: httpx.AsyncClient) -> None:
     assert resp.status_code == 422 and "error" in resp.json()["error"]["message"]
     resp = await http.post("/v1/workers/nope/poll", json={})
     assert resp.status_code == 422
+
+
+async def test_a_long_poll_returns_when_the_bridge_stops(dagnats_env: DagnatsEnv) -> None:
+    bridge = Bridge(dagnats_env.nc)
+    await bridge.start()
+    gw = HttpGateway(dagnats_env.nc, port=0, routers=[Routes(router)], services={SERVICE: bridge})
+    await gw.start()
+    try:
+        async with httpx.AsyncClient(base_url=gw.url, timeout=TIMEOUT_S) as http:
+            worker_id = await _connect(http, "never")
+            polling = asyncio.ensure_future(
+                http.post(f"/v1/workers/{worker_id}/poll", json={"wait_s": 30})
+            )
+            bridge.pause()  # what serve does first when it stops
+            resp = await asyncio.wait_for(polling, 5)  # not the 30 s of the poll
+            assert resp.json() == {"tasks": []}
+            resp = await http.post("/v1/workers", json={"name": "late", "tasks": [{"task": "x"}]})
+            assert resp.status_code == 503 and "shutting down" in resp.json()["error"]["message"]
+    finally:
+        await gw.stop()
+        await bridge.stop()

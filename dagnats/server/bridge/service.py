@@ -61,13 +61,21 @@ class Bridge:
         self._sessions: dict[str, Session] = {}
         self._tasks: dict[str, tuple[Session, HeldTask]] = {}
         self._reaper: asyncio.Task[None] | None = None
+        self._paused = False
         self._max_event_bytes = min(nc.max_payload or MAX_MSG_BYTES, MAX_MSG_BYTES) - _HEADER_ROOM
 
     async def start(self) -> None:
         self._beats.start()
         self._reaper = asyncio.create_task(self._reap(), name="dagnats-bridge-reaper")
 
+    def pause(self) -> None:
+        """Shutdown begins: long polls answer at once, new workers are refused (503)."""
+        self._paused = True
+        for session in self._sessions.values():
+            session.closed.set()
+
     async def stop(self) -> None:
+        self.pause()
         if self._reaper is not None:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -80,6 +88,8 @@ class Bridge:
     # --- sessions ---
 
     async def connect(self, req: ConnectRequest) -> Session:
+        if self._paused:
+            raise ApiError("the bridge is shutting down; connect to another server", code=503)
         if len(self._sessions) >= MAX_SESSIONS:
             raise ApiError(f"the bridge holds {MAX_SESSIONS} workers already", code=503)
         pairs = list(dict.fromkeys((b.task, b.group) for b in req.tasks))
