@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,8 @@ class RunSummary:
     status: str
     created_at: str | None = None
     finished_at: str | None = None
+    run_at: str | None = None
+    """For a scheduled run: when it starts."""
 
 
 @dataclass(frozen=True)
@@ -189,8 +192,12 @@ class Client:
         idempotency_key: str | None = None,
         run_id: str | None = None,
         revision: int | None = None,
+        run_at: datetime | str | None = None,
     ) -> RunHandle:
-        """Start a run of a registered workflow (by name), or of a ``Workflow`` object."""
+        """Start a run of a registered workflow (by name), or of a ``Workflow`` object.
+
+        ``run_at`` (an aware datetime or RFC 3339 text) more than a second ahead stores the
+        run as ``scheduled``: it starts then, durably, and can be cancelled before."""
         if isinstance(workflow, str) and not workflow.endswith(".json"):
             name = workflow  # by name: the latest revision (unless ``revision`` is given)
         else:
@@ -218,6 +225,8 @@ class Client:
             "run_id": run_id,
             "revision": revision,
         }
+        if run_at is not None:
+            body["run_at"] = run_at.isoformat() if isinstance(run_at, datetime) else run_at
         try:
             out = await self.call("run.start", body)
         except WorkflowNotFoundError:
@@ -241,9 +250,17 @@ class Client:
         return RunState.model_validate(await self.call("run.get", {"run_id": run_id}))
 
     async def list_runs(
-        self, *, workflow: str | None = None, status: str | None = None, limit: int = 100
+        self,
+        *,
+        workflow: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+        scheduled: bool = False,
     ) -> list[RunSummary]:
-        rows = await self.call("run.list", {"workflow": workflow, "status": status, "limit": limit})
+        """Runs, newest first; ``scheduled=True``: the runs waiting for their ``run_at``,
+        soonest first."""
+        body = {"workflow": workflow, "status": status, "limit": limit, "scheduled": scheduled}
+        rows = await self.call("run.list", body)
         return [RunSummary(**r) for r in rows]
 
     async def delete_run(self, run_id: str, *, force: bool = False) -> None:

@@ -92,3 +92,18 @@ def deleted_run_key(run_id: str) -> str:
 def snapshot_key(run_id: str) -> str:
     """Object-store name of a run snapshot too large for one KV value."""
     return f"snapshots/{run_id}"
+
+
+def hashed_token(value: object, length: int = 32) -> str:
+    """A KV-safe, bounded token for any text (a debounce key value, an idempotency header)."""
+    return hashlib.sha256(str(value).encode()).hexdigest()[:length]
+
+
+def debounce_key(trigger_id: str, key_hash: str) -> str:
+    """``trigger_debounce``: the held start of one trigger and debounce key value."""
+    return f"{trigger_id}.{key_hash}"
+
+
+def http_answer_key(trigger_id: str, header_value: str) -> str:
+    """``http_answers``: an HTTP trigger's answer under its idempotency header value."""
+    return f"{trigger_id}.{hashed_token(header_value)}"

@@ -34,6 +34,7 @@ from dagnats.errors import (
 from dagnats.protocol import events as ev
 from dagnats.protocol import keys
 from dagnats.server.interactions import RUN_ID_RE, Interactions, _name, _run_id
+from dagnats.server.schedules import Schedules, parse_run_at
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ class Operations:
         self.payloads = Payloads(self.js)
         # Looked up by open() (each lookup is a JetStream round trip), together or not at all.
         self._stores: tuple[DefinitionStore, KeyValue, KeyValue] | None = None
+        self._schedules: Schedules | None = None
 
     async def open(self) -> None:
         js = self.js
@@ -66,6 +68,7 @@ class Operations:
         runs = await js.key_value(protocol.KV_RUNS)
         idem = await js.key_value(protocol.KV_IDEMPOTENCY)
         self._stores = (defs, runs, idem)
+        self._schedules = Schedules(js, await js.key_value(protocol.KV_SCHEDULED))
         await self.interactions.open()
 
     def _opened(self) -> tuple[DefinitionStore, KeyValue, KeyValue]:
@@ -77,6 +80,13 @@ class Operations:
     def defs(self) -> DefinitionStore:
         """Workflow definitions (cached, kept fresh by a KV watch)."""
         return self._opened()[0]
+
+    @property
+    def schedules(self) -> Schedules:
+        """Runs that start later (``scheduled_runs``)."""
+        if self._schedules is None:
+            raise RuntimeError("Operations.open() was not awaited")
+        return self._schedules
 
     @property
     def runs(self) -> KeyValue:
@@ -152,6 +162,10 @@ class Operations:
         defn, revision = found
         run_input = _checked_input(defn, name, body.get("input"))
         run_id = _chosen_or_new_run_id(body)
+        if body.get("run_at") is not None:
+            scheduled = await self._schedule(body, run_id, name, revision, run_input)
+            if scheduled is not None:
+                return scheduled
         key = body.get("idempotency_key")
         if key is None and defn.idempotency_key:
             value = lookup(defn.idempotency_key, {"input": run_input})
@@ -193,6 +207,19 @@ class Operations:
                 await self._release_key(idem_key, idem_rev)
             raise
         return {"run_id": run_id, "workflow": name, "revision": revision, "duplicate": False}
+
+    async def _schedule(
+        self, body: dict[str, Any], run_id: str, name: str, revision: int, run_input: Any
+    ) -> dict[str, Any] | None:
+        """A start with ``run_at`` more than a second ahead: stored, not started (None: now)."""
+        run_at = parse_run_at(body["run_at"])
+        if run_at is None:
+            return None
+        if body.get("idempotency_key") is not None:
+            raise ApiError("idempotency_key cannot be combined with run_at", code=400)
+        if body.get("run_id"):
+            await self._check_run_id_free(run_id)
+        return await self.schedules.schedule(run_id, name, revision, run_input, run_at)
 
     async def _check_run_id_free(self, run_id: str) -> None:
         """An explicit run id must be new, and not one deleted within the dedup window:
@@ -266,11 +293,20 @@ class Operations:
         return await current_state(self.nc, self.runs, self.defs, self.payloads, run_id)
 
     async def get_run(self, body: dict[str, Any]) -> dict[str, Any]:
-        return (await self._state(_run_id(body))).model_dump(mode="json", exclude_none=True)
+        run_id = _run_id(body)
+        try:
+            return (await self._state(run_id)).model_dump(mode="json", exclude_none=True)
+        except RunNotFoundError:
+            record = await self.schedules.get(run_id)
+            if record is None or record.state not in ("scheduled", "cancelled"):
+                raise
+            return self.schedules.as_state(record)
 
     async def list_runs(self, body: dict[str, Any]) -> list[dict[str, Any]]:
         workflow, status = body.get("workflow"), body.get("status")
         limit = max(1, min(int(body.get("limit") or 100), MAX_LIST))
+        if body.get("scheduled") or status == "scheduled":
+            return await self.schedules.list(workflow, limit)
         run_ids = await list_keys(self.runs)
         out: list[dict[str, Any]] = []
         # Run ids start with a millisecond timestamp: newest first.
@@ -303,6 +339,9 @@ class Operations:
 
     async def cancel_run(self, body: dict[str, Any]) -> dict[str, Any]:
         run_id = _run_id(body)
+        before_start = await self.schedules.cancel(run_id)
+        if before_start is not None:  # it had not started: now it never will
+            return {"run_id": run_id, "status": "cancelled", "cancelled": before_start}
         state = await self._state(run_id)
         if state.terminal:
             return {"run_id": run_id, "status": state.status, "cancelled": False}

@@ -418,10 +418,25 @@ class Workflow:
         return self._add(id, "approval", config, None, _wait_options(common))
 
     def respond(
-        self, id: str, *, status: int = 200, depends_on: Iterable[StepLike] = ()
+        self,
+        id: str,
+        *,
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+        body_from: str | None = None,
+        content_type: str = "application/json",
+        depends_on: Iterable[StepLike] = (),
     ) -> StepRef:
-        """Answer a synchronous (webhook) start with this step's input and HTTP status."""
-        return self._add(id, "respond", {"status": status}, None, {"depends_on": depends_on})
+        """Answer the HTTP request that started the run (an HTTP trigger) with this step's
+        input (narrowed by ``body_from``), ``status``, ``headers`` and ``content_type``;
+        the run goes on."""
+        config = {
+            "status": status,
+            "headers": headers or {},
+            "body_from": body_from,
+            "content_type": content_type,
+        }
+        return self._add(id, "respond", config, None, {"depends_on": depends_on})
 
     # --- output and input ---------------------------------------------------------------
 

@@ -145,7 +145,15 @@ class ApprovalConfig(_Strict):
 
 
 class RespondConfig(_Strict):
+    """How a ``respond`` step answers the HTTP request that started its run."""
+
     status: int = Field(default=200, ge=100, le=599)
+    headers: dict[str, str] = Field(default_factory=dict, max_length=64)
+    """Extra response headers."""
+    body_from: str | None = Field(default=None, max_length=256, pattern=r"^[A-Za-z0-9_.-]+$")
+    """A dot path narrowing the step's input to the body (``result.items.0``)."""
+    content_type: str = Field(default="application/json", min_length=1, max_length=128)
+    """``application/json`` sends the body as JSON; other types send text as it is."""
 
 
 StepConfig = (
