@@ -8,10 +8,13 @@ through :func:`read_snapshot` or :func:`current_state`; nobody decodes KV entrie
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+
 from dagnats._nats.history import read_history
-from dagnats._nats.payloads import Payloads
+from dagnats._nats.payloads import Payloads, decode_run
 from dagnats._nats.stores import DefinitionStore, read_snapshot
-from dagnats._nats.types import KeyValue, NatsClient
+from dagnats._nats.types import KV_DEL, KV_PURGE, KeyValue, NatsClient, NatsTimeoutError
 from dagnats.dag.definition.models import WorkflowDef
 from dagnats.dag.machine.replay import fold
 from dagnats.dag.machine.state import RunState
@@ -29,11 +32,13 @@ async def current_state(
 ) -> RunState:
     """The run as its log has it: snapshot plus later events. Raises ``RunNotFoundError``."""
     snapshot = (await read_snapshot(runs, payloads, run_id)).state
-    if snapshot is not None and snapshot.terminal:
-        return snapshot
     history = await read_history(
         nc, run_id, after_seq=snapshot.last_seq if snapshot is not None else 0
     )
+    if snapshot is not None and snapshot.terminal:
+        # An ended run changes only by a retry (``retry_run``): nothing else to fold.
+        if not any(e.type == ev.WORKFLOW_RETRY_REQUESTED for e in history):
+            return snapshot
     defn = await definition_of(defs, snapshot, history)
     if defn is None:  # the definition is gone: show what the snapshot knows
         if snapshot is None:
@@ -65,3 +70,32 @@ def pinned_workflow(snapshot: RunState | None, history: list[Event]) -> tuple[st
     data = started.data if started is not None and isinstance(started.data, dict) else {}
     revision = data.get("revision")
     return str(data.get("workflow", "")), revision if isinstance(revision, int) else None
+
+
+async def wait_snapshot(
+    runs: KeyValue,
+    payloads: Payloads,
+    run_id: str,
+    ready: Callable[[RunState], bool],
+    timeout_s: float,
+) -> RunState | None:
+    """The first stored snapshot of ``run_id`` (current or future) that is ``ready``, or
+    ``None`` after ``timeout_s``: a KV watch, which delivers the current value first."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    # nats-py's KeyWatcher methods carry no annotations, hence the ignores below.
+    watcher = await runs.watch(run_id)
+    try:
+        while (left := deadline - loop.time()) > 0:
+            try:
+                entry = await watcher.updates(timeout=left)  # type: ignore[no-untyped-call]
+            except (NatsTimeoutError, TimeoutError):
+                return None
+            if entry is None or entry.operation in (KV_DEL, KV_PURGE) or not entry.value:
+                continue
+            state = await decode_run(payloads, entry.value)
+            if ready(state):
+                return state
+        return None
+    finally:
+        await watcher.stop()  # type: ignore[no-untyped-call]

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +52,28 @@ async def read_snapshot(kv: KeyValue, payloads: Payloads, run_id: str) -> Snapsh
     if not entry.value:  # a delete/purge marker
         return Snapshot(None, revision, exists=True)
     return Snapshot(await decode_run(payloads, entry.value), revision, exists=True)
+
+
+async def watch_snapshot(
+    kv: KeyValue, payloads: Payloads, run_id: str, *, timeout_s: float
+) -> AsyncIterator[RunState]:
+    """The stored snapshot of ``run_id`` now (if any) and each one written after it.
+
+    Raises ``TimeoutError`` when ``timeout_s`` passes without a new write, so a caller's
+    wait is bounded even if the run never changes again.
+    """
+    watcher = await kv.watch(run_id, include_history=False, inactive_threshold=timeout_s * 2)
+    try:
+        while True:
+            try:
+                entry = await watcher.updates(timeout=timeout_s)  # type: ignore[no-untyped-call]
+            except TimeoutError as exc:  # nats-py's or asyncio's: both are TimeoutError
+                raise TimeoutError(f"run {run_id} did not change within {timeout_s}s") from exc
+            if entry is None or not entry.value:  # end of the initial values, or a delete
+                continue
+            yield await decode_run(payloads, entry.value)
+    finally:
+        await watcher.stop()  # type: ignore[no-untyped-call]
 
 
 class ConflictError(Exception):

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from dagnats._version import __version__
-from dagnats.cli import control, dlq, runs, server, workflows
+from dagnats.cli import control, dlq, graphs, runs, server, workflows
 from dagnats.cli.common import EXIT_INTERRUPTED, one_line
 
 app = typer.Typer(
@@ -43,6 +43,8 @@ app.command("api")(server.api_cmd)
 app.command("worker")(server.worker_cmd)
 app.command("status")(control.status)
 app.command("workers")(control.workers)
+workflows.app.command("graph")(graphs.workflow_graph)
+runs.app.command("graph")(graphs.run_graph)
 app.add_typer(workflows.app, name="workflow")
 app.add_typer(runs.app, name="run")
 app.add_typer(control.event_app, name="event")

@@ -21,6 +21,7 @@ from dagnats.cli.common import (
 )
 from dagnats.cli.output import emit_json, table
 from dagnats.client import Client
+from dagnats.client.diagnosis import SystemStatus, system_status
 from dagnats.errors import ApiError
 
 MAX_WORKERS = 1000
@@ -47,7 +48,8 @@ async def _jetstream_ok(client: Client) -> tuple[bool, str | None]:
 
 
 def status(nats_url: NatsUrlOpt = DEFAULT_NATS_URL, json_out: JsonOpt = False) -> None:
-    """Check NATS, JetStream and the dagnats API; count workflows and runs."""
+    """Check NATS, JetStream and the dagnats API; count workflows and runs; show engines,
+    workers, queue depths, dead letters and queued tasks no worker serves."""
 
     async def main() -> int:
         doc: dict[str, Any] = {"nats_url": nats_url}
@@ -62,6 +64,9 @@ def status(nats_url: NatsUrlOpt = DEFAULT_NATS_URL, json_out: JsonOpt = False) -
                 doc["api"], api_error = True, None
             except ApiError as exc:
                 doc["api"], api_error = False, str(exc)
+            system = await system_status(client.js) if doc["jetstream"] else None
+        if system is not None:
+            doc |= system.to_json()
         healthy = bool(doc["jetstream"] and doc["api"])
         if json_out:
             emit_json(doc | {"ok": healthy})
@@ -73,9 +78,27 @@ def status(nats_url: NatsUrlOpt = DEFAULT_NATS_URL, json_out: JsonOpt = False) -
             capped = "+" if doc["runs_capped"] else ""
             typer.echo(f"Workflows:  {doc['workflows']}")
             typer.echo(f"Runs:       {doc['runs']}{capped}")
+        if system is not None:
+            print_system(system)
         return 0 if healthy else 1
 
     execute(main)
+
+
+def print_system(system: SystemStatus) -> None:
+    """Engines, workers, queue depths, dead letters and tasks nobody serves."""
+    engines = ", ".join(
+        f"{e.name} ({e.pending} events pending, {e.waiting} pulling)" for e in system.engines
+    )
+    typer.echo(f"Engines:    {len(system.engines)}" + (f": {engines}" if engines else ""))
+    tasks = sorted({str(t) for w in system.workers for t in w.get("tasks") or []})
+    served = f" serving {', '.join(tasks)}" if tasks else ""
+    typer.echo(f"Workers:    {len(system.workers)}{served}")
+    queued = ", ".join(f"{q.subject} {q.messages}" for q in system.queues)
+    typer.echo(f"Queues:     {queued or 'empty'}")
+    typer.echo(f"Dead letters: {system.dead_letters}")
+    for line in system.unserved_queues:
+        typer.echo(f"Stuck:      {line}")
 
 
 def workers(nats_url: NatsUrlOpt = DEFAULT_NATS_URL, json_out: JsonOpt = False) -> None:

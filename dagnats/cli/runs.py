@@ -27,7 +27,7 @@ from dagnats.cli.output import (
     shorten,
     table,
 )
-from dagnats.cli.watch import start_and_watch
+from dagnats.cli.watch import start_and_watch, stuck_steps
 from dagnats.dag.machine.state import RunState, StepState
 from dagnats.protocol.events import Event
 
@@ -139,10 +139,14 @@ def status(
     async def main() -> None:
         async with connect(nats_url) as client:
             state = await client.get_run(run_id)
+            stuck = await stuck_steps(client, state)
         if json_out:
-            emit_json(state.model_dump(mode="json", exclude_none=True))
+            doc = state.model_dump(mode="json", exclude_none=True)
+            emit_json(doc | {"stuck": [asdict(u) | {"message": u.message} for u in stuck]})
         else:
             print_state(state)
+            for u in stuck:
+                typer.echo(f"Stuck: {u.message}")
 
     execute(main)
 

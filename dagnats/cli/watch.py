@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from contextlib import suppress
 from typing import Any
 
@@ -13,13 +14,20 @@ from dagnats import protocol
 from dagnats._nats.types import Msg, NatsClient, Subscription
 from dagnats.cli.output import compact, emit_json, error_text, outcome_text, watch_line
 from dagnats.client import Client, RunHandle
-from dagnats.errors import RunCancelledError, RunFailedError
+from dagnats.client.diagnosis import Unserved, diagnose_run, may_be_stuck
+from dagnats.dag.machine.state import RunState
+from dagnats.errors import DagnatsError, RunCancelledError, RunFailedError
 from dagnats.protocol import events as ev
 from dagnats.protocol.events import Event
+
+log = logging.getLogger(__name__)
 
 OUTPUT_LIMIT = 2000
 CHUNK_LIMIT = 1000
 RESULT_WAIT_S = 10.0  # the snapshot is written right after the terminal event
+# The worker directory has no "a task is waiting for nobody" event to watch, so a watch
+# looks every STUCK_CHECK_S while the run is quiet and says each reason once.
+STUCK_CHECK_S = 2.0
 
 _TERMINAL_STATUS = {
     ev.WORKFLOW_COMPLETED: "completed",
@@ -79,17 +87,47 @@ async def start_and_watch(
                 await chunks.unsubscribe()
 
 
+async def stuck_steps(client: Client, state: RunState) -> list[Unserved]:
+    """The run's queued steps that no live worker serves (``[]`` for most runs, cheaply)."""
+    if not may_be_stuck(state):
+        return []
+    found = await client.get_workflow(state.workflow, state.revision)
+    return await diagnose_run(client.js, found["definition"], state)
+
+
+async def _say_when_stuck(handle: RunHandle) -> None:
+    said: set[str] = set()
+    while True:
+        await asyncio.sleep(STUCK_CHECK_S)
+        try:
+            stuck = await stuck_steps(handle.client, await handle.status())
+        except DagnatsError as exc:  # a hint only: the watch goes on without it
+            log.debug("stuck check of run %s failed: %s", handle.run_id, exc)
+            continue
+        for u in stuck:
+            if u.message not in said:
+                said.add(u.message)
+                typer.echo(f"Waiting: {u.message}")
+
+
 async def follow(handle: RunHandle, *, json_out: bool, chunks: Subscription | None = None) -> int:
     seen: list[dict[str, Any]] = []
     last: Event | None = None
-    async for e in handle.events(follow=True):
-        last = e
-        if json_out:
-            seen.append(e.model_dump(mode="json", exclude_none=True) | {"seq": e.seq})
-            continue
-        line = watch_line(e)
-        if line is not None:
-            typer.echo(line)
+    hints = None if json_out else asyncio.create_task(_say_when_stuck(handle))
+    try:
+        async for e in handle.events(follow=True):
+            last = e
+            if json_out:
+                seen.append(e.model_dump(mode="json", exclude_none=True) | {"seq": e.seq})
+                continue
+            line = watch_line(e)
+            if line is not None:
+                typer.echo(line)
+    finally:
+        if hints is not None:
+            hints.cancel()
+            with suppress(asyncio.CancelledError):
+                await hints
     if chunks is not None:
         with suppress(Exception):
             await chunks.drain()  # type: ignore[no-untyped-call]  # print the last chunks

@@ -15,6 +15,8 @@ from dagnats._nats.connection import request
 from dagnats._nats.payloads import REF, THRESHOLD_BYTES, Payloads, is_ref
 from dagnats._nats.types import KeyValue, NatsClient
 from dagnats.client.handle import RunHandle
+from dagnats.client.redrive import RedriveMethods, since_text
+from dagnats.client.triggers import TriggerMethods
 from dagnats.dag.definition.models import WorkflowDef
 from dagnats.dag.machine.state import RunState
 from dagnats.errors import (
@@ -84,7 +86,7 @@ def _definition_payload(workflow: Any) -> Any:
     return workflow
 
 
-class Client:
+class Client(RedriveMethods, TriggerMethods):
     """``await Client.connect(url)`` owns its connection; ``Client(connection=nc)`` borrows one."""
 
     def __init__(self, connection: NatsClient, *, timeout_s: float = 10.0, _owned: bool = False):
@@ -255,11 +257,18 @@ class Client:
         workflow: str | None = None,
         status: str | None = None,
         limit: int = 100,
+        since: datetime | str | None = None,
         scheduled: bool = False,
     ) -> list[RunSummary]:
-        """Runs, newest first; ``scheduled=True``: the runs waiting for their ``run_at``,
-        soonest first."""
-        body = {"workflow": workflow, "status": status, "limit": limit, "scheduled": scheduled}
+        """Runs newest first by creation time; ``since``: created at or after (RFC 3339);
+        ``scheduled=True``: the runs waiting for their ``run_at``, soonest first."""
+        body = {
+            "workflow": workflow,
+            "status": status,
+            "limit": limit,
+            "since": since_text(since),
+            "scheduled": scheduled,
+        }
         rows = await self.call("run.list", body)
         return [RunSummary(**r) for r in rows]
 

@@ -150,10 +150,12 @@ class RunEnding:
         holder = dedup.task_id(run.run_id, step.id, attempt, iteration, event.item)
         await release_slots(kv, step.task_name, holder=holder)
 
-    async def ended(self, defn: WorkflowDef | None, run: RunState, rev: int) -> None:
+    async def ended(self, defn: WorkflowDef | None, run: RunState, rev: int) -> int:
+        """Free the ended run's slots, save it, announce it; returns the new revision."""
         if defn is not None:
             await self.release_slots(
                 defn, Event(type=ev.WORKFLOW_COMPLETED, run_id=run.run_id), run, True
             )
-        await self.runs.save(run, rev)
+        new_rev = await self.runs.save(run, rev)
         await self.announce(run)
+        return new_rev

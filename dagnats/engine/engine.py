@@ -288,14 +288,17 @@ class Engine:
                     return
                 if run.terminal and not (before is not None and before.terminal):
                     # The catch-up itself finished the run.
-                    await self.parts.ending.ended(await self._definition(run, event), run, rev)
-                    return
+                    rev = await self.parts.ending.ended(
+                        await self._definition(run, event), run, rev
+                    )
+                    if event.type != ev.WORKFLOW_RETRY_REQUESTED:
+                        return  # a retry reopens it: apply it to the ended state below
         if run is not None and event.seq <= run.last_seq:
             if run.terminal:
                 # A crash may have come between the save and the announcement.
                 await self.parts.ending.announce(run)
             return  # applied before; its ack was lost
-        if run is not None and run.terminal:
+        if run is not None and run.terminal and event.type != ev.WORKFLOW_RETRY_REQUESTED:
             return  # a late result for a run that has ended: nothing to change or write
         defn = await self._definition(run, event)
         if defn is None:
@@ -364,7 +367,8 @@ class Engine:
             return run
         applied = 0
         for past in inputs:
-            if run is not None and (past.seq <= run.last_seq or run.terminal):
+            reopens = past.type == ev.WORKFLOW_RETRY_REQUESTED
+            if run is not None and (past.seq <= run.last_seq or (run.terminal and not reopens)):
                 continue
             if run is None and past.type != ev.WORKFLOW_STARTED:
                 continue

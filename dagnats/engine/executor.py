@@ -272,6 +272,7 @@ def _task_body_inline(t: DispatchTask) -> bytes:
         timeout_ns=t.timeout_ns,
         idempotency_key=t.idempotency_key,
         dedup_id=t.dedup_id,
+        run_retry=t.run_retry or None,
     ).encode()
 
 

@@ -64,7 +64,9 @@ class RunActions:
         if a.status != "completed":
             # Handlers still running for this run are wasted work: workers listening on
             # this subject cancel them (best effort, core pub/sub).
-            await self.nc.publish(protocol.cancel_subject(a.run_id), a.status.encode())
+            # The body says the status and, after a retry, which retry ended.
+            note = a.status if not a.retries else f"{a.status} {a.retries}"
+            await self.nc.publish(protocol.cancel_subject(a.run_id), note.encode())
         if a.parent_run_id and a.parent_step_id:
             if a.status == "completed":
                 stamped = ev.child_completed(a.parent_run_id, a.parent_step_id, a.run_id, a.output)

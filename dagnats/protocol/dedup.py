@@ -19,10 +19,16 @@ def record_id(
     attempt: int | None = None,
     iteration: int | None = None,
     item: int | None = None,
+    *,
+    retry: int = 0,
 ) -> str:
-    """An engine record: ``<run>.<type>``, or ``<attempt key>.<type>`` for a step's record."""
+    """An engine record: ``<run>.<type>``, or ``<attempt key>.<type>`` for a step's record.
+
+    A run's own records after its ``retry``-th retry get ``.retry<n>`` appended, so a run
+    that fails again soon after a retry still records it (the first shape is unchanged).
+    """
     if step_id is None:
-        return f"{run_id}.{type_}"
+        return f"{run_id}.{type_}" + (f".retry{retry}" if retry else "")
     return f"{attempt_key(run_id, step_id, attempt or 0, iteration or 0, item)}.{type_}"
 
 
@@ -33,10 +39,13 @@ def timer_id(
     attempt: int = 0,
     iteration: int = 0,
     item: int | None = None,
+    *,
+    retry: int = 0,
 ) -> str:
-    """A scheduled timer: ``<run>.<kind>`` for a run's timer, else ``<attempt key>.<kind>``."""
+    """A scheduled timer: ``<run>.<kind>`` for a run's timer, else ``<attempt key>.<kind>``
+    (a run's timer armed after its ``retry``-th retry: ``<run>.<kind>.retry<n>``)."""
     if step_id is None:
-        return f"{run_id}.{kind}"
+        return f"{run_id}.{kind}" + (f".retry{retry}" if retry else "")
     return f"{attempt_key(run_id, step_id, attempt, iteration, item)}.{kind}"
 
 

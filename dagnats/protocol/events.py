@@ -35,6 +35,8 @@ CHILD_COMPLETED = "step.child.completed"  # data: {"child_run_id", "output"}
 CHILD_FAILED = "step.child.failed"  # data: {"child_run_id", "error", "status"}
 WORKER_LOST = "step.worker_lost"  # max deliveries exhausted: a failed attempt
 WORKFLOW_ADMITTED = "workflow.admitted"  # a pending run got its concurrency slot
+# A failed or cancelled run resumes in place: data: {"retry": n (1-based), "reason"?}
+WORKFLOW_RETRY_REQUESTED = "workflow.retry_requested"
 
 # wait_for_event waiters registered for a workflow's ``cancel_on`` use these step ids.
 CANCEL_WAITER_PREFIX = "__cancel_"
@@ -55,6 +57,7 @@ INPUT_TYPES: frozenset[str] = frozenset(
         CHILD_FAILED,
         WORKER_LOST,
         WORKFLOW_ADMITTED,
+        WORKFLOW_RETRY_REQUESTED,
     }
 )
 
@@ -135,15 +138,21 @@ def workflow_started(
     *,
     idempotency_key: str | None,
     nonce: str | None = None,
+    rerun_of: str | None = None,
 ) -> Stamped:
     """A run started through the API: ``<run>.started.<nonce>``, unique per request, so an
-    id reused after ``delete_run`` can start again (a repeat for a live run is a no-op)."""
-    data = {
+    id reused after ``delete_run`` can start again (a repeat for a live run is a no-op).
+
+    ``rerun_of`` names the run this one repeats (``Client.rerun``): same revision and input.
+    """
+    data: dict[str, Any] = {
         "workflow": workflow,
         "revision": revision,
         "input": input,
         "idempotency_key": idempotency_key,
     }
+    if rerun_of is not None:
+        data["rerun_of"] = rerun_of
     event = Event(type=WORKFLOW_STARTED, run_id=run_id, data=data)
     return event, f"{run_id}.started.{nonce or secrets.token_hex(6)}"
 
@@ -207,6 +216,23 @@ def cancel_requested(run_id: str, reason: str, *, by: CancelCause = "request") -
     child step), ``<run>.cancel.queue`` (its workflow's admission queue is full)."""
     event = Event(type=WORKFLOW_CANCEL_REQUESTED, run_id=run_id, data={"reason": reason})
     return event, f"{run_id}.cancel{_CANCEL_SUFFIX[by]}"
+
+
+def retry_requested(run_id: str, retry: int, reason: str | None = None) -> Stamped:
+    """Resume a failed or cancelled run in place: ``<run>.retry.<retry>``.
+
+    ``retry`` is the run's retry count plus one (1 for its first retry), read from its state
+    by the caller: two requests for the same retry share the dedup id, and ``advance``
+    applies a retry only when it is the next one, so a run is resumed once per request
+    however often the event is published or replayed.
+    """
+    if isinstance(retry, bool) or not isinstance(retry, int) or retry < 1:
+        raise ValueError(f"retry must be an integer >= 1 (the run's next retry), got {retry!r}")
+    data: dict[str, Any] = {"retry": retry}
+    if reason:
+        data["reason"] = reason
+    event = Event(type=WORKFLOW_RETRY_REQUESTED, run_id=run_id, data=data)
+    return event, f"{run_id}.retry.{retry}"
 
 
 def workflow_admitted(run_id: str) -> Stamped:

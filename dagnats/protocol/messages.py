@@ -35,6 +35,9 @@ class TaskMessage(_Message):
     timeout_ns: int | None = None
     idempotency_key: str
     dedup_id: str
+    run_retry: int | None = None
+    """How many times the run was retried when this task was sent (absent: never). A
+    worker that saw the run end drops its tasks unless they come from a later retry."""
 
 
 class DeferredTask(BaseModel):

@@ -28,7 +28,10 @@ from dagnats.errors import (
     NatsUnavailableError,
     NotFoundError,
 )
+from dagnats.server.bulk import Bulk
 from dagnats.server.operations import Operations
+from dagnats.server.redrive import Redrive
+from dagnats.server.trigger_ops import TriggerOps
 
 log = logging.getLogger(__name__)
 
@@ -57,13 +60,17 @@ class ApiService:
     def __init__(self, nc: NatsClient) -> None:
         self.nc = nc
         self.ops = Operations(nc)
+        self.redrive = Redrive(self.ops)
+        self.bulk = Bulk(self.ops)
+        self.triggers = TriggerOps(self.ops)
         self._svc: Service | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._payloads = Payloads(nc.jetstream())
         self._nuid = NUID()
 
     def endpoints(self) -> dict[str, Handler]:
-        o, i = self.ops, self.ops.interactions
+        o, i, r, b = self.ops, self.ops.interactions, self.redrive, self.bulk
+        t = self.triggers
         return {
             "workflow.register": o.register_workflow,
             "workflow.list": o.list_workflows,
@@ -75,14 +82,30 @@ class ApiService:
             "run.events": o.run_events,
             "run.cancel": o.cancel_run,
             "run.delete": o.delete_run,
+            "run.resolve": r.resolve,
+            "run.retry": r.retry_run,
+            "run.rerun": r.rerun,
+            "run.start_many": b.start_many,
+            "run.cancel_many": b.cancel_many,
+            "dlq.list": r.list_dead_letters,
+            "dlq.replay": r.replay_dead_letter,
             "run.signal": i.signal_run,
             "event.publish": i.publish_event,
             "approval.approve": i.approve,
             "approval.reject": i.reject,
+            "trigger.create": t.create,
+            "trigger.list": t.list_all,
+            "trigger.get": t.show,
+            "trigger.enable": t.enable,
+            "trigger.disable": t.disable,
+            "trigger.delete": t.delete,
+            "trigger.fire": t.fire,
+            "trigger.history": t.history,
         }
 
     async def start(self) -> None:
         await self.ops.open()
+        await self.triggers.open()
         self._svc = await add_service(
             self.nc,
             name="dagnats",
@@ -102,6 +125,7 @@ class ApiService:
             self._svc = None
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=5.0)
+        await self.triggers.close()
         await self.ops.close()
 
     def _wrap(self, fn: Handler) -> Callable[[Request], Awaitable[None]]:

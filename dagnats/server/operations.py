@@ -33,13 +33,12 @@ from dagnats.errors import (
 )
 from dagnats.protocol import events as ev
 from dagnats.protocol import keys
+from dagnats.server import run_lookup
 from dagnats.server.interactions import RUN_ID_RE, Interactions, _name, _run_id
 from dagnats.server.schedules import Schedules, parse_run_at
 
 log = logging.getLogger(__name__)
 
-MAX_LIST = 1000
-MAX_SCAN = 20_000
 # A stored idempotency key whose run has no history yet may be a start still in flight (its
 # publish can take up to the JetStream publish timeout, 5 s): wait this long for the history
 # before treating the key as stale.
@@ -60,6 +59,9 @@ class Operations:
         # Looked up by open() (each lookup is a JetStream round trip), together or not at all.
         self._stores: tuple[DefinitionStore, KeyValue, KeyValue] | None = None
         self._schedules: Schedules | None = None
+        # The trigger records (server/trigger_ops.py) when this process serves them: a
+        # workflow file that lists triggers is registered through them.
+        self.triggers: Any = None
 
     async def open(self) -> None:
         js = self.js
@@ -108,6 +110,12 @@ class Operations:
         source = body.get("definition")
         if source is None:
             raise ApiError("field 'definition' is required", code=400)
+        if self.triggers is not None:  # it registers the file's triggers too, if any
+            return dict(await self.triggers.register_workflow(source))
+        return await self.register_definition(source)
+
+    async def register_definition(self, source: Any) -> dict[str, Any]:
+        """Store a definition (a new revision unless it is the same as the latest)."""
         defn = load_definition(source)
         current = await self.defs.get(defn.name)
         if current is not None and _same(current[0].model_dump(), defn.model_dump()):
@@ -118,7 +126,7 @@ class Operations:
 
     async def list_workflows(self, body: dict[str, Any]) -> list[dict[str, Any]]:
         out = []
-        for name in sorted(await list_keys(self.defs.kv))[:MAX_LIST]:
+        for name in sorted(await list_keys(self.defs.kv))[: run_lookup.MAX_LIST]:
             found = await self.defs.get(name)
             if found is not None:
                 d, rev = found
@@ -154,20 +162,33 @@ class Operations:
 
     # --- runs ---
 
-    async def start_run(self, body: dict[str, Any]) -> dict[str, Any]:
-        name = _name(body, "workflow")
-        found = await self.defs.get(name, body.get("revision"))
+    async def workflow_revision(self, name: str, revision: Any) -> tuple[WorkflowDef, int]:
+        """The definition a start would use; ``WorkflowNotFoundError`` when there is none."""
+        found = await self.defs.get(name, revision)
         if found is None:
-            raise WorkflowNotFoundError(f"workflow '{name}' is not registered")
-        defn, revision = found
-        run_input = _checked_input(defn, name, body.get("input"))
+            at = f" at revision {revision}" if revision is not None else ""
+            raise WorkflowNotFoundError(f"workflow '{name}' is not registered{at}")
+        return found
+
+    async def start_run(
+        self, body: dict[str, Any], *, trusted_input: bool = False
+    ) -> dict[str, Any]:
+        """Start a run. ``trusted_input``: the input is a stored run's (``rerun``), already
+        accepted once (and possibly a payload reference), so the schema is not asked again
+        and the workflow's ``idempotency_key`` expression, which would find that run, is
+        not applied."""
+        name = _name(body, "workflow")
+        defn, revision = await self.workflow_revision(name, body.get("revision"))
+        run_input = body.get("input")
+        if not trusted_input:
+            run_input = _checked_input(defn, name, run_input)
         run_id = _chosen_or_new_run_id(body)
         if body.get("run_at") is not None:
             scheduled = await self._schedule(body, run_id, name, revision, run_input)
             if scheduled is not None:
                 return scheduled
         key = body.get("idempotency_key")
-        if key is None and defn.idempotency_key:
+        if key is None and defn.idempotency_key and not trusted_input:
             value = lookup(defn.idempotency_key, {"input": run_input})
             key = None if value is None else json.dumps(value, sort_keys=True)
         idem_key, idem_rev = None, None
@@ -183,7 +204,15 @@ class Operations:
                 }
         if body.get("run_id"):
             await self._check_run_id_free(run_id)
-        started = ev.workflow_started(run_id, name, revision, run_input, idempotency_key=key)
+        rerun_of = body.get("rerun_of")
+        started = ev.workflow_started(
+            run_id,
+            name,
+            revision,
+            run_input,
+            idempotency_key=key,
+            rerun_of=rerun_of if isinstance(rerun_of, str) else None,
+        )
         try:
             # Unique per request: an id reused after delete_run must start again (a second
             # workflow.started for a live run is a no-op for the engine anyway).
@@ -303,32 +332,12 @@ class Operations:
             return self.schedules.as_state(record)
 
     async def list_runs(self, body: dict[str, Any]) -> list[dict[str, Any]]:
-        workflow, status = body.get("workflow"), body.get("status")
-        limit = max(1, min(int(body.get("limit") or 100), MAX_LIST))
-        if body.get("scheduled") or status == "scheduled":
-            return await self.schedules.list(workflow, limit)
-        run_ids = await list_keys(self.runs)
-        out: list[dict[str, Any]] = []
-        # Run ids start with a millisecond timestamp: newest first.
-        for key in sorted(run_ids, reverse=True)[:MAX_SCAN]:
-            entry = await get_entry(self.runs, key)
-            if entry is None or not entry.value:
-                continue
-            s = await decode_run(self.payloads, entry.value)
-            if (workflow and s.workflow != workflow) or (status and s.status != status):
-                continue
-            out.append(
-                {
-                    "run_id": s.run_id,
-                    "workflow": s.workflow,
-                    "status": s.status,
-                    "created_at": s.created_at,
-                    "finished_at": s.finished_at,
-                }
-            )
-            if len(out) >= limit:
-                break
-        return out
+        """Summaries newest first by creation time (``workflow``, ``status``, ``since``);
+        ``scheduled``: the runs waiting for their ``run_at``, soonest first."""
+        if body.get("scheduled") or body.get("status") == "scheduled":
+            limit = max(1, min(int(body.get("limit") or 100), run_lookup.MAX_LIST))
+            return await self.schedules.list(body.get("workflow"), limit)
+        return await run_lookup.list_runs(self.runs, self.payloads, body)
 
     async def run_events(self, body: dict[str, Any]) -> list[dict[str, Any]]:
         run_id = _run_id(body)

@@ -19,8 +19,13 @@ from dagnats._nats.resources import setup_resources
 from dagnats._nats.types import NatsClient
 from dagnats.engine import Engine
 from dagnats.server.api import ApiService
-from dagnats.server.http import HttpGateway
+from dagnats.server.http import HttpGateway, hooks
+from dagnats.server.http import triggers as trigger_rest
+from dagnats.server.http.app import Routes
+from dagnats.server.http_calls import HttpCalls
 from dagnats.server.nats_server import EmbeddedNats, default_data_dir
+from dagnats.server.operations import Operations
+from dagnats.server.triggers import TriggerService
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +44,13 @@ class ServeOptions:
     engine: bool = True
     api: bool = True
     http: bool = True
+    triggers: bool = True
+
+
+def trigger_routes() -> list[Routes]:
+    """The trigger routers: webhooks and HTTP triggers check their own secrets (public);
+    the trigger REST wants the bearer token like the rest of the API."""
+    return [Routes(hooks.router, public=True), Routes(trigger_rest.router)]
 
 
 class Serve:
@@ -49,6 +61,8 @@ class Serve:
         self.engine: Engine | None = None
         self.api: ApiService | None = None
         self.http: HttpGateway | None = None
+        self.triggers: TriggerService | None = None
+        self.http_calls: HttpCalls | None = None
         self.ready = False
 
     @property
@@ -74,20 +88,46 @@ class Serve:
         if o.engine:
             self.engine = Engine(self.nc)
             await self.engine.start()
+        if o.triggers and self.api is not None:
+            self.triggers = TriggerService(self.nc, self.api.triggers)
+            await self.triggers.start()
         if o.http:
-            self.http = HttpGateway(self.nc, port=o.http_port, ready=lambda: self.ready)
+            # One Operations for NATS and HTTP requests: one definitions cache and watch.
+            ops: Operations | None = self.api.ops if self.api is not None else None
+            self.http = HttpGateway(
+                self.nc,
+                port=o.http_port,
+                ready=lambda: self.ready,
+                ops=ops,
+                routers=trigger_routes(),
+            )
+            await self._trigger_services(self.http)
             await self.http.start()
         self.ready = True
         log.info(
             "dagnats serving on %s%s",
             self.nats_url,
-            f", HTTP on :{self.http.port}" if self.http else "",
+            f", HTTP on {self.http.url}" if self.http else "",
         )
+
+    async def _trigger_services(self, http: HttpGateway) -> None:
+        """What the trigger routes need: the trigger records, the service (debounce) and
+        the HTTP request/respond calls."""
+        if self.api is None or self.nc is None:
+            return
+        self.http_calls = HttpCalls(self.nc, self.api.triggers)
+        await self.http_calls.open()
+        services = {"triggers": self.api.triggers, "http_calls": self.http_calls}
+        if self.triggers is not None:
+            services["trigger_service"] = self.triggers
+        http.context.services.update(services)
 
     async def stop(self) -> None:
         self.ready = False
         if self.http is not None:
             await self.http.stop(timeout_s=5.0)
+        if self.triggers is not None:
+            await self.triggers.stop()
         if self.engine is not None:
             await self.engine.stop()
         if self.api is not None:

@@ -20,6 +20,7 @@ from dagnats import protocol
 from dagnats._nats import cas
 from dagnats._nats.history import has_history
 from dagnats._nats.kvscan import list_keys
+from dagnats._nats.payloads import THRESHOLD_BYTES
 from dagnats._nats.publish import append_event
 from dagnats._nats.types import KeyValue
 from dagnats.dag.definition.rules import load_definition
@@ -36,10 +37,6 @@ MAX_TRIGGERS = 10_000
 MAX_CAS_TRIES = 5
 
 
-class TriggerNotFoundError(NotFoundError):
-    """No trigger has that id."""
-
-
 def envelope(kind: str, trigger: TriggerDef, data: Any, now: datetime) -> dict[str, Any]:
     """A trigger-started run's input: ``{trigger, source, workflow_id, timestamp, data}``."""
     return {
@@ -54,6 +51,7 @@ def envelope(kind: str, trigger: TriggerDef, data: Any, now: datetime) -> dict[s
 class TriggerOps:
     def __init__(self, ops: Operations) -> None:
         self.ops = ops
+        ops.triggers = self  # workflow files listing triggers register through us
         self.js = ops.js
         self._kv: tuple[KeyValue, KeyValue] | None = None
         self.index: dict[str, TriggerDef] = {}
@@ -156,7 +154,7 @@ class TriggerOps:
     async def get(self, trigger_id: str) -> TriggerDef:
         raw, _ = await cas.read(self.kv, _tid(trigger_id))
         if raw is None:
-            raise TriggerNotFoundError(f"trigger {trigger_id!r} not found")
+            raise NotFoundError(f"trigger {trigger_id!r} not found")
         return TriggerDef.model_validate_json(raw)
 
     async def list_all(self, body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -173,7 +171,7 @@ class TriggerOps:
         for _ in range(MAX_CAS_TRIES):
             raw, revision = await cas.read(self.kv, trigger_id)
             if raw is None:
-                raise TriggerNotFoundError(f"trigger {trigger_id!r} not found")
+                raise NotFoundError(f"trigger {trigger_id!r} not found")
             changed = TriggerDef.model_validate_json(raw).model_copy(update={"enabled": enabled})
             data = changed.model_dump_json().encode()
             if await cas.write(self.kv, trigger_id, data, revision) is not None:
@@ -235,6 +233,23 @@ class TriggerOps:
         now: datetime | None = None,
     ) -> str:
         """Start the trigger's workflow with the envelope of ``data``; the run id."""
+        run_id, _ = await self._start(
+            trigger, kind, data, run_id=run_id, minute=minute, token=token, now=now
+        )
+        return run_id
+
+    async def _start(
+        self,
+        trigger: TriggerDef,
+        kind: str,
+        data: Any,
+        *,
+        run_id: str | None,
+        minute: int | None,
+        token: str | None,
+        now: datetime | None,
+    ) -> tuple[str, bool]:
+        """:meth:`start`, and whether the stream dropped the start as a duplicate."""
         now = now or datetime.now(UTC)
         found = await self.ops.defs.get(trigger.workflow_id)
         if found is None:
@@ -244,14 +259,17 @@ class TriggerOps:
         defn, revision = found
         run_input = _checked_input(defn, trigger.workflow_id, envelope(kind, trigger, data, now))
         run_id = run_id or protocol.new_run_id()
+        if len(json.dumps(run_input, default=str)) > THRESHOLD_BYTES:
+            # A webhook body may be up to 1 MiB: the event carries a reference to it.
+            run_input = await self.ops.payloads.offload(f"{run_id}/input", run_input)
         started = ev.trigger_started(
             run_id, trigger.workflow_id, revision, run_input,
             trigger_id=trigger.id, minute=minute, token=token,
         )  # fmt: skip
-        await append_event(self.js, *started)
+        ack = await append_event(self.js, *started)
         if minute is None:  # a cron minute is recorded by fire_minute
             await self.record_fire(trigger.id, TriggerFire(ts=now, kind=kind, run_id=run_id))
-        return run_id
+        return run_id, bool(ack.duplicate)
 
     async def fire_minute(self, trigger: TriggerDef, minute: int) -> str | None:
         """Fire a cron trigger for one minute, once: the same run id and dedup id in every
@@ -262,23 +280,24 @@ class TriggerOps:
             await self.record_fire(trigger.id, _minute_fire(minute, run_id))
             return None
         at = datetime.fromtimestamp(minute * 60, UTC)
-        await self.start(trigger, "cron", None, run_id=run_id, minute=minute, now=at)
+        _, duplicate = await self._start(
+            trigger, "cron", None, run_id=run_id, minute=minute, token=None, now=at
+        )
         await self.record_fire(trigger.id, _minute_fire(minute, run_id))
-        return run_id
+        return None if duplicate else run_id
 
     # --- workflow files ---
 
-    async def register_workflow(self, body: dict[str, Any]) -> dict[str, Any]:
+    async def register_workflow(self, source: Any) -> dict[str, Any]:
         """Register a workflow and the triggers its file lists (``"triggers": [...]``).
 
         Everything is checked before anything is written. Triggers the file listed before
         but no longer lists are deleted; an id held by a trigger of another workflow is
         refused."""
-        source = body.get("definition")
         if isinstance(source, str | bytes):
             source = _json_object(source) or source
         if not isinstance(source, dict) or "triggers" not in source:
-            return await self.ops.register_workflow(body)
+            return await self.ops.register_definition(source)
         definition, triggers = split_triggers(source)
         load_definition(definition)  # a bad definition registers no trigger
         for trigger in triggers:
@@ -289,7 +308,7 @@ class TriggerOps:
                     f"trigger {trigger.id!r} belongs to workflow {existing.workflow_id!r}",
                     code=409,
                 )
-        out = await self.ops.register_workflow({**body, "definition": definition})
+        out = await self.ops.register_definition(definition)
         keep = {t.id for t in triggers}
         for trigger in triggers:
             await self.kv.put(trigger.id, trigger.model_dump_json().encode())

@@ -64,6 +64,7 @@ class TriggerService:
         self._tasks: set[asyncio.Task[None]] = set()
         self._loops: list[asyncio.Task[None]] = []
         self.fired = 0
+        self._stopping = asyncio.Event()
 
     async def start(self) -> None:
         await self.debouncer.start()
@@ -75,10 +76,13 @@ class TriggerService:
         log.info("trigger service started (%d triggers)", len(self.triggers.index))
 
     async def stop(self) -> None:
+        # The stop event ends the loops even if a cancel is swallowed by a NATS call in
+        # flight (asyncio.wait_for in Python 3.11 can lose one).
+        self._stopping.set()
         for loop in self._loops:
             loop.cancel()
-            with contextlib.suppress(BaseException):
-                await loop
+        if self._loops:
+            await asyncio.wait(self._loops, timeout=5.0)
         self._loops = []
         for _, sub in self._subs.values():
             with contextlib.suppress(Exception):
@@ -125,18 +129,21 @@ class TriggerService:
         return [m for m in range(first, current + 1) if cron_matches(trigger, m)]
 
     async def _cron_loop(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             try:
                 await self.tick()
             except Exception as exc:  # noqa: BLE001 - NATS trouble: the next minute retries
                 log.warning("cron tick failed: %s", exc)
             now = self.now()
-            await asyncio.sleep(60.0 - (now.timestamp() % 60.0) + 0.05)
+            with contextlib.suppress(TimeoutError):  # the next minute boundary, or stop
+                await asyncio.wait_for(
+                    self._stopping.wait(), 60.0 - (now.timestamp() % 60.0) + 0.05
+                )
 
     # --- subject triggers ---
 
     async def _watch_loop(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             await self.triggers.changed.wait()
             self.triggers.changed.clear()
             try:

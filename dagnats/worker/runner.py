@@ -67,6 +67,15 @@ class _StepTimeout(Exception):
     pass
 
 
+def _ended_retry(body: bytes) -> int:
+    """The retry of a run that an end notice (``"<status>[ <retry>]"``) is about."""
+    parts = body.split()
+    try:
+        return int(parts[1]) if len(parts) > 1 else 0
+    except ValueError:
+        return 0
+
+
 class _RunEnded(Exception):
     """The run ended (cancelled, failed, compensated) while this handler ran."""
 
@@ -99,7 +108,8 @@ class Runner:
         self._max_event_bytes = min(nc.max_payload or MAX_MSG_BYTES, MAX_MSG_BYTES) - _HEADER_ROOM
         # Handlers in flight per run, so the end of a run can stop its wasted work.
         self._handlers: dict[str, set[asyncio.Task[Any]]] = {}
-        self._ended: dict[str, None] = {}  # insertion-ordered, bounded
+        # run id -> the retry of it that ended (insertion-ordered, bounded)
+        self._ended: dict[str, int] = {}
         self._cancel_sub: Subscription | None = None
 
     async def listen(self) -> None:
@@ -115,7 +125,7 @@ class Runner:
 
     async def _on_run_ended(self, msg: Msg) -> None:
         run_id = msg.subject.rsplit(".", 1)[-1]
-        self._ended[run_id] = None
+        self._ended[run_id] = _ended_retry(msg.data)
         while len(self._ended) > MAX_ENDED_RUNS:
             self._ended.pop(next(iter(self._ended)))
         for job in self._handlers.get(run_id, ()):
@@ -228,8 +238,8 @@ class Runner:
                     message, "InputValidationError", retryable=False
                 )
         timeout_ns = tm.timeout_ns if tm.timeout_ns and tm.timeout_ns > 0 else task.timeout_ns
-        if tm.run_id in self._ended:
-            raise _RunEnded
+        if self._ended.get(tm.run_id, -1) >= (tm.run_retry or 0):
+            raise _RunEnded  # (a task of a later retry of the run is still wanted)
         job = asyncio.ensure_future(self._call(task, args, timeout_ns))
         self._handlers.setdefault(tm.run_id, set()).add(job)
         try:

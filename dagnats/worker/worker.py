@@ -313,9 +313,7 @@ class Worker:
             concurrency=self.concurrency,
             tasks=list(self.tasks.values()),
         )
-        groups: list[str | None] = [*self.groups]
-        if self.serve_ungrouped or not self.groups:
-            groups.append(None)
+        groups = self._groups_bound()
         served = [(t, g) for t in self.tasks.values() for g in groups]
         await asyncio.gather(
             *(
@@ -340,11 +338,20 @@ class Worker:
             self.concurrency,
         )
 
+    def _groups_bound(self) -> list[str | None]:
+        """The groups this worker binds each task to; ``None`` is the ungrouped subject."""
+        groups: list[str | None] = [*self.groups]
+        if self.serve_ungrouped or not self.groups:
+            groups.append(None)
+        return groups
+
     def _describe(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "tasks": sorted(self.tasks),
             "groups": list(self.groups),
+            # the exact (task, group) pairs bound: "why is my run stuck" reads them
+            "serves": [[t, g] for t in sorted(self.tasks) for g in self._groups_bound()],
             "concurrency": self.concurrency,
             "inflight": self.inflight,
             "stats": asdict(self.stats),

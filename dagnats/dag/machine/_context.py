@@ -204,7 +204,8 @@ class Ctx:
         item: int | None = None,
     ) -> None:
         """Append an engine record; its dedup id derives from what it describes."""
-        key = dedup.record_id(self.run_id, type_, sid, attempt, iteration, item)
+        retry = self.run.retries if sid is None else 0
+        key = dedup.record_id(self.run_id, type_, sid, attempt, iteration, item, retry=retry)
         event = Event(
             type=type_,
             run_id=self.run_id,
@@ -229,7 +230,8 @@ class Ctx:
         item: int | None = None,
     ) -> None:
         """Schedule a timer of the run (no ``sid``) or of one attempt of a step."""
-        dedup_id = dedup.timer_id(self.run_id, kind, sid, attempt, iteration, item)
+        retry = self.run.retries if sid is None else 0
+        dedup_id = dedup.timer_id(self.run_id, kind, sid, attempt, iteration, item, retry=retry)
         self.emit(
             ScheduleTimer(
                 run_id=self.run_id,

@@ -60,10 +60,12 @@ def attempt_failed(
         policy = effective_policy(ctx.defn, step)
     holder: Any = ctx.mut_item(sid, item) if item is not None else ctx.mut(sid)
     attempts: int = holder.attempts
-    if not (err.retryable and retries_left(policy, attempts)):
+    # Attempts since the run's last retry: the policy's budget starts again there.
+    counted = attempts - holder.retry_base
+    if not (err.retryable and retries_left(policy, counted)):
         fail_for_good(ctx, sid, err, item=item, dead_letter=dead_letter)
         return
-    delay = retry_after_ns if retry_after_ns is not None else retry_delay_ns(policy, attempts)
+    delay = retry_after_ns if retry_after_ns is not None else retry_delay_ns(policy, counted)
     st = ctx.st(sid)
     holder.status = "pending"
     holder.waiting = "retry"
@@ -374,6 +376,7 @@ def _finish(ctx: Ctx, status: RunStatus, output: Any, error: RunFailure | None) 
             parent_step_id=parent.step_id if parent is not None else None,
             child_steps=children,
             timers=may_leave_timers(ctx),
+            retries=run.retries,
         )
     )
 
@@ -388,7 +391,11 @@ def _cancel_open(ctx: Ctx, reason: str, *, keep_idle_handlers: bool) -> tuple[st
     for sid in ctx.g.order:
         st = ctx.st(sid)
         if st.status == "recovered" and st.waiting == "handler":
-            ctx.mut(sid).waiting = None
+            # Its handler did not finish: the failure was not dealt with, and a retry of
+            # the run must run the step again rather than take it for recovered.
+            m = ctx.mut(sid)
+            m.status = "cancelled"
+            m.waiting = None
             continue
         if st.status in STEP_TERMINAL:
             continue

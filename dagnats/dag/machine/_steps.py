@@ -196,6 +196,7 @@ def _send(
             idempotency_key=idem,
             rate_limit=(rate.limit, rate.period) if rate is not None else None,
             max_task_concurrency=step.max_task_concurrency,
+            run_retry=ctx.run.retries,
         )
     )
 

@@ -51,7 +51,7 @@ def start_sleep(ctx: Ctx, sid: str) -> None:
     step = ctx.g.steps[sid]
     cfg = step.config
     st = ctx.mut(sid)
-    st.attempts = 1
+    st.attempts += 1  # 1, or the next after a retried run's earlier attempts (fresh ids)
     if isinstance(cfg, SleepConfig) and cfg.until is not None:
         try:
             wake = resolve_until(sid, cfg.until, st.input, ctx.run)
@@ -68,13 +68,13 @@ def start_sleep(ctx: Ctx, sid: str) -> None:
         )
         _fail(ctx, sid, msg, "InvalidInput")
         return
-    ctx.record(STEP_SLEEP_STARTED, {"until": wake.isoformat()}, sid=sid, attempt=1)
+    ctx.record(STEP_SLEEP_STARTED, {"until": wake.isoformat()}, sid=sid, attempt=st.attempts)
     if wake <= ctx.now:
         finish_sleep(ctx, sid)
         return
     st.status = "running"
     st.waiting = "sleep"
-    ctx.timer("sleep", wake, {"attempt": 1}, sid=sid, attempt=1)
+    ctx.timer("sleep", wake, {"attempt": st.attempts}, sid=sid, attempt=st.attempts)
 
 
 def finish_sleep(ctx: Ctx, sid: str) -> None:
@@ -87,7 +87,7 @@ def start_wait(ctx: Ctx, sid: str) -> None:
     cfg = ctx.g.steps[sid].config
     assert isinstance(cfg, WaitForEventConfig)
     st = ctx.mut(sid)
-    st.attempts = 1
+    st.attempts += 1
     try:
         match = resolve_match(sid, cfg.match, st.input, ctx.run)
     except InputError as exc:
@@ -105,10 +105,11 @@ def start_wait(ctx: Ctx, sid: str) -> None:
             registered_at=ctx.now,
         )
     )
-    ctx.record(STEP_WAIT_STARTED, {"event": cfg.event, "match": match}, sid=sid, attempt=1)
+    n = st.attempts
+    ctx.record(STEP_WAIT_STARTED, {"event": cfg.event, "match": match}, sid=sid, attempt=n)
     if cfg.timeout is not None:
         fire_at = ctx.now + ns_delta(cfg.timeout)
-        ctx.timer("wait_timeout", fire_at, {"attempt": 1}, sid=sid, attempt=1)
+        ctx.timer("wait_timeout", fire_at, {"attempt": n}, sid=sid, attempt=n)
 
 
 def start_approval(ctx: Ctx, sid: str) -> None:
@@ -116,12 +117,13 @@ def start_approval(ctx: Ctx, sid: str) -> None:
     timeout = cfg.timeout if isinstance(cfg, ApprovalConfig) else ApprovalConfig().timeout
     message = cfg.message if isinstance(cfg, ApprovalConfig) else None
     st = ctx.mut(sid)
-    st.attempts = 1
+    st.attempts += 1
     st.status = "running"
     st.waiting = "approval"
     expires = ctx.now + ns_delta(timeout)
     ctx.emit(RequestApproval(run_id=ctx.run_id, step_id=sid, expires_at=expires, message=message))
-    ctx.timer("approval_timeout", expires, {"attempt": 1}, sid=sid, attempt=1)
+    n = st.attempts
+    ctx.timer("approval_timeout", expires, {"attempt": n}, sid=sid, attempt=n)
 
 
 def approval_timeout_text(ctx: Ctx, sid: str) -> str:

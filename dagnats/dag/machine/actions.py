@@ -41,6 +41,7 @@ class DispatchTask:
     idempotency_key: str
     rate_limit: tuple[int, int] | None = None  # (limit, period_ns)
     max_task_concurrency: int | None = None
+    run_retry: int = 0  # the run's retry count (``TaskMessage.run_retry``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +157,7 @@ class FinishRun:
     child_steps: tuple[str, ...] = field(default_factory=tuple)
     # Whether the run could have left timers behind (purging costs the server a scan).
     timers: bool = True
+    retries: int = 0  # the run's retry count: workers drop its tasks up to this retry
 
 
 Action = (

@@ -25,7 +25,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from dagnats.dag.definition.models import WorkflowDef
-from dagnats.dag.machine import _failure, _steps, _waits
+from dagnats.dag.machine import _failure, _redrive, _steps, _waits
 from dagnats.dag.machine._context import Ctx, aware, event_data, graph_of, ns_delta
 from dagnats.dag.machine._table import STEP_KINDS
 from dagnats.dag.machine.actions import Action, AdmitRun, RegisterWaiter
@@ -49,19 +49,22 @@ from dagnats.protocol.events import (
     WORKFLOW_ADMITTED,
     WORKFLOW_CANCEL_REQUESTED,
     WORKFLOW_PENDING,
+    WORKFLOW_RETRY_REQUESTED,
     WORKFLOW_STARTED,
     Event,
 )
 
-__all__ = ["advance", "initial_state", "retry_delay_ns"]
+retry_refusal = _redrive.refusal  # why a run cannot be retried in place (None: it can)
+
+__all__ = ["advance", "initial_state", "retry_delay_ns", "retry_refusal"]
 
 
 def initial_state(defn: WorkflowDef, event: Event) -> RunState:
     """The state of a run that ``workflow.started`` creates, before any step begins.
 
     ``event.data``: ``{"input", "revision"?, "parent"?: {"run_id", "step_id", "depth"},
-    "depth"?, "idempotency_key"?}``. A detached child has no ``parent`` (nobody waits for
-    it) but still carries ``depth``, so nesting stays bounded.
+    "depth"?, "idempotency_key"?, "rerun_of"?}``. A detached child has no ``parent``
+    (nobody waits for it) but still carries ``depth``, so nesting stays bounded.
     """
     data = event_data(event)
     parent: ParentRef | None = None
@@ -86,6 +89,7 @@ def initial_state(defn: WorkflowDef, event: Event) -> RunState:
         parent=parent,
         depth=max(0, depth),
         idempotency_key=key if isinstance(key, str) else None,
+        rerun_of=rerun_of if isinstance(rerun_of := data.get("rerun_of"), str) else None,
     )
 
 
@@ -104,7 +108,11 @@ def advance(defn: WorkflowDef, run: RunState | None, event: Event) -> tuple[RunS
         ctx = Ctx(defn, graph_of(defn, STEP_KINDS), initial_state(defn, event), event)
         _start(ctx)
     elif run.terminal:
-        return run, []
+        # Only a retry reopens an ended run, and only the run's next one (see _redrive).
+        if event.type != WORKFLOW_RETRY_REQUESTED or not _redrive.applies(run, event_data(event)):
+            return run, []
+        ctx = Ctx(defn, graph_of(defn, STEP_KINDS), run, event)
+        _redrive.on_retry(ctx)
     else:
         ctx = Ctx(defn, graph_of(defn, STEP_KINDS), run, event)
         handler = _HANDLERS.get(event.type)
@@ -229,7 +237,9 @@ def _ns_between(earlier: datetime, later: datetime) -> int:
 
 
 def _on_admitted(ctx: Ctx, event: Event) -> None:
-    if ctx.run.status == "pending":
+    if _redrive.resumed_pending(ctx.run):
+        _redrive.proceed(ctx)
+    elif ctx.run.status == "pending":
         _start(ctx, admitted=True)
 
 
@@ -342,7 +352,8 @@ def _on_timer(ctx: Ctx, event: Event) -> None:
     data = event_data(event)
     kind = data.get("kind")
     if kind == "workflow_timeout":
-        _workflow_timeout(ctx)
+        if _redrive.retry_number(data) == ctx.run.retries:  # else armed before a retry
+            _workflow_timeout(ctx)
         return
     sid = event.step_id
     if sid is None or sid not in ctx.g.steps:

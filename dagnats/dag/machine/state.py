@@ -43,6 +43,9 @@ class ItemState(BaseModel):
     waiting: Waiting | None = None
     # When the worker reported the current attempt started (the step-timeout backstop's clock).
     attempt_started_at: datetime | None = None
+    # Attempts made before the run's last retry: the retry policy counts from here, so a
+    # retried run gives each resumed instance its full retry budget again.
+    retry_base: int = 0
 
 
 class StepState(BaseModel):
@@ -66,6 +69,8 @@ class StepState(BaseModel):
     child_run_id: str | None = None
     # handler steps (on_failure / compensate): which step they serve
     handling: str | None = None
+    # Attempts made before the run's last retry (see ItemState.retry_base).
+    retry_base: int = 0
 
 
 class ParentRef(BaseModel):
@@ -115,6 +120,8 @@ class RunState(BaseModel):
     # compensation in progress: steps still to compensate, in order
     compensating: list[str] | None = None
     failed_step: str | None = None  # the step whose failure ended or compensated the run
+    retries: int = 0  # how many times the run was resumed in place (``retry_run``)
+    rerun_of: str | None = None  # the run this one repeats (``rerun``), if any
 
     @property
     def terminal(self) -> bool:

@@ -1,0 +1,120 @@
+""" "Why is my run stuck?": queued steps no live worker serves, and the system at a glance.
+
+A task message waits on ``task.<task>[.<group>]`` until a worker binds to that subject's
+durable; if no worker in the directory (the ``workers`` KV bucket, 60 s TTL) serves that
+task and group, the run can only wait. ``run status``, ``run start --watch``, ``dagnats
+status`` and the console say so instead of showing ``queued`` forever.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from dagnats import protocol
+from dagnats._nats import overview
+from dagnats._nats.types import JetStreamContext
+from dagnats.dag.definition.models import TASK_STEP_TYPES, WorkflowDef
+from dagnats.dag.definition.rules import load_definition
+from dagnats.dag.machine.state import RunState
+
+Served = frozenset[tuple[str, str | None]]
+
+
+@dataclass(frozen=True)
+class Unserved:
+    """A queued step whose task no live worker serves."""
+
+    step_id: str
+    task: str
+    group: str | None
+
+    @property
+    def reason(self) -> str:
+        where = f" in worker group '{self.group}'" if self.group else ""
+        return f"no worker serves task '{self.task}'{where}"
+
+    @property
+    def message(self) -> str:
+        return f"step '{self.step_id}' is queued: {self.reason}"
+
+
+def served_by(workers: Iterable[Mapping[str, Any]]) -> Served:
+    """(task, group) pairs the workers bind to; group ``None`` is the ungrouped subject.
+
+    A directory entry lists ``serves`` (exact pairs); an entry without it (an older worker)
+    is read as the worker's default: each task ungrouped and in each of its groups.
+    """
+    out: set[tuple[str, str | None]] = set()
+    for w in workers:
+        serves = w.get("serves")
+        if isinstance(serves, list):
+            out.update((str(p[0]), p[1] if p[1] is None else str(p[1])) for p in serves)
+            continue
+        groups: list[str | None] = [None, *(str(g) for g in w.get("groups") or [])]
+        out.update((str(t), g) for t in w.get("tasks") or [] for g in groups)
+    return frozenset(out)
+
+
+def unserved_steps(defn: WorkflowDef, run: RunState, served: Served) -> list[Unserved]:
+    """The run's queued task steps (or map items) whose (task, group) nobody serves."""
+    out: list[Unserved] = []
+    for step in defn.steps:
+        state = run.steps.get(step.id)
+        if state is None or step.type not in TASK_STEP_TYPES:
+            continue
+        queued = state.status == "queued" or any(i.status == "queued" for i in state.items or [])
+        task = step.task or step.id
+        if queued and (task, step.worker_group) not in served:
+            out.append(Unserved(step.id, task, step.worker_group))
+    return out
+
+
+def may_be_stuck(run: RunState) -> bool:
+    """Whether the run has a queued step (or map item), so the directory is worth a look."""
+    if run.terminal:
+        return False
+    return any(
+        s.status == "queued" or any(i.status == "queued" for i in s.items or [])
+        for s in run.steps.values()
+    )
+
+
+async def diagnose_run(js: JetStreamContext, defn_doc: Any, run: RunState) -> list[Unserved]:
+    """What holds ``run`` up, read from the worker directory now (``[]`` when nothing)."""
+    if not may_be_stuck(run):
+        return []
+    workers = await overview.read_workers(js) or []
+    return unserved_steps(load_definition(defn_doc), run, served_by(workers))
+
+
+@dataclass
+class SystemStatus:
+    """Engines (the history stream's consumers), workers, queue depths, dead letters."""
+
+    engines: list[overview.ConsumerRow] = field(default_factory=list)
+    workers: list[dict[str, Any]] = field(default_factory=list)
+    queues: list[overview.QueueDepth] = field(default_factory=list)
+    dead_letters: int = 0
+    unserved_queues: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+async def system_status(js: JetStreamContext) -> SystemStatus:
+    workers = await overview.read_workers(js) or []
+    served = served_by(workers)
+    queues = await overview.queue_depths(js)
+    return SystemStatus(
+        engines=await overview.consumers(js, protocol.HISTORY_STREAM),
+        workers=workers,
+        queues=queues,
+        dead_letters=await overview.stream_messages(js, protocol.DLQ_STREAM),
+        unserved_queues=[
+            f"{d.messages} task message(s) on {d.subject}: {Unserved('', d.task, d.group).reason}"
+            for d in queues
+            if (d.task, d.group) not in served
+        ],
+    )
