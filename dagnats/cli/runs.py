@@ -38,6 +38,7 @@ VALUE_HELP = "JSON ('\"World\"', '{\"a\": 1}', 42); text that is not JSON is tak
 
 
 class RunStatusChoice(StrEnum):
+    scheduled = "scheduled"
     pending = "pending"
     running = "running"
     completed = "completed"
@@ -64,11 +65,21 @@ def start(
     run_id: Annotated[
         str | None, typer.Option("--run-id", help="Choose the run id (1-128 of A-Za-z0-9_-).")
     ] = None,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            "--at",
+            metavar="RFC3339",
+            help="Start it then (e.g. 2027-01-01T09:00:00Z): stored as scheduled until then.",
+        ),
+    ] = None,
     nats_url: NatsUrlOpt = DEFAULT_NATS_URL,
     json_out: JsonOpt = False,
 ) -> None:
     """Start a run of WORKFLOW with INPUT (JSON, or a plain string)."""
     run_input = parse_value(input_)
+    if at is not None and watch:
+        raise CliError("--at and --watch do not go together: watch a scheduled run once it starts")
 
     async def main() -> int:
         async with connect(nats_url) as client:
@@ -82,12 +93,15 @@ def start(
                     json_out=json_out,
                 )
             handle = await client.start(
-                workflow, run_input, idempotency_key=idempotency_key, run_id=run_id
+                workflow, run_input, idempotency_key=idempotency_key, run_id=run_id, run_at=at
             )
         if json_out:
             emit_json(
                 {"run_id": handle.run_id, "workflow": workflow, "duplicate": handle.duplicate}
+                | ({"status": "scheduled", "run_at": handle.run_at} if handle.run_at else {})
             )
+        elif handle.run_at:
+            typer.echo(f"Run {handle.run_id} scheduled for {fmt_time(handle.run_at)} UTC")
         else:
             again = " (an earlier start with this idempotency key)" if handle.duplicate else ""
             typer.echo(f"Run {handle.run_id} started{again}")
@@ -219,6 +233,10 @@ def list_(
         RunStatusChoice | None, typer.Option("--status", help="Only runs in this status.")
     ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="At most N runs.")] = 50,
+    scheduled: Annotated[
+        bool,
+        typer.Option("--scheduled", help="Runs waiting for their --at time."),
+    ] = False,
     nats_url: NatsUrlOpt = DEFAULT_NATS_URL,
     json_out: JsonOpt = False,
 ) -> None:
@@ -227,12 +245,20 @@ def list_(
     async def main() -> None:
         async with connect(nats_url) as client:
             rows = await client.list_runs(
-                workflow=workflow, status=status_.value if status_ else None, limit=limit
+                workflow=workflow,
+                status=status_.value if status_ else None,
+                limit=limit,
+                scheduled=scheduled,
             )
         if json_out:
             emit_json([asdict(r) for r in rows])
         elif not rows:
-            typer.echo("No runs.")
+            typer.echo("No scheduled runs." if scheduled else "No runs.")
+        elif scheduled:
+            table(
+                ["RUN ID", "WORKFLOW", "STARTS (UTC)", "CREATED (UTC)"],
+                [[r.run_id, r.workflow, fmt_time(r.run_at), fmt_time(r.created_at)] for r in rows],
+            )
         else:
             table(
                 ["RUN ID", "WORKFLOW", "STATUS", "CREATED (UTC)", "FINISHED (UTC)"],

@@ -91,7 +91,14 @@ def engine_cmd(
     """Run only the workflow engine against an existing NATS."""
     setup_logging(log_level)
     _run_serve(
-        ServeOptions(nats_url=nats_url, replicas=replicas, engine=True, api=False, http=False)
+        ServeOptions(
+            nats_url=nats_url,
+            replicas=replicas,
+            engine=True,
+            api=False,
+            http=False,
+            triggers=False,
+        )
     )
 
 
@@ -103,7 +110,41 @@ def api_cmd(
     """Run only the API service (dagnats.api.>) against an existing NATS."""
     setup_logging(log_level)
     _run_serve(
-        ServeOptions(nats_url=nats_url, replicas=replicas, engine=False, api=True, http=False)
+        ServeOptions(
+            nats_url=nats_url,
+            replicas=replicas,
+            engine=False,
+            api=True,
+            http=False,
+            triggers=False,
+        )
+    )
+
+
+def triggers_cmd(
+    nats_url: NatsUrlOpt = DEFAULT_NATS_URL,
+    http_port: Annotated[
+        int | None,
+        typer.Option(
+            "--http-port",
+            help="Also serve webhooks and HTTP triggers (and the REST API) on this port.",
+        ),
+    ] = None,
+    replicas: ReplicasOpt = 1,
+    log_level: LogLevelOpt = "info",
+) -> None:
+    """Run only the trigger service (cron, subjects, debounce) against an existing NATS."""
+    setup_logging(log_level)
+    _run_serve(
+        ServeOptions(
+            nats_url=nats_url,
+            replicas=replicas,
+            engine=False,
+            api=False,
+            http=http_port is not None,
+            http_port=http_port or 0,
+            triggers=True,
+        )
     )
 
 

@@ -240,9 +240,11 @@ class Client(RedriveMethods, TriggerMethods):
             info = await self.register(json.loads(cached[0]))
             self._registered[info.name] = (cached[0], info.revision)
             out = await self.call("run.start", {**body, "revision": info.revision})
-        return RunHandle(
+        handle = RunHandle(
             self, out["run_id"], workflow=name, duplicate=out.get("duplicate", False), known=True
         )
+        handle.run_at = out.get("run_at")
+        return handle
 
     def run(self, run_id: str) -> RunHandle:
         """A handle on an existing run (no request is made)."""

@@ -70,6 +70,8 @@ class RunHandle:
         self.workflow = workflow
         self.duplicate = duplicate  # True when an idempotency key matched an earlier run
         self._known = known  # the run was just started through this client
+        self.run_at: str | None = None
+        """For a run started with ``run_at`` ahead: when it starts (RFC 3339)."""
 
     async def _check_exists(self) -> None:
         """RunNotFoundError unless the run has a history (a direct get; no engine work)."""

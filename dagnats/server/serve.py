@@ -25,6 +25,7 @@ from dagnats.server.http.app import Routes
 from dagnats.server.http_calls import HttpCalls
 from dagnats.server.nats_server import EmbeddedNats, default_data_dir
 from dagnats.server.operations import Operations
+from dagnats.server.trigger_ops import TriggerOps
 from dagnats.server.triggers import TriggerService
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,8 @@ class Serve:
         self.http: HttpGateway | None = None
         self.triggers: TriggerService | None = None
         self.http_calls: HttpCalls | None = None
+        self.trigger_ops: TriggerOps | None = None
+        self._own_ops: Operations | None = None  # the trigger service's, without an API
         self.ready = False
 
     @property
@@ -88,12 +91,11 @@ class Serve:
         if o.engine:
             self.engine = Engine(self.nc)
             await self.engine.start()
-        if o.triggers and self.api is not None:
-            self.triggers = TriggerService(self.nc, self.api.triggers)
-            await self.triggers.start()
+        if o.triggers:
+            await self._start_triggers(self.nc)
         if o.http:
             # One Operations for NATS and HTTP requests: one definitions cache and watch.
-            ops: Operations | None = self.api.ops if self.api is not None else None
+            ops: Operations | None = self.api.ops if self.api is not None else self._own_ops
             self.http = HttpGateway(
                 self.nc,
                 port=o.http_port,
@@ -110,14 +112,28 @@ class Serve:
             f", HTTP on {self.http.url}" if self.http else "",
         )
 
+    async def _start_triggers(self, nc: NatsClient) -> None:
+        """The trigger service, on the API service's trigger records (or, running alone as
+        ``dagnats triggers``, on its own)."""
+        if self.api is not None:
+            self.trigger_ops = self.api.triggers
+        else:
+            self._own_ops = Operations(nc)
+            await self._own_ops.open()
+            self.trigger_ops = TriggerOps(self._own_ops)
+            await self.trigger_ops.open()
+        self.triggers = TriggerService(nc, self.trigger_ops)
+        await self.triggers.start()
+
     async def _trigger_services(self, http: HttpGateway) -> None:
         """What the trigger routes need: the trigger records, the service (debounce) and
         the HTTP request/respond calls."""
-        if self.api is None or self.nc is None:
+        trigger_ops = self.trigger_ops or (self.api.triggers if self.api else None)
+        if trigger_ops is None or self.nc is None:
             return
-        self.http_calls = HttpCalls(self.nc, self.api.triggers)
+        self.http_calls = HttpCalls(self.nc, trigger_ops)
         await self.http_calls.open()
-        services = {"triggers": self.api.triggers, "http_calls": self.http_calls}
+        services = {"triggers": trigger_ops, "http_calls": self.http_calls}
         if self.triggers is not None:
             services["trigger_service"] = self.triggers
         http.context.services.update(services)
@@ -128,6 +144,9 @@ class Serve:
             await self.http.stop(timeout_s=5.0)
         if self.triggers is not None:
             await self.triggers.stop()
+        if self._own_ops is not None and self.trigger_ops is not None:
+            await self.trigger_ops.close()
+            await self._own_ops.close()
         if self.engine is not None:
             await self.engine.stop()
         if self.api is not None:

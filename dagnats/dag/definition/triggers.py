@@ -166,8 +166,8 @@ def parse_trigger(raw: Any, *, default_workflow: str | None = None) -> TriggerDe
                 f"workflow {default_workflow!r} it is listed in",
                 field="workflow_id",
             )
+    label = data.get("id", "(new)")
     data.setdefault("id", f"trg-{secrets.token_hex(6)}")
-    label = data.get("id")
     try:
         trigger = TriggerDef.model_validate(data)
     except ValidationError as exc:
