@@ -6,6 +6,7 @@ from dagnats._version import __version__
 from dagnats.client import Client, RunHandle, RunSummary, WorkflowInfo
 from dagnats.dag.definition.builder import StepRef, Workflow
 from dagnats.dag.definition.models import RetryPolicy, StepDef, WorkflowDef
+from dagnats.dag.definition.triggers import TriggerDef
 from dagnats.dag.machine.state import RunState, StepState
 from dagnats.errors import (
     ApiError,
@@ -59,6 +60,7 @@ __all__ = [
     "Task",
     "TaskContext",
     "TaskError",
+    "TriggerDef",
     "Worker",
     "Workflow",
     "WorkflowDef",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -92,16 +92,18 @@ def start(
                     run_id=run_id,
                     json_out=json_out,
                 )
+            when: dict[str, Any] = {"run_at": at} if at is not None else {}
             handle = await client.start(
-                workflow, run_input, idempotency_key=idempotency_key, run_id=run_id, run_at=at
+                workflow, run_input, idempotency_key=idempotency_key, run_id=run_id, **when
             )
+            scheduled_at = getattr(handle, "run_at", None)
         if json_out:
             emit_json(
                 {"run_id": handle.run_id, "workflow": workflow, "duplicate": handle.duplicate}
-                | ({"status": "scheduled", "run_at": handle.run_at} if handle.run_at else {})
+                | ({"status": "scheduled", "run_at": scheduled_at} if scheduled_at else {})
             )
-        elif handle.run_at:
-            typer.echo(f"Run {handle.run_id} scheduled for {fmt_time(handle.run_at)} UTC")
+        elif scheduled_at:
+            typer.echo(f"Run {handle.run_id} scheduled for {fmt_time(scheduled_at)} UTC")
         else:
             again = " (an earlier start with this idempotency key)" if handle.duplicate else ""
             typer.echo(f"Run {handle.run_id} started{again}")

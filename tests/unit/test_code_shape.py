@@ -43,6 +43,7 @@ EXPECTED_ALL = [
     "Task",
     "TaskContext",
     "TaskError",
+    "TriggerDef",
     "Worker",
     "Workflow",
     "WorkflowDef",

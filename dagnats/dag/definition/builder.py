@@ -424,18 +424,14 @@ class Workflow:
         status: int = 200,
         headers: dict[str, str] | None = None,
         body_from: str | None = None,
-        content_type: str = "application/json",
+        content_type: str | None = None,
         depends_on: Iterable[StepLike] = (),
     ) -> StepRef:
         """Answer the HTTP request that started the run (an HTTP trigger) with this step's
-        input (narrowed by ``body_from``), ``status``, ``headers`` and ``content_type``;
-        the run goes on."""
-        config = {
-            "status": status,
-            "headers": headers or {},
-            "body_from": body_from,
-            "content_type": content_type,
-        }
+        input (narrowed by ``body_from``), ``status``, ``headers`` and ``content_type``
+        (``application/json`` by default); the run goes on."""
+        given = {"headers": headers, "body_from": body_from, "content_type": content_type}
+        config = {"status": status} | {k: v for k, v in given.items() if v}
         return self._add(id, "respond", config, None, {"depends_on": depends_on})
 
     # --- output and input ---------------------------------------------------------------

@@ -16,6 +16,7 @@ from pydantic import (
     SkipValidation,
     ValidationError,
     ValidationInfo,
+    field_validator,
     model_validator,
 )
 from pydantic_core import InitErrorDetails
@@ -148,12 +149,19 @@ class RespondConfig(_Strict):
     """How a ``respond`` step answers the HTTP request that started its run."""
 
     status: int = Field(default=200, ge=100, le=599)
-    headers: dict[str, str] = Field(default_factory=dict, max_length=64)
-    """Extra response headers."""
+    headers: dict[str, str] = Field(default_factory=dict)
+    """Extra response headers (at most 64)."""
     body_from: str | None = Field(default=None, max_length=256, pattern=r"^[A-Za-z0-9_.-]+$")
     """A dot path narrowing the step's input to the body (``result.items.0``)."""
     content_type: str = Field(default="application/json", min_length=1, max_length=128)
     """``application/json`` sends the body as JSON; other types send text as it is."""
+
+    @field_validator("headers")
+    @classmethod
+    def _few_headers(cls, v: dict[str, str]) -> dict[str, str]:
+        if len(v) > 64:
+            raise ValueError(f"at most 64 headers, got {len(v)}")
+        return v
 
 
 StepConfig = (
