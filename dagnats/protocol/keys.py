@@ -3,22 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from datetime import datetime
 
-from dagnats.protocol.names import NAME_PATTERN
-
-_NAME_RE = re.compile(NAME_PATTERN)
-
-
-def check_name(name: str, what: str) -> str:
-    """Names become NATS subject tokens and consumer names: keep them to a safe alphabet."""
-    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
-        raise ValueError(
-            f"invalid {what} {name!r}: use only letters, digits, '_' and '-' "
-            f"(it becomes part of a NATS subject)"
-        )
-    return name
+# Names become NATS subject tokens, KV keys and consumer names: one rule, in limits.
+from dagnats.protocol.limits import check_name as check_name
 
 
 def attempt_key(run_id: str, step_id: str, attempt: int, iteration: int, item: int | None) -> str:
@@ -55,6 +43,21 @@ def record_payload_key(run_id: str, record_dedup_id: str) -> str:
 def checkpoint_key(run_id: str, step_id: str, item: int | None = None) -> str:
     """Attempts of a step share a key; each map instance has its own."""
     return f"{run_id}.{step_id}" if item is None else f"{run_id}.{step_id}.{item}"
+
+
+def log_key(run_id: str, step_id: str, item: int | None = None) -> str:
+    """A step's log in the ``run_logs`` bucket; each map instance has its own."""
+    return checkpoint_key(run_id, step_id, item)
+
+
+def run_keys_pattern(run_id: str) -> str:
+    """Every key of one run in a bucket keyed ``<run_id>.<...>`` (a KV watch pattern)."""
+    return f"{run_id}.>"
+
+
+def kv_subject(bucket: str, key: str) -> str:
+    """The stream subject under which a KV bucket stores ``key`` (a pattern is allowed)."""
+    return f"$KV.{bucket}.{key}"
 
 
 def signal_key(run_id: str, name: str) -> str:
@@ -107,3 +110,18 @@ def debounce_key(trigger_id: str, key_hash: str) -> str:
 def http_answer_key(trigger_id: str, header_value: str) -> str:
     """``http_answers``: an HTTP trigger's answer under its idempotency header value."""
     return f"{trigger_id}.{hashed_token(header_value)}"
+
+
+def keyed_rate_key(task: str, value_token: str) -> str:
+    """``rate_limits`` key of a ``keyed_rate_limit`` bucket: one per task and key value."""
+    return f"keyed.{task}.{value_token}"
+
+
+def singleton_key(workflow: str, scope: str) -> str:
+    """``concurrency`` key holding the id of a singleton workflow's active run (per scope)."""
+    return f"singleton.{workflow}.{scope}"
+
+
+def control_key(root_run_id: str) -> str:
+    """``concurrency`` key counting the child runs the control plane started for a root run."""
+    return f"control.{root_run_id}"

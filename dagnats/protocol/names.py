@@ -30,6 +30,7 @@ KV_TRIGGER_STATE = "trigger_state"  # per trigger: last cron minute fired, recen
 KV_SCHEDULED = "scheduled_runs"  # runs waiting for their run_at, key = run id
 KV_DEBOUNCE = "trigger_debounce"  # held starts of debounced triggers
 KV_HTTP_ANSWERS = "http_answers"  # HTTP trigger answers kept for their idempotency header
+KV_LOGS = "run_logs"  # what handlers log through ctx.logger, per step (bounded)
 OBJ_PAYLOADS = "payloads"
 
 # Consumers

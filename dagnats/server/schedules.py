@@ -18,7 +18,7 @@ from dagnats._nats.kvscan import get_entry, list_keys
 from dagnats._nats.publish import msg_id
 from dagnats._nats.types import JetStreamContext, KeyValue
 from dagnats.errors import ApiError
-from dagnats.protocol import dedup
+from dagnats.protocol import clock, dedup
 from dagnats.protocol.control import ScheduledRun
 from dagnats.protocol.messages import TimerMessage
 
@@ -34,7 +34,7 @@ MAX_CAS_TRIES = 5
 def parse_run_at(value: Any, *, now: datetime | None = None) -> datetime | None:
     """``run_at`` as an aware UTC datetime; ``None`` when it is due within a second (start
     now). A past, unparsable or naive time, or one more than a year ahead, is a 400."""
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     if isinstance(value, datetime):
         at = value
     elif isinstance(value, str):
@@ -72,7 +72,7 @@ class Schedules:
             revision=revision,
             input=run_input,
             run_at=run_at,
-            created_at=datetime.now(UTC),
+            created_at=clock.now(),
         )
         if await cas.write(self.kv, run_id, record.encode(), 0) is None:
             raise ApiError(f"run '{run_id}' is already scheduled", code=409)

@@ -26,6 +26,7 @@ from dagnats._nats.types import KeyValue
 from dagnats.dag.definition.rules import load_definition
 from dagnats.dag.definition.triggers import TriggerDef, parse_trigger, split_triggers
 from dagnats.errors import ApiError, NotFoundError, WorkflowNotFoundError
+from dagnats.protocol import clock
 from dagnats.protocol import events as ev
 from dagnats.protocol.control import TriggerFire, TriggerState
 from dagnats.protocol.ids import cron_run_id
@@ -250,7 +251,7 @@ class TriggerOps:
         now: datetime | None,
     ) -> tuple[str, bool]:
         """:meth:`start`, and whether the stream dropped the start as a duplicate."""
-        now = now or datetime.now(UTC)
+        now = now or clock.now()
         found = await self.ops.defs.get(trigger.workflow_id)
         if found is None:
             raise WorkflowNotFoundError(

@@ -29,6 +29,7 @@ from croniter import croniter
 from dagnats._nats.types import Msg, NatsClient, Subscription
 from dagnats.dag.definition.triggers import MAX_BACKFILL_MINUTES, TriggerDef, cron_zone
 from dagnats.errors import DagnatsError
+from dagnats.protocol import clock
 from dagnats.server.debounce import Debouncer
 from dagnats.server.trigger_ops import TriggerOps
 
@@ -57,7 +58,7 @@ class TriggerService:
     ) -> None:
         self.nc = nc
         self.triggers = triggers
-        self.now = now or (lambda: datetime.now(UTC))
+        self.now = now or clock.now
         self.debouncer = Debouncer(nc, triggers, now=self.now)
         self._cursor: dict[str, int] = {}  # per cron trigger: the last minute looked at
         self._subs: dict[str, tuple[str, Subscription]] = {}
