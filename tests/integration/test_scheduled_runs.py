@@ -200,8 +200,16 @@ async def test_cli_triggers_and_scheduled_runs(dagnats_env: DagnatsEnv) -> None:
     at = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
     res = await cli("run", "start", "later", '"x"', "--at", at, "--nats-url", url)
     assert res.exit_code == 0 and "scheduled for" in res.output, res.output
+    res = await cli("run", "list", "--scheduled", "--nats-url", url, "--json")
+    [row] = json.loads(res.output)
     res = await cli("run", "list", "--scheduled", "--nats-url", url)
-    assert "STARTS (UTC)" in res.output and "later" in res.output
+    assert "STARTS (UTC)" in res.output and row["run_id"] in res.output
+    res = await cli("run", "cancel", row["run_id"], "--nats-url", url)
+    assert res.exit_code == 0 and "cancel requested" in res.output, res.output
+    res = await cli("run", "status", row["run_id"], "--nats-url", url)
+    assert "cancelled" in res.output, res.output
+    res = await cli("run", "list", "--scheduled", "--nats-url", url)
+    assert "No scheduled runs." in res.output
     res = await cli("run", "start", "later", "--at", "yesterday", "--nats-url", url)
     assert res.exit_code == 1 and "not an RFC 3339 time" in res.output
     res = await cli("run", "start", "later", "--at", "2001-01-01T00:00:00Z", "--nats-url", url)
