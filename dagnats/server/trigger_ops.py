@@ -28,7 +28,7 @@ from dagnats.dag.definition.triggers import TriggerDef, parse_trigger, split_tri
 from dagnats.errors import ApiError, NotFoundError, WorkflowNotFoundError
 from dagnats.protocol import clock
 from dagnats.protocol import events as ev
-from dagnats.protocol.control import TriggerFire, TriggerState
+from dagnats.protocol.control import MAX_FIRES_KEPT, TriggerFire, TriggerState
 from dagnats.protocol.ids import cron_run_id
 from dagnats.server.operations import Operations, _checked_input
 
@@ -59,6 +59,8 @@ class TriggerOps:
         """Every trigger by id, as the KV watch last reported it."""
         self._watch_task: asyncio.Task[None] | None = None
         self._watcher: Any = None
+        self._pending: dict[str, list[TriggerFire]] = {}  # fires not yet written, per trigger
+        self._flushing: dict[str, asyncio.Task[None]] = {}
         self.changed = asyncio.Event()
         """Set whenever the index changes (the trigger service reconciles on it)."""
 
@@ -72,6 +74,9 @@ class TriggerOps:
         await asyncio.wait_for(loaded.wait(), 10.0)
 
     async def close(self) -> None:
+        flushing = [t for t in self._flushing.values() if not t.done()]
+        if flushing:
+            await asyncio.wait(flushing, timeout=5.0)
         if self._watcher is not None:
             with contextlib.suppress(Exception):
                 await self._watcher.stop()
@@ -208,17 +213,41 @@ class TriggerOps:
         raw, _ = await cas.read(self.state_kv, trigger_id)
         return TriggerState() if raw is None else TriggerState.model_validate_json(raw)
 
-    async def record_fire(self, trigger_id: str, fire: TriggerFire) -> None:
-        """Best effort (the fire itself already happened): keep it in the trigger's state."""
+    async def record_fire(self, trigger_id: str, fire: TriggerFire, *, wait: bool = True) -> None:
+        """Keep a fire in the trigger's state (best effort: the fire itself happened).
+
+        Fires are coalesced per trigger: one writer task folds every fire that came while
+        it wrote into its next compare-and-swap, so a busy webhook costs one KV write per
+        batch rather than a contended write per request. ``wait``: until it is written."""
+        pending = self._pending.setdefault(trigger_id, [])
+        pending.append(fire)
+        del pending[:-MAX_FIRES_KEPT]
+        task = self._flushing.get(trigger_id)
+        if task is None or task.done():
+            task = asyncio.create_task(self._flush(trigger_id))
+            self._flushing[trigger_id] = task
+        if wait:
+            await asyncio.shield(task)
+
+    async def _flush(self, trigger_id: str) -> None:
+        while self._pending.get(trigger_id):
+            batch = self._pending.pop(trigger_id)
+            try:
+                await self._write_fires(trigger_id, batch)
+            except Exception as exc:  # noqa: BLE001 - NATS trouble: the fires happened anyway
+                log.warning("could not record fires of trigger %s: %s", trigger_id, exc)
+
+    async def _write_fires(self, trigger_id: str, batch: list[TriggerFire]) -> None:
         for _ in range(MAX_CAS_TRIES):
             raw, revision = await cas.read(self.state_kv, trigger_id)
             state = TriggerState() if raw is None else TriggerState.model_validate_json(raw)
-            if fire.minute is not None and any(f.minute == fire.minute for f in state.fires):
-                return  # another trigger service recorded this minute
-            data = state.with_fire(fire).encode()
-            if await cas.write(self.state_kv, trigger_id, data, revision) is not None:
+            known = {f.minute for f in state.fires if f.minute is not None}
+            for fire in batch:
+                if fire.minute is None or fire.minute not in known:  # another service's?
+                    state = state.with_fire(fire)
+            if await cas.write(self.state_kv, trigger_id, state.encode(), revision) is not None:
                 return
-        log.warning("could not record a fire of trigger %s (contended)", trigger_id)
+        log.warning("could not record fires of trigger %s (contended)", trigger_id)
 
     # --- starts ---
 
@@ -269,7 +298,8 @@ class TriggerOps:
         )  # fmt: skip
         ack = await append_event(self.js, *started)
         if minute is None:  # a cron minute is recorded by fire_minute
-            await self.record_fire(trigger.id, TriggerFire(ts=now, kind=kind, run_id=run_id))
+            fire = TriggerFire(ts=now, kind=kind, run_id=run_id)
+            await self.record_fire(trigger.id, fire, wait=kind == "manual")
         return run_id, bool(ack.duplicate)
 
     async def fire_minute(self, trigger: TriggerDef, minute: int) -> str | None:
