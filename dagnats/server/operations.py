@@ -73,7 +73,7 @@ class Operations:
         runs = await js.key_value(protocol.KV_RUNS)
         idem = await js.key_value(protocol.KV_IDEMPOTENCY)
         self._stores = (defs, runs, idem)
-        self._schedules = Schedules(js, await js.key_value(protocol.KV_SCHEDULED))
+        self._schedules = Schedules(self.nc, await js.key_value(protocol.KV_SCHEDULED))
         await self.interactions.open()
 
     def _opened(self) -> tuple[DefinitionStore, KeyValue, KeyValue]:

@@ -16,7 +16,8 @@ from dagnats import protocol
 from dagnats._nats import cas
 from dagnats._nats.kvscan import get_entry, list_keys
 from dagnats._nats.publish import msg_id
-from dagnats._nats.types import JetStreamContext, KeyValue
+from dagnats._nats.types import KeyValue, NatsClient
+from dagnats.dag.machine.state import RunState
 from dagnats.errors import ApiError
 from dagnats.protocol import clock, dedup
 from dagnats.protocol.control import ScheduledRun
@@ -59,8 +60,9 @@ def parse_run_at(value: Any, *, now: datetime | None = None) -> datetime | None:
 class Schedules:
     """The ``scheduled_runs`` bucket and the timers that start its runs."""
 
-    def __init__(self, js: JetStreamContext, kv: KeyValue) -> None:
-        self.js = js
+    def __init__(self, nc: NatsClient, kv: KeyValue) -> None:
+        self.nc = nc
+        self.js = nc.jetstream()
         self.kv = kv
 
     async def schedule(
@@ -155,5 +157,10 @@ class Schedules:
                 return None
             cancelled = record.model_copy(update={"state": "cancelled"})
             if await cas.write(self.kv, run_id, cancelled.encode(), revision) is not None:
+                # Whoever waits for its result (RunHandle.result) hears that it ended.
+                state = RunState.model_validate(self.as_state(cancelled))
+                await self.nc.publish(
+                    protocol.done_subject(run_id), state.model_dump_json().encode()
+                )
                 return True
         raise ApiError(f"scheduled run '{run_id}' is contended; retry", code=409)

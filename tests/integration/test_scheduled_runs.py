@@ -75,7 +75,12 @@ async def test_a_run_cancelled_before_its_time_never_starts(dagnats_env: Dagnats
     dagnats_env.add_worker(_worker())
     soon = await client.start("later", "x", run_at=datetime.now(UTC) + timedelta(seconds=1.5))
     other = await client.start("later", "y", run_at=datetime.now(UTC) + timedelta(seconds=1.6))
+    waiting = asyncio.ensure_future(soon.result(timeout=TIMEOUT_S))
     assert await client.cancel(soon.run_id)
+    with pytest.raises(dagnats.RunCancelledError):  # a waiter that was there, and a late one
+        await waiting
+    with pytest.raises(dagnats.RunCancelledError):
+        await client.run(soon.run_id).result(timeout=TIMEOUT_S)
     assert (await soon.status()).status == "cancelled"
     assert await other.result(timeout=TIMEOUT_S) == "y"  # the other one ran at its time
     assert not await has_history(dagnats_env.nc.jetstream(), soon.run_id)

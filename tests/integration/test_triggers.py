@@ -19,6 +19,7 @@ from dagnats._nats.history import has_history
 from dagnats.errors import ApiError, DefinitionError, NotFoundError, WorkflowNotFoundError
 from dagnats.protocol.ids import cron_run_id
 from dagnats.server.http.hooks import sign
+from dagnats.server.serve import Serve, ServeOptions
 from dagnats.testing import DagnatsEnv
 from tests.integration.trigger_harness import declared_too_big, second_service, trigger_stack
 
@@ -464,3 +465,33 @@ async def test_workflow_file_registers_its_triggers(dagnats_env: DagnatsEnv) -> 
         await client.register(bad_def)
     assert [t.id for t in await client.list_triggers()] == ["filed-hook"]  # nothing half-made
     assert protocol.KV_TRIGGERS == "triggers"
+
+
+async def test_the_trigger_service_alone_as_in_dagnats_triggers(dagnats_env: DagnatsEnv) -> None:
+    """``dagnats triggers --http-port``: no API or engine in the process, its own records."""
+    client = dagnats_env.client
+    await client.register(_echo_flow())
+    await client.create_trigger(
+        {"id": "alone", "workflow_id": "echo", "subject": {"subject": "alone.in"}}
+    )
+    await client.create_trigger(
+        {"id": "alone-hook", "workflow_id": "echo", "webhook": {"path": "/hooks/alone"}}
+    )
+    dagnats_env.add_worker(_worker())
+    opts = ServeOptions(
+        nats_url=dagnats_env.url, engine=False, api=False, http_port=0, triggers=True
+    )
+    app = Serve(opts)
+    await app.start()
+    try:
+        assert app.api is None and app.http is not None
+        reply = await dagnats_env.nc.request("alone.in", b'{"x": 1}', timeout=5)
+        by_subject = json.loads(reply.data)["run_id"]
+        async with httpx.AsyncClient(base_url=app.http.url, timeout=TIMEOUT_S) as http:
+            resp = await http.post("/hooks/alone", json={"y": 2})
+        assert resp.status_code == 202, resp.text
+        by_hook = resp.json()["run_id"]
+    finally:
+        await app.stop()
+    assert (await client.run(by_subject).result(timeout=TIMEOUT_S))["data"] == {"x": 1}
+    assert (await client.run(by_hook).result(timeout=TIMEOUT_S))["data"] == {"y": 2}
