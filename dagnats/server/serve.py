@@ -208,7 +208,13 @@ class Serve:
             return
         self.http_calls = HttpCalls(nc, trigger_ops)
         await self.http_calls.open()
-        self.services.update({"triggers": trigger_ops, "http_calls": self.http_calls})
+        self.services.update(
+            {
+                "triggers": trigger_ops,
+                "http_calls": self.http_calls,
+                "openapi_paths": lambda: hooks.http_trigger_paths(trigger_ops),
+            }
+        )
         if self.triggers is not None:
             self.services["trigger_service"] = self.triggers
 

@@ -59,6 +59,8 @@ class TriggerOps:
         """Every trigger by id, as the KV watch last reported it."""
         self._watch_task: asyncio.Task[None] | None = None
         self._watcher: Any = None
+        self.schemas: dict[str, tuple[Any, Any]] = {}
+        """Per workflow of an HTTP trigger: its (input_schema, output_schema), for OpenAPI."""
         self._pending: dict[str, list[TriggerFire]] = {}  # fires not yet written, per trigger
         self._flushing: dict[str, asyncio.Task[None]] = {}
         self.changed = asyncio.Event()
@@ -95,11 +97,21 @@ class TriggerOps:
                 self.index.pop(entry.key, None)
             else:
                 try:
-                    self.index[entry.key] = TriggerDef.model_validate_json(entry.value)
+                    trigger = TriggerDef.model_validate_json(entry.value)
                 except ValueError as exc:
                     log.error("ignoring unreadable trigger %s: %s", entry.key, exc)
+                else:
+                    self.index[entry.key] = trigger
+                    if trigger.http is not None:
+                        await self._remember_schemas(trigger.workflow_id)
             loaded.set()
             self.changed.set()
+
+    async def _remember_schemas(self, workflow: str) -> None:
+        with contextlib.suppress(Exception):  # documentation only: never stop the watch
+            found = await self.ops.defs.get(workflow)
+            if found is not None:
+                self.schemas[workflow] = (found[0].input_schema, found[0].output_schema)
 
     @property
     def kv(self) -> KeyValue:
@@ -287,6 +299,8 @@ class TriggerOps:
                 f"trigger {trigger.id!r}: workflow {trigger.workflow_id!r} is not registered"
             )
         defn, revision = found
+        if trigger.http is not None:
+            self.schemas[trigger.workflow_id] = (defn.input_schema, defn.output_schema)
         run_input = _checked_input(defn, trigger.workflow_id, envelope(kind, trigger, data, now))
         run_id = run_id or protocol.new_run_id()
         if len(json.dumps(run_input, default=str)) > THRESHOLD_BYTES:

@@ -282,6 +282,7 @@ async def test_webhook_signature_limits_and_methods(dagnats_env: DagnatsEnv) -> 
 def _http_flow() -> dict[str, Any]:
     return {
         "name": "quote",
+        "input_schema": {"type": "object"},
         "steps": [
             {"id": "price"},
             {
@@ -369,6 +370,12 @@ async def test_http_trigger_answers_from_the_respond_step(dagnats_env: DagnatsEn
 
         assert (await http.get("/api/quote")).status_code == 405
         assert (await http.post("/api/unknown")).status_code == 404
+        doc = (await http.get("/openapi.json")).json()
+        endpoint = doc["paths"]["/api/quote"]["post"]
+        assert endpoint["requestBody"]["content"]["application/json"]["schema"] == {
+            "type": "object"
+        }
+        assert set(endpoint["responses"]) == {"200", "500", "503", "504"}
         gate.set()
 
 

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from dagnats.server.http import HttpGateway
+from dagnats.server.http import HttpGateway, hooks
 from dagnats.server.http_calls import HttpCalls
 from dagnats.server.serve import trigger_routes
 from dagnats.server.trigger_ops import TriggerOps
@@ -40,7 +40,14 @@ async def trigger_stack(
     gw = HttpGateway(env.nc, port=0, ops=env.api.ops, routers=trigger_routes())
     calls = HttpCalls(env.nc, ops)
     await calls.open()
-    gw.context.services.update({"triggers": ops, "trigger_service": service, "http_calls": calls})
+    gw.context.services.update(
+        {
+            "triggers": ops,
+            "trigger_service": service,
+            "http_calls": calls,
+            "openapi_paths": lambda: hooks.http_trigger_paths(ops),
+        }
+    )
     if http:
         await gw.start()
     try:

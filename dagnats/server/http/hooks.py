@@ -143,3 +143,33 @@ async def http_trigger(ctx: Ctx, path: str, request: Request) -> Response:
     idem = request.headers.get(spec.idempotency_header) if spec.idempotency_header else None
     answer = await calls.call(trigger, _request_data(request, body), idem)
     return _response(answer)
+
+
+def http_trigger_paths(triggers: TriggerOps) -> dict[str, Any]:
+    """OpenAPI path items of the enabled HTTP triggers: each documents its workflow's
+    ``input_schema`` (the request's JSON body, as the run's ``data.body`` gets it) and
+    ``output_schema`` (the answer), with the error answers of request/respond."""
+    paths: dict[str, Any] = {}
+    for t in sorted(triggers.index.values(), key=lambda t: t.id):
+        if t.http is None or not t.enabled:
+            continue
+        in_schema, out_schema = triggers.schemas.get(t.workflow_id, (None, None))
+        body, out = in_schema or {}, out_schema or {}
+        error = {"content": {"application/json": {"schema": {"type": "object"}}}}
+        operation = {
+            "summary": f"HTTP trigger {t.id}: starts workflow {t.workflow_id}",
+            "tags": ["http triggers"],
+            "responses": {
+                "200": {
+                    "description": "The run's respond step answered",
+                    "content": {"application/json": {"schema": out}},
+                },
+                "500": {"description": "workflow_failed / workflow_no_response", **error},
+                "503": {"description": "workflow_cancelled", **error},
+                "504": {"description": "workflow_timeout (the run goes on)", **error},
+            },
+        }
+        if t.http.method != "GET":
+            operation["requestBody"] = {"content": {"application/json": {"schema": body}}}
+        paths.setdefault(t.http.path, {})[t.http.method.lower()] = operation
+    return paths
