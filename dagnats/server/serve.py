@@ -30,6 +30,9 @@ from dagnats._nats.types import NatsClient
 from dagnats.engine import Engine
 from dagnats.errors import ServerError
 from dagnats.server.api import ApiService
+from dagnats.server.bridge import SERVICE as BRIDGE
+from dagnats.server.bridge import Bridge
+from dagnats.server.bridge import router as bridge_router
 from dagnats.server.http import HttpGateway, Routes, hooks
 from dagnats.server.http import redrive as redrive_http
 from dagnats.server.http import triggers as trigger_rest
@@ -127,6 +130,7 @@ class Serve:
         self.engine: Engine | None = None
         self.api: ApiService | None = None
         self.http: HttpGateway | None = None
+        self.bridge: Bridge | None = None
         self.metrics: MetricsServer | None = None
         self.triggers: TriggerService | None = None
         self.http_calls: HttpCalls | None = None
@@ -164,6 +168,10 @@ class Serve:
             await self._start_triggers(self.nc)
         if o.http:
             await self._trigger_services(self.nc)
+            self.bridge = Bridge(self.nc)
+            await self.bridge.start()
+            self.services[BRIDGE] = self.bridge
+            self.routes.append(Routes(bridge_router))
             # One Operations for NATS and HTTP requests: one definitions cache and watch.
             ops: Operations | None = self.api.ops if self.api is not None else self._own_ops
             self.http = HttpGateway(
@@ -222,8 +230,12 @@ class Serve:
         self.ready = False
         if self.metrics is not None:
             await self.metrics.stop()
+        if self.bridge is not None:
+            self.bridge.pause()  # long polls return now instead of holding up the HTTP stop
         if self.http is not None:
             await self.http.stop(timeout_s=5.0)
+        if self.bridge is not None:
+            await self.bridge.stop()  # HTTP workers' tasks go back to the queues
         if self.triggers is not None:
             await self.triggers.stop()
         if self._own_ops is not None and self.trigger_ops is not None:
