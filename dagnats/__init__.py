@@ -7,6 +7,7 @@ from dagnats.client import Client, RunHandle, RunSummary, WorkflowInfo
 from dagnats.client.redrive import CancelResult, DeadLetter, StartResult
 from dagnats.dag.definition.builder import StepRef, Workflow
 from dagnats.dag.definition.models import RetryPolicy, StepDef, WorkflowDef
+from dagnats.dag.definition.triggers import TriggerDef
 from dagnats.dag.machine.state import RunState, StepState
 from dagnats.errors import (
     ApiError,
@@ -63,6 +64,7 @@ __all__ = [
     "Task",
     "TaskContext",
     "TaskError",
+    "TriggerDef",
     "Worker",
     "Workflow",
     "WorkflowDef",

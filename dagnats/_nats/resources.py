@@ -57,6 +57,12 @@ BUCKETS: tuple[Bucket, ...] = (
     Bucket(protocol.KV_CONCURRENCY),
     Bucket(protocol.KV_APPROVALS, ttl_s=7 * DAY_S + 3600.0),
     Bucket(protocol.KV_STICKY, ttl_s=DAY_S),
+    Bucket(protocol.KV_TRIGGERS),
+    Bucket(protocol.KV_TRIGGER_STATE),
+    # A run may be scheduled up to a year ahead; a record outlives it by a margin.
+    Bucket(protocol.KV_SCHEDULED, ttl_s=400 * DAY_S),
+    Bucket(protocol.KV_DEBOUNCE, ttl_s=30 * DAY_S),
+    Bucket(protocol.KV_HTTP_ANSWERS, ttl_s=DAY_S),
     Bucket(protocol.KV_LOGS, ttl_s=30 * DAY_S),
 )
 
@@ -87,7 +93,7 @@ def stream_configs(replicas: int = 1) -> list[StreamConfig]:
         ),
         StreamConfig(
             name=protocol.TIMER_STREAM,
-            subjects=["timer.>"],
+            subjects=["timer.>", protocol.DEBOUNCE_TIMER_FILTER],
             retention=RetentionPolicy.WORK_QUEUE,
             duplicate_window=DEDUP_WINDOW_S,
             **common,  # type: ignore[arg-type]

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from dagnats._version import __version__
-from dagnats.cli import control, dlq, graphs, logs, redrive, runs, server, workflows
+from dagnats.cli import control, dlq, graphs, logs, redrive, runs, server, triggers, workflows
 from dagnats.cli.common import EXIT_INTERRUPTED, one_line
 
 assert redrive.COMMANDS  # imported for its commands on ``dagnats run``
@@ -42,6 +42,7 @@ def root(
 app.command("serve")(server.serve_cmd)
 app.command("engine")(server.engine_cmd)
 app.command("api")(server.api_cmd)
+app.command("triggers")(server.triggers_cmd)
 app.command("worker")(server.worker_cmd)
 app.command("status")(control.status)
 app.command("workers")(control.workers)
@@ -54,6 +55,7 @@ app.add_typer(control.event_app, name="event")
 app.command("approve")(control.approve)
 app.command("reject")(control.reject)
 app.add_typer(dlq.app, name="dlq")
+app.add_typer(triggers.app, name="trigger")
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -43,6 +43,7 @@ VALUE_HELP = "JSON ('\"World\"', '{\"a\": 1}', 42); text that is not JSON is tak
 
 
 class RunStatusChoice(StrEnum):
+    scheduled = "scheduled"
     pending = "pending"
     running = "running"
     completed = "completed"
@@ -69,11 +70,21 @@ def start(
     run_id: Annotated[
         str | None, typer.Option("--run-id", help="Choose the run id (1-128 of A-Za-z0-9_-).")
     ] = None,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            "--at",
+            metavar="RFC3339",
+            help="Start it then (e.g. 2027-01-01T09:00:00Z): stored as scheduled until then.",
+        ),
+    ] = None,
     nats_url: NatsUrlOpt = DEFAULT_NATS_URL,
     json_out: JsonOpt = False,
 ) -> None:
     """Start a run of WORKFLOW with INPUT (JSON, or a plain string)."""
     run_input = parse_value(input_)
+    if at is not None and watch:
+        raise CliError("--at and --watch do not go together: watch a scheduled run once it starts")
 
     async def main() -> int:
         async with connect(nats_url) as client:
@@ -86,13 +97,18 @@ def start(
                     run_id=run_id,
                     json_out=json_out,
                 )
+            when: dict[str, Any] = {"run_at": at} if at is not None else {}
             handle = await client.start(
-                workflow, run_input, idempotency_key=idempotency_key, run_id=run_id
+                workflow, run_input, idempotency_key=idempotency_key, run_id=run_id, **when
             )
+            scheduled_at = getattr(handle, "run_at", None)
         if json_out:
             emit_json(
                 {"run_id": handle.run_id, "workflow": workflow, "duplicate": handle.duplicate}
+                | ({"status": "scheduled", "run_at": scheduled_at} if scheduled_at else {})
             )
+        elif scheduled_at:
+            typer.echo(f"Run {handle.run_id} scheduled for {fmt_time(scheduled_at)} UTC")
         else:
             again = " (an earlier start with this idempotency key)" if handle.duplicate else ""
             typer.echo(f"Run {handle.run_id} started{again}")
@@ -238,6 +254,10 @@ def list_(
             "--since", help="Only runs created since: a duration back (2h, 30m) or RFC 3339."
         ),
     ] = None,
+    scheduled: Annotated[
+        bool,
+        typer.Option("--scheduled", help="Runs waiting for their --at time."),
+    ] = False,
     nats_url: NatsUrlOpt = DEFAULT_NATS_URL,
     json_out: JsonOpt = False,
 ) -> None:
@@ -251,11 +271,17 @@ def list_(
                 status=status_.value if status_ else None,
                 limit=limit,
                 since=after,
+                scheduled=scheduled,
             )
         if json_out:
             emit_json([asdict(r) for r in rows])
         elif not rows:
-            typer.echo("No runs.")
+            typer.echo("No scheduled runs." if scheduled else "No runs.")
+        elif scheduled:
+            table(
+                ["RUN ID", "WORKFLOW", "STARTS (UTC)", "CREATED (UTC)"],
+                [[r.run_id, r.workflow, fmt_time(r.run_at), fmt_time(r.created_at)] for r in rows],
+            )
         else:
             table(
                 ["RUN ID", "WORKFLOW", "STATUS", "CREATED (UTC)", "FINISHED (UTC)"],

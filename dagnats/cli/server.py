@@ -180,6 +180,7 @@ def engine_cmd(
             api=False,
             http=False,
             metrics_port=metrics_port,
+            triggers=False,
         )
     )
 
@@ -208,6 +209,40 @@ def api_cmd(
         http_port=http_port or 0,
         http_host=http_host,
         http_token=http_token,
+        triggers=False,
+    )
+    _run_serve(opts)
+
+
+def triggers_cmd(
+    nats_url: NatsUrlOpt = DEFAULT_NATS_URL,
+    http_port: Annotated[
+        int | None,
+        typer.Option(
+            "--http-port",
+            help="Also serve webhooks and HTTP triggers (and the REST API) on this port.",
+        ),
+    ] = None,
+    http_host: Annotated[
+        str, typer.Option("--http-host", help="Address of the HTTP API.")
+    ] = "127.0.0.1",
+    http_token: HttpTokenOpt = None,
+    replicas: ReplicasOpt = 1,
+    log_level: LogLevelOpt = "info",
+) -> None:
+    """Run only the trigger service (cron, subjects, debounce) against an existing NATS;
+    with --http-port also the webhooks and HTTP triggers."""
+    setup_logging(log_level)
+    opts = ServeOptions(
+        nats_url=nats_url,
+        replicas=replicas,
+        engine=False,
+        api=False,
+        http=http_port is not None,
+        http_port=http_port or 0,
+        http_host=http_host,
+        http_token=http_token,
+        triggers=True,
     )
     _run_serve(opts)
 

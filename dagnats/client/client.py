@@ -18,6 +18,7 @@ from dagnats._nats.payloads import REF, THRESHOLD_BYTES, Payloads, is_ref
 from dagnats._nats.types import KeyValue, NatsClient
 from dagnats.client.handle import RunHandle
 from dagnats.client.redrive import RedriveMethods, since_text
+from dagnats.client.triggers import TriggerMethods
 from dagnats.dag.definition.models import WorkflowDef
 from dagnats.dag.machine.state import RunState
 from dagnats.errors import (
@@ -61,6 +62,8 @@ class RunSummary:
     status: str
     created_at: str | None = None
     finished_at: str | None = None
+    run_at: str | None = None
+    """For a scheduled run: when it starts."""
 
 
 @dataclass(frozen=True)
@@ -96,7 +99,7 @@ def _span_attributes(body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class Client(RedriveMethods):
+class Client(RedriveMethods, TriggerMethods):
     """``await Client.connect(url)`` owns its connection; ``Client(connection=nc)`` borrows one."""
 
     def __init__(self, connection: NatsClient, *, timeout_s: float = 10.0, _owned: bool = False):
@@ -208,8 +211,12 @@ class Client(RedriveMethods):
         idempotency_key: str | None = None,
         run_id: str | None = None,
         revision: int | None = None,
+        run_at: datetime | str | None = None,
     ) -> RunHandle:
-        """Start a run of a registered workflow (by name), or of a ``Workflow`` object."""
+        """Start a run of a registered workflow (by name), or of a ``Workflow`` object.
+
+        ``run_at`` (an aware datetime or RFC 3339 text) more than a second ahead stores the
+        run as ``scheduled``: it starts then, durably, and can be cancelled before."""
         if isinstance(workflow, str) and not workflow.endswith(".json"):
             name = workflow  # by name: the latest revision (unless ``revision`` is given)
         else:
@@ -238,6 +245,8 @@ class Client(RedriveMethods):
             "run_id": run_id,
             "revision": revision,
         }
+        if run_at is not None:
+            body["run_at"] = run_at.isoformat() if isinstance(run_at, datetime) else run_at
         try:
             out = await self.call("run.start", body)
         except WorkflowNotFoundError:
@@ -249,9 +258,11 @@ class Client(RedriveMethods):
             info = await self.register(json.loads(cached[0]))
             self._registered[info.name] = (cached[0], info.revision)
             out = await self.call("run.start", {**body, "revision": info.revision})
-        return RunHandle(
+        handle = RunHandle(
             self, out["run_id"], workflow=name, duplicate=out.get("duplicate", False), known=True
         )
+        handle.run_at = out.get("run_at")
+        return handle
 
     def run(self, run_id: str) -> RunHandle:
         """A handle on an existing run (no request is made)."""
@@ -267,9 +278,17 @@ class Client(RedriveMethods):
         status: str | None = None,
         limit: int = 100,
         since: datetime | str | None = None,
+        scheduled: bool = False,
     ) -> list[RunSummary]:
-        """Runs newest first by creation time; ``since``: created at or after (RFC 3339)."""
-        body = {"workflow": workflow, "status": status, "limit": limit, "since": since_text(since)}
+        """Runs newest first by creation time; ``since``: created at or after (RFC 3339);
+        ``scheduled=True``: the runs waiting for their ``run_at``, soonest first."""
+        body = {
+            "workflow": workflow,
+            "status": status,
+            "limit": limit,
+            "since": since_text(since),
+            "scheduled": scheduled,
+        }
         rows = await self.call("run.list", body)
         return [RunSummary(**r) for r in rows]
 

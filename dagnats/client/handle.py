@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from dagnats import protocol
+from dagnats._nats import cas
 from dagnats._nats.history import has_history, read_history
 from dagnats._nats.payloads import Payloads, decode_run
 from dagnats._nats.stores import read_snapshot
@@ -17,9 +18,10 @@ from dagnats._nats.types import (
     Msg,
     Subscription,
 )
-from dagnats.dag.machine.state import STEP_TERMINAL, RunState
+from dagnats.dag.machine.state import STEP_TERMINAL, RunState, RunStatus
 from dagnats.errors import RunCancelledError, RunFailedError, RunNotFoundError
 from dagnats.protocol import events as ev
+from dagnats.protocol.control import ScheduledRun
 from dagnats.protocol.events import Event
 
 if TYPE_CHECKING:
@@ -70,6 +72,8 @@ class RunHandle:
         self.workflow = workflow
         self.duplicate = duplicate  # True when an idempotency key matched an earlier run
         self._known = known  # the run was just started through this client
+        self.run_at: str | None = None
+        """For a run started with ``run_at`` ahead: when it starts (RFC 3339)."""
 
     async def _check_exists(self) -> None:
         """RunNotFoundError unless the run has a history (a direct get; no engine work)."""
@@ -116,9 +120,24 @@ class RunHandle:
         """The stored snapshot, if any (with ``check_exists``, RunNotFoundError when the run
         has neither a snapshot nor a history)."""
         stored = await read_snapshot(await self.client.kv(protocol.KV_RUNS), payloads, self.run_id)
-        if stored.state is None and not stored.exists and check_exists:
-            await self._check_exists()
+        if stored.state is None and not stored.exists:
+            scheduled = await self._scheduled()
+            if scheduled is not None:  # it has not started (or was cancelled before)
+                return scheduled if scheduled.status == "cancelled" else None
+            if check_exists:
+                await self._check_exists()
         return stored.state
+
+    async def _scheduled(self) -> RunState | None:
+        """A run waiting for its ``run_at`` (``scheduled``), or cancelled before it started."""
+        raw, _ = await cas.read(await self.client.kv(protocol.KV_SCHEDULED), self.run_id)
+        if raw is None:
+            return None
+        record = ScheduledRun.model_validate_json(raw)
+        if record.state not in ("scheduled", "cancelled"):
+            return None
+        status: RunStatus = "cancelled" if record.state == "cancelled" else "scheduled"
+        return RunState(run_id=self.run_id, workflow=record.workflow, status=status)
 
     async def _resolve(self, value: Any) -> Any:
         # The result may be a reference, or hold some ({sink: output}, a map's list).

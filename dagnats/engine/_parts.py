@@ -33,6 +33,7 @@ ENGINE_BUCKETS = (
     protocol.KV_CONCURRENCY,
     protocol.KV_RATE_LIMITS,
     protocol.KV_RUNS,
+    protocol.KV_SCHEDULED,
 )
 
 

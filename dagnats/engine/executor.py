@@ -256,8 +256,14 @@ class Executor:
                 self.kv[protocol.KV_WAITERS], keys.waiter_key(a.event, a.run_id, a.step_id)
             )
         elif isinstance(a, Respond):
-            body = json.dumps({"status": a.status, "data": a.data}, default=str).encode()
-            await self.nc.publish(f"respond.{a.run_id}", body)
+            answer = {
+                "status": a.status,
+                "headers": a.headers,
+                "content_type": a.content_type,
+                "data": a.data,
+            }
+            body = json.dumps(answer, default=str).encode()
+            await self.nc.publish(protocol.respond_subject(a.run_id), body)
 
 
 def step_span(t: DispatchTask) -> AbstractContextManager[Any]:

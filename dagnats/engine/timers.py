@@ -33,6 +33,7 @@ from dagnats._nats.types import (
 )
 from dagnats.dag.machine.state import RUN_TERMINAL
 from dagnats.engine.limits import check_limits, release_slots
+from dagnats.engine.scheduled import start_scheduled
 from dagnats.protocol import clock
 from dagnats.protocol import events as ev
 from dagnats.protocol.messages import DeferredTask, TimerMessage
@@ -41,6 +42,7 @@ from dagnats.telemetry import metrics, tracing
 log = logging.getLogger(__name__)
 
 MAX_NAK_DELAY_S = 3600.0
+SCHEDULED_KIND = "scheduled"  # a scheduled run's start (engine/scheduled.py)
 EARLY_S = 0.001  # fire when due within a millisecond: nak delays land 1-2 ms late anyway
 
 
@@ -138,6 +140,13 @@ class TimerService(ConsumerLoop):
             remaining = (timer.fire_at - self.clock.now()).total_seconds()
             if remaining > EARLY_S:
                 await self.clock.defer(msg, timer.fire_at, remaining)
+                return
+            if timer.kind == SCHEDULED_KIND:
+                scheduled = self.kv.get(protocol.KV_SCHEDULED)
+                if scheduled is None:
+                    raise RuntimeError("the timer service has no scheduled_runs bucket")
+                await start_scheduled(self.js, scheduled, timer.run_id)
+                await msg.ack()
                 return
             if timer.kind == "dispatch":
                 if timer.task is None:

@@ -69,3 +69,30 @@ def dead_letter_id(run_id: str, step_id: str, item: int | None, attempts: int) -
 def engine_dead_letter_id(seq: int) -> str:
     """A history event the engine gave up on, by its stream sequence."""
     return f"dead.engine.{seq}"
+
+
+def trigger_fire_id(trigger_id: str, unix_minute: int) -> str:
+    """A cron trigger's start for one minute: ``trigger.<id>.<unix minute>``. Every trigger
+    service computes the same id, so a minute fires once however many run, and a restart
+    inside the minute repeats nothing."""
+    return f"trigger.{trigger_id}.{unix_minute}"
+
+
+def trigger_start_id(trigger_id: str, token: str) -> str:
+    """Any other trigger start (subject, webhook, HTTP, debounce, manual): unique ``token``."""
+    return f"trigger.{trigger_id}.x{token}"
+
+
+def scheduled_start_id(run_id: str) -> str:
+    """A scheduled run's start, published when its timer is due: ``<run>.started.scheduled``."""
+    return f"{run_id}.started.scheduled"
+
+
+def scheduled_timer_id(run_id: str) -> str:
+    """The timer of a scheduled run (one per run)."""
+    return f"{run_id}.scheduled"
+
+
+def debounce_timer_id(trigger_id: str, key_hash: str, generation: int) -> str:
+    """One debounce timer: per trigger, key and generation of the held start."""
+    return f"debounce.{trigger_id}.{key_hash}.{generation}"

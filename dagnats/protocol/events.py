@@ -17,6 +17,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from dagnats.protocol import clock
+from dagnats.protocol.control import ScheduledRun
+from dagnats.protocol.dedup import scheduled_start_id, trigger_fire_id, trigger_start_id
 from dagnats.protocol.messages import TaskMessage, TimerMessage
 
 # --- inputs: published by the API, workers, timers, the correlator, child runs ---
@@ -160,6 +162,39 @@ def workflow_started(
         data["rerun_of"] = rerun_of
     event = Event(type=WORKFLOW_STARTED, run_id=run_id, data=data)
     return event, f"{run_id}.started.{nonce or secrets.token_hex(6)}"
+
+
+def scheduled_started(record: ScheduledRun) -> Stamped:
+    """A scheduled run whose time came: ``<run>.started.scheduled`` (its timer may fire twice:
+    the second start is dropped)."""
+    data = {
+        "workflow": record.workflow,
+        "revision": record.revision,
+        "input": record.input,
+        "idempotency_key": None,
+        "scheduled_at": record.run_at.isoformat(),
+    }
+    event = Event(type=WORKFLOW_STARTED, run_id=record.run_id, data=data)
+    return event, scheduled_start_id(record.run_id)
+
+
+def trigger_started(
+    run_id: str,
+    workflow: str,
+    revision: int,
+    envelope: dict[str, Any],
+    *,
+    trigger_id: str,
+    minute: int | None = None,
+    token: str | None = None,
+) -> Stamped:
+    """A run started by a trigger: ``trigger.<id>.<unix minute>`` for a cron minute (every
+    trigger service computes the same id), else ``trigger.<id>.x<token>``."""
+    data = {"workflow": workflow, "revision": revision, "input": envelope, "idempotency_key": None}
+    event = Event(type=WORKFLOW_STARTED, run_id=run_id, data=data)
+    if minute is not None:
+        return event, trigger_fire_id(trigger_id, minute)
+    return event, trigger_start_id(trigger_id, token or secrets.token_hex(8))
 
 
 def child_started(

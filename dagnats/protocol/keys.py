@@ -97,6 +97,21 @@ def snapshot_key(run_id: str) -> str:
     return f"snapshots/{run_id}"
 
 
+def hashed_token(value: object, length: int = 32) -> str:
+    """A KV-safe, bounded token for any text (a debounce key value, an idempotency header)."""
+    return hashlib.sha256(str(value).encode()).hexdigest()[:length]
+
+
+def debounce_key(trigger_id: str, key_hash: str) -> str:
+    """``trigger_debounce``: the held start of one trigger and debounce key value."""
+    return f"{trigger_id}.{key_hash}"
+
+
+def http_answer_key(trigger_id: str, header_value: str) -> str:
+    """``http_answers``: an HTTP trigger's answer under its idempotency header value."""
+    return f"{trigger_id}.{hashed_token(header_value)}"
+
+
 def keyed_rate_key(task: str, value_token: str) -> str:
     """``rate_limits`` key of a ``keyed_rate_limit`` bucket: one per task and key value."""
     return f"keyed.{task}.{value_token}"

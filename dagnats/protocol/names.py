@@ -25,12 +25,18 @@ KV_RATE_LIMITS = "rate_limits"
 KV_CONCURRENCY = "concurrency"
 KV_APPROVALS = "approval_tokens"
 KV_STICKY = "sticky_bindings"
+KV_TRIGGERS = "triggers"  # TriggerDef records, key = trigger id
+KV_TRIGGER_STATE = "trigger_state"  # per trigger: last cron minute fired, recent fires
+KV_SCHEDULED = "scheduled_runs"  # runs waiting for their run_at, key = run id
+KV_DEBOUNCE = "trigger_debounce"  # held starts of debounced triggers
+KV_HTTP_ANSWERS = "http_answers"  # HTTP trigger answers kept for their idempotency header
 KV_LOGS = "run_logs"  # what handlers log through ctx.logger, per step (bounded)
 OBJ_PAYLOADS = "payloads"
 
 # Consumers
 ENGINE_CONSUMER = "dagnats-engine"
 TIMER_CONSUMER = "dagnats-timers"
+DEBOUNCE_CONSUMER = "dagnats-debounce"  # the trigger services' debounce timers (on TIMERS)
 
 API_SUBJECT_PREFIX = "dagnats.api"
 SERVICE_NAME = "dagnats"
@@ -77,3 +83,17 @@ def done_subject(run_id: str) -> str:
 def forget_subject(run_id: str) -> str:
     """Core subject telling engines a run was deleted (drop it from their caches)."""
     return f"dagnats.forget.{run_id}"
+
+
+def respond_subject(run_id: str) -> str:
+    """Core subject on which a run's ``respond`` step answers the HTTP request that started it."""
+    return f"respond.{run_id}"
+
+
+def debounce_timer_subject(trigger_id: str) -> str:
+    """Debounce timers of a trigger, on the ``TIMERS`` stream (outside ``timer.>``: the
+    engine's timer consumer must not see them, and work queues refuse overlapping filters)."""
+    return f"debounce.{trigger_id}"
+
+
+DEBOUNCE_TIMER_FILTER = "debounce.>"

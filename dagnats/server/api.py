@@ -33,6 +33,7 @@ from dagnats.protocol import limits
 from dagnats.server.bulk import Bulk
 from dagnats.server.operations import Operations
 from dagnats.server.redrive import Redrive
+from dagnats.server.trigger_ops import TriggerOps
 from dagnats.telemetry import tracing
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ class ApiService:
         self.ops = Operations(nc)
         self.redrive = Redrive(self.ops)
         self.bulk = Bulk(self.ops)
+        self.triggers = TriggerOps(self.ops)
         self._svc: Service | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._payloads = Payloads(nc.jetstream())
@@ -72,6 +74,7 @@ class ApiService:
 
     def endpoints(self) -> dict[str, Handler]:
         o, i, r, b = self.ops, self.ops.interactions, self.redrive, self.bulk
+        t = self.triggers
         return {
             "workflow.register": o.register_workflow,
             "workflow.list": o.list_workflows,
@@ -94,10 +97,19 @@ class ApiService:
             "event.publish": i.publish_event,
             "approval.approve": i.approve,
             "approval.reject": i.reject,
+            "trigger.create": t.create,
+            "trigger.list": t.list_all,
+            "trigger.get": t.show,
+            "trigger.enable": t.enable,
+            "trigger.disable": t.disable,
+            "trigger.delete": t.delete,
+            "trigger.fire": t.fire,
+            "trigger.history": t.history,
         }
 
     async def start(self) -> None:
         await self.ops.open()
+        await self.triggers.open()
         self._svc = await add_service(
             self.nc,
             name="dagnats",
@@ -117,6 +129,7 @@ class ApiService:
             self._svc = None
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=5.0)
+        await self.triggers.close()
         await self.ops.close()
 
     def _wrap(self, fn: Handler) -> Callable[[Request], Awaitable[None]]:

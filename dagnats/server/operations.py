@@ -37,6 +37,7 @@ from dagnats.protocol import keys
 from dagnats.protocol.limits import check_name
 from dagnats.server import run_lookup, singleton
 from dagnats.server.interactions import Interactions, _name, _run_id
+from dagnats.server.schedules import Schedules, parse_run_at
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,10 @@ class Operations:
         self.payloads = Payloads(self.js)
         # Looked up by open() (each lookup is a JetStream round trip), together or not at all.
         self._stores: tuple[DefinitionStore, KeyValue, KeyValue] | None = None
+        self._schedules: Schedules | None = None
+        # The trigger records (server/trigger_ops.py) when this process serves them: a
+        # workflow file that lists triggers is registered through them.
+        self.triggers: Any = None
         self._concurrency_kv: KeyValue | None = None
 
     async def open(self) -> None:
@@ -69,6 +74,7 @@ class Operations:
         runs = await js.key_value(protocol.KV_RUNS)
         idem = await js.key_value(protocol.KV_IDEMPOTENCY)
         self._stores = (defs, runs, idem)
+        self._schedules = Schedules(self.nc, await js.key_value(protocol.KV_SCHEDULED))
         await self.interactions.open()
 
     def _opened(self) -> tuple[DefinitionStore, KeyValue, KeyValue]:
@@ -80,6 +86,13 @@ class Operations:
     def defs(self) -> DefinitionStore:
         """Workflow definitions (cached, kept fresh by a KV watch)."""
         return self._opened()[0]
+
+    @property
+    def schedules(self) -> Schedules:
+        """Runs that start later (``scheduled_runs``)."""
+        if self._schedules is None:
+            raise RuntimeError("Operations.open() was not awaited")
+        return self._schedules
 
     @property
     def runs(self) -> KeyValue:
@@ -101,6 +114,12 @@ class Operations:
         source = body.get("definition")
         if source is None:
             raise ApiError("field 'definition' is required", code=400)
+        if self.triggers is not None:  # it registers the file's triggers too, if any
+            return dict(await self.triggers.register_workflow(source))
+        return await self.register_definition(source)
+
+    async def register_definition(self, source: Any) -> dict[str, Any]:
+        """Store a definition (a new revision unless it is the same as the latest)."""
         defn = load_definition(source)
         current = await self.defs.get(defn.name)
         if current is not None and _same(current[0].model_dump(), defn.model_dump()):
@@ -168,6 +187,9 @@ class Operations:
         if not trusted_input:
             run_input = _checked_input(defn, name, run_input)
         run_id = _chosen_or_new_run_id(body)
+        scheduled = await self._schedule(body, run_id, name, revision, run_input)
+        if scheduled is not None:
+            return scheduled
         key = body.get("idempotency_key")
         if key is None and defn.idempotency_key and not trusted_input:
             # Go's dot path into the run input ("order_id"); "input.order_id" is the same.
@@ -223,6 +245,19 @@ class Operations:
                 await self._release_key(idem_key, idem_rev)
             raise
         return {"run_id": run_id, "workflow": name, "revision": revision, "duplicate": False}
+
+    async def _schedule(
+        self, body: dict[str, Any], run_id: str, name: str, revision: int, run_input: Any
+    ) -> dict[str, Any] | None:
+        """A start with ``run_at`` more than a second ahead: stored, not started (None: now)."""
+        run_at = None if body.get("run_at") is None else parse_run_at(body["run_at"])
+        if run_at is None:
+            return None
+        if body.get("idempotency_key") is not None:
+            raise ApiError("idempotency_key cannot be combined with run_at", code=400)
+        if body.get("run_id"):
+            await self._check_run_id_free(run_id)
+        return await self.schedules.schedule(run_id, name, revision, run_input, run_at)
 
     async def _check_run_id_free(self, run_id: str) -> None:
         """An explicit run id must be new, and not one deleted within the dedup window:
@@ -302,10 +337,21 @@ class Operations:
         return await current_state(self.nc, self.runs, self.defs, self.payloads, run_id)
 
     async def get_run(self, body: dict[str, Any]) -> dict[str, Any]:
-        return (await self._state(_run_id(body))).model_dump(mode="json", exclude_none=True)
+        run_id = _run_id(body)
+        try:
+            return (await self._state(run_id)).model_dump(mode="json", exclude_none=True)
+        except RunNotFoundError:
+            record = await self.schedules.get(run_id)
+            if record is None or record.state not in ("scheduled", "cancelled"):
+                raise
+            return self.schedules.as_state(record)
 
     async def list_runs(self, body: dict[str, Any]) -> list[dict[str, Any]]:
-        """Summaries newest first by creation time (``workflow``, ``status``, ``since``)."""
+        """Summaries newest first by creation time (``workflow``, ``status``, ``since``);
+        ``scheduled``: the runs waiting for their ``run_at``, soonest first."""
+        if body.get("scheduled") or body.get("status") == "scheduled":
+            limit = max(1, min(int(body.get("limit") or 100), run_lookup.MAX_LIST))
+            return await self.schedules.list(body.get("workflow"), limit)
         return await run_lookup.list_runs(self.runs, self.payloads, body)
 
     async def run_events(self, body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -317,6 +363,9 @@ class Operations:
 
     async def cancel_run(self, body: dict[str, Any]) -> dict[str, Any]:
         run_id = _run_id(body)
+        before_start = await self.schedules.cancel(run_id)
+        if before_start is not None:  # it had not started: now it never will
+            return {"run_id": run_id, "status": "cancelled", "cancelled": before_start}
         state = await self._state(run_id)
         if state.terminal:
             return {"run_id": run_id, "status": state.status, "cancelled": False}

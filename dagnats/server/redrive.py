@@ -67,7 +67,10 @@ class Redrive:
         if body.get("last"):
             wf = body.get("workflow")
             return {"run_id": await last_run(self.ops.runs, self.ops.payloads, wf)}
-        return {"run_id": await self.run_id(body.get("run_id"))}
+        ref = body.get("run_id")
+        if isinstance(ref, str) and ref and await self.ops.schedules.get(ref) is not None:
+            return {"run_id": ref}  # a scheduled run: no snapshot or history yet
+        return {"run_id": await self.run_id(ref)}
 
     async def run_id(self, ref: Any) -> str:
         return await resolve_run_id(self.ops.js, self.ops.runs, ref)

@@ -33,13 +33,17 @@ from dagnats.server.api import ApiService
 from dagnats.server.bridge import SERVICE as BRIDGE
 from dagnats.server.bridge import Bridge
 from dagnats.server.bridge import router as bridge_router
-from dagnats.server.http import HttpGateway, Routes
+from dagnats.server.http import HttpGateway, Routes, hooks
 from dagnats.server.http import redrive as redrive_http
+from dagnats.server.http import triggers as trigger_rest
 from dagnats.server.http.auth import check_token
+from dagnats.server.http_calls import HttpCalls
 from dagnats.server.metrics import MetricsServer
 from dagnats.server.metrics import router as metrics_router
 from dagnats.server.nats_server import EmbeddedNats, default_data_dir
 from dagnats.server.operations import Operations
+from dagnats.server.trigger_ops import TriggerOps
+from dagnats.server.triggers import TriggerService
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +72,8 @@ class ServeOptions:
     """Credentials of the embedded server, and of this process's own connection."""
     metrics_port: int | None = None
     """A port for ``GET /metrics`` alone (``dagnats engine --metrics-port``)."""
+    triggers: bool = True
+    """Run the trigger service (cron, subject triggers, debounce)."""
 
 
 def is_loopback(host: str) -> bool:
@@ -104,7 +110,13 @@ def check_exposure(opts: ServeOptions) -> None:
 
 def http_routes() -> list[Routes]:
     """The features' routers that ``serve`` adds to the HTTP app."""
-    return [redrive_http.ROUTES, Routes(metrics_router)]
+    return [redrive_http.ROUTES, Routes(metrics_router), *trigger_routes()]
+
+
+def trigger_routes() -> list[Routes]:
+    """The trigger routers: webhooks and HTTP triggers check their own secrets (public);
+    the trigger REST wants the bearer token like the rest of the API."""
+    return [Routes(hooks.router, public=True), Routes(trigger_rest.router)]
 
 
 class Serve:
@@ -120,6 +132,10 @@ class Serve:
         self.http: HttpGateway | None = None
         self.bridge: Bridge | None = None
         self.metrics: MetricsServer | None = None
+        self.triggers: TriggerService | None = None
+        self.http_calls: HttpCalls | None = None
+        self.trigger_ops: TriggerOps | None = None
+        self._own_ops: Operations | None = None  # the trigger service's, without an API
         self.ready = False
 
     @property
@@ -148,13 +164,16 @@ class Serve:
         if o.engine:
             self.engine = Engine(self.nc)
             await self.engine.start()
+        if o.triggers:
+            await self._start_triggers(self.nc)
         if o.http:
+            await self._trigger_services(self.nc)
             self.bridge = Bridge(self.nc)
             await self.bridge.start()
             self.services[BRIDGE] = self.bridge
             self.routes.append(Routes(bridge_router))
             # One Operations for NATS and HTTP requests: one definitions cache and watch.
-            ops: Operations | None = self.api.ops if self.api is not None else None
+            ops: Operations | None = self.api.ops if self.api is not None else self._own_ops
             self.http = HttpGateway(
                 self.nc,
                 host=o.http_host or o.host,
@@ -176,6 +195,37 @@ class Serve:
             f", HTTP on {self.http.url}" if self.http else "",
         )
 
+    async def _start_triggers(self, nc: NatsClient) -> None:
+        """The trigger service, on the API service's trigger records (or, running alone as
+        ``dagnats triggers``, on its own)."""
+        if self.api is not None:
+            self.trigger_ops = self.api.triggers
+        else:
+            self._own_ops = Operations(nc)
+            await self._own_ops.open()
+            self.trigger_ops = TriggerOps(self._own_ops)
+            await self.trigger_ops.open()
+        self.triggers = TriggerService(nc, self.trigger_ops)
+        await self.triggers.start()
+
+    async def _trigger_services(self, nc: NatsClient) -> None:
+        """What the trigger routes need (``services``): the trigger records, the trigger
+        service (debounce) and the HTTP request/respond calls."""
+        trigger_ops = self.trigger_ops or (self.api.triggers if self.api else None)
+        if trigger_ops is None:
+            return
+        self.http_calls = HttpCalls(nc, trigger_ops)
+        await self.http_calls.open()
+        self.services.update(
+            {
+                "triggers": trigger_ops,
+                "http_calls": self.http_calls,
+                "openapi_paths": lambda: hooks.http_trigger_paths(trigger_ops),
+            }
+        )
+        if self.triggers is not None:
+            self.services["trigger_service"] = self.triggers
+
     async def stop(self) -> None:
         self.ready = False
         if self.metrics is not None:
@@ -186,6 +236,11 @@ class Serve:
             await self.http.stop(timeout_s=5.0)
         if self.bridge is not None:
             await self.bridge.stop()  # HTTP workers' tasks go back to the queues
+        if self.triggers is not None:
+            await self.triggers.stop()
+        if self._own_ops is not None and self.trigger_ops is not None:
+            await self.trigger_ops.close()
+            await self._own_ops.close()
         if self.engine is not None:
             await self.engine.stop()
         if self.api is not None:

@@ -46,6 +46,7 @@ EXPECTED_ALL = [
     "Task",
     "TaskContext",
     "TaskError",
+    "TriggerDef",
     "Worker",
     "Workflow",
     "WorkflowDef",

@@ -488,13 +488,15 @@ class Workflow:
         content_type: str | None = None,
         depends_on: Iterable[StepLike] = (),
     ) -> StepRef:
-        """Answer a synchronous (webhook) start with this step's input and HTTP status."""
-        config = {
-            "status": status,
-            "headers": dict(headers) if headers is not None else None,
+        """Answer the HTTP request that started the run (an HTTP trigger) with this step's
+        input (narrowed by ``body_from``), ``status``, ``headers`` and ``content_type``
+        (``application/json`` by default); the run goes on."""
+        given = {
+            "headers": dict(headers) if headers else None,
             "body_from": body_from,
             "content_type": content_type,
         }
+        config = {"status": status} | {k: v for k, v in given.items() if v}
         return self._add(id, "respond", config, None, {"depends_on": depends_on})
 
     # --- output and input ---------------------------------------------------------------

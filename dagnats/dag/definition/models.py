@@ -20,6 +20,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
 from pydantic_core import InitErrorDetails
@@ -231,11 +232,22 @@ class ApprovalConfig(_Strict):
 
 
 class RespondConfig(_Strict):
+    """How a ``respond`` step answers the HTTP request that started its run."""
+
     status: int = Field(default=200, ge=100, le=599)
     headers: dict[str, str] = Field(default_factory=dict)
+    """Extra response headers (at most 64)."""
     body_from: str | None = Field(default=None, min_length=1, max_length=256)
     """A dot path narrowing the body (the dependency's output, else the run input)."""
     content_type: str = Field(default="application/json", min_length=1, max_length=255)
+    """``application/json`` sends the body as JSON; other types send text as it is."""
+
+    @field_validator("headers")
+    @classmethod
+    def _few_headers(cls, v: dict[str, str]) -> dict[str, str]:
+        if len(v) > 64:
+            raise ValueError(f"at most 64 headers, got {len(v)}")
+        return v
 
 
 StepConfig = (

@@ -136,10 +136,33 @@ def start_respond(ctx: Ctx, sid: str) -> None:
     """A respond step answers the run's caller with its input, and is done."""
     st = ctx.mut(sid)
     cfg = step_config(ctx.g.steps[sid])
-    status = cfg.status if isinstance(cfg, RespondConfig) else 200
+    if not isinstance(cfg, RespondConfig):
+        cfg = RespondConfig()
     st.attempts = 1
-    ctx.emit(Respond(run_id=ctx.run_id, step_id=sid, status=status, data=st.input))
+    body = narrow(st.input, cfg.body_from) if cfg.body_from else st.input
+    ctx.emit(
+        Respond(
+            run_id=ctx.run_id,
+            step_id=sid,
+            status=cfg.status,
+            data=body,
+            headers=dict(cfg.headers),
+            content_type=cfg.content_type,
+        )
+    )
     complete_step(ctx, sid, st.input)
+
+
+def narrow(value: Any, path: str) -> Any:
+    """``body_from``: follow a dot path of object keys and list indexes; missing -> None."""
+    for part in path.split(".")[:64]:
+        if isinstance(value, dict):
+            value = value.get(part)
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return None
+    return value
 
 
 def dispatch(ctx: Ctx, sid: str) -> None:

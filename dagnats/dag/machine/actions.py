@@ -140,6 +140,8 @@ class Respond:
     step_id: str
     status: int
     data: Any
+    headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = "application/json"
 
 
 @dataclass(frozen=True, slots=True)

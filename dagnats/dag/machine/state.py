@@ -7,7 +7,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-RunStatus = Literal["pending", "running", "completed", "failed", "cancelled", "compensated"]
+RunStatus = Literal[
+    "scheduled", "pending", "running", "completed", "failed", "cancelled", "compensated"
+]
 StepStatus = Literal[
     "pending", "queued", "running", "completed", "failed", "skipped", "cancelled", "recovered"
 ]

@@ -85,7 +85,12 @@ def create_app(
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             app.openapi_schema = _openapi(app)
-        return app.openapi_schema
+        # Routes that come and go with records (HTTP triggers) are added per request, by
+        # the "openapi_paths" service: a callable returning OpenAPI path items.
+        dynamic = ctx.services.get("openapi_paths")
+        if dynamic is None:
+            return app.openapi_schema
+        return {**app.openapi_schema, "paths": {**app.openapi_schema["paths"], **dynamic()}}
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app

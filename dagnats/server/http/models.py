@@ -53,6 +53,9 @@ class StartRunRequest(BaseModel):
     """A second start with the same key returns the first run (``duplicate: true``)."""
     revision: int | None = Field(None, ge=1, le=MAX_REVISION)
     """Run this revision of the workflow instead of the latest."""
+    run_at: str | None = None
+    """RFC 3339 time: more than a second ahead, the run is stored as ``scheduled`` and
+    starts then (durably); a past or unparsable time is a 400."""
 
 
 class ReasonRequest(BaseModel):
@@ -93,6 +96,10 @@ class RunStarted(BaseModel):
     revision: int
     duplicate: bool
     """True when an idempotency key matched an earlier run: that run is returned."""
+    status: str | None = None
+    """``scheduled`` for a run started with ``run_at`` ahead."""
+    run_at: datetime | None = None
+    """When a scheduled run starts."""
 
 
 class RunListItem(BaseModel):
@@ -101,6 +108,8 @@ class RunListItem(BaseModel):
     status: str
     created_at: datetime | None = None
     finished_at: datetime | None = None
+    run_at: datetime | None = None
+    """For a scheduled run: when it starts."""
 
 
 class RunEvent(BaseModel):

@@ -114,10 +114,18 @@ async def list_runs(
     status: str | None = None,
     limit: int = MaxList,
     since: Since = None,
+    scheduled: bool = False,
 ) -> list[RunListItem]:
-    """Runs, newest first by creation time, optionally of one workflow and in one status."""
+    """Runs, newest first by creation time, optionally of one workflow and in one status;
+    ``scheduled``: the runs waiting for their ``run_at``, soonest first."""
     when = None if since is None else since.isoformat()
-    body = {"workflow": workflow, "status": status, "limit": limit, "since": when}
+    body = {
+        "workflow": workflow,
+        "status": status,
+        "limit": limit,
+        "since": when,
+        "scheduled": scheduled,
+    }
     out = await ctx.ops.list_runs(body)
     return [RunListItem.model_validate(r) for r in out]
 
