@@ -24,8 +24,8 @@ from dagnats._nats.payloads import Payloads
 from dagnats._nats.publish import msg_id
 from dagnats._nats.resources import MAX_MSG_BYTES
 from dagnats._nats.types import JetStreamContext, Msg, NatsClient, PubAck, Subscription
+from dagnats.protocol import dedup, keys
 from dagnats.protocol import events as ev
-from dagnats.protocol import keys
 from dagnats.protocol.durations import format_duration
 from dagnats.worker.backend import KvCache, NatsBackend
 from dagnats.worker.context import TaskContext
@@ -41,12 +41,20 @@ from dagnats.worker.outcomes import (
     to_json_value,
     validation_message,
 )
+from dagnats.worker.sticky import bound_worker, needs_binding
 from dagnats.worker.task import Task
 
 log = logging.getLogger(__name__)
 
 Outcome = Literal[
-    "completed", "failed", "continued", "poison", "returned", "unreported", "abandoned"
+    "completed",
+    "failed",
+    "continued",
+    "poison",
+    "returned",
+    "unreported",
+    "abandoned",
+    "forwarded",
 ]
 MAX_ENDED_RUNS = 10_000  # remembered so a task of an ended run arriving later is dropped
 
@@ -136,6 +144,13 @@ class Runner:
         tm = await _parse(msg)
         if tm is None:
             return "poison"
+        if needs_binding(tm, msg.subject):
+            forwarded = await self._forward(msg, tm)
+            if forwarded is not None:
+                return forwarded
+        return await self._handle(msg, task, tm)
+
+    async def _handle(self, msg: Msg, task: Task[..., Any], tm: protocol.TaskMessage) -> Outcome:
         reported = False
         # step.started is reported only for handlers still running after a short while:
         # a quick task then costs the engine one event instead of two, and "running" is
@@ -183,6 +198,25 @@ class Runner:
             if started_job is not None:
                 started_job.cancel()
             raise
+
+    async def _forward(self, msg: Msg, tm: protocol.TaskMessage) -> Outcome | None:
+        """A sticky run's task: ``None`` when it runs here (this worker is, or now becomes,
+        the run's), else it is sent on to the bound worker's own subject."""
+        try:
+            kv = await self._kv.get(protocol.KV_STICKY)
+            owner = await bound_worker(kv, tm.run_id, self._worker_id)
+            if owner == self._worker_id:
+                return None
+            subject = protocol.task_subject(tm.task, protocol.sticky_group(owner))
+            await self._js.publish(
+                subject, msg.data, headers=msg_id(dedup.sticky_task_id(tm.dedup_id, owner))
+            )
+        except Exception as exc:  # noqa: BLE001 - NATS trouble: give the task back, try later
+            log.warning("could not route sticky task %s: %s", tm.dedup_id, exc)
+            await _quietly(msg.nak(delay=1.0), "nak")
+            return "returned"
+        await _quietly(msg.ack(), "ack of a forwarded task")
+        return "forwarded"
 
     async def _execute(
         self, msg: Msg, task: Task[..., Any], tm: protocol.TaskMessage

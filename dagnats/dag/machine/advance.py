@@ -390,12 +390,24 @@ def _on_timer(ctx: Ctx, event: Event) -> None:
             _steps.dispatch_held(ctx, sid)
     elif kind == "step_timeout" and (deadline := ctx.kind(sid).on_deadline):
         deadline(ctx, sid, attempt)
-    elif kind == "step_timeout":
-        found = _current_attempt(ctx, sid, attempt, iteration, item)
-        if found is not None and found[2].status == "running":
-            _timed_out(ctx, sid, found[1], found[2].attempts)
+    elif kind in ("step_timeout", "sticky_fallback"):
+        _attempt_timer(ctx, sid, kind, attempt, iteration, item)
     elif kind in ("sleep", "wait_timeout", "approval_timeout"):
         _waits.timer_due(ctx, sid, kind, attempt)
+
+
+def _attempt_timer(
+    ctx: Ctx, sid: str, kind: str, attempt: int | None, iteration: int | None, item: int | None
+) -> None:
+    """A timer about one attempt: the backstop of a running one, or a soft-sticky fallback
+    of one still queued; for any other attempt it is stale."""
+    found = _current_attempt(ctx, sid, attempt, iteration, item)
+    if found is None:
+        return
+    if kind == "step_timeout" and found[2].status == "running":
+        _timed_out(ctx, sid, found[1], found[2].attempts)
+    elif kind == "sticky_fallback" and found[2].status == "queued":
+        _steps.sticky_fallback(ctx, sid, found[1])
 
 
 def _retry_due(
