@@ -10,6 +10,7 @@ from dagnats.dag.machine.state import RunState, StepState
 from dagnats.errors import (
     ApiError,
     ApprovalError,
+    CapabilityError,
     DagnatsError,
     DefinitionError,
     InputValidationError,
@@ -32,6 +33,7 @@ from dagnats.worker import Continue, Task, TaskContext, Worker
 __all__ = [
     "ApiError",
     "ApprovalError",
+    "CapabilityError",
     "Client",
     "Continue",
     "DagnatsError",

@@ -280,6 +280,7 @@ def _task_body_inline(t: DispatchTask) -> bytes:
         run_retry=t.run_retry or None,
         sticky=t.sticky or None,
         fallback=t.fallback or None,
+        control_root=t.control_root,
     ).encode()
 
 

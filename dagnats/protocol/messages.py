@@ -45,6 +45,8 @@ class TaskMessage(_Message):
     """An agent-loop iteration at ``budget_force_at``: a ``Continue`` will be refused."""
     sticky: str | None = None
     """``soft`` or ``hard``: the run's worker steps go to the worker bound to the run."""
+    control_root: str | None = None
+    """For a handler with the control plane: the root run whose budget its operations use."""
     fallback: bool | None = None
     """A soft-sticky task re-sent to every worker because its bound worker did not start
     it in time: whoever takes it runs it."""

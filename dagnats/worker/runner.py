@@ -24,11 +24,13 @@ from dagnats._nats.payloads import Payloads
 from dagnats._nats.publish import msg_id
 from dagnats._nats.resources import MAX_MSG_BYTES
 from dagnats._nats.types import JetStreamContext, Msg, NatsClient, PubAck, Subscription
+from dagnats.dag.definition.flow import CONTROL_PLANE
 from dagnats.protocol import dedup, keys
 from dagnats.protocol import events as ev
 from dagnats.protocol.durations import format_duration
 from dagnats.worker.backend import KvCache, NatsBackend
 from dagnats.worker.context import TaskContext
+from dagnats.worker.control import ControlPlane
 from dagnats.worker.heartbeat import Heartbeater
 from dagnats.worker.outcomes import (
     Continue,
@@ -225,7 +227,11 @@ class Runner:
         failure = await self._resolve_input(tm)
         if failure is not None:
             return failure
-        ctx = TaskContext(tm, NatsBackend(self._nc, self._kv, self._beats, msg))
+        control = None
+        if CONTROL_PLANE in (tm.capabilities or ()):
+            kv = await self._kv.get(protocol.KV_CONCURRENCY)
+            control = ControlPlane(self._nc, kv, tm, tm.control_root or tm.run_id)
+        ctx = TaskContext(tm, NatsBackend(self._nc, self._kv, self._beats, msg), control=control)
         return await self._offload(tm, *await self._run(task, tm, ctx))
 
     async def _resolve_input(self, tm: protocol.TaskMessage) -> tuple[str, dict[str, Any]] | None:

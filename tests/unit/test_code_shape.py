@@ -16,6 +16,7 @@ MAX_FUNCTION_LINES = 70
 EXPECTED_ALL = [
     "ApiError",
     "ApprovalError",
+    "CapabilityError",
     "Client",
     "Continue",
     "DagnatsError",

@@ -199,6 +199,9 @@ def _send(
             budget_final=final,
             sticky=sticky,
             fallback=fallback,
+            control_root=(ctx.run.control_root or ctx.run_id)
+            if step.required_capabilities
+            else None,
             run_retry=ctx.run.retries,
         )
     )

@@ -50,6 +50,7 @@ class DispatchTask:
     budget_final: bool = False  # an agent loop at its budget_force_at: no more Continue
     sticky: str = ""  # the workflow's sticky mode ("soft" / "hard"): route to the run's worker
     fallback: bool = False  # soft sticky: the bound worker did not start it; send to any
+    control_root: str | None = None  # the run whose control-plane budget the handler uses
     run_retry: int = 0  # the run's retry count (``TaskMessage.run_retry``)
 
 

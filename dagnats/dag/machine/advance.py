@@ -77,6 +77,7 @@ def initial_state(defn: WorkflowDef, event: Event) -> RunState:
             parent = None
     depth = parent.depth if parent is not None else (_int(data.get("depth")) or 0)
     key = data.get("idempotency_key")
+    root = data.get("control_root")
     ts = aware(event.ts)
     return RunState(
         run_id=event.run_id,
@@ -92,6 +93,7 @@ def initial_state(defn: WorkflowDef, event: Event) -> RunState:
         depth=max(0, depth),
         idempotency_key=key if isinstance(key, str) else None,
         rerun_of=rerun_of if isinstance(rerun_of := data.get("rerun_of"), str) else None,
+        control_root=root if isinstance(root, str) else None,
     )
 
 

@@ -122,6 +122,9 @@ class RunState(BaseModel):
     # them (validated; ids not yet prefixed). The machine derives the run's full definition
     # from the definition plus these, so a snapshot and a replay agree.
     plans: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
+    # Started through a handler's ctx.control: the top run whose budget of control-plane
+    # operations its own handlers share (None: this run is a root).
+    control_root: str | None = None
     retries: int = 0  # how many times the run was resumed in place (``retry_run``)
     rerun_of: str | None = None  # the run this one repeats (``rerun``), if any
 
