@@ -11,11 +11,12 @@ id is part of the protocol (see :mod:`dagnats.protocol.dedup`), never spelled by
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from dagnats.protocol import clock
 from dagnats.protocol.messages import TaskMessage, TimerMessage
 
 # --- inputs: published by the API, workers, timers, the correlator, child runs ---
@@ -87,7 +88,7 @@ TERMINAL_RUN_EVENTS: frozenset[str] = frozenset(
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    return clock.now()
 
 
 class Event(BaseModel):
@@ -211,9 +212,13 @@ def retry_requested(run_id: str, retry: int, reason: str | None = None) -> Stamp
     return event, f"{run_id}.retry.{retry}"
 
 
-def workflow_admitted(run_id: str) -> Stamped:
-    """A pending run got its concurrency slot: ``<run>.admitted``."""
-    return Event(type=WORKFLOW_ADMITTED, run_id=run_id), f"{run_id}.admitted"
+def workflow_admitted(run_id: str, nonce: str | None = None) -> Stamped:
+    """A pending run got its concurrency slot: ``<run>.admitted``, or
+    ``<run>.admitted.<nonce>`` for a run admitted again within the dedup window (a retried
+    run queues for its slot again; ``advance`` admits only a pending run, so a repeat is
+    harmless)."""
+    suffix = f".{nonce}" if nonce else ""
+    return Event(type=WORKFLOW_ADMITTED, run_id=run_id), f"{run_id}.admitted{suffix}"
 
 
 def _of_task(task: TaskMessage, type_: str, data: Any) -> Event:
@@ -339,11 +344,43 @@ def engine_failed(run_id: str, message: str) -> Stamped:
     return Event(type=WORKFLOW_FAILED, run_id=run_id, data=data), f"{run_id}.failed.engine"
 
 
+def approval_request(
+    run_id: str,
+    step_id: str,
+    token: str,
+    expires_at: datetime,
+    *,
+    subject: str | None = None,
+    description: str | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Go's approval request body, as published on the step's ``subject`` (and recorded)."""
+    return {
+        "token": token,
+        "run_id": run_id,
+        "step_id": step_id,
+        "subject": subject,
+        "description": description,
+        "metadata": metadata or {},
+        "expires_at": expires_at.isoformat(),
+    }
+
+
 def approval_requested(
-    run_id: str, step_id: str, token: str, expires_at: datetime, message: str | None
+    run_id: str,
+    step_id: str,
+    token: str,
+    expires_at: datetime,
+    message: str | None,
+    request: dict[str, Any] | None = None,
 ) -> Stamped:
-    """``<run>.<step>.approval.<deadline as float seconds>``: one per approval request."""
+    """``<run>.<step>.approval.<deadline as float seconds>``: one per approval request.
+
+    ``request`` (Go's request fields: subject, description, metadata) is recorded beside.
+    """
     data = {"token": token, "expires_at": expires_at.isoformat(), "message": message}
+    if request is not None:
+        data.update({k: request[k] for k in ("subject", "description", "metadata")})
     event = Event(type=STEP_APPROVAL_REQUESTED, run_id=run_id, step_id=step_id, data=data)
     return event, f"{run_id}.{step_id}.approval.{expires_at.timestamp()}"
 

@@ -57,6 +57,21 @@ def checkpoint_key(run_id: str, step_id: str, item: int | None = None) -> str:
     return f"{run_id}.{step_id}" if item is None else f"{run_id}.{step_id}.{item}"
 
 
+def log_key(run_id: str, step_id: str, item: int | None = None) -> str:
+    """A step's log in the ``run_logs`` bucket; each map instance has its own."""
+    return checkpoint_key(run_id, step_id, item)
+
+
+def run_keys_pattern(run_id: str) -> str:
+    """Every key of one run in a bucket keyed ``<run_id>.<...>`` (a KV watch pattern)."""
+    return f"{run_id}.>"
+
+
+def kv_subject(bucket: str, key: str) -> str:
+    """The stream subject under which a KV bucket stores ``key`` (a pattern is allowed)."""
+    return f"$KV.{bucket}.{key}"
+
+
 def signal_key(run_id: str, name: str) -> str:
     """``<run_id>.<name>`` in the signals bucket; the name is checked (a subject token)."""
     return f"{run_id}.{check_name(name, 'signal name')}"

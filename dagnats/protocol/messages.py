@@ -111,6 +111,8 @@ class EventWaiter(_Message):
     """Events published this long before registration also match."""
     registered_at: datetime | None = None
     """When the engine registered the waiter (the start of the look-back)."""
+    as_text: bool = False
+    """Go's match form: the payload value and ``match`` value are compared as strings."""
 
 
 class ApprovalRecord(_Message):

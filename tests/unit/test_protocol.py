@@ -256,6 +256,7 @@ def test_waiter_round_trip() -> None:
         "match",
         "lookback_ns",
         "registered_at",
+        "as_text",
     }
 
 

@@ -19,6 +19,7 @@ from typing import Any, Literal, TypedDict, Unpack, cast
 from pydantic import BaseModel, ValidationError
 
 from dagnats.dag.definition._translate import translate_validation_error
+from dagnats.dag.definition.goform import to_go_dict
 from dagnats.dag.definition.models import (
     CancelOn,
     Concurrency,
@@ -44,6 +45,7 @@ class StepRef:
 
 
 StepLike = StepRef | str
+DefinitionFormat = Literal["dagnats", "go"]
 
 
 class StepOptions(TypedDict, total=False):
@@ -467,20 +469,26 @@ class Workflow:
         """The validated definition (raises DefinitionError naming the step and rule)."""
         return validate_definition(self._base.model_copy(update={"steps": list(self._steps)}))
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict of the fields that were set (plus ``version``); durations as strings.
+    def to_dict(self, format: DefinitionFormat = "dagnats") -> dict[str, Any]:
+        """A JSON-ready dict of the definition; ``from_dict`` of it gives an equal one.
 
+        ``"dagnats"``: the fields that were set (plus ``version``), durations as strings;
         ``exclude_unset`` keeps what the author wrote (a loaded file keeps its explicit
-        ``"depends_on": []``) and leaves out everything else, so the output is minimal and
-        ``from_dict(to_dict())`` reproduces it exactly.
+        ``"depends_on": []``) and leaves out everything else, so the output is minimal.
+        ``"go"``: the Go DagNats form (integer nanoseconds, every field Go always writes),
+        for files that load in Go (see :mod:`dagnats.dag.definition.goform`).
         """
         defn = self.to_definition()
+        if format == "go":
+            return to_go_dict(defn)
+        if format != "dagnats":
+            raise ValueError(f"format must be 'dagnats' or 'go', got {format!r}")
         short = defn.model_dump(mode="json", by_alias=True, exclude_unset=True, exclude_none=True)
         # "version" is kept even at its default: Go-format files always carry it.
         return {k: short.get(k, defn.version) for k in _TOP_KEYS if k in short or k == "version"}
 
-    def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+    def to_json(self, indent: int | None = 2, format: DefinitionFormat = "dagnats") -> str:
+        return json.dumps(self.to_dict(format), indent=indent, ensure_ascii=False)
 
     @classmethod
     def from_definition(cls, defn: WorkflowDef) -> Workflow:

@@ -7,11 +7,22 @@ from typing import Any
 from dagnats.dag.definition.conditions import ConditionError, evaluate_condition
 from dagnats.dag.definition.flow import key_digest, value_at
 from dagnats.dag.definition.graph import step_config
-from dagnats.dag.definition.models import AgentLoopConfig, MapConfig, RespondConfig, StepDef
+from dagnats.dag.definition.models import (
+    AgentLoopConfig,
+    MapConfig,
+    RespondConfig,
+    SkipIf,
+    StepDef,
+)
 from dagnats.dag.machine import _failure
 from dagnats.dag.machine._context import Ctx, first_undispatched, ns_delta
 from dagnats.dag.machine.actions import DispatchTask, Respond
-from dagnats.dag.machine.inputs import condition_scope, json_type, resolve_step_input
+from dagnats.dag.machine.inputs import (
+    condition_scope,
+    json_type,
+    resolve_step_input,
+    skip_object_holds,
+)
 from dagnats.dag.machine.state import ItemState, StepError, StepState
 from dagnats.protocol import dedup, keys
 from dagnats.protocol.durations import SECOND
@@ -101,7 +112,12 @@ def begin(ctx: Ctx, sid: str, step_input: Any) -> None:
     st.input = step_input
     if step.skip_if is not None:
         try:
-            skip = evaluate_condition(step.skip_if, condition_scope(step_input, ctx.run))
+            if isinstance(step.skip_if, SkipIf):
+                skip = skip_object_holds(step.skip_if, ctx.run)
+                shown: Any = step.skip_if.model_dump(mode="json")
+            else:
+                skip = evaluate_condition(step.skip_if, condition_scope(step_input, ctx.run))
+                shown = step.skip_if
         except (ConditionError, TypeError, ValueError, RecursionError) as exc:
             err = non_retryable(
                 sid, f"skip_if of step {sid!r} could not be evaluated: {exc}", "ConditionError"
@@ -111,7 +127,7 @@ def begin(ctx: Ctx, sid: str, step_input: Any) -> None:
         if skip:
             st.status = "skipped"
             st.finished_at = ctx.now
-            ctx.record(STEP_SKIPPED, {"skip_if": step.skip_if}, sid=sid, iteration=st.iteration)
+            ctx.record(STEP_SKIPPED, {"skip_if": shown}, sid=sid, iteration=st.iteration)
             ctx.finished_step(sid)
             return
     st.started_at = ctx.now

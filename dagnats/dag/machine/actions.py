@@ -102,6 +102,7 @@ class RegisterWaiter:
     match: dict[str, Any]  # event field path -> value it must equal
     lookback_ns: int
     registered_at: datetime
+    as_text: bool = False  # Go's match: compare the values as strings ("123" == 123)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +120,9 @@ class RequestApproval:
     step_id: str
     expires_at: datetime
     message: str | None
+    subject: str | None = None  # also publish the request on this core NATS subject
+    description: str | None = None
+    metadata: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

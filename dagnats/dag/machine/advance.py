@@ -31,7 +31,7 @@ from dagnats.dag.machine._context import Ctx, aware, event_data, graph_of, ns_de
 from dagnats.dag.machine._planner import with_plans
 from dagnats.dag.machine._table import STEP_KINDS
 from dagnats.dag.machine.actions import Action, AdmitRun, RegisterWaiter
-from dagnats.dag.machine.inputs import InputError, resolve_match
+from dagnats.dag.machine.inputs import InputError, resolve_any_match
 from dagnats.dag.machine.retry import clamp_retry_after, retry_delay_ns
 from dagnats.dag.machine.state import ItemState, ParentRef, RunState, StepError, StepState
 from dagnats.protocol.durations import format_duration
@@ -216,7 +216,9 @@ def _start(ctx: Ctx, *, admitted: bool = False) -> None:
     since_start = _ns_between(ctx.run.created_at or ctx.now, ctx.now)
     for i, rule in enumerate(ctx.defn.cancel_on):
         try:
-            match = resolve_match(f"cancel_on[{i}]", rule.match, ctx.run.input, ctx.run)
+            match, as_text = resolve_any_match(
+                f"cancel_on[{i}]", rule.match, ctx.run.input, ctx.run
+            )
         except InputError:
             continue  # the run input lacks the field: this rule cannot match this run
         ctx.emit(
@@ -227,6 +229,7 @@ def _start(ctx: Ctx, *, admitted: bool = False) -> None:
                 match=match,
                 lookback_ns=max(1, since_start),
                 registered_at=ctx.now,
+                as_text=as_text,
             )
         )
     for sid in ctx.g.order:
