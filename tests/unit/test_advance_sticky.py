@@ -25,6 +25,7 @@ def test_a_soft_attempt_falls_back_while_it_is_queued() -> None:
     assert copy.fallback and copy.dedup_id == task.dedup_id and copy.attempt == 1
     assert not [t for t in of(again, ScheduleTimer) if t.kind == "sticky_fallback"]
     assert s.step("a").status == "queued" and s.step("a").attempts == 1
+    assert s.fire(timer) == []  # a repeated timer sends no second copy
 
 
 def test_a_started_attempt_ignores_its_fallback() -> None:

@@ -168,10 +168,18 @@ def sticky_fallback(ctx: Ctx, sid: str, item: int | None) -> None:
     st = ctx.st(sid)
     if item is not None:
         assert st.items is not None and isinstance(st.input, list)
-        it = st.items[item]
+        it = ctx.mut_item(sid, item)
+        if it.fell_back == f"0.{it.attempts}":
+            return  # sent already (a repeated timer)
+        it.fell_back = f"0.{it.attempts}"
         _send(ctx, sid, st.input[item], it.attempts, 0, item, None, fallback=True)
-    else:
-        _send(ctx, sid, st.input, st.attempts, st.iteration, None, st.handling, fallback=True)
+        return
+    mine = f"{st.iteration}.{st.attempts}"
+    if st.fell_back == mine:
+        return
+    st = ctx.mut(sid)
+    st.fell_back = mine
+    _send(ctx, sid, st.input, st.attempts, st.iteration, None, st.handling, fallback=True)
 
 
 def _send(

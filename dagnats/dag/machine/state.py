@@ -41,6 +41,8 @@ class ItemState(BaseModel):
     waiting: Waiting | None = None
     # When the worker reported the current attempt started (the step-timeout backstop's clock).
     attempt_started_at: datetime | None = None
+    # Soft sticky: the attempt ("<iteration>.<attempt>") whose fallback copy was sent.
+    fell_back: str | None = None
     # Attempts made before the run's last retry: the retry policy counts from here, so a
     # retried run gives each resumed instance its full retry budget again.
     retry_base: int = 0
@@ -67,6 +69,8 @@ class StepState(BaseModel):
     child_run_id: str | None = None
     # handler steps (on_failure / compensate): which step they serve
     handling: str | None = None
+    # Soft sticky: the attempt ("<iteration>.<attempt>") whose fallback copy was sent.
+    fell_back: str | None = None
     # Attempts made before the run's last retry (see ItemState.retry_base).
     retry_base: int = 0
 
