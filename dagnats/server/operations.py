@@ -199,7 +199,7 @@ class Operations:
             run_input,
             idempotency_key=key,
             rerun_of=rerun_of if isinstance(rerun_of, str) else None,
-            control_root=root if isinstance(root, str) and RUN_ID_RE.match(root) else None,
+            control_root=_run_id({"run_id": root}) if isinstance(root, str) else None,
         )
         try:
             # Unique per request: an id reused after delete_run must start again (a second
