@@ -158,7 +158,12 @@ class Executor:
                     futures.append(await self._pub(subject, await self._task_body(t), dedup_id))
             else:
                 # Map fan-out: all instances or none (atomic batches of <= 1000).
-                routes = [await self._route(t) for t in tasks]
+                # One binding read for the whole fan-out (the instances share a run).
+                first = await self._route(tasks[0])
+                if all(t.fallback == tasks[0].fallback for t in tasks):
+                    routes = [self._reroute(t, tasks[0], first) for t in tasks]
+                else:
+                    routes = [await self._route(t) for t in tasks]
                 with step_span(tasks[0]):
                     msgs = [
                         (subject, await self._task_body(t), msg_id(dedup_id))
@@ -205,6 +210,16 @@ class Executor:
         worker = bound.decode()
         subject = protocol.task_subject(t.task, protocol.sticky_group(worker))
         return subject, dedup.sticky_task_id(t.dedup_id, worker)
+
+    @staticmethod
+    def _reroute(t: DispatchTask, like: DispatchTask, route: tuple[str, str]) -> tuple[str, str]:
+        """The route of ``t`` given that of ``like``, a task of the same step and run."""
+        if t is like:
+            return route
+        if route[1] == like.dedup_id:  # not bound: the shared subject
+            return route[0], t.dedup_id
+        worker = route[0].rsplit(".@", 1)[-1]
+        return route[0], dedup.sticky_task_id(t.dedup_id, worker)
 
     async def _task_body(self, t: DispatchTask) -> bytes:
         """The task message; an input the engine assembled (a map's fan-in, several

@@ -121,3 +121,25 @@ class DrainSeen(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if "draining" in record.getMessage():
             self.seen.set()
+
+
+async def test_a_sticky_map_runs_on_the_run_s_worker(dagnats_env: DagnatsEnv) -> None:
+    log: Log = []
+    one, two = workers(log)
+
+    @one.task()
+    async def spread(ctx: dagnats.TaskContext, n: int) -> list[int]:
+        log.append(("one", ctx.run_id, "spread"))
+        return list(range(6))
+
+    dagnats_env.add_worker(one)
+    dagnats_env.add_worker(two)
+    await dagnats_env.wait_workers_ready()
+
+    wf = dagnats.Workflow("sticky-map", sticky="soft", timeout="1m")
+    f = wf.step("first")
+    s = wf.step("spread", depends_on=[f])
+    wf.map("each", task="later", depends_on=[s])
+    run = await dagnats_env.client.start(wf, None)
+    assert await run.result(timeout=WAIT_S) == [1, 2, 3, 4, 5, 6]
+    assert {w for w, _, _ in log} == {"one"}, log
