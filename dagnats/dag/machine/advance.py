@@ -116,7 +116,8 @@ def advance(defn: WorkflowDef, run: RunState | None, event: Event) -> tuple[RunS
         # Only a retry reopens an ended run, and only the run's next one (see _redrive).
         if event.type != WORKFLOW_RETRY_REQUESTED or not _redrive.applies(run, event_data(event)):
             return run, []
-        ctx = Ctx(defn, graph_of(defn, STEP_KINDS), run, event)
+        full = with_plans(defn, run)  # the steps its planners added resume like the others
+        ctx = Ctx(full, graph_of(full, STEP_KINDS), run, event, STEP_KINDS, base=defn)
         _redrive.on_retry(ctx)
     else:
         full = with_plans(defn, run)
