@@ -12,6 +12,7 @@ from dagnats.dag.machine.state import RunState, StepState
 from dagnats.errors import (
     ApiError,
     ApprovalError,
+    CapabilityError,
     DagnatsError,
     DefinitionError,
     InputValidationError,
@@ -35,6 +36,7 @@ __all__ = [
     "ApiError",
     "ApprovalError",
     "CancelResult",
+    "CapabilityError",
     "Client",
     "Continue",
     "DagnatsError",

@@ -16,6 +16,9 @@
     │   │   └── RunCancelledError
     │   ├── ApprovalError             approval token unknown, expired or already used
     │   ├── ApiError                  the API service answered with an error (.code, HTTP-like)
+    │   ├── CapabilityError           (also PermissionError) a handler used what its step did
+    │   │                             not declare (``ctx.control`` without "control-plane"),
+    │   │                             or went past the control plane's budget
     │   ├── NatsUnavailableError      NATS cannot be reached: connecting failed, or JetStream
     │   │                             did not answer
     │   ├── ServerError               the embedded nats-server could not be found or started
@@ -117,6 +120,11 @@ class ApiError(DagnatsError):
     def __init__(self, message: str, *, code: int = 500) -> None:
         super().__init__(message)
         self.code = code
+
+
+class CapabilityError(DagnatsError, PermissionError):
+    """A handler used a capability its step does not declare in ``required_capabilities``
+    (``ctx.control`` needs ``"control-plane"``), or exceeded the control plane's bounds."""
 
 
 class NatsUnavailableError(DagnatsError):

@@ -32,6 +32,7 @@ ENGINE_BUCKETS = (
     protocol.KV_CHECKPOINTS,
     protocol.KV_CONCURRENCY,
     protocol.KV_RATE_LIMITS,
+    protocol.KV_STICKY,
     protocol.KV_RUNS,
     protocol.KV_SCHEDULED,
 )

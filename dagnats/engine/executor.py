@@ -18,6 +18,7 @@ from datetime import timedelta
 from typing import Any
 
 from dagnats import protocol
+from dagnats._nats import cas
 from dagnats._nats.kvscan import purge_key
 from dagnats._nats.payloads import THRESHOLD_BYTES, Payloads
 from dagnats._nats.publish import append_event, gather_acks, msg_id, publish_atomic
@@ -152,24 +153,21 @@ class Executor:
                 continue
             if len(tasks) == 1:
                 t = tasks[0]
+                subject, dedup_id = await self._route(t)
                 with step_span(t):
-                    futures.append(
-                        await self._pub(
-                            protocol.task_subject(t.task, t.worker_group),
-                            await self._task_body(t),
-                            t.dedup_id,
-                        )
-                    )
+                    futures.append(await self._pub(subject, await self._task_body(t), dedup_id))
             else:
                 # Map fan-out: all instances or none (atomic batches of <= 1000).
+                # One binding read for the whole fan-out (the instances share a run).
+                first = await self._route(tasks[0])
+                if all(t.fallback == tasks[0].fallback for t in tasks):
+                    routes = [self._reroute(t, tasks[0], first) for t in tasks]
+                else:
+                    routes = [await self._route(t) for t in tasks]
                 with step_span(tasks[0]):
                     msgs = [
-                        (
-                            protocol.task_subject(t.task, t.worker_group),
-                            await self._task_body(t),
-                            msg_id(t.dedup_id),
-                        )
-                        for t in tasks
+                        (subject, await self._task_body(t), msg_id(dedup_id))
+                        for t, (subject, dedup_id) in zip(tasks, routes, strict=True)
                     ]
                     await publish_atomic(self.nc, self.js, msgs)
 
@@ -178,9 +176,9 @@ class Executor:
     ) -> None:
         """Publish now if a token and a slot are free, else defer through the timer stream."""
         wait_s = await check_limits(self.kv, limits_of(t))
-        subject = protocol.task_subject(t.task, t.worker_group)
+        subject, dedup_id = await self._route(t)
         if wait_s is None:
-            futures.append(await self._pub(subject, await self._task_body(t), t.dedup_id))
+            futures.append(await self._pub(subject, await self._task_body(t), dedup_id))
             return
         deferred = TimerMessage(
             run_id=t.run_id,
@@ -198,6 +196,30 @@ class Executor:
                 protocol.timer_subject("dispatch", t.run_id), deferred.encode(), deferred.dedup_id
             )
         )
+
+    async def _route(self, t: DispatchTask) -> tuple[str, str]:
+        """Subject and dedup id of a task: a sticky run's go to the worker bound to the run
+        (``task.<task>.@<worker>``) once one is; before that, and for a soft run's fallback
+        copy, to every worker serving the task (the worker that takes one binds the run)."""
+        general = protocol.task_subject(t.task, t.worker_group)
+        if not t.sticky or t.fallback:
+            return general, t.dedup_id
+        bound, _rev = await cas.read(self.kv[protocol.KV_STICKY], t.run_id)
+        if bound is None:
+            return general, t.dedup_id
+        worker = bound.decode()
+        subject = protocol.task_subject(t.task, protocol.sticky_group(worker))
+        return subject, dedup.sticky_task_id(t.dedup_id, worker)
+
+    @staticmethod
+    def _reroute(t: DispatchTask, like: DispatchTask, route: tuple[str, str]) -> tuple[str, str]:
+        """The route of ``t`` given that of ``like``, a task of the same step and run."""
+        if t is like:
+            return route
+        if route[1] == like.dedup_id:  # not bound: the shared subject
+            return route[0], t.dedup_id
+        worker = route[0].rsplit(".@", 1)[-1]
+        return route[0], dedup.sticky_task_id(t.dedup_id, worker)
 
     async def _task_body(self, t: DispatchTask) -> bytes:
         """The task message; an input the engine assembled (a map's fan-in, several
@@ -299,6 +321,9 @@ def _task_body_inline(t: DispatchTask) -> bytes:
         budget_warning=t.budget_warning or None,
         budget_final=t.budget_final or None,
         run_retry=t.run_retry or None,
+        sticky=t.sticky or None,
+        fallback=t.fallback or None,
+        control_root=t.control_root,
     ).encode()
 
 

@@ -56,6 +56,11 @@ def task_id(
     return attempt_key(run_id, step_id, attempt, iteration, item)
 
 
+def sticky_task_id(task_dedup_id: str, worker_id: str) -> str:
+    """A sticky run's task sent to (or forwarded to) the worker its run is bound to."""
+    return f"{task_dedup_id}.@{worker_id}"
+
+
 def deferred_task_id(task_dedup_id: str) -> str:
     """A task parked on the timer stream by its rate or concurrency limit."""
     return f"defer.{task_dedup_id}"

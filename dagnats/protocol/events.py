@@ -146,6 +146,7 @@ def workflow_started(
     idempotency_key: str | None,
     nonce: str | None = None,
     rerun_of: str | None = None,
+    control_root: str | None = None,
 ) -> Stamped:
     """A run started through the API: ``<run>.started.<nonce>``, unique per request, so an
     id reused after ``delete_run`` can start again (a repeat for a live run is a no-op).
@@ -160,6 +161,9 @@ def workflow_started(
     }
     if rerun_of is not None:
         data["rerun_of"] = rerun_of
+    if control_root is not None:
+        # Started by a handler's ctx.control: the top run whose control budget it uses.
+        data["control_root"] = control_root
     event = Event(type=WORKFLOW_STARTED, run_id=run_id, data=data)
     return event, f"{run_id}.started.{nonce or secrets.token_hex(6)}"
 

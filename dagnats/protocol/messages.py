@@ -43,6 +43,13 @@ class TaskMessage(_Message):
     """An agent-loop iteration at or past ``budget_warn_at``."""
     budget_final: bool | None = None
     """An agent-loop iteration at ``budget_force_at``: a ``Continue`` will be refused."""
+    sticky: str | None = None
+    """``soft`` or ``hard``: the run's worker steps go to the worker bound to the run."""
+    control_root: str | None = None
+    """For a handler with the control plane: the root run whose budget its operations use."""
+    fallback: bool | None = None
+    """A soft-sticky task re-sent to every worker because its bound worker did not start
+    it in time: whoever takes it runs it."""
     run_retry: int | None = None
     """How many times the run was retried when this task was sent (absent: never). A
     worker that saw the run end drops its tasks unless they come from a later retry."""

@@ -50,6 +50,20 @@ def task_subject(task: str, group: str | None = None) -> str:
     return f"task.{task}.{group}" if group else f"task.{task}"
 
 
+def sticky_group(worker_id: str) -> str:
+    """The group token of one worker's own task subjects (``task.<task>.@<worker id>``).
+
+    ``@`` is outside NAME_PATTERN, so no worker group can ever be spelled like it and the
+    per-worker consumers never overlap the shared ones.
+    """
+    return f"@{worker_id}"
+
+
+def is_sticky_subject(subject: str) -> bool:
+    """Whether a task subject is one worker's own (a sticky run's step bound to it)."""
+    return subject.rsplit(".", 1)[-1].startswith("@")
+
+
 def task_consumer_name(task: str, group: str | None = None) -> str:
     return f"task-{task}-{group}" if group else f"task-{task}"
 

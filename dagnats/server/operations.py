@@ -214,6 +214,7 @@ class Operations:
         if active is not None:  # a singleton in skip mode: the caller gets the active run
             return {"run_id": active, "workflow": name, "revision": revision, "duplicate": True}
         rerun_of = body.get("rerun_of")
+        root = body.get("control_root")
         started = ev.workflow_started(
             run_id,
             name,
@@ -221,6 +222,7 @@ class Operations:
             run_input,
             idempotency_key=key,
             rerun_of=rerun_of if isinstance(rerun_of, str) else None,
+            control_root=_run_id({"run_id": root}) if isinstance(root, str) else None,
         )
         try:
             # Unique per request: an id reused after delete_run must start again (a second

@@ -23,6 +23,7 @@ from dagnats._nats.checkpoints import decode_value, encode_value
 from dagnats.protocol.durations import SECOND, DurationLike, format_duration
 from dagnats.protocol.keys import checkpoint_key, signal_key
 from dagnats.protocol.logs import MAX_LOG_BYTES, MAX_LOG_LINES, LogLine, cut_line
+from dagnats.worker.control import ControlPlane, no_control
 from dagnats.worker.task import duration_ns
 
 T = TypeVar("T")
@@ -131,7 +132,13 @@ class TaskContext:
     retries and redeliveries of this step, for external side effects.
     """
 
-    def __init__(self, message: protocol.TaskMessage, backend: ContextBackend) -> None:
+    def __init__(
+        self,
+        message: protocol.TaskMessage,
+        backend: ContextBackend,
+        *,
+        control: ControlPlane | None = None,
+    ) -> None:
         self.run_id: str = message.run_id
         self.step_id: str = message.step_id
         self.task: str = message.task
@@ -163,6 +170,15 @@ class TaskContext:
         )
         self._backend = backend
         self._stream_seq = 0
+        self._control = control
+
+    @property
+    def control(self) -> ControlPlane:
+        """The control plane (register and start child workflows), for handlers whose step
+        declares ``required_capabilities: ["control-plane"]``; else ``CapabilityError``."""
+        if self._control is None:
+            raise no_control(self.step_id, self.task)
+        return self._control
 
     def __repr__(self) -> str:
         return (

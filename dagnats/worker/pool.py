@@ -37,6 +37,7 @@ class WorkerStats:
     poison: int = 0
     unreported: int = 0
     abandoned: int = 0  # tasks of runs that ended meanwhile (cancelled, failed, ...)
+    forwarded: int = 0  # sticky runs' tasks sent on to the worker their run is bound to
 
     def count(self, outcome: Outcome) -> None:
         setattr(self, outcome, getattr(self, outcome) + 1)

@@ -26,12 +26,14 @@ from dagnats._nats.payloads import Payloads
 from dagnats._nats.publish import msg_id
 from dagnats._nats.resources import MAX_MSG_BYTES
 from dagnats._nats.types import JetStreamContext, Msg, NatsClient, PubAck, Subscription
+from dagnats.dag.definition.flow import CONTROL_PLANE
+from dagnats.protocol import dedup, keys
 from dagnats.protocol import events as ev
-from dagnats.protocol import keys
 from dagnats.protocol.durations import format_duration
 from dagnats.telemetry import metrics, tracing
 from dagnats.worker.backend import KvCache, NatsBackend
 from dagnats.worker.context import TaskContext
+from dagnats.worker.control import ControlPlane
 from dagnats.worker.heartbeat import Heartbeater
 from dagnats.worker.outcomes import (
     Continue,
@@ -44,12 +46,20 @@ from dagnats.worker.outcomes import (
     to_json_value,
     validation_message,
 )
+from dagnats.worker.sticky import bound_worker, needs_binding
 from dagnats.worker.task import Task
 
 log = logging.getLogger(__name__)
 
 Outcome = Literal[
-    "completed", "failed", "continued", "poison", "returned", "unreported", "abandoned"
+    "completed",
+    "failed",
+    "continued",
+    "poison",
+    "returned",
+    "unreported",
+    "abandoned",
+    "forwarded",
 ]
 MAX_ENDED_RUNS = 10_000  # remembered so a task of an ended run arriving later is dropped
 
@@ -170,6 +180,10 @@ class Runner:
         tm = await _parse(msg)
         if tm is None:
             return "poison"
+        if needs_binding(tm, msg.subject):
+            forwarded = await self._forward(msg, tm)
+            if forwarded is not None:
+                return forwarded
         attributes = {
             tracing.WORKFLOW: tm.workflow,
             tracing.RUN_ID: tm.run_id,
@@ -231,6 +245,25 @@ class Runner:
                 started_job.cancel()
             raise
 
+    async def _forward(self, msg: Msg, tm: protocol.TaskMessage) -> Outcome | None:
+        """A sticky run's task: ``None`` when it runs here (this worker is, or now becomes,
+        the run's), else it is sent on to the bound worker's own subject."""
+        try:
+            kv = await self._kv.get(protocol.KV_STICKY)
+            owner = await bound_worker(kv, tm.run_id, self._worker_id)
+            if owner == self._worker_id:
+                return None
+            subject = protocol.task_subject(tm.task, protocol.sticky_group(owner))
+            await self._js.publish(
+                subject, msg.data, headers=msg_id(dedup.sticky_task_id(tm.dedup_id, owner))
+            )
+        except Exception as exc:  # noqa: BLE001 - NATS trouble: give the task back, try later
+            log.warning("could not route sticky task %s: %s", tm.dedup_id, exc)
+            await _quietly(msg.nak(delay=1.0), "nak")
+            return "returned"
+        await _quietly(msg.ack(), "ack of a forwarded task")
+        return "forwarded"
+
     async def _fault_before(self, msg: Msg, tm: protocol.TaskMessage) -> None:
         if self._faults.take(self._faults.expire, tm.task):
             log.warning("fault: the ack wait of %s/%s expires now", tm.run_id, tm.step_id)
@@ -261,7 +294,11 @@ class Runner:
         failure = await self._resolve_input(tm)
         if failure is not None:
             return failure
-        ctx = TaskContext(tm, NatsBackend(self._nc, self._kv, self._beats, msg))
+        control = None
+        if CONTROL_PLANE in (tm.capabilities or ()):
+            kv = await self._kv.get(protocol.KV_CONCURRENCY)
+            control = ControlPlane(self._nc, kv, tm, tm.control_root or tm.run_id)
+        ctx = TaskContext(tm, NatsBackend(self._nc, self._kv, self._beats, msg), control=control)
         try:
             result = await self._run(task, tm, ctx)
         except _RunEnded:

@@ -34,6 +34,7 @@ from dagnats.worker.directory import Directory
 from dagnats.worker.heartbeat import Heartbeater
 from dagnats.worker.pool import Pool, WorkerStats
 from dagnats.worker.runner import DeliveryFaults, Runner
+from dagnats.worker.sticky import own_consumer_config
 from dagnats.worker.task import Task, check_name
 
 log = logging.getLogger(__name__)
@@ -335,8 +336,21 @@ class Worker:
                 for t, g in served
             )
         )
+        own = protocol.sticky_group(self.id)
+        await asyncio.gather(
+            *(
+                ensure_consumer(
+                    js,
+                    protocol.TASK_STREAM,
+                    own_consumer_config(t.task_name, self.id, self.ack_wait_s),
+                )
+                for t in self.tasks.values()
+            )
+        )
         for t, g in served:
             await pool.serve(nc, t, g)
+        for t in self.tasks.values():
+            await pool.serve(nc, t, own)  # sticky runs bound to this worker
         directory = self._directory = Directory(
             await kv.get(protocol.KV_WORKERS), self.id, self._describe
         )

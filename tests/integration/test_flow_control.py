@@ -68,8 +68,9 @@ async def test_keyed_rate_limit_has_one_bucket_per_key(dagnats_env: DagnatsEnv) 
 
     dagnats_env.add_worker(worker)
     wf = dagnats.Workflow("per-tenant")
-    # 2 tokens per tenant, refilled at 1 token per 5 s: a tenant's third call waits ~5 s.
-    wf.step("call_api", keyed_rate_limit={"key": "tenant", "limit": 2, "period": "10s"})
+    # 2 tokens per tenant, refilled at 1 token per 10 s: a tenant's third call waits ~10 s
+    # (long enough that tenant b's whole run fits in it on a loaded machine).
+    wf.step("call_api", keyed_rate_limit={"key": "tenant", "limit": 2, "period": "20s"})
     client = dagnats_env.client
     a = [await client.start(wf, {"tenant": "a", "name": f"a{i}"}) for i in range(3)]
     await a[1].result(timeout=WAIT_S)
@@ -77,7 +78,7 @@ async def test_keyed_rate_limit_has_one_bucket_per_key(dagnats_env: DagnatsEnv) 
     # Tenant b has its own full bucket: it runs while a's third call still waits.
     assert await b.result(timeout=WAIT_S) == "b0"
     assert "a2" not in started
-    assert await a[2].result(timeout=WAIT_S) == "a2"
+    assert await a[2].result(timeout=WAIT_S + 10) == "a2"
     assert started.index("b0") < started.index("a2")
 
 

@@ -280,7 +280,7 @@ async def test_prefixes_last_and_listing_order(dagnats_env: DagnatsEnv) -> None:
 async def test_retry_of_a_limited_workflow_queues_for_its_slot(dagnats_env: DagnatsEnv) -> None:
     flaky = Flaky()
     dagnats_env.add_worker(flaky.worker)
-    wf = flaky.workflow("retry-singleton", singleton=True)
+    wf = flaky.workflow("retry-singleton", concurrency={"max_runs": 1})
     run = await dagnats_env.client.start(wf, 2)
     with pytest.raises(dagnats.RunFailedError):
         await run.result(timeout=WAIT_S)

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from dagnats.dag.definition.models import WorkflowDef
 from dagnats.dag.definition.rules import load_definition
+from dagnats.dag.machine._planner import with_plans
 from dagnats.dag.machine.actions import (
     Action,
     DispatchTask,
@@ -61,6 +62,8 @@ def workflows(draw: st.DrawFn) -> WorkflowDef:
         top["concurrency"] = {"max_steps": draw(st.integers(1, 3))}
     if draw(st.integers(0, 5)) == 0:
         top["timeout"] = "1h"
+    if draw(st.integers(0, 4)) == 0:
+        top["sticky"] = "soft"  # fallback timers race the attempts they re-send
     if draw(st.booleans()):
         top["default_retry"] = {"max_attempts": draw(st.integers(0, 2)), "initial_delay": "1s"}
     for s in steps:
@@ -74,11 +77,12 @@ def _draw_step(draw: st.DrawFn, i: int, handlers: list[str]) -> dict[str, Any]:
         {f"s{j}" for j in draw(st.lists(st.integers(0, i - 1), max_size=3))} if i else set()
     )
     kinds = ["normal"] * 6 + ["agent_loop", "sleep", "approval", "wait", "child", "respond"]
+    kinds += ["planner", "agent"]
     if len(deps) == 1:
         kinds += ["map", "map"]
     kind = draw(st.sampled_from(kinds))
     step: dict[str, Any] = {"id": f"s{i}", "depends_on": deps}
-    if kind in ("normal", "agent_loop", "map"):
+    if kind in ("normal", "agent_loop", "map", "planner", "agent"):
         step["retry"] = draw(_RETRY)
         if draw(st.booleans()):
             step["timeout"] = "10s"
@@ -99,6 +103,12 @@ def _draw_type(draw: st.DrawFn, step: dict[str, Any], kind: str) -> None:
         step["config"] = {"max_iterations": draw(st.integers(1, 4))}
         if draw(st.booleans()):
             step["config"]["loop_delay"] = "1s"
+        if draw(st.booleans()):  # a Continue at the force budget fails the step
+            step["config"]["budget_force_at"] = draw(
+                st.integers(1, step["config"]["max_iterations"])
+            )
+    elif kind in ("planner", "agent"):
+        step["type"] = kind
     elif kind == "map":
         step["type"] = "map"
         step["config"] = {"max_items": 3, "concurrency": draw(st.sampled_from([None, 1, 2]))}
@@ -151,6 +161,7 @@ class World:
         self.handlers = {s.on_failure for s in defn.steps} | {s.compensate for s in defn.steps}
         self.timer_ids: set[str] = set()
         self.record_ids: set[str] = set()
+        self.full = defn  # the definition plus the fragments its planners added so far
 
     def event(self, type_: str, **kw: Any) -> Event:
         return Event(type=type_, run_id="r", ts=self.clock, **kw)
@@ -162,6 +173,7 @@ class World:
         before = old.model_dump()
         new, actions = advance(self.defn, old, event)
         assert old.model_dump() == before, "advance mutated its input"
+        self.full = with_plans(self.defn, new)
         self.check(trace, old, new, actions)
         trace.state = new
         trace.deliveries += 1
@@ -188,11 +200,14 @@ class World:
 
     def _check_actions(self, trace: Trace, new: RunState, actions: list[Action]) -> None:
         for a in actions:
-            if isinstance(a, DispatchTask):
+            if isinstance(a, DispatchTask) and a.fallback:
+                # A soft-sticky fallback re-sends an attempt already sent, under its id.
+                assert a.dedup_id in trace.dispatch_ids, f"fallback of unsent {a.dedup_id}"
+            elif isinstance(a, DispatchTask):
                 assert a.dedup_id not in trace.dispatch_ids, f"dispatch id reused: {a.dedup_id}"
                 trace.dispatch_ids.append(a.dedup_id)
                 if a.step_id not in self.handlers:
-                    for dep in self.defn.step(a.step_id).depends_on:
+                    for dep in self.full.step(a.step_id).depends_on:
                         assert _satisfied(new.steps[dep]), f"{a.step_id} before {dep}"
             elif isinstance(a, StartChildRun | RequestApproval | RegisterWaiter):
                 for dep in self.defn.step(a.step_id).depends_on:
@@ -209,7 +224,7 @@ class World:
 
     def _check_completions(self, trace: Trace, old: RunState, new: RunState) -> None:
         for sid, s in new.steps.items():
-            was = old.steps[sid]
+            was = old.steps.get(sid, StepState())
             if sid not in self.handlers and s.status == "completed" != was.status:
                 trace.completions[sid] = trace.completions.get(sid, 0) + 1
                 assert trace.completions[sid] == 1, f"{sid} completed twice"
@@ -224,28 +239,7 @@ class World:
         """What the world answers to an action (one random outcome)."""
         rng = self.rng
         if isinstance(a, DispatchTask):
-            kw = {
-                "step_id": a.step_id,
-                "attempt": a.attempt,
-                "iteration": a.iteration,
-                "item": a.item,
-            }
-            out = [self.event("step.started", data={}, **kw)] if rng.random() < 0.7 else []
-            roll = rng.random()
-            if roll < self.fail_rate:
-                out.append(self.event("step.failed", data={"error": "e", "retryable": True}, **kw))
-            elif roll < self.fail_rate * 1.2:
-                out.append(self.event("step.failed", data={"error": "x", "retryable": False}, **kw))
-            elif roll < self.fail_rate * 1.4:
-                out.append(self.event("step.worker_lost", data={"error": "lost"}, **kw))
-            elif (
-                roll < self.fail_rate * 1.4 + 0.4 and self.defn.step(a.step_id).type == "agent_loop"
-            ):
-                out.append(self.event("step.continue", data={"value": rng.randint(0, 9)}, **kw))
-            else:
-                output = [rng.randint(0, 9) for _ in range(rng.randint(0, 3))]
-                out.append(self.event("step.completed", data={"output": output}, **kw))
-            return out
+            return self._task_outcome(a)
         if isinstance(a, ScheduleTimer):
             self.clock = max(self.clock, a.fire_at)
             data = {**a.data, "kind": a.kind}
@@ -277,6 +271,43 @@ class World:
                 self.event("step.child.failed", step_id=a.step_id, data={**child, "error": "c"})
             ]
         return []  # records, dead letters, finish, waiter removal: nothing comes back
+
+    def _task_outcome(self, a: DispatchTask) -> list[Event]:
+        rng = self.rng
+        kw = {
+            "step_id": a.step_id,
+            "attempt": a.attempt,
+            "iteration": a.iteration,
+            "item": a.item,
+        }
+        out = [self.event("step.started", data={}, **kw)] if rng.random() < 0.7 else []
+        roll = rng.random()
+        if roll < self.fail_rate:
+            out.append(self.event("step.failed", data={"error": "e", "retryable": True}, **kw))
+        elif roll < self.fail_rate * 1.2:
+            out.append(self.event("step.failed", data={"error": "x", "retryable": False}, **kw))
+        elif roll < self.fail_rate * 1.4:
+            out.append(self.event("step.worker_lost", data={"error": "lost"}, **kw))
+        elif roll < self.fail_rate * 1.4 + 0.4 and self.full.step(a.step_id).type == "agent_loop":
+            out.append(self.event("step.continue", data={"value": rng.randint(0, 9)}, **kw))
+        elif self.full.step(a.step_id).type == "planner":
+            out.append(self.event("step.completed", data={"output": self.plan()}, **kw))
+        else:
+            output = [rng.randint(0, 9) for _ in range(rng.randint(0, 3))]
+            out.append(self.event("step.completed", data={"output": output}, **kw))
+        return out
+
+    def plan(self) -> Any:
+        """A planner's output: usually a good fragment, sometimes one that breaks a rule."""
+        rng = self.rng
+        n = rng.randint(0, 3)
+        steps: list[dict[str, Any]] = [
+            {"id": f"p{i}", "depends_on": [f"p{j}" for j in range(i) if rng.random() < 0.5]}
+            for i in range(n)
+        ]
+        if rng.random() < 0.2:
+            steps.append({"id": "bad", "depends_on": ["nowhere"]})
+        return {"steps": steps} if rng.random() < 0.95 else "not a plan"
 
     def pick(self) -> int:
         """A random outstanding action; deadlines (timeouts) usually lose the race to work."""

@@ -17,6 +17,7 @@ EXPECTED_ALL = [
     "ApiError",
     "ApprovalError",
     "CancelResult",
+    "CapabilityError",
     "Client",
     "Continue",
     "DagnatsError",

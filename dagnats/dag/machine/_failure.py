@@ -444,7 +444,7 @@ def may_leave_timers(ctx: Ctx) -> bool:
     """Whether a run of ``ctx.defn`` may schedule timers (retries, timeouts, delays, waits,
     deferred dispatches), i.e. whether its end needs a purge of the timer stream."""
     defn = ctx.defn
-    if defn.timeout is not None:
+    if defn.timeout is not None or defn.sticky == "soft":  # soft sticky: fallback timers
         return True
     if defn.default_retry is not None and defn.default_retry.max_attempts > 0:
         return True
@@ -454,6 +454,7 @@ def may_leave_timers(ctx: Ctx) -> bool:
         or (s.retry is not None and s.retry.max_attempts > 0)
         or bool(s.retries)
         or s.rate_limit is not None
+        or s.keyed_rate_limit is not None
         or s.max_task_concurrency is not None
         for s in defn.steps
     )

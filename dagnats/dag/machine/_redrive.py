@@ -118,9 +118,8 @@ def resumed_pending(run: RunState) -> bool:
 
 
 def _max_runs(ctx: Ctx) -> int | None:
+    # A singleton's one active run is kept by the API at start, not by a run limit.
     c = ctx.defn.concurrency
-    if ctx.defn.singleton:
-        return 1
     return c.max_runs if c is not None else None
 
 

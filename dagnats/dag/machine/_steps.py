@@ -29,6 +29,8 @@ from dagnats.protocol.durations import SECOND
 from dagnats.protocol.events import STEP_MAP_COMPLETED, STEP_MAP_STARTED, STEP_SKIPPED
 
 BACKSTOP_GRACE_NS = 5 * SECOND
+# Soft sticky: how long an attempt waits for the run's worker before any worker may take it.
+STICKY_SOFT_WAIT_NS = 2 * SECOND
 
 
 def backstop_ns(timeout_ns: int) -> int:
@@ -183,6 +185,26 @@ def dispatch(ctx: Ctx, sid: str) -> None:
     _send(ctx, sid, st.input, st.attempts, st.iteration, None, st.handling)
 
 
+def sticky_fallback(ctx: Ctx, sid: str, item: int | None) -> None:
+    """Soft sticky: send the queued attempt again, to every worker (the run's did not start
+    it within STICKY_SOFT_WAIT_NS). Whichever copy starts first wins; a late one is stale."""
+    st = ctx.st(sid)
+    if item is not None:
+        assert st.items is not None and isinstance(st.input, list)
+        it = ctx.mut_item(sid, item)
+        if it.fell_back == f"0.{it.attempts}":
+            return  # sent already (a repeated timer)
+        it.fell_back = f"0.{it.attempts}"
+        _send(ctx, sid, st.input[item], it.attempts, 0, item, None, fallback=True)
+        return
+    mine = f"{st.iteration}.{st.attempts}"
+    if st.fell_back == mine:
+        return
+    st = ctx.mut(sid)
+    st.fell_back = mine
+    _send(ctx, sid, st.input, st.attempts, st.iteration, None, st.handling, fallback=True)
+
+
 def _send(
     ctx: Ctx,
     sid: str,
@@ -191,8 +213,11 @@ def _send(
     iteration: int,
     item: int | None,
     handling: str | None,
+    *,
+    fallback: bool = False,
 ) -> None:
     step = ctx.g.steps[sid]
+    sticky = ctx.defn.sticky
     key = dedup.task_id(ctx.run_id, sid, attempt, iteration, item)
     # A shared handler runs once per step it serves; each use gets its own key.
     idem = keys.idempotency_key(ctx.run_id, sid, item, handling)
@@ -219,9 +244,27 @@ def _send(
             capabilities=tuple(step.required_capabilities),
             budget_warning=warn,
             budget_final=final,
+            sticky=sticky,
+            fallback=fallback,
+            control_root=(ctx.run.control_root or ctx.run_id)
+            if step.required_capabilities
+            else None,
             run_retry=ctx.run.retries,
         )
     )
+    if sticky == "soft" and not fallback:
+        data: dict[str, Any] = {"attempt": attempt, "iteration": iteration}
+        if item is not None:
+            data["item"] = item
+        ctx.timer(
+            "sticky_fallback",
+            ctx.now + ns_delta(STICKY_SOFT_WAIT_NS),
+            data,
+            sid=sid,
+            attempt=attempt,
+            iteration=iteration,
+            item=item,
+        )
 
 
 def _keyed_rate(step: StepDef, task_input: Any) -> tuple[str, int, int, int] | None:

@@ -20,6 +20,7 @@ TimerKind = Literal[
     "approval_timeout",  # approval expired
     "step_timeout",  # engine backstop for a worker that never answered
     "workflow_timeout",  # the run's own deadline
+    "sticky_fallback",  # soft sticky: the bound worker did not start the attempt in time
 ]
 
 
@@ -47,6 +48,9 @@ class DispatchTask:
     capabilities: tuple[str, ...] = ()  # the step's required_capabilities
     budget_warning: bool = False  # an agent loop at or past its budget_warn_at
     budget_final: bool = False  # an agent loop at its budget_force_at: no more Continue
+    sticky: str = ""  # the workflow's sticky mode ("soft" / "hard"): route to the run's worker
+    fallback: bool = False  # soft sticky: the bound worker did not start it; send to any
+    control_root: str | None = None  # the run whose control-plane budget the handler uses
     run_retry: int = 0  # the run's retry count (``TaskMessage.run_retry``)
 
 

@@ -77,6 +77,7 @@ def initial_state(defn: WorkflowDef, event: Event) -> RunState:
             parent = None
     depth = parent.depth if parent is not None else (_int(data.get("depth")) or 0)
     key = data.get("idempotency_key")
+    root = data.get("control_root")
     ts = aware(event.ts)
     return RunState(
         run_id=event.run_id,
@@ -92,6 +93,7 @@ def initial_state(defn: WorkflowDef, event: Event) -> RunState:
         depth=max(0, depth),
         idempotency_key=key if isinstance(key, str) else None,
         rerun_of=rerun_of if isinstance(rerun_of := data.get("rerun_of"), str) else None,
+        control_root=root if isinstance(root, str) else None,
     )
 
 
@@ -114,7 +116,8 @@ def advance(defn: WorkflowDef, run: RunState | None, event: Event) -> tuple[RunS
         # Only a retry reopens an ended run, and only the run's next one (see _redrive).
         if event.type != WORKFLOW_RETRY_REQUESTED or not _redrive.applies(run, event_data(event)):
             return run, []
-        ctx = Ctx(defn, graph_of(defn, STEP_KINDS), run, event)
+        full = with_plans(defn, run)  # the steps its planners added resume like the others
+        ctx = Ctx(full, graph_of(full, STEP_KINDS), run, event, STEP_KINDS, base=defn)
         _redrive.on_retry(ctx)
     else:
         full = with_plans(defn, run)
@@ -393,12 +396,24 @@ def _on_timer(ctx: Ctx, event: Event) -> None:
             _steps.dispatch_held(ctx, sid)
     elif kind == "step_timeout" and (deadline := ctx.kind(sid).on_deadline):
         deadline(ctx, sid, attempt)
-    elif kind == "step_timeout":
-        found = _current_attempt(ctx, sid, attempt, iteration, item)
-        if found is not None and found[2].status == "running":
-            _timed_out(ctx, sid, found[1], found[2].attempts)
+    elif kind in ("step_timeout", "sticky_fallback"):
+        _attempt_timer(ctx, sid, kind, attempt, iteration, item)
     elif kind in ("sleep", "wait_timeout", "approval_timeout"):
         _waits.timer_due(ctx, sid, kind, attempt)
+
+
+def _attempt_timer(
+    ctx: Ctx, sid: str, kind: str, attempt: int | None, iteration: int | None, item: int | None
+) -> None:
+    """A timer about one attempt: the backstop of a running one, or a soft-sticky fallback
+    of one still queued; for any other attempt it is stale."""
+    found = _current_attempt(ctx, sid, attempt, iteration, item)
+    if found is None:
+        return
+    if kind == "step_timeout" and found[2].status == "running":
+        _timed_out(ctx, sid, found[1], found[2].attempts)
+    elif kind == "sticky_fallback" and found[2].status == "queued":
+        _steps.sticky_fallback(ctx, sid, found[1])
 
 
 def _retry_due(

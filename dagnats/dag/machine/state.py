@@ -43,6 +43,8 @@ class ItemState(BaseModel):
     waiting: Waiting | None = None
     # When the worker reported the current attempt started (the step-timeout backstop's clock).
     attempt_started_at: datetime | None = None
+    # Soft sticky: the attempt ("<iteration>.<attempt>") whose fallback copy was sent.
+    fell_back: str | None = None
     # Attempts made before the run's last retry: the retry policy counts from here, so a
     # retried run gives each resumed instance its full retry budget again.
     retry_base: int = 0
@@ -69,6 +71,8 @@ class StepState(BaseModel):
     child_run_id: str | None = None
     # handler steps (on_failure / compensate): which step they serve
     handling: str | None = None
+    # Soft sticky: the attempt ("<iteration>.<attempt>") whose fallback copy was sent.
+    fell_back: str | None = None
     # Attempts made before the run's last retry (see ItemState.retry_base).
     retry_base: int = 0
 
@@ -124,6 +128,9 @@ class RunState(BaseModel):
     # them (validated; ids not yet prefixed). The machine derives the run's full definition
     # from the definition plus these, so a snapshot and a replay agree.
     plans: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
+    # Started through a handler's ctx.control: the top run whose budget of control-plane
+    # operations its own handlers share (None: this run is a root).
+    control_root: str | None = None
     retries: int = 0  # how many times the run was resumed in place (``retry_run``)
     rerun_of: str | None = None  # the run this one repeats (``rerun``), if any
 
