@@ -211,6 +211,8 @@ async def test_start_many_reports_each_item(dagnats_env: DagnatsEnv) -> None:
     assert outs == [2, 4]
     with pytest.raises(dagnats.WorkflowNotFoundError):
         await dagnats_env.client.start_many("no-such-flow", [1])
+    by_object = await dagnats_env.client.start_many(wf, [5])
+    assert await dagnats_env.client.run(str(by_object[0].run_id)).result(timeout=WAIT_S) == 10
     with pytest.raises(ValueError, match="more than 1000"):
         await dagnats_env.client.start_many("many-flow", list(range(1001)))
 
