@@ -174,7 +174,7 @@ class Redrive:
         if (seq is None) == (ref is None):
             raise ApiError("give exactly one of 'seq' (a dead letter) or 'run_id'", code=400)
         if seq is not None:
-            if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
+            if isinstance(seq, bool) or not isinstance(seq, int) or not 1 <= seq < 2**63:
                 raise ApiError(f"field 'seq' must be a positive integer, got {seq!r}", code=400)
             letters = [await self._letter(seq)]
             run_id = letters[0].body.run_id or ""
