@@ -122,13 +122,20 @@ class RedriveMethods:
 
     async def start_many(
         self,
-        workflow: str,
+        workflow: Any,
         inputs: Sequence[Any],
         *,
         idempotency_keys: Sequence[str | None] | None = None,
         revision: int | None = None,
     ) -> list[StartResult]:
-        """Start one run per input (at most 1000 per call); one result per input, in order."""
+        """Start one run per input (at most 1000 per call); one result per input, in order.
+
+        ``workflow`` is a registered workflow's name, or a ``Workflow`` (registered first,
+        and its revision started).
+        """
+        if not isinstance(workflow, str):
+            info = await cast("Client", self).register(workflow)
+            workflow, revision = info.name, revision if revision is not None else info.revision
         items = list(inputs)
         if len(items) > MAX_BATCH:
             raise ValueError(f"start_many: {len(items)} inputs, more than {MAX_BATCH} per call")

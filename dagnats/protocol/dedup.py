@@ -24,12 +24,13 @@ def record_id(
 ) -> str:
     """An engine record: ``<run>.<type>``, or ``<attempt key>.<type>`` for a step's record.
 
-    A run's own records after its ``retry``-th retry get ``.retry<n>`` appended, so a run
+    Records made after the run's ``retry``-th retry get ``.retry<n>`` appended, so a run
     that fails again soon after a retry still records it (the first shape is unchanged).
     """
+    suffix = f".retry{retry}" if retry else ""
     if step_id is None:
-        return f"{run_id}.{type_}" + (f".retry{retry}" if retry else "")
-    return f"{attempt_key(run_id, step_id, attempt or 0, iteration or 0, item)}.{type_}"
+        return f"{run_id}.{type_}{suffix}"
+    return f"{attempt_key(run_id, step_id, attempt or 0, iteration or 0, item)}.{type_}{suffix}"
 
 
 def timer_id(

@@ -25,6 +25,7 @@ from dagnats.dag.machine.advance import retry_refusal
 from dagnats.dag.machine.state import RunState
 from dagnats.errors import ApiError, NotFoundError
 from dagnats.protocol import events as ev
+from dagnats.server import singleton
 from dagnats.server.run_lookup import MAX_LIST, last_run, resolve_run_id
 
 if TYPE_CHECKING:
@@ -86,6 +87,7 @@ class Redrive:
         why = retry_refusal(state)
         if why is not None:
             raise ApiError(why, code=409)
+        await self._claim_singleton(state)
         number = state.retries + 1
         steps = [sid for sid, st in state.steps.items() if st.status in _RESET]
         text = reason if isinstance(reason, str) and reason else None
@@ -112,6 +114,23 @@ class Redrive:
             "steps": steps,
             "dead_letters_removed": sorted(set(removed) | set(replayed)),
         }
+
+    async def _claim_singleton(self, state: RunState) -> None:
+        """A singleton's retried run becomes its active run again, as a start would: with
+        ``skip``, refused while another run is active; with ``cancel``, that run is cancelled."""
+        defn, _ = await self.ops.workflow_revision(state.workflow, state.revision)
+        if defn.singleton is None:
+            return
+        kv = await self.ops._concurrency()
+        active = await singleton.claim(
+            self.ops.js, kv, self.ops._state, defn, state.input, state.run_id
+        )
+        if active is not None:
+            raise ApiError(
+                f"run '{state.run_id}' of singleton workflow '{state.workflow}' cannot be "
+                f"retried while run '{active}' is active (singleton mode 'skip')",
+                code=409,
+            )
 
     async def _drop_letters(self, run_id: str, steps: set[str]) -> list[int]:
         """Delete the run's dead letters of ``steps``: their work is being done again."""
@@ -158,7 +177,7 @@ class Redrive:
         if (seq is None) == (ref is None):
             raise ApiError("give exactly one of 'seq' (a dead letter) or 'run_id'", code=400)
         if seq is not None:
-            if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
+            if isinstance(seq, bool) or not isinstance(seq, int) or not 1 <= seq < 2**63:
                 raise ApiError(f"field 'seq' must be a positive integer, got {seq!r}", code=400)
             letters = [await self._letter(seq)]
             run_id = letters[0].body.run_id or ""

@@ -52,7 +52,7 @@ async def resolve_run_id(js: JetStreamContext, runs: KeyValue, ref: Any) -> str:
             code=400,
         )
     if not matches:
-        raise RunNotFoundError(f"run '{ref}' not found (no run id starts with it)")
+        raise RunNotFoundError(f"run '{ref}' not found")
     if len(matches) > 1:
         raise ApiError(
             f"run id prefix '{ref}' is ambiguous: {len(matches)} runs match "

@@ -35,10 +35,18 @@ ENDPOINTS = [
     "event.publish",
     "approval.approve",
     "approval.reject",
+    "run.resolve",
+    "run.retry",
+    "run.rerun",
+    "run.start_many",
+    "run.cancel_many",
+    "dlq.list",
+    "dlq.replay",
 ]
 FIELDS = [
     "name", "workflow", "run_id", "input", "data", "limit", "status", "revision", "token",
     "reason", "force", "definition", "idempotency_key",
+    "seq", "inputs", "run_ids", "since", "last", "dry_run", "idempotency_keys",
 ]  # fmt: skip
 
 _scalars = (
@@ -114,6 +122,7 @@ def service() -> Iterator[_Service]:
         svc.call(svc._stop())
         svc.loop.call_soon_threadsafe(svc.loop.stop)
         svc.thread.join(timeout=10.0)
+        svc.loop.close()  # its self-pipe would otherwise be reported as an unclosed socket
 
 
 @settings(

@@ -211,6 +211,8 @@ async def test_start_many_reports_each_item(dagnats_env: DagnatsEnv) -> None:
     assert outs == [2, 4]
     with pytest.raises(dagnats.WorkflowNotFoundError):
         await dagnats_env.client.start_many("no-such-flow", [1])
+    by_object = await dagnats_env.client.start_many(wf, [5])
+    assert await dagnats_env.client.run(str(by_object[0].run_id)).result(timeout=WAIT_S) == 10
     with pytest.raises(ValueError, match="more than 1000"):
         await dagnats_env.client.start_many("many-flow", list(range(1001)))
 
@@ -280,7 +282,7 @@ async def test_prefixes_last_and_listing_order(dagnats_env: DagnatsEnv) -> None:
 async def test_retry_of_a_limited_workflow_queues_for_its_slot(dagnats_env: DagnatsEnv) -> None:
     flaky = Flaky()
     dagnats_env.add_worker(flaky.worker)
-    wf = flaky.workflow("retry-singleton", concurrency={"max_runs": 1})
+    wf = flaky.workflow("retry-limited", concurrency={"max_runs": 1})
     run = await dagnats_env.client.start(wf, 2)
     with pytest.raises(dagnats.RunFailedError):
         await run.result(timeout=WAIT_S)
@@ -311,3 +313,34 @@ async def test_retry_rearms_timers_of_the_resumed_run(dagnats_env: DagnatsEnv) -
     again = await dagnats_env.client.retry_run(run.run_id)
     assert await again.result(timeout=WAIT_S) == "steady"  # its retry timer fired
     assert attempts == [1, 2, 3, 4]
+
+
+async def test_a_singleton_retry_claims_the_singleton(dagnats_env: DagnatsEnv) -> None:
+    flaky = Flaky()
+    dagnats_env.add_worker(flaky.worker)
+    gate = asyncio.Event()
+    hold = dagnats.Worker()
+
+    @hold.task()
+    async def wait_here(ctx: dagnats.TaskContext, inp: Any) -> str:
+        await asyncio.wait_for(gate.wait(), WAIT_S)
+        return "held"
+
+    dagnats_env.add_worker(hold)
+    wf = dagnats.Workflow("retry-singleton", singleton={"mode": "skip"})
+    wf.step("transform", retry=FAST)
+    first = await dagnats_env.client.start(wf, {"n": 1})
+    with pytest.raises(dagnats.RunFailedError):
+        await first.result(timeout=WAIT_S)
+    other = dagnats.Workflow("retry-singleton", singleton={"mode": "skip"})
+    other.step("wait_here")
+    second = await dagnats_env.client.start(other, {"n": 2})  # the active run now
+    assert not second.duplicate
+    with pytest.raises(dagnats.ApiError, match=r"while run .* is active") as info:
+        await dagnats_env.client.retry_run(first.run_id)
+    assert info.value.code == 409
+    gate.set()
+    assert await second.result(timeout=WAIT_S) == "held"
+    flaky.broken = False
+    again = await dagnats_env.client.retry_run(first.run_id)
+    assert await again.result(timeout=WAIT_S) == 10

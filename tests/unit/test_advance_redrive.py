@@ -234,7 +234,8 @@ def test_a_limited_workflow_queues_for_a_slot_again() -> None:
     sim.fail("b", retryable=False)
     actions = retry(sim)
     assert status(sim) == "pending" and dispatched(actions) == []
-    assert of(actions, AdmitRun) == [AdmitRun(run_id="r1", workflow="w", max_runs=1)]
+    [admit] = of(actions, AdmitRun)
+    assert (admit.run_id, admit.max_runs, admit.arrived_at) == ("r1", 1, sim.now)
     assert dispatched(sim.send(ev.WORKFLOW_ADMITTED)) == ["b"]
     assert status(sim) == "running"
 

@@ -221,7 +221,9 @@ class Ctx:
         item: int | None = None,
     ) -> None:
         """Append an engine record; its dedup id derives from what it describes."""
-        retry = self.run.retries if sid is None else 0
+        # After a retry, records get ids of their own: a step that begins again may describe
+        # the same attempt number (one that failed before it was ever dispatched).
+        retry = self.run.retries
         key = dedup.record_id(self.run_id, type_, sid, attempt, iteration, item, retry=retry)
         event = Event(
             type=type_,

@@ -14,8 +14,8 @@ finish comes back:
   whole duration, an approval mints a new token, a sub-workflow starts a new child run).
 
 The run's own clock restarts too: its ``timeout`` counts from the retry, and its
-``cancel_on`` rules watch for events from the retry on. A workflow with ``max_runs`` (or a
-singleton) queues for a slot again, like a new run.
+``cancel_on`` rules watch for events from the retry on. A workflow with ``max_runs`` queues
+for a slot again, like a new run (a singleton's claim is taken by the API before it asks).
 
 Refused (the state is returned unchanged; the API says why before it publishes): runs that
 are not failed or cancelled, compensated runs and runs that failed while compensating
@@ -25,6 +25,7 @@ parent's step decides; retry the parent), and a retry number that is not the run
 
 from __future__ import annotations
 
+from dagnats.dag.definition.flow import priority_offset_s
 from dagnats.dag.machine import _steps
 from dagnats.dag.machine._context import Ctx, ns_delta
 from dagnats.dag.machine.actions import AdmitRun, RegisterWaiter
@@ -86,7 +87,15 @@ def on_retry(ctx: Ctx) -> None:
         # Like a new run, it waits for a slot; ``workflow.admitted`` resumes it.
         run.status = "pending"
         ctx.record(WORKFLOW_PENDING, {"max_runs": limit, "retry": run.retries})
-        ctx.emit(AdmitRun(run_id=ctx.run_id, workflow=ctx.defn.name, max_runs=limit))
+        ctx.emit(
+            AdmitRun(
+                run_id=ctx.run_id,
+                workflow=ctx.defn.name,
+                max_runs=limit,
+                priority_offset_s=priority_offset_s(ctx.defn, run.input),
+                arrived_at=ctx.now,  # queued as of its retry, behind runs already waiting
+            )
+        )
         return
     proceed(ctx)
 
@@ -118,7 +127,7 @@ def resumed_pending(run: RunState) -> bool:
 
 
 def _max_runs(ctx: Ctx) -> int | None:
-    # A singleton's one active run is kept by the API at start, not by a run limit.
+    """``concurrency.max_runs`` (a singleton is the API's: it claims it before a retry)."""
     c = ctx.defn.concurrency
     return c.max_runs if c is not None else None
 
