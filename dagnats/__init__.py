@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dagnats._version import __version__
 from dagnats.client import Client, RunHandle, RunSummary, WorkflowInfo
+from dagnats.client.workflow_store import WorkflowState, WorkflowStore
 from dagnats.dag.definition.builder import StepRef, Workflow
 from dagnats.dag.definition.models import RetryPolicy, StepDef, WorkflowDef
 from dagnats.dag.machine.state import RunState, StepState
@@ -22,6 +23,7 @@ from dagnats.errors import (
     RunFailedError,
     RunNotFoundError,
     ServerError,
+    StoreError,
     TaskError,
     WorkflowNotFoundError,
 )
@@ -56,6 +58,7 @@ __all__ = [
     "StepDef",
     "StepRef",
     "StepState",
+    "StoreError",
     "Task",
     "TaskContext",
     "TaskError",
@@ -64,5 +67,7 @@ __all__ = [
     "WorkflowDef",
     "WorkflowInfo",
     "WorkflowNotFoundError",
+    "WorkflowState",
+    "WorkflowStore",
     "__version__",
 ]

@@ -119,6 +119,10 @@ class ApiError(DagnatsError):
         self.code = code
 
 
+class StoreError(DagnatsError):
+    """A ``WorkflowStore`` operation failed: ``store/<operation>: <step>: <error>``."""
+
+
 class NatsUnavailableError(DagnatsError):
     """NATS cannot be reached: the connection failed, or JetStream did not answer."""
 

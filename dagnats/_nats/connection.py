@@ -21,6 +21,12 @@ ErrorCallback = Callable[[Exception], Awaitable[None]]
 Callback = Callable[[], Awaitable[None]]
 
 
+CONNECT_HINT = (
+    "Is it running? Start one with `dagnats serve`, or point --nats-url / DAGNATS_NATS_URL "
+    "at a running server"
+)
+
+
 async def connect(
     url: str,
     *,
@@ -44,17 +50,25 @@ async def connect(
 
     options: dict[str, Any] = {
         "connect_timeout": connect_timeout_s,
-        "max_reconnect_attempts": max_reconnect_attempts,
-        "reconnect_time_wait": reconnect_time_wait_s,
+        # nats-py retries a first connect as often and as slowly as a reconnect (10 x 2 s
+        # by default): two quick tries here, so nothing listening is an error at once; the
+        # reconnect budget is set after the first success (nats-py reads it at each drop).
+        "max_reconnect_attempts": 1,
+        "reconnect_time_wait": 0.1,
         "error_cb": on_error,
     }
     if reconnected_cb is not None:
         options["reconnected_cb"] = reconnected_cb
     try:
-        return await nats.connect(url, **options)
+        nc = await nats.connect(url, **options)
     except Exception as exc:
         cause = seen[-1] if seen else exc
-        raise NatsUnavailableError(f"cannot connect to NATS at {url}: {_describe(cause)}") from exc
+        raise NatsUnavailableError(
+            f"cannot connect to NATS at {url}: {_describe(cause)}. {CONNECT_HINT}"
+        ) from exc
+    nc.options["max_reconnect_attempts"] = max_reconnect_attempts
+    nc.options["reconnect_time_wait"] = reconnect_time_wait_s
+    return nc
 
 
 def set_reconnect_attempts(nc: NatsClient, attempts: int) -> None:

@@ -40,6 +40,7 @@ EXPECTED_ALL = [
     "StepDef",
     "StepRef",
     "StepState",
+    "StoreError",
     "Task",
     "TaskContext",
     "TaskError",
@@ -48,6 +49,8 @@ EXPECTED_ALL = [
     "WorkflowDef",
     "WorkflowInfo",
     "WorkflowNotFoundError",
+    "WorkflowState",
+    "WorkflowStore",
     "__version__",
 ]
 
