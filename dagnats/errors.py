@@ -19,6 +19,8 @@
     │   ├── NatsUnavailableError      NATS cannot be reached: connecting failed, or JetStream
     │   │                             did not answer
     │   ├── ServerError               the embedded nats-server could not be found or started
+    │   ├── StoreError                a WorkflowStore operation failed
+    │   │                             ("store/load: get: <error>")
     │   └── TaskError                 raised by task handlers to steer the engine
     │       ├── NonRetryableError     fail the step now, no retry
     │       └── RetryAfter            retry after the given delay
