@@ -21,7 +21,7 @@ from dagnats.dag.machine.advance import max_runs
 from dagnats.dag.machine.replay import fold
 from dagnats.dag.machine.state import RunFailure, RunState
 from dagnats.engine.executor import Executor
-from dagnats.engine.limits import announced, release_run, release_slots
+from dagnats.engine.limits import announced, release_run, release_singleton, release_slots
 from dagnats.protocol import clock, dedup
 from dagnats.protocol import events as ev
 from dagnats.protocol.events import Event
@@ -155,6 +155,8 @@ class RunEnding:
             await self.release_slots(
                 defn, Event(type=ev.WORKFLOW_COMPLETED, run_id=run.run_id), run, True
             )
+            if defn.singleton is not None:
+                await release_singleton(self.executor.kv[protocol.KV_CONCURRENCY], defn, run)
         new_rev = await self.runs.save(run, rev)
         await self.announce(run)
         return new_rev

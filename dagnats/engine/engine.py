@@ -31,6 +31,7 @@ from dagnats.engine.executor import Executor
 from dagnats.engine.timers import TimerClock
 from dagnats.protocol import events as ev
 from dagnats.protocol.events import Event
+from dagnats.telemetry import metrics, tracing
 
 log = logging.getLogger(__name__)
 
@@ -226,7 +227,18 @@ class Engine:
                     await self._flush(run_id)
                     continue
                 msg, event = item
-                ok, error, lasting = await self._process(event, _delivered(msg))
+                with tracing.span(
+                    f"dagnats.apply {event.type}",
+                    {
+                        tracing.RUN_ID: event.run_id,
+                        tracing.STEP_ID: event.step_id,
+                        tracing.ATTEMPT: event.attempt,
+                        tracing.EVENT_TYPE: event.type,
+                    },
+                    parent=msg.headers,
+                    kind="consumer",
+                ):
+                    ok, error, lasting = await self._process(event, _delivered(msg))
                 if ok and self._crash_due():
                     await self._die()  # ``msg`` is still queued: given back, never acked
                     return
@@ -376,7 +388,12 @@ class Engine:
         """One event applied with its effects: the same for a live event and a caught-up one."""
         if event.type == ev.STEP_COMPLETED and isinstance(event.data, dict):
             await self._resolve_for_map(defn, event)
+        elif event.type == ev.WORKFLOW_RETRY_REQUESTED and run is not None and run.terminal:
+            # Its end's purge of timers must be over before the retry arms new ones.
+            await self.parts.executor.run_actions.cleaned(run.run_id)
         new_run, actions = advance(defn, run, event)
+        metrics.observe_applied(defn, run, event, new_run, actions)
+        tracing.annotate({tracing.WORKFLOW: defn.name})
         confirm = None
         if actions:
             confirm = await self.parts.executor.execute(

@@ -36,6 +36,7 @@ from dagnats.engine.limits import check_limits, release_slots
 from dagnats.protocol import clock
 from dagnats.protocol import events as ev
 from dagnats.protocol.messages import DeferredTask, TimerMessage
+from dagnats.telemetry import metrics, tracing
 
 log = logging.getLogger(__name__)
 
@@ -143,9 +144,18 @@ class TimerService(ConsumerLoop):
                     raise ValueError("a dispatch timer without its task")
                 await self._dispatch(msg, timer.run_id, timer.task)
                 return
-            await append_event(self.js, *ev.timer_fired(timer))
+            # A due timer continues the trace of what set it (its headers carry the parent).
+            with tracing.span(
+                f"dagnats.timer {timer.kind}",
+                {tracing.RUN_ID: timer.run_id, tracing.STEP_ID: timer.step_id},
+                parent=msg.headers,
+                kind="consumer",
+            ):
+                await append_event(self.js, *ev.timer_fired(timer))
             await msg.ack()
             self.fired += 1
+            # A deferred dispatch waits for its limits, not its time: only real timers count.
+            metrics.observe_timer(timer.kind, timer.fire_at)
         except (ValueError, KeyError, TypeError) as exc:
             log.error("dropping a malformed timer on %s: %s", msg.subject, exc)
             with contextlib.suppress(Exception):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import Awaitable
 from typing import Any, Literal
 
@@ -20,6 +21,7 @@ import anyio.to_thread
 from pydantic import ValidationError
 
 from dagnats import protocol
+from dagnats._nats.logs import append_step_log
 from dagnats._nats.payloads import Payloads
 from dagnats._nats.publish import msg_id
 from dagnats._nats.resources import MAX_MSG_BYTES
@@ -27,6 +29,7 @@ from dagnats._nats.types import JetStreamContext, Msg, NatsClient, PubAck, Subsc
 from dagnats.protocol import events as ev
 from dagnats.protocol import keys
 from dagnats.protocol.durations import format_duration
+from dagnats.telemetry import metrics, tracing
 from dagnats.worker.backend import KvCache, NatsBackend
 from dagnats.worker.context import TaskContext
 from dagnats.worker.heartbeat import Heartbeater
@@ -159,10 +162,30 @@ class Runner:
             job.cancel()
 
     async def handle(self, msg: Msg, task: Task[..., Any]) -> Outcome:
-        """Process ``msg`` to the end (acked or given back); never raises but cancellation."""
+        """Process ``msg`` to the end (acked or given back); never raises but cancellation.
+
+        The handler runs in a span continuing the engine's span of this step attempt (the
+        message's ``traceparent``); the handler's own spans nest inside it.
+        """
         tm = await _parse(msg)
         if tm is None:
             return "poison"
+        attributes = {
+            tracing.WORKFLOW: tm.workflow,
+            tracing.RUN_ID: tm.run_id,
+            tracing.STEP_ID: tm.step_id,
+            tracing.ATTEMPT: tm.attempt,
+            tracing.TASK: tm.task,
+        }
+        with tracing.span(
+            f"dagnats.task {tm.task}", attributes, parent=msg.headers, kind="consumer"
+        ) as current:
+            outcome = await self._handle(msg, task, tm)
+            if outcome == "failed":
+                tracing.mark_failed(current, "the step attempt failed")
+            return outcome
+
+    async def _handle(self, msg: Msg, task: Task[..., Any], tm: protocol.TaskMessage) -> Outcome:
         reported = False
         # step.started is reported only for handlers still running after a short while:
         # a quick task then costs the engine one event instead of two, and "running" is
@@ -239,10 +262,26 @@ class Runner:
         if failure is not None:
             return failure
         ctx = TaskContext(tm, NatsBackend(self._nc, self._kv, self._beats, msg))
-        result = await self._offload(tm, *await self._run(task, tm, ctx))
+        try:
+            result = await self._run(task, tm, ctx)
+        except _RunEnded:
+            await self._save_logs(ctx)
+            raise
+        await self._save_logs(ctx)  # before the result: `run logs` of an ended step is whole
+        out = await self._offload(tm, *result)
         if self._faults.take(self._faults.lose, tm.task):
             raise _Lost
-        return result
+        return out
+
+    async def _save_logs(self, ctx: TaskContext) -> None:
+        lines, dropped = ctx.log_capture.take()
+        if not lines and not dropped:
+            return
+        key = keys.log_key(ctx.run_id, ctx.step_id, ctx.item)
+        try:
+            await append_step_log(await self._kv.get(protocol.KV_LOGS), key, lines, dropped)
+        except Exception as exc:  # noqa: BLE001 - logs are observability: never fail the step
+            log.warning("run %s step %s: log lines not stored: %s", ctx.run_id, ctx.step_id, exc)
 
     async def _resolve_input(self, tm: protocol.TaskMessage) -> tuple[str, dict[str, Any]] | None:
         """Fetch an input passed by reference; a failure result if it cannot be fetched."""
@@ -292,6 +331,7 @@ class Runner:
             raise _RunEnded  # (a task of a later retry of the run is still wanted)
         job = asyncio.ensure_future(self._call(task, args, timeout_ns))
         self._handlers.setdefault(tm.run_id, set()).add(job)
+        began = time.perf_counter()
         try:
             result = await self._await_handler(job, tm.run_id)
         except _RunEnded:
@@ -314,6 +354,10 @@ class Runner:
             else:
                 ctx.logger.info("handler failed (%s): %s", type(exc).__name__, data["error"])
             return ev.STEP_FAILED, data
+        finally:
+            metrics.WORKER_HANDLER_SECONDS.labels(task.task_name).observe(
+                time.perf_counter() - began
+            )
         try:
             if isinstance(result, Continue):
                 what = f"Continue value of step {tm.step_id!r}"
