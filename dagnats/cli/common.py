@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import os
+import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager, suppress
 from typing import Annotated, Any, NoReturn
@@ -129,15 +130,59 @@ async def connect(url: str, *, timeout_s: float = API_TIMEOUT_S) -> AsyncIterato
                 await asyncio.wait_for(nc.close(), 5.0)
 
 
-def parse_value(text: str | None) -> Any:
-    """A command-line value: JSON if it parses (``'"World"'``, ``'{"a":1}'``, ``42``),
-    otherwise the text itself as a string (``World``). ``None`` stays ``None``."""
+MAX_INPUT_FILE_BYTES = 64 * 1024 * 1024  # a value larger than this is no command-line input
+
+InputFileOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--input-file",
+        metavar="FILE",
+        help="Read the value (JSON) from FILE, or from stdin with '-', instead of the argument.",
+        show_default=False,
+    ),
+]
+
+
+def parse_value(text: str | None, what: str = "INPUT") -> Any:
+    """A command-line value, which must be JSON (``'"World"'``, ``'{"a":1}'``, ``42``).
+
+    Text that is not JSON is refused, naming the JSON problem, rather than taken as a
+    string: ``World`` and ``{a: 1}`` would otherwise both start a run with a string nobody
+    meant. ``None`` stays ``None``.
+    """
     if text is None:
         return None
     try:
         return json.loads(text)
-    except ValueError:
-        return text
+    except json.JSONDecodeError as exc:
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        raise typer.BadParameter(
+            f"{shown!r} is not valid JSON: {exc.msg} (line {exc.lineno}, column "
+            f"{exc.colno}); write a string as JSON too, e.g. '\"World\"'",
+            param_hint=what,
+        ) from None
+
+
+def read_value(text: str | None, input_file: str | None, what: str = "INPUT") -> Any:
+    """The value from the argument or from ``--input-file FILE|-`` (not both), as JSON."""
+    if input_file is None:
+        return parse_value(text, what)
+    if text is not None:
+        raise typer.BadParameter(f"give {what} or --input-file, not both", param_hint=what)
+    source = "stdin" if input_file == "-" else input_file
+    try:
+        if input_file == "-":
+            body = sys.stdin.read(MAX_INPUT_FILE_BYTES + 1)
+        else:
+            with open(input_file, encoding="utf-8") as f:
+                body = f.read(MAX_INPUT_FILE_BYTES + 1)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise typer.BadParameter(
+            f"cannot read {source}: {describe(exc)}", param_hint="--input-file"
+        ) from exc
+    if len(body) > MAX_INPUT_FILE_BYTES:
+        raise typer.BadParameter(f"{source} is larger than 64 MiB", param_hint="--input-file")
+    return parse_value(body, f"{what} from {source}")
 
 
 class _QuietNatsErrors(logging.Filter):
