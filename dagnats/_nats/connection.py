@@ -153,8 +153,9 @@ async def connect(
     options: dict[str, Any] = {
         "connect_timeout": connect_timeout_s,
         # nats-py retries a first connect as often and as slowly as a reconnect (a 20 s
-        # wait for nothing with its defaults): two quick tries here, so nothing listening is an error at once; the
-        # reconnect budget is set after the first success (nats-py reads it at each drop).
+        # wait for nothing with its defaults): two quick tries here, so nothing listening
+        # is an error at once; the reconnect budget is set after the first success
+        # (nats-py reads it at each drop).
         "max_reconnect_attempts": 1,
         "reconnect_time_wait": 0.1,
         "error_cb": on_error,
