@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager, suppress
 from typing import Annotated, Any, NoReturn
 
+import click
 import typer
 
 from dagnats._nats.connection import NatsAuth, set_reconnect_attempts
@@ -71,8 +72,25 @@ def describe(exc: BaseException) -> str:
     return f"{name}: {text}" if text and not text.startswith("nats:") else text or name
 
 
-def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
-    typer.echo(f"error: {one_line(message)}", err=True)
+def json_requested() -> bool:
+    """Whether the running command was given ``--json`` (every command names it so)."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and ctx.params.get("json_out"):
+        return True
+    return "--json" in sys.argv[1:]
+
+
+def error_json(kind: str, message: str, code: int) -> str:
+    """A failure as ``--json`` users read it: one JSON document (on stderr)."""
+    body = {"error": {"kind": kind, "message": one_line(message), "exit_status": code}}
+    return json.dumps(body)
+
+
+def fail(message: str, code: int = EXIT_ERROR, kind: str = "Error") -> NoReturn:
+    if json_requested():
+        typer.echo(error_json(kind, message, code), err=True)
+    else:
+        typer.echo(f"error: {one_line(message)}", err=True)
     raise typer.Exit(code)
 
 
@@ -85,18 +103,23 @@ def execute(main: Callable[[], Coroutine[Any, Any, int | None]]) -> None:
         return
     try:
         code = asyncio.run(main())
-    except typer.Exit:
-        raise
+    except (typer.Exit, BrokenPipeError):
+        raise  # click ends a command whose reader went away (`| head`) quietly, status 1
     except KeyboardInterrupt:
-        fail("interrupted", EXIT_INTERRUPTED)
+        fail("interrupted", EXIT_INTERRUPTED, "Interrupted")
     except CliError as exc:
-        fail(str(exc), exc.code)
+        fail(str(exc), exc.code, _kind(exc))
     except DagnatsError as exc:
-        fail(describe(exc))
+        fail(describe(exc), kind=type(exc).__name__)
     except Exception as exc:  # noqa: BLE001 - the last line of defence: never a traceback
-        fail(describe(exc))
+        fail(describe(exc), kind=type(exc).__name__)
     if code:
         raise typer.Exit(code)
+
+
+def _kind(exc: CliError) -> str:
+    cause = exc.__cause__
+    return type(cause).__name__ if isinstance(cause, DagnatsError) else "CliError"
 
 
 async def open_nats(url: str, auth: NatsAuth | None = None) -> NatsClient:
