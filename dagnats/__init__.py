@@ -5,6 +5,7 @@ from __future__ import annotations
 from dagnats._version import __version__
 from dagnats.client import Client, RunHandle, RunSummary, WorkflowInfo
 from dagnats.client.redrive import CancelResult, DeadLetter, StartResult
+from dagnats.client.workflow_store import WorkflowState, WorkflowStore
 from dagnats.dag.definition.builder import StepRef, Workflow
 from dagnats.dag.definition.models import RetryPolicy, StepDef, WorkflowDef
 from dagnats.dag.definition.triggers import TriggerDef
@@ -25,6 +26,7 @@ from dagnats.errors import (
     RunFailedError,
     RunNotFoundError,
     ServerError,
+    StoreError,
     TaskError,
     WorkflowNotFoundError,
 )
@@ -63,6 +65,7 @@ __all__ = [
     "StepDef",
     "StepRef",
     "StepState",
+    "StoreError",
     "Task",
     "TaskContext",
     "TaskError",
@@ -72,5 +75,7 @@ __all__ = [
     "WorkflowDef",
     "WorkflowInfo",
     "WorkflowNotFoundError",
+    "WorkflowState",
+    "WorkflowStore",
     "__version__",
 ]

@@ -22,6 +22,8 @@
     │   ├── NatsUnavailableError      NATS cannot be reached: connecting failed, or JetStream
     │   │                             did not answer
     │   ├── ServerError               the embedded nats-server could not be found or started
+    │   ├── StoreError                a WorkflowStore operation failed
+    │   │                             ("store/load: get: <error>")
     │   └── TaskError                 raised by task handlers to steer the engine
     │       ├── NonRetryableError     fail the step now, no retry
     │       └── RetryAfter            retry after the given delay
@@ -125,6 +127,10 @@ class ApiError(DagnatsError):
 class CapabilityError(DagnatsError, PermissionError):
     """A handler used a capability its step does not declare in ``required_capabilities``
     (``ctx.control`` needs ``"control-plane"``), or exceeded the control plane's bounds."""
+
+
+class StoreError(DagnatsError):
+    """A ``WorkflowStore`` operation failed: ``store/<operation>: <step>: <error>``."""
 
 
 class NatsUnavailableError(DagnatsError):

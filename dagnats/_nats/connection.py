@@ -109,6 +109,12 @@ ErrorCallback = Callable[[Exception], Awaitable[None]]
 Callback = Callable[[], Awaitable[None]]
 
 
+CONNECT_HINT = (
+    "Is it running? Start one with `dagnats serve`, or point --nats-url / DAGNATS_NATS_URL "
+    "at a running server"
+)
+
+
 async def connect(
     url: str,
     *,
@@ -146,8 +152,12 @@ async def connect(
 
     options: dict[str, Any] = {
         "connect_timeout": connect_timeout_s,
-        "max_reconnect_attempts": max_reconnect_attempts,
-        "reconnect_time_wait": reconnect_time_wait_s,
+        # nats-py retries a first connect as often and as slowly as a reconnect (a 20 s
+        # wait for nothing with its defaults): two quick tries here, so nothing listening
+        # is an error at once; the reconnect budget is set after the first success
+        # (nats-py reads it at each drop).
+        "max_reconnect_attempts": 1,
+        "reconnect_time_wait": 0.1,
         "error_cb": on_error,
         **settings,
     }
@@ -167,10 +177,15 @@ async def connect(
         )
     try:
         attempt.result()
-        return nc
     except Exception as exc:
         cause = ([e for e in seen if _hopeless(e)] or seen or [exc])[-1]
-        raise NatsUnavailableError(f"cannot connect to NATS at {url}: {_describe(cause)}") from exc
+        hint = "" if _hopeless(cause) else f". {CONNECT_HINT}"
+        raise NatsUnavailableError(
+            f"cannot connect to NATS at {url}: {_describe(cause)}{hint}"
+        ) from exc
+    nc.options["max_reconnect_attempts"] = max_reconnect_attempts
+    nc.options["reconnect_time_wait"] = reconnect_time_wait_s
+    return nc
 
 
 def server_urls(url: str) -> list[str]:

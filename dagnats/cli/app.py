@@ -3,21 +3,33 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+import typer.core
 
 from dagnats._version import __version__
 from dagnats.cli import control, dlq, graphs, logs, redrive, runs, server, triggers, workflows
-from dagnats.cli.common import EXIT_INTERRUPTED, one_line
+from dagnats.cli.common import EXIT_INTERRUPTED, error_json, one_line
 
 assert redrive.COMMANDS  # imported for its commands on ``dagnats run``
+
+_type_label = typer.core.TyperOption.display_type_rich
+
+
+def _no_flag_label(self: typer.core.TyperOption, ctx: Any) -> str | None:
+    # typer labels every option with its type, so each flag reads "--json <bool>": a flag
+    # takes no value, and the label only makes the help harder to read.
+    return None if self.is_flag else _type_label(self, ctx)
+
+
+typer.core.TyperOption.display_type_rich = _no_flag_label  # type: ignore[method-assign]
 
 app = typer.Typer(
     name="dagnats",
     help="dagnats: a DAG workflow engine whose only infrastructure is NATS JetStream.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -76,6 +88,10 @@ def main() -> None:
         ctx = getattr(exc, "ctx", None)
         path = getattr(ctx, "command_path", None)
         hint = f" (see '{path} --help')" if path else ""
-        typer.echo(f"error: {one_line(exc.format_message())}{hint}", err=True)
+        if "--json" in sys.argv[1:]:
+            kind = "UsageError" if exc.exit_code == 2 else type(exc).__name__
+            typer.echo(error_json(kind, exc.format_message() + hint, exc.exit_code), err=True)
+        else:
+            typer.echo(f"error: {one_line(exc.format_message())}{hint}", err=True)
         sys.exit(exc.exit_code)
     sys.exit(result if isinstance(result, int) else 0)

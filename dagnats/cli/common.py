@@ -11,10 +11,12 @@ import asyncio
 import json
 import logging
 import os
+import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager, suppress
 from typing import Annotated, Any, NoReturn
 
+import click
 import typer
 
 from dagnats._nats.connection import NatsAuth, set_reconnect_attempts
@@ -70,8 +72,25 @@ def describe(exc: BaseException) -> str:
     return f"{name}: {text}" if text and not text.startswith("nats:") else text or name
 
 
-def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
-    typer.echo(f"error: {one_line(message)}", err=True)
+def json_requested() -> bool:
+    """Whether the running command was given ``--json`` (every command names it so)."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and ctx.params.get("json_out"):
+        return True
+    return "--json" in sys.argv[1:]
+
+
+def error_json(kind: str, message: str, code: int) -> str:
+    """A failure as ``--json`` users read it: one JSON document (on stderr)."""
+    body = {"error": {"kind": kind, "message": one_line(message), "exit_status": code}}
+    return json.dumps(body)
+
+
+def fail(message: str, code: int = EXIT_ERROR, kind: str = "Error") -> NoReturn:
+    if json_requested():
+        typer.echo(error_json(kind, message, code), err=True)
+    else:
+        typer.echo(f"error: {one_line(message)}", err=True)
     raise typer.Exit(code)
 
 
@@ -84,18 +103,23 @@ def execute(main: Callable[[], Coroutine[Any, Any, int | None]]) -> None:
         return
     try:
         code = asyncio.run(main())
-    except typer.Exit:
-        raise
+    except (typer.Exit, BrokenPipeError):
+        raise  # click ends a command whose reader went away (`| head`) quietly, status 1
     except KeyboardInterrupt:
-        fail("interrupted", EXIT_INTERRUPTED)
+        fail("interrupted", EXIT_INTERRUPTED, "Interrupted")
     except CliError as exc:
-        fail(str(exc), exc.code)
+        fail(str(exc), exc.code, _kind(exc))
     except DagnatsError as exc:
-        fail(describe(exc))
+        fail(describe(exc), kind=type(exc).__name__)
     except Exception as exc:  # noqa: BLE001 - the last line of defence: never a traceback
-        fail(describe(exc))
+        fail(describe(exc), kind=type(exc).__name__)
     if code:
         raise typer.Exit(code)
+
+
+def _kind(exc: CliError) -> str:
+    cause = exc.__cause__
+    return type(cause).__name__ if isinstance(cause, DagnatsError) else "CliError"
 
 
 async def open_nats(url: str, auth: NatsAuth | None = None) -> NatsClient:
@@ -129,15 +153,59 @@ async def connect(url: str, *, timeout_s: float = API_TIMEOUT_S) -> AsyncIterato
                 await asyncio.wait_for(nc.close(), 5.0)
 
 
-def parse_value(text: str | None) -> Any:
-    """A command-line value: JSON if it parses (``'"World"'``, ``'{"a":1}'``, ``42``),
-    otherwise the text itself as a string (``World``). ``None`` stays ``None``."""
+MAX_INPUT_FILE_BYTES = 64 * 1024 * 1024  # a value larger than this is no command-line input
+
+InputFileOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--input-file",
+        metavar="FILE",
+        help="Read the value (JSON) from FILE, or from stdin with '-', instead of the argument.",
+        show_default=False,
+    ),
+]
+
+
+def parse_value(text: str | None, what: str = "INPUT") -> Any:
+    """A command-line value, which must be JSON (``'"World"'``, ``'{"a":1}'``, ``42``).
+
+    Text that is not JSON is refused, naming the JSON problem, rather than taken as a
+    string: ``World`` and ``{a: 1}`` would otherwise both start a run with a string nobody
+    meant. ``None`` stays ``None``.
+    """
     if text is None:
         return None
     try:
         return json.loads(text)
-    except ValueError:
-        return text
+    except json.JSONDecodeError as exc:
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        raise typer.BadParameter(
+            f"{shown!r} is not valid JSON: {exc.msg} (line {exc.lineno}, column "
+            f"{exc.colno}); write a string as JSON too, e.g. '\"World\"'",
+            param_hint=what,
+        ) from None
+
+
+def read_value(text: str | None, input_file: str | None, what: str = "INPUT") -> Any:
+    """The value from the argument or from ``--input-file FILE|-`` (not both), as JSON."""
+    if input_file is None:
+        return parse_value(text, what)
+    if text is not None:
+        raise typer.BadParameter(f"give {what} or --input-file, not both", param_hint=what)
+    source = "stdin" if input_file == "-" else input_file
+    try:
+        if input_file == "-":
+            body = sys.stdin.read(MAX_INPUT_FILE_BYTES + 1)
+        else:
+            with open(input_file, encoding="utf-8") as f:
+                body = f.read(MAX_INPUT_FILE_BYTES + 1)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise typer.BadParameter(
+            f"cannot read {source}: {describe(exc)}", param_hint="--input-file"
+        ) from exc
+    if len(body) > MAX_INPUT_FILE_BYTES:
+        raise typer.BadParameter(f"{source} is larger than 64 MiB", param_hint="--input-file")
+    return parse_value(body, f"{what} from {source}")
 
 
 class _QuietNatsErrors(logging.Filter):

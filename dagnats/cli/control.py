@@ -12,12 +12,13 @@ from dagnats._nats.kvscan import get_entry, list_keys, open_bucket
 from dagnats.cli.common import (
     DEFAULT_NATS_URL,
     CliError,
+    InputFileOpt,
     JsonOpt,
     NatsUrlOpt,
     connect,
     describe,
     execute,
-    parse_value,
+    read_value,
 )
 from dagnats.cli.output import emit_json, table
 from dagnats.client import Client
@@ -156,13 +157,14 @@ async def _read_workers(client: Client) -> list[dict[str, Any]]:
 def publish(
     name: Annotated[str, typer.Argument(metavar="NAME", help="Event name, e.g. payment.received.")],
     data: Annotated[
-        str | None, typer.Argument(metavar="DATA", help="JSON, or text taken as a string.")
+        str | None, typer.Argument(metavar="DATA", help="JSON (a string is '\"text\"').")
     ] = None,
+    input_file: InputFileOpt = None,
     nats_url: NatsUrlOpt = DEFAULT_NATS_URL,
     json_out: JsonOpt = False,
 ) -> None:
     """Publish an external event (wakes wait_for_event steps, matches cancel_on rules)."""
-    value = parse_value(data)
+    value = read_value(data, input_file, "DATA")
 
     async def main() -> None:
         async with connect(nats_url) as client:
@@ -178,13 +180,14 @@ def publish(
 def approve(
     token: Annotated[str, typer.Argument(metavar="TOKEN", help="The token of the approval step.")],
     data: Annotated[
-        str | None, typer.Argument(metavar="DATA", help="JSON, or text taken as a string.")
+        str | None, typer.Argument(metavar="DATA", help="JSON (a string is '\"text\"').")
     ] = None,
+    input_file: InputFileOpt = None,
     nats_url: NatsUrlOpt = DEFAULT_NATS_URL,
     json_out: JsonOpt = False,
 ) -> None:
     """Approve a waiting approval step (each token works once)."""
-    value = parse_value(data)
+    value = read_value(data, input_file, "DATA")
 
     async def main() -> None:
         async with connect(nats_url) as client:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -16,8 +17,33 @@ VALUE_LIMIT = 200
 DATA_LIMIT = 120
 
 
+_UTC_OFFSET = re.compile(r"^(\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?)\+00:00$")
+
+
+def rfc3339(value: Any) -> Any:
+    """``value`` with every timestamp in one form: RFC 3339, UTC, ``Z`` (a datetime, or a
+    string some part wrote with ``+00:00`` or a space), in lists and dicts too."""
+    if isinstance(value, datetime):
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return aware.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, str):
+        m = _UTC_OFFSET.match(value)
+        return f"{m.group(1).replace(' ', 'T')}Z" if m else value
+    if isinstance(value, dict):
+        return {k: rfc3339(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [rfc3339(v) for v in value]
+    return value
+
+
 def emit_json(doc: Any) -> None:
-    typer.echo(json.dumps(doc, indent=2, default=str, ensure_ascii=False))
+    """One JSON document on stdout; timestamps as RFC 3339 UTC with ``Z``."""
+    typer.echo(json.dumps(rfc3339(doc), indent=2, default=_other, ensure_ascii=False))
+
+
+def _other(value: Any) -> Any:
+    converted = rfc3339(value)
+    return converted if converted is not value else str(value)
 
 
 def compact(value: Any, limit: int = VALUE_LIMIT) -> str:

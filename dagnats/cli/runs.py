@@ -16,11 +16,12 @@ import typer
 from dagnats.cli.common import (
     DEFAULT_NATS_URL,
     CliError,
+    InputFileOpt,
     JsonOpt,
     NatsUrlOpt,
     connect,
     execute,
-    parse_value,
+    read_value,
 )
 from dagnats.cli.output import (
     VALUE_LIMIT,
@@ -39,7 +40,7 @@ from dagnats.protocol.events import Event
 
 app = typer.Typer(help="Start, inspect and control runs.", no_args_is_help=True)
 
-VALUE_HELP = "JSON ('\"World\"', '{\"a\": 1}', 42); text that is not JSON is taken as a string."
+VALUE_HELP = "JSON ('\"World\"', '{\"a\": 1}', 42); text that is not JSON is refused."
 
 
 class RunStatusChoice(StrEnum):
@@ -78,11 +79,12 @@ def start(
             help="Start it then (e.g. 2027-01-01T09:00:00Z): stored as scheduled until then.",
         ),
     ] = None,
+    input_file: InputFileOpt = None,
     nats_url: NatsUrlOpt = DEFAULT_NATS_URL,
     json_out: JsonOpt = False,
 ) -> None:
-    """Start a run of WORKFLOW with INPUT (JSON, or a plain string)."""
-    run_input = parse_value(input_)
+    """Start a run of WORKFLOW with INPUT (JSON: a string is '"text"')."""
+    run_input = read_value(input_, input_file, "INPUT")
     if at is not None and watch:
         raise CliError("--at and --watch do not go together: watch a scheduled run once it starts")
 
@@ -337,6 +339,7 @@ def signal(
         ),
     ],
     last: LastOpt = False,
+    input_file: InputFileOpt = None,
     nats_url: NatsUrlOpt = DEFAULT_NATS_URL,
     json_out: JsonOpt = False,
 ) -> None:
@@ -346,7 +349,7 @@ def signal(
         raise typer.BadParameter(f"expected {want}, got {len(args)} argument(s)")
     run_id = None if last else args[0]
     name, *rest = args if last else args[1:]
-    value = parse_value(rest[0] if rest else None)
+    value = read_value(rest[0] if rest else None, input_file, "DATA")
 
     async def main() -> None:
         async with connect(nats_url) as client:

@@ -197,6 +197,19 @@ class DagnatsEnv:
                 self._workers.remove((w, task))
 
     async def close(self) -> None:
+        try:
+            await self._stop_parts()
+        finally:
+            # Whatever failed above, the process clock is the wall clock again (else every
+            # later time-skipping environment of this process would be refused).
+            if self.skipper is not None:
+                await self.skipper.stop()
+            if self.clock is not None:
+                await self.clock.close()
+            self._clock_block.close()
+            await self._close_connection()
+
+    async def _stop_parts(self) -> None:
         await self.faults.close()
 
         async def stop(w: Worker, task: asyncio.Task[None]) -> None:
@@ -211,11 +224,8 @@ class DagnatsEnv:
             await self.api.stop()
             self.api = None
         await self.stop_engine()
-        if self.skipper is not None:
-            await self.skipper.stop()
-        if self.clock is not None:
-            await self.clock.close()
-        self._clock_block.close()  # the process clock is the wall clock again
+
+    async def _close_connection(self) -> None:
         with contextlib.suppress(Exception):
             if self.nc.is_connected:
                 await self.nc.drain()

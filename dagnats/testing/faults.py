@@ -19,7 +19,9 @@ guarantees under failure is repeatable:
   still running, so it is delivered again meanwhile. Guarantee: the two handlers share the
   idempotency key and the step records one result.
 - ``kill_server()``: SIGKILL the nats-server, start it again on the same port and store.
-  Guarantee: everything acknowledged survives; runs in flight complete once it is back.
+  Guarantee: runs in flight complete once it is back, with one recorded result per step; a
+  task whose ack the server had not persisted is delivered again (at least once, under the
+  same ``ctx.idempotency_key``).
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 import dagnats
@@ -66,19 +67,32 @@ def test_version() -> None:
     ("text", "value"),
     [
         ('"World"', "World"),
-        ("World", "World"),
         ('{"a": 1}', {"a": 1}),
         ("[1, 2]", [1, 2]),
         ("42", 42),
         ("true", True),
         ("null", None),
-        ("{not json", "{not json"),
-        ("", ""),
         (None, None),
     ],
 )
-def test_parse_value_is_json_else_a_string(text: str | None, value: Any) -> None:
+def test_parse_value_is_json(text: str | None, value: Any) -> None:
     assert parse_value(text) == value
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("World", "Expecting value (line 1, column 1)"),
+        ("{not json", "Expecting property name enclosed in double quotes (line 1, column 2)"),
+        ("", "Expecting value (line 1, column 1)"),
+        ("[1, 2", "Expecting ',' delimiter (line 1, column 6)"),
+    ],
+)
+def test_text_that_is_not_json_is_refused_naming_the_problem(text: str, problem: str) -> None:
+    with pytest.raises(typer.BadParameter) as caught:
+        parse_value(text, "INPUT")
+    assert problem in caught.value.message
+    assert "write a string as JSON too" in caught.value.message
 
 
 class _Handle:
@@ -111,9 +125,7 @@ def fake_client(monkeypatch: pytest.MonkeyPatch) -> _RecordingClient:
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
-        (["'World'"], "'World'"),
         (['"World"'], "World"),
-        (["World"], "World"),
         (['{"repo": "x", "n": 2}'], {"repo": "x", "n": 2}),
         ([], None),
     ],
@@ -127,6 +139,35 @@ def test_run_start_parses_input(
     assert fake_client.calls == [
         ("hello-pipeline", expected, {"idempotency_key": None, "run_id": None})
     ]
+
+
+@pytest.mark.parametrize("argv", [["World"], ["'World'"], ["{repo: x}"]])
+def test_run_start_refuses_input_that_is_not_json(
+    fake_client: _RecordingClient, argv: list[str]
+) -> None:
+    result = runner.invoke(app, ["run", "start", "hello-pipeline", *argv])
+    assert result.exit_code == 2
+    assert "is not valid JSON" in result.output and "INPUT" in result.output
+    assert fake_client.calls == []
+
+
+def test_run_start_reads_input_from_a_file_or_stdin(
+    fake_client: _RecordingClient, tmp_path: Path
+) -> None:
+    f = tmp_path / "in.json"
+    f.write_text('{"repo": "x"}')
+    assert runner.invoke(app, ["run", "start", "wf", "--input-file", str(f)]).exit_code == 0
+    piped = runner.invoke(app, ["run", "start", "wf", "--input-file", "-"], input='"Ada"')
+    assert piped.exit_code == 0, piped.output
+    assert [c[1] for c in fake_client.calls] == [{"repo": "x"}, "Ada"]
+    both = runner.invoke(app, ["run", "start", "wf", '"x"', "--input-file", str(f)])
+    assert both.exit_code == 2 and "not both" in both.output
+    missing = runner.invoke(app, ["run", "start", "wf", "--input-file", str(tmp_path / "no")])
+    assert missing.exit_code == 2 and "cannot read" in missing.output
+    bad = tmp_path / "bad.json"
+    bad.write_text("{oops")
+    broken = runner.invoke(app, ["run", "start", "wf", "--input-file", str(bad)])
+    assert broken.exit_code == 2 and "is not valid JSON" in broken.output
 
 
 def test_run_start_options_and_json(fake_client: _RecordingClient) -> None:
@@ -258,3 +299,17 @@ def _ev(type_: str, **kw: Any) -> Event:
 )
 def test_watch_lines_follow_the_tutorial(event: Event, line: str | None) -> None:
     assert watch_line(event) == line
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "signal", "run-12345678", "go", "World"],
+        ["event", "publish", "payment.received", "{amount: 3}"],
+        ["approve", "a" * 64, "yes"],
+    ],
+)
+def test_data_that_is_not_json_is_refused_before_connecting(argv: list[str]) -> None:
+    result = runner.invoke(app, [*argv, "--nats-url", "nats://127.0.0.1:1"])
+    assert result.exit_code == 2, result.output
+    assert "is not valid JSON" in result.output and "DATA" in result.output

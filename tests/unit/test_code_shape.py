@@ -44,6 +44,7 @@ EXPECTED_ALL = [
     "StepDef",
     "StepRef",
     "StepState",
+    "StoreError",
     "Task",
     "TaskContext",
     "TaskError",
@@ -53,6 +54,8 @@ EXPECTED_ALL = [
     "WorkflowDef",
     "WorkflowInfo",
     "WorkflowNotFoundError",
+    "WorkflowState",
+    "WorkflowStore",
     "__version__",
 ]
 

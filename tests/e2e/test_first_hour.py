@@ -1,0 +1,129 @@
+"""Methodology: the stumbles of a first hour with the CLI, each typed as a newcomer would:
+``python -m dagnats ...`` as a subprocess against a real environment (``DagnatsEnv`` in the
+test process) or against nothing at all; exit status, stdout and stderr are checked as text
+or parsed JSON. Every subprocess has a timeout."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import dagnats
+from dagnats.testing import DagnatsEnv
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
+
+REPO = Path(__file__).resolve().parents[2]
+CLI_TIMEOUT_S = 30.0
+NOWHERE = "nats://127.0.0.1:1"
+STAMP = re.compile(r"^\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d")
+
+
+def cli_env() -> dict[str, str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("DAGNATS_DEBUG", None)
+    return env
+
+
+def dagnats_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dagnats", *args],
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT_S,
+        env=cli_env(),
+        cwd=REPO,
+    )
+
+
+async def acli(*args: str) -> subprocess.CompletedProcess[str]:
+    return await asyncio.to_thread(dagnats_cli, *args)
+
+
+def stamps(doc: Any) -> Iterator[str]:
+    if isinstance(doc, str) and STAMP.match(doc):
+        yield doc
+    elif isinstance(doc, dict):
+        for v in doc.values():
+            yield from stamps(v)
+    elif isinstance(doc, list):
+        for v in doc:
+            yield from stamps(v)
+
+
+def test_cannot_connect_is_quick_and_says_what_to_do() -> None:
+    began = time.perf_counter()
+    done = dagnats_cli("run", "list", "--nats-url", NOWHERE)
+    assert time.perf_counter() - began < 10  # was 20 s of silent retries
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.startswith("error: cannot connect to NATS at nats://127.0.0.1:1")
+    assert "dagnats serve" in done.stderr and "--nats-url" in done.stderr
+
+
+def test_json_failures_are_json_on_stderr_with_the_exit_status() -> None:
+    done = dagnats_cli("run", "list", "--json", "--nats-url", NOWHERE)
+    assert done.returncode == 1 and done.stdout == ""
+    error = json.loads(done.stderr)["error"]
+    assert error["kind"] == "NatsUnavailableError" and error["exit_status"] == 1
+    assert "dagnats serve" in error["message"]
+    usage = dagnats_cli("run", "start", "wf", "World", "--json")
+    assert usage.returncode == 2
+    assert json.loads(usage.stderr)["error"]["kind"] == "UsageError"
+
+
+def test_input_that_is_not_json_is_refused_naming_the_problem() -> None:
+    done = dagnats_cli("run", "start", "hello-pipeline", "World", "--nats-url", NOWHERE)
+    assert done.returncode == 2
+    assert "'World' is not valid JSON: Expecting value" in done.stderr
+    assert "write a string as JSON too" in done.stderr
+
+
+def test_help_has_no_type_noise_shows_defaults_and_completion() -> None:
+    listing = dagnats_cli("run", "list", "--help")
+    assert listing.returncode == 0
+    assert "<bool>" not in listing.stdout
+    assert "[default: 50]" in listing.stdout
+    top = dagnats_cli("--help")
+    assert "--install-completion" in top.stdout and "--show-completion" in top.stdout
+
+
+async def test_a_closed_pipe_ends_quietly_and_json_timestamps_are_rfc3339_z() -> None:
+    async with DagnatsEnv.start() as env:
+        wf = dagnats.Workflow("first-hour")
+        wf.approval("ok", timeout="1h")
+        runs = [await env.client.start(wf, None) for _ in range(3)]
+        status = await acli("run", "status", runs[0].run_id, "--json", "--nats-url", env.url)
+        assert status.returncode == 0, status.stderr
+        seen = list(stamps(json.loads(status.stdout)))
+        assert seen and all(s.endswith("Z") and "T" in s for s in seen), seen
+        listing = await acli("run", "list", "--json", "--nats-url", env.url)
+        seen = list(stamps(json.loads(listing.stdout)))
+        assert all(s.endswith("Z") for s in seen), seen
+
+        def closed_reader() -> tuple[int, str]:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "dagnats", "run", "list", "--nats-url", env.url],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=cli_env(),
+                cwd=REPO,
+            )
+            assert proc.stdout is not None and proc.stderr is not None
+            proc.stdout.close()  # `| head` that has already gone
+            with proc.stderr:
+                err = proc.stderr.read().decode()
+            return proc.wait(timeout=CLI_TIMEOUT_S), err
+
+        code, err = await asyncio.to_thread(closed_reader)
+        # Quiet (no BrokenPipeError traceback, no "error:" line), status 1 as click ends it.
+        assert err == "" and code == 1
