@@ -18,6 +18,7 @@ from dagnats._nats.connection import connect as connect_nats
 from dagnats._nats.resources import setup_resources
 from dagnats._nats.types import NatsClient
 from dagnats.engine import Engine
+from dagnats.server import console
 from dagnats.server.api import ApiService
 from dagnats.server.http import HttpGateway, Routes
 from dagnats.server.metrics import MetricsServer
@@ -48,7 +49,7 @@ class ServeOptions:
 
 def http_routes() -> list[Routes]:
     """The features' routers that ``serve`` adds to the HTTP app."""
-    return [Routes(metrics_router)]
+    return [Routes(metrics_router), *console.routes()]
 
 
 class Serve:
