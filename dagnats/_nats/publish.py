@@ -85,13 +85,26 @@ async def append_event(
     )
 
 
-async def gather_acks(futures: Sequence[asyncio.Future[PubAck]]) -> None:
-    """Wait for every async publish; the first failure is raised after all have settled."""
+PUBLISH_ACK_TIMEOUT_S = 5.0
+
+
+async def gather_acks(
+    futures: Sequence[asyncio.Future[PubAck]], timeout_s: float = PUBLISH_ACK_TIMEOUT_S
+) -> None:
+    """Wait for every async publish; the first failure is raised after all have settled.
+
+    Bounded: nats-py's futures never resolve when the server dies between taking a publish
+    and answering it (a SIGKILLed server), so after ``timeout_s`` the ones still open are
+    given up and ``TimeoutError`` raised; the caller publishes again under the same dedup
+    ids, which is harmless if the first one was stored.
+    """
     if not futures:
         return
-    if len(futures) == 1:
-        await futures[0]
-        return
+    _done, pending = await asyncio.wait(futures, timeout=timeout_s)
+    if pending:
+        for f in pending:
+            f.cancel()
+        raise TimeoutError(f"{len(pending)} publish(es) not acknowledged within {timeout_s}s")
     results = await asyncio.gather(*futures, return_exceptions=True)
     for r in results:
         if isinstance(r, BaseException):

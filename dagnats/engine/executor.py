@@ -14,7 +14,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from dagnats import protocol
@@ -38,9 +38,9 @@ from dagnats.dag.machine.actions import (
     ScheduleTimer,
     StartChildRun,
 )
-from dagnats.engine.limits import check_limits, limits_of
+from dagnats.engine.limits import check_limits, is_limited, limits_of
 from dagnats.engine.run_actions import RunActions
-from dagnats.protocol import dedup, keys
+from dagnats.protocol import clock, dedup, keys
 from dagnats.protocol import events as ev
 from dagnats.protocol.messages import DeadLetterMessage, DeferredTask, EventWaiter, TimerMessage
 from dagnats.telemetry import tracing
@@ -141,13 +141,13 @@ class Executor:
     ) -> None:
         """Publish the task messages of each step: limited ones one by one, a map's at once."""
         for (_run, _step), tasks in fanout.items():
-            limited = [t for t in tasks if t.rate_limit or t.max_task_concurrency]
+            limited = [t for t in tasks if is_limited(t)]
             if limited:
                 # Limits are per task type: each instance asks for its own token / slot.
                 for t in limited:
                     with step_span(t):
                         await self.dispatch_limited(t, futures)
-                tasks = [t for t in tasks if not (t.rate_limit or t.max_task_concurrency)]
+                tasks = [t for t in tasks if not is_limited(t)]
             if not tasks:
                 continue
             if len(tasks) == 1:
@@ -186,7 +186,7 @@ class Executor:
             run_id=t.run_id,
             step_id=t.step_id,
             kind="dispatch",
-            fire_at=datetime.now(UTC) + timedelta(seconds=wait_s),
+            fire_at=clock.now() + timedelta(seconds=wait_s),
             data={"kind": "dispatch"},
             dedup_id=dedup.deferred_task_id(t.dedup_id),
             task=DeferredTask(
@@ -244,6 +244,7 @@ class Executor:
                 match=a.match,
                 lookback_ns=a.lookback_ns,
                 registered_at=a.registered_at,
+                as_text=a.as_text,
             )
             await self.kv[protocol.KV_WAITERS].put(
                 keys.waiter_key(a.event, a.run_id, a.step_id), waiter.encode()
@@ -287,6 +288,10 @@ def _task_body_inline(t: DispatchTask) -> bytes:
         timeout_ns=t.timeout_ns,
         idempotency_key=t.idempotency_key,
         dedup_id=t.dedup_id,
+        metadata=t.metadata,
+        capabilities=list(t.capabilities) or None,
+        budget_warning=t.budget_warning or None,
+        budget_final=t.budget_final or None,
         run_retry=t.run_retry or None,
     ).encode()
 
@@ -300,5 +305,5 @@ def _dead_letter_body(a: DeadLetter) -> bytes:
         input=a.input,
         error=a.error,
         attempts=a.attempts,
-        ts=datetime.now(UTC),
+        ts=clock.now(),
     ).encode()

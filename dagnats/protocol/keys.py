@@ -107,3 +107,18 @@ def deleted_run_key(run_id: str) -> str:
 def snapshot_key(run_id: str) -> str:
     """Object-store name of a run snapshot too large for one KV value."""
     return f"snapshots/{run_id}"
+
+
+def keyed_rate_key(task: str, value_token: str) -> str:
+    """``rate_limits`` key of a ``keyed_rate_limit`` bucket: one per task and key value."""
+    return f"keyed.{task}.{value_token}"
+
+
+def singleton_key(workflow: str, scope: str) -> str:
+    """``concurrency`` key holding the id of a singleton workflow's active run (per scope)."""
+    return f"singleton.{workflow}.{scope}"
+
+
+def control_key(root_run_id: str) -> str:
+    """``concurrency`` key counting the child runs the control plane started for a root run."""
+    return f"control.{root_run_id}"

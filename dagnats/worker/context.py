@@ -142,6 +142,14 @@ class TaskContext:
         self.input: Any = message.input
         self.idempotency_key: str = message.idempotency_key
         self.log_capture = LogCapture(self.attempt, self.item, self.iteration)
+        # The step's metadata (Go never delivered it; dagnats does).
+        self.metadata: dict[str, Any] = dict(message.metadata or {})
+        # The step's required_capabilities, as declared in the definition.
+        self.capabilities: frozenset[str] = frozenset(message.capabilities or ())
+        # An agent loop at or past budget_warn_at: time to wrap up.
+        self.budget_warning: bool = bool(message.budget_warning)
+        # An agent loop at budget_force_at: a Continue now is refused; return a result.
+        self.budget_final: bool = bool(message.budget_final)
         self.logger: TaskLogger = TaskLogger(
             logging.getLogger(TASK_LOGGER),
             {

@@ -70,6 +70,27 @@ class _StepTimeout(Exception):
     pass
 
 
+class DeliveryFaults:
+    """Faults a test arms on a worker's next deliveries of a task (``env.faults``).
+
+    Each armed fault hits exactly one delivery, the next one of that task name:
+    ``expire`` gives the message back as soon as it arrives, while its handler runs on (as
+    when its ack wait runs out mid-handler); ``lose`` runs the handler and then drops the
+    result and the ack, giving the message back (as when the worker dies right after).
+    """
+
+    def __init__(self) -> None:
+        self.expire: list[str] = []
+        self.lose: list[str] = []
+
+    @staticmethod
+    def take(armed: list[str], task: str) -> bool:
+        if task in armed:
+            armed.remove(task)
+            return True
+        return False
+
+
 def _ended_retry(body: bytes) -> int:
     """The retry of a run that an end notice (``"<status>[ <retry>]"``) is about."""
     parts = body.split()
@@ -81,6 +102,10 @@ def _ended_retry(body: bytes) -> int:
 
 class _RunEnded(Exception):
     """The run ended (cancelled, failed, compensated) while this handler ran."""
+
+
+class _Lost(_RunEnded):
+    """A lost-worker fault: the result is dropped and the message given back, unacked."""
 
 
 class Runner:
@@ -96,8 +121,10 @@ class Runner:
         kv: KvCache,
         limiter: anyio.CapacityLimiter,
         report_started_after_s: float = 0.05,
+        faults: DeliveryFaults | None = None,
     ) -> None:
         self._nc = nc
+        self._faults = faults or DeliveryFaults()
         self._started_after_s = report_started_after_s
         self._js: JetStreamContext = nc.jetstream()
         self._worker_id = worker_id
@@ -189,13 +216,10 @@ class Runner:
                 return "unreported"
             await _quietly(msg.ack(), "ack")
             return _OUTCOME_BY_TYPE[event_type]
-        except _RunEnded:
-            # Nobody needs this result any more: drop the task instead of redelivering it.
+        except _RunEnded as ended:
             if timer is not None:
                 timer.cancel()
-            log.info("run %s ended; stopped step %s", tm.run_id, tm.step_id)
-            await _quietly(msg.ack(), "ack of an ended run's task")
-            return "abandoned"
+            return await self._drop(msg, tm, ended, started_job)
         except asyncio.CancelledError:
             # Shutdown gave up waiting: hand the message back for another worker. If the
             # result was already published, the redelivery's result is a dedup no-op.
@@ -207,10 +231,33 @@ class Runner:
                 started_job.cancel()
             raise
 
+    async def _fault_before(self, msg: Msg, tm: protocol.TaskMessage) -> None:
+        if self._faults.take(self._faults.expire, tm.task):
+            log.warning("fault: the ack wait of %s/%s expires now", tm.run_id, tm.step_id)
+            await _quietly(msg.nak(), "nak of an expired-ack fault")
+
+    async def _drop(
+        self,
+        msg: Msg,
+        tm: protocol.TaskMessage,
+        why: _RunEnded,
+        started_job: asyncio.Task[asyncio.Future[PubAck] | None] | None,
+    ) -> Outcome:
+        if isinstance(why, _Lost):
+            await _settle_started(started_job, tm)
+            log.warning("fault: the worker of %s/%s is lost", tm.run_id, tm.step_id)
+            await _quietly(msg.nak(), "nak of a lost-worker fault")
+            return "unreported"
+        # Nobody needs this result any more: drop the task instead of redelivering it.
+        log.info("run %s ended; stopped step %s", tm.run_id, tm.step_id)
+        await _quietly(msg.ack(), "ack of an ended run's task")
+        return "abandoned"
+
     async def _execute(
         self, msg: Msg, task: Task[..., Any], tm: protocol.TaskMessage
     ) -> tuple[str, dict[str, Any]]:
         """Run the handler on the resolved input; the result event's type and data."""
+        await self._fault_before(msg, tm)
         failure = await self._resolve_input(tm)
         if failure is not None:
             return failure
@@ -221,7 +268,10 @@ class Runner:
             await self._save_logs(ctx)
             raise
         await self._save_logs(ctx)  # before the result: `run logs` of an ended step is whole
-        return await self._offload(tm, *result)
+        result = await self._offload(tm, *result)
+        if self._faults.take(self._faults.lose, tm.task):
+            raise _Lost
+        return result
 
     async def _save_logs(self, ctx: TaskContext) -> None:
         lines, dropped = ctx.log_capture.take()
