@@ -24,7 +24,7 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
 from dagnats import protocol
-from dagnats._nats.watch import history_feed, subject_feed
+from dagnats._nats.history import history_feed
 from dagnats.errors import ApiError
 from dagnats.protocol.keys import kv_subject
 from dagnats.server.http.context import Ctx
@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 MAX_STREAMS = 64
 COALESCE_S = 0.25
 QUEUE_SIZE = 1000  # messages waiting for a slow browser; past it, chunks are dropped
+MAX_PENDING_RUNS = 10_000  # run summaries waiting for the next coalesced send
+KEEPALIVE_S = 15.0
 router = APIRouter(prefix="/console/api/live", tags=["console"], responses=error_responses(503))
 
 
@@ -82,24 +84,34 @@ def _summary(raw: bytes) -> dict[str, Any] | None:
 async def _runs_stream(ctx: Ctx) -> AsyncIterator[bytes]:
     with STREAMS.slot():
         yield b"retry: 1000\n\n"
-        pending: dict[str, dict[str, Any]] = {}
-        feed = subject_feed(ctx.nc, kv_subject(protocol.KV_RUNS, ">"))
+        pending: dict[str, dict[str, Any]] = {}  # run id -> its latest summary
+        wake = asyncio.Event()
+
+        async def on_write(msg: Any) -> None:
+            row = _summary(msg.data)
+            if row is None:
+                return  # a delete marker or an oversized snapshot's reference
+            if len(pending) < MAX_PENDING_RUNS or row["run_id"] in pending:
+                pending[row["run_id"]] = row
+                wake.set()
+
+        sub = await ctx.nc.subscribe(kv_subject(protocol.KV_RUNS, ">"), cb=on_write)
         try:
-            async for msg in feed:
-                if msg is None:
+            while True:
+                try:
+                    await asyncio.wait_for(wake.wait(), KEEPALIVE_S)
+                except TimeoutError:
                     yield KEEPALIVE
                     continue
-                row = _summary(msg.data)
-                if row is None:
-                    continue  # a delete marker or an oversized snapshot's reference
-                pending[row["run_id"]] = row
-                if len(pending) == 1:
-                    await asyncio.sleep(COALESCE_S)  # let a burst of writes collapse
-                for r in pending.values():
-                    yield sse("run", r)
+                await asyncio.sleep(COALESCE_S)  # let a burst of writes collapse per run
+                wake.clear()
+                rows = list(pending.values())
                 pending.clear()
+                for r in rows:
+                    yield sse("run", r)
         finally:
-            await feed.aclose()
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
 
 
 @router.get("/runs")
@@ -120,12 +132,6 @@ async def _history(ctx: Ctx, run_id: str) -> AsyncIterator[bytes]:
             yield sse("event", e.model_dump(mode="json", exclude_none=True) | {"seq": e.seq})
 
 
-async def _states(ctx: Ctx, run_id: str) -> AsyncIterator[bytes]:
-    async for msg in subject_feed(ctx.nc, kv_subject(protocol.KV_RUNS, run_id)):
-        if msg is not None:
-            yield sse("state", {"run_id": run_id})
-
-
 async def _run_stream(ctx: Ctx, run_id: str) -> AsyncIterator[bytes]:
     with STREAMS.slot():
         yield b"retry: 1000\n\n"
@@ -137,23 +143,27 @@ async def _run_stream(ctx: Ctx, run_id: str) -> AsyncIterator[bytes]:
             with contextlib.suppress(asyncio.QueueFull):  # ephemeral output: a slow tab drops
                 queue.put_nowait(sse("chunk", body))
 
-        chunks = await ctx.nc.subscribe(prefix + ">", cb=on_chunk)
-        pumps = [
-            asyncio.create_task(_pump(queue, _history(ctx, run_id))),
-            asyncio.create_task(_pump(queue, _states(ctx, run_id))),
+        async def on_state(msg: Any) -> None:
+            with contextlib.suppress(asyncio.QueueFull):  # the page re-reads the run anyway
+                queue.put_nowait(sse("state", {"run_id": run_id}))
+
+        subs = [
+            await ctx.nc.subscribe(prefix + ">", cb=on_chunk),
+            await ctx.nc.subscribe(kv_subject(protocol.KV_RUNS, run_id), cb=on_state),
         ]
+        pump = asyncio.create_task(_pump(queue, _history(ctx, run_id)))
         try:
             while True:
                 try:
-                    yield await asyncio.wait_for(queue.get(), 15.0)
+                    yield await asyncio.wait_for(queue.get(), KEEPALIVE_S)
                 except TimeoutError:
                     yield KEEPALIVE
         finally:
-            for p in pumps:
-                p.cancel()
-            await asyncio.gather(*pumps, return_exceptions=True)
-            with contextlib.suppress(Exception):
-                await chunks.unsubscribe()
+            pump.cancel()
+            await asyncio.gather(pump, return_exceptions=True)
+            for sub in subs:
+                with contextlib.suppress(Exception):
+                    await sub.unsubscribe()
 
 
 def _json(data: bytes) -> Any:
