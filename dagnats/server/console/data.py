@@ -19,6 +19,7 @@ from dagnats.client.diagnosis import diagnose_run, system_status
 from dagnats.dag.definition.rules import load_definition
 from dagnats.dag.machine.state import RunState
 from dagnats.dag.picture import layers
+from dagnats.errors import ApiError
 from dagnats.protocol import events as ev
 from dagnats.protocol.events import Event
 from dagnats.server.http.context import Ctx, HttpContext
@@ -206,6 +207,12 @@ async def system(ctx: Ctx) -> dict[str, Any]:
 
 @router.get("/triggers")
 async def triggers(ctx: Ctx) -> list[dict[str, Any]]:
-    """The triggers, from the trigger service (``trigger.list`` on the API)."""
-    out: list[dict[str, Any]] = await client_of(ctx).call("trigger.list")
+    """The triggers, from the trigger API (``trigger.list``); 503 naming it when this dagnats
+    serves no trigger API."""
+    try:
+        out: list[dict[str, Any]] = await client_of(ctx).call("trigger.list", {})
+    except ApiError as exc:
+        if exc.code != 503:
+            raise
+        raise ApiError(f"no trigger API answers (trigger.list): {exc}", code=503) from exc
     return out
