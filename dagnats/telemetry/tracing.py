@@ -38,14 +38,20 @@ EVENT_TYPE = "dagnats.event_type"
 KINDS = ("internal", "producer", "consumer", "client", "server")
 
 
+_installed = False  # once a provider is installed it stays (OpenTelemetry allows one)
+
+
 def active() -> bool:
     """Whether a tracer provider (an SDK) is installed: until one is, the API's provider is
     a proxy (or an explicit no-op) and dagnats makes no span at all."""
+    global _installed
+    if _installed:
+        return True
     if not ENABLED:
         return False
-    return not isinstance(
-        trace.get_tracer_provider(), trace.ProxyTracerProvider | trace.NoOpTracerProvider
-    )
+    provider = trace.get_tracer_provider()
+    _installed = not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
+    return _installed
 
 
 def stamp(headers: dict[str, str]) -> dict[str, str]:
