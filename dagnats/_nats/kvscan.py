@@ -2,17 +2,28 @@
 
 nats-py's ``KeyValue.keys(filters=...)`` watches the *whole* bucket and keeps keys that
 contain a filter as a plain substring, so a wildcard filter such as ``"abc.>"`` matches
-nothing and every call costs a scan of every key. This watches only the matching subjects
-(the server filters) and returns their latest values in one pass.
+nothing and every call costs a scan of every key; and its watchers leave their ordered
+consumer on the server for 5 minutes after each call (a thousand lists in a row pile up a
+thousand consumers). Here one pass reads only the matching subjects (the server filters),
+through a named pull consumer that is deleted before the call returns, whatever happens.
 """
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
-from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NoKeysError
-from nats.js.kv import KeyValue
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import BucketNotFoundError, KeyNotFoundError
+from nats.js.kv import KV_DEL, KV_OP, KV_PURGE, KeyValue
 
 SCAN_TIMEOUT_S = 5.0
+MAX_KEYS = 100_000  # the most keys one listing reads (a bounded amount of work per call)
+FETCH_BATCH = 256
 
 
 async def scan(
@@ -20,20 +31,81 @@ async def scan(
 ) -> list[KeyValue.Entry]:
     """Live entries (deleted and purged keys left out) under ``pattern``, at most ``limit``.
 
-    ``pattern`` is a key with NATS wildcards (``"run1.>"``, ``"*.step"``). Raises nats'
-    ``TimeoutError`` if the server stops answering in the middle of the scan.
+    ``pattern`` is a key with NATS wildcards (``"run1.>"``, ``"*.step"``). Raises the
+    builtin ``TimeoutError`` if the server stops answering in the middle of the scan.
     """
-    watcher = await kv.watch(pattern, ignore_deletes=True, inactive_threshold=timeout_s * 2)
     out: list[KeyValue.Entry] = []
-    try:
-        while len(out) < limit:
-            entry = await watcher.updates(timeout=timeout_s)  # type: ignore[no-untyped-call]
-            if entry is None:  # the initial values have all been delivered
-                break
-            out.append(entry)
-    finally:
-        await watcher.stop()  # type: ignore[no-untyped-call]
+    async for key, msg in _last_per_key(kv, pattern, limit, False, timeout_s):
+        meta = msg.metadata
+        out.append(
+            KeyValue.Entry(
+                bucket=kv._name,
+                key=key,
+                value=msg.data,
+                revision=meta.sequence.stream,
+                delta=meta.num_pending,
+                created=None,
+                operation=None,
+            )
+        )
     return out
+
+
+async def list_keys(
+    kv: KeyValue, *, limit: int = MAX_KEYS, timeout_s: float = SCAN_TIMEOUT_S
+) -> list[str]:
+    """The live keys of a bucket, at most ``limit`` of them (``[]`` for an empty one)."""
+    return [key async for key, _ in _last_per_key(kv, ">", limit, True, timeout_s)]
+
+
+async def _last_per_key(
+    kv: KeyValue, pattern: str, limit: int, headers_only: bool, timeout_s: float
+) -> AsyncIterator[tuple[str, Msg]]:
+    """The latest message of each live key under ``pattern``, at most ``limit``."""
+    prefix: str = kv._pre
+    async with _consumer(kv, f"{prefix}{pattern}", headers_only, timeout_s) as (sub, pending):
+        seen = found = 0
+        while seen < pending and found < limit:
+            # Never ask for more than is left: a short batch would wait out the timeout.
+            want = min(FETCH_BATCH, pending - seen)
+            try:
+                batch = await sub.fetch(want, timeout=timeout_s)
+            except NatsTimeoutError as exc:
+                raise TimeoutError(f"KV scan of {kv._name} stalled") from exc
+            for msg in batch:
+                seen += 1
+                if (msg.headers or {}).get(KV_OP) in (KV_DEL, KV_PURGE) or found >= limit:
+                    continue
+                found += 1
+                yield msg.subject[len(prefix) :], msg
+
+
+@asynccontextmanager
+async def _consumer(
+    kv: KeyValue, subject: str, headers_only: bool, timeout_s: float
+) -> AsyncIterator[tuple[JetStreamContext.PullSubscription, int]]:
+    js: JetStreamContext = kv._js
+    stream: str = kv._stream
+    name = f"dagnats-scan-{secrets.token_hex(8)}"
+    config = ConsumerConfig(
+        name=name,
+        deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
+        ack_policy=AckPolicy.NONE,
+        filter_subject=subject,
+        headers_only=headers_only,
+        mem_storage=True,
+        num_replicas=1,
+        inactive_threshold=timeout_s * 2,  # only if this process dies before deleting it
+    )
+    info = await js.add_consumer(stream, config)
+    try:
+        sub = await js.pull_subscribe_bind(name, stream)
+        try:
+            yield sub, info.num_pending or 0
+        finally:
+            await sub.unsubscribe()
+    finally:
+        await js.delete_consumer(stream, name)
 
 
 async def get_entry(
@@ -45,15 +117,6 @@ async def get_entry(
         return await kv.get(key, revision=revision)
     except KeyNotFoundError:
         return None
-
-
-async def list_keys(kv: KeyValue) -> list[str]:
-    """Every live key of a bucket (``[]`` for an empty one, where nats-py raises)."""
-    try:
-        keys: list[str] = await kv.keys()
-    except NoKeysError:
-        return []
-    return keys
 
 
 async def purge_key(kv: KeyValue, key: str) -> None:

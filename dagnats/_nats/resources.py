@@ -2,17 +2,24 @@
 
 Idempotent and safe to run from several processes at once: each resource is added, and if
 it exists with another configuration it is updated in place; data is never deleted.
+
+Replicas are never lowered: a part started without ``replicas`` (``None``) creates what is
+missing with one replica and keeps what exists as it is, so a worker started with defaults
+cannot scale a cluster's R3 streams down to R1. A part that asks for more replicas than a
+resource has raises it, with a warning that says so (on a cluster that re-replicates data).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from dataclasses import dataclass
 
 from nats.js import JetStreamContext
 from nats.js.api import (
     DiscardPolicy,
+    ObjectStoreConfig,
     RetentionPolicy,
     StorageType,
     StreamConfig,
@@ -136,31 +143,87 @@ def bucket_config(b: Bucket, replicas: int = 1) -> StreamConfig:
     )
 
 
-async def add_or_update(js: JetStreamContext, config: StreamConfig) -> None:
-    try:
-        await js.add_stream(config)
-    except BadRequestError as exc:
-        # 10058: exists with a different configuration -> bring it up to date in place.
-        if exc.err_code != 10058:
-            raise
-        try:
-            await js.update_stream(config)
-        except BadRequestError as upd:
-            log.warning("stream %s exists and cannot be updated: %s", config.name, upd)
+MAX_REPLICAS = 5  # JetStream's limit
 
 
-async def setup_resources(js: JetStreamContext, replicas: int = 1) -> None:
-    """Create or update all streams, buckets and the payload object store."""
-    configs = stream_configs(replicas) + [bucket_config(b, replicas) for b in BUCKETS]
-    await asyncio.gather(*(add_or_update(js, c) for c in configs))
+def check_replicas(replicas: int | None) -> int | None:
+    if replicas is not None and (
+        isinstance(replicas, bool) or not isinstance(replicas, int) or not 1 <= replicas <= 5
+    ):
+        raise ValueError(f"replicas must be an integer from 1 to {MAX_REPLICAS}, got {replicas!r}")
+    return replicas
+
+
+async def _info(js: JetStreamContext, name: str) -> StreamConfig | None:
     try:
-        await js.object_store(protocol.OBJ_PAYLOADS)
-    except Exception:  # noqa: BLE001 - BucketNotFoundError: create it (racing creators ok)
+        return (await js.stream_info(name)).config
+    except NotFoundError:
+        return None
+
+
+def _replicas_to_keep(name: str, existing: StreamConfig, asked: int | None) -> int:
+    have = existing.num_replicas or 1
+    if asked is not None and have < asked:
+        log.warning(
+            "%s has %d replica(s) and %d were asked: raising it to %d", name, have, asked, asked
+        )
+        return asked
+    return have  # never lowered, even by a part that asked for fewer
+
+
+async def add_or_update(js: JetStreamContext, config: StreamConfig, asked: int | None) -> None:
+    """Create ``config``'s stream, or bring an existing one up to date (replicas kept)."""
+    existing = await _info(js, config.name or "")
+    if existing is None:
         try:
-            await js.create_object_store(protocol.OBJ_PAYLOADS, max_bytes=-1, ttl=PAYLOAD_TTL_S)
+            await js.add_stream(dataclasses.replace(config, num_replicas=asked or 1))
+            return
+        except BadRequestError as exc:
+            if exc.err_code != 10058:  # 10058: exists (a racing creator won)
+                raise
+            existing = await _info(js, config.name or "")
+            if existing is None:
+                raise
+    keep = _replicas_to_keep(f"stream {config.name}", existing, asked)
+    try:
+        await js.update_stream(dataclasses.replace(config, num_replicas=keep))
+    except BadRequestError as upd:
+        log.warning("stream %s exists and cannot be updated: %s", config.name, upd)
+
+
+async def _object_store(js: JetStreamContext, asked: int | None) -> None:
+    name = f"OBJ_{protocol.OBJ_PAYLOADS}"
+    existing = await _info(js, name)
+    if existing is None:
+        config = ObjectStoreConfig(ttl=PAYLOAD_TTL_S, max_bytes=-1, replicas=asked or 1)
+        try:
+            await js.create_object_store(protocol.OBJ_PAYLOADS, config=config)
+            return
         except BadRequestError as exc:
             if exc.err_code != 10058:
                 raise
+            existing = await _info(js, name)
+            if existing is None:
+                raise
+    keep = _replicas_to_keep("object store " + protocol.OBJ_PAYLOADS, existing, asked)
+    if keep != (existing.num_replicas or 1):
+        try:
+            await js.update_stream(dataclasses.replace(existing, num_replicas=keep))
+        except BadRequestError as upd:
+            log.warning("object store %s cannot be updated: %s", protocol.OBJ_PAYLOADS, upd)
+
+
+async def setup_resources(js: JetStreamContext, replicas: int | None = None) -> None:
+    """Create or update all streams, buckets and the payload object store.
+
+    ``replicas``: what to create with and the least to keep (see the module docstring);
+    ``None`` creates with one and changes no existing resource's replicas.
+    """
+    check_replicas(replicas)
+    configs = stream_configs() + [bucket_config(b) for b in BUCKETS]
+    await asyncio.gather(
+        *(add_or_update(js, c, replicas) for c in configs), _object_store(js, replicas)
+    )
 
 
 async def stream_exists(js: JetStreamContext, name: str) -> bool:

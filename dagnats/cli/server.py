@@ -83,7 +83,14 @@ MetricsPortOpt = Annotated[
 ]
 ReplicasOpt = Annotated[
     int,
-    typer.Option("--replicas", min=1, max=5, help="Replicas of streams and buckets it creates."),
+    typer.Option(
+        "--replicas",
+        min=1,
+        max=5,
+        envvar="DAGNATS_REPLICAS",
+        show_envvar=True,
+        help="Replicas of streams and buckets it creates (existing ones are never lowered).",
+    ),
 ]
 
 
@@ -233,6 +240,17 @@ def worker_cmd(
     ] = None,
     metrics_port: MetricsPortOpt = None,
     log_level: LogLevelOpt = "info",
+    replicas: Annotated[
+        int | None,
+        typer.Option(
+            "--replicas",
+            min=1,
+            max=5,
+            envvar="DAGNATS_REPLICAS",
+            show_envvar=True,
+            help="Replicas of streams it creates [default: the Worker's own].",
+        ),
+    ] = None,
 ) -> None:
     """Run a Worker defined in a module (ATTR: a Worker or a function returning one).
 
@@ -245,6 +263,8 @@ def worker_cmd(
         fail(str(exc), exc.code)
     if nats_url is not None:
         worker.nats_url = nats_url
+    if replicas is not None:
+        worker.replicas = replicas
 
     async def main() -> None:
         await check_reachable(worker.nats_url)

@@ -30,6 +30,7 @@ from dagnats.errors import (
     RunNotFoundError,
     WorkflowNotFoundError,
 )
+from dagnats.protocol import limits
 from dagnats.protocol.logs import StepLog
 from dagnats.telemetry import tracing
 
@@ -141,6 +142,8 @@ class Client(RedriveMethods):
         and is resolved here.
         """
         timeout = self.timeout_s if timeout_s is None else timeout_s
+        # The service refuses deeper bodies too; here it is a clear error, not RecursionError.
+        limits.check_depth(body or {}, f"the body of API request {op}")
         data = json.dumps(body or {}, default=str).encode()
         attributes = {} if body is None else _span_attributes(body)
         try:
@@ -223,6 +226,7 @@ class Client(RedriveMethods):
             name = str(known)
             if revision is None:
                 revision = cached[1]
+        limits.check_depth(input, "run input")  # also when it travels by reference
         if len(json.dumps(input, default=str)) > THRESHOLD_BYTES:
             # The request is one NATS message: a large input travels by reference.
             run_id = run_id or protocol.new_run_id()

@@ -10,6 +10,7 @@ engine, workers, API, clients and tests all agree on one spelling of every name.
 - :mod:`~dagnats.protocol.keys`: KV and object keys (attempt, payload, checkpoint, signal)
 - :mod:`~dagnats.protocol.ids`: run and worker ids (the clock and randomness live here)
 - :mod:`~dagnats.protocol.durations`: the one duration rule
+- :mod:`~dagnats.protocol.limits`: the bounds of names, JSON depth and reply text
 
 ``from dagnats import protocol`` then ``protocol.HISTORY_STREAM`` reads names and models.
 """

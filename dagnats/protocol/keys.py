@@ -3,22 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from datetime import datetime
 
-from dagnats.protocol.names import NAME_PATTERN
-
-_NAME_RE = re.compile(NAME_PATTERN)
-
-
-def check_name(name: str, what: str) -> str:
-    """Names become NATS subject tokens and consumer names: keep them to a safe alphabet."""
-    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
-        raise ValueError(
-            f"invalid {what} {name!r}: use only letters, digits, '_' and '-' "
-            f"(it becomes part of a NATS subject)"
-        )
-    return name
+# Names become NATS subject tokens, KV keys and consumer names: one rule, in limits.
+from dagnats.protocol.limits import check_name as check_name
 
 
 def attempt_key(run_id: str, step_id: str, attempt: int, iteration: int, item: int | None) -> str:

@@ -29,6 +29,7 @@ from dagnats.errors import (
     NatsUnavailableError,
     NotFoundError,
 )
+from dagnats.protocol import limits
 from dagnats.server.bulk import Bulk
 from dagnats.server.operations import Operations
 from dagnats.server.redrive import Redrive
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 Handler = Callable[[dict[str, Any]], Awaitable[Any]]
 MAX_INFLIGHT_REQUESTS = 1024
 MAX_REPLY_BYTES = 900 * 1024  # larger replies travel by reference (max_payload is 1 MiB)
+MAX_ERROR_HEADER = 1000  # characters of the message repeated in the micro error header
 
 
 def error_code(exc: Exception) -> int:
@@ -138,7 +140,7 @@ class ApiService:
 
     async def _answer(self, fn: Handler, req: Request) -> None:
         try:
-            body = json.loads(req.data) if req.data else {}
+            body = limits.loads(req.data, "request body") if req.data else {}
             if not isinstance(body, dict):
                 raise ApiError("request body must be a JSON object", code=400)
             result = await fn(body)
@@ -161,5 +163,9 @@ class ApiService:
         return json.dumps({REF: key, "size": len(data)}).encode()
 
     async def _error(self, req: Request, code: int, kind: str, message: str) -> None:
+        # Bounded, headers included: nats-server closes the connection (for good, in
+        # nats-py) on a message over max_payload, and that connection is shared.
+        message = limits.bounded_text(message)
         data = json.dumps({"error": {"kind": kind, "message": message}}).encode()
-        await req.respond_error(str(code), message.replace("\n", " ")[:1000], data=data)
+        header = " ".join(message.split())[:MAX_ERROR_HEADER]
+        await req.respond_error(str(code), header, data=data)

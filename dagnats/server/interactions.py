@@ -22,24 +22,24 @@ from dagnats._nats.types import (
 from dagnats.errors import ApiError, ApprovalError
 from dagnats.protocol import clock
 from dagnats.protocol import events as ev
+from dagnats.protocol.limits import check_dotted_name, check_name
 from dagnats.protocol.messages import ApprovalRecord
 
 
-def _name(body: dict[str, Any], field: str = "name") -> str:
+def _text(body: dict[str, Any], field: str) -> str:
     value = body.get(field)
     if not isinstance(value, str) or not value:
         raise ApiError(f"field '{field}' is required (a non-empty string)", code=400)
     return value
 
 
+def _name(body: dict[str, Any], field: str = "name") -> str:
+    """A required name field: it becomes a subject token or KV key, so it is checked."""
+    return check_name(_text(body, field), f"field '{field}'")
+
+
 def _run_id(body: dict[str, Any]) -> str:
-    rid = _name(body, "run_id")
-    if not RUN_ID_RE.match(rid):
-        raise ApiError(f"invalid run_id {rid!r}: use 1-128 of [A-Za-z0-9_-]", code=400)
-    return rid
-
-
-RUN_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+    return _name(body, "run_id")
 
 
 class Interactions:
@@ -68,15 +68,11 @@ class Interactions:
 
     async def signal_run(self, body: dict[str, Any]) -> dict[str, Any]:
         run_id, name = _run_id(body), _name(body)
-        if not re.match(r"^[A-Za-z0-9_-]{1,128}$", name):
-            raise ApiError(f"invalid signal name {name!r}: use 1-128 of [A-Za-z0-9_-]", code=400)
         await send_signal(self.js, run_id, name, body.get("data"), kv=self.signals)
         return {"run_id": run_id, "signal": name}
 
     async def publish_event(self, body: dict[str, Any]) -> dict[str, Any]:
-        name = _name(body)
-        if not re.match(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$", name) or len(name) > 255:
-            raise ApiError(f"invalid event name {name!r}", code=400)
+        name = check_dotted_name(_text(body, "name"), "event name")
         ack = await self.js.publish(
             protocol.event_subject(name), json.dumps(body.get("data")).encode()
         )
@@ -116,14 +112,14 @@ class Interactions:
         return info
 
     async def approve(self, body: dict[str, Any]) -> dict[str, Any]:
-        token = _name(body, "token")
+        token = _text(body, "token")
         data = body.get("data")
         info = await self._consume_token(token, {"decision": "approved", "data": data})
         await append_event(self.js, *ev.step_approved(token, info.run_id, info.step_id, data))
         return {"run_id": info.run_id, "step_id": info.step_id, "approved": True}
 
     async def reject(self, body: dict[str, Any]) -> dict[str, Any]:
-        token = _name(body, "token")
+        token = _text(body, "token")
         reason = body.get("reason") or "rejected"
         info = await self._consume_token(token, {"decision": "rejected", "reason": reason})
         await append_event(self.js, *ev.step_rejected(token, info.run_id, info.step_id, reason))

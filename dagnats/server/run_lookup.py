@@ -16,7 +16,7 @@ from dagnats._nats.payloads import Payloads, decode_run
 from dagnats._nats.types import JetStreamContext, KeyValue
 from dagnats.dag.machine.state import RunState
 from dagnats.errors import ApiError, RunNotFoundError
-from dagnats.server.interactions import RUN_ID_RE
+from dagnats.protocol.limits import check_name
 
 MIN_PREFIX = 8
 MAX_CANDIDATES = 10  # shown in the error for an ambiguous or too short prefix
@@ -39,8 +39,7 @@ async def resolve_run_id(js: JetStreamContext, runs: KeyValue, ref: Any) -> str:
     """
     if not isinstance(ref, str) or not ref:
         raise ApiError("field 'run_id' is required (a run id or a prefix of one)", code=400)
-    if not RUN_ID_RE.match(ref):
-        raise ApiError(f"invalid run_id {ref!r}: use 1-128 of [A-Za-z0-9_-]", code=400)
+    check_name(ref, "run_id")  # a KV key and a subject token: bounded before any lookup
     entry = await get_entry(runs, ref)
     if (entry is not None and entry.value) or await has_history(js, ref):
         return ref  # a whole id (a run just started may have no snapshot yet)
@@ -93,6 +92,13 @@ async def matching_runs(
     """Run snapshots that match ``workflow`` / ``status`` (one, or a list) / ``since``,
     newest first by creation time, at most ``limit``; and whether more matched."""
     workflow, status = body.get("workflow"), body.get("status")
+    if workflow is not None and not isinstance(workflow, str):
+        raise ApiError(
+            f"field 'workflow' must be a string, got {type(workflow).__name__}", code=400
+        )
+    statuses = status if isinstance(status, list) else [status]
+    if status is not None and not all(isinstance(x, str) for x in statuses):
+        raise ApiError("field 'status' must be a string or a list of strings", code=400)
     since = parse_since(body.get("since"))
     limit = _limit(body)
     entries = await scan(runs, ">", limit=MAX_SCAN)

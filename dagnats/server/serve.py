@@ -68,12 +68,6 @@ class ServeOptions:
     """A port for ``GET /metrics`` alone (``dagnats engine --metrics-port``)."""
 
 
-def http_routes() -> list[Routes]:
-    """The observability features' routers that ``serve`` adds to the HTTP app: /metrics
-    and the console."""
-    return [Routes(metrics_router), *console.routes()]
-
-
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -104,6 +98,12 @@ def check_exposure(opts: ServeOptions) -> None:
             "--nats-password, or --nats-token (or DAGNATS_NATS_USER/_PASSWORD/_TOKEN), or "
             "bind 127.0.0.1"
         )
+
+
+def http_routes() -> list[Routes]:
+    """The features' routers that ``serve`` adds to the HTTP app: redrive's, /metrics and
+    the console."""
+    return [redrive_http.ROUTES, Routes(metrics_router), *console.routes()]
 
 
 class Serve:
@@ -156,7 +156,7 @@ class Serve:
                 ready=lambda: self.ready,
                 ops=ops,
                 token=o.http_token,
-                routers=[redrive_http.ROUTES, *http_routes(), *self.routes],
+                routers=[*http_routes(), *self.routes],
                 services=self.services,
             )
             await self.http.start()

@@ -141,7 +141,6 @@ class TaskContext:
         self.item: int | None = message.item
         self.input: Any = message.input
         self.idempotency_key: str = message.idempotency_key
-        self.log_capture = LogCapture(self.attempt, self.item, self.iteration)
         # The step's metadata (Go never delivered it; dagnats does).
         self.metadata: dict[str, Any] = dict(message.metadata or {})
         # The step's required_capabilities, as declared in the definition.
@@ -150,6 +149,7 @@ class TaskContext:
         self.budget_warning: bool = bool(message.budget_warning)
         # An agent loop at budget_force_at: a Continue now is refused; return a result.
         self.budget_final: bool = bool(message.budget_final)
+        self.log_capture = LogCapture(self.attempt, self.item, self.iteration)
         self.logger: TaskLogger = TaskLogger(
             logging.getLogger(TASK_LOGGER),
             {

@@ -15,6 +15,7 @@ from pydantic import TypeAdapter, ValidationError
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from dagnats.errors import NonRetryableError, RetryAfter
+from dagnats.protocol import limits
 from dagnats.protocol.durations import format_duration
 
 T = TypeVar("T")
@@ -40,12 +41,18 @@ def to_json_value(value: Any, adapter: TypeAdapter[Any] | None, what: str) -> An
         if adapter is not None:
             # warnings=False: a value that does not match the annotation is serialised by
             # its runtime type instead of spamming a warning per message.
-            return adapter.dump_python(value, mode="json", warnings=False)
-        return to_jsonable_python(value)
+            out = adapter.dump_python(value, mode="json", warnings=False)
+        else:
+            out = to_jsonable_python(value)
     except (PydanticSerializationError, TypeError, ValueError) as exc:
         raise OutputError(
             f"{what} of type {type(value).__name__} cannot be serialised as JSON: {exc}"
         ) from exc
+    try:
+        # Deeper than the engine can read back: the run would never hear of this result.
+        return limits.check_depth(out, what)
+    except limits.LimitError as exc:
+        raise OutputError(str(exc)) from exc
 
 
 def completed_data(output: Any) -> dict[str, Any]:

@@ -268,10 +268,10 @@ class Runner:
             await self._save_logs(ctx)
             raise
         await self._save_logs(ctx)  # before the result: `run logs` of an ended step is whole
-        result = await self._offload(tm, *result)
+        out = await self._offload(tm, *result)
         if self._faults.take(self._faults.lose, tm.task):
             raise _Lost
-        return result
+        return out
 
     async def _save_logs(self, ctx: TaskContext) -> None:
         lines, dropped = ctx.log_capture.take()

@@ -21,8 +21,9 @@ from typing import Any, ParamSpec, TypeVar, overload
 import anyio
 
 from dagnats import protocol
+from dagnats._nats.connection import server_urls
 from dagnats._nats.consumers import ensure_consumer
-from dagnats._nats.resources import setup_resources
+from dagnats._nats.resources import check_replicas, setup_resources
 from dagnats._nats.types import NatsClient
 from dagnats.errors import DagnatsError, NatsUnavailableError
 from dagnats.protocol.durations import DurationLike
@@ -43,6 +44,7 @@ R = TypeVar("R")
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 NATS_URL_ENV = "DAGNATS_NATS_URL"
 CONNECT_TIMEOUT_S = 10.0
+RECONNECT_WAIT_S = 0.25  # between tries of one server after a drop (the first is at once)
 
 
 class Worker:
@@ -50,7 +52,8 @@ class Worker:
 
     ``concurrency`` bounds handlers running at once across all tasks; ``groups`` adds the
     ``task.<task>.<group>`` subjects (plus the ungrouped one unless ``serve_ungrouped`` is
-    false); ``ack_wait_s`` is the consumers' ack deadline (heartbeats every third of it).
+    false); ``ack_wait_s`` is the consumers' ack deadline (heartbeats every third of it);
+    ``replicas`` is for streams it has to create on a cluster (existing ones keep theirs).
     """
 
     def __init__(
@@ -66,6 +69,7 @@ class Worker:
         ack_wait_s: float = ACK_WAIT_S,
         handle_signals: bool = True,
         report_started_after_s: float = 0.05,
+        replicas: int | None = None,
     ) -> None:
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise ValueError(f"concurrency must be an integer >= 1, got {concurrency!r}")
@@ -84,6 +88,9 @@ class Worker:
             raise ValueError("report_started_after_s must not be negative")
         # A handler still running after this long gets a step.started event (0 = always).
         self.report_started_after_s = report_started_after_s
+        # Replicas of the streams and buckets it creates if missing (None: one, and existing
+        # ones are never changed; see _nats.resources). On a cluster, give the cluster's.
+        self.replicas = check_replicas(replicas)
         self.nats_url: str = nats_url or os.environ.get(NATS_URL_ENV) or DEFAULT_NATS_URL
         self.id: str = protocol.worker_id()
         self.name: str = name or self.id
@@ -267,7 +274,8 @@ class Worker:
             # the first connection: a wrong URL must be an error, not a silent hang.
             await asyncio.wait_for(
                 nc.connect(
-                    self.nats_url,
+                    server_urls(self.nats_url),
+                    reconnect_time_wait=RECONNECT_WAIT_S,  # type: ignore[arg-type]
                     name=f"dagnats-worker-{self.name}",
                     max_reconnect_attempts=-1,
                     error_cb=on_error,
@@ -293,7 +301,8 @@ class Worker:
     async def _start(self, nc: NatsClient) -> None:
         js = nc.jetstream()
         self._stopping = False
-        await setup_resources(js)  # idempotent: a worker may start before the engine
+        # Idempotent: a worker may start before the engine. Never lowers replicas.
+        await setup_resources(js, self.replicas)
         beats = self._beats = Heartbeater(self.ack_wait_s / 3)
         beats.start()
         kv = KvCache(js)

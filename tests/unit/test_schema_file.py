@@ -47,4 +47,4 @@ def test_reference_files_match_schema(path: Path) -> None:
 
 def test_schema_rejects_unknown_field() -> None:
     messages = validate_instance(workflow_json_schema(), {"name": "w", "steps": [], "x": 1})
-    assert messages == ["input.x: unknown property"]
+    assert messages == ["input: Additional properties are not allowed ('x' was unexpected)"]
