@@ -96,7 +96,7 @@ ReplicasOpt = Annotated[
 
 def serve_cmd(
     port: Annotated[int, typer.Option("--port", help="Port of the embedded NATS server.")] = 4222,
-    http_port: Annotated[int, typer.Option("--http-port", help="Port of the HTTP gateway.")] = 8080,
+    http_port: Annotated[int, typer.Option("--http-port", help="Port of the HTTP API.")] = 8080,
     data_dir: Annotated[
         Path | None,
         typer.Option(

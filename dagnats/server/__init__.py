@@ -1,4 +1,4 @@
-"""Composition: the embedded nats-server, the API service, the HTTP gateway and ``serve``.
+"""Composition: the embedded nats-server, the API service, the HTTP API and ``serve``.
 
 May import the roles (:mod:`dagnats.engine`, :mod:`dagnats.worker`, :mod:`dagnats.client`)
 and everything below them. Other packages (the CLI, the test harness) use the names below,

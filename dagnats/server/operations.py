@@ -48,6 +48,7 @@ IDEMPOTENCY_GRACE_S = 6.0
 FORCE_DELETE_WAIT_S = 10.0
 # A deleted run's id is refused this long: the streams' dedup window (120 s) plus margin.
 DELETED_ID_HOLD_S = 130
+MAX_REVISION = 2**63 - 1  # a stream sequence: JetStream refuses more
 
 
 class Operations:
@@ -409,6 +410,8 @@ def _revision(body: dict[str, Any]) -> int | None:
         return None
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ApiError(f"field 'revision' must be a positive integer, got {value!r:.60}", code=400)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_REVISION:
+        raise ApiError(
+            f"field 'revision' must be an integer from 1 to 2^63-1, got {value!r:.60}", code=400
+        )
     return value

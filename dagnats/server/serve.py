@@ -31,6 +31,9 @@ from dagnats.engine import Engine
 from dagnats.errors import ServerError
 from dagnats.server import console
 from dagnats.server.api import ApiService
+from dagnats.server.bridge import SERVICE as BRIDGE
+from dagnats.server.bridge import Bridge
+from dagnats.server.bridge import router as bridge_router
 from dagnats.server.http import HttpGateway, Routes
 from dagnats.server.http import redrive as redrive_http
 from dagnats.server.http.auth import check_token
@@ -117,6 +120,7 @@ class Serve:
         self.engine: Engine | None = None
         self.api: ApiService | None = None
         self.http: HttpGateway | None = None
+        self.bridge: Bridge | None = None
         self.metrics: MetricsServer | None = None
         self.ready = False
 
@@ -147,6 +151,10 @@ class Serve:
             self.engine = Engine(self.nc)
             await self.engine.start()
         if o.http:
+            self.bridge = Bridge(self.nc)
+            await self.bridge.start()
+            self.services[BRIDGE] = self.bridge
+            self.routes.append(Routes(bridge_router))
             # One Operations for NATS and HTTP requests: one definitions cache and watch.
             ops: Operations | None = self.api.ops if self.api is not None else None
             self.http = HttpGateway(
@@ -174,8 +182,12 @@ class Serve:
         self.ready = False
         if self.metrics is not None:
             await self.metrics.stop()
+        if self.bridge is not None:
+            self.bridge.pause()  # long polls return now instead of holding up the HTTP stop
         if self.http is not None:
             await self.http.stop(timeout_s=5.0)
+        if self.bridge is not None:
+            await self.bridge.stop()  # HTTP workers' tasks go back to the queues
         if self.engine is not None:
             await self.engine.stop()
         if self.api is not None:

@@ -97,7 +97,7 @@ async def test_rest_round_trip_and_errors(dagnats_env: DagnatsEnv, gateway: Http
         resp = await http.post("/workflows", json={"name": "bad", "steps": []})
         assert resp.status_code == 400 and _error(resp)["kind"] == "DefinitionError"
         resp = await http.get("/runs/bad%20id")
-        assert resp.status_code == 400 and "run_id" in _error(resp)["message"]
+        assert resp.status_code == 422 and "run_id" in _error(resp)["message"]
         resp = await http.put("/runs")
         assert resp.status_code == 405 and _error(resp)["kind"] == "ApiError"
         resp = await http.get("/nowhere")
@@ -112,9 +112,9 @@ async def test_http_edge_cases_are_4xx_never_500(gateway: HttpGateway) -> None:
     status, body = await _raw(gateway, b"GET /runs/a%2Fb HTTP/1.1\r\n" + host + b"\r\n")
     assert status == 404 and json.loads(body)["error"]["kind"] == "NotFoundError"
     status, body = await _raw(gateway, b"GET /runs/a%20b HTTP/1.1\r\n" + host + b"\r\n")
-    assert status == 400 and b"run_id" in body
+    assert status == 422 and b"run_id" in body
     status, body = await _raw(gateway, b"GET /runs/%ZZ HTTP/1.1\r\n" + host + b"\r\n")
-    assert status in (400, 404)
+    assert status in (400, 404, 422)
     status, _ = await _raw(
         gateway, b"POST /runs HTTP/1.1\r\n" + host + b"Content-Length: abc\r\n\r\n{}"
     )

@@ -1,4 +1,4 @@
-"""The HTTP API: a FastAPI (ASGI) app served by uvicorn (ADR 0007).
+"""The HTTP API: a FastAPI (ASGI) app served by uvicorn (ADR 0008).
 
 ``create_app`` builds the app from an ``HttpContext`` and the features' ``Routes``;
 ``HttpGateway`` serves it inside a running event loop (``serve``, tests). Handlers take the

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dagnats.dag.machine.state import RunState
 from dagnats.protocol.names import MAX_NAME_LEN, NAME_PATTERN
+from dagnats.server.operations import MAX_REVISION
 
 
 class ErrorDetail(BaseModel):
@@ -50,7 +51,7 @@ class StartRunRequest(BaseModel):
     """Choose the run id (1-128 of ``[A-Za-z0-9_-]``); a new one by default."""
     idempotency_key: str | None = None
     """A second start with the same key returns the first run (``duplicate: true``)."""
-    revision: int | None = Field(None, ge=1)
+    revision: int | None = Field(None, ge=1, le=MAX_REVISION)
     """Run this revision of the workflow instead of the latest."""
 
 

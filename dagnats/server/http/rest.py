@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
+from pydantic import AwareDatetime
 
 from dagnats.dag.definition.models import WorkflowDef
 from dagnats.protocol.names import MAX_NAME_LEN, NAME_PATTERN
@@ -32,6 +33,7 @@ from dagnats.server.http.models import (
     WorkflowRegistered,
     WorkflowSummary,
 )
+from dagnats.server.operations import MAX_REVISION
 
 EVENT_NAME_PATTERN = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
 
@@ -51,6 +53,8 @@ WorkflowName = Annotated[
 RunId = Annotated[str, Path(pattern=NAME_PATTERN, max_length=MAX_NAME_LEN)]
 SignalName = Annotated[str, Path(pattern=NAME_PATTERN, max_length=MAX_NAME_LEN)]
 EventName = Annotated[str, Path(pattern=EVENT_NAME_PATTERN, max_length=255)]
+Revision = Annotated[int | None, Query(ge=1, le=MAX_REVISION)]
+Since = Annotated[AwareDatetime | None, Query(description="Only runs created since (RFC 3339).")]
 MaxList = Query(100, ge=1, le=1000, description="At most this many runs, newest first.")
 
 
@@ -75,7 +79,9 @@ async def list_workflows(ctx: Ctx) -> list[WorkflowSummary]:
 
 @router.get("/workflows/{name}", tags=["workflows"], responses=error_responses(400, 404))
 async def get_workflow(
-    ctx: Ctx, name: WorkflowName, revision: Annotated[int | None, Query(ge=1)] = None
+    ctx: Ctx,
+    name: WorkflowName,
+    revision: Annotated[int | None, Query(ge=1, le=MAX_REVISION)] = None,
 ) -> WorkflowDetail:
     """A workflow's definition (the latest, or ``revision``)."""
     body: dict[str, Any] = {"name": name, "revision": revision}
@@ -107,10 +113,11 @@ async def list_runs(
     workflow: str | None = None,
     status: str | None = None,
     limit: int = MaxList,
-    since: str | None = Query(None, description="Only runs created since (RFC 3339)."),
+    since: Since = None,
 ) -> list[RunListItem]:
     """Runs, newest first by creation time, optionally of one workflow and in one status."""
-    body = {"workflow": workflow, "status": status, "limit": limit, "since": since}
+    when = None if since is None else since.isoformat()
+    body = {"workflow": workflow, "status": status, "limit": limit, "since": when}
     out = await ctx.ops.list_runs(body)
     return [RunListItem.model_validate(r) for r in out]
 
