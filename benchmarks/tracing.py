@@ -36,12 +36,32 @@ def one(mode: str, samples: int, runs: int) -> dict[str, float]:
     return doc
 
 
+def micro(steps: int) -> dict[str, float]:
+    """µs of tracing CPU per step in each mode (no NATS: the calls a step makes)."""
+    out: dict[str, float] = {}
+    for mode in MODES:
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "DAGNATS_BENCH_TRACING": mode}
+        line = subprocess.run(
+            [sys.executable, "-m", "benchmarks._tracing_micro", str(steps)],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        ).stdout
+        out[mode] = json.loads(line)["us_per_step"]
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--pairs", type=int, default=3)
     ap.add_argument("--samples", type=int, default=300)
     ap.add_argument("--runs", type=int, default=500)
+    ap.add_argument("--micro-steps", type=int, default=20_000)
     args = ap.parse_args()
+    for mode, us in micro(args.micro_steps).items():
+        print(f"tracing CPU per step, {mode:>6}: {us:.1f} µs", flush=True)
     got: dict[str, list[dict[str, float]]] = {m: [] for m in MODES}
     for i in range(args.pairs):
         for mode in MODES:

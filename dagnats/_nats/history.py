@@ -1,13 +1,16 @@
-"""Read one run's history with batched direct gets (the fastest read, see NATS-NOTES.md)."""
+"""Read one run's history with batched direct gets (the fastest read, see NATS-NOTES.md),
+or follow it live (:func:`history_feed`, for watchers such as the console)."""
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import AsyncGenerator
 
 from nats.aio.client import Client as NatsClient
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
+from nats.js.api import DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from dagnats import protocol
@@ -86,3 +89,24 @@ async def stream_message(js: JetStreamContext, stream: str, seq: int) -> bytes |
     except NotFoundError:
         return None
     return raw.data or b""
+
+
+FEED_IDLE_S = 15.0  # a quiet feed yields None this often (keep-alives, closed clients)
+
+
+async def history_feed(js: JetStreamContext, run_id: str) -> AsyncGenerator[Event | None, None]:
+    """The run's history from its first event on, then each new one (past its end too: a
+    retry reopens a run); ``None`` after each quiet ``FEED_IDLE_S``."""
+    sub = await js.subscribe(
+        protocol.history_subject(run_id), ordered_consumer=True, deliver_policy=DeliverPolicy.ALL
+    )
+    try:
+        while True:
+            try:
+                msg = await sub.next_msg(timeout=FEED_IDLE_S)
+            except TimeoutError:
+                yield None
+                continue
+            yield Event.from_bytes(msg.data, msg.metadata.sequence.stream)
+    finally:
+        await sub.unsubscribe()

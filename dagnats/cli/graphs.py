@@ -14,7 +14,7 @@ from rich.console import Console
 
 from dagnats.cli.common import DEFAULT_NATS_URL, NatsUrlOpt, execute
 from dagnats.cli.common import connect as connect_client
-from dagnats.cli.run_ref import run_ref
+from dagnats.cli.run_ref import LastOpt, RunRefArg, run_ref
 from dagnats.client import Client
 from dagnats.dag.definition.models import WorkflowDef
 from dagnats.dag.definition.rules import load_definition
@@ -31,7 +31,6 @@ FormatOpt = Annotated[
     GraphFormat,
     typer.Option("--format", "-f", help="text: a coloured terminal drawing; mermaid: Mermaid."),
 ]
-LastOpt = Annotated[bool, typer.Option("--last", help="The newest run instead of RUN_ID.")]
 
 
 def _print(defn: WorkflowDef, run: RunState | None, fmt: GraphFormat) -> None:
@@ -39,11 +38,6 @@ def _print(defn: WorkflowDef, run: RunState | None, fmt: GraphFormat) -> None:
         typer.echo(mermaid(defn, run), nl=False)
     else:
         Console(highlight=False, soft_wrap=True).print(terminal(defn, run))
-
-
-async def resolve_run_id(client: Client, run_id: str | None, last: bool) -> str:
-    """RUN_ID (whole, or an 8+ character prefix), or with ``--last`` the newest run."""
-    return await run_ref(client, run_id, last)
 
 
 async def definition_of_run(client: Client, state: RunState) -> WorkflowDef:
@@ -70,9 +64,7 @@ def workflow_graph(
 
 
 def run_graph(
-    run_id: Annotated[
-        str | None, typer.Argument(metavar="RUN_ID", help="The run's id (or --last).")
-    ] = None,
+    run_id: RunRefArg = None,
     last: LastOpt = False,
     fmt: FormatOpt = GraphFormat.text,
     nats_url: NatsUrlOpt = DEFAULT_NATS_URL,
@@ -81,7 +73,7 @@ def run_graph(
 
     async def main() -> None:
         async with connect_client(nats_url) as client:
-            rid = await resolve_run_id(client, run_id, last)
+            rid = await run_ref(client, run_id, last)
             state = await client.get_run(rid)
             defn = await definition_of_run(client, state)
         _print(defn, state, fmt)

@@ -8,8 +8,8 @@ import typer
 
 from dagnats.cli.common import DEFAULT_NATS_URL, CliError, JsonOpt, NatsUrlOpt, execute
 from dagnats.cli.common import connect as connect_client
-from dagnats.cli.graphs import LastOpt, resolve_run_id
 from dagnats.cli.output import emit_json, fmt_time
+from dagnats.cli.run_ref import LastOpt, RunRefArg, run_ref
 from dagnats.protocol.logs import MAX_LOG_BYTES, MAX_LOG_LINES, StepLog
 
 
@@ -28,9 +28,7 @@ def _print(logs: dict[str, StepLog]) -> None:
 
 
 def run_logs(
-    run_id: Annotated[
-        str | None, typer.Argument(metavar="RUN_ID", help="The run's id (or --last).")
-    ] = None,
+    run_id: RunRefArg = None,
     last: LastOpt = False,
     step: Annotated[str | None, typer.Option("--step", help="Only this step's lines.")] = None,
     nats_url: NatsUrlOpt = DEFAULT_NATS_URL,
@@ -40,7 +38,7 @@ def run_logs(
 
     async def main() -> None:
         async with connect_client(nats_url) as client:
-            rid = await resolve_run_id(client, run_id, last)
+            rid = await run_ref(client, run_id, last)
             logs = await client.run_logs(rid)
             if step is not None:
                 state = await client.get_run(rid)

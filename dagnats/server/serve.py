@@ -29,6 +29,7 @@ from dagnats._nats.resources import setup_resources
 from dagnats._nats.types import NatsClient
 from dagnats.engine import Engine
 from dagnats.errors import ServerError
+from dagnats.server import console
 from dagnats.server.api import ApiService
 from dagnats.server.bridge import SERVICE as BRIDGE
 from dagnats.server.bridge import Bridge
@@ -109,8 +110,9 @@ def check_exposure(opts: ServeOptions) -> None:
 
 
 def http_routes() -> list[Routes]:
-    """The features' routers that ``serve`` adds to the HTTP app."""
-    return [redrive_http.ROUTES, Routes(metrics_router), *trigger_routes()]
+    """The features' routers that ``serve`` adds to the HTTP app: redrive's, /metrics, the
+    console and the triggers'."""
+    return [redrive_http.ROUTES, Routes(metrics_router), *console.routes(), *trigger_routes()]
 
 
 def trigger_routes() -> list[Routes]:

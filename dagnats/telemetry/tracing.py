@@ -4,7 +4,8 @@ One run is one trace: the seam stamps W3C ``traceparent`` (and ``tracestate``) f
 current span on every message it publishes (:func:`stamp`, called by ``msg_id`` and the API
 request), and each role continues the trace of the message it handles (:func:`span` with the
 message's headers). Spans go to the global tracer provider: configure an SDK (exporter,
-sampler) in the process as usual; with none, the API's no-op provider makes every call cheap.
+sampler) in each process as usual. Until a process installs a tracer provider it makes no
+spans and stamps nothing (so a process without an SDK does not carry a trace through).
 
 Without the package :data:`ENABLED` is false and every function returns at once: no import,
 no allocation beyond the caller's dict.
@@ -37,9 +38,25 @@ EVENT_TYPE = "dagnats.event_type"
 KINDS = ("internal", "producer", "consumer", "client", "server")
 
 
+_installed = False  # once a provider is installed it stays (OpenTelemetry allows one)
+
+
+def active() -> bool:
+    """Whether a tracer provider (an SDK) is installed: until one is, the API's provider is
+    a proxy (or an explicit no-op) and dagnats makes no span at all."""
+    global _installed
+    if _installed:
+        return True
+    if not ENABLED:
+        return False
+    provider = trace.get_tracer_provider()
+    _installed = not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
+    return _installed
+
+
 def stamp(headers: dict[str, str]) -> dict[str, str]:
     """``headers`` with the current span's ``traceparent`` added (in place, and returned)."""
-    if ENABLED:
+    if ENABLED and active():
         propagate.inject(headers)
     return headers
 
@@ -62,7 +79,7 @@ def span(
 
     Yields the span (``None`` when tracing is off).
     """
-    if not ENABLED:
+    if not active():
         yield None
         return
     ctx = propagate.extract(parent) if parent and TRACEPARENT in parent else None
@@ -86,5 +103,5 @@ def mark_failed(current: Any, message: str) -> None:
 
 def annotate(attributes: Mapping[str, Any]) -> None:
     """Add attributes to the current span (known only once the span has begun)."""
-    if ENABLED:
+    if active():
         trace.get_current_span().set_attributes(_attributes(attributes))

@@ -1,6 +1,8 @@
 """Run the coding pipeline, print the model's streamed output, approve, print the merge.
 
-``python -m examples.coding_pipeline.trigger``. Needs ``dagnats serve`` and both workers::
+``python -m examples.coding_pipeline.trigger [--in-browser]``: with ``--in-browser`` it
+prints the run's page in the web console and waits for you to approve it there. Needs
+``dagnats serve`` and both workers::
 
     dagnats worker examples.coding_pipeline.worker:worker
     dagnats worker examples.coding_pipeline.worker:gpu_worker
@@ -9,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import uuid
 from typing import Any
 
@@ -54,9 +57,17 @@ async def approval_token(run: dagnats.RunHandle, timeout: float = 60) -> str:
     raise RuntimeError(f"run {run.run_id} ended without requesting an approval")
 
 
-async def main() -> None:
+CONSOLE = "http://127.0.0.1:8080/console/"
+
+
+async def main(in_browser: bool = False) -> None:
     async with await dagnats.Client.connect() as client:
         run, reader = await start_streaming(client, ISSUE)
+        if in_browser:
+            # Watch it in the web console and approve (or reject) it there.
+            print(f"watch and approve it at {CONSOLE}#/runs/{run.run_id}")
+            print(await run.result(timeout=3600))
+            return
         token = await approval_token(run)
         chunks = await reader
         print(f"\n{len(chunks)} chunks streamed; approving with token {token[:8]}...")
@@ -65,4 +76,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(main(in_browser="--in-browser" in sys.argv[1:]))
