@@ -14,6 +14,7 @@ from nats.js.errors import BadRequestError
 from dagnats import protocol
 from dagnats.protocol.events import Event
 
+ACK_TIMEOUT_S = 5.0  # the longest an async publish's ack is awaited (then: the retry path)
 MAX_ATOMIC_BATCH = 1000  # nats-server refuses larger atomic batches (error 10199)
 ERR_BATCH_DUPLICATE_ID = 10201  # "atomic publish batch contains duplicate message id"
 
@@ -82,14 +83,28 @@ async def append_event(
     )
 
 
-async def gather_acks(futures: Sequence[asyncio.Future[PubAck]]) -> None:
-    """Wait for every async publish; the first failure is raised after all have settled."""
+async def gather_acks(
+    futures: Sequence[asyncio.Future[PubAck]], *, timeout_s: float = ACK_TIMEOUT_S
+) -> None:
+    """Wait for every async publish; the first failure is raised after all have settled.
+
+    An ack lost on the way (the server killed after storing the message, a leader change)
+    would leave its future pending for ever, holding one of nats-py's pending-publish slots:
+    after ``timeout_s`` the pending ones are cancelled (which frees their slots) and
+    ``TimeoutError`` is raised, so that the caller publishes again with the same message ids.
+    """
     if not futures:
         return
-    if len(futures) == 1:
-        await futures[0]
-        return
-    results = await asyncio.gather(*futures, return_exceptions=True)
-    for r in results:
-        if isinstance(r, BaseException):
-            raise r
+    _done, pending = await asyncio.wait(futures, timeout=timeout_s)
+    for f in pending:
+        f.cancel()
+    if pending:
+        await asyncio.sleep(0)  # the cancelled futures' callbacks free their slots
+        raise TimeoutError(
+            f"{len(pending)} of {len(futures)} JetStream publish acks not received within "
+            f"{timeout_s:g}s (ACK_TIMEOUT_S)"
+        )
+    for f in futures:
+        exc = f.exception()
+        if exc is not None:
+            raise exc
