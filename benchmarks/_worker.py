@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
+import benchmarks._traced  # noqa: F401  (first: sets the tracing mode)
 from benchmarks.workload import worker
 
 if __name__ == "__main__":

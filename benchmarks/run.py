@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import benchmarks._traced  # noqa: F401  (first: sets the tracing mode)
 from benchmarks.floor import measure_floor
 from benchmarks.workload import linear
 from dagnats._nats.connection import connect as connect_nats

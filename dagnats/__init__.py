@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dagnats._version import __version__
 from dagnats.client import Client, RunHandle, RunSummary, WorkflowInfo
+from dagnats.client.redrive import CancelResult, DeadLetter, StartResult
 from dagnats.dag.definition.builder import StepRef, Workflow
 from dagnats.dag.definition.models import RetryPolicy, StepDef, WorkflowDef
 from dagnats.dag.machine.state import RunState, StepState
@@ -32,9 +33,11 @@ from dagnats.worker import Continue, Task, TaskContext, Worker
 __all__ = [
     "ApiError",
     "ApprovalError",
+    "CancelResult",
     "Client",
     "Continue",
     "DagnatsError",
+    "DeadLetter",
     "DefinitionError",
     "DurationError",
     "DurationLike",
@@ -53,6 +56,7 @@ __all__ = [
     "RunState",
     "RunSummary",
     "ServerError",
+    "StartResult",
     "StepDef",
     "StepRef",
     "StepState",

@@ -43,6 +43,15 @@ async def write(
         return None
 
 
+async def delete_if(kv: KeyValue, key: str, revision: int) -> bool:
+    """Delete ``key`` if it is still at ``revision``; whether it did."""
+    try:
+        await kv.delete(key, last=revision)
+    except KeyWrongLastSequenceError:
+        return False
+    return True
+
+
 async def read_json(kv: KeyValue, key: str) -> tuple[dict[str, Any] | None, int]:
     """:func:`read` for JSON object records."""
     raw, revision = await read(kv, key)

@@ -154,6 +154,22 @@ class PullFeed:
                 return out
             out.append(m)
 
+    async def abandon(self) -> None:
+        """Stop as a crash would, but without the wait: unsubscribe, then give what is still
+        queued back for immediate redelivery (what its ack wait running out would do)."""
+        self._closed = True
+        self._stopping = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
+            self._sub = None
+        for msg in self.drain_queued():
+            with contextlib.suppress(Exception):
+                await msg.nak()
+        self._inflight = 0
+
     async def stop(self) -> None:
         """Stop for good: give back what is still queued, then unsubscribe.
 

@@ -13,14 +13,18 @@ from nats.js.errors import BadRequestError
 
 from dagnats import protocol
 from dagnats.protocol.events import Event
+from dagnats.telemetry import tracing
 
 ACK_TIMEOUT_S = 5.0  # the longest an async publish's ack is awaited (then: the retry path)
+PUBLISH_ACK_TIMEOUT_S = ACK_TIMEOUT_S  # the name main gave it
 MAX_ATOMIC_BATCH = 1000  # nats-server refuses larger atomic batches (error 10199)
 ERR_BATCH_DUPLICATE_ID = 10201  # "atomic publish batch contains duplicate message id"
 
 
 def msg_id(dedup_id: str) -> dict[str, str]:
-    return {"Nats-Msg-Id": dedup_id}
+    """The headers of every JetStream publish: the dedup id, and the current span's W3C
+    ``traceparent`` when tracing is on (so the role handling the message continues it)."""
+    return tracing.stamp({"Nats-Msg-Id": dedup_id})
 
 
 async def publish_atomic(

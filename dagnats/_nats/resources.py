@@ -57,6 +57,7 @@ BUCKETS: tuple[Bucket, ...] = (
     Bucket(protocol.KV_CONCURRENCY),
     Bucket(protocol.KV_APPROVALS, ttl_s=7 * DAY_S + 3600.0),
     Bucket(protocol.KV_STICKY, ttl_s=DAY_S),
+    Bucket(protocol.KV_LOGS, ttl_s=30 * DAY_S),
 )
 
 

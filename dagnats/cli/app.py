@@ -8,8 +8,10 @@ from typing import Annotated
 import typer
 
 from dagnats._version import __version__
-from dagnats.cli import control, dlq, graphs, runs, server, workflows
+from dagnats.cli import control, dlq, graphs, logs, redrive, runs, server, workflows
 from dagnats.cli.common import EXIT_INTERRUPTED, one_line
+
+assert redrive.COMMANDS  # imported for its commands on ``dagnats run``
 
 app = typer.Typer(
     name="dagnats",
@@ -45,8 +47,9 @@ app.command("status")(control.status)
 app.command("workers")(control.workers)
 workflows.app.command("graph")(graphs.workflow_graph)
 runs.app.command("graph")(graphs.run_graph)
+runs.app.command("logs")(logs.run_logs)
 app.add_typer(workflows.app, name="workflow")
-app.add_typer(runs.app, name="run")
+app.add_typer(runs.app, name="run")  # with redrive's commands on it
 app.add_typer(control.event_app, name="event")
 app.command("approve")(control.approve)
 app.command("reject")(control.reject)

@@ -17,8 +17,8 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
+from dagnats._nats.connection import NatsAuth, set_reconnect_attempts
 from dagnats._nats.connection import connect as connect_nats
-from dagnats._nats.connection import set_reconnect_attempts
 from dagnats._nats.types import NatsClient
 from dagnats.client import Client
 from dagnats.client.client import DEFAULT_URL
@@ -98,14 +98,17 @@ def execute(main: Callable[[], Coroutine[Any, Any, int | None]]) -> None:
         raise typer.Exit(code)
 
 
-async def open_nats(url: str) -> NatsClient:
-    """Connect once, quickly, with a clear error; then reconnect patiently if it drops."""
+async def open_nats(url: str, auth: NatsAuth | None = None) -> NatsClient:
+    """Connect once, quickly, with a clear error; then reconnect patiently if it drops.
+
+    Credentials: ``auth``, else the ``DAGNATS_NATS_*`` environment variables."""
     try:
         nc = await connect_nats(
             url,
             connect_timeout_s=CONNECT_TIMEOUT_S,
             max_reconnect_attempts=FIRST_CONNECT_ATTEMPTS,
             reconnect_time_wait_s=RECONNECT_WAIT_S,
+            auth=auth,
         )
     except NatsUnavailableError as exc:
         raise CliError(str(exc)) from exc

@@ -12,8 +12,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from dagnats.cli.common import DEFAULT_NATS_URL, CliError, NatsUrlOpt, execute
+from dagnats.cli.common import DEFAULT_NATS_URL, NatsUrlOpt, execute
 from dagnats.cli.common import connect as connect_client
+from dagnats.cli.run_ref import run_ref
 from dagnats.client import Client
 from dagnats.dag.definition.models import WorkflowDef
 from dagnats.dag.definition.rules import load_definition
@@ -41,15 +42,8 @@ def _print(defn: WorkflowDef, run: RunState | None, fmt: GraphFormat) -> None:
 
 
 async def resolve_run_id(client: Client, run_id: str | None, last: bool) -> str:
-    """RUN_ID, or with ``--last`` the newest run; exactly one of them is given."""
-    if last == (run_id is not None):
-        raise CliError("give a RUN_ID or --last (one of them)", code=2)
-    if run_id is not None:
-        return run_id
-    newest = await client.list_runs(limit=1)
-    if not newest:
-        raise CliError("--last: there are no runs")
-    return newest[0].run_id
+    """RUN_ID (whole, or an 8+ character prefix), or with ``--last`` the newest run."""
+    return await run_ref(client, run_id, last)
 
 
 async def definition_of_run(client: Client, state: RunState) -> WorkflowDef:

@@ -1,4 +1,9 @@
-"""``dagnats run start|status|events|output|list|cancel|signal|delete``."""
+"""``dagnats run start|status|events|output|list|cancel|signal|delete``.
+
+Every command that takes a run id takes an unambiguous prefix of it (8+ characters) or
+``--last`` (see :mod:`dagnats.cli.run_ref`); retry, rerun, bulk and cancel-all are in
+:mod:`dagnats.cli.redrive`.
+"""
 
 from __future__ import annotations
 
@@ -27,13 +32,13 @@ from dagnats.cli.output import (
     shorten,
     table,
 )
+from dagnats.cli.run_ref import LastOpt, RunRefArg, run_ref, since_time
 from dagnats.cli.watch import start_and_watch, stuck_steps
 from dagnats.dag.machine.state import RunState, StepState
 from dagnats.protocol.events import Event
 
 app = typer.Typer(help="Start, inspect and control runs.", no_args_is_help=True)
 
-RunIdArg = Annotated[str, typer.Argument(metavar="RUN_ID", help="The run's id.")]
 VALUE_HELP = "JSON ('\"World\"', '{\"a\": 1}', 42); text that is not JSON is taken as a string."
 
 
@@ -132,13 +137,16 @@ def print_state(state: RunState) -> None:
 
 @app.command("status")
 def status(
-    run_id: RunIdArg, nats_url: NatsUrlOpt = DEFAULT_NATS_URL, json_out: JsonOpt = False
+    run_id: RunRefArg = None,
+    last: LastOpt = False,
+    nats_url: NatsUrlOpt = DEFAULT_NATS_URL,
+    json_out: JsonOpt = False,
 ) -> None:
     """Show a run's status and each step's status and output."""
 
     async def main() -> None:
         async with connect(nats_url) as client:
-            state = await client.get_run(run_id)
+            state = await client.get_run(await run_ref(client, run_id, last))
             stuck = await stuck_steps(client, state)
         if json_out:
             doc = state.model_dump(mode="json", exclude_none=True)
@@ -153,7 +161,8 @@ def status(
 
 @app.command("events")
 def events(
-    run_id: RunIdArg,
+    run_id: RunRefArg = None,
+    last: LastOpt = False,
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing until the run ends.")
     ] = False,
@@ -165,14 +174,14 @@ def events(
     async def main() -> None:
         history: list[Event] = []
         async with connect(nats_url) as client:
+            rid = await run_ref(client, run_id, last)  # a clear error for an unknown id
             if follow:
-                await client.get_run(run_id)  # a clear error for an unknown id
-                async for e in client.run(run_id).events(follow=True):
+                async for e in client.run(rid).events(follow=True):
                     history.append(e)
                     if not json_out:
                         typer.echo(event_line(e))
             else:
-                raw = await client.call("run.events", {"run_id": run_id})
+                raw = await client.call("run.events", {"run_id": rid})
                 history = [Event.model_validate(r) for r in raw]  # "seq" included
                 if not json_out:
                     for e in history:
@@ -187,7 +196,10 @@ def events(
 
 @app.command("output")
 def output(
-    run_id: RunIdArg, nats_url: NatsUrlOpt = DEFAULT_NATS_URL, json_out: JsonOpt = False
+    run_id: RunRefArg = None,
+    last: LastOpt = False,
+    nats_url: NatsUrlOpt = DEFAULT_NATS_URL,
+    json_out: JsonOpt = False,
 ) -> None:
     """Print a completed run's output as JSON (exit 1 if it has not completed).
 
@@ -196,16 +208,17 @@ def output(
 
     async def main() -> None:
         async with connect(nats_url) as client:
-            state = await client.get_run(run_id)
+            rid = await run_ref(client, run_id, last)
+            state = await client.get_run(rid)
         if state.status != "completed":
             if not state.terminal:
-                raise CliError(f"run '{run_id}' is {state.status} (no output yet)")
+                raise CliError(f"run '{rid}' is {state.status} (no output yet)")
             err = state.error
             step = err.step_id if err else state.failed_step
             text = outcome_text(state.status, step, err.message if err else None)
-            raise CliError(f"run '{run_id}' {text}")
+            raise CliError(f"run '{rid}' {text}")
         if json_out:
-            emit_json({"run_id": run_id, "status": state.status, "output": state.output})
+            emit_json({"run_id": rid, "status": state.status, "output": state.output})
         else:
             emit_json(state.output)
 
@@ -219,15 +232,25 @@ def list_(
         RunStatusChoice | None, typer.Option("--status", help="Only runs in this status.")
     ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="At most N runs.")] = 50,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since", help="Only runs created since: a duration back (2h, 30m) or RFC 3339."
+        ),
+    ] = None,
     nats_url: NatsUrlOpt = DEFAULT_NATS_URL,
     json_out: JsonOpt = False,
 ) -> None:
-    """List runs, newest first."""
+    """List runs, newest first by creation time."""
 
     async def main() -> None:
+        after = since_time(since)
         async with connect(nats_url) as client:
             rows = await client.list_runs(
-                workflow=workflow, status=status_.value if status_ else None, limit=limit
+                workflow=workflow,
+                status=status_.value if status_ else None,
+                limit=limit,
+                since=after,
             )
         if json_out:
             emit_json([asdict(r) for r in rows])
@@ -253,7 +276,8 @@ def list_(
 
 @app.command("cancel")
 def cancel(
-    run_id: RunIdArg,
+    run_id: RunRefArg = None,
+    last: LastOpt = False,
     reason: Annotated[str | None, typer.Option("--reason", help="Recorded in the run.")] = None,
     nats_url: NatsUrlOpt = DEFAULT_NATS_URL,
     json_out: JsonOpt = False,
@@ -262,45 +286,58 @@ def cancel(
 
     async def main() -> None:
         async with connect(nats_url) as client:
-            cancelled = await client.cancel(run_id, reason)
-            ended = None if cancelled else (await client.get_run(run_id)).status
+            rid = await run_ref(client, run_id, last)
+            cancelled = await client.cancel(rid, reason)
+            ended = None if cancelled else (await client.get_run(rid)).status
         if json_out:
-            emit_json({"run_id": run_id, "cancelled": cancelled, "status": ended})
+            emit_json({"run_id": rid, "cancelled": cancelled, "status": ended})
         elif cancelled:
-            typer.echo(f"Run {run_id} cancel requested")
+            typer.echo(f"Run {rid} cancel requested")
         else:
-            typer.echo(f"Run {run_id} already ended ({ended}); nothing to cancel")
+            typer.echo(f"Run {rid} already ended ({ended}); nothing to cancel")
 
     execute(main)
 
 
 @app.command("signal")
 def signal(
-    run_id: RunIdArg,
-    name: Annotated[
-        str, typer.Argument(metavar="NAME", help="Signal name, as in ctx.wait_for_signal(NAME).")
+    args: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="RUN_ID NAME [DATA]",
+            help="The run (id or 8+ character prefix; leave it out with --last), the signal "
+            "name as in ctx.wait_for_signal(NAME), and its DATA: " + VALUE_HELP,
+            show_default=False,
+        ),
     ],
-    data: Annotated[str | None, typer.Argument(metavar="DATA", help=VALUE_HELP)] = None,
+    last: LastOpt = False,
     nats_url: NatsUrlOpt = DEFAULT_NATS_URL,
     json_out: JsonOpt = False,
 ) -> None:
     """Send a signal (with DATA) to a run."""
-    value = parse_value(data)
+    want = "NAME [DATA]" if last else "RUN_ID NAME [DATA]"
+    if not (len(args) >= 1 + (not last)) or len(args) > 2 + (not last):
+        raise typer.BadParameter(f"expected {want}, got {len(args)} argument(s)")
+    run_id = None if last else args[0]
+    name, *rest = args if last else args[1:]
+    value = parse_value(rest[0] if rest else None)
 
     async def main() -> None:
         async with connect(nats_url) as client:
-            await client.send_signal(run_id, name, value)
+            rid = await run_ref(client, run_id, last)
+            await client.send_signal(rid, name, value)
         if json_out:
-            emit_json({"run_id": run_id, "signal": name, "sent": True})
+            emit_json({"run_id": rid, "signal": name, "sent": True})
         else:
-            typer.echo(f"Signal {name} sent to run {run_id}")
+            typer.echo(f"Signal {name} sent to run {rid}")
 
     execute(main)
 
 
 @app.command("delete")
 def delete(
-    run_id: RunIdArg,
+    run_id: RunRefArg = None,
+    last: LastOpt = False,
     force: Annotated[
         bool, typer.Option("--force", help="Delete even if the run has not ended.")
     ] = False,
@@ -311,10 +348,11 @@ def delete(
 
     async def main() -> None:
         async with connect(nats_url) as client:
-            await client.delete_run(run_id, force=force)
+            rid = await run_ref(client, run_id, last)
+            await client.delete_run(rid, force=force)
         if json_out:
-            emit_json({"deleted": run_id})
+            emit_json({"deleted": rid})
         else:
-            typer.echo(f"Deleted run {run_id}")
+            typer.echo(f"Deleted run {rid}")
 
     execute(main)

@@ -17,12 +17,69 @@ from dagnats.cli.common import (
     setup_logging,
 )
 from dagnats.cli.loader import resolve
-from dagnats.server import ServeOptions, serve
+from dagnats.server import NatsAuth, ServeOptions, serve
+from dagnats.server.metrics import MetricsServer
 
 MAX_LEAF_REMOTES = 10
 
+
+def _env_opt(flag: str, env: str, help_text: str) -> Any:
+    return typer.Option(flag, envvar=env, show_envvar=True, help=help_text)
+
+
+HostOpt = Annotated[
+    str,
+    typer.Option(
+        "--host",
+        help="Address NATS and HTTP listen on; off loopback only with auth (see --http-token, "
+        "--nats-user, --nats-token).",
+    ),
+]
+HttpHostOpt = Annotated[
+    str | None, typer.Option("--http-host", help="Address of the HTTP API [default: --host].")
+]
+HttpTokenOpt = Annotated[
+    str | None,
+    _env_opt(
+        "--http-token", "DAGNATS_HTTP_TOKEN", "Bearer token the HTTP API asks for (16+ chars)."
+    ),
+]
+NatsUserOpt = Annotated[
+    str | None, _env_opt("--nats-user", "DAGNATS_NATS_USER", "NATS user (with a password).")
+]
+NatsPasswordOpt = Annotated[
+    str | None, _env_opt("--nats-password", "DAGNATS_NATS_PASSWORD", "NATS password.")
+]
+NatsTokenOpt = Annotated[
+    str | None, _env_opt("--nats-token", "DAGNATS_NATS_TOKEN", "NATS authorization token.")
+]
+NatsCredsOpt = Annotated[
+    str | None,
+    _env_opt("--nats-creds", "DAGNATS_NATS_CREDS", "NATS .creds file (with --nats-url)."),
+]
+NatsTlsCertOpt = Annotated[
+    str | None,
+    _env_opt("--nats-tls-cert", "DAGNATS_NATS_TLS_CERT", "TLS certificate (PEM) of NATS."),
+]
+NatsTlsKeyOpt = Annotated[
+    str | None, _env_opt("--nats-tls-key", "DAGNATS_NATS_TLS_KEY", "Key of --nats-tls-cert.")
+]
+NatsTlsCaOpt = Annotated[
+    str | None,
+    _env_opt("--nats-tls-ca", "DAGNATS_NATS_TLS_CA", "CA (PEM) that signed the server's cert."),
+]
+
 LogLevelOpt = Annotated[
     str, typer.Option("--log-level", help="debug, info, warning or error.", show_default=True)
+]
+MetricsPortOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--metrics-port",
+        min=0,
+        max=65535,
+        help="Serve Prometheus metrics on 127.0.0.1:PORT/metrics (0: a free port).",
+    ),
 ]
 ReplicasOpt = Annotated[
     int,
@@ -64,8 +121,21 @@ def serve_cmd(
     ] = None,
     replicas: ReplicasOpt = 1,
     log_level: LogLevelOpt = "info",
+    host: HostOpt = "127.0.0.1",
+    http_host: HttpHostOpt = None,
+    http_token: HttpTokenOpt = None,
+    nats_user: NatsUserOpt = None,
+    nats_password: NatsPasswordOpt = None,
+    nats_token: NatsTokenOpt = None,
+    nats_creds: NatsCredsOpt = None,
+    nats_tls_cert: NatsTlsCertOpt = None,
+    nats_tls_key: NatsTlsKeyOpt = None,
+    nats_tls_ca: NatsTlsCaOpt = None,
 ) -> None:
-    """Run everything in one process: embedded NATS, engine, API and HTTP gateway."""
+    """Run everything in one process: embedded NATS, engine, API and HTTP API."""
+    auth = NatsAuth(
+        nats_user, nats_password, nats_token, nats_creds, nats_tls_cert, nats_tls_key, nats_tls_ca
+    )
     remotes = list(leaf_remote or [])
     if len(remotes) > MAX_LEAF_REMOTES:
         raise typer.BadParameter(
@@ -86,6 +156,10 @@ def serve_cmd(
         nats_server=nats_server,
         leaf_remotes=remotes,
         replicas=replicas,
+        host=host,
+        http_host=http_host,
+        http_token=http_token,
+        nats_auth=auth,
     )
     _run_serve(opts)
 
@@ -93,12 +167,20 @@ def serve_cmd(
 def engine_cmd(
     nats_url: NatsUrlOpt = DEFAULT_NATS_URL,
     replicas: ReplicasOpt = 1,
+    metrics_port: MetricsPortOpt = None,
     log_level: LogLevelOpt = "info",
 ) -> None:
     """Run only the workflow engine against an existing NATS."""
     setup_logging(log_level)
     _run_serve(
-        ServeOptions(nats_url=nats_url, replicas=replicas, engine=True, api=False, http=False)
+        ServeOptions(
+            nats_url=nats_url,
+            replicas=replicas,
+            engine=True,
+            api=False,
+            http=False,
+            metrics_port=metrics_port,
+        )
     )
 
 
@@ -106,18 +188,34 @@ def api_cmd(
     nats_url: NatsUrlOpt = DEFAULT_NATS_URL,
     replicas: ReplicasOpt = 1,
     log_level: LogLevelOpt = "info",
+    http_port: Annotated[
+        int | None, typer.Option("--http-port", help="Serve the HTTP API too, on this port.")
+    ] = None,
+    http_host: Annotated[
+        str, typer.Option("--http-host", help="Address of the HTTP API.")
+    ] = "127.0.0.1",
+    http_token: HttpTokenOpt = None,
 ) -> None:
-    """Run only the API service (dagnats.api.>) against an existing NATS."""
+    """Run only the API service (dagnats.api.>), and with --http-port the HTTP API, against
+    an existing NATS (credentials from the DAGNATS_NATS_* variables)."""
     setup_logging(log_level)
-    _run_serve(
-        ServeOptions(nats_url=nats_url, replicas=replicas, engine=False, api=True, http=False)
+    opts = ServeOptions(
+        nats_url=nats_url,
+        replicas=replicas,
+        engine=False,
+        api=True,
+        http=http_port is not None,
+        http_port=http_port or 0,
+        http_host=http_host,
+        http_token=http_token,
     )
+    _run_serve(opts)
 
 
 def _run_serve(opts: ServeOptions) -> None:
     async def main() -> None:
         if opts.nats_url is not None:
-            await check_reachable(opts.nats_url)
+            await check_reachable(opts.nats_url, opts.nats_auth)
         await serve(opts)
 
     execute(main)
@@ -140,6 +238,7 @@ def worker_cmd(
             help="NATS server [default: the Worker's own nats_url].",
         ),
     ] = None,
+    metrics_port: MetricsPortOpt = None,
     log_level: LogLevelOpt = "info",
     replicas: Annotated[
         int | None,
@@ -169,13 +268,21 @@ def worker_cmd(
 
     async def main() -> None:
         await check_reachable(worker.nats_url)
-        await worker.run()
+        if metrics_port is None:
+            await worker.run()
+            return
+        exporter = MetricsServer(metrics_port)
+        await exporter.start()
+        try:
+            await worker.run()
+        finally:
+            await exporter.stop()
 
     execute(main)
 
 
-async def check_reachable(url: str) -> None:
+async def check_reachable(url: str, auth: NatsAuth | None = None) -> None:
     """Fail with one clear line if nothing answers at ``url`` (the long-running parts
     reconnect forever once started, which would hide a typo in the URL)."""
-    nc = await open_nats(url)
+    nc = await open_nats(url, auth)
     await nc.close()

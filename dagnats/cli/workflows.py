@@ -1,4 +1,4 @@
-"""``dagnats workflow register|list|show|delete``."""
+"""``dagnats workflow register|list|show|validate|delete``."""
 
 from __future__ import annotations
 
@@ -9,10 +9,22 @@ from typing import Annotated, Any
 
 import typer
 
-from dagnats.cli.common import DEFAULT_NATS_URL, CliError, JsonOpt, NatsUrlOpt, connect, execute
+from dagnats.cli.common import (
+    DEFAULT_NATS_URL,
+    EXIT_USAGE,
+    CliError,
+    JsonOpt,
+    NatsUrlOpt,
+    connect,
+    execute,
+    fail,
+)
 from dagnats.cli.loader import resolve
 from dagnats.cli.output import emit_json, table
+from dagnats.dag.definition.builder import Workflow
 from dagnats.dag.definition.models import WorkflowDef
+from dagnats.dag.definition.rules import definition_problems
+from dagnats.errors import DefinitionError
 
 app = typer.Typer(help="Register and inspect workflow definitions.", no_args_is_help=True)
 
@@ -90,6 +102,13 @@ def show(
     revision: Annotated[
         int | None, typer.Option("--revision", min=1, help="A past revision [default: latest].")
     ] = None,
+    form: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="dagnats (durations as strings, set fields only) or go (the Go DagNats form).",
+        ),
+    ] = "dagnats",
     nats_url: NatsUrlOpt = DEFAULT_NATS_URL,
     json_out: JsonOpt = False,
 ) -> None:
@@ -97,13 +116,63 @@ def show(
 
     With --json the document is {"revision": N, "definition": {...}}.
     """
+    if form not in ("dagnats", "go"):
+        raise CliError(f"--format must be 'dagnats' or 'go', got {form!r}", code=EXIT_USAGE)
 
     async def main() -> None:
         async with connect(nats_url) as client:
             found = await client.get_workflow(name, revision)
+        if form == "go":
+            found = {**found, "definition": Workflow.from_dict(found["definition"]).to_dict("go")}
         emit_json(found if json_out else found.get("definition"))
 
     execute(main)
+
+
+def _problems_of(source: str) -> list[DefinitionError]:
+    path = Path(source)
+    try:
+        if source.endswith(".json") or path.is_file():
+            try:
+                text = path.read_bytes()
+            except OSError as exc:
+                raise CliError(f"cannot read {source}: {exc.strerror or exc}") from exc
+            return definition_problems(text)  # a JSON error is a problem with its line
+        return definition_problems(load_source(source))
+    except DefinitionError as exc:  # a builder refused its own definition
+        return [exc]
+
+
+@app.command("validate")
+def validate(
+    source: Annotated[str, typer.Argument(metavar="FILE.json|MODULE:ATTR")],
+    json_out: JsonOpt = False,
+) -> None:
+    """Check a definition offline (no server): every problem with its step, field and rule.
+
+    Exit status 0 when it is valid, 1 when it is not.
+    """
+    try:
+        problems = _problems_of(source)
+    except CliError as exc:
+        fail(str(exc), exc.code)
+    if json_out:
+        emit_json(
+            {
+                "valid": not problems,
+                "problems": [
+                    {"message": str(p), "step": p.step_id, "field": p.field} for p in problems
+                ],
+            }
+        )
+    elif problems:
+        for p in problems:
+            typer.echo(f"{source}: {p}", err=True)
+        typer.echo(f"{source}: {len(problems)} problem(s)", err=True)
+    else:
+        typer.echo(f"{source}: valid")
+    if problems:
+        raise typer.Exit(1)
 
 
 @app.command("delete")

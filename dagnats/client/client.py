@@ -12,6 +12,8 @@ from typing import Any
 from dagnats import protocol
 from dagnats._nats.connection import connect as connect_nats
 from dagnats._nats.connection import request
+from dagnats._nats.kvscan import open_bucket
+from dagnats._nats.logs import read_run_logs
 from dagnats._nats.payloads import REF, THRESHOLD_BYTES, Payloads, is_ref
 from dagnats._nats.types import KeyValue, NatsClient
 from dagnats.client.handle import RunHandle
@@ -29,6 +31,8 @@ from dagnats.errors import (
     WorkflowNotFoundError,
 )
 from dagnats.protocol import limits
+from dagnats.protocol.logs import StepLog
+from dagnats.telemetry import tracing
 
 DEFAULT_URL = "nats://127.0.0.1:4222"
 # A forced delete of a running run waits up to 10 s on the server for the run to end.
@@ -84,6 +88,14 @@ def _definition_payload(workflow: Any) -> Any:
     return workflow
 
 
+def _span_attributes(body: dict[str, Any]) -> dict[str, Any]:
+    workflow, run_id = body.get("workflow"), body.get("run_id")
+    return {
+        tracing.WORKFLOW: workflow if isinstance(workflow, str) else None,
+        tracing.RUN_ID: run_id if isinstance(run_id, str) else None,
+    }
+
+
 class Client(RedriveMethods):
     """``await Client.connect(url)`` owns its connection; ``Client(connection=nc)`` borrows one."""
 
@@ -133,8 +145,10 @@ class Client(RedriveMethods):
         # The service refuses deeper bodies too; here it is a clear error, not RecursionError.
         limits.check_depth(body or {}, f"the body of API request {op}")
         data = json.dumps(body or {}, default=str).encode()
+        attributes = {} if body is None else _span_attributes(body)
         try:
-            resp = await request(self.nc, f"dagnats.api.{op}", data, timeout_s=timeout)
+            with tracing.span(f"dagnats {op}", attributes, kind="client"):
+                resp = await request(self.nc, f"dagnats.api.{op}", data, timeout_s=timeout)
         except TimeoutError as exc:
             raise ApiError(f"API request {op} timed out after {timeout}s", code=504) from exc
         if resp is None:
@@ -280,3 +294,10 @@ class Client(RedriveMethods):
 
     async def reject(self, token: str, reason: str | None = None) -> None:
         await self.call("approval.reject", {"token": token, "reason": reason})
+
+    async def run_logs(self, run_id: str) -> dict[str, StepLog]:
+        """What the run's handlers logged through ``ctx.logger``: step id (``step.item``
+        for a map instance) -> its last lines, bounded per step (``dagnats.protocol.logs``)."""
+        await self.get_run(run_id)  # a clear RunNotFoundError for an unknown id
+        kv = await open_bucket(self.js, protocol.KV_LOGS)
+        return {} if kv is None else await read_run_logs(kv, run_id)

@@ -19,7 +19,7 @@ from dagnats.engine.advisories import AdvisoryWatcher
 from dagnats.engine.correlator import Correlator
 from dagnats.engine.ending import RunEnding
 from dagnats.engine.executor import Executor
-from dagnats.engine.timers import TimerService
+from dagnats.engine.timers import TimerClock, TimerService
 
 # Applying an event takes milliseconds and a repeat is a no-op, so a short ack wait only
 # shortens how long a crashed engine's in-flight events wait for its successor.
@@ -52,7 +52,9 @@ class EngineParts:
     ending: RunEnding
 
 
-async def open_parts(nc: NatsClient, *, max_inflight: int) -> EngineParts:
+async def open_parts(
+    nc: NatsClient, *, max_inflight: int, clock: TimerClock | None = None
+) -> EngineParts:
     """Open the stores and buckets, ensure the engine's consumer, build the collaborators."""
     js = nc.jetstream()
     runs = await RunStore.open(js)
@@ -84,7 +86,7 @@ async def open_parts(nc: NatsClient, *, max_inflight: int) -> EngineParts:
         feed=PullFeed(
             nc, protocol.HISTORY_STREAM, protocol.ENGINE_CONSUMER, max_inflight=max_inflight
         ),
-        timers=TimerService(nc, kv),
+        timers=TimerService(nc, kv, clock=clock),
         advisories=AdvisoryWatcher(nc),
         correlator=correlator,
         ending=RunEnding(nc, runs, executor),

@@ -20,6 +20,7 @@ from dagnats._nats.consumers import ConsumerLoop
 from dagnats._nats.kvscan import scan
 from dagnats._nats.publish import append_event
 from dagnats._nats.types import AckPolicy, ConsumerConfig, DeliverPolicy, KeyValue, Msg, NatsClient
+from dagnats.dag.definition.conditions import as_match_text
 from dagnats.dag.machine.actions import RegisterWaiter
 from dagnats.protocol import events as ev
 from dagnats.protocol import keys
@@ -44,7 +45,10 @@ def field(payload: Any, path: str) -> Any:
     return cur
 
 
-def matches(match: dict[str, Any], payload: Any) -> bool:
+def matches(match: dict[str, Any], payload: Any, as_text: bool = False) -> bool:
+    """Every ``match`` path of the payload equals its value (as strings for Go's form)."""
+    if as_text:
+        return all(as_match_text(field(payload, p)) == want for p, want in match.items())
     return all(field(payload, path) == want for path, want in match.items())
 
 
@@ -94,7 +98,7 @@ class Correlator(ConsumerLoop):
             except ValueError:
                 log.warning("ignoring a malformed waiter %s", entry.key)
                 continue
-            if matches(waiter.match, payload):
+            if matches(waiter.match, payload, waiter.as_text):
                 await self._matched(waiter.run_id, waiter.step_id, name, payload)
 
     async def _matched(self, run_id: str, step_id: str, name: str, payload: Any) -> None:
@@ -124,7 +128,7 @@ class Correlator(ConsumerLoop):
                 pending -= len(msgs)
                 for m in msgs:
                     payload = decode(m.data)
-                    if matches(w.match, payload):
+                    if matches(w.match, payload, w.as_text):
                         await self._matched(w.run_id, w.step_id, w.event, payload)
                         return
         finally:

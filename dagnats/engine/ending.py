@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from datetime import UTC, datetime
 
 from dagnats import protocol
 from dagnats._nats.history import read_history
@@ -22,8 +21,8 @@ from dagnats.dag.machine.advance import max_runs
 from dagnats.dag.machine.replay import fold
 from dagnats.dag.machine.state import RunFailure, RunState
 from dagnats.engine.executor import Executor
-from dagnats.engine.limits import announced, release_run, release_slots
-from dagnats.protocol import dedup
+from dagnats.engine.limits import announced, release_run, release_singleton, release_slots
+from dagnats.protocol import clock, dedup
 from dagnats.protocol import events as ev
 from dagnats.protocol.events import Event
 from dagnats.protocol.messages import DeadLetterMessage
@@ -95,7 +94,7 @@ class RunEnding:
             update={
                 "status": "failed",
                 "error": RunFailure(message=message, type="EngineError"),
-                "finished_at": datetime.now(UTC),
+                "finished_at": clock.now(),
                 "last_seq": max(run.last_seq, event.seq),
             }
         )
@@ -156,6 +155,8 @@ class RunEnding:
             await self.release_slots(
                 defn, Event(type=ev.WORKFLOW_COMPLETED, run_id=run.run_id), run, True
             )
+            if defn.singleton is not None:
+                await release_singleton(self.executor.kv[protocol.KV_CONCURRENCY], defn, run)
         new_rev = await self.runs.save(run, rev)
         await self.announce(run)
         return new_rev

@@ -28,8 +28,10 @@ from dagnats.dag.machine.advance import advance
 from dagnats.dag.machine.state import RunState
 from dagnats.engine._parts import EngineParts, open_parts
 from dagnats.engine.executor import Executor
+from dagnats.engine.timers import TimerClock
 from dagnats.protocol import events as ev
 from dagnats.protocol.events import Event
+from dagnats.telemetry import metrics, tracing
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +58,14 @@ class Engine:
         max_event_deliveries: int = MAX_EVENT_DELIVERIES,
         apply_tries: int = MAX_APPLY_TRIES,
         redeliver_delay_s: float = 2.0,
+        clock: TimerClock | None = None,
     ) -> None:
+        """``clock`` decides when timers are due (the wall clock unless a test gives its
+        virtual one: ``dagnats.testing``)."""
         self.max_event_deliveries = max_event_deliveries
         self.apply_tries = apply_tries
         self.redeliver_delay_s = redeliver_delay_s
+        self.clock = clock
         self.nc = nc
         self.js = nc.jetstream()
         self.max_inflight = max_inflight
@@ -72,6 +78,10 @@ class Engine:
         self.ready = asyncio.Event()
         self._parts: EngineParts | None = None
         self._forget_sub: Subscription | None = None
+        self.crash_after_events: int | None = None
+        """Testing seam (``env.faults.crash_engine``): after this many more events applied,
+        the engine dies before acking the last one and without writing staged snapshots."""
+        self.crashed = asyncio.Event()
 
     @property
     def parts(self) -> EngineParts:
@@ -85,7 +95,9 @@ class Engine:
         return self.parts.executor
 
     async def start(self) -> None:
-        p = self._parts = await open_parts(self.nc, max_inflight=self.max_inflight)
+        p = self._parts = await open_parts(
+            self.nc, max_inflight=self.max_inflight, clock=self.clock
+        )
         await p.feed.start()
         await p.timers.start()
         await p.advisories.start()
@@ -123,6 +135,42 @@ class Engine:
         await p.advisories.stop()
         await p.timers.stop()
         log.info("engine stopped: %d events applied", self.applied)
+
+    def _crash_due(self) -> bool:
+        if self.crash_after_events is None:
+            return False
+        self.crash_after_events -= 1
+        if self.crash_after_events > 0:
+            return False
+        self.crash_after_events = None
+        return True
+
+    async def _die(self) -> None:
+        """Stop as a crash would: nothing more applied, acked or written; every event this
+        engine holds goes back for redelivery (at once rather than after the ack wait, so
+        a test does not wait it out), and the staged snapshots are lost with the process."""
+        log.warning("engine crash (fault injection): %d events applied", self.applied)
+        p = self.parts
+        if self._loop is not None:
+            self._loop.cancel()
+            self._loop = None
+        me = asyncio.current_task()
+        held = [item[0] for q in self._queues.values() for item in q if item is not None]
+        for actor in self._actors:
+            if actor is not me:
+                actor.cancel()
+        self._queues.clear()
+        await p.feed.abandon()
+        for msg in held:
+            with contextlib.suppress(Exception):
+                await msg.nak()
+        if self._forget_sub is not None:
+            with contextlib.suppress(Exception):
+                await self._forget_sub.unsubscribe()
+            self._forget_sub = None
+        # The services settle each message as they go: stopping them loses nothing more.
+        await asyncio.gather(p.timers.stop(), p.correlator.stop(), p.advisories.stop())
+        self.crashed.set()
 
     async def _on_forget(self, msg: Msg) -> None:
         self.parts.runs.forget(msg.subject.rsplit(".", 1)[-1])
@@ -183,6 +231,8 @@ class Engine:
 
     def _flush_now(self, run_id: str) -> None:
         self._flush_due.discard(run_id)
+        if self.crashed.is_set():
+            return  # a crashed engine writes nothing more
         if run_id in self.parts.runs.dirty:
             self._enqueue(run_id, None)
 
@@ -195,7 +245,21 @@ class Engine:
                     await self._flush(run_id)
                     continue
                 msg, event = item
-                ok, error, lasting = await self._process(event, _delivered(msg))
+                with tracing.span(
+                    f"dagnats.apply {event.type}",
+                    {
+                        tracing.RUN_ID: event.run_id,
+                        tracing.STEP_ID: event.step_id,
+                        tracing.ATTEMPT: event.attempt,
+                        tracing.EVENT_TYPE: event.type,
+                    },
+                    parent=msg.headers,
+                    kind="consumer",
+                ):
+                    ok, error, lasting = await self._process(event, _delivered(msg))
+                if ok and self._crash_due():
+                    await self._die()  # ``msg`` is still queued: given back, never acked
+                    return
                 q.popleft()
                 if ok:
                     await self._finish(msg)
@@ -343,7 +407,12 @@ class Engine:
         """One event applied with its effects: the same for a live event and a caught-up one."""
         if event.type == ev.STEP_COMPLETED and isinstance(event.data, dict):
             await self._resolve_for_map(defn, event)
+        elif event.type == ev.WORKFLOW_RETRY_REQUESTED and run is not None and run.terminal:
+            # Its end's purge of timers must be over before the retry arms new ones.
+            await self.parts.executor.run_actions.cleaned(run.run_id)
         new_run, actions = advance(defn, run, event)
+        metrics.observe_applied(defn, run, event, new_run, actions)
+        tracing.annotate({tracing.WORKFLOW: defn.name})
         confirm = None
         if actions:
             confirm = await self.parts.executor.execute(

@@ -13,7 +13,9 @@ import json
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from contextlib import AbstractContextManager
+from datetime import timedelta
+from typing import Any
 
 from dagnats import protocol
 from dagnats._nats.kvscan import purge_key
@@ -42,11 +44,12 @@ from dagnats.dag.machine.actions import (
     ScheduleTimer,
     StartChildRun,
 )
-from dagnats.engine.limits import check_limits, limits_of
+from dagnats.engine.limits import check_limits, is_limited, limits_of
 from dagnats.engine.run_actions import RunActions
-from dagnats.protocol import dedup, keys
+from dagnats.protocol import clock, dedup, keys
 from dagnats.protocol import events as ev
 from dagnats.protocol.messages import DeadLetterMessage, DeferredTask, EventWaiter, TimerMessage
+from dagnats.telemetry import tracing
 
 log = logging.getLogger(__name__)
 
@@ -147,34 +150,37 @@ class Executor:
     ) -> None:
         """Publish the task messages of each step: limited ones one by one, a map's at once."""
         for (_run, _step), tasks in fanout.items():
-            limited = [t for t in tasks if t.rate_limit or t.max_task_concurrency]
+            limited = [t for t in tasks if is_limited(t)]
             if limited:
                 # Limits are per task type: each instance asks for its own token / slot.
                 for t in limited:
-                    await self.dispatch_limited(t, futures)
-                tasks = [t for t in tasks if not (t.rate_limit or t.max_task_concurrency)]
+                    with step_span(t):
+                        await self.dispatch_limited(t, futures)
+                tasks = [t for t in tasks if not is_limited(t)]
             if not tasks:
                 continue
             if len(tasks) == 1:
                 t = tasks[0]
-                futures.append(
-                    await self._pub(
-                        protocol.task_subject(t.task, t.worker_group),
-                        await self._task_body(t),
-                        t.dedup_id,
+                with step_span(t):
+                    futures.append(
+                        await self._pub(
+                            protocol.task_subject(t.task, t.worker_group),
+                            await self._task_body(t),
+                            t.dedup_id,
+                        )
                     )
-                )
             else:
                 # Map fan-out: all instances or none (atomic batches of <= 1000).
-                msgs = [
-                    (
-                        protocol.task_subject(t.task, t.worker_group),
-                        await self._task_body(t),
-                        msg_id(t.dedup_id),
-                    )
-                    for t in tasks
-                ]
-                await publish_atomic(self.nc, self.js, msgs)
+                with step_span(tasks[0]):
+                    msgs = [
+                        (
+                            protocol.task_subject(t.task, t.worker_group),
+                            await self._task_body(t),
+                            msg_id(t.dedup_id),
+                        )
+                        for t in tasks
+                    ]
+                    await publish_atomic(self.nc, self.js, msgs)
 
     async def dispatch_limited(
         self, t: DispatchTask, futures: list[asyncio.Future[PubAck]]
@@ -189,7 +195,7 @@ class Executor:
             run_id=t.run_id,
             step_id=t.step_id,
             kind="dispatch",
-            fire_at=datetime.now(UTC) + timedelta(seconds=wait_s),
+            fire_at=clock.now() + timedelta(seconds=wait_s),
             data={"kind": "dispatch"},
             dedup_id=dedup.deferred_task_id(t.dedup_id),
             task=DeferredTask(
@@ -250,6 +256,7 @@ class Executor:
                 match=a.match,
                 lookback_ns=a.lookback_ns,
                 registered_at=a.registered_at,
+                as_text=a.as_text,
             )
             await self.kv[protocol.KV_WAITERS].put(
                 keys.waiter_key(a.event, a.run_id, a.step_id), waiter.encode()
@@ -265,6 +272,21 @@ class Executor:
             await self.nc.publish(f"respond.{a.run_id}", body)
 
 
+def step_span(t: DispatchTask) -> AbstractContextManager[Any]:
+    """The engine's span of one step attempt: the task message carries it to the worker."""
+    return tracing.span(
+        f"dagnats.step {t.step_id}",
+        {
+            tracing.WORKFLOW: t.workflow,
+            tracing.RUN_ID: t.run_id,
+            tracing.STEP_ID: t.step_id,
+            tracing.ATTEMPT: t.attempt,
+            tracing.TASK: t.task,
+        },
+        kind="producer",
+    )
+
+
 def _task_body_inline(t: DispatchTask) -> bytes:
     return protocol.TaskMessage(
         run_id=t.run_id,
@@ -278,6 +300,10 @@ def _task_body_inline(t: DispatchTask) -> bytes:
         timeout_ns=t.timeout_ns,
         idempotency_key=t.idempotency_key,
         dedup_id=t.dedup_id,
+        metadata=t.metadata,
+        capabilities=list(t.capabilities) or None,
+        budget_warning=t.budget_warning or None,
+        budget_final=t.budget_final or None,
         run_retry=t.run_retry or None,
     ).encode()
 
@@ -291,5 +317,5 @@ def _dead_letter_body(a: DeadLetter) -> bytes:
         input=a.input,
         error=a.error,
         attempts=a.attempts,
-        ts=datetime.now(UTC),
+        ts=clock.now(),
     ).encode()

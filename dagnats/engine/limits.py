@@ -8,15 +8,20 @@ Concurrency slots are a set of holder ids (one per attempt), so releasing is ide
 
 from __future__ import annotations
 
+import bisect
 import logging
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from dagnats import protocol
-from dagnats._nats.cas import read_json, write_json
+from dagnats._nats.cas import delete_if, read_json, write_json
 from dagnats._nats.types import KeyValue
+from dagnats.dag.definition.flow import singleton_scope
+from dagnats.dag.definition.models import WorkflowDef
 from dagnats.dag.machine.actions import DispatchTask
+from dagnats.dag.machine.state import RunState
+from dagnats.protocol import keys
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +36,13 @@ class Verdict:
     retry_in_s: float = 0.0
 
 
-async def take_token(kv: KeyValue, task: str, limit: int, period_s: float) -> Verdict:
-    """One start of ``task`` under ``limit`` per ``period_s``; else when to try again."""
+async def take_token(
+    kv: KeyValue, task: str, limit: int, period_s: float, units: int = 1
+) -> Verdict:
+    """Take ``units`` tokens from the bucket ``task`` (``limit`` per ``period_s``); else
+    say when to try again. ``task`` is the KV key: a task name, or a keyed bucket's key."""
     rate = limit / period_s
+    need = float(min(units, limit))
     for _ in range(MAX_CAS_TRIES):
         state, rev = await read_json(kv, task)
         now = time.time()
@@ -42,9 +51,9 @@ async def take_token(kv: KeyValue, task: str, limit: int, period_s: float) -> Ve
             last = float(state.get("ts", now))
             saved = float(state.get("tokens", limit))
             tokens = min(float(limit), saved + (now - last) * rate)
-        if tokens < 1.0:
-            return Verdict(False, (1.0 - tokens) / rate)
-        if await write_json(kv, task, {"tokens": tokens - 1.0, "ts": now}, rev):
+        if tokens < need:
+            return Verdict(False, (need - tokens) / rate)
+        if await write_json(kv, task, {"tokens": tokens - need, "ts": now}, rev):
             return Verdict(True)
     return Verdict(False, 0.05)  # heavy contention: back off briefly, never spin
 
@@ -81,16 +90,29 @@ async def release_slots(
     log.warning("could not release concurrency slot of task %s after %d tries", task, MAX_CAS_TRIES)
 
 
-MAX_WAITING_RUNS = 20_000  # keeps the queue record well under the 1 MiB value limit
+# Keeps the queue record (28-byte ids plus a due time each) well under the 1 MiB value limit.
+MAX_WAITING_RUNS = 15_000
 
 
-async def admit_run(kv: KeyValue, workflow: str, run_id: str, max_runs: int) -> bool | None:
-    """Take a run slot (True), join the queue (False), or None when the queue is full."""
+async def admit_run(
+    kv: KeyValue,
+    workflow: str,
+    run_id: str,
+    max_runs: int,
+    *,
+    due_s: float | None = None,
+) -> bool | None:
+    """Take a run slot (True), join the queue (False), or None when the queue is full.
+
+    The queue is ordered by ``due_s`` (arrival time plus the workflow's priority offset),
+    ties in arrival order; ``None`` queues at the back.
+    """
     key = f"run.{workflow}"
     for _ in range(MAX_CAS_TRIES):
         state, rev = await read_json(kv, key)
-        holders = list((state or {}).get("holders", []))
-        waiting = list((state or {}).get("waiting", []))
+        record = dict(state or {})
+        holders = list(record.get("holders", []))
+        waiting = list(record.get("waiting", []))
         if run_id in holders:
             return True
         if run_id in waiting:
@@ -101,12 +123,27 @@ async def admit_run(kv: KeyValue, workflow: str, run_id: str, max_runs: int) -> 
         elif len(waiting) >= MAX_WAITING_RUNS:
             return None
         else:
-            waiting.append(run_id)
+            _enqueue(record, waiting, run_id, due_s)
             admitted = False
-        record = {**(state or {}), "holders": holders, "waiting": waiting}
+        record.update(holders=holders, waiting=waiting)
         if await write_json(kv, key, record, rev):
             return admitted
     raise RuntimeError(f"could not update the run queue of workflow {workflow!r}")
+
+
+def _enqueue(record: dict[str, Any], waiting: list[str], run_id: str, due_s: float | None) -> None:
+    """Insert ``run_id`` into ``waiting`` after every run due no later (ties: arrival order).
+
+    ``due`` runs parallel to ``waiting``: integer milliseconds, so the record stays small.
+    """
+    due = [int(d) for d in record.get("due", [])]
+    if len(due) != len(waiting):  # a record written before priorities: all equal, in order
+        due = [0] * len(waiting)
+    mine = int(due_s * 1000) if due_s is not None else max([*due, int(time.time() * 1000)])
+    at = bisect.bisect_right(due, mine)
+    waiting.insert(at, run_id)
+    due.insert(at, mine)
+    record["due"] = due
 
 
 async def release_run(kv: KeyValue, workflow: str, run_id: str, max_runs: int) -> list[str]:
@@ -128,10 +165,25 @@ async def release_run(kv: KeyValue, workflow: str, run_id: str, max_runs: int) -
             promoted = waiting.pop(0)
             holders.append(promoted)
             announce.append(promoted)
-        record = {"holders": holders, "waiting": waiting, "announce": announce}
+        record = {
+            "holders": holders,
+            "waiting": waiting,
+            "announce": announce,
+            "due": _due_of(state, waiting),
+        }
         if await write_json(kv, key, record, rev):
             return announce
     raise RuntimeError(f"could not update the run queue of workflow {workflow!r}")
+
+
+def _due_of(state: dict[str, Any], waiting: list[str]) -> list[int]:
+    """The ``due`` entries of the runs still waiting, in queue order."""
+    old_waiting = list(state.get("waiting", []))
+    old_due = list(state.get("due", []))
+    if len(old_due) != len(old_waiting):
+        return [0] * len(waiting)
+    by_id = dict(zip(old_waiting, old_due, strict=True))
+    return [int(by_id.get(w, 0)) for w in waiting]
 
 
 async def announced(kv: KeyValue, workflow: str, run_ids: list[str]) -> None:
@@ -146,12 +198,18 @@ async def announced(kv: KeyValue, workflow: str, run_ids: list[str]) -> None:
             return
 
 
+def is_limited(t: DispatchTask) -> bool:
+    """Whether the task must pass :func:`check_limits` before it is published."""
+    return bool(t.rate_limit or t.max_task_concurrency or t.keyed_rate)
+
+
 def limits_of(t: DispatchTask) -> dict[str, Any]:
     return {
         "task_name": t.task,
         "holder": t.dedup_id,
         "rate_limit": list(t.rate_limit) if t.rate_limit else None,
         "max_task_concurrency": t.max_task_concurrency,
+        "keyed_rate": list(t.keyed_rate) if t.keyed_rate else None,
     }
 
 
@@ -164,11 +222,31 @@ async def check_limits(kv: dict[str, KeyValue], limits: dict[str, Any]) -> float
         if not verdict.ok:
             return verdict.retry_in_s
     rate = limits.get("rate_limit")
+    keyed = limits.get("keyed_rate")
+    verdict = Verdict(True)
     if rate:
         limit, period_ns = rate
         verdict = await take_token(kv[protocol.KV_RATE_LIMITS], task, int(limit), period_ns / 1e9)
+    elif keyed:
+        token, limit, period_ns, units = keyed
+        bucket = keys.keyed_rate_key(task, str(token))
+        verdict = await take_token(
+            kv[protocol.KV_RATE_LIMITS], bucket, int(limit), period_ns / 1e9, int(units)
+        )
+    if rate or keyed:
         if not verdict.ok:
             if max_conc:  # do not sit on a slot while waiting for a token
                 await release_slots(kv[protocol.KV_CONCURRENCY], task, holder=holder)
             return verdict.retry_in_s
     return None
+
+
+async def release_singleton(kv: KeyValue, defn: WorkflowDef, run: RunState) -> None:
+    """Drop an ended run's singleton claim (if it still holds it: a newer run's stays)."""
+    scope = singleton_scope(defn, run.input)
+    if scope is None:
+        return
+    key = keys.singleton_key(defn.name, scope)
+    held, rev = await read_json(kv, key)
+    if held is not None and held.get("run_id") == run.run_id:
+        await delete_if(kv, key, rev)

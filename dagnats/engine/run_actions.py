@@ -8,10 +8,10 @@ executor's hot path (tasks, timers, records) runs per event.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import secrets
-from datetime import UTC, datetime
 
 from dagnats import protocol
 from dagnats._nats import cas
@@ -21,8 +21,8 @@ from dagnats._nats.stores import DefinitionStore
 from dagnats._nats.types import JetStreamContext, KeyValue, NatsClient
 from dagnats.dag.machine.actions import AdmitRun, FinishRun, RequestApproval, StartChildRun
 from dagnats.engine.limits import MAX_WAITING_RUNS, admit_run
+from dagnats.protocol import clock, keys
 from dagnats.protocol import events as ev
-from dagnats.protocol import keys
 from dagnats.protocol.messages import ApprovalRecord
 
 log = logging.getLogger(__name__)
@@ -43,10 +43,16 @@ class RunActions:
         self.defs = defs
         self.kv = kv
         self._background: set[asyncio.Task[None]] = set()
+        # The clean-up of each ended run still going: a retry of the run waits for it, so a
+        # purge of the ended run's timers never removes the ones the retry arms.
+        self._cleanups: dict[str, asyncio.Task[None]] = {}
 
     async def admit(self, a: AdmitRun) -> None:
+        due_s = None
+        if a.arrived_at is not None:
+            due_s = a.arrived_at.timestamp() + a.priority_offset_s
         verdict = await admit_run(
-            self.kv[protocol.KV_CONCURRENCY], a.workflow, a.run_id, a.max_runs
+            self.kv[protocol.KV_CONCURRENCY], a.workflow, a.run_id, a.max_runs, due_s=due_s
         )
         if verdict is True:
             await self.admitted(a.run_id)
@@ -58,7 +64,11 @@ class RunActions:
             await append_event(self.js, *ev.cancel_requested(a.run_id, reason, by="queue"))
 
     async def admitted(self, run_id: str) -> None:
-        await append_event(self.js, *ev.workflow_admitted(run_id))
+        ack = await append_event(self.js, *ev.workflow_admitted(run_id))
+        if ack.duplicate:
+            # Admitted before within the dedup window: a retried run waiting for its slot
+            # again (or a repeat after a crash, which the machine ignores): a fresh id.
+            await append_event(self.js, *ev.workflow_admitted(run_id, secrets.token_hex(6)))
 
     async def finish(self, a: FinishRun) -> None:
         if a.status != "completed":
@@ -86,7 +96,20 @@ class RunActions:
         backstops, deferred dispatches): purges by subject, off the critical path."""
         task = asyncio.create_task(self._purge(run_id, timers=timers))
         self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._cleanups[run_id] = task
+
+        def done(t: asyncio.Task[None]) -> None:
+            self._background.discard(t)
+            if self._cleanups.get(run_id) is t:
+                del self._cleanups[run_id]
+
+        task.add_done_callback(done)
+
+    async def cleaned(self, run_id: str, timeout_s: float = 5.0) -> None:
+        """Wait (bounded) for the clean-up of ended run ``run_id``, if one is going."""
+        task = self._cleanups.get(run_id)
+        if task is not None:
+            await asyncio.wait({task}, timeout=timeout_s)
 
     async def _purge(self, run_id: str, *, timers: bool) -> None:
         try:
@@ -133,7 +156,7 @@ class RunActions:
         so a repeat after a crash announces the same token instead of minting another.
         """
         kv = self.kv[protocol.KV_APPROVALS]
-        ttl_s = max(1, math.ceil((a.expires_at - datetime.now(UTC)).total_seconds()) + 60)
+        ttl_s = max(1, math.ceil((a.expires_at - clock.now()).total_seconds()) + 60)
         ref = keys.approval_ref_key(a.run_id, a.step_id, a.expires_at)
         token = secrets.token_hex(32)  # 256 bits
         if await cas.write(kv, ref, token.encode(), 0, ttl_s=ttl_s) is None:
@@ -145,6 +168,19 @@ class RunActions:
         ).encode()
         # A lost create: the earlier execution made it (and it may be used since): keep it.
         await cas.write(kv, token, body, 0, ttl_s=ttl_s)
-        await append_event(
-            self.js, *ev.approval_requested(a.run_id, a.step_id, token, a.expires_at, a.message)
+        request = ev.approval_request(
+            a.run_id,
+            a.step_id,
+            token,
+            a.expires_at,
+            subject=a.subject,
+            description=a.description,
+            metadata=a.metadata,
         )
+        await append_event(
+            self.js,
+            *ev.approval_requested(a.run_id, a.step_id, token, a.expires_at, a.message, request),
+        )
+        if a.subject is not None:
+            # Core NATS, as Go does: a bot subscribed to the subject picks the request up.
+            await self.nc.publish(a.subject, json.dumps(request).encode())

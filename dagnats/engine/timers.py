@@ -4,6 +4,11 @@ Retries, sleeps, loop delays and timeouts are all one mechanism (DESIGN.md §5).
 becomes a ``timer.fired`` event on the run's history; the engine decides what it means, and
 a stale timer (its step moved on) is a no-op there. Long delays are re-armed at most every
 hour so a timer never depends on one very long server-side delay.
+
+The clock is a seam (:class:`TimerClock`): it tells the time and puts a timer that is not
+due yet aside until it is. The wall clock naks it with the delay; a test's virtual clock
+(``dagnats.testing``) keeps it unacked and hands it back, with a plain nak, when the
+virtual time reaches it. Either way the timer is a real message on ``TIMERS``.
 """
 
 from __future__ import annotations
@@ -11,7 +16,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
+from typing import Protocol
 
 from dagnats import protocol
 from dagnats._nats.consumers import ConsumerLoop
@@ -27,8 +33,10 @@ from dagnats._nats.types import (
 )
 from dagnats.dag.machine.state import RUN_TERMINAL
 from dagnats.engine.limits import check_limits, release_slots
+from dagnats.protocol import clock
 from dagnats.protocol import events as ev
 from dagnats.protocol.messages import DeferredTask, TimerMessage
+from dagnats.telemetry import metrics, tracing
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +44,37 @@ MAX_NAK_DELAY_S = 3600.0
 EARLY_S = 0.001  # fire when due within a millisecond: nak delays land 1-2 ms late anyway
 
 
+class TimerClock(Protocol):
+    """What the timer service asks of a clock."""
+
+    def now(self) -> datetime:
+        """The time of day (timezone-aware) that timers are due against."""
+        ...
+
+    async def defer(self, msg: Msg, fire_at: datetime, remaining_s: float) -> None:
+        """Have ``msg`` (a timer due at ``fire_at``, ``remaining_s`` from now) delivered
+        again when it is due; it must stay unacked until then."""
+        ...
+
+
+class WallClock:
+    """The installed process clock (``dagnats.protocol.clock``); waits are nak delays."""
+
+    def now(self) -> datetime:
+        return clock.now()
+
+    async def defer(self, msg: Msg, fire_at: datetime, remaining_s: float) -> None:
+        await msg.nak(delay=min(remaining_s, MAX_NAK_DELAY_S))
+
+
 class TimerService(ConsumerLoop):
     def __init__(
-        self, nc: NatsClient, kv: dict[str, KeyValue] | None = None, *, max_inflight: int = 1000
+        self,
+        nc: NatsClient,
+        kv: dict[str, KeyValue] | None = None,
+        *,
+        max_inflight: int = 1000,
+        clock: TimerClock | None = None,
     ) -> None:
         super().__init__(
             nc,
@@ -59,6 +95,7 @@ class TimerService(ConsumerLoop):
         )
         self.kv = kv or {}
         self.fired = 0
+        self.clock: TimerClock = clock or WallClock()
 
     async def _dispatch(self, msg: Msg, run_id: str, task: DeferredTask) -> None:
         """A task deferred by its rate limit or concurrency limit: try the limits again."""
@@ -98,18 +135,27 @@ class TimerService(ConsumerLoop):
     async def handle(self, msg: Msg) -> None:
         try:
             timer = TimerMessage.model_validate_json(msg.data)
-            remaining = (timer.fire_at - datetime.now(UTC)).total_seconds()
+            remaining = (timer.fire_at - self.clock.now()).total_seconds()
             if remaining > EARLY_S:
-                await msg.nak(delay=min(remaining, MAX_NAK_DELAY_S))
+                await self.clock.defer(msg, timer.fire_at, remaining)
                 return
             if timer.kind == "dispatch":
                 if timer.task is None:
                     raise ValueError("a dispatch timer without its task")
                 await self._dispatch(msg, timer.run_id, timer.task)
                 return
-            await append_event(self.js, *ev.timer_fired(timer))
+            # A due timer continues the trace of what set it (its headers carry the parent).
+            with tracing.span(
+                f"dagnats.timer {timer.kind}",
+                {tracing.RUN_ID: timer.run_id, tracing.STEP_ID: timer.step_id},
+                parent=msg.headers,
+                kind="consumer",
+            ):
+                await append_event(self.js, *ev.timer_fired(timer))
             await msg.ack()
             self.fired += 1
+            # A deferred dispatch waits for its limits, not its time: only real timers count.
+            metrics.observe_timer(timer.kind, timer.fire_at)
         except (ValueError, KeyError, TypeError) as exc:
             log.error("dropping a malformed timer on %s: %s", msg.subject, exc)
             with contextlib.suppress(Exception):

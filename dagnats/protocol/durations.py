@@ -29,7 +29,13 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Annotated, Any, Final
 
-from pydantic import BeforeValidator, PlainSerializer, ValidationInfo, WithJsonSchema
+from pydantic import (
+    BeforeValidator,
+    PlainSerializer,
+    SerializationInfo,
+    ValidationInfo,
+    WithJsonSchema,
+)
 
 DurationLike = float | int | str | timedelta
 """A duration given in Python: ``"30s"``/``"1h30m"``, a ``timedelta``, or seconds."""
@@ -37,6 +43,10 @@ DurationLike = float | int | str | timedelta
 _CONTEXT_KEY = "dagnats.duration_numbers"
 PYTHON_CONTEXT: Final[Mapping[str, str]] = {_CONTEXT_KEY: "seconds"}
 """Validation context under which a :data:`Duration` field reads numbers as seconds."""
+_WRITE_KEY = "dagnats.duration_form"
+NANOSECONDS_CONTEXT: Final[Mapping[str, str]] = {_WRITE_KEY: "ns"}
+"""Serialization context under which a :data:`Duration` field writes integer nanoseconds
+(Go's form, ``to_dict(format="go")``) instead of a string."""
 
 NS = 1
 US = 1_000
@@ -169,6 +179,13 @@ def to_ns(value: DurationLike, what: str = "duration") -> int:
         raise DurationError(f"invalid {what}: {exc}") from None
 
 
+def _serialize(ns: int, info: SerializationInfo) -> int | str:
+    context = info.context
+    if isinstance(context, Mapping) and context.get(_WRITE_KEY) == "ns":
+        return ns
+    return format_duration(ns)
+
+
 def _validate(value: Any, info: ValidationInfo) -> int:
     context = info.context
     if isinstance(context, Mapping) and context.get(_CONTEXT_KEY) == "seconds":
@@ -179,7 +196,7 @@ def _validate(value: Any, info: ValidationInfo) -> int:
 Duration = Annotated[
     int,
     BeforeValidator(_validate),
-    PlainSerializer(format_duration, return_type=str, when_used="always"),
+    PlainSerializer(_serialize, return_type=int | str, when_used="always"),
     WithJsonSchema(
         {
             "anyOf": [
@@ -193,5 +210,5 @@ Duration = Annotated[
         }
     ),
 ]
-"""A duration field: holds ``int`` ns, writes a string; reads numbers as ns, or as seconds
-under :data:`PYTHON_CONTEXT`."""
+"""A duration field: holds ``int`` ns, writes a string (integer ns under
+:data:`NANOSECONDS_CONTEXT`); reads numbers as ns, or as seconds under :data:`PYTHON_CONTEXT`."""

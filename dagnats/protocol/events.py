@@ -11,11 +11,12 @@ id is part of the protocol (see :mod:`dagnats.protocol.dedup`), never spelled by
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from dagnats.protocol import clock
 from dagnats.protocol.messages import TaskMessage, TimerMessage
 
 # --- inputs: published by the API, workers, timers, the correlator, child runs ---
@@ -79,6 +80,7 @@ SIGNAL_RECEIVED = "signal.received"  # data: {"name", "data"} (a signal was sent
 STEP_CHILD_STARTED = "step.child.started"  # data: {"child_run_id", "workflow"}
 COMPENSATE_STARTED = "compensate.started"  # data: {"steps": [...], "failed_step"}
 COMPENSATE_STEP = "compensate.step"  # data: {"step", "handler"}
+PLANNER_MATERIALIZED = "planner.materialized"  # data: see planner_materialized_data
 
 TERMINAL_RUN_EVENTS: frozenset[str] = frozenset(
     {WORKFLOW_COMPLETED, WORKFLOW_FAILED, WORKFLOW_CANCELLED, WORKFLOW_COMPENSATED}
@@ -86,7 +88,7 @@ TERMINAL_RUN_EVENTS: frozenset[str] = frozenset(
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    return clock.now()
 
 
 class Event(BaseModel):
@@ -121,8 +123,13 @@ class Event(BaseModel):
 Stamped = tuple[Event, str]
 """An event and the dedup id it is published under."""
 
-CancelCause = Literal["request", "parent", "queue"]
-_CANCEL_SUFFIX: dict[str, str] = {"request": "", "parent": ".parent", "queue": ".queue"}
+CancelCause = Literal["request", "parent", "queue", "singleton"]
+_CANCEL_SUFFIX: dict[str, str] = {
+    "request": "",
+    "parent": ".parent",
+    "queue": ".queue",
+    "singleton": ".singleton",
+}
 
 
 # --- inputs -------------------------------------------------------------------------------
@@ -178,7 +185,8 @@ def child_started(
 
 def cancel_requested(run_id: str, reason: str, *, by: CancelCause = "request") -> Stamped:
     """``<run>.cancel`` (API), ``<run>.cancel.parent`` (its parent ended or cancelled the
-    child step), ``<run>.cancel.queue`` (its workflow's admission queue is full)."""
+    child step), ``<run>.cancel.queue`` (its workflow's admission queue is full),
+    ``<run>.cancel.singleton`` (a singleton workflow in ``cancel`` mode started anew)."""
     event = Event(type=WORKFLOW_CANCEL_REQUESTED, run_id=run_id, data={"reason": reason})
     return event, f"{run_id}.cancel{_CANCEL_SUFFIX[by]}"
 
@@ -200,9 +208,13 @@ def retry_requested(run_id: str, retry: int, reason: str | None = None) -> Stamp
     return event, f"{run_id}.retry.{retry}"
 
 
-def workflow_admitted(run_id: str) -> Stamped:
-    """A pending run got its concurrency slot: ``<run>.admitted``."""
-    return Event(type=WORKFLOW_ADMITTED, run_id=run_id), f"{run_id}.admitted"
+def workflow_admitted(run_id: str, nonce: str | None = None) -> Stamped:
+    """A pending run got its concurrency slot: ``<run>.admitted``, or
+    ``<run>.admitted.<nonce>`` for a run admitted again within the dedup window (a retried
+    run queues for its slot again; ``advance`` admits only a pending run, so a repeat is
+    harmless)."""
+    suffix = f".{nonce}" if nonce else ""
+    return Event(type=WORKFLOW_ADMITTED, run_id=run_id), f"{run_id}.admitted{suffix}"
 
 
 def _of_task(task: TaskMessage, type_: str, data: Any) -> Event:
@@ -328,10 +340,51 @@ def engine_failed(run_id: str, message: str) -> Stamped:
     return Event(type=WORKFLOW_FAILED, run_id=run_id, data=data), f"{run_id}.failed.engine"
 
 
+def approval_request(
+    run_id: str,
+    step_id: str,
+    token: str,
+    expires_at: datetime,
+    *,
+    subject: str | None = None,
+    description: str | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Go's approval request body, as published on the step's ``subject`` (and recorded)."""
+    return {
+        "token": token,
+        "run_id": run_id,
+        "step_id": step_id,
+        "subject": subject,
+        "description": description,
+        "metadata": metadata or {},
+        "expires_at": expires_at.isoformat(),
+    }
+
+
 def approval_requested(
-    run_id: str, step_id: str, token: str, expires_at: datetime, message: str | None
+    run_id: str,
+    step_id: str,
+    token: str,
+    expires_at: datetime,
+    message: str | None,
+    request: dict[str, Any] | None = None,
 ) -> Stamped:
-    """``<run>.<step>.approval.<deadline as float seconds>``: one per approval request."""
+    """``<run>.<step>.approval.<deadline as float seconds>``: one per approval request.
+
+    ``request`` (Go's request fields: subject, description, metadata) is recorded beside.
+    """
     data = {"token": token, "expires_at": expires_at.isoformat(), "message": message}
+    if request is not None:
+        data.update({k: request[k] for k in ("subject", "description", "metadata")})
     event = Event(type=STEP_APPROVAL_REQUESTED, run_id=run_id, step_id=step_id, data=data)
     return event, f"{run_id}.{step_id}.approval.{expires_at.timestamp()}"
+
+
+def planner_materialized_data(planner_id: str, step_ids: list[str], total: int) -> dict[str, Any]:
+    """The data of a ``planner.materialized`` record: what a planner's fragment added.
+
+    ``steps`` are the new (prefixed) step ids in fragment order; ``dynamic_steps`` is how many
+    steps planners have added to the run so far, this fragment included.
+    """
+    return {"planner": planner_id, "steps": list(step_ids), "dynamic_steps": total}

@@ -45,6 +45,21 @@ def checkpoint_key(run_id: str, step_id: str, item: int | None = None) -> str:
     return f"{run_id}.{step_id}" if item is None else f"{run_id}.{step_id}.{item}"
 
 
+def log_key(run_id: str, step_id: str, item: int | None = None) -> str:
+    """A step's log in the ``run_logs`` bucket; each map instance has its own."""
+    return checkpoint_key(run_id, step_id, item)
+
+
+def run_keys_pattern(run_id: str) -> str:
+    """Every key of one run in a bucket keyed ``<run_id>.<...>`` (a KV watch pattern)."""
+    return f"{run_id}.>"
+
+
+def kv_subject(bucket: str, key: str) -> str:
+    """The stream subject under which a KV bucket stores ``key`` (a pattern is allowed)."""
+    return f"$KV.{bucket}.{key}"
+
+
 def signal_key(run_id: str, name: str) -> str:
     """``<run_id>.<name>`` in the signals bucket; the name is checked (a subject token)."""
     return f"{run_id}.{check_name(name, 'signal name')}"
@@ -80,3 +95,18 @@ def deleted_run_key(run_id: str) -> str:
 def snapshot_key(run_id: str) -> str:
     """Object-store name of a run snapshot too large for one KV value."""
     return f"snapshots/{run_id}"
+
+
+def keyed_rate_key(task: str, value_token: str) -> str:
+    """``rate_limits`` key of a ``keyed_rate_limit`` bucket: one per task and key value."""
+    return f"keyed.{task}.{value_token}"
+
+
+def singleton_key(workflow: str, scope: str) -> str:
+    """``concurrency`` key holding the id of a singleton workflow's active run (per scope)."""
+    return f"singleton.{workflow}.{scope}"
+
+
+def control_key(root_run_id: str) -> str:
+    """``concurrency`` key counting the child runs the control plane started for a root run."""
+    return f"control.{root_run_id}"

@@ -35,6 +35,14 @@ class TaskMessage(_Message):
     timeout_ns: int | None = None
     idempotency_key: str
     dedup_id: str
+    metadata: dict[str, Any] | None = None
+    """The step's ``metadata`` (``ctx.metadata``)."""
+    capabilities: list[str] | None = None
+    """The step's ``required_capabilities`` (``"control-plane"`` opens ``ctx.control``)."""
+    budget_warning: bool | None = None
+    """An agent-loop iteration at or past ``budget_warn_at``."""
+    budget_final: bool | None = None
+    """An agent-loop iteration at ``budget_force_at``: a ``Continue`` will be refused."""
     run_retry: int | None = None
     """How many times the run was retried when this task was sent (absent: never). A
     worker that saw the run end drops its tasks unless they come from a later retry."""
@@ -57,6 +65,8 @@ class DeferredTask(BaseModel):
     """``[limit, period_ns]`` of the task's rate limit."""
     max_task_concurrency: int | None = None
     """At most this many instances of the task type at once."""
+    keyed_rate: list[Any] | None = None
+    """``[bucket token, limit, period_ns, units]`` of the step's keyed rate limit."""
 
     def limits(self) -> dict[str, Any]:
         """What ``check_limits`` reads."""
@@ -94,6 +104,8 @@ class EventWaiter(_Message):
     """Events published this long before registration also match."""
     registered_at: datetime | None = None
     """When the engine registered the waiter (the start of the look-back)."""
+    as_text: bool = False
+    """Go's match form: the payload value and ``match`` value are compared as strings."""
 
 
 class ApprovalRecord(_Message):

@@ -25,6 +25,7 @@ KV_RATE_LIMITS = "rate_limits"
 KV_CONCURRENCY = "concurrency"
 KV_APPROVALS = "approval_tokens"
 KV_STICKY = "sticky_bindings"
+KV_LOGS = "run_logs"  # what handlers log through ctx.logger, per step (bounded)
 OBJ_PAYLOADS = "payloads"
 
 # Consumers

@@ -7,6 +7,7 @@ not the submodules.
 
 from __future__ import annotations
 
+from dagnats._nats.connection import NatsAuth
 from dagnats.server.api import ApiService
 from dagnats.server.http import HttpGateway
 from dagnats.server.nats_server import PID_FILE, EmbeddedNats, default_data_dir, free_port
@@ -17,6 +18,7 @@ __all__ = [
     "ApiService",
     "EmbeddedNats",
     "HttpGateway",
+    "NatsAuth",
     "ServeOptions",
     "default_data_dir",
     "free_port",

@@ -16,6 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from dagnats import protocol
 from dagnats._nats.payloads import REF, Payloads
 from dagnats._nats.types import NUID, NatsClient, Request, Service, add_service
 from dagnats._version import __version__
@@ -32,6 +33,7 @@ from dagnats.protocol import limits
 from dagnats.server.bulk import Bulk
 from dagnats.server.operations import Operations
 from dagnats.server.redrive import Redrive
+from dagnats.telemetry import tracing
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +134,11 @@ class ApiService:
 
     async def _serve(self, fn: Handler, req: Request) -> None:
         # Bounded by the busy check in _wrap: at most MAX_INFLIGHT_REQUESTS of these.
+        op = req.subject.removeprefix(f"{protocol.API_SUBJECT_PREFIX}.")
+        with tracing.span(f"dagnats.api {op}", parent=req.headers, kind="server"):
+            await self._answer(fn, req)
+
+    async def _answer(self, fn: Handler, req: Request) -> None:
         try:
             body = limits.loads(req.data, "request body") if req.data else {}
             if not isinstance(body, dict):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime
 from typing import Any
 
 from dagnats import protocol
@@ -21,6 +20,7 @@ from dagnats._nats.types import (
     KeyValue,
 )
 from dagnats.errors import ApiError, ApprovalError
+from dagnats.protocol import clock
 from dagnats.protocol import events as ev
 from dagnats.protocol.limits import check_dotted_name, check_name
 from dagnats.protocol.messages import ApprovalRecord
@@ -97,7 +97,7 @@ class Interactions:
             raise ApprovalError("approval token already used")
         if info.state != "open":
             raise ApprovalError(f"approval token already used ({info.state})")
-        if info.expires_at <= datetime.now(UTC):
+        if info.expires_at <= clock.now():
             raise ApprovalError("approval token expired")
         used = info.decided(decision)
         # Exactly once: only one CAS on this revision can win.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import re
@@ -23,6 +24,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dagnats._nats.connection import NatsAuth
 from dagnats.errors import ServerError
 
 log = logging.getLogger(__name__)
@@ -81,6 +83,38 @@ def default_data_dir() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_data_dir("dagnats", appauthor=False))
+
+
+def _quoted(value: str) -> str:
+    """A nats-server config string literal (JSON escaping is a subset of what it reads)."""
+    if any(ord(c) < 32 for c in value):
+        raise ServerError("NATS credentials and paths cannot contain control characters")
+    return json.dumps(value)
+
+
+def auth_config(auth: NatsAuth) -> list[str]:
+    """nats-server config lines for these credentials and TLS settings."""
+    try:
+        auth.check()
+    except ValueError as exc:
+        raise ServerError(str(exc)) from exc
+    if auth.creds:
+        raise ServerError(
+            "a NATS creds file (JWT) needs an operator-mode nats-server; the embedded server "
+            "takes a user and password or a token (use --nats-url for an operator-mode server)"
+        )
+    lines = []
+    if auth.user and auth.password:
+        lines.append(
+            f"authorization {{ user: {_quoted(auth.user)}, password: {_quoted(auth.password)} }}"
+        )
+    elif auth.token:
+        lines.append(f"authorization {{ token: {_quoted(auth.token)} }}")
+    if auth.tls_cert and auth.tls_key:
+        lines.append(
+            f"tls {{ cert_file: {_quoted(auth.tls_cert)}, key_file: {_quoted(auth.tls_key)} }}"
+        )
+    return lines
 
 
 def _die_with_parent() -> None:
@@ -146,13 +180,20 @@ class EmbeddedNats:
     leaf_remotes: list[str] = field(default_factory=list)
     startup_timeout_s: float = 15.0
     max_payload: int | None = None
+    auth: NatsAuth | None = None
+    """Clients must present these credentials (user/password or token); with a TLS
+    certificate and key, the server speaks TLS only. A creds file (JWT) needs an operator
+    mode server, which the embedded one is not: it is refused."""
     _proc: asyncio.subprocess.Process | None = field(default=None, init=False, repr=False)
     _tmp: tempfile.TemporaryDirectory[str] | None = field(default=None, init=False, repr=False)
     _stderr_task: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
 
     @property
     def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
+        """Where local clients connect (loopback when the server listens on every address)."""
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "", "::") else self.host
+        host = f"[{host}]" if ":" in host else host
+        return f"nats://{host}:{self.port}"
 
     @property
     def pid(self) -> int | None:
@@ -181,6 +222,9 @@ class EmbeddedNats:
         # can take it between our choice and its bind.
         config = self._config(data_dir)
         conf_path = data_dir / "nats-server.conf"
+        # It may hold a password or token: readable by this user only.
+        conf_path.touch(mode=0o600, exist_ok=True)
+        conf_path.chmod(0o600)
         conf_path.write_text(config)
         self._proc = await asyncio.create_subprocess_exec(
             str(binary),
@@ -218,6 +262,8 @@ class EmbeddedNats:
         if self.leaf_remotes:
             urls = ", ".join(f'"{u}"' for u in self.leaf_remotes)
             lines.append(f"leafnodes {{ remotes: [ {{ urls: [{urls}] }} ] }}")
+        if self.auth is not None:
+            lines.extend(auth_config(self.auth))
         return "\n".join(lines) + "\n"
 
     async def _await_ready(self) -> None:
@@ -251,8 +297,9 @@ class EmbeddedNats:
             while await stream.readline():
                 pass
 
-    async def stop(self, timeout_s: float = 10.0) -> None:
-        """Terminate, then kill after ``timeout_s``. Idempotent.
+    async def stop(self, timeout_s: float = 10.0, *, kill: bool = False) -> None:
+        """Terminate, then kill after ``timeout_s`` (with ``kill``, SIGKILL at once, as a
+        crash would: no shutdown of its own). Idempotent.
 
         The store (and the port) are kept: ``start()`` again brings the same server back
         with its streams and buckets, as a restart in production would. ``close()`` also
@@ -261,7 +308,7 @@ class EmbeddedNats:
         proc, self._proc = self._proc, None
         if proc is not None and proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
-                proc.terminate()
+                proc.kill() if kill else proc.terminate()
             try:
                 await asyncio.wait_for(proc.wait(), timeout_s)
             except TimeoutError:

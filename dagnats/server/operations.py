@@ -12,6 +12,7 @@ from dagnats import protocol
 from dagnats._nats import cas
 from dagnats._nats.history import has_history, read_history
 from dagnats._nats.kvscan import get_entry, list_keys
+from dagnats._nats.logs import purge_run_logs
 from dagnats._nats.payloads import Payloads, decode_run
 from dagnats._nats.publish import append_event
 from dagnats._nats.state import current_state
@@ -20,7 +21,7 @@ from dagnats._nats.types import (
     KeyValue,
     NatsClient,
 )
-from dagnats.dag.definition.conditions import lookup
+from dagnats.dag.definition.conditions import input_value
 from dagnats.dag.definition.jsonschema import validate_instance
 from dagnats.dag.definition.models import WorkflowDef
 from dagnats.dag.definition.rules import load_definition
@@ -34,7 +35,7 @@ from dagnats.errors import (
 from dagnats.protocol import events as ev
 from dagnats.protocol import keys
 from dagnats.protocol.limits import check_name
-from dagnats.server import run_lookup
+from dagnats.server import run_lookup, singleton
 from dagnats.server.interactions import Interactions, _name, _run_id
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ class Operations:
         self.payloads = Payloads(self.js)
         # Looked up by open() (each lookup is a JetStream round trip), together or not at all.
         self._stores: tuple[DefinitionStore, KeyValue, KeyValue] | None = None
+        self._concurrency_kv: KeyValue | None = None
 
     async def open(self) -> None:
         js = self.js
@@ -124,8 +126,8 @@ class Operations:
         return out
 
     async def get_workflow(self, body: dict[str, Any]) -> dict[str, Any]:
-        name = _name(body)
-        found = await self.defs.get(name, _revision(body))
+        name = _workflow_name(body)
+        found = await self.defs.get(name, _revision(body.get("revision")))
         if found is None:
             raise WorkflowNotFoundError(f"workflow '{name}' is not registered")
         d, rev = found
@@ -135,7 +137,7 @@ class Operations:
         }
 
     async def delete_workflow(self, body: dict[str, Any]) -> dict[str, Any]:
-        name = _name(body)
+        name = _workflow_name(body)
         if await self.defs.get(name) is None:
             raise WorkflowNotFoundError(f"workflow '{name}' is not registered")
         # A delete marker: past revisions stay readable for runs that still use them.
@@ -146,7 +148,7 @@ class Operations:
 
     async def workflow_revision(self, name: str, revision: Any) -> tuple[WorkflowDef, int]:
         """The definition a start would use; ``WorkflowNotFoundError`` when there is none."""
-        found = await self.defs.get(name, _revision({"revision": revision}))
+        found = await self.defs.get(name, _revision(revision))
         if found is None:
             at = f" at revision {revision}" if revision is not None else ""
             raise WorkflowNotFoundError(f"workflow '{name}' is not registered{at}")
@@ -159,7 +161,7 @@ class Operations:
         accepted once (and possibly a payload reference), so the schema is not asked again
         and the workflow's ``idempotency_key`` expression, which would find that run, is
         not applied."""
-        name = _name(body, "workflow")
+        name = _workflow_name(body, "workflow")
         defn, revision = await self.workflow_revision(name, body.get("revision"))
         run_input = body.get("input")
         if not trusted_input:
@@ -167,7 +169,8 @@ class Operations:
         run_id = _chosen_or_new_run_id(body)
         key = body.get("idempotency_key")
         if key is None and defn.idempotency_key and not trusted_input:
-            value = lookup(defn.idempotency_key, {"input": run_input})
+            # Go's dot path into the run input ("order_id"); "input.order_id" is the same.
+            value = input_value(defn.idempotency_key, run_input)
             key = None if value is None else json.dumps(value, sort_keys=True)
         idem_key, idem_rev = None, None
         if key is not None:
@@ -182,6 +185,11 @@ class Operations:
                 }
         if body.get("run_id"):
             await self._check_run_id_free(run_id)
+        active = await singleton.claim(
+            self.js, await self._concurrency(), self._state, defn, run_input, run_id
+        )
+        if active is not None:  # a singleton in skip mode: the caller gets the active run
+            return {"run_id": active, "workflow": name, "revision": revision, "duplicate": True}
         rerun_of = body.get("rerun_of")
         started = ev.workflow_started(
             run_id,
@@ -228,6 +236,12 @@ class Operations:
                 "messages are still in the streams' dedup window: use another id or wait",
                 code=409,
             )
+
+    async def _concurrency(self) -> KeyValue:
+        """The ``concurrency`` bucket (singleton claims), looked up on first use."""
+        if self._concurrency_kv is None:
+            self._concurrency_kv = await self.js.key_value(protocol.KV_CONCURRENCY)
+        return self._concurrency_kv
 
     async def _has_history(self, run_id: str) -> bool:
         return await has_history(self.js, run_id)
@@ -333,6 +347,7 @@ class Operations:
                 keys.start_idempotency_key(state.workflow, state.idempotency_key), run_id
             )
         await self.payloads.forget_snapshot(run_id)
+        await purge_run_logs(self.js, run_id)
         return {"deleted": run_id}
 
     async def _cancel_and_wait(self, run_id: str) -> None:
@@ -361,6 +376,20 @@ class Operations:
             await sub.unsubscribe()
 
 
+def _workflow_name(body: dict[str, Any], field: str = "name") -> str:
+    """A workflow name in the KV-key alphabet (400 otherwise: the store would refuse it)."""
+    return keys.check_name(_name(body, field), f"workflow name in field '{field}'")
+
+
+def _revision(value: Any) -> int | None:
+    """A definition revision: None (the latest) or a positive integer (400 otherwise)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ApiError(f"invalid revision {value!r}: a positive integer", code=400)
+    return value
+
+
 def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
 
@@ -380,15 +409,3 @@ def _chosen_or_new_run_id(body: dict[str, Any]) -> str:
     """The run id the caller chose (checked), else a new one."""
     run_id = body.get("run_id") or protocol.new_run_id()
     return check_name(run_id, "run_id")
-
-
-def _revision(body: dict[str, Any]) -> int | None:
-    """The optional ``revision`` field: a positive integer."""
-    value = body.get("revision")
-    if value is None:
-        return None
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ApiError(f"field 'revision' must be a positive integer, got {value!r:.60}", code=400)
-    return value

@@ -1,25 +1,40 @@
-"""``dagnats serve``: embedded NATS, resources, API, engine and the HTTP gateway.
+"""``dagnats serve``: embedded NATS, resources, API, engine and the HTTP API.
 
 Start-up and shutdown follow ``seeds/003``: started in order, stopped in reverse within a
 hard deadline (15 s); past it the nats-server child is killed and the process exits.
+
+Nothing listens beyond loopback without auth: a non-loopback ``host`` needs NATS
+credentials (user/password or token) and a non-loopback ``http_host`` an HTTP token;
+:func:`check_exposure` refuses the options before anything starts.
+
+A feature with HTTP routes starts its service in :meth:`Serve.start` before the HTTP API
+and appends to ``self.routes`` (and ``self.services``): the app is built last, from both.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import os
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from dagnats._nats.connection import NatsAuth
 from dagnats._nats.connection import connect as connect_nats
 from dagnats._nats.resources import setup_resources
 from dagnats._nats.types import NatsClient
 from dagnats.engine import Engine
+from dagnats.errors import ServerError
 from dagnats.server.api import ApiService
-from dagnats.server.http import HttpGateway
+from dagnats.server.http import HttpGateway, Routes
+from dagnats.server.http import redrive as redrive_http
+from dagnats.server.http.auth import check_token
+from dagnats.server.metrics import MetricsServer
+from dagnats.server.metrics import router as metrics_router
 from dagnats.server.nats_server import EmbeddedNats, default_data_dir
 from dagnats.server.operations import Operations
 
@@ -40,16 +55,67 @@ class ServeOptions:
     engine: bool = True
     api: bool = True
     http: bool = True
+    host: str = "127.0.0.1"
+    """Address the embedded NATS (and, unless ``http_host``, the HTTP API) listens on."""
+    http_host: str | None = None
+    """Address of the HTTP API [default: ``host``]."""
+    http_token: str | None = None
+    """Bearer token the HTTP API asks for (required off loopback)."""
+    nats_auth: NatsAuth = field(default_factory=NatsAuth.from_env)
+    """Credentials of the embedded server, and of this process's own connection."""
+    metrics_port: int | None = None
+    """A port for ``GET /metrics`` alone (``dagnats engine --metrics-port``)."""
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
+def check_exposure(opts: ServeOptions) -> None:
+    """Refuse to listen beyond loopback without auth; ServerError naming the option."""
+    try:
+        opts.nats_auth.check()
+        if opts.http_token is not None:
+            check_token(opts.http_token)
+    except ValueError as exc:
+        raise ServerError(str(exc)) from exc
+    http_host = opts.http_host or opts.host
+    if opts.http and not is_loopback(http_host) and not opts.http_token:
+        raise ServerError(
+            f"refusing to serve HTTP on {http_host} without auth: set --http-token (or "
+            "DAGNATS_HTTP_TOKEN), or bind 127.0.0.1"
+        )
+    embedded = opts.nats_url is None
+    if embedded and not is_loopback(opts.host) and not opts.nats_auth.authenticates:
+        raise ServerError(
+            f"refusing to serve NATS on {opts.host} without auth: set --nats-user and "
+            "--nats-password, or --nats-token (or DAGNATS_NATS_USER/_PASSWORD/_TOKEN), or "
+            "bind 127.0.0.1"
+        )
+
+
+def http_routes() -> list[Routes]:
+    """The features' routers that ``serve`` adds to the HTTP app."""
+    return [redrive_http.ROUTES, Routes(metrics_router)]
 
 
 class Serve:
     def __init__(self, opts: ServeOptions) -> None:
         self.opts = opts
+        # Routes and services features add before the HTTP API starts (module docstring).
+        self.routes: list[Routes] = []
+        self.services: dict[str, Any] = {}
         self.nats: EmbeddedNats | None = None
         self.nc: NatsClient | None = None
         self.engine: Engine | None = None
         self.api: ApiService | None = None
         self.http: HttpGateway | None = None
+        self.metrics: MetricsServer | None = None
         self.ready = False
 
     @property
@@ -58,16 +124,19 @@ class Serve:
 
     async def start(self) -> None:
         o = self.opts
+        check_exposure(o)
         if o.nats_url is None:
             data_dir = o.data_dir or default_data_dir()
             self.nats = EmbeddedNats(
                 port=o.port,
                 data_dir=data_dir,
                 binary=o.nats_server,
+                host=o.host,
                 leaf_remotes=list(o.leaf_remotes),
+                auth=o.nats_auth,
             )
             await self.nats.start()
-        self.nc = await connect_nats(self.nats_url, max_reconnect_attempts=-1)
+        self.nc = await connect_nats(self.nats_url, max_reconnect_attempts=-1, auth=o.nats_auth)
         await setup_resources(self.nc.jetstream(), replicas=o.replicas)
         if o.api:
             self.api = ApiService(self.nc)
@@ -78,8 +147,20 @@ class Serve:
         if o.http:
             # One Operations for NATS and HTTP requests: one definitions cache and watch.
             ops: Operations | None = self.api.ops if self.api is not None else None
-            self.http = HttpGateway(self.nc, port=o.http_port, ready=lambda: self.ready, ops=ops)
+            self.http = HttpGateway(
+                self.nc,
+                host=o.http_host or o.host,
+                port=o.http_port,
+                ready=lambda: self.ready,
+                ops=ops,
+                token=o.http_token,
+                routers=[*http_routes(), *self.routes],
+                services=self.services,
+            )
             await self.http.start()
+        if o.metrics_port is not None:
+            self.metrics = MetricsServer(o.metrics_port, js=self.nc.jetstream())
+            await self.metrics.start()
         self.ready = True
         log.info(
             "dagnats serving on %s%s",
@@ -89,6 +170,8 @@ class Serve:
 
     async def stop(self) -> None:
         self.ready = False
+        if self.metrics is not None:
+            await self.metrics.stop()
         if self.http is not None:
             await self.http.stop(timeout_s=5.0)
         if self.engine is not None:

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
+from collections import deque
 from collections.abc import MutableMapping
+from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar, overload
 
 from pydantic import TypeAdapter
@@ -19,6 +22,7 @@ from dagnats import protocol
 from dagnats._nats.checkpoints import decode_value, encode_value
 from dagnats.protocol.durations import SECOND, DurationLike, format_duration
 from dagnats.protocol.keys import checkpoint_key, signal_key
+from dagnats.protocol.logs import MAX_LOG_BYTES, MAX_LOG_LINES, LogLine, cut_line
 from dagnats.worker.task import duration_ns
 
 T = TypeVar("T")
@@ -26,6 +30,7 @@ T = TypeVar("T")
 MAX_STREAM_CHUNK_BYTES = 256 * 1024  # real-time output rides core NATS: keep chunks small
 
 TASK_LOGGER = "dagnats.task"
+CAPTURE_LEVEL = logging.INFO  # what ctx.logger keeps for `dagnats run logs`
 
 
 class ContextBackend(Protocol):
@@ -46,8 +51,68 @@ class ContextBackend(Protocol):
     async def put_signal(self, key: str, value: bytes) -> None: ...
 
 
+class LogCapture:
+    """The lines one attempt logs through ``ctx.logger`` (INFO and above), kept for the
+    run's log (``dagnats run logs``): the last :data:`MAX_LOG_LINES` within
+    :data:`MAX_LOG_BYTES`, older ones counted in ``dropped``."""
+
+    def __init__(self, attempt: int, item: int | None, iteration: int) -> None:
+        self.attempt = attempt
+        self.item = item
+        self.iteration = iteration
+        self.lines: deque[LogLine] = deque()
+        self.bytes = 0
+        self.dropped = 0
+
+    def add(self, level: int, message: str) -> None:
+        line = LogLine(
+            ts=datetime.now(UTC),
+            level=logging.getLevelName(level),
+            attempt=self.attempt,
+            item=self.item,
+            iteration=self.iteration,
+            message=cut_line(message),
+        )
+        self.lines.append(line)
+        self.bytes += line.size
+        while len(self.lines) > MAX_LOG_LINES or self.bytes > MAX_LOG_BYTES:
+            self.bytes -= self.lines.popleft().size
+            self.dropped += 1
+
+    def take(self) -> tuple[list[LogLine], int]:
+        """The lines so far and how many were dropped; the capture starts empty again."""
+        lines, dropped = list(self.lines), self.dropped
+        self.lines.clear()
+        self.bytes = self.dropped = 0
+        return lines, dropped
+
+
+def _format(msg: Any, args: tuple[Any, ...], exc_info: Any) -> str:
+    try:
+        text = str(msg) % args if args else str(msg)
+    except (TypeError, ValueError):
+        text = f"{msg} {args!r}"  # logging itself would print a formatting error here
+    if exc_info:
+        exc = sys.exc_info()[1] if exc_info is True else exc_info
+        if isinstance(exc, BaseException):
+            text += f" ({type(exc).__name__}: {exc})"
+    return text
+
+
 class TaskLogger(logging.LoggerAdapter[logging.Logger]):
-    """Prefixes messages with ``[run/step#attempt]`` and puts the ids in ``extra``."""
+    """Prefixes messages with ``[run/step#attempt]`` and puts the ids in ``extra``; with a
+    ``capture``, INFO and above are also kept for the run's log."""
+
+    def __init__(
+        self, logger: logging.Logger, extra: dict[str, Any], capture: LogCapture | None = None
+    ) -> None:
+        super().__init__(logger, extra)
+        self.capture = capture
+
+    def log(self, level: int, msg: Any, *args: Any, **kwargs: Any) -> None:
+        if self.capture is not None and level >= CAPTURE_LEVEL:
+            self.capture.add(level, _format(msg, args, kwargs.get("exc_info")))
+        super().log(level, msg, *args, **kwargs)
 
     def process(
         self, msg: Any, kwargs: MutableMapping[str, Any]
@@ -76,6 +141,15 @@ class TaskContext:
         self.item: int | None = message.item
         self.input: Any = message.input
         self.idempotency_key: str = message.idempotency_key
+        # The step's metadata (Go never delivered it; dagnats does).
+        self.metadata: dict[str, Any] = dict(message.metadata or {})
+        # The step's required_capabilities, as declared in the definition.
+        self.capabilities: frozenset[str] = frozenset(message.capabilities or ())
+        # An agent loop at or past budget_warn_at: time to wrap up.
+        self.budget_warning: bool = bool(message.budget_warning)
+        # An agent loop at budget_force_at: a Continue now is refused; return a result.
+        self.budget_final: bool = bool(message.budget_final)
+        self.log_capture = LogCapture(self.attempt, self.item, self.iteration)
         self.logger: TaskLogger = TaskLogger(
             logging.getLogger(TASK_LOGGER),
             {
@@ -85,6 +159,7 @@ class TaskContext:
                 "item": self.item,
                 "task": self.task,
             },
+            self.log_capture,
         )
         self._backend = backend
         self._stream_seq = 0

@@ -16,6 +16,7 @@ from typing import Any
 from dagnats import protocol
 from dagnats._nats.feed import PullFeed
 from dagnats._nats.types import Msg, NatsClient
+from dagnats.telemetry import metrics
 from dagnats.worker.heartbeat import Heartbeater
 from dagnats.worker.runner import Outcome, Runner
 from dagnats.worker.task import Task
@@ -140,7 +141,9 @@ class Pool:
                     await self._nak(job.msg)
                     return
                 job.running = True
-                self._stats.count(await self._runner.handle(job.msg, binding.task))
+                outcome = await self._runner.handle(job.msg, binding.task)
+                self._stats.count(outcome)
+                metrics.WORKER_TASKS.labels(binding.task.task_name, outcome).inc()
             except asyncio.CancelledError:  # the drain deadline passed; the runner gave it back
                 self._stats.returned += 1
             except Exception:  # a bug, not a handler failure: keep serving, retry elsewhere

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import Awaitable
 from typing import Any, Literal
 
@@ -20,6 +21,7 @@ import anyio.to_thread
 from pydantic import ValidationError
 
 from dagnats import protocol
+from dagnats._nats.logs import append_step_log
 from dagnats._nats.payloads import Payloads
 from dagnats._nats.publish import msg_id
 from dagnats._nats.resources import MAX_MSG_BYTES
@@ -27,6 +29,7 @@ from dagnats._nats.types import JetStreamContext, Msg, NatsClient, PubAck, Subsc
 from dagnats.protocol import events as ev
 from dagnats.protocol import keys
 from dagnats.protocol.durations import format_duration
+from dagnats.telemetry import metrics, tracing
 from dagnats.worker.backend import KvCache, NatsBackend
 from dagnats.worker.context import TaskContext
 from dagnats.worker.heartbeat import Heartbeater
@@ -67,6 +70,27 @@ class _StepTimeout(Exception):
     pass
 
 
+class DeliveryFaults:
+    """Faults a test arms on a worker's next deliveries of a task (``env.faults``).
+
+    Each armed fault hits exactly one delivery, the next one of that task name:
+    ``expire`` gives the message back as soon as it arrives, while its handler runs on (as
+    when its ack wait runs out mid-handler); ``lose`` runs the handler and then drops the
+    result and the ack, giving the message back (as when the worker dies right after).
+    """
+
+    def __init__(self) -> None:
+        self.expire: list[str] = []
+        self.lose: list[str] = []
+
+    @staticmethod
+    def take(armed: list[str], task: str) -> bool:
+        if task in armed:
+            armed.remove(task)
+            return True
+        return False
+
+
 def _ended_retry(body: bytes) -> int:
     """The retry of a run that an end notice (``"<status>[ <retry>]"``) is about."""
     parts = body.split()
@@ -78,6 +102,10 @@ def _ended_retry(body: bytes) -> int:
 
 class _RunEnded(Exception):
     """The run ended (cancelled, failed, compensated) while this handler ran."""
+
+
+class _Lost(_RunEnded):
+    """A lost-worker fault: the result is dropped and the message given back, unacked."""
 
 
 class Runner:
@@ -93,8 +121,10 @@ class Runner:
         kv: KvCache,
         limiter: anyio.CapacityLimiter,
         report_started_after_s: float = 0.05,
+        faults: DeliveryFaults | None = None,
     ) -> None:
         self._nc = nc
+        self._faults = faults or DeliveryFaults()
         self._started_after_s = report_started_after_s
         self._js: JetStreamContext = nc.jetstream()
         self._worker_id = worker_id
@@ -132,10 +162,30 @@ class Runner:
             job.cancel()
 
     async def handle(self, msg: Msg, task: Task[..., Any]) -> Outcome:
-        """Process ``msg`` to the end (acked or given back); never raises but cancellation."""
+        """Process ``msg`` to the end (acked or given back); never raises but cancellation.
+
+        The handler runs in a span continuing the engine's span of this step attempt (the
+        message's ``traceparent``); the handler's own spans nest inside it.
+        """
         tm = await _parse(msg)
         if tm is None:
             return "poison"
+        attributes = {
+            tracing.WORKFLOW: tm.workflow,
+            tracing.RUN_ID: tm.run_id,
+            tracing.STEP_ID: tm.step_id,
+            tracing.ATTEMPT: tm.attempt,
+            tracing.TASK: tm.task,
+        }
+        with tracing.span(
+            f"dagnats.task {tm.task}", attributes, parent=msg.headers, kind="consumer"
+        ) as current:
+            outcome = await self._handle(msg, task, tm)
+            if outcome == "failed":
+                tracing.mark_failed(current, "the step attempt failed")
+            return outcome
+
+    async def _handle(self, msg: Msg, task: Task[..., Any], tm: protocol.TaskMessage) -> Outcome:
         reported = False
         # step.started is reported only for handlers still running after a short while:
         # a quick task then costs the engine one event instead of two, and "running" is
@@ -166,13 +216,10 @@ class Runner:
                 return "unreported"
             await _quietly(msg.ack(), "ack")
             return _OUTCOME_BY_TYPE[event_type]
-        except _RunEnded:
-            # Nobody needs this result any more: drop the task instead of redelivering it.
+        except _RunEnded as ended:
             if timer is not None:
                 timer.cancel()
-            log.info("run %s ended; stopped step %s", tm.run_id, tm.step_id)
-            await _quietly(msg.ack(), "ack of an ended run's task")
-            return "abandoned"
+            return await self._drop(msg, tm, ended, started_job)
         except asyncio.CancelledError:
             # Shutdown gave up waiting: hand the message back for another worker. If the
             # result was already published, the redelivery's result is a dedup no-op.
@@ -184,15 +231,57 @@ class Runner:
                 started_job.cancel()
             raise
 
+    async def _fault_before(self, msg: Msg, tm: protocol.TaskMessage) -> None:
+        if self._faults.take(self._faults.expire, tm.task):
+            log.warning("fault: the ack wait of %s/%s expires now", tm.run_id, tm.step_id)
+            await _quietly(msg.nak(), "nak of an expired-ack fault")
+
+    async def _drop(
+        self,
+        msg: Msg,
+        tm: protocol.TaskMessage,
+        why: _RunEnded,
+        started_job: asyncio.Task[asyncio.Future[PubAck] | None] | None,
+    ) -> Outcome:
+        if isinstance(why, _Lost):
+            await _settle_started(started_job, tm)
+            log.warning("fault: the worker of %s/%s is lost", tm.run_id, tm.step_id)
+            await _quietly(msg.nak(), "nak of a lost-worker fault")
+            return "unreported"
+        # Nobody needs this result any more: drop the task instead of redelivering it.
+        log.info("run %s ended; stopped step %s", tm.run_id, tm.step_id)
+        await _quietly(msg.ack(), "ack of an ended run's task")
+        return "abandoned"
+
     async def _execute(
         self, msg: Msg, task: Task[..., Any], tm: protocol.TaskMessage
     ) -> tuple[str, dict[str, Any]]:
         """Run the handler on the resolved input; the result event's type and data."""
+        await self._fault_before(msg, tm)
         failure = await self._resolve_input(tm)
         if failure is not None:
             return failure
         ctx = TaskContext(tm, NatsBackend(self._nc, self._kv, self._beats, msg))
-        return await self._offload(tm, *await self._run(task, tm, ctx))
+        try:
+            result = await self._run(task, tm, ctx)
+        except _RunEnded:
+            await self._save_logs(ctx)
+            raise
+        await self._save_logs(ctx)  # before the result: `run logs` of an ended step is whole
+        out = await self._offload(tm, *result)
+        if self._faults.take(self._faults.lose, tm.task):
+            raise _Lost
+        return out
+
+    async def _save_logs(self, ctx: TaskContext) -> None:
+        lines, dropped = ctx.log_capture.take()
+        if not lines and not dropped:
+            return
+        key = keys.log_key(ctx.run_id, ctx.step_id, ctx.item)
+        try:
+            await append_step_log(await self._kv.get(protocol.KV_LOGS), key, lines, dropped)
+        except Exception as exc:  # noqa: BLE001 - logs are observability: never fail the step
+            log.warning("run %s step %s: log lines not stored: %s", ctx.run_id, ctx.step_id, exc)
 
     async def _resolve_input(self, tm: protocol.TaskMessage) -> tuple[str, dict[str, Any]] | None:
         """Fetch an input passed by reference; a failure result if it cannot be fetched."""
@@ -242,6 +331,7 @@ class Runner:
             raise _RunEnded  # (a task of a later retry of the run is still wanted)
         job = asyncio.ensure_future(self._call(task, args, timeout_ns))
         self._handlers.setdefault(tm.run_id, set()).add(job)
+        began = time.perf_counter()
         try:
             result = await self._await_handler(job, tm.run_id)
         except _RunEnded:
@@ -264,6 +354,10 @@ class Runner:
             else:
                 ctx.logger.info("handler failed (%s): %s", type(exc).__name__, data["error"])
             return ev.STEP_FAILED, data
+        finally:
+            metrics.WORKER_HANDLER_SECONDS.labels(task.task_name).observe(
+                time.perf_counter() - began
+            )
         try:
             if isinstance(result, Continue):
                 what = f"Continue value of step {tm.step_id!r}"

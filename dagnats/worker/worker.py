@@ -33,7 +33,7 @@ from dagnats.worker.consumers import ACK_WAIT_S, consumer_config
 from dagnats.worker.directory import Directory
 from dagnats.worker.heartbeat import Heartbeater
 from dagnats.worker.pool import Pool, WorkerStats
-from dagnats.worker.runner import Runner
+from dagnats.worker.runner import DeliveryFaults, Runner
 from dagnats.worker.task import Task, check_name
 
 log = logging.getLogger(__name__)
@@ -101,6 +101,8 @@ class Worker:
         self.handle_signals = handle_signals
         self.tasks: dict[str, Task[..., Any]] = {}
         self.stats = WorkerStats()
+        self.faults = DeliveryFaults()
+        """Faults a test arms on this worker's deliveries (``dagnats.testing``'s env.faults)."""
         self.ready = asyncio.Event()
         self._connection = connection
         self._stop_requested = asyncio.Event()
@@ -312,6 +314,7 @@ class Worker:
             kv=kv,
             limiter=anyio.CapacityLimiter(self.concurrency),
             report_started_after_s=self.report_started_after_s,
+            faults=self.faults,
         )
         await runner.listen()
         self._runner = runner

@@ -45,32 +45,27 @@ class Receipt(BaseModel):
     note: str = ""
 
 
-class StepError(BaseModel):
-    message: str
-    type: str
-
-
 class FlightUndo(BaseModel):
     """The input of a compensator: the step it undoes, that step's output, and why."""
 
-    step: str
-    output: FlightBooking
-    failed_step: str | None
-    error: StepError
+    original_step: str
+    original_output: FlightBooking
+    trigger_step: str | None
+    trigger_error: str
 
 
 class HotelUndo(BaseModel):
-    step: str
-    output: HotelBooking
-    failed_step: str | None
-    error: StepError
+    original_step: str
+    original_output: HotelBooking
+    trigger_step: str | None
+    trigger_error: str
 
 
 class Failure(BaseModel):
-    """The input of an on_failure handler."""
+    """The input of an on_failure handler: the step that failed and its error message."""
 
     failed_step: str
-    error: StepError
+    error: str
 
 
 @worker.task()
@@ -95,20 +90,20 @@ async def charge_card(ctx: dagnats.TaskContext, booking: HotelBooking) -> Receip
 
 @worker.task()
 async def cancel_flight(ctx: dagnats.TaskContext, undo: FlightUndo) -> dict[str, Any]:
-    ctx.logger.info("cancelling %s because %s", undo.output.flight_ref, undo.error.message)
-    return {"cancelled": undo.output.flight_ref}
+    ctx.logger.info("cancelling %s because %s", undo.original_output.flight_ref, undo.trigger_error)
+    return {"cancelled": undo.original_output.flight_ref}
 
 
 @worker.task()
 async def cancel_hotel(ctx: dagnats.TaskContext, undo: HotelUndo) -> dict[str, Any]:
-    ctx.logger.info("cancelling %s because %s", undo.output.hotel_ref, undo.error.message)
-    return {"cancelled": undo.output.hotel_ref}
+    ctx.logger.info("cancelling %s because %s", undo.original_output.hotel_ref, undo.trigger_error)
+    return {"cancelled": undo.original_output.hotel_ref}
 
 
 @worker.task()
 async def invoice_later(ctx: dagnats.TaskContext, failure: Failure) -> Receipt:
     """on_failure: its output replaces the failed step's, and the run carries on."""
-    return Receipt(flight_ref="", hotel_ref="", paid=False, note=failure.error.message)
+    return Receipt(flight_ref="", hotel_ref="", paid=False, note=failure.error)
 
 
 @worker.task()

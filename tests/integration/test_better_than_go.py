@@ -36,7 +36,7 @@ async def test_on_failure_handler_without_dependencies_is_never_a_first_step(
     @worker.task("report-error")
     async def report_error(ctx: dagnats.TaskContext, info: dict[str, Any]) -> str:
         ran.append(("report-error", info["failed_step"]))
-        return f"reported: {info['error']['message']}"
+        return f"reported: {info['error']}"
 
     dagnats_env.add_worker(worker)
     client = dagnats_env.client
@@ -192,7 +192,7 @@ async def test_approval_rejection_triggers_on_failure_and_compensation(
     out = await run.result(timeout=WAIT_S)
     assert out["by"] == "book"
     assert out["input"]["by"] == "escalate"
-    assert "over budget" in out["input"]["input"]["error"]["message"]
+    assert "over budget" in out["input"]["input"]["error"]
     assert log == ["escalate", "book"]
 
     # compensation: a rejected approval undoes the booking made before it.
@@ -226,7 +226,7 @@ async def test_sub_workflow_failure_triggers_on_failure_and_compensation(
     run = await client.start(wf, {})
     out = await run.result(timeout=WAIT_S)
     assert out["by"] == "escalate"
-    assert "explode is broken" in out["input"]["error"]["message"]
+    assert "explode is broken" in out["input"]["error"]
 
     log.clear()
     wf = dagnats.Workflow("book-then-child")

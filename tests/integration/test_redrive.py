@@ -47,8 +47,8 @@ class Flaky:
             self.calls["store"] = self.calls.get("store", 0) + 1
             return f"stored {inp}"
 
-    def workflow(self, name: str) -> dagnats.Workflow:
-        wf = dagnats.Workflow(name)
+    def workflow(self, name: str, **options: Any) -> dagnats.Workflow:
+        wf = dagnats.Workflow(name, **options)
         f = wf.step("fetch")
         t = wf.step("transform", depends_on=[f], retry=FAST)
         wf.step("store", depends_on=[t])
@@ -275,3 +275,39 @@ async def test_prefixes_last_and_listing_order(dagnats_env: DagnatsEnv) -> None:
     assert {r.run_id for r in past} >= {a.run_id, b.run_id}
     with pytest.raises(dagnats.ApiError, match="RFC 3339"):
         await client.list_runs(since="yesterday")
+
+
+async def test_retry_of_a_limited_workflow_queues_for_its_slot(dagnats_env: DagnatsEnv) -> None:
+    flaky = Flaky()
+    dagnats_env.add_worker(flaky.worker)
+    wf = flaky.workflow("retry-singleton", singleton=True)
+    run = await dagnats_env.client.start(wf, 2)
+    with pytest.raises(dagnats.RunFailedError):
+        await run.result(timeout=WAIT_S)
+    flaky.broken = False
+    # Within the streams' dedup window of its first admission: admitted again all the same.
+    again = await dagnats_env.client.retry_run(run.run_id)
+    assert await again.result(timeout=WAIT_S) == "stored 20"
+    assert (await event_types(again)).count(ev.WORKFLOW_ADMITTED) == 2
+
+
+async def test_retry_rearms_timers_of_the_resumed_run(dagnats_env: DagnatsEnv) -> None:
+    worker = dagnats.Worker()
+    attempts: list[int] = []
+
+    @worker.task()
+    async def wobbly(ctx: dagnats.TaskContext, inp: Any) -> str:
+        attempts.append(ctx.attempt)
+        if len(attempts) < 4:
+            raise RuntimeError(f"try {len(attempts)}")
+        return "steady"
+
+    dagnats_env.add_worker(worker)
+    wf = dagnats.Workflow("retry-timers", timeout="1m")
+    wf.step("wobbly", retry=FAST)
+    run = await dagnats_env.client.start(wf, None)
+    with pytest.raises(dagnats.RunFailedError, match="try 2"):
+        await run.result(timeout=WAIT_S)
+    again = await dagnats_env.client.retry_run(run.run_id)
+    assert await again.result(timeout=WAIT_S) == "steady"  # its retry timer fired
+    assert attempts == [1, 2, 3, 4]

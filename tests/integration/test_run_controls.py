@@ -58,7 +58,7 @@ def saga_worker(log: list[str], *, fail: str) -> dagnats.Worker:
             if name == fail:
                 raise dagnats.NonRetryableError(f"{name} is broken")
             if isinstance(inp, dict) and "failed_step" in inp:
-                return {"handled": inp["failed_step"], "step": inp.get("step")}
+                return {"handled": inp["failed_step"], "step": inp.get("original_step")}
             return name
 
         handler.__name__ = name.replace("-", "_")

@@ -213,7 +213,7 @@ def child_worker(gate: asyncio.Event | None = None) -> dagnats.Worker:
 
     @worker.task()
     async def rescue(ctx: dagnats.TaskContext, info: dict[str, Any]) -> str:
-        return f"rescued {info['failed_step']}: {info['error']['message'][:40]}"
+        return f"rescued {info['failed_step']}: {info['error'][:40]}"
 
     return worker
 
@@ -248,7 +248,7 @@ async def test_sub_workflow_detach_completes_the_step_at_once(dagnats_env: Dagna
     wf.sub_workflow("fire", workflow="child-double", detach=True)
     run = await dagnats_env.client.start(wf, 5)
     out = await run.result(timeout=WAIT_S)  # the child is still blocked on the gate
-    child = dagnats_env.client.run(out["run_id"])
+    child = dagnats_env.client.run(out["child_run_id"])
     assert (await child.status()).status in ("pending", "running")
     gate.set()
     assert await child.result(timeout=WAIT_S) == 10

@@ -27,7 +27,8 @@ def test_reference_on_failure_runs_only_after_retries_are_exhausted() -> None:
     assert task.step_id == "report-error"
     assert task.input == {
         "failed_step": "fetch",
-        "error": {"message": "timeout", "type": "HTTPError"},
+        "error": "timeout",  # Go's form: the message
+        "error_type": "HTTPError",
     }
     assert sim.step("report-error").handling == "fetch"
     assert sim.step("process").status == "pending"  # not before the handler is done
@@ -112,10 +113,11 @@ def test_compensation_runs_one_at_a_time_in_reverse_completion_order() -> None:
     assert dispatched(acts) == ["undo-c"]
     first = of(acts, DispatchTask)[0]
     assert first.input == {
-        "step": "c",
-        "output": "C",
-        "failed_step": "d",
-        "error": {"message": "broken", "type": "Error"},
+        "original_step": "c",
+        "original_output": "C",
+        "trigger_step": "d",
+        "trigger_error": "broken",
+        "trigger_error_type": "Error",
     }
     assert dispatched(sim.complete("undo-c")) == ["undo-a"]
     assert sim.send("step.completed", "e", attempt=1, data={"output": 1}) == []  # stale
@@ -156,10 +158,10 @@ def test_shared_compensator_runs_once_per_step() -> None:
     sim.complete("a", 1)
     sim.complete("b", 2)
     acts = sim.fail("c", retryable=False)
-    assert of(acts, DispatchTask)[0].input["step"] == "b"
+    assert of(acts, DispatchTask)[0].input["original_step"] == "b"
     acts = sim.complete("u")
     task = of(acts, DispatchTask)[0]
-    assert task.input["step"] == "a" and task.dedup_id == "r1.u.1.1"
+    assert task.input["original_step"] == "a" and task.dedup_id == "r1.u.1.1"
     sim.complete("u")
     assert sim.state.status == "compensated"
 
@@ -184,7 +186,7 @@ def test_approval_rejection_triggers_on_failure() -> None:
     assert sim.step("ok").status == "recovered"
     assert not of(acts, DeadLetter)  # nothing a replay could redo
     task = of(acts, DispatchTask)[0]
-    assert task.step_id == "h" and "too risky" in task.input["error"]["message"]
+    assert task.step_id == "h" and "too risky" in task.input["error"]
     sim.complete("h", "escalated")
     assert of(sim.last, DispatchTask)[0].input == "escalated"
 
@@ -210,8 +212,8 @@ def test_sub_workflow_failure_triggers_compensation() -> None:
     acts = sim.send("step.child.failed", "pay", data=data)
     assert not of(acts, CancelChildRun)  # the child is already over
     task = of(acts, DispatchTask)[0]
-    assert task.step_id == "release" and task.input["output"] == {"seat": 7}
-    assert "card declined" in task.input["error"]["message"]
+    assert task.step_id == "release" and task.input["original_output"] == {"seat": 7}
+    assert "card declined" in task.input["trigger_error"]
     sim.complete("release")
     assert sim.state.status == "compensated"
 

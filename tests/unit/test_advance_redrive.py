@@ -254,3 +254,8 @@ def test_the_constructor_and_its_dedup_id() -> None:
     sim = Sim(wf({"id": "a"}), run_id="r2")
     sim.send(ev.WORKFLOW_STARTED, data=started.data)
     assert sim.state.rerun_of == "r1"
+
+
+def test_admission_ids_stay_and_a_readmission_gets_its_own() -> None:
+    assert ev.workflow_admitted("r1")[1] == "r1.admitted"  # the first shape is unchanged
+    assert ev.workflow_admitted("r1", "ab12")[1] == "r1.admitted.ab12"

@@ -7,11 +7,12 @@ from datetime import timedelta
 import pytest
 
 from dagnats.dag.definition.models import RetryPolicy
+from dagnats.dag.definition.rules import load_definition
 from dagnats.dag.machine.actions import DeadLetter, DispatchTask, FinishRun, ScheduleTimer
 from dagnats.dag.machine.advance import retry_delay_ns
 from dagnats.dag.machine.retry import effective_policy, retries_left
 from dagnats.protocol.durations import SECOND
-from tests.unit.advance_harness import Sim, dispatched, of, records, wf
+from tests.unit.advance_harness import Sim, of, records, wf
 
 S = SECOND
 
@@ -37,7 +38,38 @@ def test_retry_delay_strategies_and_cap(policy: RetryPolicy, delays: list[int]) 
 
 def test_huge_exponent_is_capped_not_overflowing() -> None:
     policy = RetryPolicy(strategy="exponential", initial_delay=1, multiplier=100.0)
-    assert retry_delay_ns(policy, 10_000) == 365 * 24 * 3600 * S
+    # Clamped to an hour (Go's bound), however large the exponent.
+    assert retry_delay_ns(policy, 10_000) == 3600 * S
+
+
+def test_delays_are_clamped_to_one_ms_and_one_hour_and_max_delay_zero_is_no_cap() -> None:
+    zero = RetryPolicy.model_validate({"initial_delay": 0, "max_delay": 0})
+    assert zero.max_delay is None and retry_delay_ns(zero, 1) == 1_000_000
+    no_cap = RetryPolicy.model_validate(
+        {"strategy": "linear", "initial_delay": "20m", "max_delay": 0}
+    )
+    assert [retry_delay_ns(no_cap, n) // S for n in (1, 2, 3, 4)] == [1200, 2400, 3600, 3600]
+    capped = RetryPolicy.model_validate({"strategy": "linear", "initial_delay": 1, "max_delay": 1})
+    assert retry_delay_ns(capped, 5) == 1_000_000  # 1 ns, capped at 1 ns, clamped to 1 ms
+
+
+def test_legacy_retries_are_a_fixed_five_second_policy() -> None:
+    sim = Sim(wf({"id": "a", "retries": 2}))
+    sim.start()
+    for attempt in (1, 2):
+        acts = sim.fail("a")
+        assert sim.timer("retry", acts).fire_at == sim.now + timedelta(seconds=5)
+        sim.fire(sim.timer("retry", acts))
+        assert sim.step("a").attempts == attempt + 1
+    acts = sim.fail("a")
+    assert sim.state.status == "failed"
+
+
+def test_retry_and_default_retry_win_over_legacy_retries() -> None:
+    defn = load_definition(
+        {"name": "w", "default_retry": {"max_attempts": 7}, "steps": [{"id": "a", "retries": 2}]}
+    )
+    assert effective_policy(defn, defn.steps[0]).max_attempts == 7
 
 
 def test_max_attempts_counts_retries_after_the_first_failure() -> None:
@@ -123,11 +155,11 @@ def test_retry_after_overrides_the_policy_delay() -> None:
     assert sim.timer("retry", acts).fire_at == sim.now + timedelta(seconds=3)
 
 
-def test_zero_delay_retries_at_once() -> None:
+def test_zero_delay_retries_after_the_one_ms_floor() -> None:
     sim = Sim(wf({"id": "a", "retry": {"max_attempts": 1, "initial_delay": 0}}))
     sim.start()
     acts = sim.fail("a")
-    assert dispatched(acts) == ["a"] and sim.step("a").attempts == 2
+    assert sim.timer("retry", acts).fire_at == sim.now + timedelta(milliseconds=1)
 
 
 def test_default_retry_applies() -> None:

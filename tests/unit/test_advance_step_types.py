@@ -323,7 +323,7 @@ def test_detached_sub_workflow_completes_at_once() -> None:
     sim = Sim(wf({"id": "c", "type": "sub_workflow", "config": {"workflow": "x", "detach": True}}))
     acts = sim.start()
     child = of(acts, StartChildRun)[0]
-    assert child.detach and sim.state.output == {"run_id": child.child_run_id}
+    assert child.detach and sim.state.output == {"child_run_id": child.child_run_id}
     assert of(acts, FinishRun)[0].child_steps == ()
 
 

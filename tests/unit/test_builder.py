@@ -73,8 +73,14 @@ def test_api_md_example() -> None:
         "sign-off", "answer",
     )  # fmt: skip
     assert d["default_retry"] == {"max_attempts": 2, "strategy": "fixed", "initial_delay": "5s"}
-    assert d["steps"][0] == {"id": "greet"}
-    assert d["steps"][1] == {"id": "uppercase", "depends_on": ["greet"], "timeout": "30s"}
+    # Every worker step names its task, also when it is the step id.
+    assert d["steps"][0] == {"id": "greet", "task": "greet"}
+    assert d["steps"][1] == {
+        "id": "uppercase",
+        "task": "uppercase",
+        "depends_on": ["greet"],
+        "timeout": "30s",
+    }
     assert d["steps"][3]["config"] == {"max_iterations": 10, "max_duration": "1h"}
     assert d["steps"][4] == {
         "id": "resize",
@@ -104,16 +110,18 @@ def test_workflow_options() -> None:
         idempotency_key="input.order_id",
         input_schema=ReviewIn,
         cancel_on=[{"event": "order.cancelled", "match": {"id": "input.order_id"}}],
-        priority=5,
-        sticky=True,
-        singleton=True,
+        priority={"key": "tier", "rules": {"gold": -60}},
+        sticky="soft",
+        singleton={"mode": "cancel", "key": "customer"},
         metadata={"team": "x"},
     )
-    wf.step("a", worker_group="gpu", rate_limit={"limit": 5, "period": "1m"}, skip_if="input.x")
+    wf.step("a", rate_limit={"limit": 5, "period": "1m"}, skip_if="input.x")
     d = wf.to_dict()
     assert d["timeout"] == "5m"
     assert d["input_schema"]["required"] == ["repo", "branch"]
-    assert d["priority"] == 5 and d["sticky"] is True and d["singleton"] is True
+    assert d["priority"] == {"key": "tier", "rules": {"gold": -60}}
+    assert d["sticky"] == "soft"
+    assert d["singleton"] == {"mode": "cancel", "key": "customer"}
     assert d["steps"][0]["rate_limit"] == {"limit": 5, "period": "1m"}
     assert Workflow.from_dict(d).to_dict() == d
     assert wf.name == "w" and wf.version == "1.0"
@@ -134,7 +142,12 @@ def test_handlers_by_ref_and_id() -> None:
     wf.step("pay", compensate=undo, on_failure="rescue")
     wf.step("rescue")
     d = wf.to_dict()
-    assert d["steps"][1] == {"id": "pay", "on_failure": "rescue", "compensate": "undo"}
+    assert d["steps"][1] == {
+        "id": "pay",
+        "task": "pay",
+        "on_failure": "rescue",
+        "compensate": "undo",
+    }
 
 
 def test_decorated_task_sets_id_and_checks_edges() -> None:
@@ -145,7 +158,7 @@ def test_decorated_task_sets_id_and_checks_edges() -> None:
     assert f == StepRef("fetch", ReviewIn)
     r = wf.step(review, depends_on=[f])
     assert r.id == "review" and r.output_type is ReviewOut
-    assert wf.to_dict()["steps"][1] == {"id": "review", "depends_on": ["fetch"]}
+    assert wf.to_dict()["steps"][1] == {"id": "review", "task": "review", "depends_on": ["fetch"]}
     wf.step("custom", task=FakeTask("other", RepoOnly), depends_on=["fetch"])
     assert wf.to_definition().step("custom").task_name == "other"
 
@@ -199,9 +212,11 @@ def test_errors_raise_at_the_call() -> None:
         wf.step("b", timeout="soon")
     with pytest.raises(DefinitionError, match=r"'config\.max_items': must be <= 10000"):
         wf.map("m", depends_on=["a"], max_items=20_000)
-    with pytest.raises(DefinitionError, match="exactly one of 'duration' or 'until'"):
+    with pytest.raises(
+        DefinitionError, match="exactly one of 'duration', 'until', 'cron' or 'until_input_path'"
+    ):
         wf.sleep("z")
-    with pytest.raises(DefinitionError, match=r"'config\.timeout'.*7 days"):
+    with pytest.raises(DefinitionError, match=r"'config\.timeout'.*168h"):
         wf.approval("p", timeout="169h")
     with pytest.raises(DefinitionError, match="'worker_group'"):
         wf.sub_workflow("c", workflow="x", worker_group="gpu")
@@ -227,8 +242,10 @@ def test_graph_errors_at_to_definition() -> None:
 def test_bad_workflow_options() -> None:
     with pytest.raises(DefinitionError, match="workflow 'bad name': field 'name'"):
         Workflow("bad name")
-    with pytest.raises(DefinitionError, match="'priority': must be <= 9"):
-        Workflow("w", priority=12)
+    far = Workflow("w", priority={"key": "k", "rules": {"x": 601}})
+    far.step("a")
+    with pytest.raises(DefinitionError, match=r"'priority\.rules': offset of 'x' must be between"):
+        far.to_definition()
     with pytest.raises(DefinitionError, match="'timeout'"):
         Workflow("w", timeout="forever")
 

@@ -48,7 +48,7 @@ def test_builder_numbers_are_seconds() -> None:
     assert s["a"].retry is not None
     assert (s["a"].retry.initial_delay, s["a"].retry.max_delay) == (250 * MS, SECOND)
     assert s["b"].rate_limit is not None and s["b"].rate_limit.period == 60 * SECOND
-    assert s["c"].config is not None and s["c"].config.model_dump() == {
+    assert s["c"].config is not None and s["c"].config.model_dump(exclude_none=True) == {
         "max_iterations": 3,
         "max_duration": "2h",
         "loop_delay": "500ms",

@@ -227,6 +227,7 @@ def test_timer_message_round_trip_and_old_spelling() -> None:
         "holder": "r1.s.1.0",
         "rate_limit": [5, 1_000_000_000],
         "max_task_concurrency": None,
+        "keyed_rate": None,
     }
     # What the engine wrote before the model (json.dumps of isoformat) still reads.
     old = json.dumps(
@@ -255,6 +256,7 @@ def test_waiter_round_trip() -> None:
         "match",
         "lookback_ns",
         "registered_at",
+        "as_text",
     }
 
 

@@ -152,6 +152,15 @@ def _one(err: ErrorDetails, raw: Mapping[str, Any]) -> tuple[str, str | None, st
     return f"{subject_full}: field {field!r}: {_rule(err)}", step_id, field
 
 
+def validation_problems(exc: ValidationError, raw: Mapping[str, Any]) -> list[DefinitionError]:
+    """Each problem of a ValidationError as its own DefinitionError (all of them)."""
+    out = []
+    for err in exc.errors():
+        message, step_id, field = _one(err, raw)
+        out.append(DefinitionError(message, step_id=step_id, field=field))
+    return out
+
+
 def translate_validation_error(
     exc: ValidationError, raw: Mapping[str, Any], *, loc_prefix: tuple[int | str, ...] = ()
 ) -> DefinitionError:

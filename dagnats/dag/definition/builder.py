@@ -14,16 +14,20 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypedDict, Unpack, cast
+from typing import Any, Literal, TypedDict, Unpack, cast
 
 from pydantic import BaseModel, ValidationError
 
 from dagnats.dag.definition._translate import translate_validation_error
+from dagnats.dag.definition.goform import to_go_dict
 from dagnats.dag.definition.models import (
     CancelOn,
     Concurrency,
+    KeyedRateLimit,
+    Priority,
     RateLimit,
     RetryPolicy,
+    Singleton,
     StepDef,
     WorkflowDef,
 )
@@ -41,6 +45,7 @@ class StepRef:
 
 
 StepLike = StepRef | str
+DefinitionFormat = Literal["dagnats", "go"]
 
 
 class StepOptions(TypedDict, total=False):
@@ -55,6 +60,8 @@ class StepOptions(TypedDict, total=False):
     worker_group: str | None
     rate_limit: RateLimit | Mapping[str, Any] | None
     max_task_concurrency: int | None
+    keyed_rate_limit: KeyedRateLimit | Mapping[str, Any] | None
+    required_capabilities: Sequence[str] | None
     metadata: Mapping[str, Any] | None
 
 
@@ -158,9 +165,9 @@ class Workflow:
         idempotency_key: str | None = None,
         input_schema: Mapping[str, Any] | type[BaseModel] | None = None,
         cancel_on: Sequence[CancelOn | Mapping[str, Any]] | None = None,
-        priority: int = 0,
-        sticky: bool = False,
-        singleton: bool = False,
+        priority: Priority | Mapping[str, Any] | None = None,
+        sticky: Literal["", "soft", "hard"] = "",
+        singleton: Singleton | Mapping[str, Any] | None = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> None:
         if isinstance(input_schema, type) and issubclass(input_schema, BaseModel):
@@ -184,9 +191,8 @@ class Workflow:
         # Only what the caller set is passed, so to_dict() (exclude_unset) stays minimal.
         given = {k: v for k, v in raw.items() if v is not None and v != {} and v != []}
         given.update(name=name, version=version, steps=[])
-        for key, default in (("priority", 0), ("sticky", False), ("singleton", False)):
-            if given.get(key) == default:
-                del given[key]
+        if given.get("sticky") == "":
+            del given["sticky"]
         try:
             base = WorkflowDef.model_validate(given, context=PYTHON_CONTEXT)
         except ValidationError as exc:
@@ -310,6 +316,8 @@ class Workflow:
         worker_group: str | None = None,
         rate_limit: RateLimit | Mapping[str, Any] | None = None,
         max_task_concurrency: int | None = None,
+        keyed_rate_limit: KeyedRateLimit | Mapping[str, Any] | None = None,
+        required_capabilities: Sequence[str] | None = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> StepRef:
         """Add a normal (worker) step; ``id_or_task`` is an id or a decorated task."""
@@ -323,9 +331,37 @@ class Workflow:
             "worker_group": worker_group,
             "rate_limit": rate_limit,
             "max_task_concurrency": max_task_concurrency,
+            "keyed_rate_limit": keyed_rate_limit,
+            "required_capabilities": required_capabilities,
             "metadata": metadata,
         }
         return self._add(id_or_task, "normal", None, task, options)
+
+    def agent(
+        self, id: Any, *, task: Any = None, role: str | None = None, **common: Unpack[StepOptions]
+    ) -> StepRef:
+        """A normal step run by an agent; ``role`` is stored as ``metadata.role``."""
+        if role is not None:
+            common["metadata"] = {**dict(common.get("metadata") or {}), "role": role}
+        return self._add(id, "agent", None, task, common)
+
+    def planner(
+        self,
+        id: Any,
+        *,
+        task: Any = None,
+        max_steps: int | None = None,
+        max_depth: int | None = None,
+        allowed_tasks: Sequence[str] | None = None,
+        **common: Unpack[StepOptions],
+    ) -> StepRef:
+        """A step whose handler returns ``{"steps": [...]}``: a fragment that joins the run."""
+        config = {
+            "max_steps": max_steps,
+            "max_depth": max_depth,
+            "allowed_tasks": list(allowed_tasks) if allowed_tasks is not None else None,
+        }
+        return self._add(id, "planner", config, task, common)
 
     def agent_loop(
         self,
@@ -335,6 +371,8 @@ class Workflow:
         max_iterations: int,
         max_duration: DurationLike | None = None,
         loop_delay: DurationLike | None = None,
+        budget_warn_at: int | None = None,
+        budget_force_at: int | None = None,
         **common: Unpack[StepOptions],
     ) -> StepRef:
         """A step whose handler runs again while it returns ``Continue`` (bounded)."""
@@ -342,6 +380,8 @@ class Workflow:
             "max_iterations": max_iterations,
             "max_duration": max_duration,
             "loop_delay": loop_delay,
+            "budget_warn_at": budget_warn_at,
+            "budget_force_at": budget_force_at,
         }
         return self._add(id, "agent_loop", config, task, common)
 
@@ -429,20 +469,26 @@ class Workflow:
         """The validated definition (raises DefinitionError naming the step and rule)."""
         return validate_definition(self._base.model_copy(update={"steps": list(self._steps)}))
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict of the fields that were set (plus ``version``); durations as strings.
+    def to_dict(self, format: DefinitionFormat = "dagnats") -> dict[str, Any]:
+        """A JSON-ready dict of the definition; ``from_dict`` of it gives an equal one.
 
+        ``"dagnats"``: the fields that were set (plus ``version``), durations as strings;
         ``exclude_unset`` keeps what the author wrote (a loaded file keeps its explicit
-        ``"depends_on": []``) and leaves out everything else, so the output is minimal and
-        ``from_dict(to_dict())`` reproduces it exactly.
+        ``"depends_on": []``) and leaves out everything else, so the output is minimal.
+        ``"go"``: the Go DagNats form (integer nanoseconds, every field Go always writes),
+        for files that load in Go (see :mod:`dagnats.dag.definition.goform`).
         """
         defn = self.to_definition()
+        if format == "go":
+            return to_go_dict(defn)
+        if format != "dagnats":
+            raise ValueError(f"format must be 'dagnats' or 'go', got {format!r}")
         short = defn.model_dump(mode="json", by_alias=True, exclude_unset=True, exclude_none=True)
         # "version" is kept even at its default: Go-format files always carry it.
         return {k: short.get(k, defn.version) for k in _TOP_KEYS if k in short or k == "version"}
 
-    def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+    def to_json(self, indent: int | None = 2, format: DefinitionFormat = "dagnats") -> str:
+        return json.dumps(self.to_dict(format), indent=indent, ensure_ascii=False)
 
     @classmethod
     def from_definition(cls, defn: WorkflowDef) -> Workflow:

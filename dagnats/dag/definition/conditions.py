@@ -84,6 +84,11 @@ def _resolve(segments: Sequence[str], scope: Any) -> Any:
     return value
 
 
+def resolve_segments(segments: Sequence[str], document: Any) -> Any:
+    """The value at already-split ``segments`` in ``document``; missing -> ``None``."""
+    return _resolve(segments, document)
+
+
 def lookup(path: str, scope: Mapping[str, Any]) -> Any:
     """Resolve ``input.order.id`` / ``input.items.0`` in ``scope``; missing -> ``None``."""
     return _resolve(parse_path(path), scope)
@@ -406,3 +411,53 @@ def parse_condition(expr: str) -> Condition:
 def evaluate_condition(expr: str, scope: Mapping[str, Any]) -> bool:
     """Parse (cached) and evaluate ``expr`` against ``scope``; the result is a bool."""
     return bool(parse_condition(expr).evaluate(scope))
+
+
+# --- Go's object form and dot paths ------------------------------------------------------
+
+GO_OPS: tuple[str, ...] = ("==", "!=", "<", ">", "<=", ">=")
+
+
+def go_compare(op: str, a: Any, b: Any) -> bool:
+    """Go's ``skip_if`` comparison: numbers numerically, strings lexicographically, booleans
+    only by ``==``/``!=``; any other pair (missing, null, mixed types) is false, ``!=`` too."""
+    if _is_number(a) and _is_number(b):
+        pass
+    elif isinstance(a, str) and isinstance(b, str):
+        pass
+    elif isinstance(a, bool) and isinstance(b, bool):
+        if op not in ("==", "!="):
+            return False
+    else:
+        return False
+    if op == "==":
+        return bool(a == b)
+    if op == "!=":
+        return bool(a != b)
+    return compare(op, a, b)
+
+
+def go_input_path(path: str) -> tuple[str, ...]:
+    """Segments of a dot path into the run input: Go writes ``"order_id"``, dagnats
+    ``"input.order_id"``; both name the same value."""
+    segments = parse_path(path)
+    return segments[1:] if segments[0] == "input" and len(segments) > 1 else segments
+
+
+def input_value(path: str, run_input: Any) -> Any:
+    """The run input's value at a Go or dagnats dot path (``None`` when missing)."""
+    return _resolve(go_input_path(path), run_input)
+
+
+def as_match_text(value: Any) -> str | None:
+    """A value as Go's event match compares it: a string as is, a number or boolean as JSON
+    (``123`` matches ``"123"``); ``None`` for missing, objects and lists (never a match)."""
+    if value is None or isinstance(value, dict | list):
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)

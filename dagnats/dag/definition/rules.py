@@ -7,42 +7,58 @@ names the step, the field and the rule, never a pydantic traceback or a ``KeyErr
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
 
-from dagnats.dag.definition._translate import translate_validation_error
-from dagnats.dag.definition.conditions import ConditionError, parse_condition, parse_path
+from dagnats.dag.definition._translate import translate_validation_error, validation_problems
+from dagnats.dag.definition.conditions import (
+    ConditionError,
+    parse_condition,
+    parse_path,
+)
+from dagnats.dag.definition.flow import check_step_flow, check_workflow_flow
+from dagnats.dag.definition.formrules import (
+    CONFIG_CHECKS,
+    check_aux_steps,
+    check_skip_object,
+    dot_path_problem,
+    go_match_problem,
+    input_path_problem,
+)
 from dagnats.dag.definition.graph import topological_order
 from dagnats.dag.definition.jsonschema import check_schema
 from dagnats.dag.definition.models import (
-    MAX_APPROVAL_TIMEOUT_NS,
-    MAX_SLEEP_NS,
     MAX_STEPS,
     TASK_STEP_TYPES,
-    AgentLoopConfig,
-    ApprovalConfig,
-    SleepConfig,
+    CancelOn,
+    EventMatch,
+    SkipIf,
     StepDef,
     SubWorkflowConfig,
     WaitForEventConfig,
     WorkflowDef,
 )
 from dagnats.errors import DefinitionError
-from dagnats.protocol.durations import format_duration
 
 # Steps a worker does not run: options that only steer workers make no sense on them.
-_WORKER_ONLY_FIELDS = ("task", "worker_group", "rate_limit", "max_task_concurrency")
+_WORKER_ONLY_FIELDS = (
+    "task",
+    "worker_group",
+    "rate_limit",
+    "keyed_rate_limit",
+    "max_task_concurrency",
+)
 # Steps that never fail in a way a retry could fix (they wait; they do not work).
 _NO_RETRY_TYPES = frozenset({"sleep", "wait_for_event", "approval", "respond"})
 # Steps whose own deadline is meaningless or lives in config.timeout instead.
 _NO_TIMEOUT_TYPES = frozenset({"sleep", "wait_for_event", "approval", "respond"})
 _REQUIRED_CONFIG_HINT = {
     "agent_loop": "set config.max_iterations",
-    "sleep": "set config.duration or config.until",
+    "sleep": "set one of config.duration, config.until, config.cron, config.until_input_path",
     "wait_for_event": "set config.event",
     "sub_workflow": "set config.workflow",
 }
@@ -52,6 +68,40 @@ def load_definition(source: Mapping[str, Any] | str | bytes | WorkflowDef) -> Wo
     """Parse (JSON text or bytes), validate and return a definition, or raise DefinitionError."""
     if isinstance(source, WorkflowDef):
         return validate_definition(source)
+    source = _parsed(source)
+    try:
+        defn = WorkflowDef.model_validate(dict(source))
+    except ValidationError as exc:
+        raise translate_validation_error(exc, source) from exc
+    return validate_definition(defn)
+
+
+def definition_problems(source: Mapping[str, Any] | str | bytes) -> list[DefinitionError]:
+    """Every problem of a definition (``[]``: it is valid), for ``dagnats workflow validate``.
+
+    Shape errors (all of them) come first; only a definition whose shape is right has its
+    rules checked, each rule on its own so one problem does not hide the next.
+    """
+    try:
+        raw = _parsed(source)
+    except DefinitionError as exc:
+        return [exc]
+    try:
+        defn = WorkflowDef.model_validate(dict(raw))
+    except ValidationError as exc:
+        return validation_problems(exc, raw)
+    found: list[DefinitionError] = []
+    for check in _checks(defn):
+        try:
+            check()
+        except DefinitionError as exc:
+            found.append(exc)
+            if check.func in (_check_steps_list, _check_dependencies):
+                break  # the later rules assume ids and edges are sound
+    return found
+
+
+def _parsed(source: Mapping[str, Any] | str | bytes) -> Mapping[str, Any]:
     if isinstance(source, bytes | bytearray):
         try:
             source = bytes(source).decode("utf-8")
@@ -70,15 +120,38 @@ def load_definition(source: Mapping[str, Any] | str | bytes | WorkflowDef) -> Wo
         raise DefinitionError(
             f"a workflow definition must be a JSON object, got {type(source).__name__}"
         )
-    try:
-        defn = WorkflowDef.model_validate(dict(source))
-    except ValidationError as exc:
-        raise translate_validation_error(exc, source) from exc
-    return validate_definition(defn)
+    return source
 
 
 def validate_definition(defn: WorkflowDef) -> WorkflowDef:
     """Check the rules the models cannot see alone (graph, handlers, per-type config)."""
+    for check in _checks(defn):
+        check()
+    if defn.aux_steps is not None:
+        # Derived data (checked above): dropped so a definition is equal however written.
+        defn = defn.model_copy(update={"aux_steps": None})
+    return defn
+
+
+def _checks(defn: WorkflowDef) -> list[functools.partial[Any]]:
+    """The rules in the order they are checked (each raises a DefinitionError)."""
+    out: list[functools.partial[Any]] = [
+        functools.partial(_check_steps_list, defn),
+        functools.partial(_check_workflow_fields, defn),
+        functools.partial(check_workflow_flow, defn),
+    ]
+    out += [functools.partial(validate_step, step, defn.name) for step in defn.steps]
+    out += [
+        functools.partial(_check_dependencies, defn),
+        functools.partial(_check_handlers, defn),
+        functools.partial(topological_order, defn),  # raises on a cycle
+    ]
+    if defn.aux_steps is not None:
+        out.append(functools.partial(check_aux_steps, defn, defn.aux_steps))
+    return out
+
+
+def _check_steps_list(defn: WorkflowDef) -> None:
     wf = f"workflow {defn.name!r}"
     if not defn.steps:
         raise DefinitionError(f"{wf}: field 'steps': needs at least one step", field="steps")
@@ -98,13 +171,6 @@ def validate_definition(defn: WorkflowDef) -> WorkflowDef:
                 field="id",
             )
         seen[step.id] = index
-    _check_workflow_fields(defn)
-    for step in defn.steps:
-        validate_step(step, defn.name)
-    _check_dependencies(defn)
-    _check_handlers(defn)
-    topological_order(defn)  # raises on a cycle
-    return defn
 
 
 def _fail(step: StepDef, field: str, rule: str) -> DefinitionError:
@@ -113,24 +179,12 @@ def _fail(step: StepDef, field: str, rule: str) -> DefinitionError:
     )
 
 
-def _check_input_path(path: str, *, allow_run: bool) -> str | None:
-    """Return a problem with a path into the (step or run) input, or None if it is fine."""
-    try:
-        segments = parse_path(path)
-    except ConditionError as exc:
-        return str(exc)
-    if segments[0] == "input" or (allow_run and segments[:2] == ("run", "input")):
-        return None
-    roots = "'input' or 'run.input'" if allow_run else "'input'"
-    return f"path {path!r} must start with {roots}"
-
-
 def _check_workflow_fields(defn: WorkflowDef) -> None:
     wf = f"workflow {defn.name!r}"
     if defn.timeout is not None and defn.timeout <= 0:
         raise DefinitionError(f"{wf}: field 'timeout': must be > 0", field="timeout")
     if defn.idempotency_key is not None:
-        problem = _check_input_path(defn.idempotency_key, allow_run=False)
+        problem = dot_path_problem(defn.idempotency_key)
         if problem:
             raise DefinitionError(
                 f"{wf}: field 'idempotency_key': {problem}", field="idempotency_key"
@@ -142,12 +196,30 @@ def _check_workflow_fields(defn: WorkflowDef) -> None:
             raise DefinitionError(
                 f"{wf}: field 'input_schema': {exc}", field="input_schema"
             ) from exc
+    if defn.output_schema is not None:
+        try:
+            check_schema(defn.output_schema)
+        except DefinitionError as exc:
+            raise DefinitionError(
+                f"{wf}: field 'output_schema': {exc}", field="output_schema"
+            ) from exc
     for i, cancel in enumerate(defn.cancel_on):
-        for key, value in cancel.match.items():
-            problem = _check_match(key, value, allow_run=False)
-            if problem:
-                field = f"cancel_on[{i}].match"
-                raise DefinitionError(f"{wf}: field {field!r}: {problem}", field=field)
+        _check_cancel_on(defn, i, cancel)
+
+
+def _check_cancel_on(defn: WorkflowDef, i: int, cancel: CancelOn) -> None:
+    wf = f"workflow {defn.name!r}"
+    field = f"cancel_on[{i}].match"
+    if isinstance(cancel.match, EventMatch):
+        found = go_match_problem(cancel.match, steps=None)
+        if found:
+            where, rule = found
+            raise DefinitionError(f"{wf}: field '{field}.{where}': {rule}", field=field)
+        return
+    for key, value in cancel.match.items():
+        problem = _check_match(key, value, allow_run=False)
+        if problem:
+            raise DefinitionError(f"{wf}: field {field!r}: {problem}", field=field)
 
 
 def _check_match(key: str, value: str, *, allow_run: bool) -> str | None:
@@ -155,18 +227,23 @@ def _check_match(key: str, value: str, *, allow_run: bool) -> str | None:
         parse_path(key)
     except ConditionError as exc:
         return f"event field {key!r}: {exc}"
-    return _check_input_path(value, allow_run=allow_run)
+    return input_path_problem(value, allow_run=allow_run)
 
 
 def validate_step(step: StepDef, workflow_name: str) -> None:
     """The rules one step must satisfy on its own (options, per-type config, skip_if)."""
     _check_options(step)
-    if step.skip_if is not None:
+    if isinstance(step.skip_if, SkipIf):
+        check_skip_object(step, step.skip_if, _fail)
+    elif step.skip_if is not None:
+        if len(step.skip_if) > 1024:
+            raise _fail(step, "skip_if", "must be at most 1024 characters long")
         try:
             parse_condition(step.skip_if)
         except ConditionError as exc:
             raise _fail(step, "skip_if", f"invalid condition: {exc}") from exc
     _check_config(step, workflow_name)
+    check_step_flow(step, _fail)
 
 
 def _check_options(step: StepDef) -> None:
@@ -178,11 +255,20 @@ def _check_options(step: StepDef) -> None:
                 raise _fail(
                     step,
                     name,
-                    f"only worker steps (normal, agent_loop, map) take "
+                    f"only worker steps (normal, agent, agent_loop, map, planner) take "
                     f"{name!r}; this step has type {kind!r}",
                 )
+    if kind not in TASK_STEP_TYPES and step.required_capabilities:
+        raise _fail(
+            step,
+            "required_capabilities",
+            f"only worker steps have a handler to give capabilities to; this step has "
+            f"type {kind!r}",
+        )
     if kind in _NO_RETRY_TYPES and step.retry is not None:
         raise _fail(step, "retry", f"a {kind!r} step is never retried; remove 'retry'")
+    if kind in _NO_RETRY_TYPES and step.retries is not None:
+        raise _fail(step, "retries", f"a {kind!r} step is never retried; remove 'retries'")
     if kind in _NO_TIMEOUT_TYPES and step.timeout is not None:
         where = "use 'config.timeout'" if kind in ("wait_for_event", "approval") else "remove it"
         raise _fail(step, "timeout", f"a {kind!r} step has no step timeout; {where}")
@@ -194,9 +280,9 @@ def _check_config(step: StepDef, workflow_name: str) -> None:
     """The step's ``config``: present when its type needs one, and valid for that type."""
     kind = step.type
     cfg = step.config
-    if kind == "normal":
+    if kind in ("normal", "agent"):
         if cfg is not None:
-            raise _fail(step, "config", "a 'normal' step takes no config; remove it or set 'type'")
+            raise _fail(step, "config", f"a {kind!r} step takes no config; remove it or set 'type'")
         return
     if cfg is None:
         if kind in _REQUIRED_CONFIG_HINT:
@@ -205,19 +291,13 @@ def _check_config(step: StepDef, workflow_name: str) -> None:
             )
     if kind == "map":
         _check_map(step)
-    elif isinstance(cfg, SleepConfig):
-        _check_sleep(step, cfg)
-    elif isinstance(cfg, ApprovalConfig):
-        _check_approval(step, cfg)
-    elif isinstance(cfg, WaitForEventConfig):
-        _check_wait(step, cfg)
     elif isinstance(cfg, SubWorkflowConfig):
         if cfg.workflow == workflow_name:
             raise _fail(step, "config.workflow", "a workflow cannot start itself as a sub-workflow")
-    elif (
-        isinstance(cfg, AgentLoopConfig) and cfg.max_duration is not None and cfg.max_duration <= 0
-    ):
-        raise _fail(step, "config.max_duration", "must be > 0")
+    elif isinstance(cfg, WaitForEventConfig):
+        _check_wait(step, cfg)
+    elif cfg is not None and (check := CONFIG_CHECKS.get(type(cfg))) is not None:
+        check(step, cfg, _fail)
 
 
 def _check_map(step: StepDef) -> None:
@@ -230,57 +310,19 @@ def _check_map(step: StepDef) -> None:
         )
 
 
-def _check_approval(step: StepDef, cfg: ApprovalConfig) -> None:
-    if not 0 < cfg.timeout <= MAX_APPROVAL_TIMEOUT_NS:
-        raise _fail(
-            step,
-            "config.timeout",
-            f"must be > 0 and <= 7 days (MAX_APPROVAL_TIMEOUT), got {format_duration(cfg.timeout)}",
-        )
-
-
 def _check_wait(step: StepDef, cfg: WaitForEventConfig) -> None:
     if cfg.timeout is not None and cfg.timeout <= 0:
         raise _fail(step, "config.timeout", "must be > 0")
+    if isinstance(cfg.match, EventMatch):
+        found = go_match_problem(cfg.match, steps=set(step.depends_on))
+        if found:
+            where, rule = found
+            raise _fail(step, f"config.match.{where}", rule)
+        return
     for key, value in cfg.match.items():
         problem = _check_match(key, value, allow_run=True)
         if problem:
             raise _fail(step, "config.match", problem)
-
-
-def _check_sleep(step: StepDef, cfg: SleepConfig) -> None:
-    if (cfg.duration is None) == (cfg.until is None):
-        raise _fail(step, "config", "a 'sleep' step needs exactly one of 'duration' or 'until'")
-    if cfg.duration is not None and cfg.duration > MAX_SLEEP_NS:
-        raise _fail(
-            step,
-            "config.duration",
-            f"must be <= 365 days (MAX_SLEEP), got {format_duration(cfg.duration)}",
-        )
-    if cfg.until is not None:
-        until = cfg.until
-        if until[:1].isdigit():
-            if not _is_rfc3339(until):
-                raise _fail(
-                    step,
-                    "config.until",
-                    "must be an RFC 3339 timestamp with a time "
-                    f"zone (e.g. '2030-01-01T09:00:00Z') or an input path, got {until!r}",
-                )
-        else:
-            problem = _check_input_path(until, allow_run=True)
-            if problem:
-                raise _fail(step, "config.until", problem)
-
-
-def _is_rfc3339(text: str) -> bool:
-    if len(text) < 20 or text[10] not in "Tt ":
-        return False
-    try:
-        parsed = datetime.fromisoformat(text.replace("z", "Z"))
-    except ValueError:
-        return False
-    return parsed.tzinfo is not None
 
 
 def _check_dependencies(defn: WorkflowDef) -> None:

@@ -33,6 +33,8 @@ Start = Callable[["Ctx", str], None]
 Deadline = Callable[["Ctx", str, "int | None"], None]
 # (ctx, step id, reason) -> the child run told to cancel, if any
 Cancel = Callable[["Ctx", str, str], "str | None"]
+# (ctx, step id, output the worker returned)
+Complete = Callable[["Ctx", str, Any], None]
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,8 @@ class StepKind:
     """Handles its ``step_timeout`` timer itself (else the running attempt times out)."""
     on_cancel: Cancel | None = None
     """Undoes what the running step holds outside the run when it is cancelled."""
+    on_complete: Complete | None = None
+    """Takes the worker's output itself (planner: materialise the fragment, then complete)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,9 +134,22 @@ def first_undispatched(items: list[ItemState]) -> int:
 class Ctx:
     """State and output of one ``advance`` call."""
 
-    def __init__(self, defn: WorkflowDef, graph: Graph, run: RunState, event: Event) -> None:
+    def __init__(
+        self,
+        defn: WorkflowDef,
+        graph: Graph,
+        run: RunState,
+        event: Event,
+        table: Mapping[str, StepKind] | None = None,
+        base: WorkflowDef | None = None,
+    ) -> None:
+        # The run's full definition: the registered one (``base_defn``) plus the steps its
+        # planners added; both change when a planner's fragment joins the run.
         self.defn = defn
+        self.base_defn = base if base is not None else defn
         self.g = graph
+        # The step table, to rebuild the graph when a planner adds steps to the run.
+        self.table = table
         self.event = event
         ts = aware(event.ts)
         # A run's clock never goes backwards, even if a worker's clock is behind the engine's.
@@ -262,7 +279,8 @@ class Ctx:
     @property
     def max_steps(self) -> int | None:
         c = self.defn.concurrency
-        return c.max_steps if c is not None else None
+        # 0 is Go's "unlimited", like leaving it out.
+        return c.max_steps if c is not None and c.max_steps else None
 
     def _count_inflight(self) -> int:
         n = 0

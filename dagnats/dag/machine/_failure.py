@@ -25,8 +25,14 @@ from dagnats.protocol.events import (
 
 
 def _error_view(err: StepError) -> dict[str, Any]:
-    """The error as handlers and compensators receive it."""
+    """The error as events record it."""
     return {"message": err.message, "type": err.type}
+
+
+def handler_input(sid: str, err: StepError) -> dict[str, Any]:
+    """An ``on_failure`` handler's input, Go's form: ``{failed_step, error: "<message>"}``
+    (plus dagnats' ``error_type``)."""
+    return {"failed_step": sid, "error": err.message, "error_type": err.type}
 
 
 def _error_dict(err: StepError) -> dict[str, Any]:
@@ -193,7 +199,7 @@ def _recover(ctx: Ctx, sid: str, handler: str, err: StepError) -> None:
         iteration=st.iteration,
     )
     if not _busy(ctx.st(handler)):
-        _start_handler(ctx, handler, sid, {"failed_step": sid, "error": _error_view(err)})
+        _start_handler(ctx, handler, sid, handler_input(sid, err))
     # else: the handler is serving another step; it serves this one when it is done.
 
 
@@ -247,7 +253,7 @@ def handler_done(ctx: Ctx, hid: str) -> None:
             and st.waiting == "handler"
             and st.error is not None
         ):
-            _start_handler(ctx, hid, sid, {"failed_step": sid, "error": _error_view(st.error)})
+            _start_handler(ctx, hid, sid, handler_input(sid, st.error))
             return
 
 
@@ -292,16 +298,14 @@ def _next_compensation(ctx: Ctx) -> None:
     assert hid is not None
     failed = run.failed_step
     failed_err = ctx.st(failed).error if failed is not None else None
-    error = (
-        _error_view(failed_err)
-        if failed_err is not None
-        else {"message": run.error.message, "type": run.error.type}
-    )
+    error = failed_err if failed_err is not None else run.error
+    # Go's compensate input (dagnats adds trigger_error_type).
     step_input = {
-        "step": sid,
-        "output": ctx.st(sid).output,
-        "failed_step": failed,
-        "error": error,
+        "original_step": sid,
+        "original_output": ctx.st(sid).output,
+        "trigger_step": failed,
+        "trigger_error": error.message,
+        "trigger_error_type": error.type,
     }
     # Keyed by the compensated step: each step is compensated at most once per run.
     ctx.record(COMPENSATE_STEP, {"step": sid, "handler": hid}, sid=sid)
@@ -448,6 +452,7 @@ def may_leave_timers(ctx: Ctx) -> bool:
         s.timeout is not None
         or ctx.g.kinds[s.id].sets_timers
         or (s.retry is not None and s.retry.max_attempts > 0)
+        or bool(s.retries)
         or s.rate_limit is not None
         or s.max_task_concurrency is not None
         for s in defn.steps

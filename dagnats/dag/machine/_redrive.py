@@ -28,7 +28,7 @@ from __future__ import annotations
 from dagnats.dag.machine import _steps
 from dagnats.dag.machine._context import Ctx, ns_delta
 from dagnats.dag.machine.actions import AdmitRun, RegisterWaiter
-from dagnats.dag.machine.inputs import InputError, resolve_match, resolve_step_input
+from dagnats.dag.machine.inputs import InputError, resolve_any_match, resolve_step_input
 from dagnats.dag.machine.state import RunState, StepState
 from dagnats.protocol.events import CANCEL_WAITER_PREFIX, WORKFLOW_PENDING
 
@@ -195,7 +195,7 @@ def _rearm(ctx: Ctx) -> None:
     run = ctx.run
     for i, rule in enumerate(ctx.defn.cancel_on):
         try:
-            match = resolve_match(f"cancel_on[{i}]", rule.match, run.input, run)
+            match, as_text = resolve_any_match(f"cancel_on[{i}]", rule.match, run.input, run)
         except InputError:
             continue
         ctx.emit(
@@ -206,6 +206,7 @@ def _rearm(ctx: Ctx) -> None:
                 match=match,
                 lookback_ns=1,  # the event that ended the run before must not end it again
                 registered_at=ctx.now,
+                as_text=as_text,
             )
         )
     timeout = ctx.defn.timeout

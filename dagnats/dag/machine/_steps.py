@@ -5,12 +5,24 @@ from __future__ import annotations
 from typing import Any
 
 from dagnats.dag.definition.conditions import ConditionError, evaluate_condition
+from dagnats.dag.definition.flow import key_digest, value_at
 from dagnats.dag.definition.graph import step_config
-from dagnats.dag.definition.models import AgentLoopConfig, MapConfig, RespondConfig
+from dagnats.dag.definition.models import (
+    AgentLoopConfig,
+    MapConfig,
+    RespondConfig,
+    SkipIf,
+    StepDef,
+)
 from dagnats.dag.machine import _failure
 from dagnats.dag.machine._context import Ctx, first_undispatched, ns_delta
 from dagnats.dag.machine.actions import DispatchTask, Respond
-from dagnats.dag.machine.inputs import condition_scope, json_type, resolve_step_input
+from dagnats.dag.machine.inputs import (
+    condition_scope,
+    json_type,
+    resolve_step_input,
+    skip_object_holds,
+)
 from dagnats.dag.machine.state import ItemState, StepError, StepState
 from dagnats.protocol import dedup, keys
 from dagnats.protocol.durations import SECOND
@@ -98,7 +110,12 @@ def begin(ctx: Ctx, sid: str, step_input: Any) -> None:
     st.input = step_input
     if step.skip_if is not None:
         try:
-            skip = evaluate_condition(step.skip_if, condition_scope(step_input, ctx.run))
+            if isinstance(step.skip_if, SkipIf):
+                skip = skip_object_holds(step.skip_if, ctx.run)
+                shown: Any = step.skip_if.model_dump(mode="json")
+            else:
+                skip = evaluate_condition(step.skip_if, condition_scope(step_input, ctx.run))
+                shown = step.skip_if
         except (ConditionError, TypeError, ValueError, RecursionError) as exc:
             err = non_retryable(
                 sid, f"skip_if of step {sid!r} could not be evaluated: {exc}", "ConditionError"
@@ -108,7 +125,7 @@ def begin(ctx: Ctx, sid: str, step_input: Any) -> None:
         if skip:
             st.status = "skipped"
             st.finished_at = ctx.now
-            ctx.record(STEP_SKIPPED, {"skip_if": step.skip_if}, sid=sid, iteration=st.iteration)
+            ctx.record(STEP_SKIPPED, {"skip_if": shown}, sid=sid, iteration=st.iteration)
             ctx.finished_step(sid)
             return
     st.started_at = ctx.now
@@ -157,6 +174,7 @@ def _send(
     # A shared handler runs once per step it serves; each use gets its own key.
     idem = keys.idempotency_key(ctx.run_id, sid, item, handling)
     rate = step.rate_limit
+    warn, final = _budget(ctx, sid, iteration)
     ctx.emit(
         DispatchTask(
             run_id=ctx.run_id,
@@ -173,9 +191,34 @@ def _send(
             idempotency_key=idem,
             rate_limit=(rate.limit, rate.period) if rate is not None else None,
             max_task_concurrency=step.max_task_concurrency,
+            keyed_rate=_keyed_rate(step, task_input),
+            metadata=dict(step.metadata) if step.metadata else None,
+            capabilities=tuple(step.required_capabilities),
+            budget_warning=warn,
+            budget_final=final,
             run_retry=ctx.run.retries,
         )
     )
+
+
+def _keyed_rate(step: StepDef, task_input: Any) -> tuple[str, int, int, int] | None:
+    """The bucket of the step's ``keyed_rate_limit`` for this input's key value."""
+    krl = step.keyed_rate_limit
+    if krl is None:
+        return None
+    token = key_digest(value_at(krl.key, task_input))
+    return (token, krl.limit, krl.period, krl.units)
+
+
+def _budget(ctx: Ctx, sid: str, iteration: int) -> tuple[bool, bool]:
+    """(warn, final) for an agent-loop iteration (0-based) against its budgets (1-based)."""
+    cfg = ctx.g.steps[sid].config
+    if not isinstance(cfg, AgentLoopConfig):
+        return False, False
+    n = iteration + 1
+    warn = cfg.budget_warn_at is not None and n >= cfg.budget_warn_at
+    final = cfg.budget_force_at is not None and n >= cfg.budget_force_at
+    return warn or final, final
 
 
 def arm_backstop(ctx: Ctx, sid: str, attempt: int, iteration: int, item: int | None) -> None:

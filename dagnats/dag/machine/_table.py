@@ -12,13 +12,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from dagnats.dag.machine import _failure, _steps, _waits
+from dagnats.dag.machine import _failure, _planner, _steps, _waits
 from dagnats.dag.machine._context import StepKind
 
 held = _steps.dispatch_held
 
 STEP_KINDS: Mapping[str, StepKind] = {
     "normal": StepKind(start=_steps.dispatch, redispatch=held, worker_task=True, holds_slot=True),
+    # An agent is a normal step whose metadata.role a deployment may route by.
+    "agent": StepKind(start=_steps.dispatch, redispatch=held, worker_task=True, holds_slot=True),
+    "planner": StepKind(
+        start=_steps.dispatch,
+        redispatch=held,
+        worker_task=True,
+        holds_slot=True,
+        on_complete=_planner.complete,
+    ),
     "agent_loop": StepKind(
         start=_steps.dispatch,
         redispatch=held,

@@ -7,6 +7,7 @@ accepted only in that state, so late or repeated ones change nothing.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 from dagnats.dag.definition.graph import step_config
 from dagnats.dag.definition.models import (
@@ -26,7 +27,13 @@ from dagnats.dag.machine.actions import (
     RequestApproval,
     StartChildRun,
 )
-from dagnats.dag.machine.inputs import InputError, resolve_match, resolve_until
+from dagnats.dag.machine.inputs import (
+    InputError,
+    next_cron_instant,
+    resolve_any_match,
+    resolve_input_instant,
+    resolve_until,
+)
 from dagnats.dag.machine.state import StepError
 from dagnats.protocol.durations import format_duration
 from dagnats.protocol.events import (
@@ -52,18 +59,14 @@ def start_sleep(ctx: Ctx, sid: str) -> None:
     cfg = step.config
     st = ctx.mut(sid)
     st.attempts += 1  # 1, or the next after a retried run's earlier attempts (fresh ids)
-    if isinstance(cfg, SleepConfig) and cfg.until is not None:
-        try:
-            wake = resolve_until(sid, cfg.until, st.input, ctx.run)
-        except InputError as exc:
-            _fail(ctx, sid, str(exc), "InvalidInput")
-            return
-    else:
-        duration = cfg.duration if isinstance(cfg, SleepConfig) and cfg.duration else 0
-        wake = ctx.now + ns_delta(duration)
+    try:
+        wake, source = _wake_time(ctx, sid, cfg if isinstance(cfg, SleepConfig) else None)
+    except InputError as exc:
+        _fail(ctx, sid, str(exc), "InvalidInput")
+        return
     if wake - ctx.now > ns_delta(MAX_SLEEP_NS):
         msg = (
-            f"sleep step {sid!r}: config 'until' is {wake.isoformat()}, more than 365 days "
+            f"sleep step {sid!r}: config {source!r} is {wake.isoformat()}, more than 365 days "
             "ahead (MAX_SLEEP)"
         )
         _fail(ctx, sid, msg, "InvalidInput")
@@ -75,6 +78,19 @@ def start_sleep(ctx: Ctx, sid: str) -> None:
     st.status = "running"
     st.waiting = "sleep"
     ctx.timer("sleep", wake, {"attempt": st.attempts}, sid=sid, attempt=st.attempts)
+
+
+def _wake_time(ctx: Ctx, sid: str, cfg: SleepConfig | None) -> tuple[datetime, str]:
+    """When a sleep wakes, and the config field that said so; a past instant is now."""
+    st = ctx.st(sid)
+    if cfg is not None and cfg.until is not None:
+        return resolve_until(sid, cfg.until, st.input, ctx.run), "until"
+    if cfg is not None and cfg.until_input_path is not None:
+        return resolve_input_instant(sid, cfg.until_input_path, ctx.run), "until_input_path"
+    if cfg is not None and cfg.cron is not None:
+        return next_cron_instant(cfg.cron, ctx.now), "cron"
+    duration = cfg.duration if cfg is not None and cfg.duration else 0
+    return ctx.now + ns_delta(duration), "duration"
 
 
 def finish_sleep(ctx: Ctx, sid: str) -> None:
@@ -89,7 +105,9 @@ def start_wait(ctx: Ctx, sid: str) -> None:
     st = ctx.mut(sid)
     st.attempts += 1
     try:
-        match = resolve_match(sid, cfg.match, st.input, ctx.run)
+        match, as_text = resolve_any_match(
+            f"wait_for_event step {sid!r}", cfg.match, st.input, ctx.run
+        )
     except InputError as exc:
         _fail(ctx, sid, str(exc), "InvalidInput")
         return
@@ -103,6 +121,7 @@ def start_wait(ctx: Ctx, sid: str) -> None:
             match=match,
             lookback_ns=cfg.lookback,
             registered_at=ctx.now,
+            as_text=as_text,
         )
     )
     n = st.attempts
@@ -121,7 +140,17 @@ def start_approval(ctx: Ctx, sid: str) -> None:
     st.status = "running"
     st.waiting = "approval"
     expires = ctx.now + ns_delta(timeout)
-    ctx.emit(RequestApproval(run_id=ctx.run_id, step_id=sid, expires_at=expires, message=message))
+    ctx.emit(
+        RequestApproval(
+            run_id=ctx.run_id,
+            step_id=sid,
+            expires_at=expires,
+            message=message,
+            subject=cfg.subject if isinstance(cfg, ApprovalConfig) else None,
+            description=cfg.description if isinstance(cfg, ApprovalConfig) else None,
+            metadata=dict(cfg.metadata) if isinstance(cfg, ApprovalConfig) else None,
+        )
+    )
     n = st.attempts
     ctx.timer("approval_timeout", expires, {"attempt": n}, sid=sid, attempt=n)
 
@@ -173,7 +202,7 @@ def start_child(ctx: Ctx, sid: str) -> None:
         attempt=st.attempts,
     )
     if cfg.detach:
-        _steps.complete_step(ctx, sid, {"run_id": cid})
+        _steps.complete_step(ctx, sid, {"child_run_id": cid})
         return
     timeout = ctx.g.steps[sid].timeout
     if timeout is not None:

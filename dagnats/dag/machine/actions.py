@@ -41,6 +41,12 @@ class DispatchTask:
     idempotency_key: str
     rate_limit: tuple[int, int] | None = None  # (limit, period_ns)
     max_task_concurrency: int | None = None
+    # keyed_rate_limit: (bucket token of the key's value, limit, period_ns, units)
+    keyed_rate: tuple[str, int, int, int] | None = None
+    metadata: dict[str, Any] | None = None  # the step's metadata, for ctx.metadata
+    capabilities: tuple[str, ...] = ()  # the step's required_capabilities
+    budget_warning: bool = False  # an agent loop at or past its budget_warn_at
+    budget_final: bool = False  # an agent loop at its budget_force_at: no more Continue
     run_retry: int = 0  # the run's retry count (``TaskMessage.run_retry``)
 
 
@@ -92,6 +98,7 @@ class RegisterWaiter:
     match: dict[str, Any]  # event field path -> value it must equal
     lookback_ns: int
     registered_at: datetime
+    as_text: bool = False  # Go's match: compare the values as strings ("123" == 123)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +116,9 @@ class RequestApproval:
     step_id: str
     expires_at: datetime
     message: str | None
+    subject: str | None = None  # also publish the request on this core NATS subject
+    description: str | None = None
+    metadata: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +150,9 @@ class AdmitRun:
     run_id: str
     workflow: str
     max_runs: int
+    # The pending backlog is ordered by arrived_at + priority offset (ties: arrival order).
+    priority_offset_s: int = 0
+    arrived_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,12 +24,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from dagnats.dag.definition.flow import priority_offset_s
 from dagnats.dag.definition.models import WorkflowDef
 from dagnats.dag.machine import _failure, _redrive, _steps, _waits
 from dagnats.dag.machine._context import Ctx, aware, event_data, graph_of, ns_delta
+from dagnats.dag.machine._planner import with_plans
 from dagnats.dag.machine._table import STEP_KINDS
 from dagnats.dag.machine.actions import Action, AdmitRun, RegisterWaiter
-from dagnats.dag.machine.inputs import InputError, resolve_match
+from dagnats.dag.machine.inputs import InputError, resolve_any_match
 from dagnats.dag.machine.retry import clamp_retry_after, retry_delay_ns
 from dagnats.dag.machine.state import ItemState, ParentRef, RunState, StepError, StepState
 from dagnats.protocol.durations import format_duration
@@ -105,7 +107,8 @@ def advance(defn: WorkflowDef, run: RunState | None, event: Event) -> tuple[RunS
                 f"run {event.run_id!r} has no state; its first event must be "
                 f"{WORKFLOW_STARTED!r}, got {event.type!r}"
             )
-        ctx = Ctx(defn, graph_of(defn, STEP_KINDS), initial_state(defn, event), event)
+        first = initial_state(defn, event)
+        ctx = Ctx(defn, graph_of(defn, STEP_KINDS), first, event, STEP_KINDS)
         _start(ctx)
     elif run.terminal:
         # Only a retry reopens an ended run, and only the run's next one (see _redrive).
@@ -114,7 +117,8 @@ def advance(defn: WorkflowDef, run: RunState | None, event: Event) -> tuple[RunS
         ctx = Ctx(defn, graph_of(defn, STEP_KINDS), run, event)
         _redrive.on_retry(ctx)
     else:
-        ctx = Ctx(defn, graph_of(defn, STEP_KINDS), run, event)
+        full = with_plans(defn, run)
+        ctx = Ctx(full, graph_of(full, STEP_KINDS), run, event, STEP_KINDS, base=defn)
         handler = _HANDLERS.get(event.type)
         if handler is not None:
             handler(ctx, event)
@@ -183,11 +187,8 @@ def _step_error(sid: str, data: dict[str, Any], default_type: str) -> StepError:
 
 
 def max_runs(defn: WorkflowDef) -> int | None:
-    """The workflow's run limit: ``concurrency.max_runs``, or 1 for a singleton."""
-    limit = defn.concurrency.max_runs if defn.concurrency is not None else None
-    if defn.singleton:
-        return 1
-    return limit
+    """The workflow's run limit: ``concurrency.max_runs`` (a singleton is the API's job)."""
+    return defn.concurrency.max_runs if defn.concurrency is not None else None
 
 
 def _start(ctx: Ctx, *, admitted: bool = False) -> None:
@@ -196,7 +197,15 @@ def _start(ctx: Ctx, *, admitted: bool = False) -> None:
         # Wait for a slot; ``workflow.admitted`` starts the run (the shell keeps the order).
         ctx.run.status = "pending"
         ctx.record(WORKFLOW_PENDING, {"max_runs": limit})
-        ctx.emit(AdmitRun(run_id=ctx.run_id, workflow=ctx.defn.name, max_runs=limit))
+        ctx.emit(
+            AdmitRun(
+                run_id=ctx.run_id,
+                workflow=ctx.defn.name,
+                max_runs=limit,
+                priority_offset_s=priority_offset_s(ctx.defn, ctx.run.input),
+                arrived_at=ctx.run.created_at,
+            )
+        )
         return
     ctx.run.status = "running"
     # A cancel event counts from the moment the run was started, not from when its waiter
@@ -205,7 +214,9 @@ def _start(ctx: Ctx, *, admitted: bool = False) -> None:
     since_start = _ns_between(ctx.run.created_at or ctx.now, ctx.now)
     for i, rule in enumerate(ctx.defn.cancel_on):
         try:
-            match = resolve_match(f"cancel_on[{i}]", rule.match, ctx.run.input, ctx.run)
+            match, as_text = resolve_any_match(
+                f"cancel_on[{i}]", rule.match, ctx.run.input, ctx.run
+            )
         except InputError:
             continue  # the run input lacks the field: this rule cannot match this run
         ctx.emit(
@@ -216,6 +227,7 @@ def _start(ctx: Ctx, *, admitted: bool = False) -> None:
                 match=match,
                 lookback_ns=max(1, since_start),
                 registered_at=ctx.now,
+                as_text=as_text,
             )
         )
     for sid in ctx.g.order:
@@ -278,8 +290,11 @@ def _on_step_completed(ctx: Ctx, event: Event) -> None:
         return
     sid, item, _ = found
     output = event_data(event).get("output")
+    own = ctx.kind(sid).on_complete
     if item is not None:
         _steps.complete_item(ctx, sid, item, output)
+    elif own is not None:
+        own(ctx, sid, output)
     else:
         _steps.complete_step(ctx, sid, output)
 
@@ -313,6 +328,15 @@ def _on_continue(ctx: Ctx, event: Event) -> None:
     cfg = _steps.agent_loop_config(ctx, sid)
     st = ctx.mut(sid)
     nxt = st.iteration + 1
+    if cfg.budget_force_at is not None and nxt >= cfg.budget_force_at:
+        msg = (
+            f"agent loop step {sid!r} returned Continue at iteration {nxt}, its "
+            f"budget_force_at limit ({cfg.budget_force_at}): past it a Continue is refused "
+            "and the step must finish with a result"
+        )
+        err = _steps.non_retryable(sid, msg, "BudgetExceeded")
+        _failure.fail_for_good(ctx, sid, err, dead_letter=False)
+        return
     if nxt >= cfg.max_iterations:
         msg = (
             f"agent loop step {sid!r} reached its max_iterations limit ({cfg.max_iterations}) "

@@ -7,11 +7,20 @@ and the field, because they become the step's (non-retryable) error as users see
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from dagnats.dag.definition.conditions import ConditionError, lookup
-from dagnats.dag.definition.models import StepDef
+from croniter import croniter
+
+from dagnats.dag.definition.conditions import (
+    ConditionError,
+    as_match_text,
+    go_compare,
+    input_value,
+    lookup,
+    parse_path,
+)
+from dagnats.dag.definition.models import EventMatch, SkipIf, StepDef
 from dagnats.dag.machine.state import RunState, StepState
 
 
@@ -122,6 +131,15 @@ def resolve_until(step_id: str, until: str, step_input: Any, run: RunState) -> d
     return when
 
 
+def resolve_any_match(
+    where: str, match: EventMatch | Mapping[str, str], step_input: Any, run: RunState
+) -> tuple[dict[str, Any], bool]:
+    """A waiter's ``(match, as_text)`` from either form of a ``match`` config."""
+    if isinstance(match, EventMatch):
+        return resolve_go_match(where, match, run), True
+    return resolve_match(where, match, step_input, run), False
+
+
 def resolve_match(
     step_id: str, match: Mapping[str, str], step_input: Any, run: RunState
 ) -> dict[str, Any]:
@@ -146,3 +164,71 @@ def resolve_match(
             )
         out[field] = value
     return out
+
+
+# --- Go's forms ----------------------------------------------------------------------------
+
+
+def skip_object_holds(cond: SkipIf, run: RunState) -> bool:
+    """Go's ``{step_id, field, op, value}``: the dependency's output object's top-level
+    ``field`` compared with ``value`` (see :func:`go_compare`); anything missing -> false."""
+    st = run.steps.get(cond.step_id)
+    output = dependency_value(st) if st is not None else None
+    if not isinstance(output, Mapping) or cond.field not in output:
+        return False
+    return go_compare(cond.op, output[cond.field], cond.value)
+
+
+def resolve_go_match(where: str, match: EventMatch, run: RunState) -> dict[str, Any]:
+    """``{left: text}`` for a waiter from Go's match: ``right`` read from the run input
+    (``input.<path>``) or a completed step's output (``step.<id>.output.<path>``), as text.
+
+    Nothing there (or an object) is an error, as in the dagnats form: a waiter matching
+    "missing" would swallow unrelated events.
+    """
+    segments = parse_path(match.right)
+    if segments[0] == "input":
+        value = lookup(match.right, {"input": run.input})
+    else:
+        st = run.steps.get(segments[1])
+        value = None
+        if st is not None and st.status in ("completed", "recovered"):
+            value = lookup(".".join(segments[2:]), {"output": st.output})
+    text = as_match_text(value)
+    if text is None:
+        raise InputError(
+            f"{where}: config 'match' right {match.right!r} resolved to "
+            f"{json_type(value)}, not a value to compare"
+        )
+    return {match.left: text}
+
+
+def resolve_input_instant(step_id: str, path: str, run: RunState) -> datetime:
+    """Go's ``until_input_path``: the run input's RFC 3339 string or epoch milliseconds."""
+    value = input_value(path, run.input)
+    where = f"sleep step {step_id!r}: config 'until_input_path' {path!r}"
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            return datetime.fromtimestamp(value / 1000, tz=UTC)
+        except (OverflowError, OSError, ValueError) as exc:
+            raise InputError(f"{where}: {value!r} is not a time in epoch ms") from exc
+    if isinstance(value, str):
+        when = parse_timestamp(value)
+        if when is not None:
+            return when
+        raise InputError(f"{where} holds {value!r}, which is not an RFC 3339 timestamp")
+    raise InputError(
+        f"{where} must hold an RFC 3339 string or epoch milliseconds, got {json_type(value)}"
+    )
+
+
+def next_cron_instant(expression: str, after: datetime) -> datetime:
+    """The first minute matching a 5-field cron expression (UTC) strictly after ``after``."""
+    base = after.astimezone(UTC)
+    nxt = croniter(expression, base).get_next(datetime)
+    if not isinstance(nxt, datetime):
+        raise InputError(f"cron expression {expression!r} has no next time")
+    if nxt.tzinfo is None:
+        nxt = nxt.replace(tzinfo=UTC)
+    # croniter answers in minutes; a start exactly on a match waits for the next one.
+    return nxt if nxt > base else nxt + timedelta(minutes=1)

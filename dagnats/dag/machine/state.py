@@ -118,6 +118,10 @@ class RunState(BaseModel):
     # compensation in progress: steps still to compensate, in order
     compensating: list[str] | None = None
     failed_step: str | None = None  # the step whose failure ended or compensated the run
+    # Fragments that planner steps added: planner id -> its steps as the handler returned
+    # them (validated; ids not yet prefixed). The machine derives the run's full definition
+    # from the definition plus these, so a snapshot and a replay agree.
+    plans: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
     retries: int = 0  # how many times the run was resumed in place (``retry_run``)
     rerun_of: str | None = None  # the run this one repeats (``rerun``), if any
 

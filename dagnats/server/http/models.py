@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from dagnats.dag.machine.state import RunState
+from dagnats.protocol.names import MAX_NAME_LEN, NAME_PATTERN
 
 
 class ErrorDetail(BaseModel):
@@ -41,15 +42,15 @@ class Ready(BaseModel):
 class StartRunRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    workflow: str = Field(min_length=1)
+    workflow: str = Field(pattern=NAME_PATTERN, max_length=MAX_NAME_LEN)
     """Name of a registered workflow."""
     input: Any = None
     """The run input (any JSON), checked against the workflow's ``input_schema``."""
-    run_id: str | None = None
+    run_id: str | None = Field(None, pattern=NAME_PATTERN, max_length=MAX_NAME_LEN)
     """Choose the run id (1-128 of ``[A-Za-z0-9_-]``); a new one by default."""
     idempotency_key: str | None = None
     """A second start with the same key returns the first run (``duplicate: true``)."""
-    revision: int | None = None
+    revision: int | None = Field(None, ge=1)
     """Run this revision of the workflow instead of the latest."""
 
 

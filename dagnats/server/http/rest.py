@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 
 from dagnats.dag.definition.models import WorkflowDef
+from dagnats.protocol.names import MAX_NAME_LEN, NAME_PATTERN
 from dagnats.server.http.bodies import BODY_MODELS, JsonBody, read_json, request_body_doc
 from dagnats.server.http.context import Ctx
 from dagnats.server.http.errors import error_responses
@@ -32,6 +33,8 @@ from dagnats.server.http.models import (
     WorkflowSummary,
 )
 
+EVENT_NAME_PATTERN = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
+
 router = APIRouter()
 
 BODY_MODELS["WorkflowDef"] = WorkflowDef
@@ -41,6 +44,13 @@ START = JsonBody(StartRunRequest)
 REASON = JsonBody(ReasonRequest, required=False)
 
 AnyJson = Annotated[Any, Depends(read_json)]
+# Path parameters with their alphabet: a name outside it is a 422 naming the parameter.
+WorkflowName = Annotated[
+    str, Path(pattern=NAME_PATTERN, max_length=MAX_NAME_LEN, description="A workflow name.")
+]
+RunId = Annotated[str, Path(pattern=NAME_PATTERN, max_length=MAX_NAME_LEN)]
+SignalName = Annotated[str, Path(pattern=NAME_PATTERN, max_length=MAX_NAME_LEN)]
+EventName = Annotated[str, Path(pattern=EVENT_NAME_PATTERN, max_length=255)]
 MaxList = Query(100, ge=1, le=1000, description="At most this many runs, newest first.")
 
 
@@ -64,14 +74,16 @@ async def list_workflows(ctx: Ctx) -> list[WorkflowSummary]:
 
 
 @router.get("/workflows/{name}", tags=["workflows"], responses=error_responses(400, 404))
-async def get_workflow(ctx: Ctx, name: str, revision: int | None = None) -> WorkflowDetail:
+async def get_workflow(
+    ctx: Ctx, name: WorkflowName, revision: Annotated[int | None, Query(ge=1)] = None
+) -> WorkflowDetail:
     """A workflow's definition (the latest, or ``revision``)."""
     body: dict[str, Any] = {"name": name, "revision": revision}
     return WorkflowDetail.model_validate(await ctx.ops.get_workflow(body))
 
 
 @router.delete("/workflows/{name}", tags=["workflows"], responses=error_responses(400, 404))
-async def delete_workflow(ctx: Ctx, name: str) -> Deleted:
+async def delete_workflow(ctx: Ctx, name: WorkflowName) -> Deleted:
     """Delete a workflow; runs of it keep their pinned revision."""
     return Deleted.model_validate(await ctx.ops.delete_workflow({"name": name}))
 
@@ -95,9 +107,11 @@ async def list_runs(
     workflow: str | None = None,
     status: str | None = None,
     limit: int = MaxList,
+    since: str | None = Query(None, description="Only runs created since (RFC 3339)."),
 ) -> list[RunListItem]:
-    """Runs, newest first, optionally of one workflow and in one status."""
-    out = await ctx.ops.list_runs({"workflow": workflow, "status": status, "limit": limit})
+    """Runs, newest first by creation time, optionally of one workflow and in one status."""
+    body = {"workflow": workflow, "status": status, "limit": limit, "since": since}
+    out = await ctx.ops.list_runs(body)
     return [RunListItem.model_validate(r) for r in out]
 
 
@@ -107,13 +121,13 @@ async def list_runs(
     responses=error_responses(400, 404),
     response_model_exclude_none=True,
 )
-async def get_run(ctx: Ctx, run_id: str) -> RunState:
+async def get_run(ctx: Ctx, run_id: RunId) -> RunState:
     """A run's state as its history has it."""
     return RunState.model_validate(await ctx.ops.get_run({"run_id": run_id}))
 
 
 @router.delete("/runs/{run_id}", tags=["runs"], responses=error_responses(400, 404, 409))
-async def delete_run(ctx: Ctx, run_id: str, force: bool = False) -> Deleted:
+async def delete_run(ctx: Ctx, run_id: RunId, force: bool = False) -> Deleted:
     """Delete a finished run (``force``: cancel a live one first, then delete it)."""
     return Deleted.model_validate(await ctx.ops.delete_run({"run_id": run_id, "force": force}))
 
@@ -124,7 +138,7 @@ async def delete_run(ctx: Ctx, run_id: str, force: bool = False) -> Deleted:
     responses=error_responses(400, 404),
     response_model_exclude_none=True,
 )
-async def run_events(ctx: Ctx, run_id: str) -> list[RunEvent]:
+async def run_events(ctx: Ctx, run_id: RunId) -> list[RunEvent]:
     """A run's history, oldest first."""
     return [RunEvent.model_validate(e) for e in await ctx.ops.run_events({"run_id": run_id})]
 
@@ -136,7 +150,7 @@ async def run_events(ctx: Ctx, run_id: str) -> list[RunEvent]:
     openapi_extra=REASON.route_doc(),
 )
 async def cancel_run(
-    ctx: Ctx, run_id: str, body: Annotated[ReasonRequest, Depends(REASON)]
+    ctx: Ctx, run_id: RunId, body: Annotated[ReasonRequest, Depends(REASON)]
 ) -> RunCancelled:
     """Ask the engine to cancel a run (no-op on a finished one)."""
     out = await ctx.ops.cancel_run({"run_id": run_id, "reason": body.reason})
@@ -149,7 +163,7 @@ async def cancel_run(
     responses=error_responses(400),
     openapi_extra=ANY_JSON_DOC,
 )
-async def signal_run(ctx: Ctx, run_id: str, name: str, data: AnyJson) -> SignalSent:
+async def signal_run(ctx: Ctx, run_id: RunId, name: SignalName, data: AnyJson) -> SignalSent:
     """Send a signal (the body is its data) to a run; kept until a step waits for it."""
     out = await ctx.ops.interactions.signal_run({"run_id": run_id, "name": name, "data": data})
     return SignalSent.model_validate(out)
@@ -158,7 +172,7 @@ async def signal_run(ctx: Ctx, run_id: str, name: str, data: AnyJson) -> SignalS
 @router.post(
     "/events/{name}", tags=["events"], responses=error_responses(400), openapi_extra=ANY_JSON_DOC
 )
-async def publish_event(ctx: Ctx, name: str, data: AnyJson) -> EventPublished:
+async def publish_event(ctx: Ctx, name: EventName, data: AnyJson) -> EventPublished:
     """Publish an external event (the body is its data) for ``wait_for_event`` steps."""
     out = await ctx.ops.interactions.publish_event({"name": name, "data": data})
     return EventPublished.model_validate(out)

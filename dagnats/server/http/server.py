@@ -13,6 +13,7 @@ import contextlib
 import logging
 import socket
 from collections.abc import Callable, Generator, Sequence
+from typing import Any
 
 import uvicorn
 
@@ -60,11 +61,14 @@ class HttpGateway:
         ops: Operations | None = None,
         token: str | None = None,
         routers: Sequence[Routes] = (),
+        services: dict[str, Any] | None = None,
     ) -> None:
         self.nc = nc
         self.host, self.port = host, port
         self._own_ops = ops is None
-        self.context = HttpContext(nc=nc, ops=ops or Operations(nc), ready=ready)
+        self.context = HttpContext(
+            nc=nc, ops=ops or Operations(nc), ready=ready, services=dict(services or {})
+        )
         self.app = create_app(self.context, token=token, routers=routers)
         self._server: _Server | None = None
         self._task: asyncio.Task[None] | None = None
@@ -91,7 +95,9 @@ class HttpGateway:
         self._server = server
         self._task = asyncio.create_task(server.serve(sockets=[sock]))
         up = asyncio.create_task(server.up.wait())
-        done, _ = await asyncio.wait({self._task, up}, timeout=START_TIMEOUT_S)
+        done, _ = await asyncio.wait(
+            {self._task, up}, timeout=START_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED
+        )
         if up not in done:
             up.cancel()
             await self.stop()
