@@ -114,6 +114,7 @@ def service() -> Iterator[_Service]:
         svc.call(svc._stop())
         svc.loop.call_soon_threadsafe(svc.loop.stop)
         svc.thread.join(timeout=10.0)
+        svc.loop.close()
 
 
 @settings(
