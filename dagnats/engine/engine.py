@@ -172,6 +172,11 @@ class Engine:
         await asyncio.gather(p.timers.stop(), p.correlator.stop(), p.advisories.stop())
         self.crashed.set()
 
+    @property
+    def running(self) -> bool:
+        """Whether the engine's consume loop is alive (started and not ended or crashed)."""
+        return self._loop is not None and not self._loop.done()
+
     async def _on_forget(self, msg: Msg) -> None:
         self.parts.runs.forget(msg.subject.rsplit(".", 1)[-1])
 

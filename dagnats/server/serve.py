@@ -19,6 +19,7 @@ import ipaddress
 import logging
 import os
 import signal
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from dagnats._nats.types import NatsClient
 from dagnats.engine import Engine
 from dagnats.errors import ServerError
 from dagnats.server.api import ApiService
+from dagnats.server.health import Health, connection_probe
 from dagnats.server.http import HttpGateway, Routes
 from dagnats.server.http import redrive as redrive_http
 from dagnats.server.http.auth import check_token
@@ -117,6 +119,10 @@ class Serve:
         self.http: HttpGateway | None = None
         self.metrics: MetricsServer | None = None
         self.ready = False
+        # Each part's live health (/ready follows it) and, once set, why serve must exit.
+        self.health = Health()
+        self.fatal: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._watch: asyncio.Task[None] | None = None
 
     @property
     def nats_url(self) -> str:
@@ -136,14 +142,22 @@ class Serve:
                 auth=o.nats_auth,
             )
             await self.nats.start()
-        self.nc = await connect_nats(self.nats_url, max_reconnect_attempts=-1, auth=o.nats_auth)
+            self._watch = asyncio.create_task(self._watch_nats_server(self.nats))
+        self.nc = await connect_nats(
+            self.nats_url, max_reconnect_attempts=-1, auth=o.nats_auth, closed_cb=self._closed
+        )
+        self.health.add("nats", connection_probe(self.nc))
         await setup_resources(self.nc.jetstream(), replicas=o.replicas)
         if o.api:
             self.api = ApiService(self.nc)
             await self.api.start()
+            api = self.api
+            self.health.add("api", lambda: (api.running, "serving dagnats.api.>"))
         if o.engine:
             self.engine = Engine(self.nc)
             await self.engine.start()
+            engine = self.engine
+            self.health.add("engine", lambda: (engine.running, "consuming the history"))
         if o.http:
             # One Operations for NATS and HTTP requests: one definitions cache and watch.
             ops: Operations | None = self.api.ops if self.api is not None else None
@@ -151,13 +165,15 @@ class Serve:
                 self.nc,
                 host=o.http_host or o.host,
                 port=o.http_port,
-                ready=lambda: self.ready,
+                ready=lambda: self.ready and self.health.ready(),
                 ops=ops,
                 token=o.http_token,
                 routers=[*http_routes(), *self.routes],
                 services=self.services,
             )
             await self.http.start()
+            http = self.http
+            self.health.add("http", lambda: (http.running, f"serving {http.url}"))
         if o.metrics_port is not None:
             self.metrics = MetricsServer(o.metrics_port, js=self.nc.jetstream())
             await self.metrics.start()
@@ -168,21 +184,45 @@ class Serve:
             f", HTTP on {self.http.url}" if self.http else "",
         )
 
+    def _fail(self, reason: str) -> None:
+        if not self.fatal.done() and self.ready:
+            log.error("%s: shutting down to exit non-zero", reason)
+            self.fatal.set_result(reason)
+
+    async def _closed(self) -> None:
+        # nats-py closes a connection for good on some server errors; nothing reconnects it.
+        self._fail("the NATS connection was closed for good")
+
+    async def _watch_nats_server(self, server: EmbeddedNats) -> None:
+        rc = await server.wait()
+        self._fail(f"the embedded nats-server exited (code {rc})")
+
     async def stop(self) -> None:
         self.ready = False
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
         if self.metrics is not None:
             await self.metrics.stop()
         if self.http is not None:
             await self.http.stop(timeout_s=5.0)
+        # After a fatal error the connection may be gone: each part still gets its stop.
         if self.engine is not None:
-            await self.engine.stop()
+            await _stop_part("engine", self.engine.stop())
         if self.api is not None:
-            await self.api.stop()
+            await _stop_part("API", self.api.stop())
         if self.nc is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.nc.drain(), 5.0)
         if self.nats is not None:
             await self.nats.stop()
+
+
+async def _stop_part(name: str, stopping: Coroutine[Any, Any, None]) -> None:
+    try:
+        await stopping
+    except Exception as exc:  # noqa: BLE001 - shutting down: the rest must still stop
+        log.warning("stopping the %s failed: %s", name, exc)
 
 
 async def serve(opts: ServeOptions, *, stop: asyncio.Event | None = None) -> None:
@@ -193,11 +233,14 @@ async def serve(opts: ServeOptions, *, stop: asyncio.Event | None = None) -> Non
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     app = Serve(opts)
+    waiting: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
     try:
         await app.start()
-        await stop.wait()
+        either: set[asyncio.Future[Any]] = {waiting, app.fatal}
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
         log.info("shutting down")
     finally:
+        waiting.cancel()
         try:
             await asyncio.wait_for(app.stop(), SHUTDOWN_DEADLINE_S)
         except TimeoutError:
@@ -209,3 +252,5 @@ async def serve(opts: ServeOptions, *, stop: asyncio.Event | None = None) -> Non
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
+    if app.fatal.done():
+        raise ServerError(app.fatal.result())  # the CLI exits 1 with this line
