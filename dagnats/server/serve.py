@@ -54,6 +54,8 @@ class ServeOptions:
     nats_server: str | None = None
     leaf_remotes: list[str] = field(default_factory=list)
     replicas: int = 1
+    retention_s: float | None = None
+    """Finished runs are removed this long after they finished (``None``: kept)."""
     engine: bool = True
     api: bool = True
     http: bool = True
@@ -154,7 +156,7 @@ class Serve:
             api = self.api
             self.health.add("api", lambda: (api.running, "serving dagnats.api.>"))
         if o.engine:
-            self.engine = Engine(self.nc)
+            self.engine = Engine(self.nc, retention_s=o.retention_s)
             await self.engine.start()
             engine = self.engine
             self.health.add("engine", lambda: (engine.running, "consuming the history"))
