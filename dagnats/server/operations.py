@@ -127,7 +127,7 @@ class Operations:
 
     async def get_workflow(self, body: dict[str, Any]) -> dict[str, Any]:
         name = _workflow_name(body)
-        found = await self.defs.get(name, _revision(body.get("revision")))
+        found = await self.defs.get(name, _revision(body))
         if found is None:
             raise WorkflowNotFoundError(f"workflow '{name}' is not registered")
         d, rev = found
@@ -148,7 +148,7 @@ class Operations:
 
     async def workflow_revision(self, name: str, revision: Any) -> tuple[WorkflowDef, int]:
         """The definition a start would use; ``WorkflowNotFoundError`` when there is none."""
-        found = await self.defs.get(name, _revision(revision))
+        found = await self.defs.get(name, _revision({"revision": revision}))
         if found is None:
             at = f" at revision {revision}" if revision is not None else ""
             raise WorkflowNotFoundError(f"workflow '{name}' is not registered{at}")
@@ -381,15 +381,6 @@ def _workflow_name(body: dict[str, Any], field: str = "name") -> str:
     return keys.check_name(_name(body, field), f"workflow name in field '{field}'")
 
 
-def _revision(value: Any) -> int | None:
-    """A definition revision: None (the latest) or a positive integer (400 otherwise)."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ApiError(f"invalid revision {value!r}: a positive integer", code=400)
-    return value
-
-
 def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
 
@@ -409,3 +400,15 @@ def _chosen_or_new_run_id(body: dict[str, Any]) -> str:
     """The run id the caller chose (checked), else a new one."""
     run_id = body.get("run_id") or protocol.new_run_id()
     return check_name(run_id, "run_id")
+
+
+def _revision(body: dict[str, Any]) -> int | None:
+    """The optional ``revision`` field: a positive integer."""
+    value = body.get("revision")
+    if value is None:
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ApiError(f"field 'revision' must be a positive integer, got {value!r:.60}", code=400)
+    return value
