@@ -3,7 +3,8 @@ processes, no HTTP). A second serve on the same data dir must stop with "data di
 pid N" and leave the first one serving (it used to take the running server for a stale one
 and stop it). Killing the nats-server with SIGKILL, or closing the connection for good, must
 turn /ready's health false and end serve with a reason (so the process exits non-zero). The
-server's own log lines reach the process's log. Every wait is bounded."""
+server's own log lines reach the process's log. A worker whose connection is closed for good
+raises from run() (so `dagnats worker` exits non-zero). Every wait is bounded."""
 
 from __future__ import annotations
 
@@ -16,7 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from dagnats.errors import ServerError
+from dagnats import TaskContext, Worker
+from dagnats._nats.types import NatsClient
+from dagnats.errors import NatsUnavailableError, ServerError
+from dagnats.server import EmbeddedNats
 from dagnats.server.serve import Serve, ServeOptions, serve
 
 WAIT_S = 15.0
@@ -115,3 +119,29 @@ async def test_the_nats_server_log_reaches_the_process_log(
         await app.stop()
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("nats-server: ")]
     assert any("Server is ready" in line for line in lines)
+
+
+async def test_a_worker_whose_connection_closes_for_good_raises(
+    dagnats_server: EmbeddedNats, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    worker = Worker(dagnats_server.url, handle_signals=False)
+
+    @worker.task()
+    async def noop(ctx: TaskContext) -> None:
+        return None
+
+    opened: asyncio.Future[NatsClient] = asyncio.get_running_loop().create_future()
+    real = worker._connect
+
+    async def connect() -> NatsClient:
+        nc = await real()
+        opened.set_result(nc)
+        return nc
+
+    monkeypatch.setattr(worker, "_connect", connect)
+    running = asyncio.create_task(worker.run())
+    nc = await asyncio.wait_for(opened, WAIT_S)
+    await asyncio.wait_for(worker.ready.wait(), WAIT_S)
+    await nc.close()  # nats-py fires the same callback when a server error ends it
+    with pytest.raises(NatsUnavailableError, match="closed for good"):
+        await asyncio.wait_for(running, WAIT_S)
