@@ -42,9 +42,6 @@ MAX_APPLY_TRIES = 6
 MAX_EVENT_DELIVERIES = 10
 # Errors that come back on every delivery (bad data, a bug), unlike NATS trouble.
 LASTING_ERRORS = (ValueError, TypeError, KeyError, AttributeError, AssertionError)
-# Deliveries of one run waiting for its actor: past this, new ones are given back (nak with
-# delay) until the queue has drained, so one slow or stuck run cannot fill the feed.
-MAX_QUEUED_PER_RUN = 256
 FLUSH_DELAY_S = 0.1  # how long a running run's snapshot may lag its applied events
 
 
@@ -73,7 +70,6 @@ class Engine:
         self.js = nc.jetstream()
         self.max_inflight = max_inflight
         self._queues: dict[str, deque[tuple[Msg, Event] | None]] = {}
-        self._shedding: set[str] = set()  # runs whose queue is full: new deliveries go back
         self._flush_due: set[str] = set()
         self._actors: set[asyncio.Task[None]] = set()
         self._loop: asyncio.Task[None] | None = None
@@ -209,21 +205,7 @@ class Engine:
                 # Records describe decisions already applied: nothing to do.
                 await self._finish(msg)
                 continue
-            if self._shed(event.run_id):
-                await self._nak(msg)  # comes again once this run's queue has drained
-                continue
             self._enqueue(event.run_id, (msg, event))
-
-    def _shed(self, run_id: str) -> bool:
-        """Whether this run's queue is full; once it is, until its actor has emptied it (so
-        that its events come back in order behind those already queued)."""
-        q = self._queues.get(run_id)
-        if q is None:
-            return False
-        if run_id in self._shedding or len(q) >= MAX_QUEUED_PER_RUN:
-            self._shedding.add(run_id)
-            return True
-        return False
 
     def _enqueue(self, run_id: str, item: tuple[Msg, Event] | None) -> None:
         """Queue work for a run's actor (``None`` = write its staged snapshot)."""
@@ -292,7 +274,6 @@ class Engine:
         finally:
             if self._queues.get(run_id) is q:
                 del self._queues[run_id]
-                self._shedding.discard(run_id)
 
     async def _flush(self, run_id: str) -> None:
         try:
