@@ -126,6 +126,7 @@ async def connect(
     error_cb: ErrorCallback | None = None,
     reconnected_cb: Callback | None = None,
     auth: NatsAuth | None = None,
+    closed_cb: Callback | None = None,
 ) -> NatsClient:
     """Connect to ``url``; ``max_reconnect_attempts=-1`` reconnects for ever after a drop.
 
@@ -163,6 +164,8 @@ async def connect(
     }
     if reconnected_cb is not None:
         options["reconnected_cb"] = reconnected_cb
+    if closed_cb is not None:  # closed for good: no more reconnects
+        options["closed_cb"] = closed_cb
     attempt = asyncio.ensure_future(nc.connect(server_urls(url), **options))
     either: list[asyncio.Future[Any]] = [attempt, hopeless]
     await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)

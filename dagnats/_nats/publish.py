@@ -15,6 +15,8 @@ from dagnats import protocol
 from dagnats.protocol.events import Event
 from dagnats.telemetry import tracing
 
+ACK_TIMEOUT_S = 5.0  # the longest an async publish's ack is awaited (then: the retry path)
+PUBLISH_ACK_TIMEOUT_S = ACK_TIMEOUT_S  # the name main gave it
 MAX_ATOMIC_BATCH = 1000  # nats-server refuses larger atomic batches (error 10199)
 ERR_BATCH_DUPLICATE_ID = 10201  # "atomic publish batch contains duplicate message id"
 
@@ -85,27 +87,28 @@ async def append_event(
     )
 
 
-PUBLISH_ACK_TIMEOUT_S = 5.0
-
-
 async def gather_acks(
-    futures: Sequence[asyncio.Future[PubAck]], timeout_s: float = PUBLISH_ACK_TIMEOUT_S
+    futures: Sequence[asyncio.Future[PubAck]], *, timeout_s: float = ACK_TIMEOUT_S
 ) -> None:
     """Wait for every async publish; the first failure is raised after all have settled.
 
-    Bounded: nats-py's futures never resolve when the server dies between taking a publish
-    and answering it (a SIGKILLed server), so after ``timeout_s`` the ones still open are
-    given up and ``TimeoutError`` raised; the caller publishes again under the same dedup
-    ids, which is harmless if the first one was stored.
+    An ack lost on the way (the server killed after storing the message, a leader change)
+    would leave its future pending for ever, holding one of nats-py's pending-publish slots:
+    after ``timeout_s`` the pending ones are cancelled (which frees their slots) and
+    ``TimeoutError`` is raised, so that the caller publishes again with the same message ids.
     """
     if not futures:
         return
     _done, pending = await asyncio.wait(futures, timeout=timeout_s)
+    for f in pending:
+        f.cancel()
     if pending:
-        for f in pending:
-            f.cancel()
-        raise TimeoutError(f"{len(pending)} publish(es) not acknowledged within {timeout_s}s")
-    results = await asyncio.gather(*futures, return_exceptions=True)
-    for r in results:
-        if isinstance(r, BaseException):
-            raise r
+        await asyncio.sleep(0)  # the cancelled futures' callbacks free their slots
+        raise TimeoutError(
+            f"{len(pending)} of {len(futures)} JetStream publish acks not received within "
+            f"{timeout_s:g}s (ACK_TIMEOUT_S)"
+        )
+    for f in futures:
+        exc = f.exception()
+        if exc is not None:
+            raise exc

@@ -17,6 +17,7 @@ from dagnats.cli.common import (
     setup_logging,
 )
 from dagnats.cli.loader import resolve
+from dagnats.protocol.durations import parse_duration
 from dagnats.server import NatsAuth, ServeOptions, serve
 from dagnats.server.metrics import MetricsServer
 
@@ -81,6 +82,32 @@ MetricsPortOpt = Annotated[
         help="Serve Prometheus metrics on 127.0.0.1:PORT/metrics (0: a free port).",
     ),
 ]
+
+
+def _retention(value: str | None) -> float | None:
+    if value is None:
+        return None
+    text = value.strip()
+    try:
+        # Days too (the duration format stops at hours): "30d", "7d12h".
+        days, _, rest = text.partition("d") if "d" in text else ("0", "", text)
+        ns = int(float(days) * 86_400e9) + (parse_duration(rest) if rest else 0)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--retention") from exc
+    if ns <= 0:
+        raise typer.BadParameter("must be positive", param_hint="--retention")
+    return ns / 1e9
+
+
+RetentionOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--retention",
+        envvar="DAGNATS_RETENTION",
+        show_envvar=True,
+        help="Remove finished runs this long after they finished (e.g. 30d) [default: kept].",
+    ),
+]
 ReplicasOpt = Annotated[
     int,
     typer.Option(
@@ -120,6 +147,7 @@ def serve_cmd(
         typer.Option("--leaf-remote", help="Hub URL to join as a leaf node (repeatable, ≤ 10)."),
     ] = None,
     replicas: ReplicasOpt = 1,
+    retention: RetentionOpt = None,
     log_level: LogLevelOpt = "info",
     host: HostOpt = "127.0.0.1",
     http_host: HttpHostOpt = None,
@@ -156,6 +184,7 @@ def serve_cmd(
         nats_server=nats_server,
         leaf_remotes=remotes,
         replicas=replicas,
+        retention_s=_retention(retention),
         host=host,
         http_host=http_host,
         http_token=http_token,
@@ -169,6 +198,7 @@ def engine_cmd(
     replicas: ReplicasOpt = 1,
     metrics_port: MetricsPortOpt = None,
     log_level: LogLevelOpt = "info",
+    retention: RetentionOpt = None,
 ) -> None:
     """Run only the workflow engine against an existing NATS."""
     setup_logging(log_level)
@@ -176,6 +206,7 @@ def engine_cmd(
         ServeOptions(
             nats_url=nats_url,
             replicas=replicas,
+            retention_s=_retention(retention),
             engine=True,
             api=False,
             http=False,

@@ -28,6 +28,7 @@ from dagnats.dag.machine.advance import advance
 from dagnats.dag.machine.state import RunState
 from dagnats.engine._parts import EngineParts, open_parts
 from dagnats.engine.executor import Executor
+from dagnats.engine.retention import Retention
 from dagnats.engine.timers import TimerClock
 from dagnats.protocol import events as ev
 from dagnats.protocol.events import Event
@@ -56,9 +57,11 @@ class Engine:
         apply_tries: int = MAX_APPLY_TRIES,
         redeliver_delay_s: float = 2.0,
         clock: TimerClock | None = None,
+        retention_s: float | None = None,
     ) -> None:
         """``clock`` decides when timers are due (the wall clock unless a test gives its
-        virtual one: ``dagnats.testing``)."""
+        virtual one: ``dagnats.testing``); ``retention_s`` removes finished runs that long
+        after they finished (``None``: kept; see engine.retention)."""
         self.max_event_deliveries = max_event_deliveries
         self.apply_tries = apply_tries
         self.redeliver_delay_s = redeliver_delay_s
@@ -78,6 +81,7 @@ class Engine:
         """Testing seam (``env.faults.crash_engine``): after this many more events applied,
         the engine dies before acking the last one and without writing staged snapshots."""
         self.crashed = asyncio.Event()
+        self.retention = None if retention_s is None else Retention(nc, retention_s)
 
     @property
     def parts(self) -> EngineParts:
@@ -100,6 +104,8 @@ class Engine:
         await p.correlator.start()
         self._forget_sub = await self.nc.subscribe(protocol.forget_subject("*"), cb=self._on_forget)
         self._loop = asyncio.create_task(self._consume(), name="dagnats-engine")
+        if self.retention is not None:
+            await self.retention.start()
         self.ready.set()
         log.info("engine started")
 
@@ -109,6 +115,8 @@ class Engine:
             return
         p = self._parts
         # Pause every feed first so their open pull requests run out side by side.
+        if self.retention is not None:
+            await self.retention.stop()
         for feed in (p.feed, p.timers.feed, p.correlator.feed, p.advisories.feed):
             feed.pause()
         self._loop.cancel()
@@ -167,6 +175,11 @@ class Engine:
         # The services settle each message as they go: stopping them loses nothing more.
         await asyncio.gather(p.timers.stop(), p.correlator.stop(), p.advisories.stop())
         self.crashed.set()
+
+    @property
+    def running(self) -> bool:
+        """Whether the engine's consume loop is alive (started and not ended or crashed)."""
+        return self._loop is not None and not self._loop.done()
 
     async def _on_forget(self, msg: Msg) -> None:
         self.parts.runs.forget(msg.subject.rsplit(".", 1)[-1])

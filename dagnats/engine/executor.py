@@ -21,7 +21,13 @@ from dagnats import protocol
 from dagnats._nats import cas
 from dagnats._nats.kvscan import purge_key
 from dagnats._nats.payloads import THRESHOLD_BYTES, Payloads
-from dagnats._nats.publish import append_event, gather_acks, msg_id, publish_atomic
+from dagnats._nats.publish import (
+    ACK_TIMEOUT_S,
+    append_event,
+    gather_acks,
+    msg_id,
+    publish_atomic,
+)
 from dagnats._nats.stores import DefinitionStore
 from dagnats._nats.types import JetStreamContext, KeyValue, NatsClient, PubAck
 from dagnats.dag.machine.actions import (
@@ -77,6 +83,9 @@ class Executor:
         self.payloads = Payloads(js)
         # The actions about a run as a whole (admission, its end, children, approvals).
         self.run_actions = RunActions(nc, js, defs, kv)
+        # How long a publish ack is awaited before the actions fail and are applied again
+        # (same message ids): a lost ack must not hold the run's actor for ever.
+        self.ack_timeout_s = ACK_TIMEOUT_S
 
     async def execute(
         self, actions: list[Action], *, records_later: bool = False
@@ -119,7 +128,7 @@ class Executor:
             else:
                 later.append(a)
         await self._dispatch(fanout, futures)
-        await gather_acks(futures)
+        await gather_acks(futures, timeout_s=self.ack_timeout_s)
         for a in later:
             await self._other(a)
         if not record_futures:
@@ -127,7 +136,7 @@ class Executor:
 
         async def confirm() -> None:
             try:
-                await gather_acks(record_futures)
+                await gather_acks(record_futures, timeout_s=self.ack_timeout_s)
             except Exception as exc:  # noqa: BLE001 - unconfirmed: publish again (dedup ids)
                 log.warning("history records not acknowledged (%s); publishing again", exc)
                 for r in records:
@@ -244,7 +253,10 @@ class Executor:
         await self.run_actions.drain(timeout_s)
 
     async def _pub(self, subject: str, data: bytes, dedup_id: str) -> asyncio.Future[PubAck]:
-        return await self.js.publish_async(subject, data, headers=msg_id(dedup_id))
+        # Bounded wait for a pending-publish slot too (they are freed by gather_acks' deadline).
+        return await self.js.publish_async(
+            subject, data, headers=msg_id(dedup_id), wait_stall=self.ack_timeout_s
+        )
 
     async def _other(self, a: Action) -> None:
         runs = self.run_actions

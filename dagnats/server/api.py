@@ -123,6 +123,11 @@ class ApiService:
             )
         log.info("API service started on dagnats.api.>")
 
+    @property
+    def running(self) -> bool:
+        """Whether the micro service is registered (between start and stop)."""
+        return self._svc is not None
+
     async def stop(self) -> None:
         if self._svc is not None:
             await self._svc.stop()

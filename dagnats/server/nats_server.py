@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -145,6 +146,36 @@ def _is_nats_server(pid: int) -> bool:
     return b"nats-server" in cmdline
 
 
+LOCK_FILE = "dagnats.lock"
+
+
+def lock_data_dir(data_dir: Path) -> int:
+    """An exclusive lock on ``data_dir`` (its open descriptor); ``ServerError`` naming the
+    holder's pid when another process holds it. The OS releases it if the holder dies."""
+    path = data_dir / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise ServerError(
+            f"data dir {data_dir} in use by pid {holder} (another dagnats serve?): stop it, "
+            "or give this one another --data-dir"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    return fd
+
+
+def _level_of(line: str) -> int:
+    if "[ERR]" in line or "[FTL]" in line:
+        return logging.ERROR
+    if "[WRN]" in line:
+        return logging.WARNING
+    return logging.INFO
+
+
 def stop_stale_server(data_dir: Path, timeout_s: float = 5.0) -> bool:
     """Stop a nats-server left running on ``data_dir`` by a killed ``serve``. True if one was."""
     pid_path = data_dir / PID_FILE
@@ -187,6 +218,7 @@ class EmbeddedNats:
     _proc: asyncio.subprocess.Process | None = field(default=None, init=False, repr=False)
     _tmp: tempfile.TemporaryDirectory[str] | None = field(default=None, init=False, repr=False)
     _stderr_task: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
+    _lock: int | None = field(default=None, init=False, repr=False)
 
     @property
     def url(self) -> str:
@@ -217,6 +249,9 @@ class EmbeddedNats:
         else:
             data_dir = Path(self.data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
+        # Held while this server runs: a second serve on the same store stops here, before
+        # it could take the running server for a stale one and stop it.
+        self._lock = lock_data_dir(data_dir)
         await asyncio.to_thread(stop_stale_server, data_dir)
         # port 0: the server picks a free port itself (-1) and logs it, so no other process
         # can take it between our choice and its bind.
@@ -281,6 +316,7 @@ class EmbeddedNats:
                     f"{reason}"
                 )
             text = line.decode(errors="replace").rstrip()
+            log.debug("nats-server: %s", text)
             tail.append(text)
             listening = _LISTEN_RE.search(text)
             if listening and self.port == 0:
@@ -293,9 +329,17 @@ class EmbeddedNats:
         self._stderr_task = asyncio.create_task(self._drain(stderr))
 
     async def _drain(self, stream: asyncio.StreamReader) -> None:
+        # The server's own log goes to this process's log (logger dagnats.server.nats_server),
+        # at its level: [ERR]/[FTL] as errors, [WRN] as warnings, the rest as info.
         with contextlib.suppress(Exception):
-            while await stream.readline():
-                pass
+            while line := await stream.readline():
+                text = line.decode(errors="replace").rstrip()
+                log.log(_level_of(text), "nats-server: %s", text)
+
+    async def wait(self) -> int | None:
+        """The exit code once the server process ends (``None`` if it is not running)."""
+        proc = self._proc
+        return None if proc is None else await proc.wait()
 
     async def stop(self, timeout_s: float = 10.0, *, kill: bool = False) -> None:
         """Terminate, then kill after ``timeout_s`` (with ``kill``, SIGKILL at once, as a
@@ -324,6 +368,9 @@ class EmbeddedNats:
         data_dir = getattr(self, "_data_dir", None)
         if data_dir is not None:
             (Path(data_dir) / PID_FILE).unlink(missing_ok=True)
+        if self._lock is not None:
+            os.close(self._lock)  # closing the descriptor releases the lock
+            self._lock = None
 
     async def restart(self, timeout_s: float = 10.0) -> None:
         """Stop the server and start it again on the same port and store."""

@@ -19,6 +19,7 @@ import ipaddress
 import logging
 import os
 import signal
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from dagnats.server.api import ApiService
 from dagnats.server.bridge import SERVICE as BRIDGE
 from dagnats.server.bridge import Bridge
 from dagnats.server.bridge import router as bridge_router
+from dagnats.server.health import Health, connection_probe
 from dagnats.server.http import HttpGateway, Routes, hooks
 from dagnats.server.http import redrive as redrive_http
 from dagnats.server.http import triggers as trigger_rest
@@ -60,6 +62,8 @@ class ServeOptions:
     nats_server: str | None = None
     leaf_remotes: list[str] = field(default_factory=list)
     replicas: int = 1
+    retention_s: float | None = None
+    """Finished runs are removed this long after they finished (``None``: kept)."""
     engine: bool = True
     api: bool = True
     http: bool = True
@@ -139,6 +143,10 @@ class Serve:
         self.trigger_ops: TriggerOps | None = None
         self._own_ops: Operations | None = None  # the trigger service's, without an API
         self.ready = False
+        # Each part's live health (/ready follows it) and, once set, why serve must exit.
+        self.health = Health()
+        self.fatal: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._watch: asyncio.Task[None] | None = None
 
     @property
     def nats_url(self) -> str:
@@ -158,14 +166,22 @@ class Serve:
                 auth=o.nats_auth,
             )
             await self.nats.start()
-        self.nc = await connect_nats(self.nats_url, max_reconnect_attempts=-1, auth=o.nats_auth)
+            self._watch = asyncio.create_task(self._watch_nats_server(self.nats))
+        self.nc = await connect_nats(
+            self.nats_url, max_reconnect_attempts=-1, auth=o.nats_auth, closed_cb=self._closed
+        )
+        self.health.add("nats", connection_probe(self.nc))
         await setup_resources(self.nc.jetstream(), replicas=o.replicas)
         if o.api:
             self.api = ApiService(self.nc)
             await self.api.start()
+            api = self.api
+            self.health.add("api", lambda: (api.running, "serving dagnats.api.>"))
         if o.engine:
-            self.engine = Engine(self.nc)
+            self.engine = Engine(self.nc, retention_s=o.retention_s)
             await self.engine.start()
+            engine = self.engine
+            self.health.add("engine", lambda: (engine.running, "consuming the history"))
         if o.triggers:
             await self._start_triggers(self.nc)
         if o.http:
@@ -180,13 +196,15 @@ class Serve:
                 self.nc,
                 host=o.http_host or o.host,
                 port=o.http_port,
-                ready=lambda: self.ready,
+                ready=lambda: self.ready and self.health.ready(),
                 ops=ops,
                 token=o.http_token,
                 routers=[*http_routes(), *self.routes],
                 services=self.services,
             )
             await self.http.start()
+            http = self.http
+            self.health.add("http", lambda: (http.running, f"serving {http.url}"))
         if o.metrics_port is not None:
             self.metrics = MetricsServer(o.metrics_port, js=self.nc.jetstream())
             await self.metrics.start()
@@ -228,14 +246,31 @@ class Serve:
         if self.triggers is not None:
             self.services["trigger_service"] = self.triggers
 
+    def _fail(self, reason: str) -> None:
+        if not self.fatal.done() and self.ready:
+            log.error("%s: shutting down to exit non-zero", reason)
+            self.fatal.set_result(reason)
+
+    async def _closed(self) -> None:
+        # nats-py closes a connection for good on some server errors; nothing reconnects it.
+        self._fail("the NATS connection was closed for good")
+
+    async def _watch_nats_server(self, server: EmbeddedNats) -> None:
+        rc = await server.wait()
+        self._fail(f"the embedded nats-server exited (code {rc})")
+
     async def stop(self) -> None:
         self.ready = False
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
         if self.metrics is not None:
             await self.metrics.stop()
         if self.bridge is not None:
             self.bridge.pause()  # long polls return now instead of holding up the HTTP stop
         if self.http is not None:
             await self.http.stop(timeout_s=5.0)
+        # After a fatal error the connection may be gone: each part still gets its stop.
         if self.bridge is not None:
             await self.bridge.stop()  # HTTP workers' tasks go back to the queues
         if self.triggers is not None:
@@ -244,14 +279,21 @@ class Serve:
             await self.trigger_ops.close()
             await self._own_ops.close()
         if self.engine is not None:
-            await self.engine.stop()
+            await _stop_part("engine", self.engine.stop())
         if self.api is not None:
-            await self.api.stop()
+            await _stop_part("API", self.api.stop())
         if self.nc is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.nc.drain(), 5.0)
         if self.nats is not None:
             await self.nats.stop()
+
+
+async def _stop_part(name: str, stopping: Coroutine[Any, Any, None]) -> None:
+    try:
+        await stopping
+    except Exception as exc:  # noqa: BLE001 - shutting down: the rest must still stop
+        log.warning("stopping the %s failed: %s", name, exc)
 
 
 async def serve(opts: ServeOptions, *, stop: asyncio.Event | None = None) -> None:
@@ -262,11 +304,14 @@ async def serve(opts: ServeOptions, *, stop: asyncio.Event | None = None) -> Non
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     app = Serve(opts)
+    waiting: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
     try:
         await app.start()
-        await stop.wait()
+        either: set[asyncio.Future[Any]] = {waiting, app.fatal}
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
         log.info("shutting down")
     finally:
+        waiting.cancel()
         try:
             await asyncio.wait_for(app.stop(), SHUTDOWN_DEADLINE_S)
         except TimeoutError:
@@ -278,3 +323,5 @@ async def serve(opts: ServeOptions, *, stop: asyncio.Event | None = None) -> Non
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
+    if app.fatal.done():
+        raise ServerError(app.fatal.result())  # the CLI exits 1 with this line

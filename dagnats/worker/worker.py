@@ -116,6 +116,9 @@ class Worker:
         self._beats: Heartbeater | None = None
         self._directory: Directory | None = None
         self._stopping = False
+        # Set when the connection was closed for good: run() then raises instead of
+        # returning, so `dagnats worker` exits non-zero and a supervisor restarts it.
+        self._lost: str | None = None
 
     # ---- registration ----------------------------------------------------------------
 
@@ -184,6 +187,7 @@ class Worker:
         if not self.tasks:
             raise ValueError(f"worker {self.name} has no tasks: register them with @worker.task()")
         self._done = asyncio.Event()
+        self._lost = None
         self._run_task = asyncio.current_task()
         restore_signals = self._install_signal_handlers()
         nc: NatsClient | None = None
@@ -196,6 +200,8 @@ class Worker:
                 await self._stop_requested.wait()
             finally:
                 await self._shutdown()
+            if self._lost is not None:
+                raise NatsUnavailableError(self._lost)
         finally:
             restore_signals()
             if nc is not None and self._connection is None:
@@ -266,6 +272,12 @@ class Worker:
             if not self._stopping:  # closing at shutdown disconnects too: not news
                 log.warning("worker %s: disconnected from NATS; reconnecting", self.name)
 
+        async def on_closed() -> None:
+            if not self._stopping:
+                self._lost = f"worker {self.name}: the NATS connection was closed for good"
+                log.error("%s; stopping", self._lost)
+                self._stop_requested.set()
+
         async def on_reconnect() -> None:
             log.info("worker %s: reconnected to NATS", self.name)
 
@@ -282,6 +294,7 @@ class Worker:
                     error_cb=on_error,
                     disconnected_cb=on_disconnect,
                     reconnected_cb=on_reconnect,
+                    closed_cb=on_closed,
                 ),
                 CONNECT_TIMEOUT_S,
             )

@@ -104,6 +104,11 @@ class HttpGateway:
             raise ServerError(f"the HTTP server on {self.url} did not start")
         log.info("HTTP API on %s", self.url)
 
+    @property
+    def running(self) -> bool:
+        """Whether uvicorn is serving (started, and its task has not ended)."""
+        return self._task is not None and not self._task.done()
+
     async def stop(self, timeout_s: float = GRACEFUL_SHUTDOWN_S + 1) -> None:
         if self._server is not None and self._task is not None:
             self._server.should_exit = True

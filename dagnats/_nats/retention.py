@@ -1,0 +1,82 @@
+"""Removing finished runs older than a retention period: their history, snapshot, offloaded
+payloads, checkpoints and signals (the engine's retention sweep, ``--retention``).
+
+A run is removed only when its snapshot is terminal and finished before the cut-off, so a
+running run (however old) is never touched. Each step is idempotent: engines sweeping at
+the same time, or a sweep cut short, just remove what is left on the next pass.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
+from nats.js.kv import KeyValue
+
+from dagnats import protocol
+from dagnats._nats.kvscan import purge_key, scan
+from dagnats._nats.payloads import Payloads, decode_run
+
+log = logging.getLogger(__name__)
+
+MAX_RUNS_PER_SWEEP = 1000  # removed per pass at most (bounded work; the next pass goes on)
+MAX_SCAN = 20_000  # snapshots read per pass at most
+MAX_KEYS_PER_RUN = 10_000  # checkpoints or signals of one run
+
+
+async def expired_runs(
+    runs: KeyValue, payloads: Payloads, cutoff: datetime, *, limit: int = MAX_RUNS_PER_SWEEP
+) -> list[str]:
+    """Ids of finished runs whose ``finished_at`` is before ``cutoff`` (at most ``limit``)."""
+    out: list[str] = []
+    for entry in await scan(runs, ">", limit=MAX_SCAN):
+        if not entry.value:
+            continue
+        state = await decode_run(payloads, entry.value)
+        if state.terminal and state.finished_at is not None and state.finished_at < cutoff:
+            out.append(state.run_id)
+            if len(out) >= limit:
+                break
+    return out
+
+
+async def objects_by_run(payloads: Payloads) -> dict[str, list[str]]:
+    """Names of the payload objects, by the run they belong to (``<run>/...``)."""
+    store = await payloads.store()
+    try:
+        infos = await store.list(ignore_deletes=True)
+    except NotFoundError:  # an empty store
+        return {}
+    out: dict[str, list[str]] = {}
+    for info in infos:
+        name = info.name or ""
+        run_id = name.split("/", 1)[0]
+        if run_id and "/" in name and run_id not in ("snapshots", "replies"):
+            out.setdefault(run_id, []).append(name)
+    return out
+
+
+async def remove_run(
+    js: JetStreamContext,
+    stores: dict[str, KeyValue],
+    payloads: Payloads,
+    run_id: str,
+    objects: list[str],
+) -> None:
+    """Remove everything a finished run left: history, records, snapshot and payloads."""
+    await js.purge_stream(protocol.HISTORY_STREAM, subject=protocol.history_subject(run_id))
+    for bucket in (protocol.KV_CHECKPOINTS, protocol.KV_SIGNALS):
+        kv = stores[bucket]
+        for entry in await scan(kv, f"{run_id}.>", limit=MAX_KEYS_PER_RUN):
+            await purge_key(kv, entry.key)
+    store = await payloads.store()
+    for name in objects:
+        try:
+            await store.delete(name)
+        except NotFoundError:
+            continue
+    await payloads.forget_snapshot(run_id)
+    # Last: while the snapshot is there, a sweep cut short finds the run again.
+    await purge_key(stores[protocol.KV_RUNS], run_id)
