@@ -36,6 +36,8 @@ POLL_MAX_S = 0.05  # how often a busy environment is looked at, at most
 OUTSIDE_POLL_S = 0.05  # how often a run waiting for the outside world is looked at again
 RECHECK_S = 0.5  # a quiet environment that got busy again: the next round waits it out
 EARLY_S = 0.001  # the timer service fires a timer due within a millisecond
+STOP_TRIES = 50  # cancellations of the skipper at stop, each followed by a short wait
+STOP_WAIT_S = 0.1
 
 
 class VirtualClock:
@@ -100,19 +102,32 @@ class TimeSkipper:
         self.lock = asyncio.Lock()  # one mover at a time: the skipper or env.sleep()
         self.jumps = 0
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def start(self) -> None:
+        self._stopping = False
         self._task = asyncio.create_task(self._run(), name="dagnats-time-skipper")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._stopping = True
+        # Python 3.11's wait_for (inside nats-py's requests) can swallow a cancellation that
+        # lands as its reply arrives, and the loop would look again for ever: cancel until
+        # it ends, a bounded number of times.
+        for _ in range(STOP_TRIES):
+            task.cancel()
+            done, _ = await asyncio.wait({task}, timeout=STOP_WAIT_S)
+            if done:
+                break
+        else:
+            log.warning("time skipper did not stop after %d cancellations", STOP_TRIES)
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            log.debug("time skipper ended with %r", task.exception())
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self._step()
             except Exception as exc:  # noqa: BLE001 - NATS down (a fault test): look again soon
