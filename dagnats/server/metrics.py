@@ -11,20 +11,19 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import uvicorn
 from fastapi import APIRouter, FastAPI, Response
 
 from dagnats import protocol
 from dagnats._nats import overview
 from dagnats._nats.types import JetStreamContext
-from dagnats.errors import ServerError
 from dagnats.server.http.context import Ctx
-from dagnats.server.http.server import _bind, _Server
+from dagnats.server.http.server import _Server, serve_app, stop_app
 from dagnats.telemetry.metrics import exposition, set_pending
 
 log = logging.getLogger(__name__)
 
 START_TIMEOUT_S = 10.0
+WHAT = "metrics server"
 router = APIRouter(tags=["observability"])
 
 
@@ -72,26 +71,11 @@ class MetricsServer:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        sock = _bind(self.host, self.port)
-        self.port = int(sock.getsockname()[1])
-        config = uvicorn.Config(self.app, log_config=None, access_log=False, lifespan="off")
-        server = self._server = _Server(config)
-        self._task = asyncio.create_task(server.serve(sockets=[sock]))
-        up = asyncio.create_task(server.up.wait())
-        done, _ = await asyncio.wait(
-            {self._task, up}, timeout=START_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED
-        )
-        if up not in done:
-            up.cancel()
-            await self.stop()
-            raise ServerError(f"the metrics server on port {self.port} did not start")
+        self._server, self._task = await serve_app(self.app, self.host, self.port, WHAT)
+        self.port = self._server.port
         log.info("metrics on http://%s:%d/metrics", self.host, self.port)
 
     async def stop(self) -> None:
         if self._server is not None and self._task is not None:
-            self._server.should_exit = True
-            try:
-                await asyncio.wait_for(self._task, START_TIMEOUT_S)
-            except TimeoutError:
-                log.warning("metrics server did not stop within %.0fs", START_TIMEOUT_S)
+            await stop_app(self._server, self._task, START_TIMEOUT_S, WHAT)
         self._server = self._task = None

@@ -32,9 +32,10 @@ START_TIMEOUT_S = 10.0
 class _Server(uvicorn.Server):
     """uvicorn without signal handlers, telling when it has started."""
 
-    def __init__(self, config: uvicorn.Config) -> None:
+    def __init__(self, config: uvicorn.Config, port: int) -> None:
         super().__init__(config)
         self.up = asyncio.Event()
+        self.port = port  # the bound one (a free port when 0 was asked)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
@@ -43,6 +44,42 @@ class _Server(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)
         self.up.set()
+
+
+async def serve_app(
+    app: Any, host: str, port: int, what: str
+) -> tuple[_Server, asyncio.Task[None]]:
+    """Serve ``app`` with uvicorn on ``host:port`` inside this event loop; return once it
+    listens (``ServerError`` naming ``what`` if it does not within ``START_TIMEOUT_S``)."""
+    sock = _bind(host, port)
+    config = uvicorn.Config(
+        app,
+        log_config=None,  # keep the process's logging as it is
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=int(GRACEFUL_SHUTDOWN_S),
+        server_header=False,
+    )
+    server = _Server(config, int(sock.getsockname()[1]))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    up = asyncio.create_task(server.up.wait())
+    done, _ = await asyncio.wait(
+        {task, up}, timeout=START_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED
+    )
+    if up not in done:
+        up.cancel()
+        await stop_app(server, task, GRACEFUL_SHUTDOWN_S + 1, what)
+        raise ServerError(f"the {what} on {host}:{server.port} did not start")
+    return server, task
+
+
+async def stop_app(server: _Server, task: asyncio.Task[None], timeout_s: float, what: str) -> None:
+    """Ask uvicorn to finish its requests and wait for it, at most ``timeout_s``."""
+    server.should_exit = True
+    try:
+        await asyncio.wait_for(task, timeout_s)
+    except TimeoutError:
+        log.warning("%s did not stop within %.0fs", what, timeout_s)
 
 
 class HttpGateway:
@@ -81,27 +118,8 @@ class HttpGateway:
     async def start(self) -> None:
         if self._own_ops:
             await self.context.ops.open()
-        sock = _bind(self.host, self.port)
-        self.port = int(sock.getsockname()[1])
-        config = uvicorn.Config(
-            self.app,
-            log_config=None,  # keep the process's logging as it is
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=int(GRACEFUL_SHUTDOWN_S),
-            server_header=False,
-        )
-        server = _Server(config)
-        self._server = server
-        self._task = asyncio.create_task(server.serve(sockets=[sock]))
-        up = asyncio.create_task(server.up.wait())
-        done, _ = await asyncio.wait(
-            {self._task, up}, timeout=START_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED
-        )
-        if up not in done:
-            up.cancel()
-            await self.stop()
-            raise ServerError(f"the HTTP server on {self.url} did not start")
+        self._server, self._task = await serve_app(self.app, self.host, self.port, "HTTP server")
+        self.port = self._server.port
         log.info("HTTP API on %s", self.url)
 
     @property
@@ -111,11 +129,7 @@ class HttpGateway:
 
     async def stop(self, timeout_s: float = GRACEFUL_SHUTDOWN_S + 1) -> None:
         if self._server is not None and self._task is not None:
-            self._server.should_exit = True
-            try:
-                await asyncio.wait_for(self._task, timeout_s)
-            except TimeoutError:
-                log.warning("HTTP server did not stop within %.0fs", timeout_s)
+            await stop_app(self._server, self._task, timeout_s, "HTTP server")
             self._server = self._task = None
         if self._own_ops:
             await self.context.ops.close()
