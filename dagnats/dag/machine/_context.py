@@ -262,6 +262,22 @@ class Ctx:
             )
         )
 
+    def attempt_timer(
+        self,
+        kind: TimerKind,
+        fire_at: datetime,
+        sid: str,
+        attempt: int,
+        iteration: int,
+        item: int | None,
+    ) -> None:
+        """A timer of one attempt of a step whose data names that attempt (retry, step
+        timeout, sticky fallback): the handler checks it is still the current one."""
+        data: dict[str, Any] = {"attempt": attempt, "iteration": iteration}
+        if item is not None:
+            data["item"] = item
+        self.timer(kind, fire_at, data, sid=sid, attempt=attempt, iteration=iteration, item=item)
+
     # --- transitions shared by every module ----------------------------------------------
 
     def finished_step(self, sid: str) -> None:

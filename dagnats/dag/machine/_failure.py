@@ -90,18 +90,7 @@ def attempt_failed(
     if delay <= 0:
         _steps.redispatch(ctx, sid, item)
         return
-    data: dict[str, Any] = {"attempt": nxt, "iteration": iteration}
-    if item is not None:
-        data["item"] = item
-    ctx.timer(
-        "retry",
-        ctx.now + ns_delta(delay),
-        data,
-        sid=sid,
-        attempt=nxt,
-        iteration=iteration,
-        item=item,
-    )
+    ctx.attempt_timer("retry", ctx.now + ns_delta(delay), sid, nxt, iteration, item)
 
 
 # --- a step failed for good --------------------------------------------------------------

@@ -253,18 +253,8 @@ def _send(
         )
     )
     if sticky == "soft" and not fallback:
-        data: dict[str, Any] = {"attempt": attempt, "iteration": iteration}
-        if item is not None:
-            data["item"] = item
-        ctx.timer(
-            "sticky_fallback",
-            ctx.now + ns_delta(STICKY_SOFT_WAIT_NS),
-            data,
-            sid=sid,
-            attempt=attempt,
-            iteration=iteration,
-            item=item,
-        )
+        fire_at = ctx.now + ns_delta(STICKY_SOFT_WAIT_NS)
+        ctx.attempt_timer("sticky_fallback", fire_at, sid, attempt, iteration, item)
 
 
 def _keyed_rate(step: StepDef, task_input: Any) -> tuple[str, int, int, int] | None:
@@ -297,13 +287,8 @@ def arm_backstop(ctx: Ctx, sid: str, attempt: int, iteration: int, item: int | N
     timeout = ctx.g.steps[sid].timeout
     if timeout is None:
         return
-    data: dict[str, Any] = {"attempt": attempt, "iteration": iteration}
-    if item is not None:
-        data["item"] = item
     fire_at = ctx.now + ns_delta(backstop_ns(timeout))
-    ctx.timer(
-        "step_timeout", fire_at, data, sid=sid, attempt=attempt, iteration=iteration, item=item
-    )
+    ctx.attempt_timer("step_timeout", fire_at, sid, attempt, iteration, item)
 
 
 def dispatch_held(ctx: Ctx, sid: str) -> None:
