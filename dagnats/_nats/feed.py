@@ -22,6 +22,7 @@ from nats.aio.subscription import Subscription
 log = logging.getLogger(__name__)
 
 RECONNECT_CHECK_S = 0.5  # how soon pull requests are renewed after a reconnect
+DRAIN_TIMEOUT_S = 2.0  # the longest an unsubscribe waits for messages already sent
 
 
 class PullFeed:
@@ -52,6 +53,7 @@ class PullFeed:
         self._watchdog: asyncio.Task[None] | None = None
         self._closed = False
         self._stopping = False
+        self._abandoned = False
         self.name = consumer
 
     @property
@@ -87,6 +89,11 @@ class PullFeed:
         await self._refill()
 
     async def _give_back(self, msg: Msg) -> None:
+        if self._abandoned:
+            # A crash's successor is a fresh feed: no own pull request to bounce back to.
+            with contextlib.suppress(Exception):
+                await msg.nak()
+            return
         # Delayed past the life of our own open pull requests, so the message goes to
         # another consumer instead of bouncing back here and spending its deliveries.
         with contextlib.suppress(Exception):
@@ -155,20 +162,30 @@ class PullFeed:
             out.append(m)
 
     async def abandon(self) -> None:
-        """Stop as a crash would, but without the wait: unsubscribe, then give what is still
-        queued back for immediate redelivery (what its ack wait running out would do)."""
+        """Stop as a crash would, but without the wait: give back at once what is queued
+        and what open pull requests still bring (what its ack wait running out would do)."""
         self._closed = True
         self._stopping = True
+        self._abandoned = True
         if self._watchdog is not None:
             self._watchdog.cancel()
-        if self._sub is not None:
-            with contextlib.suppress(Exception):
-                await self._sub.unsubscribe()
-            self._sub = None
         for msg in self.drain_queued():
-            with contextlib.suppress(Exception):
-                await msg.nak()
+            await self._give_back(msg)
+        await self._unsubscribe()
         self._inflight = 0
+
+    async def _unsubscribe(self) -> None:
+        # A drain, not a bare unsubscribe: a message the server sent before it saw the
+        # UNSUB would otherwise be dropped here and wait out its ack wait (10 s for the
+        # engine's events); drained, it reaches ``_on_msg``, which gives it back.
+        sub, self._sub = self._sub, None
+        if sub is None:
+            return
+        try:
+            await asyncio.wait_for(sub.drain(), DRAIN_TIMEOUT_S)  # type: ignore[no-untyped-call]
+        except Exception:  # noqa: BLE001 - closed or slow connection: the ack wait covers it
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
 
     async def stop(self) -> None:
         """Stop for good: give back what is still queued, then unsubscribe.
@@ -186,7 +203,4 @@ class PullFeed:
         for msg in self.drain_queued():
             await self._give_back(msg)
             self._inflight = max(0, self._inflight - 1)
-        if self._sub is not None:
-            with contextlib.suppress(Exception):
-                await self._sub.unsubscribe()
-            self._sub = None
+        await self._unsubscribe()

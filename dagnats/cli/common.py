@@ -229,6 +229,15 @@ class _QuietNatsErrors(logging.Filter):
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is now, not what it was when the handler was made
+    (a command run in-process, as tests do, outlives the stream it started with)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 def setup_logging(level: str) -> None:
     """The CLI's one log handler (library code installs none)."""
     name = level.lower()
@@ -236,7 +245,7 @@ def setup_logging(level: str) -> None:
         raise typer.BadParameter(
             f"expected one of {', '.join(LOG_LEVELS)}", param_hint="--log-level"
         )
-    handler = logging.StreamHandler()
+    handler = _StderrHandler()
     handler.setFormatter(
         logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
     )
@@ -244,6 +253,7 @@ def setup_logging(level: str) -> None:
         handler.addFilter(_QuietNatsErrors())
     root = logging.getLogger()
     for h in list(root.handlers):
-        root.removeHandler(h)
+        if isinstance(h, _StderrHandler):  # ours from an earlier command; others stay
+            root.removeHandler(h)
     root.addHandler(handler)
     root.setLevel(name.upper())
