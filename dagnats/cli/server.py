@@ -17,6 +17,7 @@ from dagnats.cli.common import (
     setup_logging,
 )
 from dagnats.cli.loader import resolve
+from dagnats.cli.loop import UvloopOpt
 from dagnats.protocol.durations import parse_duration
 from dagnats.server import NatsAuth, ServeOptions, serve
 from dagnats.server.metrics import MetricsServer
@@ -159,6 +160,7 @@ def serve_cmd(
     nats_tls_cert: NatsTlsCertOpt = None,
     nats_tls_key: NatsTlsKeyOpt = None,
     nats_tls_ca: NatsTlsCaOpt = None,
+    uvloop: UvloopOpt = True,
 ) -> None:
     """Run everything in one process: embedded NATS, engine, API and HTTP API."""
     auth = NatsAuth(
@@ -190,7 +192,7 @@ def serve_cmd(
         http_token=http_token,
         nats_auth=auth,
     )
-    _run_serve(opts)
+    _run_serve(opts, uvloop)
 
 
 def engine_cmd(
@@ -199,6 +201,7 @@ def engine_cmd(
     metrics_port: MetricsPortOpt = None,
     log_level: LogLevelOpt = "info",
     retention: RetentionOpt = None,
+    uvloop: UvloopOpt = True,
 ) -> None:
     """Run only the workflow engine against an existing NATS."""
     setup_logging(log_level)
@@ -212,7 +215,8 @@ def engine_cmd(
             http=False,
             metrics_port=metrics_port,
             triggers=False,
-        )
+        ),
+        uvloop,
     )
 
 
@@ -227,6 +231,7 @@ def api_cmd(
         str, typer.Option("--http-host", help="Address of the HTTP API.")
     ] = "127.0.0.1",
     http_token: HttpTokenOpt = None,
+    uvloop: UvloopOpt = True,
 ) -> None:
     """Run only the API service (dagnats.api.>), and with --http-port the HTTP API, against
     an existing NATS (credentials from the DAGNATS_NATS_* variables)."""
@@ -242,7 +247,7 @@ def api_cmd(
         http_token=http_token,
         triggers=False,
     )
-    _run_serve(opts)
+    _run_serve(opts, uvloop)
 
 
 def triggers_cmd(
@@ -278,13 +283,13 @@ def triggers_cmd(
     _run_serve(opts)
 
 
-def _run_serve(opts: ServeOptions) -> None:
+def _run_serve(opts: ServeOptions, use_uvloop: bool = False) -> None:
     async def main() -> None:
         if opts.nats_url is not None:
             await check_reachable(opts.nats_url, opts.nats_auth)
         await serve(opts)
 
-    execute(main)
+    execute(main, use_uvloop=use_uvloop)
 
 
 def _is_worker(obj: Any) -> bool:
@@ -317,6 +322,7 @@ def worker_cmd(
             help="Replicas of streams it creates [default: the Worker's own].",
         ),
     ] = None,
+    uvloop: UvloopOpt = True,
 ) -> None:
     """Run a Worker defined in a module (ATTR: a Worker or a function returning one).
 
@@ -344,7 +350,7 @@ def worker_cmd(
         finally:
             await exporter.stop()
 
-    execute(main)
+    execute(main, use_uvloop=uvloop)
 
 
 async def check_reachable(url: str, auth: NatsAuth | None = None) -> None:
