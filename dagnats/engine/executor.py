@@ -47,7 +47,7 @@ from dagnats.dag.machine.actions import (
 )
 from dagnats.engine.limits import check_limits, is_limited, limits_of
 from dagnats.engine.run_actions import RunActions
-from dagnats.protocol import clock, dedup, keys
+from dagnats.protocol import clock, dedup, keys, wire
 from dagnats.protocol import events as ev
 from dagnats.protocol.messages import DeadLetterMessage, DeferredTask, EventWaiter, TimerMessage
 from dagnats.telemetry import tracing
@@ -316,7 +316,15 @@ def step_span(t: DispatchTask) -> AbstractContextManager[Any]:
 
 
 def _task_body_inline(t: DispatchTask) -> bytes:
-    return protocol.TaskMessage(
+    fields = _task_fields(t)
+    body = wire.task_body(fields)
+    if body is not None:
+        return body  # the JSON TaskMessage would write, without building one
+    return protocol.TaskMessage(**fields).encode()
+
+
+def _task_fields(t: DispatchTask) -> dict[str, Any]:
+    return dict(
         run_id=t.run_id,
         workflow=t.workflow,
         step_id=t.step_id,
@@ -336,7 +344,7 @@ def _task_body_inline(t: DispatchTask) -> bytes:
         sticky=t.sticky or None,
         fallback=t.fallback or None,
         control_root=t.control_root,
-    ).encode()
+    )
 
 
 def _dead_letter_body(a: DeadLetter) -> bytes:
