@@ -27,6 +27,7 @@ from dagnats._nats.publish import (
     gather_acks,
     msg_id,
     publish_atomic,
+    stall_timeout,
 )
 from dagnats._nats.stores import DefinitionStore
 from dagnats._nats.types import JetStreamContext, KeyValue, NatsClient, PubAck
@@ -255,7 +256,10 @@ class Executor:
     async def _pub(self, subject: str, data: bytes, dedup_id: str) -> asyncio.Future[PubAck]:
         # Bounded wait for a pending-publish slot too (they are freed by gather_acks' deadline).
         return await self.js.publish_async(
-            subject, data, headers=msg_id(dedup_id), wait_stall=self.ack_timeout_s
+            subject,
+            data,
+            headers=msg_id(dedup_id),
+            wait_stall=stall_timeout(self.js, self.ack_timeout_s),
         )
 
     async def _other(self, a: Action) -> None:
