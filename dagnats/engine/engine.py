@@ -287,6 +287,35 @@ class Engine:
         await asyncio.gather(p.timers.stop(), p.correlator.stop(), p.advisories.stop())
         self.crashed.set()
 
+    async def kill(self) -> None:
+        """Testing seam of a killed process (``dagnats.testing.engines``): every task of
+        the engine ends where it is; nothing is acked, given back, written or released, so
+        its events wait out their ack wait and its leases their TTL. Close the engine's
+        connection first, as the death of the process would."""
+        self._started = False
+        if self._leases is not None:
+            await self._leases.stop(release=False)
+        tasks = [*self._intake.values(), *self._actors]
+        for feed in self._feeds.values():
+            feed.pause()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._intake.clear()
+        self._queues.clear()
+        self._feeds.clear()
+        if self._parts is not None:
+            p = self._parts
+            for loop in (p.timers, p.correlator, p.advisories):
+                loop.pause()
+            await asyncio.gather(
+                p.timers.stop(1.0),
+                p.correlator.stop(1.0),
+                p.advisories.stop(1.0),
+                return_exceptions=True,
+            )
+        self.crashed.set()
+
     @property
     def running(self) -> bool:
         """Whether the engine is started and has not ended or crashed."""

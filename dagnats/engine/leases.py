@@ -71,6 +71,8 @@ class PartitionLeases:
         self._kv: KeyValue | None = None
         self._task: asyncio.Task[None] | None = None
         self._tick_lock = asyncio.Lock()
+        self.changed = asyncio.Event()
+        """Set whenever a partition is taken, given back or lost (tests wait on it)."""
         self.renewing = True
         """Testing seam: ``False`` stops renewals and heartbeats, as a paused process would."""
         self._info = {
@@ -181,6 +183,7 @@ class PartitionLeases:
         self._held[p] = Lease(epoch, epoch, sent + self.ttl_s - self.margin_s)
         log.info("engine %s took partition %d (epoch %d)", self.engine_id, p, epoch)
         await self._acquired(p)
+        self.changed.set()
 
     async def _give_back(self, p: int) -> None:
         lease = self._held.get(p)
@@ -191,6 +194,7 @@ class PartitionLeases:
         with contextlib.suppress(Exception):
             await store.release(self.kv, p, lease.revision)
         log.info("engine %s gave back partition %d", self.engine_id, p)
+        self.changed.set()
 
     async def lose(self, p: int, why: str) -> None:
         """Stop acting on ``p`` at once (nothing more is written for its runs)."""
@@ -198,3 +202,4 @@ class PartitionLeases:
             return
         log.warning("engine %s lost partition %d: %s", self.engine_id, p, why)
         await self._lost(p)
+        self.changed.set()
