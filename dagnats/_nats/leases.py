@@ -19,9 +19,11 @@ from dataclasses import dataclass
 
 from nats.aio.client import Client as NatsClient
 from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
 from nats.js.kv import KV_DEL, KV_OP, KV_PURGE, KeyValue
 
 from dagnats._nats import cas
+from dagnats._nats.kvscan import open_bucket, scan
 from dagnats.protocol import partitions as parts
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,19 @@ class LeaseView:
     epochs: dict[int, int]
     engines: dict[str, dict[str, object]]
     """engine id -> its heartbeat (pid, host, started)."""
+
+
+async def scan_view(js: JetStreamContext) -> LeaseView:
+    """The same view through a short-lived consumer, for status pages (no connection
+    needed beyond ``js``); empty when the bucket does not exist."""
+    holders: dict[int, str] = {}
+    epochs: dict[int, int] = {}
+    engines: dict[str, dict[str, object]] = {}
+    kv = await open_bucket(js, parts.KV_LEASES)
+    if kv is not None:
+        for entry in await scan(kv, ">", limit=MAX_KEYS):
+            read_entry(entry.key, entry.value or b"", entry.revision or 0, holders, epochs, engines)
+    return LeaseView(holders=holders, epochs=epochs, engines=engines)
 
 
 async def read_view(nc: NatsClient, *, timeout_s: float = READ_TIMEOUT_S) -> LeaseView:
@@ -64,13 +79,13 @@ async def read_view(nc: NatsClient, *, timeout_s: float = READ_TIMEOUT_S) -> Lea
                 continue
             key = hdrs.get("Nats-Subject", "")[len(prefix) :]
             revision = int(hdrs.get("Nats-Sequence", "0"))
-            _read_entry(key, msg.data, revision, holders, epochs, engines)
+            read_entry(key, msg.data, revision, holders, epochs, engines)
     finally:
         await sub.unsubscribe()
     return LeaseView(holders=holders, epochs=epochs, engines=engines)
 
 
-def _read_entry(
+def read_entry(
     key: str,
     data: bytes,
     revision: int,
@@ -83,6 +98,7 @@ def _read_entry(
     except ValueError:
         log.warning("ignoring an unreadable lease record %r", key)
         return
+    """Add one record of the bucket (``key`` without the bucket prefix) to the maps."""
     kind, _, name = key.partition(".")
     if kind == "partition" and name.isdigit() and isinstance(body, dict):
         holders[int(name)] = str(body.get("engine"))

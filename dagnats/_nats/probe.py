@@ -54,13 +54,10 @@ async def engine_backlog(js: JetStreamContext) -> Backlog:
     info = await js.stream_info(protocol.HISTORY_STREAM)
     pending = unacked = 0
     for ci in await js.consumers_info(protocol.HISTORY_STREAM):
-        if ci.name.startswith(ENGINE_CONSUMER_PREFIX):
+        if ci.name.startswith(partitions.ENGINE_CONSUMER_PREFIX):
             pending += ci.num_pending or 0
             unacked += ci.num_ack_pending or 0
     return Backlog(info.state.messages, info.state.last_seq, pending, unacked)
-
-
-ENGINE_CONSUMER_PREFIX = partitions.engine_consumer(0)[:-1]
 
 
 async def outside_waits(js: JetStreamContext, now: datetime) -> int:

@@ -80,9 +80,12 @@ def partition_of_subject(subject: str) -> int:
     return int(subject.split(".", 2)[1])
 
 
+ENGINE_CONSUMER_PREFIX = "dagnats-engine-"
+
+
 def engine_consumer(p: int) -> str:
     """The durable consumer of partition ``p`` (one per partition, shared by no one else)."""
-    return f"dagnats-engine-{p}"
+    return f"{ENGINE_CONSUMER_PREFIX}{p}"
 
 
 def lease_key(p: int) -> str:
