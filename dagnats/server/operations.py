@@ -34,9 +34,9 @@ from dagnats.errors import (
 )
 from dagnats.protocol import events as ev
 from dagnats.protocol import keys
-from dagnats.protocol.limits import check_name, check_workflow_name
+from dagnats.protocol.limits import check_name
 from dagnats.server import run_lookup, singleton
-from dagnats.server.interactions import Interactions, _name, _run_id
+from dagnats.server.interactions import Interactions, _run_id, _workflow
 from dagnats.server.schedules import Schedules, parse_run_at
 
 log = logging.getLogger(__name__)
@@ -429,7 +429,7 @@ class Operations:
 
 def _workflow_name(body: dict[str, Any], field: str = "name") -> str:
     """A workflow name (dotted names allowed; 400 otherwise: the store would refuse it)."""
-    return check_workflow_name(_name(body, field), f"workflow name in field '{field}'")
+    return _workflow(body, field)
 
 
 def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
