@@ -19,6 +19,7 @@ from typing import Any
 
 from dagnats import protocol
 from dagnats._nats import cas
+from dagnats._nats.kvscan import list_keys
 from dagnats._nats.payloads import Payloads, decode_run, encode_run
 from dagnats._nats.types import (
     JetStreamContext,
@@ -28,7 +29,7 @@ from dagnats._nats.types import (
 from dagnats.dag.definition.models import WorkflowDef
 from dagnats.dag.definition.rules import load_definition
 from dagnats.dag.machine.state import RunState
-from dagnats.protocol import partitions
+from dagnats.protocol import keys, partitions
 
 log = logging.getLogger(__name__)
 
@@ -216,8 +217,9 @@ class DefinitionStore:
             if entry is None:
                 continue
             # Any change to a name (a new version or a delete) drops what we knew.
-            self._seen[entry.key] = max(self._seen.get(entry.key, 0), entry.revision or 0)
-            self._latest.pop(entry.key, None)
+            name = keys.workflow_of_definition_key(entry.key)
+            self._seen[name] = max(self._seen.get(name, 0), entry.revision or 0)
+            self._latest.pop(name, None)
 
     async def close(self) -> None:
         if self._watcher is not None:
@@ -238,7 +240,7 @@ class DefinitionStore:
             if hit is not None:
                 return hit, revision
         try:
-            entry = await self.kv.get(name, revision=revision)
+            entry = await self.kv.get(keys.definition_key(name), revision=revision)
         except KeyNotFoundError:
             return None
         if entry.value is None or entry.revision is None:
@@ -252,8 +254,16 @@ class DefinitionStore:
             self._by_rev.popitem(last=False)
         return defn, entry.revision
 
+    async def names(self) -> list[str]:
+        """Every registered workflow's name (bounded like every key listing), sorted."""
+        return sorted(keys.workflow_of_definition_key(k) for k in await list_keys(self.kv))
+
+    async def delete(self, name: str) -> None:
+        """A delete marker: past revisions stay readable for runs that still use them."""
+        await self.kv.delete(keys.definition_key(name))
+
     async def put(self, defn: WorkflowDef) -> int:
         data = defn.model_dump_json(by_alias=True, exclude_none=True).encode()
-        rev = await self.kv.put(defn.name, data)
+        rev = await self.kv.put(keys.definition_key(defn.name), data)
         self._by_rev[(defn.name, rev)] = defn
         return rev
