@@ -3,6 +3,7 @@ timeout, and its figures are gathered for the terminal summary."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,7 +25,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def figures(request: pytest.FixtureRequest) -> Iterator[Figures]:
     """The test's figures, reported in the summary whether it passes or fails."""
     fig = Figures(name=request.node.name)
+    started = time.monotonic()
     yield fig
+    fig.seconds = fig.seconds or time.monotonic() - started
     REPORTED.append(fig)
 
 

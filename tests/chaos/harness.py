@@ -181,10 +181,17 @@ class Load:
         await asyncio.wait_for(self._task, timeout_s)
 
 
-async def probe(client: dagnats.Client, wf: dagnats.Workflow, run_id: str, since: float) -> float:
+async def probe(
+    client: dagnats.Client,
+    wf: dagnats.Workflow,
+    run_id: str,
+    since: float,
+    *,
+    timeout_s: float = 60.0,
+) -> float:
     """Seconds from ``since`` (a kill) until a fresh run ``run_id`` has completed."""
-    await start_until_accepted(client, wf, run_id, time.monotonic() + 120)
-    assert await client.run(run_id).result(timeout=120) == 3
+    await start_until_accepted(client, wf, run_id, time.monotonic() + timeout_s)
+    assert await client.run(run_id).result(timeout=timeout_s) == 3
     return time.monotonic() - since
 
 
