@@ -181,8 +181,9 @@ class Engine:
             _done, pending = await asyncio.wait(set(self._actors), timeout=timeout_s)
             for t in pending:
                 t.cancel()
-        for run_id in list(p.runs.dirty):
-            await self._flush(run_id)
+        if self.nc.is_connected:  # cut off, the writes would only time out: the log has it
+            for run_id in list(p.runs.dirty):
+                await self._flush(run_id)
         await self.leases.stop(release=True)  # drains nothing more: only gives back
         await p.executor.drain()
         if self._forget_sub is not None:

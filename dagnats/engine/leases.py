@@ -33,6 +33,7 @@ from dagnats.protocol import partitions as parts
 log = logging.getLogger(__name__)
 
 PartitionHook = Callable[[int], Awaitable[None]]
+RELEASE_S = 2.0  # the longest a lease's give-back waits (else it lapses on its own)
 
 
 @dataclass(slots=True)
@@ -110,13 +111,17 @@ class PartitionLeases:
                 await self._task
             self._task = None
         async with self._tick_lock:
+            if release and not self.nc.is_connected:
+                # Cut off from NATS: nothing can be written or given back; the leases lapse.
+                for p in sorted(self._held):
+                    await self.lose(p, "the engine stopped while cut off from NATS")
             if not release:
                 self._held.clear()
                 return
             for p in sorted(self._held):
                 await self._give_back(p)
             with contextlib.suppress(Exception):
-                await store.forget_engine(self.kv, self.engine_id)
+                await asyncio.wait_for(store.forget_engine(self.kv, self.engine_id), RELEASE_S)
 
     async def crash(self) -> None:
         """Testing seam of a crash: stop renewing and delete the leases, as their expiry
@@ -192,7 +197,7 @@ class PartitionLeases:
         await self._release(p)
         self._held.pop(p, None)
         with contextlib.suppress(Exception):
-            await store.release(self.kv, p, lease.revision)
+            await asyncio.wait_for(store.release(self.kv, p, lease.revision), RELEASE_S)
         log.info("engine %s gave back partition %d", self.engine_id, p)
         self.changed.set()
 
