@@ -24,5 +24,8 @@ if __name__ == "__main__":
         triggers=False,
         engine=role in ("engine", "both"),
         api=role in ("api", "both"),
+        # Stable: the restart workload's new engine takes the killed one's partitions back
+        # at once, as a restarted `serve` does (ADR 0013).
+        engine_id="bench-engine",
     )
     _loop.run(serve(opts))

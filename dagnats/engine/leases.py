@@ -8,6 +8,10 @@ more than ``LEASE_TTL_S - LEASE_MARGIN_S`` ago is not held any more, whatever th
 still thinks, so an engine that was paused (or cut off) stops acting on its partitions
 before another engine can take them.
 
+An engine started with the id of an earlier process of its own (``serve`` on a data
+directory, ``dagnats engine --engine-id``) takes that process's leases back at once instead
+of waiting for them to lapse, with new epochs. Two live engines must never share an id.
+
 The engine supplies three callbacks: ``acquired(p)`` (start consuming the partition),
 ``release(p)`` (drain it: finish what is being applied, write staged snapshots) and
 ``lost(p)`` (drop it without writing anything more).
@@ -155,6 +159,9 @@ class PartitionLeases:
             await store.heartbeat(self.kv, self.engine_id, {**self._info, "held": self.held})
             await self._renew_all()
             view = await store.read_view(self.nc)
+            for p, holder in view.holders.items():
+                if holder == self.engine_id and p not in self._held:
+                    await self._take(p, adopt_revision=view.revisions.get(p))
             live = set(view.engines) | {self.engine_id}
             plan = parts.plan_leases(self.n, view.holders, live, self.engine_id)
             for p in plan.release:
@@ -180,9 +187,14 @@ class PartitionLeases:
             if time.monotonic() >= lease.valid_until:
                 await self.lose(p, "its lease lapsed")
 
-    async def _take(self, p: int) -> None:
+    async def _take(self, p: int, *, adopt_revision: int | None = None) -> None:
+        """Take a free partition (or, with ``adopt_revision``, one still held under this
+        engine's id by an earlier process of it: a restart with a stable id)."""
         sent = time.monotonic()
-        epoch = await store.acquire(self.kv, p, self.engine_id)
+        if adopt_revision is None:
+            epoch = await store.acquire(self.kv, p, self.engine_id)
+        else:
+            epoch = await store.adopt(self.kv, p, self.engine_id, adopt_revision)
         if epoch is None:
             return  # another engine was quicker
         self._held[p] = Lease(epoch, epoch, sent + self.ttl_s - self.margin_s)

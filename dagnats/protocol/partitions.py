@@ -44,6 +44,18 @@ def check_partitions(n: object) -> int:
     return n
 
 
+_ENGINE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+
+
+def check_engine_id(engine_id: str) -> str:
+    """``engine_id`` if it can name an engine in the lease bucket (a KV key token)."""
+    if not isinstance(engine_id, str) or not _ENGINE_ID_RE.match(engine_id):
+        raise ValueError(
+            f"engine id must be 1 to 128 letters, digits, '-' or '_', got {engine_id!r}"
+        )
+    return engine_id
+
+
 def partition_of(run_id: str, n: int) -> int:
     """The partition of ``run_id`` among ``n``: nats-server's ``partition(n, 1)``."""
     h = _FNV_OFFSET
