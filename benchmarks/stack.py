@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # role -> the module that runs it and its arguments after the NATS URL
 ROLES: dict[str, tuple[str, ...]] = {
     "engine": ("benchmarks._serve_engine", "engine"),
+    "engine2": ("benchmarks._serve_engine", "engine", "bench-engine-2"),  # a second engine
     "api": ("benchmarks._serve_engine", "api"),
     "worker": ("benchmarks._worker",),
 }
