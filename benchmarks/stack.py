@@ -68,7 +68,7 @@ class Stack:
     @classmethod
     @contextlib.asynccontextmanager
     async def open(
-        cls, *, uvloop: bool, roles: Sequence[str] = tuple(ROLES)
+        cls, *, uvloop: bool, roles: Sequence[str] = ("engine", "api", "worker")
     ) -> AsyncIterator[Stack]:
         async with EmbeddedNats(port=0) as server:
             nc = await connect_nats(server.url)

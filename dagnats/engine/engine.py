@@ -408,7 +408,7 @@ class Engine:
                     return
                 if error == FENCED:
                     await self._nak_queued(q, delay=False)
-                    await leases.lose(part, "a snapshot was written under a newer lease")
+                    await leases.lose(part, "its lease lapsed or a newer holder wrote a run")
                     return
                 q.popleft()
                 if ok:

@@ -143,8 +143,12 @@ class PartitionLeases:
         return self._kv
 
     async def _loop(self) -> None:
+        began = time.monotonic()
         while True:
-            await asyncio.sleep(self.renew_s)
+            # Rounds start every renew_s however long the last took (a busy engine's round
+            # is slow; adding the sleep after it would stretch the gap between renewals).
+            await asyncio.sleep(max(0.0, began + self.renew_s - time.monotonic()))
+            began = time.monotonic()
             try:
                 await self.tick()
             except Exception as exc:  # noqa: BLE001 - NATS trouble: leases lapse, next tick retries
@@ -156,8 +160,8 @@ class PartitionLeases:
             if not self.renewing:
                 await self._drop_lapsed()
                 return
+            await self._renew_all()  # first: what keeps the partitions this engine works on
             await store.heartbeat(self.kv, self.engine_id, {**self._info, "held": self.held})
-            await self._renew_all()
             view = await store.read_view(self.nc)
             for p, holder in view.holders.items():
                 if holder == self.engine_id and p not in self._held:
@@ -170,12 +174,21 @@ class PartitionLeases:
                 await self._take(p)
 
     async def _renew_all(self) -> None:
-        for p, lease in list(self._held.items()):
-            sent = time.monotonic()
-            if sent >= lease.valid_until:
-                await self.lose(p, "its lease lapsed before it was renewed")
-                continue
-            rev = await store.renew(self.kv, p, self.engine_id, lease.epoch, lease.revision)
+        """Renew every lease at once (one round trip, not one per partition)."""
+        sent = time.monotonic()
+        due = {p: lease for p, lease in self._held.items() if sent < lease.valid_until}
+        for p in set(self._held) - set(due):
+            await self.lose(p, "its lease lapsed before it was renewed")
+        revs = await asyncio.gather(
+            *(
+                store.renew(self.kv, p, self.engine_id, lease.epoch, lease.revision)
+                for p, lease in due.items()
+            ),
+            return_exceptions=True,
+        )
+        for (p, lease), rev in zip(due.items(), revs, strict=True):
+            if isinstance(rev, BaseException):
+                continue  # NATS trouble: the lease holds until valid_until, then lapses
             if rev is None:
                 await self.lose(p, "its lease was lost")
                 continue

@@ -26,9 +26,11 @@ LEASE_TTL_S = 6.0
 """A lease not renewed for this long expires on the server (the bucket's max age)."""
 LEASE_RENEW_S = 1.5
 """How often an engine renews its leases, heartbeats and looks at the others'."""
-LEASE_MARGIN_S = 1.5
+LEASE_MARGIN_S = 1.0
 """An engine stops acting on a partition this long before its lease could expire on the
-server, counted from when it *sent* the last renewal that succeeded."""
+server, counted from when it *sent* the last renewal that succeeded (the server stamps the
+renewal later than that, so this only has to cover clocks running at slightly different
+rates); a busy engine thus has ``LEASE_TTL_S - LEASE_MARGIN_S`` to get one renewal through."""
 
 _FNV_OFFSET = 0x811C9DC5
 _FNV_PRIME = 0x01000193
