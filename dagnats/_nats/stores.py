@@ -155,6 +155,8 @@ class RunStore:
 
     def stage(self, run: RunState, revision: int) -> None:
         """Cache ``run`` as current; KV keeps ``revision`` until ``flush``."""
+        if self.fence is not None:
+            self.fence(run.run_id)  # a lease lost meanwhile: nothing stale stays cached
         self.dirty.add(run.run_id)
         self._remember(run.run_id, run, revision)
 
