@@ -20,8 +20,9 @@ from typing import Any
 from benchmarks import _loop
 from dagnats import Client, RunHandle, Workflow
 from dagnats._nats.connection import connect as connect_nats
+from dagnats._nats.resources import partition_count
 from dagnats._nats.types import NatsClient
-from dagnats.protocol import names
+from dagnats.protocol import names, partitions
 from dagnats.server import EmbeddedNats
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -184,10 +185,20 @@ class Stack:
                 raise TimeoutError(f"{stream} still holds {left} messages after {timeout_s:.0f} s")
             await asyncio.sleep(POLL_S)
 
+    async def engine_consumers(self) -> list[str]:
+        """The engine's durable consumers, one per history partition."""
+        count = await partition_count(self.nc.jetstream())
+        return [partitions.engine_consumer(p) for p in range(count)]
+
     async def engine_acked(self) -> int:
-        """The engine consumer's ack floor: every history event up to it is applied."""
-        info = await self.nc.jetstream().consumer_info(names.HISTORY_STREAM, names.ENGINE_CONSUMER)
-        return int(info.ack_floor.stream_seq if info.ack_floor else 0)
+        """The highest ack floor of the engine's partition consumers: the engine has applied
+        an event at least that far into the history stream."""
+        js = self.nc.jetstream()
+        floors = [0]
+        for consumer in await self.engine_consumers():
+            info = await js.consumer_info(names.HISTORY_STREAM, consumer)
+            floors.append(int(info.ack_floor.stream_seq if info.ack_floor else 0))
+        return max(floors)
 
     async def engine_applies(self, after: int, timeout_s: float) -> None:
         """Wait until the engine has applied an event past stream sequence ``after``."""
@@ -202,7 +213,8 @@ class Stack:
 
     async def engine_idle(self, timeout_s: float) -> None:
         """The engine has applied and acked every history event so far."""
-        await self.drained(names.HISTORY_STREAM, names.ENGINE_CONSUMER, timeout_s)
+        for consumer in await self.engine_consumers():
+            await self.drained(names.HISTORY_STREAM, consumer, timeout_s)
 
 
 async def timed(coro: Awaitable[Any]) -> float:
