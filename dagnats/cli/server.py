@@ -18,6 +18,7 @@ from dagnats.cli.common import (
 )
 from dagnats.cli.loader import resolve
 from dagnats.protocol.durations import parse_duration
+from dagnats.protocol.partitions import check_engine_id
 from dagnats.server import NatsAuth, ServeOptions, serve
 from dagnats.server.metrics import MetricsServer
 
@@ -99,6 +100,15 @@ def _retention(value: str | None) -> float | None:
     return ns / 1e9
 
 
+def _engine_id(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return check_engine_id(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--engine-id") from exc
+
+
 RetentionOpt = Annotated[
     str | None,
     typer.Option(
@@ -135,6 +145,19 @@ PartitionsOpt = Annotated[
 ]
 
 
+EngineIdOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--engine-id",
+        envvar="DAGNATS_ENGINE_ID",
+        show_envvar=True,
+        help="This engine's name in the partition leases: a stable one lets a restart take "
+        "its partitions back at once; never two running engines with one id "
+        "[default: random; serve-<host> for serve with its embedded NATS].",
+    ),
+]
+
+
 def serve_cmd(
     port: Annotated[int, typer.Option("--port", help="Port of the embedded NATS server.")] = 4222,
     http_port: Annotated[int, typer.Option("--http-port", help="Port of the HTTP API.")] = 8080,
@@ -163,6 +186,7 @@ def serve_cmd(
     replicas: ReplicasOpt = 1,
     retention: RetentionOpt = None,
     partitions: PartitionsOpt = None,
+    engine_id: EngineIdOpt = None,
     log_level: LogLevelOpt = "info",
     host: HostOpt = "127.0.0.1",
     http_host: HttpHostOpt = None,
@@ -201,6 +225,7 @@ def serve_cmd(
         replicas=replicas,
         retention_s=_retention(retention),
         partitions=partitions,
+        engine_id=_engine_id(engine_id),
         host=host,
         http_host=http_host,
         http_token=http_token,
@@ -216,6 +241,7 @@ def engine_cmd(
     log_level: LogLevelOpt = "info",
     retention: RetentionOpt = None,
     partitions: PartitionsOpt = None,
+    engine_id: EngineIdOpt = None,
 ) -> None:
     """Run only the workflow engine against an existing NATS. Start it several times to
     share the history partitions between engines (docs/operations.md)."""
@@ -226,6 +252,7 @@ def engine_cmd(
             replicas=replicas,
             retention_s=_retention(retention),
             partitions=partitions,
+            engine_id=_engine_id(engine_id),
             engine=True,
             api=False,
             http=False,

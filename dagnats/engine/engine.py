@@ -47,7 +47,7 @@ from dagnats.engine.timers import TimerClock
 from dagnats.protocol import events as ev
 from dagnats.protocol import ids
 from dagnats.protocol.events import Event
-from dagnats.protocol.partitions import partition_of
+from dagnats.protocol.partitions import check_engine_id, partition_of
 from dagnats.telemetry import metrics, tracing
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,10 @@ class Engine:
         """``clock`` decides when timers are due (the wall clock unless a test gives its
         virtual one: ``dagnats.testing``); ``retention_s`` removes finished runs that long
         after they finished (``None``: kept; see engine.retention); ``engine_id`` names
-        this engine in the partition leases (default: a fresh random id)."""
+        this engine in the partition leases (default: a fresh random id); a stable id lets
+        a restarted engine take its leases back at once, and must not be shared by two
+        running engines."""
+        self.engine_id = check_engine_id(engine_id) if engine_id is not None else ids.worker_id()
         self.max_event_deliveries = max_event_deliveries
         self.apply_tries = apply_tries
         self.redeliver_delay_s = redeliver_delay_s
@@ -92,7 +95,6 @@ class Engine:
         self.nc = nc
         self.js = nc.jetstream()
         self.max_inflight = max_inflight
-        self.engine_id = engine_id or ids.worker_id()
         self._queues: dict[str, deque[Item | None]] = {}
         self._feeds: dict[int, PullFeed] = {}
         self._intake: dict[int, asyncio.Task[None]] = {}
@@ -181,8 +183,9 @@ class Engine:
             _done, pending = await asyncio.wait(set(self._actors), timeout=timeout_s)
             for t in pending:
                 t.cancel()
-        for run_id in list(p.runs.dirty):
-            await self._flush(run_id)
+        if self.nc.is_connected:  # cut off, the writes would only time out: the log has it
+            for run_id in list(p.runs.dirty):
+                await self._flush(run_id)
         await self.leases.stop(release=True)  # drains nothing more: only gives back
         await p.executor.drain()
         if self._forget_sub is not None:
@@ -405,7 +408,7 @@ class Engine:
                     return
                 if error == FENCED:
                     await self._nak_queued(q, delay=False)
-                    await leases.lose(part, "a snapshot was written under a newer lease")
+                    await leases.lose(part, "its lease lapsed or a newer holder wrote a run")
                     return
                 q.popleft()
                 if ok:
