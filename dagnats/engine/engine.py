@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from dagnats import protocol
 from dagnats._nats.history import read_history
@@ -23,6 +23,7 @@ from dagnats._nats.payloads import is_ref
 from dagnats._nats.state import definition_of, pinned_workflow
 from dagnats._nats.stores import ConflictError
 from dagnats._nats.types import Msg, NatsClient, Subscription
+from dagnats.dag.definition.agents import check_agent_routes
 from dagnats.dag.definition.models import WorkflowDef
 from dagnats.dag.machine.advance import advance
 from dagnats.dag.machine.state import RunState
@@ -58,10 +59,14 @@ class Engine:
         redeliver_delay_s: float = 2.0,
         clock: TimerClock | None = None,
         retention_s: float | None = None,
+        agent_routes: Mapping[str, str] | None = None,
     ) -> None:
         """``clock`` decides when timers are due (the wall clock unless a test gives its
         virtual one: ``dagnats.testing``); ``retention_s`` removes finished runs that long
-        after they finished (``None``: kept; see engine.retention)."""
+        after they finished (``None``: kept; see engine.retention); ``agent_routes`` sends
+        ``agent`` steps to a worker group by their ``metadata.role`` (``{"coder": "gpu",
+        "*": "agents"}``; see dag.definition.agents)."""
+        self.agent_routes = check_agent_routes(agent_routes or {})
         self.max_event_deliveries = max_event_deliveries
         self.apply_tries = apply_tries
         self.redeliver_delay_s = redeliver_delay_s
@@ -98,6 +103,7 @@ class Engine:
         p = self._parts = await open_parts(
             self.nc, max_inflight=self.max_inflight, clock=self.clock
         )
+        p.executor.agent_routes = self.agent_routes
         await p.feed.start()
         await p.timers.start()
         await p.advisories.start()

@@ -64,6 +64,8 @@ class ServeOptions:
     replicas: int = 1
     retention_s: float | None = None
     """Finished runs are removed this long after they finished (``None``: kept)."""
+    agent_routes: dict[str, str] = field(default_factory=dict)
+    """``metadata.role`` -> worker group of ``agent`` steps (``"*"``: any role)."""
     engine: bool = True
     api: bool = True
     http: bool = True
@@ -178,7 +180,7 @@ class Serve:
             api = self.api
             self.health.add("api", lambda: (api.running, "serving dagnats.api.>"))
         if o.engine:
-            self.engine = Engine(self.nc, retention_s=o.retention_s)
+            self.engine = Engine(self.nc, retention_s=o.retention_s, agent_routes=o.agent_routes)
             await self.engine.start()
             engine = self.engine
             self.health.add("engine", lambda: (engine.running, "consuming the history"))
