@@ -1,7 +1,8 @@
 """Methodology: drive advance() with the Sim harness through planner steps: a good fragment
-joins the run (prefixed ids, normal types (an agent stays one), roots on the planner, a planner.materialized
-record, the sinks and result follow), and each rule of a fragment is broken once, asserting
-the run fails with that rule's message and nothing of the fragment is applied."""
+joins the run (prefixed ids, normal types but agents stay agents, roots on the planner, a
+planner.materialized record, the sinks and result follow), and each rule of a fragment is
+broken once, asserting the run fails with that rule's message and nothing of the fragment
+is applied."""
 
 from __future__ import annotations
 
