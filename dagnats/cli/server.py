@@ -138,6 +138,20 @@ def _agent_routes(specs: list[str] | None) -> dict[str, str]:
         raise typer.BadParameter(str(exc), param_hint="--agent-route") from None
 
 
+PartitionsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--partitions",
+        min=1,
+        max=256,
+        envvar="DAGNATS_PARTITIONS",
+        show_envvar=True,
+        help="History partitions, set when the history stream is created and fixed after; "
+        "engines share them [default: 8, or the existing stream's].",
+    ),
+]
+
+
 def serve_cmd(
     port: Annotated[int, typer.Option("--port", help="Port of the embedded NATS server.")] = 4222,
     http_port: Annotated[int, typer.Option("--http-port", help="Port of the HTTP API.")] = 8080,
@@ -166,6 +180,7 @@ def serve_cmd(
     replicas: ReplicasOpt = 1,
     retention: RetentionOpt = None,
     agent_route: AgentRouteOpt = None,
+    partitions: PartitionsOpt = None,
     log_level: LogLevelOpt = "info",
     host: HostOpt = "127.0.0.1",
     http_host: HttpHostOpt = None,
@@ -204,6 +219,7 @@ def serve_cmd(
         replicas=replicas,
         retention_s=_retention(retention),
         agent_routes=_agent_routes(agent_route),
+        partitions=partitions,
         host=host,
         http_host=http_host,
         http_token=http_token,
@@ -219,8 +235,10 @@ def engine_cmd(
     log_level: LogLevelOpt = "info",
     retention: RetentionOpt = None,
     agent_route: AgentRouteOpt = None,
+    partitions: PartitionsOpt = None,
 ) -> None:
-    """Run only the workflow engine against an existing NATS."""
+    """Run only the workflow engine against an existing NATS. Start it several times to
+    share the history partitions between engines (docs/operations.md)."""
     setup_logging(log_level)
     _run_serve(
         ServeOptions(
@@ -228,6 +246,7 @@ def engine_cmd(
             replicas=replicas,
             retention_s=_retention(retention),
             agent_routes=_agent_routes(agent_route),
+            partitions=partitions,
             engine=True,
             api=False,
             http=False,

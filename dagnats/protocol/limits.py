@@ -118,10 +118,16 @@ def check_depth(value: Any, what: str, limit: int = MAX_JSON_DEPTH) -> Any:
     return value
 
 
+def not_json_constant(word: str) -> Any:
+    """``parse_constant`` of every JSON parse of outside input: Python's json reads ``NaN``
+    and ``Infinity``, which are not JSON (RFC 8259) and came out of a run as ``null``."""
+    raise ValueError(f"{word} is not a JSON value (RFC 8259 has no NaN or Infinity)")
+
+
 def loads(data: bytes | str, what: str, limit: int = MAX_JSON_DEPTH) -> Any:
     """Parse JSON from outside, bounded: malformed or too deep is :class:`LimitError`."""
     try:
-        value = json.loads(data)
+        value = json.loads(data, parse_constant=not_json_constant)
     except RecursionError:
         raise LimitError(
             f"{what} is nested deeper than {limit} levels; the limit is {limit} (MAX_JSON_DEPTH)"

@@ -57,7 +57,7 @@ KV_LOGS = "run_logs"  # what handlers log through ctx.logger, per step (bounded)
 OBJ_PAYLOADS = "payloads"
 
 # Consumers
-ENGINE_CONSUMER = "dagnats-engine"
+# The engine consumers, one per history partition: partitions.engine_consumer(p).
 TIMER_CONSUMER = "dagnats-timers"
 DEBOUNCE_CONSUMER = "dagnats-debounce"  # the trigger services' debounce timers (on TIMERS)
 

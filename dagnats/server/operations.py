@@ -386,9 +386,7 @@ class Operations:
                 )
             await self._cancel_and_wait(run_id)
         await self.runs.purge(run_id)
-        await self.js.purge_stream(
-            protocol.HISTORY_STREAM, subject=protocol.history_subject(run_id)
-        )
+        await self.js.purge_stream(protocol.HISTORY_STREAM, subject=protocol.history_filter(run_id))
         # Engines drop their cached state; the id is held while the old run's dedup ids live.
         await self.nc.publish(protocol.forget_subject(run_id), b"")
         # Held once: a second delete within the hold finds it there already.
