@@ -17,7 +17,9 @@ from dagnats.cli.common import (
     setup_logging,
 )
 from dagnats.cli.loader import resolve
+from dagnats.dag.definition.agents import parse_agent_routes
 from dagnats.protocol.durations import parse_duration
+from dagnats.protocol.limits import LimitError
 from dagnats.protocol.partitions import check_engine_id
 from dagnats.server import NatsAuth, ServeOptions, serve
 from dagnats.server.metrics import MetricsServer
@@ -118,6 +120,14 @@ RetentionOpt = Annotated[
         help="Remove finished runs this long after they finished (e.g. 30d) [default: kept].",
     ),
 ]
+AgentRouteOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--agent-route",
+        help="ROLE=GROUP: send agent steps whose metadata.role is ROLE to worker group GROUP "
+        "(ROLE '*': any agent step; repeatable).",
+    ),
+]
 ReplicasOpt = Annotated[
     int,
     typer.Option(
@@ -129,6 +139,13 @@ ReplicasOpt = Annotated[
         help="Replicas of streams and buckets it creates (existing ones are never lowered).",
     ),
 ]
+
+
+def _agent_routes(specs: list[str] | None) -> dict[str, str]:
+    try:
+        return parse_agent_routes(specs or [])
+    except LimitError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--agent-route") from None
 
 
 PartitionsOpt = Annotated[
@@ -185,6 +202,7 @@ def serve_cmd(
     ] = None,
     replicas: ReplicasOpt = 1,
     retention: RetentionOpt = None,
+    agent_route: AgentRouteOpt = None,
     partitions: PartitionsOpt = None,
     engine_id: EngineIdOpt = None,
     log_level: LogLevelOpt = "info",
@@ -224,6 +242,7 @@ def serve_cmd(
         leaf_remotes=remotes,
         replicas=replicas,
         retention_s=_retention(retention),
+        agent_routes=_agent_routes(agent_route),
         partitions=partitions,
         engine_id=_engine_id(engine_id),
         host=host,
@@ -240,6 +259,7 @@ def engine_cmd(
     metrics_port: MetricsPortOpt = None,
     log_level: LogLevelOpt = "info",
     retention: RetentionOpt = None,
+    agent_route: AgentRouteOpt = None,
     partitions: PartitionsOpt = None,
     engine_id: EngineIdOpt = None,
 ) -> None:
@@ -251,6 +271,7 @@ def engine_cmd(
             nats_url=nats_url,
             replicas=replicas,
             retention_s=_retention(retention),
+            agent_routes=_agent_routes(agent_route),
             partitions=partitions,
             engine_id=_engine_id(engine_id),
             engine=True,
