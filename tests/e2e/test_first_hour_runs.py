@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -151,3 +152,50 @@ async def test_approve_without_the_input_a_sub_workflow_requires_says_so() -> No
         done = await acli("approve", token, '{"name": "Ada"}', "--nats-url", env.url)
         assert done.returncode == 0, done.stderr
         await run.result(timeout=30)
+
+
+async def test_revisions_count_per_workflow_and_an_unknown_one_says_which_exist(
+    tmp_path: Path,
+) -> None:
+    async with DagnatsEnv.start() as env:
+        for name in ("first", "second"):
+            wf = dagnats.Workflow(name)
+            wf.sleep("nap", duration="1ms")
+            await env.client.register(wf)
+        one = tmp_path / "third.json"
+        one.write_text(json.dumps({"name": "third", "steps": [{"id": "a", "task": "a"}]}))
+        two = tmp_path / "third-2.json"
+        two.write_text(json.dumps({"name": "third", "version": "2", "steps": [{"id": "a"}]}))
+
+        registered = await acli("workflow", "register", str(one), "--nats-url", env.url)
+        assert registered.stdout == "Registered workflow third version 1.0 (revision 1)\n"
+        again = await acli("workflow", "register", str(one), "--nats-url", env.url)
+        assert again.stdout.endswith("(revision 1)\n")  # the same definition: a no-op
+        changed = await acli("workflow", "register", str(two), "--json", "--nats-url", env.url)
+        assert json.loads(changed.stdout)["revision"] == 2
+        listed = await acli("workflow", "list", "--json", "--nats-url", env.url)
+        assert {w["name"]: w["revision"] for w in json.loads(listed.stdout)} == {
+            "first": 1,
+            "second": 1,
+            "third": 2,
+        }
+
+        old = await acli("workflow", "show", "third", "--revision", "1", "--nats-url", env.url)
+        assert old.returncode == 0 and json.loads(old.stdout)["version"] == "1.0"
+        unknown = await acli("workflow", "show", "third", "--revision", "9", "--nats-url", env.url)
+        assert unknown.returncode == 1 and unknown.stdout == ""
+        assert unknown.stderr == "error: workflow 'third' has no revision 9; its revisions: 1-2\n"
+
+        # A run pinned to revision 1 keeps it; deleted and registered again, numbering goes on.
+        newer = dagnats.Workflow("first", version="2")
+        newer.sleep("nap", duration="2ms")
+        assert (await env.client.register(newer)).revision == 2
+        pinned = await env.client.start("first", None, revision=1)
+        await pinned.result(timeout=30)
+        assert (await pinned.status()).revision == 1
+        deleted = await acli("workflow", "delete", "third", "--nats-url", env.url)
+        assert deleted.returncode == 0, deleted.stderr
+        still = await acli("workflow", "show", "third", "--revision", "2", "--nats-url", env.url)
+        assert still.returncode == 0 and json.loads(still.stdout)["version"] == "2"
+        back = await acli("workflow", "register", str(one), "--nats-url", env.url)
+        assert back.stdout.endswith("(revision 3)\n"), back.stdout + back.stderr
