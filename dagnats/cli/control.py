@@ -90,10 +90,16 @@ def status(nats_url: NatsUrlOpt = DEFAULT_NATS_URL, json_out: JsonOpt = False) -
 
 def print_system(system: SystemStatus) -> None:
     """Engines, workers, queue depths, dead letters and tasks nobody serves."""
-    engines = ", ".join(
-        f"{e.name} ({e.pending} events pending, {e.waiting} pulling)" for e in system.engines
+    typer.echo(f"Engines:    {len(system.engines)}")
+    for e in system.engines:
+        held = ",".join(str(p) for p in e.partitions) or "none"
+        typer.echo(f"  {e.engine_id} (pid {e.pid} on {e.host}): partitions {held}")
+    pending = sum(p.pending for p in system.partitions)
+    unheld = [str(p.partition) for p in system.partitions if p.holder is None]
+    typer.echo(
+        f"Partitions: {len(system.partitions)}, {pending} events pending"
+        + (f"; not held by any engine: {','.join(unheld)}" if unheld else "")
     )
-    typer.echo(f"Engines:    {len(system.engines)}" + (f": {engines}" if engines else ""))
     tasks = sorted({str(t) for w in system.workers for t in w.get("tasks") or []})
     served = f" serving {', '.join(tasks)}" if tasks else ""
     typer.echo(f"Workers:    {len(system.workers)}{served}")

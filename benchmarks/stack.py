@@ -1,0 +1,223 @@
+"""One benchmark stack: a nats-server, the engine, the API and the worker as processes.
+
+The driver (this process) is the client. Each workload that leaves state behind (held
+runs, a killed engine, a grown cache) gets a fresh stack, so no workload measures another's
+leftovers. Every wait here is bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from benchmarks import _loop
+from dagnats import Client, RunHandle, Workflow
+from dagnats._nats.connection import connect as connect_nats
+from dagnats._nats.resources import partition_count
+from dagnats._nats.types import NatsClient
+from dagnats.protocol import names, partitions
+from dagnats.server import EmbeddedNats
+
+ROOT = Path(__file__).resolve().parent.parent
+# role -> the module that runs it and its arguments after the NATS URL
+ROLES: dict[str, tuple[str, ...]] = {
+    "engine": ("benchmarks._serve_engine", "engine"),
+    "api": ("benchmarks._serve_engine", "api"),
+    "worker": ("benchmarks._worker",),
+}
+STOP_TIMEOUT_S = 20.0
+READY_TIMEOUT_S = 60.0
+START_CONCURRENCY = 200  # bounds concurrent start requests, not runs in flight
+WAIT_CONCURRENCY = 1000  # bounds concurrent result() waits (each is a subscription)
+POLL_S = 0.2
+FINE_POLL_S = 0.02  # where the poll's own step would show in the figure
+
+
+def rss_mib(pid: int | None) -> float:
+    """Resident set size of a live process, MiB (from /proc: Linux only)."""
+    if pid is None:
+        raise RuntimeError("no such process")
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def child_env(uvloop: bool) -> dict[str, str]:
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, "PYTHONPATH": path, _loop.ENV: "1" if uvloop else "0"}
+
+
+class Stack:
+    """Use as ``async with Stack.open(uvloop=...) as stack``."""
+
+    def __init__(self, server: EmbeddedNats, nc: NatsClient, env: dict[str, str]) -> None:
+        self.server = server
+        self.nc = nc
+        self.env = env
+        self.client = Client(nc, timeout_s=30)
+        self.procs: dict[str, asyncio.subprocess.Process] = {}
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(
+        cls, *, uvloop: bool, roles: Sequence[str] = tuple(ROLES)
+    ) -> AsyncIterator[Stack]:
+        async with EmbeddedNats(port=0) as server:
+            nc = await connect_nats(server.url)
+            stack = cls(server, nc, child_env(uvloop))
+            try:
+                for role in roles:
+                    await stack.spawn(role)
+                yield stack
+            finally:
+                await stack.stop_all()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(nc.close(), 10)
+
+    async def spawn(self, role: str) -> None:
+        if role in self.procs:
+            raise RuntimeError(f"the {role} is already running")
+        self.procs[role] = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", *ROLES[role][:1], self.server.url, *ROLES[role][1:], env=self.env
+        )
+
+    def pid(self, role: str) -> int:
+        proc = self.procs.get(role)
+        if proc is None or proc.returncode is not None:
+            raise RuntimeError(f"the {role} is not running")
+        return proc.pid
+
+    async def kill(self, role: str) -> None:
+        """SIGKILL: a crash, nothing flushed or acked on the way out."""
+        proc = self.procs.pop(role)
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await asyncio.wait_for(proc.wait(), STOP_TIMEOUT_S)
+
+    async def stop_all(self) -> None:
+        for proc in self.procs.values():
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                await asyncio.wait_for(proc.wait(), STOP_TIMEOUT_S)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+        self.procs.clear()
+
+    def rss(self, role: str) -> float:
+        return rss_mib(self.server.pid if role == "nats-server" else self.pid(role))
+
+    async def register(self, *workflows: Workflow) -> None:
+        """Register, retrying while the API process is still starting (bounded)."""
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        for wf in workflows:
+            while True:
+                try:
+                    await self.client.register(wf)
+                    break
+                except Exception:
+                    if time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(0.1)
+
+    async def warm(self, *names_: str, value: Any = 0) -> None:
+        """One run of each: also proves the engine and worker are up."""
+        for name in names_:
+            run = await self.client.start(name, value)
+            await run.result(timeout=READY_TIMEOUT_S)
+
+    async def start_many(
+        self, name: str, count: int, value: Callable[[int], Any] = lambda i: i
+    ) -> list[RunHandle]:
+        sem = asyncio.Semaphore(START_CONCURRENCY)
+
+        async def one(i: int) -> RunHandle:
+            async with sem:
+                return await self.client.start(name, value(i))
+
+        return list(await asyncio.gather(*(one(i) for i in range(count))))
+
+    async def wait_all(self, handles: Sequence[RunHandle], timeout_s: float) -> None:
+        """Every run's result, within ``timeout_s`` in all."""
+        sem = asyncio.Semaphore(WAIT_CONCURRENCY)
+        deadline = time.monotonic() + timeout_s
+
+        async def one(h: RunHandle) -> None:
+            async with sem:
+                await h.result(timeout=max(1.0, deadline - time.monotonic()))
+
+        await asyncio.wait_for(asyncio.gather(*(one(h) for h in handles)), timeout_s)
+
+    async def drained(
+        self, stream: str, consumer: str, timeout_s: float, *, acked: bool = True
+    ) -> None:
+        """Wait until ``consumer`` has delivered everything (and, with ``acked``, had it
+        acked); polled, since no watch tells this."""
+        js = self.nc.jetstream()
+        deadline = time.monotonic() + timeout_s
+        while True:
+            info = await js.consumer_info(stream, consumer)
+            if not info.num_pending and not (acked and info.num_ack_pending):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"{consumer} still has {info.num_pending} pending and "
+                    f"{info.num_ack_pending} unacked after {timeout_s:.0f} s"
+                )
+            await asyncio.sleep(POLL_S)
+
+    async def stream_empty(self, stream: str, timeout_s: float) -> None:
+        """Wait until a work-queue stream holds no message (polled)."""
+        js = self.nc.jetstream()
+        deadline = time.monotonic() + timeout_s
+        while (left := (await js.stream_info(stream)).state.messages) > 0:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{stream} still holds {left} messages after {timeout_s:.0f} s")
+            await asyncio.sleep(POLL_S)
+
+    async def engine_consumers(self) -> list[str]:
+        """The engine's durable consumers, one per history partition."""
+        count = await partition_count(self.nc.jetstream())
+        return [partitions.engine_consumer(p) for p in range(count)]
+
+    async def engine_acked(self) -> int:
+        """The highest ack floor of the engine's partition consumers: the engine has applied
+        an event at least that far into the history stream."""
+        js = self.nc.jetstream()
+        floors = [0]
+        for consumer in await self.engine_consumers():
+            info = await js.consumer_info(names.HISTORY_STREAM, consumer)
+            floors.append(int(info.ack_floor.stream_seq if info.ack_floor else 0))
+        return max(floors)
+
+    async def engine_applies(self, after: int, timeout_s: float) -> None:
+        """Wait until the engine has applied an event past stream sequence ``after``."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with contextlib.suppress(Exception):  # the consumer may not be bound yet
+                if await self.engine_acked() > after:
+                    return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the engine applied nothing past {after} in {timeout_s:.0f} s")
+            await asyncio.sleep(FINE_POLL_S)
+
+    async def engine_idle(self, timeout_s: float) -> None:
+        """The engine has applied and acked every history event so far."""
+        for consumer in await self.engine_consumers():
+            await self.drained(names.HISTORY_STREAM, consumer, timeout_s)
+
+
+async def timed(coro: Awaitable[Any]) -> float:
+    t0 = time.perf_counter()
+    await coro
+    return time.perf_counter() - t0
