@@ -11,14 +11,16 @@ from dagnats.cli.common import (
     DEFAULT_NATS_URL,
     CliError,
     NatsUrlOpt,
+    debugging,
     execute,
     fail,
     open_nats,
     setup_logging,
+    wait_for_nats,
 )
 from dagnats.cli.loader import resolve
 from dagnats.dag.definition.agents import parse_agent_routes
-from dagnats.protocol.durations import parse_long_duration
+from dagnats.protocol.durations import parse_duration, parse_long_duration, to_seconds
 from dagnats.protocol.limits import LimitError
 from dagnats.protocol.partitions import check_engine_id
 from dagnats.server import NatsAuth, ServeOptions, serve
@@ -381,15 +383,32 @@ def worker_cmd(
             help="Replicas of streams it creates [default: the Worker's own].",
         ),
     ] = None,
+    wait: Annotated[
+        str,
+        typer.Option(
+            "--wait",
+            metavar="DURATION",
+            help="How long to wait for NATS when it is not up yet (a worker started before "
+            "`dagnats serve`); 0: fail at once.",
+        ),
+    ] = "30s",
 ) -> None:
     """Run a Worker defined in a module (ATTR: a Worker or a function returning one).
 
     The current directory is importable, so `dagnats worker tasks:worker` finds ./tasks.py.
+    Started before `dagnats serve`, it waits for NATS (--wait, 30 s) and says so.
+    Set DAGNATS_DEBUG=1 to see the traceback of a module that fails to import.
     """
     setup_logging(log_level)
     try:
+        wait_s = to_seconds(parse_duration(wait))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--wait") from None
+    try:
         worker = resolve(spec, _is_worker, "a dagnats.Worker")
     except CliError as exc:
+        if debugging():
+            raise  # the traceback of what failed in the user's module, chained below
         fail(str(exc), exc.code)
     if nats_url is not None:
         worker.nats_url = nats_url
@@ -397,7 +416,7 @@ def worker_cmd(
         worker.replicas = replicas
 
     async def main() -> None:
-        await check_reachable(worker.nats_url)
+        await wait_for_nats(worker.nats_url, wait_s)
         if metrics_port is None:
             await worker.run()
             return

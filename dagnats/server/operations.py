@@ -147,10 +147,7 @@ class Operations:
 
     async def get_workflow(self, body: dict[str, Any]) -> dict[str, Any]:
         name = _workflow_name(body)
-        found = await self.defs.get(name, _revision(body))
-        if found is None:
-            raise WorkflowNotFoundError(f"workflow '{name}' is not registered")
-        d, rev = found
+        d, rev = await self.workflow_revision(name, body.get("revision"))
         return {
             "revision": rev,
             "definition": d.model_dump(mode="json", by_alias=True, exclude_none=True),
@@ -167,11 +164,18 @@ class Operations:
 
     async def workflow_revision(self, name: str, revision: Any) -> tuple[WorkflowDef, int]:
         """The definition a start would use; ``WorkflowNotFoundError`` when there is none."""
-        found = await self.defs.get(name, _revision({"revision": revision}))
-        if found is None:
-            at = f" at revision {revision}" if revision is not None else ""
-            raise WorkflowNotFoundError(f"workflow '{name}' is not registered{at}")
-        return found
+        wanted = _revision({"revision": revision})
+        found = await self.defs.get(name, wanted)
+        if found is not None:
+            return found
+        if wanted is None:
+            raise WorkflowNotFoundError(f"workflow '{name}' is not registered")
+        stored = await self.defs.revisions(name)
+        if not stored:
+            raise WorkflowNotFoundError(f"workflow '{name}' is not registered")
+        raise WorkflowNotFoundError(
+            f"workflow '{name}' has no revision {wanted}; its revisions: {_spans(stored)}"
+        )
 
     async def start_run(
         self, body: dict[str, Any], *, trusted_input: bool = False
@@ -449,6 +453,17 @@ def _chosen_or_new_run_id(body: dict[str, Any]) -> str:
     """The run id the caller chose (checked), else a new one."""
     run_id = body.get("run_id") or protocol.new_run_id()
     return check_name(run_id, "run_id")
+
+
+def _spans(revisions: list[int]) -> str:
+    """``1-3, 7`` for [1, 2, 3, 7]: a long history stays one short line."""
+    spans: list[list[int]] = []
+    for r in revisions:
+        if spans and r == spans[-1][1] + 1:
+            spans[-1][1] = r
+        else:
+            spans.append([r, r])
+    return ", ".join(f"{a}-{b}" if b > a else str(a) for a, b in spans)
 
 
 def _revision(body: dict[str, Any]) -> int | None:
