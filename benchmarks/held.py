@@ -6,7 +6,8 @@
   the worker completing every task meanwhile, then the engine started cold: time from its
   process start until it applies events again (limit ``READY_LIMIT_S``) and until all N
   runs have progressed (their completions applied; ratio to the floor's steps/s);
-- ``rss``: engine RSS after N finished 3-step runs over its idle RSS (target +15 MiB).
+- ``rss``: engine RSS after N finished 3-step runs (``RSS_IN_FLIGHT`` at a time) over its
+  idle RSS (target +15 MiB).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ HOLD_S = 3600.0  # the held runs' sleep: they stay asleep for the whole workload
 PROBE_S = 5.0
 LATE_LIMIT_MS = 250.0
 READY_LIMIT_S = 10.0
+RSS_IN_FLIGHT = 1000  # the runs of ``rss`` go through 1,000 at a time, as in ``throughput``
 SETTLE_S = 1.0  # write-behind snapshots land within 0.1 s; leave the process time to settle
 
 
@@ -89,6 +91,7 @@ async def sleepers(s: Session, count: int, probes: int, tag: str = "sleepers") -
 
 
 async def restart(s: Session, count: int) -> None:
+    fl = await s.floor_before("restart")
     bound = 600 + count / 20
     async with Stack.open(uvloop=s.uvloop, roles=("engine", "api")) as stack:
         await stack.register(linear("bench-1", 1), nap("bench-tick", 0.01))
@@ -96,21 +99,21 @@ async def restart(s: Session, count: int) -> None:
         handles = await stack.start_many("bench-1", count)
         await stack.engine_idle(bound)  # every run has dispatched its task
         rss_before = stack.rss("engine")
-        applied = await stack.engine_acked()
         await stack.kill("engine")
         # With the engine down, the worker ends every task: the history holds one
         # unapplied completion per run when the new engine starts, with a cold cache.
         await stack.spawn("worker")
         await stack.stream_empty(names.TASK_STREAM, bound)
+        backlog = await stack.engine_backlog()
         t0 = time.perf_counter()
         await stack.spawn("engine")
-        await stack.engine_applies(applied, READY_LIMIT_S * 10)
+        await stack.engine_applies(backlog, READY_LIMIT_S * 10)
         ready = time.perf_counter() - t0
         async with s.profiled("restart", stack, roles=("engine",)):
             await stack.wait_all(handles, bound)
         done = time.perf_counter() - t0
     rate = count / (done - ready)
-    ratio = rate / s.floor.steps_per_s
+    ratio = rate / fl.steps_per_s
     s.figures.update(
         restart_runs=count,
         restart_ready_s=ready,
@@ -131,6 +134,7 @@ async def restart(s: Session, count: int) -> None:
 
 
 async def rss(s: Session, count: int) -> None:
+    fl = await s.floor_before("rss")
     async with Stack.open(uvloop=s.uvloop) as stack:
         await stack.register(linear("bench-3", 3))
         await stack.warm("bench-3")
@@ -139,8 +143,7 @@ async def rss(s: Session, count: int) -> None:
         idle = stack.rss("engine")
         async with s.profiled("rss", stack):
             t0 = time.perf_counter()
-            handles = await stack.start_many("bench-3", count)
-            await stack.wait_all(handles, 600 + count / 20)
+            await stack.run_many("bench-3", count, RSS_IN_FLIGHT, 600 + count / 20)
             elapsed = time.perf_counter() - t0
         await stack.engine_idle(120)
         await asyncio.sleep(SETTLE_S)
@@ -152,5 +155,5 @@ async def rss(s: Session, count: int) -> None:
     s.say(
         f"dagnats engine RSS after {count} finished 3-step runs: {after:.0f} MiB, "
         f"+{after - idle:.1f} MiB over idle ({idle:.0f} MiB); they ran at "
-        f"{rate:.0f} steps/s ({rate / s.floor.steps_per_s:.2f}x floor throughput)"
+        f"{rate:.0f} steps/s ({rate / fl.steps_per_s:.2f}x floor throughput)"
     )

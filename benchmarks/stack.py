@@ -10,8 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
@@ -63,6 +66,10 @@ class Stack:
         self.env = env
         self.client = Client(nc, timeout_s=30)
         self.procs: dict[str, asyncio.subprocess.Process] = {}
+        # The processes' output goes to files, kept (and named) only if the workload fails:
+        # a struggling engine's retries would otherwise bury the figures.
+        self.logs = Path(tempfile.mkdtemp(prefix="dagnats-bench-"))
+        self._spawned = 0
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -72,21 +79,38 @@ class Stack:
         async with EmbeddedNats(port=0) as server:
             nc = await connect_nats(server.url)
             stack = cls(server, nc, child_env(uvloop))
+            failed = True
             try:
                 for role in roles:
                     await stack.spawn(role)
                 yield stack
+                failed = False
             finally:
                 await stack.stop_all()
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(nc.close(), 10)
+                if failed:
+                    stack.keep_logs()
+                else:
+                    shutil.rmtree(stack.logs, ignore_errors=True)
 
     async def spawn(self, role: str) -> None:
         if role in self.procs:
             raise RuntimeError(f"the {role} is already running")
-        self.procs[role] = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", *ROLES[role][:1], self.server.url, *ROLES[role][1:], env=self.env
-        )
+        self._spawned += 1
+        with (self.logs / f"{self._spawned}-{role}.log").open("wb") as log:
+            self.procs[role] = await asyncio.create_subprocess_exec(
+                *(sys.executable, "-m", ROLES[role][0], self.server.url, *ROLES[role][1:]),
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def keep_logs(self) -> None:
+        print(f"the benchmark processes' logs are kept in {self.logs}:", file=sys.stderr)
+        for path in sorted(self.logs.iterdir()):
+            tail = path.read_text(errors="replace").splitlines()[-5:]
+            print(f"  {path.name}:", *(f"    {line}" for line in tail), sep="\n", file=sys.stderr)
 
     def pid(self, role: str) -> int:
         proc = self.procs.get(role)
@@ -146,6 +170,18 @@ class Stack:
 
         return list(await asyncio.gather(*(one(i) for i in range(count))))
 
+    async def run_many(self, name: str, count: int, in_flight: int, timeout_s: float) -> None:
+        """``count`` runs to their end, at most ``in_flight`` at a time (a steady load)."""
+        sem = asyncio.Semaphore(in_flight)
+        deadline = time.monotonic() + timeout_s
+
+        async def one(i: int) -> None:
+            async with sem:
+                run = await self.client.start(name, i)
+                await run.result(timeout=max(1.0, deadline - time.monotonic()))
+
+        await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(count))), timeout_s)
+
     async def wait_all(self, handles: Sequence[RunHandle], timeout_s: float) -> None:
         """Every run's result, within ``timeout_s`` in all."""
         sem = asyncio.Semaphore(WAIT_CONCURRENCY)
@@ -184,20 +220,18 @@ class Stack:
                 raise TimeoutError(f"{stream} still holds {left} messages after {timeout_s:.0f} s")
             await asyncio.sleep(POLL_S)
 
-    async def engine_acked(self) -> int:
-        """The engine consumer's ack floor: every history event up to it is applied."""
-        info = await self.nc.jetstream().consumer_info(names.HISTORY_STREAM, names.ENGINE_CONSUMER)
-        return int(info.ack_floor.stream_seq if info.ack_floor else 0)
+    async def engine_backlog(self) -> int:
+        """History events the engine has not acked yet (undelivered or in its hands)."""
+        js = self.nc.jetstream()
+        info = await js.consumer_info(names.HISTORY_STREAM, names.ENGINE_CONSUMER)
+        return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
 
-    async def engine_applies(self, after: int, timeout_s: float) -> None:
-        """Wait until the engine has applied an event past stream sequence ``after``."""
+    async def engine_applies(self, backlog: int, timeout_s: float) -> None:
+        """Wait until the engine has acked (applied) one of the ``backlog`` events."""
         deadline = time.monotonic() + timeout_s
-        while True:
-            with contextlib.suppress(Exception):  # the consumer may not be bound yet
-                if await self.engine_acked() > after:
-                    return
+        while await self.engine_backlog() >= backlog:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"the engine applied nothing past {after} in {timeout_s:.0f} s")
+                raise TimeoutError(f"the engine applied nothing in {timeout_s:.0f} s")
             await asyncio.sleep(FINE_POLL_S)
 
     async def engine_idle(self, timeout_s: float) -> None:
