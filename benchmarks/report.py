@@ -156,7 +156,8 @@ def other_table(s: Session) -> list[str]:
         n = f"{f['restart_runs']:,.0f}"
         ready = f["restart_ready_s"]
         rows.append(
-            f"| cold engine restart, {n} active runs: applies events again | {ready:.2f} s | - | "
+            f"| cold engine restart, {n} active runs: applies events again | {ready:.2f} s "
+            f"(pulling after {f['restart_pulling_s']:.2f} s) | - | "
             f"- | <= {READY_LIMIT_S:g} s | {_within(ready, READY_LIMIT_S)} |"
         )
         rows.append(

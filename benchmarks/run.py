@@ -30,6 +30,7 @@ DEFAULT = WORKLOADS[:-1]  # the 100,000 sleepers only with --large (or --only)
 # option -> (full count, --quick count)
 COUNTS: dict[str, tuple[int, int]] = {
     "samples": (300, 30),
+    "floor_samples": (1000, 200),
     "runs": (1000, 100),
     "seq_samples": (30, 5),
     "map_items": (10_000, 500),
@@ -40,7 +41,8 @@ COUNTS: dict[str, tuple[int, int]] = {
     "rss_runs": (20_000, 1000),
 }
 HELP = {
-    "samples": "runs one at a time for the 1-/3-step latency (and the floor's samples)",
+    "samples": "runs one at a time for the 1-/3-step latency",
+    "floor_samples": "single steps one at a time for the floor's p50 (each floor)",
     "runs": "concurrent 3-step runs for throughput (the floor sends 3x as many steps)",
     "seq_samples": "40-step runs one at a time (median)",
     "map_items": "items of the map (at most 10,000, the map step's limit)",
@@ -123,11 +125,13 @@ def modes(args: argparse.Namespace) -> list[bool]:
 
 
 async def session(args: argparse.Namespace, uvloop: bool) -> Session:
-    floor = await measure(args.samples, args.runs * 3)
+    floor = await measure(args.floor_samples, args.runs * 3)
     prof = None
     if args.profile:
         prof = Profiler(args.profile_dir / ("uvloop" if uvloop else "asyncio"), args.profile_top)
-    s = Session(uvloop, floor, prof, floor_samples=args.samples, floor_concurrent=args.runs * 3)
+    s = Session(
+        uvloop, floor, prof, floor_samples=args.floor_samples, floor_concurrent=args.runs * 3
+    )
     s.say(f"event loop: {'uvloop' if uvloop else 'asyncio'} in every process")
     s.say(
         f"raw NATS floor at the start, one step:  p50 {floor.p50_ms:.3f} ms  "

@@ -220,16 +220,28 @@ class Stack:
                 raise TimeoutError(f"{stream} still holds {left} messages after {timeout_s:.0f} s")
             await asyncio.sleep(POLL_S)
 
-    async def engine_backlog(self) -> int:
-        """History events the engine has not acked yet (undelivered or in its hands)."""
+    async def engine_backlog(self) -> tuple[int, int]:
+        """(history events the engine has not acked yet, the last one delivered to it)."""
         js = self.nc.jetstream()
         info = await js.consumer_info(names.HISTORY_STREAM, names.ENGINE_CONSUMER)
-        return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+        delivered = info.delivered.stream_seq if info.delivered else 0
+        return int(info.num_pending or 0) + int(info.num_ack_pending or 0), int(delivered or 0)
 
-    async def engine_applies(self, backlog: int, timeout_s: float) -> None:
-        """Wait until the engine has acked (applied) one of the ``backlog`` events."""
+    async def engine_progress(
+        self, backlog: int, delivered: int, since: float, timeout_s: float
+    ) -> tuple[float, float]:
+        """Wait until the engine has acked (applied) one of the ``backlog`` events: seconds
+        from ``since`` (a ``perf_counter``) until it was delivered one past ``delivered``
+        (it is pulling) and until that first apply."""
         deadline = time.monotonic() + timeout_s
-        while await self.engine_backlog() >= backlog:
+        pulled: float | None = None
+        while True:
+            left, last = await self.engine_backlog()
+            now = time.perf_counter() - since
+            if pulled is None and last > delivered:
+                pulled = now
+            if left < backlog:
+                return (now if pulled is None else pulled), now
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the engine applied nothing in {timeout_s:.0f} s")
             await asyncio.sleep(FINE_POLL_S)
