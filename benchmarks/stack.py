@@ -16,15 +16,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from benchmarks import _loop
 from dagnats import Client, RunHandle, Workflow
 from dagnats._nats.connection import connect as connect_nats
+from dagnats._nats.resources import partition_count
 from dagnats._nats.types import NatsClient
-from dagnats.protocol import names
+from dagnats.protocol import names, partitions
 from dagnats.server import EmbeddedNats
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -220,12 +221,22 @@ class Stack:
                 raise TimeoutError(f"{stream} still holds {left} messages after {timeout_s:.0f} s")
             await asyncio.sleep(POLL_S)
 
+    async def engine_consumers(self) -> list[str]:
+        """The engine's durable consumers, one per history partition."""
+        count = await partition_count(self.nc.jetstream())
+        return [partitions.engine_consumer(p) for p in range(count)]
+
     async def engine_backlog(self) -> tuple[int, int]:
-        """(history events the engine has not acked yet, the last one delivered to it)."""
+        """(history events the engine has not acked yet, over all its partition consumers;
+        the furthest event delivered to it)."""
         js = self.nc.jetstream()
-        info = await js.consumer_info(names.HISTORY_STREAM, names.ENGINE_CONSUMER)
-        delivered = info.delivered.stream_seq if info.delivered else 0
-        return int(info.num_pending or 0) + int(info.num_ack_pending or 0), int(delivered or 0)
+        left, delivered = 0, 0
+        for consumer in await self.engine_consumers():
+            info = await js.consumer_info(names.HISTORY_STREAM, consumer)
+            left += int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+            last = info.delivered.stream_seq if info.delivered else 0
+            delivered = max(delivered, int(last or 0))
+        return left, delivered
 
     async def engine_progress(
         self, backlog: int, delivered: int, since: float, timeout_s: float
@@ -248,10 +259,5 @@ class Stack:
 
     async def engine_idle(self, timeout_s: float) -> None:
         """The engine has applied and acked every history event so far."""
-        await self.drained(names.HISTORY_STREAM, names.ENGINE_CONSUMER, timeout_s)
-
-
-async def timed(coro: Awaitable[Any]) -> float:
-    t0 = time.perf_counter()
-    await coro
-    return time.perf_counter() - t0
+        for consumer in await self.engine_consumers():
+            await self.drained(names.HISTORY_STREAM, consumer, timeout_s)

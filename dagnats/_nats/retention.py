@@ -66,7 +66,7 @@ async def remove_run(
     objects: list[str],
 ) -> None:
     """Remove everything a finished run left: history, records, snapshot and payloads."""
-    await js.purge_stream(protocol.HISTORY_STREAM, subject=protocol.history_subject(run_id))
+    await js.purge_stream(protocol.HISTORY_STREAM, subject=protocol.history_filter(run_id))
     for bucket in (protocol.KV_CHECKPOINTS, protocol.KV_SIGNALS):
         kv = stores[bucket]
         for entry in await scan(kv, f"{run_id}.>", limit=MAX_KEYS_PER_RUN):

@@ -2,7 +2,9 @@
 
 The snapshot is a cache of the event log (DESIGN.md §1.2): every write is a compare-and-swap
 on the KV revision, so a write based on a stale state is refused rather than lost over
-another (one engine per deployment: see ADR 0001).
+another. With several engines (ADR 0013) each write also carries the writer's partition
+lease epoch (``fence``): an engine whose lease is gone cannot write, and one that reads a
+snapshot written under a newer epoch knows another engine took its partition.
 """
 
 from __future__ import annotations
@@ -11,12 +13,13 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from dagnats import protocol
 from dagnats._nats import cas
+from dagnats._nats.kvscan import list_keys
 from dagnats._nats.payloads import Payloads, decode_run, encode_run
 from dagnats._nats.types import (
     JetStreamContext,
@@ -26,6 +29,7 @@ from dagnats._nats.types import (
 from dagnats.dag.definition.models import WorkflowDef
 from dagnats.dag.definition.rules import load_definition
 from dagnats.dag.machine.state import RunState
+from dagnats.protocol import keys, partitions
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +44,8 @@ class Snapshot:
     """The KV revision (0 when the key was never written): the base of a compare-and-swap."""
     exists: bool
     """Whether the key exists at all (a delete marker counts: the run was deleted)."""
+    epoch: int = 0
+    """The lease epoch it was written under (0: written without one)."""
 
 
 async def read_snapshot(kv: KeyValue, payloads: Payloads, run_id: str) -> Snapshot:
@@ -51,7 +57,12 @@ async def read_snapshot(kv: KeyValue, payloads: Payloads, run_id: str) -> Snapsh
     revision = entry.revision or 0
     if not entry.value:  # a delete/purge marker
         return Snapshot(None, revision, exists=True)
-    return Snapshot(await decode_run(payloads, entry.value), revision, exists=True)
+    return Snapshot(
+        await decode_run(payloads, entry.value),
+        revision,
+        exists=True,
+        epoch=partitions.epoch_of(entry.value),
+    )
 
 
 async def watch_snapshot(
@@ -80,6 +91,14 @@ class ConflictError(Exception):
     """The snapshot changed under us (another writer): reload and re-apply."""
 
 
+class FencedError(Exception):
+    """This engine does not hold the lease of the run's partition: it must not write."""
+
+
+Fence = Callable[[str], int]
+"""The writer's lease epoch for a run id; raises FencedError when it holds no lease."""
+
+
 class RunStore:
     """``workflow_runs`` with a bounded LRU cache of (state, revision).
 
@@ -95,6 +114,9 @@ class RunStore:
         self._cache: OrderedDict[str, tuple[RunState, int]] = OrderedDict()
         self._max = max_cached
         self.dirty: set[str] = set()
+        self.fence: Fence | None = None
+        """Set by a partitioned engine: every write is stamped with (and refused without)
+        its lease epoch, and a snapshot of a newer epoch is refused on load."""
 
     @classmethod
     async def open(cls, js: JetStreamContext, **kw: int) -> RunStore:
@@ -108,6 +130,9 @@ class RunStore:
                 self._cache.move_to_end(run_id)
                 return hit
         stored = await read_snapshot(self.kv, self.payloads, run_id)
+        if self.fence is not None and stored.epoch > self.fence(run_id):
+            self.forget(run_id)
+            raise FencedError(f"run {run_id} was written under a newer lease ({stored.epoch})")
         if stored.state is None:
             if not stored.exists:
                 self._cache.pop(run_id, None)
@@ -117,6 +142,8 @@ class RunStore:
 
     async def save(self, run: RunState, revision: int) -> int:
         data = await encode_run(self.payloads, run)
+        if self.fence is not None:
+            data = partitions.stamp_epoch(data, self.fence(run.run_id))
         new_rev = await cas.write(self.kv, run.run_id, data, revision)
         if new_rev is None:
             self._cache.pop(run.run_id, None)
@@ -146,6 +173,10 @@ class RunStore:
     def forget(self, run_id: str) -> None:
         self._cache.pop(run_id, None)
         self.dirty.discard(run_id)
+
+    def run_ids(self) -> list[str]:
+        """Every cached run id (a partition handed over drops its runs)."""
+        return list(self._cache)
 
     def _remember(self, run_id: str, state: RunState, rev: int) -> None:
         self._cache[run_id] = (state, rev)
@@ -186,8 +217,9 @@ class DefinitionStore:
             if entry is None:
                 continue
             # Any change to a name (a new version or a delete) drops what we knew.
-            self._seen[entry.key] = max(self._seen.get(entry.key, 0), entry.revision or 0)
-            self._latest.pop(entry.key, None)
+            name = keys.workflow_of_definition_key(entry.key)
+            self._seen[name] = max(self._seen.get(name, 0), entry.revision or 0)
+            self._latest.pop(name, None)
 
     async def close(self) -> None:
         if self._watcher is not None:
@@ -208,7 +240,7 @@ class DefinitionStore:
             if hit is not None:
                 return hit, revision
         try:
-            entry = await self.kv.get(name, revision=revision)
+            entry = await self.kv.get(keys.definition_key(name), revision=revision)
         except KeyNotFoundError:
             return None
         if entry.value is None or entry.revision is None:
@@ -222,8 +254,16 @@ class DefinitionStore:
             self._by_rev.popitem(last=False)
         return defn, entry.revision
 
+    async def names(self) -> list[str]:
+        """Every registered workflow's name (bounded like every key listing), sorted."""
+        return sorted(keys.workflow_of_definition_key(k) for k in await list_keys(self.kv))
+
+    async def delete(self, name: str) -> None:
+        """A delete marker: past revisions stay readable for runs that still use them."""
+        await self.kv.delete(keys.definition_key(name))
+
     async def put(self, defn: WorkflowDef) -> int:
         data = defn.model_dump_json(by_alias=True, exclude_none=True).encode()
-        rev = await self.kv.put(defn.name, data)
+        rev = await self.kv.put(keys.definition_key(defn.name), data)
         self._by_rev[(defn.name, rev)] = defn
         return rev

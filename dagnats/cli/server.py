@@ -121,6 +121,20 @@ ReplicasOpt = Annotated[
 ]
 
 
+PartitionsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--partitions",
+        min=1,
+        max=256,
+        envvar="DAGNATS_PARTITIONS",
+        show_envvar=True,
+        help="History partitions, set when the history stream is created and fixed after; "
+        "engines share them [default: 8, or the existing stream's].",
+    ),
+]
+
+
 def serve_cmd(
     port: Annotated[int, typer.Option("--port", help="Port of the embedded NATS server.")] = 4222,
     http_port: Annotated[int, typer.Option("--http-port", help="Port of the HTTP API.")] = 8080,
@@ -148,6 +162,7 @@ def serve_cmd(
     ] = None,
     replicas: ReplicasOpt = 1,
     retention: RetentionOpt = None,
+    partitions: PartitionsOpt = None,
     log_level: LogLevelOpt = "info",
     host: HostOpt = "127.0.0.1",
     http_host: HttpHostOpt = None,
@@ -185,6 +200,7 @@ def serve_cmd(
         leaf_remotes=remotes,
         replicas=replicas,
         retention_s=_retention(retention),
+        partitions=partitions,
         host=host,
         http_host=http_host,
         http_token=http_token,
@@ -199,14 +215,17 @@ def engine_cmd(
     metrics_port: MetricsPortOpt = None,
     log_level: LogLevelOpt = "info",
     retention: RetentionOpt = None,
+    partitions: PartitionsOpt = None,
 ) -> None:
-    """Run only the workflow engine against an existing NATS."""
+    """Run only the workflow engine against an existing NATS. Start it several times to
+    share the history partitions between engines (docs/operations.md)."""
     setup_logging(log_level)
     _run_serve(
         ServeOptions(
             nats_url=nats_url,
             replicas=replicas,
             retention_s=_retention(retention),
+            partitions=partitions,
             engine=True,
             api=False,
             http=False,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from dagnats import protocol
@@ -26,8 +27,15 @@ DEFAULT_INTERVAL_S = 600.0
 
 class Retention:
     def __init__(
-        self, nc: NatsClient, retention_s: float, *, interval_s: float = DEFAULT_INTERVAL_S
+        self,
+        nc: NatsClient,
+        retention_s: float,
+        *,
+        interval_s: float = DEFAULT_INTERVAL_S,
+        owns: Callable[[str], bool] | None = None,
     ) -> None:
+        """``owns``: whether this engine removes a run (the holder of its partition, so
+        that with several engines each run is removed by one of them)."""
         if retention_s <= 0:
             raise ValueError(f"retention must be positive, got {retention_s!r} s")
         self.nc = nc
@@ -36,6 +44,7 @@ class Retention:
         self.interval_s = interval_s
         self.payloads = Payloads(self.js)
         self.removed = 0
+        self.owns = owns
         self._stores: dict[str, KeyValue] = {}
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
@@ -68,6 +77,8 @@ class Retention:
         cutoff = (now or datetime.now(UTC)) - timedelta(seconds=self.retention_s)
         runs = self._stores[protocol.KV_RUNS]
         expired = await expired_runs(runs, self.payloads, cutoff)
+        if self.owns is not None:
+            expired = [run_id for run_id in expired if self.owns(run_id)]
         if not expired:
             return 0
         objects = await objects_by_run(self.payloads)

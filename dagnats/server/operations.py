@@ -11,7 +11,7 @@ from typing import Any
 from dagnats import protocol
 from dagnats._nats import cas
 from dagnats._nats.history import has_history, read_history
-from dagnats._nats.kvscan import get_entry, list_keys
+from dagnats._nats.kvscan import get_entry
 from dagnats._nats.logs import purge_run_logs
 from dagnats._nats.payloads import Payloads, decode_run
 from dagnats._nats.publish import append_event
@@ -36,7 +36,7 @@ from dagnats.protocol import events as ev
 from dagnats.protocol import keys
 from dagnats.protocol.limits import check_name
 from dagnats.server import run_lookup, singleton
-from dagnats.server.interactions import Interactions, _name, _run_id
+from dagnats.server.interactions import Interactions, _run_id, _workflow
 from dagnats.server.schedules import Schedules, parse_run_at
 
 log = logging.getLogger(__name__)
@@ -130,7 +130,7 @@ class Operations:
 
     async def list_workflows(self, body: dict[str, Any]) -> list[dict[str, Any]]:
         out = []
-        for name in sorted(await list_keys(self.defs.kv))[: run_lookup.MAX_LIST]:
+        for name in (await self.defs.names())[: run_lookup.MAX_LIST]:
             found = await self.defs.get(name)
             if found is not None:
                 d, rev = found
@@ -160,8 +160,7 @@ class Operations:
         name = _workflow_name(body)
         if await self.defs.get(name) is None:
             raise WorkflowNotFoundError(f"workflow '{name}' is not registered")
-        # A delete marker: past revisions stay readable for runs that still use them.
-        await self.defs.kv.delete(name)
+        await self.defs.delete(name)
         return {"deleted": name}
 
     # --- runs ---
@@ -387,9 +386,7 @@ class Operations:
                 )
             await self._cancel_and_wait(run_id)
         await self.runs.purge(run_id)
-        await self.js.purge_stream(
-            protocol.HISTORY_STREAM, subject=protocol.history_subject(run_id)
-        )
+        await self.js.purge_stream(protocol.HISTORY_STREAM, subject=protocol.history_filter(run_id))
         # Engines drop their cached state; the id is held while the old run's dedup ids live.
         await self.nc.publish(protocol.forget_subject(run_id), b"")
         # Held once: a second delete within the hold finds it there already.
@@ -429,8 +426,8 @@ class Operations:
 
 
 def _workflow_name(body: dict[str, Any], field: str = "name") -> str:
-    """A workflow name in the KV-key alphabet (400 otherwise: the store would refuse it)."""
-    return keys.check_name(_name(body, field), f"workflow name in field '{field}'")
+    """A workflow name (dotted names allowed; 400 otherwise: the store would refuse it)."""
+    return _workflow(body, field)
 
 
 def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:

@@ -64,6 +64,9 @@ class ServeOptions:
     replicas: int = 1
     retention_s: float | None = None
     """Finished runs are removed this long after they finished (``None``: kept)."""
+    partitions: int | None = None
+    """History partitions when the stream is created (``None``: the default, or the
+    existing stream's); asking another count than an existing stream's is an error."""
     engine: bool = True
     api: bool = True
     http: bool = True
@@ -171,7 +174,7 @@ class Serve:
             self.nats_url, max_reconnect_attempts=-1, auth=o.nats_auth, closed_cb=self._closed
         )
         self.health.add("nats", connection_probe(self.nc))
-        await setup_resources(self.nc.jetstream(), replicas=o.replicas)
+        await setup_resources(self.nc.jetstream(), replicas=o.replicas, partitions=o.partitions)
         if o.api:
             self.api = ApiService(self.nc)
             await self.api.start()

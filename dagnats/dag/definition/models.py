@@ -27,7 +27,7 @@ from pydantic_core import InitErrorDetails
 
 from dagnats.dag.definition.spellings import drop_schema_key, go_retry, go_step, go_workflow
 from dagnats.protocol.durations import DAY, PYTHON_CONTEXT, Duration, DurationLike
-from dagnats.protocol.names import MAX_NAME_LEN, NAME_PATTERN
+from dagnats.protocol.names import DOTTED_NAME_PATTERN, MAX_NAME_LEN, NAME_PATTERN
 
 StepType = Literal[
     "normal",
@@ -74,8 +74,14 @@ MAX_PLANNER_STEPS = 100  # steps one planner may add
 MAX_PLANNER_DEPTH = 10
 MAX_DYNAMIC_STEPS = 500  # steps all planners of one run may add together
 MAX_CAPABILITIES = 32
+MAX_CANCEL_ON = 5  # Go's limit: a definition dagnats writes in the Go form must load there
 
 Name = Annotated[str, Field(pattern=NAME_PATTERN, min_length=1, max_length=MAX_NAME_LEN)]
+# Workflow names and step ids may be dotted, as in Go ("order.v2"); tasks, groups and
+# capabilities stay single tokens (a task is its worker's subject token).
+DottedName = Annotated[
+    str, Field(pattern=DOTTED_NAME_PATTERN, min_length=1, max_length=MAX_NAME_LEN)
+]
 
 
 class _Strict(BaseModel):
@@ -169,7 +175,7 @@ class MapConfig(_Strict):
 
 
 class SubWorkflowConfig(_Strict):
-    workflow: Name
+    workflow: DottedName
     # A definition revision to pin; None = the latest at the time the child starts.
     revision: int | None = Field(default=None, ge=1)
     detach: bool = False
@@ -331,7 +337,7 @@ class KeyedRateLimit(_Strict):
 
 
 class StepDef(_Strict):
-    id: Name
+    id: DottedName
     task: Annotated[Name | None, WithJsonSchema(_TASK_SCHEMA)] = None
     """The handler's task; a worker step without one gets its id (set when loaded)."""
     type: StepType = "normal"
@@ -442,7 +448,7 @@ class CancelOn(_Strict):
 class WorkflowDef(_Strict):
     _keeps_schema: ClassVar[bool] = True
     schema_: str | None = Field(default=None, alias="$schema")
-    name: Name
+    name: DottedName
     version: str = Field(default="1.0", max_length=256)
     description: str | None = Field(default=None, max_length=4096)
     steps: list[StepDef]
@@ -456,7 +462,7 @@ class WorkflowDef(_Strict):
     """Documents the run's output (kept and served; not enforced, as in Go)."""
     aux_steps: dict[str, bool] | None = None
     """Go's list of handler steps: checked against the inference, then dropped."""
-    cancel_on: list[CancelOn] = Field(default_factory=list, max_length=16)
+    cancel_on: list[CancelOn] = Field(default_factory=list, max_length=MAX_CANCEL_ON)
     priority: Priority | None = None
     sticky: Literal["", "soft", "hard"] = ""
     """Worker affinity for a run's worker steps (see docs/workflows.md)."""

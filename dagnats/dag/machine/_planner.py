@@ -165,8 +165,8 @@ def fragment_steps(planner_id: str, raws: list[dict[str, Any]]) -> list[StepDef]
     for raw in raws:
         step = StepDef.model_validate(raw)
         deps = [prefixed(planner_id, d) for d in step.depends_on] or [planner_id]
-        # model_copy does not validate: the prefixed ids keep the "." the pattern refuses
-        # in hand-written ids, which is what tells them apart.
+        # No hand-written id starts with "<planner id>." (a rule of the definition), so a
+        # prefixed id never clashes with one.
         # The task stays the fragment's own name (a step's task defaults to its id).
         update = {"id": prefixed(planner_id, step.id), "depends_on": deps, "task": step.task_name}
         out.append(step.model_copy(update=update))

@@ -1,0 +1,120 @@
+"""Methodology: two Go-serialised files with Go's dotted names (``shop.order.v2`` calling the
+sub-workflow ``shop.payment.v1``) are checked and registered with the real CLI, run on a real
+nats-server (``dagnats_env``) with the handlers of ``checkout_worker.py``, and read back
+through the CLI and the REST API: the user sees the names as written, dots included."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+import dagnats
+from dagnats.cli import app
+from dagnats.dag.definition.rules import load_definition
+from dagnats.server.http import HttpGateway
+from dagnats.testing import DagnatsEnv
+from examples.from_go import checkout_worker
+from examples.from_go.checkout_worker import CAPTURE_FAILS_AT, worker
+
+HERE = Path(__file__).parent
+FILES = (HERE / "payment.go.json", HERE / "checkout.go.json")
+WAIT_S = 20.0
+
+
+async def cli(*args: str) -> str:
+    """Run ``dagnats ARGS`` (in a thread: the CLI runs its own event loop); its output."""
+    result = await asyncio.wait_for(asyncio.to_thread(CliRunner().invoke, app, list(args)), WAIT_S)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_the_go_files_validate_offline_and_round_trip(path: Path) -> None:
+    result = CliRunner().invoke(app, ["workflow", "validate", str(path)])
+    assert result.exit_code == 0 and "valid" in result.output, result.output
+    wf = dagnats.Workflow.from_json(path.read_text())
+    assert load_definition(wf.to_dict(format="go")) == wf.to_definition()
+    assert wf.to_dict(format="go")["name"] == json.loads(path.read_text())["name"]
+
+
+async def test_the_order_is_paid_by_the_sub_workflow(dagnats_env: DagnatsEnv) -> None:
+    dagnats_env.add_worker(worker)
+    for path in FILES:
+        await cli("workflow", "register", str(path), "--nats-url", dagnats_env.url)
+    client = dagnats_env.client
+    order = {"order_id": "A1", "items": [{"price": 30, "qty": 2}, {"price": 15}]}
+    run = await client.start("shop.order.v2", order)
+    assert await run.result(timeout=WAIT_S) == {
+        "order_id": "A1",
+        "payment_id": "pay-examplepay-A1",
+        "charged": 75,
+        "status": "confirmed",
+    }
+    status = await run.status()
+    assert status.workflow == "shop.order.v2"
+    assert set(status.steps) == {"order.quote", "payment.charge", "order.confirm", "order.alert"}
+    child_id = status.steps["payment.charge"].child_run_id
+    assert child_id is not None
+    child = await client.get_run(child_id)
+    assert child.workflow == "shop.payment.v1" and child.status == "completed"
+    assert child.steps["card.capture"].output == {"payment_id": "pay-examplepay-A1", "captured": 75}
+
+    # What users read: the CLI and the REST API show the names as the files wrote them.
+    listed = await cli("workflow", "list", "--nats-url", dagnats_env.url)
+    assert "shop.order.v2" in listed and "shop.payment.v1" in listed
+    shown = await cli("run", "status", run.run_id, "--nats-url", dagnats_env.url)
+    assert "shop.order.v2" in shown and "payment.charge" in shown
+    gateway = HttpGateway(dagnats_env.nc, port=0)
+    await gateway.start()
+    try:
+        async with httpx.AsyncClient(base_url=gateway.url, timeout=WAIT_S) as http:
+            got = await http.get("/workflows/shop.payment.v1")
+            assert got.status_code == 200, got.text
+            assert got.json()["definition"]["steps"][0]["id"] == "card.authorize"
+            runs = (await http.get("/runs", params={"workflow": "shop.order.v2"})).json()
+            assert [(r["run_id"], r["workflow"]) for r in runs] == [(run.run_id, "shop.order.v2")]
+    finally:
+        await gateway.stop()
+
+
+async def test_a_declined_card_fails_the_payment_and_the_order_alerts(
+    dagnats_env: DagnatsEnv,
+) -> None:
+    dagnats_env.add_worker(worker)
+    for path in FILES:
+        await dagnats_env.client.register(path.read_text())
+    declined = await dagnats_env.client.start(
+        "shop.order.v2", {"order_id": "B2", "items": [{"price": 5000}]}
+    )
+    result = await declined.result(timeout=WAIT_S)
+    assert result["status"] == "payment_failed" and result["order_id"] == "B2"
+    assert result["reason"].startswith("sub-workflow run ")
+    assert result["reason"].endswith("card declined: 5000 > 1000")
+    assert (await declined.status()).steps["payment.charge"].status == "recovered"
+
+
+async def test_a_failed_capture_voids_the_authorisation(dagnats_env: DagnatsEnv) -> None:
+    checkout_worker.voided.clear()
+    dagnats_env.add_worker(worker)
+    for path in FILES:
+        await dagnats_env.client.register(path.read_text())
+    run = await dagnats_env.client.start(
+        "shop.order.v2", {"order_id": "C3", "items": [{"price": CAPTURE_FAILS_AT}]}
+    )
+    result = await run.result(timeout=WAIT_S)
+    assert result["status"] == "payment_failed"
+    assert "capture refused for examplepay-C3" in result["reason"]
+    assert checkout_worker.voided == [
+        {
+            "original_step": "card.authorize",
+            "original_output": {"auth_id": "examplepay-C3", "amount": CAPTURE_FAILS_AT},
+            "trigger_step": "card.capture",
+            "trigger_error": "capture refused for examplepay-C3",
+            "trigger_error_type": "NonRetryableError",  # dagnats adds the error's type
+        }
+    ]
