@@ -177,7 +177,7 @@ def _sleeper_rows(s: Session, tag: str) -> list[str]:
         f"+{f[f'{tag}_engine_over_idle_mib']:.0f} MiB over idle | - | - |",
         f"| {n} sleeping runs: nats-server RSS | {f[f'{tag}_nats_rss_mib']:.0f} MiB | - | "
         f"+{f[f'{tag}_nats_over_idle_mib']:.0f} MiB over idle | - | - |",
-        f"| {n} sleeping runs: a 5 s sleep fires late by | p50 {late:.0f} ms, max {worst:.0f} ms "
+        f"| {n} sleeping runs: a 5 s sleep fires late by | p50 {late:.1f} ms, max {worst:.1f} ms "
         f"| - | - | <= {LATE_LIMIT_MS:g} ms | {_within(worst, LATE_LIMIT_MS)} |",
     ]
 
