@@ -5,7 +5,8 @@ Per event: load the state (cache, else the KV snapshot plus the history events i
 seen), ``advance()``, execute the actions (publishes with dedup ids), then ack. The snapshot
 is written behind (ADR 0005): a running run's new state is staged in the cache and written
 with a CAS within ``FLUSH_DELAY_S``, coalescing busy runs' writes; a terminal state is written
-at once and announced on ``dagnats.done.<run_id>``, which is what ``result()`` waits for.
+at once, its result announced on ``dagnats.done.<run_id>`` in the same flush (what
+``result()`` waits for) and announced again once stored (``protocol.ended``, ADR 0013).
 Events of one run are applied in order by one actor task; different runs proceed
 concurrently, bounded by the feeds' ``max_inflight``.
 
@@ -565,13 +566,17 @@ class Engine:
             return
         new_run, confirm = await self._step(defn, run, event, records_later=True)
         if new_run.terminal:
-            # Terminal states are what result() waits for: write them at once, while the
-            # acks of the final records are still on their way (both must succeed).
+            # Terminal states are what result() waits for: the result is announced in the
+            # same flush as the final records and the snapshot's write, and the event is
+            # acked only once both are stored. A crash before that leaves the event
+            # unacked: the next engine applies it again and writes the same end.
+            saved = self.parts.runs.save(new_run, rev)
+            await self.parts.ending.announce_early(new_run)
             if confirm is None:
-                await self.parts.runs.save(new_run, rev)
+                await saved
             else:
-                await asyncio.gather(self.parts.runs.save(new_run, rev), confirm())
-            await self.parts.ending.announce(new_run)
+                await asyncio.gather(saved, confirm())
+            await self.parts.ending.announce_stored(new_run)
         else:
             # The event log is the truth and is acked only after the actions above: the
             # snapshot can follow a few ms later, coalescing the writes of busy runs.
