@@ -11,13 +11,17 @@ from dagnats.cli.common import (
     DEFAULT_NATS_URL,
     CliError,
     NatsUrlOpt,
+    debugging,
     execute,
     fail,
     open_nats,
     setup_logging,
+    wait_for_nats,
 )
 from dagnats.cli.loader import resolve
-from dagnats.protocol.durations import parse_duration
+from dagnats.dag.definition.agents import parse_agent_routes
+from dagnats.protocol.durations import parse_duration, parse_long_duration, to_seconds
+from dagnats.protocol.limits import LimitError
 from dagnats.protocol.partitions import check_engine_id
 from dagnats.server import NatsAuth, ServeOptions, serve
 from dagnats.server.metrics import MetricsServer
@@ -88,11 +92,8 @@ MetricsPortOpt = Annotated[
 def _retention(value: str | None) -> float | None:
     if value is None:
         return None
-    text = value.strip()
     try:
-        # Days too (the duration format stops at hours): "30d", "7d12h".
-        days, _, rest = text.partition("d") if "d" in text else ("0", "", text)
-        ns = int(float(days) * 86_400e9) + (parse_duration(rest) if rest else 0)
+        ns = parse_long_duration(value)  # days too: "30d", "7d12h"
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--retention") from exc
     if ns <= 0:
@@ -118,6 +119,14 @@ RetentionOpt = Annotated[
         help="Remove finished runs this long after they finished (e.g. 30d) [default: kept].",
     ),
 ]
+AgentRouteOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--agent-route",
+        help="ROLE=GROUP: send agent steps whose metadata.role is ROLE to worker group GROUP "
+        "(ROLE '*': any agent step; repeatable).",
+    ),
+]
 ReplicasOpt = Annotated[
     int,
     typer.Option(
@@ -129,6 +138,13 @@ ReplicasOpt = Annotated[
         help="Replicas of streams and buckets it creates (existing ones are never lowered).",
     ),
 ]
+
+
+def _agent_routes(specs: list[str] | None) -> dict[str, str]:
+    try:
+        return parse_agent_routes(specs or [])
+    except LimitError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--agent-route") from None
 
 
 PartitionsOpt = Annotated[
@@ -185,6 +201,7 @@ def serve_cmd(
     ] = None,
     replicas: ReplicasOpt = 1,
     retention: RetentionOpt = None,
+    agent_route: AgentRouteOpt = None,
     partitions: PartitionsOpt = None,
     engine_id: EngineIdOpt = None,
     log_level: LogLevelOpt = "info",
@@ -224,6 +241,7 @@ def serve_cmd(
         leaf_remotes=remotes,
         replicas=replicas,
         retention_s=_retention(retention),
+        agent_routes=_agent_routes(agent_route),
         partitions=partitions,
         engine_id=_engine_id(engine_id),
         host=host,
@@ -240,6 +258,7 @@ def engine_cmd(
     metrics_port: MetricsPortOpt = None,
     log_level: LogLevelOpt = "info",
     retention: RetentionOpt = None,
+    agent_route: AgentRouteOpt = None,
     partitions: PartitionsOpt = None,
     engine_id: EngineIdOpt = None,
 ) -> None:
@@ -251,6 +270,7 @@ def engine_cmd(
             nats_url=nats_url,
             replicas=replicas,
             retention_s=_retention(retention),
+            agent_routes=_agent_routes(agent_route),
             partitions=partitions,
             engine_id=_engine_id(engine_id),
             engine=True,
@@ -363,15 +383,32 @@ def worker_cmd(
             help="Replicas of streams it creates [default: the Worker's own].",
         ),
     ] = None,
+    wait: Annotated[
+        str,
+        typer.Option(
+            "--wait",
+            metavar="DURATION",
+            help="How long to wait for NATS when it is not up yet (a worker started before "
+            "`dagnats serve`); 0: fail at once.",
+        ),
+    ] = "30s",
 ) -> None:
     """Run a Worker defined in a module (ATTR: a Worker or a function returning one).
 
     The current directory is importable, so `dagnats worker tasks:worker` finds ./tasks.py.
+    Started before `dagnats serve`, it waits for NATS (--wait, 30 s) and says so.
+    Set DAGNATS_DEBUG=1 to see the traceback of a module that fails to import.
     """
     setup_logging(log_level)
     try:
+        wait_s = to_seconds(parse_duration(wait))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--wait") from None
+    try:
         worker = resolve(spec, _is_worker, "a dagnats.Worker")
     except CliError as exc:
+        if debugging():
+            raise  # the traceback of what failed in the user's module, chained below
         fail(str(exc), exc.code)
     if nats_url is not None:
         worker.nats_url = nats_url
@@ -379,7 +416,7 @@ def worker_cmd(
         worker.replicas = replicas
 
     async def main() -> None:
-        await check_reachable(worker.nats_url)
+        await wait_for_nats(worker.nats_url, wait_s)
         if metrics_port is None:
             await worker.run()
             return
