@@ -108,6 +108,9 @@ class Engine:
         self.nc = nc
         self.js = nc.jetstream()
         self.max_inflight = max_inflight
+        # The default bound is relative to one partition's feed (a run's events all come
+        # through its partition's feed): set in start(), once the partitions are known.
+        self._queued_given = max_queued_per_run is not None
         self.max_queued_per_run = max_queued_per_run or max(MIN_QUEUED_PER_RUN, max_inflight // 4)
         if self.max_queued_per_run < 1:
             raise ValueError("max_queued_per_run must be >= 1")
@@ -158,6 +161,11 @@ class Engine:
         """Whether this engine holds the lease of ``run_id``'s partition right now."""
         return self._leases is not None and self._leases.holds(self.partition(run_id))
 
+    @property
+    def _feed_room(self) -> int:
+        """Each partition feed's share of ``max_inflight``."""
+        return max(1, self.max_inflight // max(1, self.partitions))
+
     def partition(self, run_id: str) -> int:
         return partition_of(run_id, self.partitions)
 
@@ -165,6 +173,10 @@ class Engine:
         p = self._parts = await open_parts(self.nc, clock=self.clock)
         self.partitions = await partition_count(self.js)
         await ensure_partition_consumers(self.js, self.partitions)
+        if not self._queued_given:
+            # Half a partition feed's room at most: one flooded run leaves the other runs
+            # of its partition room to go on.
+            self.max_queued_per_run = max(1, min(self.max_queued_per_run, self._feed_room // 2))
         self._leases = PartitionLeases(
             self.nc,
             self.partitions,
@@ -225,7 +237,7 @@ class Engine:
     async def _acquired(self, part: int) -> None:
         """A partition's lease was taken: consume it, with nothing cached from before."""
         self._forget_partition(part)
-        feed = partition_feed(self.nc, part, max(1, self.max_inflight // self.partitions))
+        feed = partition_feed(self.nc, part, self._feed_room)
         self._feeds[part] = feed
         await feed.start()
         self._intake[part] = asyncio.create_task(self._consume(feed), name=f"dagnats-engine-{part}")

@@ -23,7 +23,7 @@ from dagnats.errors import DagnatsError
 from dagnats.protocol import events as ev
 from dagnats.protocol.partitions import LEASE_TTL_S, partition_of
 from dagnats.server import EmbeddedNats
-from dagnats.testing import DagnatsEnv
+from dagnats.testing import DagnatsEnv, wait_event
 from dagnats.testing.engines import (
     engines,
     kill_engine,
@@ -230,3 +230,32 @@ async def test_a_restart_under_the_same_id_takes_its_partitions_back_at_once() -
 def test_an_engine_id_must_be_a_key_token() -> None:
     with pytest.raises(ValueError, match="engine id must be 1 to 128 letters"):
         Engine(None, engine_id="a.b")  # type: ignore[arg-type]
+
+
+async def test_timers_and_event_matches_fire_once_with_two_engines() -> None:
+    """The engine services (timers, the correlator) are shared consumers: each message
+    reaches one engine, so each sleep wakes its run once and each event matches once."""
+    async with DagnatsEnv.start(engine=False) as env, engines(env.url, 2) as (a, b):
+        wf = dagnats.Workflow("nap-then-wait")
+        nap = wf.sleep("nap", duration="200ms")
+        wf.wait_for_event(
+            "paid",
+            event="paid.once",
+            match={"order_id": "run.input.order_id"},
+            depends_on=[nap],
+        )
+        runs = [await env.client.start(wf, {"order_id": f"o-{i}"}) for i in range(40)]
+        for run in runs:
+            await wait_event_started(run)
+        for i in range(40):
+            await env.client.publish_event("paid.once", {"order_id": f"o-{i}", "n": i})
+        outputs = await results(runs)
+        assert outputs == [{"order_id": f"o-{i}", "n": i} for i in range(40)]
+        for run in runs:
+            types = Counter(e.type for e in [x async for x in run.events()])
+            assert types[ev.TIMER_FIRED] == 1 and types[ev.STEP_WAIT_MATCHED] == 1, types
+        assert a.parts.timers.fired + b.parts.timers.fired >= 40
+
+
+async def wait_event_started(run: dagnats.RunHandle) -> None:
+    await wait_event(run, ev.STEP_WAIT_STARTED, timeout=RESULT_S)
