@@ -11,15 +11,18 @@ from dagnats.cli.common import (
     DEFAULT_NATS_URL,
     CliError,
     NatsUrlOpt,
+    debugging,
     execute,
     fail,
     open_nats,
     setup_logging,
+    wait_for_nats,
 )
 from dagnats.cli.loader import resolve
 from dagnats.dag.definition.agents import parse_agent_routes
-from dagnats.protocol.durations import parse_duration
+from dagnats.protocol.durations import parse_duration, parse_long_duration, to_seconds
 from dagnats.protocol.limits import LimitError
+from dagnats.protocol.partitions import check_engine_id
 from dagnats.server import NatsAuth, ServeOptions, serve
 from dagnats.server.metrics import MetricsServer
 
@@ -89,16 +92,22 @@ MetricsPortOpt = Annotated[
 def _retention(value: str | None) -> float | None:
     if value is None:
         return None
-    text = value.strip()
     try:
-        # Days too (the duration format stops at hours): "30d", "7d12h".
-        days, _, rest = text.partition("d") if "d" in text else ("0", "", text)
-        ns = int(float(days) * 86_400e9) + (parse_duration(rest) if rest else 0)
+        ns = parse_long_duration(value)  # days too: "30d", "7d12h"
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--retention") from exc
     if ns <= 0:
         raise typer.BadParameter("must be positive", param_hint="--retention")
     return ns / 1e9
+
+
+def _engine_id(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return check_engine_id(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--engine-id") from exc
 
 
 RetentionOpt = Annotated[
@@ -152,6 +161,19 @@ PartitionsOpt = Annotated[
 ]
 
 
+EngineIdOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--engine-id",
+        envvar="DAGNATS_ENGINE_ID",
+        show_envvar=True,
+        help="This engine's name in the partition leases: a stable one lets a restart take "
+        "its partitions back at once; never two running engines with one id "
+        "[default: random; serve-<host> for serve with its embedded NATS].",
+    ),
+]
+
+
 def serve_cmd(
     port: Annotated[int, typer.Option("--port", help="Port of the embedded NATS server.")] = 4222,
     http_port: Annotated[int, typer.Option("--http-port", help="Port of the HTTP API.")] = 8080,
@@ -181,6 +203,7 @@ def serve_cmd(
     retention: RetentionOpt = None,
     agent_route: AgentRouteOpt = None,
     partitions: PartitionsOpt = None,
+    engine_id: EngineIdOpt = None,
     log_level: LogLevelOpt = "info",
     host: HostOpt = "127.0.0.1",
     http_host: HttpHostOpt = None,
@@ -220,6 +243,7 @@ def serve_cmd(
         retention_s=_retention(retention),
         agent_routes=_agent_routes(agent_route),
         partitions=partitions,
+        engine_id=_engine_id(engine_id),
         host=host,
         http_host=http_host,
         http_token=http_token,
@@ -236,6 +260,7 @@ def engine_cmd(
     retention: RetentionOpt = None,
     agent_route: AgentRouteOpt = None,
     partitions: PartitionsOpt = None,
+    engine_id: EngineIdOpt = None,
 ) -> None:
     """Run only the workflow engine against an existing NATS. Start it several times to
     share the history partitions between engines (docs/operations.md)."""
@@ -247,6 +272,7 @@ def engine_cmd(
             retention_s=_retention(retention),
             agent_routes=_agent_routes(agent_route),
             partitions=partitions,
+            engine_id=_engine_id(engine_id),
             engine=True,
             api=False,
             http=False,
@@ -357,15 +383,32 @@ def worker_cmd(
             help="Replicas of streams it creates [default: the Worker's own].",
         ),
     ] = None,
+    wait: Annotated[
+        str,
+        typer.Option(
+            "--wait",
+            metavar="DURATION",
+            help="How long to wait for NATS when it is not up yet (a worker started before "
+            "`dagnats serve`); 0: fail at once.",
+        ),
+    ] = "30s",
 ) -> None:
     """Run a Worker defined in a module (ATTR: a Worker or a function returning one).
 
     The current directory is importable, so `dagnats worker tasks:worker` finds ./tasks.py.
+    Started before `dagnats serve`, it waits for NATS (--wait, 30 s) and says so.
+    Set DAGNATS_DEBUG=1 to see the traceback of a module that fails to import.
     """
     setup_logging(log_level)
     try:
+        wait_s = to_seconds(parse_duration(wait))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--wait") from None
+    try:
         worker = resolve(spec, _is_worker, "a dagnats.Worker")
     except CliError as exc:
+        if debugging():
+            raise  # the traceback of what failed in the user's module, chained below
         fail(str(exc), exc.code)
     if nats_url is not None:
         worker.nats_url = nats_url
@@ -373,7 +416,7 @@ def worker_cmd(
         worker.replicas = replicas
 
     async def main() -> None:
-        await check_reachable(worker.nats_url)
+        await wait_for_nats(worker.nats_url, wait_s)
         if metrics_port is None:
             await worker.run()
             return
