@@ -59,11 +59,11 @@ MAX_EVENT_DELIVERIES = 10
 # Errors that come back on every delivery (bad data, a bug), unlike NATS trouble.
 LASTING_ERRORS = (ValueError, TypeError, KeyError, AttributeError, AssertionError)
 FLUSH_DELAY_S = 0.1  # how long a running run's snapshot may lag its applied events
-# Deliveries one run's actor may hold, at least; by default a quarter of the feed's room, so
-# one flooded or slow run cannot take all of it. Past it the newest are given back (nak with
-# delay) and applied in order from the history by the next event of the run (see _apply),
-# so a map with thousands of items still completes at full speed.
-MIN_QUEUED_PER_RUN = 64
+# Deliveries one run's actor may hold: by default half its partition feed's room (at least
+# this), so one flooded or slow run cannot take all of it from the partition's other runs.
+# Past it the newest are given back (nak with delay) and applied in order from the history
+# by the run's next event (see _load), so a map of thousands of items keeps its speed.
+MIN_QUEUED_PER_RUN = 16
 RELEASE_TIMEOUT_S = 2.0  # a partition handed over waits this long for its runs being applied
 
 FENCED = "fenced"  # _process's error when the run's partition lease is gone
@@ -91,8 +91,8 @@ class Engine:
         virtual one: ``dagnats.testing``); ``retention_s`` removes finished runs that long
         after they finished (``None``: kept unless their workflow sets a ``retention``; see
         engine.retention); ``max_queued_per_run`` bounds one run's held deliveries (default:
-        a quarter of ``max_inflight``); ``engine_id`` names this engine in the partition
-        leases (default: a fresh random id)."""
+        half a partition feed's share of ``max_inflight``); ``engine_id`` names this engine
+        in the partition leases (default: a fresh random id)."""
         self.max_event_deliveries = max_event_deliveries
         self.apply_tries = apply_tries
         self.redeliver_delay_s = redeliver_delay_s
@@ -100,9 +100,9 @@ class Engine:
         self.nc = nc
         self.js = nc.jetstream()
         self.max_inflight = max_inflight
-        self.max_queued_per_run = max_queued_per_run or max(MIN_QUEUED_PER_RUN, max_inflight // 4)
-        if self.max_queued_per_run < 1:
+        if max_queued_per_run is not None and max_queued_per_run < 1:
             raise ValueError("max_queued_per_run must be >= 1")
+        self._queued_bound = max_queued_per_run
         # Per run, the newest seq given back unapplied: until the run's state has caught up
         # past it, each event of the run is applied after the history up to it (in order).
         self._gaps: dict[str, int] = {}
@@ -153,6 +153,16 @@ class Engine:
 
     def partition(self, run_id: str) -> int:
         return partition_of(run_id, self.partitions)
+
+    @property
+    def _feed_room(self) -> int:
+        """Each partition feed's share of ``max_inflight``."""
+        return max(1, self.max_inflight // max(1, self.partitions))
+
+    @property
+    def max_queued_per_run(self) -> int:
+        """The most deliveries one run's actor holds (known once started, unless given)."""
+        return self._queued_bound or max(MIN_QUEUED_PER_RUN, self._feed_room // 2)
 
     async def start(self) -> None:
         p = self._parts = await open_parts(self.nc, clock=self.clock)
@@ -216,7 +226,7 @@ class Engine:
     async def _acquired(self, part: int) -> None:
         """A partition's lease was taken: consume it, with nothing cached from before."""
         self._forget_partition(part)
-        feed = partition_feed(self.nc, part, max(1, self.max_inflight // self.partitions))
+        feed = partition_feed(self.nc, part, self._feed_room)
         self._feeds[part] = feed
         await feed.start()
         self._intake[part] = asyncio.create_task(self._consume(feed), name=f"dagnats-engine-{part}")
