@@ -9,19 +9,16 @@ import typer
 
 from dagnats.cli.common import (
     DEFAULT_NATS_URL,
-    CliError,
     NatsUrlOpt,
-    debugging,
     execute,
-    fail,
     open_nats,
     setup_logging,
-    wait_for_nats,
 )
-from dagnats.cli.loader import resolve
-from dagnats.protocol.durations import parse_duration, to_seconds
+from dagnats.dag.definition.agents import parse_agent_routes
+from dagnats.protocol.durations import parse_duration
+from dagnats.protocol.limits import LimitError
+from dagnats.protocol.partitions import check_engine_id
 from dagnats.server import NatsAuth, ServeOptions, serve
-from dagnats.server.metrics import MetricsServer
 
 MAX_LEAF_REMOTES = 10
 
@@ -101,6 +98,15 @@ def _retention(value: str | None) -> float | None:
     return ns / 1e9
 
 
+def _engine_id(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return check_engine_id(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--engine-id") from exc
+
+
 RetentionOpt = Annotated[
     str | None,
     typer.Option(
@@ -108,6 +114,14 @@ RetentionOpt = Annotated[
         envvar="DAGNATS_RETENTION",
         show_envvar=True,
         help="Remove finished runs this long after they finished (e.g. 30d) [default: kept].",
+    ),
+]
+AgentRouteOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--agent-route",
+        help="ROLE=GROUP: send agent steps whose metadata.role is ROLE to worker group GROUP "
+        "(ROLE '*': any agent step; repeatable).",
     ),
 ]
 ReplicasOpt = Annotated[
@@ -123,6 +137,13 @@ ReplicasOpt = Annotated[
 ]
 
 
+def _agent_routes(specs: list[str] | None) -> dict[str, str]:
+    try:
+        return parse_agent_routes(specs or [])
+    except LimitError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--agent-route") from None
+
+
 PartitionsOpt = Annotated[
     int | None,
     typer.Option(
@@ -133,6 +154,19 @@ PartitionsOpt = Annotated[
         show_envvar=True,
         help="History partitions, set when the history stream is created and fixed after; "
         "engines share them [default: 8, or the existing stream's].",
+    ),
+]
+
+
+EngineIdOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--engine-id",
+        envvar="DAGNATS_ENGINE_ID",
+        show_envvar=True,
+        help="This engine's name in the partition leases: a stable one lets a restart take "
+        "its partitions back at once; never two running engines with one id "
+        "[default: random; serve-<host> for serve with its embedded NATS].",
     ),
 ]
 
@@ -164,7 +198,9 @@ def serve_cmd(
     ] = None,
     replicas: ReplicasOpt = 1,
     retention: RetentionOpt = None,
+    agent_route: AgentRouteOpt = None,
     partitions: PartitionsOpt = None,
+    engine_id: EngineIdOpt = None,
     log_level: LogLevelOpt = "info",
     host: HostOpt = "127.0.0.1",
     http_host: HttpHostOpt = None,
@@ -202,7 +238,9 @@ def serve_cmd(
         leaf_remotes=remotes,
         replicas=replicas,
         retention_s=_retention(retention),
+        agent_routes=_agent_routes(agent_route),
         partitions=partitions,
+        engine_id=_engine_id(engine_id),
         host=host,
         http_host=http_host,
         http_token=http_token,
@@ -217,7 +255,9 @@ def engine_cmd(
     metrics_port: MetricsPortOpt = None,
     log_level: LogLevelOpt = "info",
     retention: RetentionOpt = None,
+    agent_route: AgentRouteOpt = None,
     partitions: PartitionsOpt = None,
+    engine_id: EngineIdOpt = None,
 ) -> None:
     """Run only the workflow engine against an existing NATS. Start it several times to
     share the history partitions between engines (docs/operations.md)."""
@@ -227,7 +267,9 @@ def engine_cmd(
             nats_url=nats_url,
             replicas=replicas,
             retention_s=_retention(retention),
+            agent_routes=_agent_routes(agent_route),
             partitions=partitions,
+            engine_id=_engine_id(engine_id),
             engine=True,
             api=False,
             http=False,
@@ -304,83 +346,6 @@ def _run_serve(opts: ServeOptions) -> None:
         if opts.nats_url is not None:
             await check_reachable(opts.nats_url, opts.nats_auth)
         await serve(opts)
-
-    execute(main)
-
-
-def _is_worker(obj: Any) -> bool:
-    from dagnats.worker import Worker
-
-    return isinstance(obj, Worker)
-
-
-def worker_cmd(
-    spec: Annotated[str, typer.Argument(metavar="MODULE:ATTR", help="Where the Worker is.")],
-    nats_url: Annotated[
-        str | None,
-        typer.Option(
-            "--nats-url",
-            envvar="DAGNATS_NATS_URL",
-            show_envvar=True,
-            help="NATS server [default: the Worker's own nats_url].",
-        ),
-    ] = None,
-    metrics_port: MetricsPortOpt = None,
-    log_level: LogLevelOpt = "info",
-    replicas: Annotated[
-        int | None,
-        typer.Option(
-            "--replicas",
-            min=1,
-            max=5,
-            envvar="DAGNATS_REPLICAS",
-            show_envvar=True,
-            help="Replicas of streams it creates [default: the Worker's own].",
-        ),
-    ] = None,
-    wait: Annotated[
-        str,
-        typer.Option(
-            "--wait",
-            metavar="DURATION",
-            help="How long to wait for NATS when it is not up yet (a worker started before "
-            "`dagnats serve`); 0: fail at once.",
-        ),
-    ] = "30s",
-) -> None:
-    """Run a Worker defined in a module (ATTR: a Worker or a function returning one).
-
-    The current directory is importable, so `dagnats worker tasks:worker` finds ./tasks.py.
-    Started before `dagnats serve`, it waits for NATS (--wait, 30 s) and says so.
-    Set DAGNATS_DEBUG=1 to see the traceback of a module that fails to import.
-    """
-    setup_logging(log_level)
-    try:
-        wait_s = to_seconds(parse_duration(wait))
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--wait") from None
-    try:
-        worker = resolve(spec, _is_worker, "a dagnats.Worker")
-    except CliError as exc:
-        if debugging():
-            raise  # the traceback of what failed in the user's module, chained below
-        fail(str(exc), exc.code)
-    if nats_url is not None:
-        worker.nats_url = nats_url
-    if replicas is not None:
-        worker.replicas = replicas
-
-    async def main() -> None:
-        await wait_for_nats(worker.nats_url, wait_s)
-        if metrics_port is None:
-            await worker.run()
-            return
-        exporter = MetricsServer(metrics_port)
-        await exporter.start()
-        try:
-            await worker.run()
-        finally:
-            await exporter.stop()
 
     execute(main)
 

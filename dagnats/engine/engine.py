@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from dagnats import protocol
 from dagnats._nats.feed import PullFeed
@@ -31,6 +31,7 @@ from dagnats._nats.resources import partition_count
 from dagnats._nats.state import definition_of, pinned_workflow
 from dagnats._nats.stores import ConflictError, FencedError
 from dagnats._nats.types import Msg, NatsClient, Subscription
+from dagnats.dag.definition.agents import check_agent_routes
 from dagnats.dag.definition.models import WorkflowDef
 from dagnats.dag.machine.advance import advance
 from dagnats.dag.machine.state import RunState
@@ -47,7 +48,7 @@ from dagnats.engine.timers import TimerClock
 from dagnats.protocol import events as ev
 from dagnats.protocol import ids
 from dagnats.protocol.events import Event
-from dagnats.protocol.partitions import partition_of
+from dagnats.protocol.partitions import check_engine_id, partition_of
 from dagnats.telemetry import metrics, tracing
 
 log = logging.getLogger(__name__)
@@ -79,12 +80,18 @@ class Engine:
         redeliver_delay_s: float = 2.0,
         clock: TimerClock | None = None,
         retention_s: float | None = None,
+        agent_routes: Mapping[str, str] | None = None,
         engine_id: str | None = None,
     ) -> None:
         """``clock`` decides when timers are due (the wall clock unless a test gives its
         virtual one: ``dagnats.testing``); ``retention_s`` removes finished runs that long
-        after they finished (``None``: kept; see engine.retention); ``engine_id`` names
-        this engine in the partition leases (default: a fresh random id)."""
+        after they finished (``None``: kept; see engine.retention); ``agent_routes`` sends
+        ``agent`` steps to a worker group by their ``metadata.role`` (``{"coder": "gpu",
+        "*": "agents"}``; see dag.definition.agents); ``engine_id`` names this engine in the
+        partition leases (default: a fresh random id); a stable id lets a restarted engine
+        take its leases back at once, and must not be shared by two running engines."""
+        self.engine_id = check_engine_id(engine_id) if engine_id is not None else ids.worker_id()
+        self.agent_routes = check_agent_routes(agent_routes or {})
         self.max_event_deliveries = max_event_deliveries
         self.apply_tries = apply_tries
         self.redeliver_delay_s = redeliver_delay_s
@@ -92,7 +99,6 @@ class Engine:
         self.nc = nc
         self.js = nc.jetstream()
         self.max_inflight = max_inflight
-        self.engine_id = engine_id or ids.worker_id()
         self._queues: dict[str, deque[Item | None]] = {}
         self._feeds: dict[int, PullFeed] = {}
         self._intake: dict[int, asyncio.Task[None]] = {}
@@ -147,6 +153,7 @@ class Engine:
             release=self._release,
             lost=self._lost,
         )
+        p.executor.agent_routes = self.agent_routes
         p.runs.fence = lambda run_id: self.leases.epoch(self.partition(run_id))
         await p.timers.start()
         await p.advisories.start()
@@ -181,8 +188,9 @@ class Engine:
             _done, pending = await asyncio.wait(set(self._actors), timeout=timeout_s)
             for t in pending:
                 t.cancel()
-        for run_id in list(p.runs.dirty):
-            await self._flush(run_id)
+        if self.nc.is_connected:  # cut off, the writes would only time out: the log has it
+            for run_id in list(p.runs.dirty):
+                await self._flush(run_id)
         await self.leases.stop(release=True)  # drains nothing more: only gives back
         await p.executor.drain()
         if self._forget_sub is not None:
@@ -405,7 +413,7 @@ class Engine:
                     return
                 if error == FENCED:
                     await self._nak_queued(q, delay=False)
-                    await leases.lose(part, "a snapshot was written under a newer lease")
+                    await leases.lose(part, "its lease lapsed or a newer holder wrote a run")
                     return
                 q.popleft()
                 if ok:

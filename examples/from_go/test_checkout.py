@@ -1,7 +1,8 @@
 """Methodology: two Go-serialised files with Go's dotted names (``shop.order.v2`` calling the
 sub-workflow ``shop.payment.v1``) are checked and registered with the real CLI, run on a real
 nats-server (``dagnats_env``) with the handlers of ``checkout_worker.py``, and read back
-through the CLI and the REST API: the user sees the names as written, dots included."""
+through the CLI, the REST API and the console's API: the user sees the names as written,
+dots included."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import dagnats
 from dagnats.cli import app
 from dagnats.dag.definition.rules import load_definition
 from dagnats.server.http import HttpGateway
+from dagnats.server.serve import http_routes
 from dagnats.testing import DagnatsEnv
 from examples.from_go import checkout_worker
 from examples.from_go.checkout_worker import CAPTURE_FAILS_AT, worker
@@ -69,7 +71,7 @@ async def test_the_order_is_paid_by_the_sub_workflow(dagnats_env: DagnatsEnv) ->
     assert "shop.order.v2" in listed and "shop.payment.v1" in listed
     shown = await cli("run", "status", run.run_id, "--nats-url", dagnats_env.url)
     assert "shop.order.v2" in shown and "payment.charge" in shown
-    gateway = HttpGateway(dagnats_env.nc, port=0)
+    gateway = HttpGateway(dagnats_env.nc, port=0, routers=http_routes())  # REST + console
     await gateway.start()
     try:
         async with httpx.AsyncClient(base_url=gateway.url, timeout=WAIT_S) as http:
@@ -78,6 +80,11 @@ async def test_the_order_is_paid_by_the_sub_workflow(dagnats_env: DagnatsEnv) ->
             assert got.json()["definition"]["steps"][0]["id"] == "card.authorize"
             runs = (await http.get("/runs", params={"workflow": "shop.order.v2"})).json()
             assert [(r["run_id"], r["workflow"]) for r in runs] == [(run.run_id, "shop.order.v2")]
+            console = (await http.get("/console/api/workflows/shop.order.v2")).json()
+            assert console["name"] == "shop.order.v2"
+            assert "payment.charge" in json.dumps(console["graph"])
+            page = (await http.get(f"/console/api/runs/{run.run_id}")).json()
+            assert "shop.order.v2" in json.dumps(page) and "order.confirm" in json.dumps(page)
     finally:
         await gateway.stop()
 

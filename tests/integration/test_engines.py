@@ -205,3 +205,28 @@ async def test_the_server_maps_runs_as_partition_of_does() -> None:
                 assert stored.subject == f"history.{partition_of(run_id, 8)}.{run_id}"
     finally:
         await server.close()
+
+
+async def test_a_restart_under_the_same_id_takes_its_partitions_back_at_once() -> None:
+    async with DagnatsEnv.start(engine=False) as env:
+        first = await start_engine(env.url, engine_id="stable-1")
+        epochs = {p: first.leases.epoch(p) for p in first.leases.held}
+        await kill_engine(first)  # its leases stay on the server for LEASE_TTL_S
+        t0 = time.monotonic()
+        second = await start_engine(env.url, engine_id="stable-1")
+        try:
+            assert second.leases.held == list(range(second.partitions))
+            assert time.monotonic() - t0 < LEASE_TTL_S  # no lapse waited out
+            assert all(second.leases.epoch(p) > epochs[p] for p in epochs)
+            worker, wf = three_steps()
+            env.add_worker(worker)
+            await env.wait_workers_ready()
+            run = await env.client.start(wf, 3)
+            assert await run.result(timeout=RESULT_S) == expected(3)
+        finally:
+            await stop_engine(second)
+
+
+def test_an_engine_id_must_be_a_key_token() -> None:
+    with pytest.raises(ValueError, match="engine id must be 1 to 128 letters"):
+        Engine(None, engine_id="a.b")  # type: ignore[arg-type]

@@ -69,8 +69,24 @@ def parse_path(path: str) -> tuple[str, ...]:
     return _split_path(path)
 
 
+def _step_of(segments: Sequence[str], steps: Mapping[str, Any]) -> tuple[Any, int] | None:
+    """``steps.<id>...``: the step and where the rest starts. A step id may be dotted
+    (``steps.order.quote.output``): the longest id that is a step wins."""
+    for end in range(len(segments), 1, -1):
+        sid = ".".join(segments[1:end])
+        if sid in steps:
+            return steps[sid], end
+    return None
+
+
 def _resolve(segments: Sequence[str], scope: Any) -> Any:
     value = scope
+    if segments and segments[0] == "steps" and isinstance(scope, Mapping):
+        steps = scope.get("steps")
+        found = _step_of(segments, steps) if isinstance(steps, Mapping) else None
+        if found is not None:
+            value, start = found
+            segments = segments[start:]
     for seg in segments:
         if isinstance(value, Mapping):
             value = value.get(seg)
