@@ -10,10 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
+import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +67,10 @@ class Stack:
         self.env = env
         self.client = Client(nc, timeout_s=30)
         self.procs: dict[str, asyncio.subprocess.Process] = {}
+        # The processes' output goes to files, kept (and named) only if the workload fails:
+        # a struggling engine's retries would otherwise bury the figures.
+        self.logs = Path(tempfile.mkdtemp(prefix="dagnats-bench-"))
+        self._spawned = 0
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -73,21 +80,38 @@ class Stack:
         async with EmbeddedNats(port=0) as server:
             nc = await connect_nats(server.url)
             stack = cls(server, nc, child_env(uvloop))
+            failed = True
             try:
                 for role in roles:
                     await stack.spawn(role)
                 yield stack
+                failed = False
             finally:
                 await stack.stop_all()
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(nc.close(), 10)
+                if failed:
+                    stack.keep_logs()
+                else:
+                    shutil.rmtree(stack.logs, ignore_errors=True)
 
     async def spawn(self, role: str) -> None:
         if role in self.procs:
             raise RuntimeError(f"the {role} is already running")
-        self.procs[role] = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", *ROLES[role][:1], self.server.url, *ROLES[role][1:], env=self.env
-        )
+        self._spawned += 1
+        with (self.logs / f"{self._spawned}-{role}.log").open("wb") as log:
+            self.procs[role] = await asyncio.create_subprocess_exec(
+                *(sys.executable, "-m", ROLES[role][0], self.server.url, *ROLES[role][1:]),
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def keep_logs(self) -> None:
+        print(f"the benchmark processes' logs are kept in {self.logs}:", file=sys.stderr)
+        for path in sorted(self.logs.iterdir()):
+            tail = path.read_text(errors="replace").splitlines()[-5:]
+            print(f"  {path.name}:", *(f"    {line}" for line in tail), sep="\n", file=sys.stderr)
 
     def pid(self, role: str) -> int:
         proc = self.procs.get(role)
@@ -147,6 +171,18 @@ class Stack:
 
         return list(await asyncio.gather(*(one(i) for i in range(count))))
 
+    async def run_many(self, name: str, count: int, in_flight: int, timeout_s: float) -> None:
+        """``count`` runs to their end, at most ``in_flight`` at a time (a steady load)."""
+        sem = asyncio.Semaphore(in_flight)
+        deadline = time.monotonic() + timeout_s
+
+        async def one(i: int) -> None:
+            async with sem:
+                run = await self.client.start(name, i)
+                await run.result(timeout=max(1.0, deadline - time.monotonic()))
+
+        await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(count))), timeout_s)
+
     async def wait_all(self, handles: Sequence[RunHandle], timeout_s: float) -> None:
         """Every run's result, within ``timeout_s`` in all."""
         sem = asyncio.Semaphore(WAIT_CONCURRENCY)
@@ -191,35 +227,38 @@ class Stack:
         prefix = partitions.ENGINE_CONSUMER_PREFIX
         return sorted(i.name for i in infos if i.name.startswith(prefix))
 
-    async def engine_acked(self) -> int:
-        """The highest ack floor of the partitions' consumers: an event up to it is applied."""
-        infos = await self.nc.jetstream().consumers_info(names.HISTORY_STREAM)
-        prefix = partitions.ENGINE_CONSUMER_PREFIX
-        floors = [
-            int(i.ack_floor.stream_seq if i.ack_floor else 0)
-            for i in infos
-            if i.name.startswith(prefix)
-        ]
-        return max(floors, default=0)
+    async def engine_backlog(self) -> tuple[int, int]:
+        """(history events the engine has not acked yet, over all its partition consumers;
+        the furthest event delivered to it)."""
+        js = self.nc.jetstream()
+        left, delivered = 0, 0
+        for consumer in await self.engine_consumers():
+            info = await js.consumer_info(names.HISTORY_STREAM, consumer)
+            left += int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+            last = info.delivered.stream_seq if info.delivered else 0
+            delivered = max(delivered, int(last or 0))
+        return left, delivered
 
-    async def engine_applies(self, after: int, timeout_s: float) -> None:
-        """Wait until the engine has applied an event past stream sequence ``after``."""
+    async def engine_progress(
+        self, backlog: int, delivered: int, since: float, timeout_s: float
+    ) -> tuple[float, float]:
+        """Wait until the engine has acked (applied) one of the ``backlog`` events: seconds
+        from ``since`` (a ``perf_counter``) until it was delivered one past ``delivered``
+        (it is pulling) and until that first apply."""
         deadline = time.monotonic() + timeout_s
+        pulled: float | None = None
         while True:
-            with contextlib.suppress(Exception):  # the consumer may not be bound yet
-                if await self.engine_acked() > after:
-                    return
+            left, last = await self.engine_backlog()
+            now = time.perf_counter() - since
+            if pulled is None and last > delivered:
+                pulled = now
+            if left < backlog:
+                return (now if pulled is None else pulled), now
             if time.monotonic() > deadline:
-                raise TimeoutError(f"the engine applied nothing past {after} in {timeout_s:.0f} s")
+                raise TimeoutError(f"the engine applied nothing in {timeout_s:.0f} s")
             await asyncio.sleep(FINE_POLL_S)
 
     async def engine_idle(self, timeout_s: float) -> None:
         """The engine has applied and acked every history event so far."""
         for consumer in await self.engine_consumers():
             await self.drained(names.HISTORY_STREAM, consumer, timeout_s)
-
-
-async def timed(coro: Awaitable[Any]) -> float:
-    t0 = time.perf_counter()
-    await coro
-    return time.perf_counter() - t0

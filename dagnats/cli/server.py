@@ -15,7 +15,7 @@ from dagnats.cli.common import (
     setup_logging,
 )
 from dagnats.dag.definition.agents import parse_agent_routes
-from dagnats.protocol.durations import parse_duration
+from dagnats.protocol.durations import parse_long_duration
 from dagnats.protocol.limits import LimitError
 from dagnats.protocol.partitions import check_engine_id
 from dagnats.server import NatsAuth, ServeOptions, serve
@@ -86,11 +86,8 @@ MetricsPortOpt = Annotated[
 def _retention(value: str | None) -> float | None:
     if value is None:
         return None
-    text = value.strip()
     try:
-        # Days too (the duration format stops at hours): "30d", "7d12h".
-        days, _, rest = text.partition("d") if "d" in text else ("0", "", text)
-        ns = int(float(days) * 86_400e9) + (parse_duration(rest) if rest else 0)
+        ns = parse_long_duration(value)  # days too: "30d", "7d12h"
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--retention") from exc
     if ns <= 0:

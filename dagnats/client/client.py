@@ -16,7 +16,7 @@ from dagnats._nats.kvscan import open_bucket
 from dagnats._nats.logs import read_run_logs
 from dagnats._nats.payloads import REF, THRESHOLD_BYTES, Payloads, is_ref
 from dagnats._nats.types import KeyValue, NatsClient
-from dagnats.client.handle import RunHandle
+from dagnats.client.handle import Announcements, RunHandle
 from dagnats.client.redrive import RedriveMethods, since_text
 from dagnats.client.triggers import TriggerMethods
 from dagnats.dag.definition.models import WorkflowDef
@@ -112,6 +112,8 @@ class Client(RedriveMethods, TriggerMethods):
         self._kv: dict[str, KeyValue] = {}
         # One instance: it looks the object store up once, on first use.
         self.payloads = Payloads(self.js)
+        # Runs started here are subscribed to before their start (RunHandle.result).
+        self.announcements = Announcements(self)
 
     async def kv(self, bucket: str) -> KeyValue:
         """A KV handle, looked up once (each lookup is a stream-info round trip)."""
@@ -234,9 +236,14 @@ class Client(RedriveMethods, TriggerMethods):
             if revision is None:
                 revision = cached[1]
         limits.check_depth(input, "run input")  # also when it travels by reference
-        if len(json.dumps(input, default=str)) > THRESHOLD_BYTES:
-            # The request is one NATS message: a large input travels by reference.
+        fresh = run_id is None
+        large = len(json.dumps(input, default=str)) > THRESHOLD_BYTES
+        if run_at is None or large:
+            # Chosen here so that the end can be subscribed to before the start: a new
+            # random id, which the service need not check against existing runs.
             run_id = run_id or protocol.new_run_id()
+        if large:
+            # The request is one NATS message: a large input travels by reference.
             input = await self.payloads.offload(f"{run_id}/input", input)
         body = {
             "workflow": name,
@@ -245,10 +252,30 @@ class Client(RedriveMethods, TriggerMethods):
             "run_id": run_id,
             "revision": revision,
         }
+        if fresh and run_id is not None:
+            body["fresh_run_id"] = True
         if run_at is not None:
             body["run_at"] = run_at.isoformat() if isinstance(run_at, datetime) else run_at
+        early = run_id if run_at is None else None
+        if early is not None:
+            await self.announcements.open(early)
         try:
-            out = await self.call("run.start", body)
+            out = await self._start(name, body)
+        except BaseException:
+            if early is not None:
+                await self.announcements.drop(early)
+            raise
+        if early is not None and out["run_id"] != early:
+            await self.announcements.drop(early)  # an earlier run had the idempotency key
+        handle = RunHandle(
+            self, out["run_id"], workflow=name, duplicate=out.get("duplicate", False), known=True
+        )
+        handle.run_at = out.get("run_at")
+        return handle
+
+    async def _start(self, name: str, body: dict[str, Any]) -> Any:
+        try:
+            return await self.call("run.start", body)
         except WorkflowNotFoundError:
             cached = self._registered.pop(name, None)
             if cached is None:
@@ -257,12 +284,7 @@ class Client(RedriveMethods, TriggerMethods):
             # workflow was deleted): register this definition again and start that.
             info = await self.register(json.loads(cached[0]))
             self._registered[info.name] = (cached[0], info.revision)
-            out = await self.call("run.start", {**body, "revision": info.revision})
-        handle = RunHandle(
-            self, out["run_id"], workflow=name, duplicate=out.get("duplicate", False), known=True
-        )
-        handle.run_at = out.get("run_at")
-        return handle
+            return await self.call("run.start", {**body, "revision": info.revision})
 
     def run(self, run_id: str) -> RunHandle:
         """A handle on an existing run (no request is made)."""

@@ -34,6 +34,7 @@ from dagnats.errors import (
 )
 from dagnats.protocol import events as ev
 from dagnats.protocol import keys
+from dagnats.protocol.ids import is_fresh_run_id
 from dagnats.protocol.limits import check_name
 from dagnats.server import run_lookup, singleton
 from dagnats.server.interactions import Interactions, _run_id, _workflow
@@ -209,7 +210,7 @@ class Operations:
                     "revision": revision,
                     "duplicate": True,
                 }
-        if body.get("run_id"):
+        if body.get("run_id") and not _fresh_id(body, run_id):
             await self._check_run_id_free(run_id)
         active = await singleton.claim(
             self.js, await self._concurrency(), self._state, defn, run_input, run_id
@@ -260,7 +261,7 @@ class Operations:
             return None
         if body.get("idempotency_key") is not None:
             raise ApiError("idempotency_key cannot be combined with run_at", code=400)
-        if body.get("run_id"):
+        if body.get("run_id") and not _fresh_id(body, run_id):
             await self._check_run_id_free(run_id)
         return await self.schedules.schedule(run_id, name, revision, run_input, run_at)
 
@@ -464,6 +465,12 @@ def _spans(revisions: list[int]) -> str:
         else:
             spans.append([r, r])
     return ", ".join(f"{a}-{b}" if b > a else str(a) for a, b in spans)
+
+
+def _fresh_id(body: dict[str, Any], run_id: str) -> bool:
+    """A run id the client just made (``fresh_run_id``: it subscribed to the run's end
+    before the start) is new by construction: its check (two KV reads) is skipped."""
+    return body.get("fresh_run_id") is True and is_fresh_run_id(run_id)
 
 
 def _revision(body: dict[str, Any]) -> int | None:

@@ -11,7 +11,7 @@
   duplicate state transitions (an event of the same type, step and attempt twice in a run's
   history: the engine's records and the inputs it applied) and repeated handler executions
   (the ledger the chaos worker writes: reported, not required to be 0: delivery is at
-  least once, ADR 0013).
+  least once, ADR 0014).
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from dagnats.cli.logs import _of_step
 from dagnats.dag.definition.conditions import lookup
 from dagnats.dag.definition.formrules import step_ref
 from dagnats.dag.definition.models import WorkflowDef
@@ -144,6 +145,17 @@ def test_a_go_file_with_dotted_names_loads_with_its_names_unchanged() -> None:
             "step 'plan.x': field 'id': ids starting with 'plan.' belong to the steps",
         ),
         (
+            {
+                "name": "o",
+                "steps": [
+                    {"id": "items"},
+                    {"id": "each", "type": "map", "depends_on": ["items"]},
+                    {"id": "each.0", "task": "x"},
+                ],
+            },
+            "step 'each.0': field 'id': reads as item 0 of map step 'each'",
+        ),
+        (
             {"name": "o", "steps": [{"id": "a"}], "cancel_on": [{"event": "e"}] * 6},
             "field 'cancel_on': has 6 entries; the limit is 5 (MAX_CANCEL_ON",
         ),
@@ -209,3 +221,9 @@ def test_a_skip_if_expression_reads_a_dotted_steps_output() -> None:
     assert lookup("steps.a.b.output.c", scope) == 2  # the longest step id wins
     assert lookup("steps.a.output.b", scope) == 1
     assert lookup("steps.zz.output", scope) is None
+
+
+def test_the_cli_log_filter_tells_a_dotted_step_from_a_map_item() -> None:
+    assert _of_step("each.2", "each") and _of_step("each", "each")
+    assert not _of_step("each.more", "each")  # another step, dotted
+    assert _of_step("pay.card", "pay.card") and not _of_step("pay.card", "pay")

@@ -170,6 +170,7 @@ class Workflow:
         sticky: Literal["", "soft", "hard"] = "",
         singleton: Singleton | Mapping[str, Any] | None = None,
         metadata: Mapping[str, Any] | None = None,
+        retention: DurationLike | None = None,
     ) -> None:
         if isinstance(input_schema, type) and issubclass(input_schema, BaseModel):
             input_schema = input_schema.model_json_schema()
@@ -186,6 +187,7 @@ class Workflow:
             "priority": priority,
             "sticky": sticky,
             "singleton": singleton,
+            "retention": retention,
             "metadata": dict(metadata or {}),
             "steps": [],
         }

@@ -26,7 +26,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails
 
 from dagnats.dag.definition.spellings import drop_schema_key, go_retry, go_step, go_workflow
-from dagnats.protocol.durations import DAY, PYTHON_CONTEXT, Duration, DurationLike
+from dagnats.protocol.durations import DAY, PYTHON_CONTEXT, Duration, DurationLike, LongDuration
 from dagnats.protocol.names import DOTTED_NAME_PATTERN, MAX_NAME_LEN, NAME_PATTERN
 
 StepType = Literal[
@@ -467,12 +467,22 @@ class WorkflowDef(_Strict):
     sticky: Literal["", "soft", "hard"] = ""
     """Worker affinity for a run's worker steps (see docs/workflows.md)."""
     singleton: Singleton | None = None
+    retention: LongDuration | None = None
+    """How long a finished run of this workflow is kept (``"7d"``): then the engine removes
+    it, as ``--retention`` does for every workflow; this one wins over it either way."""
     metadata: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
     def _go_zero(cls, data: Any) -> Any:
         return go_workflow(data)
+
+    @field_validator("retention")
+    @classmethod
+    def _positive_retention(cls, value: int | None) -> int | None:
+        if value is not None and value <= 0:
+            raise ValueError("retention must be positive (a run is kept that long once finished)")
+        return value
 
     def step(self, step_id: str) -> StepDef:
         for s in self.steps:

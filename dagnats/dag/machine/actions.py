@@ -175,6 +175,8 @@ class FinishRun:
     child_steps: tuple[str, ...] = field(default_factory=tuple)
     # Whether the run could have left timers behind (purging costs the server a scan).
     timers: bool = True
+    # Whether the run may have left checkpoints behind (else their purge is skipped).
+    checkpoints: bool = True
     retries: int = 0  # the run's retry count: workers drop its tasks up to this retry
 
 
