@@ -30,6 +30,7 @@ from dagnats._nats.types import (
 from dagnats.dag.definition.models import WorkflowDef
 from dagnats.dag.definition.rules import load_definition
 from dagnats.dag.machine.state import RunState
+from dagnats.errors import ApiError
 from dagnats.protocol import keys, partitions
 
 log = logging.getLogger(__name__)
@@ -298,8 +299,9 @@ class DefinitionStore:
             if await cas.write(self.kv, key, data, last) is not None:
                 self._by_rev[(defn.name, base + 1)] = defn
                 return base + 1
-        raise RuntimeError(
-            f"workflow '{defn.name}': {PUT_ATTEMPTS} registrations raced this one; try again"
+        raise ApiError(
+            f"workflow '{defn.name}': {PUT_ATTEMPTS} registrations raced this one; try again",
+            code=409,
         )
 
     async def _latest_entry(self, name: str) -> KeyValue.Entry | None:
