@@ -109,7 +109,8 @@ def target_table(s: Session) -> list[str]:
         if t.key in s.figures:
             rows.append(_target_row(t, s.figures, s))
         else:
-            rows.append(f"| {t.name} | not run | | | {t.better} {t.limit:g} {t.unit} | - |")
+            state = "FAILED" if t.workload in s.failures else "not run"
+            rows.append(f"| {t.name} | {state} | | | {t.better} {t.limit:g} {t.unit} | - |")
     return rows
 
 

@@ -184,15 +184,25 @@ class Stack:
         await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(count))), timeout_s)
 
     async def wait_all(self, handles: Sequence[RunHandle], timeout_s: float) -> None:
-        """Every run's result, within ``timeout_s`` in all."""
+        """Every run's result within ``timeout_s`` in all, else a TimeoutError naming how
+        many runs did not end and some of them (a run lost by the engine shows here)."""
         sem = asyncio.Semaphore(WAIT_CONCURRENCY)
         deadline = time.monotonic() + timeout_s
+        pending = {h.run_id for h in handles}
 
         async def one(h: RunHandle) -> None:
             async with sem:
                 await h.result(timeout=max(1.0, deadline - time.monotonic()))
+            pending.discard(h.run_id)
 
-        await asyncio.wait_for(asyncio.gather(*(one(h) for h in handles)), timeout_s)
+        try:
+            await asyncio.wait_for(asyncio.gather(*(one(h) for h in handles)), timeout_s)
+        except TimeoutError:
+            some = ", ".join(sorted(pending)[:3])
+            raise TimeoutError(
+                f"{len(pending)} of {len(handles)} runs did not end within {timeout_s:.0f} s "
+                f"(e.g. {some})"
+            ) from None
 
     async def drained(
         self, stream: str, consumer: str, timeout_s: float, *, acked: bool = True

@@ -101,3 +101,15 @@ def test_write_replaces_only_the_generated_section(tmp_path: Path) -> None:
     assert text.index(report.END) < text.index("## Older figures") and "kept" in text
     assert "**loaded machine**" in text and "### without uvloop" in text
     assert "| engine RSS after 20,000 finished runs | 70 MiB | idle engine 60 MiB |" in text
+
+
+async def test_a_failed_workload_is_reported_and_the_rest_goes_on() -> None:
+    s = _session()
+
+    async def lost() -> None:
+        raise TimeoutError("3 of 1000 runs did not end within 160 s")
+
+    await run._guarded(s, "throughput", lost)
+    assert s.failures == {"throughput": "TimeoutError: 3 of 1000 runs did not end within 160 s"}
+    assert s.lines[-1].startswith("throughput: FAILED: TimeoutError: 3 of 1000")
+    assert "| concurrent 3-step runs | FAILED |" in report.target_table(s)[3]
