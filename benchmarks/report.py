@@ -166,6 +166,10 @@ def other_table(s: Session) -> list[str]:
             f"{f['restart_all_s']:.2f} s, {f['restart_progress_steps_per_s']:.0f} steps/s | "
             f"{fl.steps_per_s:.0f} steps/s | {f['restart_ratio']:.2f}x | - | - |"
         )
+    target_workloads = {t.workload for t in TARGETS}
+    for name, why in s.failures.items():
+        if name not in target_workloads:
+            rows.append(f"| {name} | FAILED: {why} | | | | FAILED |")
     return [HEADER, RULE, *rows] if rows else []
 
 

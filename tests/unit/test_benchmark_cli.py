@@ -114,6 +114,8 @@ async def test_a_failed_workload_is_reported_and_the_rest_goes_on() -> None:
     assert s.failures == {"throughput": "TimeoutError: 3 of 1000 runs did not end within 160 s"}
     assert s.lines[-1].startswith("throughput: FAILED: TimeoutError: 3 of 1000")
     assert "| concurrent 3-step runs | FAILED |" in report.target_table(s)[3]
+    await run._guarded(s, "restart", lost)
+    assert report.other_table(s)[-1].startswith("| restart | FAILED: TimeoutError: 3 of 1000")
 
 
 async def test_a_wait_for_many_runs_ends_when_none_has_ended_for_a_while(
