@@ -14,6 +14,7 @@ from dagnats.cli.common import (
     open_nats,
     setup_logging,
 )
+from dagnats.cli.loop import UvloopOpt
 from dagnats.dag.definition.agents import parse_agent_routes
 from dagnats.protocol.durations import parse_long_duration
 from dagnats.protocol.limits import LimitError
@@ -209,6 +210,7 @@ def serve_cmd(
     nats_tls_cert: NatsTlsCertOpt = None,
     nats_tls_key: NatsTlsKeyOpt = None,
     nats_tls_ca: NatsTlsCaOpt = None,
+    uvloop: UvloopOpt = True,
 ) -> None:
     """Run everything in one process: embedded NATS, engine, API and HTTP API."""
     auth = NatsAuth(
@@ -243,7 +245,7 @@ def serve_cmd(
         http_token=http_token,
         nats_auth=auth,
     )
-    _run_serve(opts)
+    _run_serve(opts, uvloop)
 
 
 def engine_cmd(
@@ -255,6 +257,7 @@ def engine_cmd(
     agent_route: AgentRouteOpt = None,
     partitions: PartitionsOpt = None,
     engine_id: EngineIdOpt = None,
+    uvloop: UvloopOpt = True,
 ) -> None:
     """Run only the workflow engine against an existing NATS. Start it several times to
     share the history partitions between engines (docs/operations.md)."""
@@ -272,7 +275,8 @@ def engine_cmd(
             http=False,
             metrics_port=metrics_port,
             triggers=False,
-        )
+        ),
+        uvloop,
     )
 
 
@@ -287,6 +291,7 @@ def api_cmd(
         str, typer.Option("--http-host", help="Address of the HTTP API.")
     ] = "127.0.0.1",
     http_token: HttpTokenOpt = None,
+    uvloop: UvloopOpt = True,
 ) -> None:
     """Run only the API service (dagnats.api.>), and with --http-port the HTTP API, against
     an existing NATS (credentials from the DAGNATS_NATS_* variables)."""
@@ -302,7 +307,7 @@ def api_cmd(
         http_token=http_token,
         triggers=False,
     )
-    _run_serve(opts)
+    _run_serve(opts, uvloop)
 
 
 def triggers_cmd(
@@ -338,13 +343,13 @@ def triggers_cmd(
     _run_serve(opts)
 
 
-def _run_serve(opts: ServeOptions) -> None:
+def _run_serve(opts: ServeOptions, use_uvloop: bool = False) -> None:
     async def main() -> None:
         if opts.nats_url is not None:
             await check_reachable(opts.nats_url, opts.nats_auth)
         await serve(opts)
 
-    execute(main)
+    execute(main, use_uvloop=use_uvloop)
 
 
 async def check_reachable(url: str, auth: NatsAuth | None = None) -> None:

@@ -8,6 +8,7 @@ import typer
 
 from dagnats.cli.common import CliError, debugging, execute, fail, setup_logging, wait_for_nats
 from dagnats.cli.loader import resolve
+from dagnats.cli.loop import UvloopOpt
 from dagnats.cli.server import LogLevelOpt, MetricsPortOpt
 from dagnats.protocol.durations import parse_duration, to_seconds
 from dagnats.server.metrics import MetricsServer
@@ -52,6 +53,7 @@ def worker_cmd(
             "`dagnats serve`); 0: fail at once.",
         ),
     ] = "30s",
+    uvloop: UvloopOpt = True,
 ) -> None:
     """Run a Worker defined in a module (ATTR: a Worker or a function returning one).
 
@@ -87,4 +89,4 @@ def worker_cmd(
         finally:
             await exporter.stop()
 
-    execute(main)
+    execute(main, use_uvloop=uvloop)

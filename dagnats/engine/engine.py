@@ -580,12 +580,16 @@ class Engine:
             # same flush as the final records and the snapshot's write, and the event is
             # acked only once both are stored. A crash before that leaves the event
             # unacked: the next engine applies it again and writes the same end.
-            saved = self.parts.runs.save(new_run, rev)
+            # The write goes first in that flush (one turn of the loop puts its publish in
+            # the buffer), so the server has it before a waiter can ask for the state.
+            saving = asyncio.ensure_future(
+                self.parts.runs.save(new_run, rev)
+                if confirm is None
+                else asyncio.gather(self.parts.runs.save(new_run, rev), confirm())
+            )
+            await asyncio.sleep(0)
             await self.parts.ending.announce_early(new_run)
-            if confirm is None:
-                await saved
-            else:
-                await asyncio.gather(saved, confirm())
+            await saving
             await self.parts.ending.announce_stored(new_run)
         else:
             # The event log is the truth and is acked only after the actions above: the
