@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 
 import benchmarks._traced  # noqa: F401  (first: sets the tracing mode)
+from benchmarks import _loop
 from benchmarks.workload import worker
 
 if __name__ == "__main__":
     worker.nats_url = sys.argv[1]
-    asyncio.run(worker.run())
+    _loop.run(worker.run())

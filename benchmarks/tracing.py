@@ -23,7 +23,8 @@ MODES = ("absent", "off", "on")
 
 def one(mode: str, samples: int, runs: int) -> dict[str, float]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "DAGNATS_BENCH_TRACING": mode}
-    cmd = [sys.executable, "-m", "benchmarks.run", "--samples", str(samples)]
+    cmd = [sys.executable, "-m", "benchmarks.run", "--only", "latency,throughput"]
+    cmd += ["--samples", str(samples)]
     out = subprocess.run(
         [*cmd, "--runs", str(runs), "--json"],
         env=env,

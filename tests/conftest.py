@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 
 import pytest
@@ -10,6 +11,21 @@ from dagnats._nats.connection import connect as connect_nats
 from dagnats._nats.resources import setup_resources
 from dagnats._nats.types import NatsClient
 from dagnats.server import EmbeddedNats
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--chaos-scale",
+        type=int,
+        default=None,
+        help="multiply the chaos suite's runs and kills (tests/chaos; DAGNATS_CHAOS_SCALE)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    chaos_scale = config.getoption("--chaos-scale")
+    if chaos_scale is not None:  # the suite reads the variable (its worker processes too)
+        os.environ["DAGNATS_CHAOS_SCALE"] = str(chaos_scale)
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ async def read_history(
     max_events: int = MAX_EVENTS,
 ) -> list[Event]:
     """Events of ``run_id`` in order, with ``after_seq < seq < before_seq`` when given."""
-    subject = protocol.history_subject(run_id)
+    subject = protocol.history_filter(run_id)
     api = f"$JS.API.DIRECT.GET.{protocol.HISTORY_STREAM}"
     out: list[Event] = []
     next_seq = after_seq + 1
@@ -76,7 +76,7 @@ async def read_history(
 async def has_history(js: JetStreamContext, run_id: str) -> bool:
     """Whether ``run_id`` has any event in the history stream (one direct get)."""
     try:
-        await js.get_last_msg(protocol.HISTORY_STREAM, protocol.history_subject(run_id))
+        await js.get_last_msg(protocol.HISTORY_STREAM, protocol.history_filter(run_id))
     except NotFoundError:
         return False
     return True
@@ -98,7 +98,7 @@ async def history_feed(js: JetStreamContext, run_id: str) -> AsyncGenerator[Even
     """The run's history from its first event on, then each new one (past its end too: a
     retry reopens a run); ``None`` after each quiet ``FEED_IDLE_S``."""
     sub = await js.subscribe(
-        protocol.history_subject(run_id), ordered_consumer=True, deliver_policy=DeliverPolicy.ALL
+        protocol.history_filter(run_id), ordered_consumer=True, deliver_policy=DeliverPolicy.ALL
     )
     try:
         while True:

@@ -14,6 +14,7 @@ from nats.js.errors import NotFoundError
 
 from dagnats import protocol
 from dagnats._nats.kvscan import scan
+from dagnats.protocol import partitions
 from dagnats.protocol.messages import ApprovalRecord
 
 MAX_SCANNED = 10_000  # outside waits looked at per probe (a test holds a handful)
@@ -46,6 +47,17 @@ async def backlog(js: JetStreamContext, stream: str, consumer: str | None = None
         else:
             pending, unacked = ci.num_pending, ci.num_ack_pending
     return Backlog(messages, last_seq, pending, unacked)
+
+
+async def engine_backlog(js: JetStreamContext) -> Backlog:
+    """The history stream's counters, summed over its partitions' engine consumers."""
+    info = await js.stream_info(protocol.HISTORY_STREAM)
+    pending = unacked = 0
+    for ci in await js.consumers_info(protocol.HISTORY_STREAM):
+        if ci.name.startswith(partitions.ENGINE_CONSUMER_PREFIX):
+            pending += ci.num_pending or 0
+            unacked += ci.num_ack_pending or 0
+    return Backlog(info.state.messages, info.state.last_seq, pending, unacked)
 
 
 async def outside_waits(js: JetStreamContext, now: datetime) -> int:

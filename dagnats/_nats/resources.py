@@ -23,10 +23,13 @@ from nats.js.api import (
     RetentionPolicy,
     StorageType,
     StreamConfig,
+    SubjectTransform,
 )
 from nats.js.errors import BadRequestError, NotFoundError
 
 from dagnats import protocol
+from dagnats.errors import DagnatsError
+from dagnats.protocol import partitions as parts
 
 log = logging.getLogger(__name__)
 
@@ -64,15 +67,23 @@ BUCKETS: tuple[Bucket, ...] = (
     Bucket(protocol.KV_DEBOUNCE, ttl_s=30 * DAY_S),
     Bucket(protocol.KV_HTTP_ANSWERS, ttl_s=DAY_S),
     Bucket(protocol.KV_LOGS, ttl_s=30 * DAY_S),
+    # Partition leases and engine heartbeats: a key not renewed within the max age is gone.
+    Bucket(parts.KV_LEASES, ttl_s=parts.LEASE_TTL_S),
 )
 
 
-def stream_configs(replicas: int = 1) -> list[StreamConfig]:
+def stream_configs(
+    replicas: int = 1, partitions: int = parts.DEFAULT_PARTITIONS
+) -> list[StreamConfig]:
     common = {"storage": StorageType.FILE, "num_replicas": replicas}
     return [
         StreamConfig(
             name=protocol.HISTORY_STREAM,
             subjects=["history.>"],
+            # history.<run> is stored as history.<partition>.<run> (ADR 0013).
+            subject_transform=SubjectTransform(
+                src=parts.HISTORY_TRANSFORM_SRC, dest=parts.history_transform_dest(partitions)
+            ),
             retention=RetentionPolicy.LIMITS,
             # Kept as long as a run may live (a 365-day sleep and then some); delete_run
             # purges a run's history earlier.
@@ -219,17 +230,67 @@ async def _object_store(js: JetStreamContext, asked: int | None) -> None:
             log.warning("object store %s cannot be updated: %s", protocol.OBJ_PAYLOADS, upd)
 
 
-async def setup_resources(js: JetStreamContext, replicas: int | None = None) -> None:
+async def setup_resources(
+    js: JetStreamContext, replicas: int | None = None, partitions: int | None = None
+) -> None:
     """Create or update all streams, buckets and the payload object store.
 
     ``replicas``: what to create with and the least to keep (see the module docstring);
     ``None`` creates with one and changes no existing resource's replicas.
+    ``partitions``: how many partitions the history is split into (ADR 0013), fixed once
+    the stream exists; ``None`` keeps the existing count (or creates with the default).
     """
     check_replicas(replicas)
-    configs = stream_configs() + [bucket_config(b) for b in BUCKETS]
+    n = await _history_partitions(js, partitions)
+    configs = stream_configs(partitions=n) + [bucket_config(b) for b in BUCKETS]
     await asyncio.gather(
         *(add_or_update(js, c, replicas) for c in configs), _object_store(js, replicas)
     )
+
+
+async def _history_partitions(js: JetStreamContext, asked: int | None) -> int:
+    """The partition count to set up with: the existing stream's, checked against ``asked``."""
+    if asked is not None:
+        parts.check_partitions(asked)
+    try:
+        info = await js.stream_info(protocol.HISTORY_STREAM)
+    except NotFoundError:
+        return asked or parts.DEFAULT_PARTITIONS
+    have = history_partitions(info.config)
+    if have is None and not info.state.messages:
+        return asked or parts.DEFAULT_PARTITIONS  # nothing stored yet: partition it now
+    if have is None:
+        raise DagnatsError(
+            f"stream {protocol.HISTORY_STREAM} was created by a dagnats before partitioned "
+            "engines (ADR 0013) and its history is stored unpartitioned; this version cannot "
+            "read it. Let its runs finish with the older version, then delete the stream "
+            "(docs/operations.md, 'Several engines')"
+        )
+    if asked is not None and asked != have:
+        raise DagnatsError(
+            f"stream {protocol.HISTORY_STREAM} has {have} partitions and {asked} were asked: "
+            "the partition count is fixed once the stream exists (runs are mapped by it)"
+        )
+    return have
+
+
+def history_partitions(config: StreamConfig) -> int | None:
+    """The partition count of a history stream's configuration (``None``: unpartitioned)."""
+    tr = config.subject_transform
+    if tr is None:
+        return None
+    return parts.partitions_of_transform(tr.src, tr.dest)
+
+
+async def partition_count(js: JetStreamContext) -> int:
+    """How many partitions the (existing) history stream has."""
+    config = await _info(js, protocol.HISTORY_STREAM)
+    n = history_partitions(config) if config is not None else None
+    if n is None:
+        raise DagnatsError(
+            f"stream {protocol.HISTORY_STREAM} is missing or unpartitioned: run setup first"
+        )
+    return n
 
 
 async def stream_exists(js: JetStreamContext, name: str) -> bool:

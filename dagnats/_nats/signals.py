@@ -97,7 +97,7 @@ async def _started(js: JetStreamContext, run_id: str) -> bool:
     """Whether the run's history begins with its ``workflow.started`` (one direct get)."""
     try:
         first = await js.get_msg(
-            protocol.HISTORY_STREAM, seq=1, next=True, subject=protocol.history_subject(run_id)
+            protocol.HISTORY_STREAM, seq=1, next=True, subject=protocol.history_filter(run_id)
         )
     except NotFoundError:
         return False

@@ -2,21 +2,25 @@
 
 The snapshot is a cache of the event log (DESIGN.md §1.2): every write is a compare-and-swap
 on the KV revision, so a write based on a stale state is refused rather than lost over
-another (one engine per deployment: see ADR 0001).
+another. With several engines (ADR 0013) each write also carries the writer's partition
+lease epoch (``fence``): an engine whose lease is gone cannot write, and one that reads a
+snapshot written under a newer epoch knows another engine took its partition.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from dagnats import protocol
 from dagnats._nats import cas
+from dagnats._nats.kvscan import key_history, list_keys
 from dagnats._nats.payloads import Payloads, decode_run, encode_run
 from dagnats._nats.types import (
     JetStreamContext,
@@ -26,8 +30,14 @@ from dagnats._nats.types import (
 from dagnats.dag.definition.models import WorkflowDef
 from dagnats.dag.definition.rules import load_definition
 from dagnats.dag.machine.state import RunState
+from dagnats.errors import ApiError
+from dagnats.protocol import keys, partitions
 
 log = logging.getLogger(__name__)
+
+DEFS_HISTORY = 64  # values kept per workflow (the bucket's history setting)
+MAX_CACHED_DEFS = 1000
+PUT_ATTEMPTS = 10  # registrations of one workflow racing each other
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +50,8 @@ class Snapshot:
     """The KV revision (0 when the key was never written): the base of a compare-and-swap."""
     exists: bool
     """Whether the key exists at all (a delete marker counts: the run was deleted)."""
+    epoch: int = 0
+    """The lease epoch it was written under (0: written without one)."""
 
 
 async def read_snapshot(kv: KeyValue, payloads: Payloads, run_id: str) -> Snapshot:
@@ -51,7 +63,12 @@ async def read_snapshot(kv: KeyValue, payloads: Payloads, run_id: str) -> Snapsh
     revision = entry.revision or 0
     if not entry.value:  # a delete/purge marker
         return Snapshot(None, revision, exists=True)
-    return Snapshot(await decode_run(payloads, entry.value), revision, exists=True)
+    return Snapshot(
+        await decode_run(payloads, entry.value),
+        revision,
+        exists=True,
+        epoch=partitions.epoch_of(entry.value),
+    )
 
 
 async def watch_snapshot(
@@ -80,6 +97,14 @@ class ConflictError(Exception):
     """The snapshot changed under us (another writer): reload and re-apply."""
 
 
+class FencedError(Exception):
+    """This engine does not hold the lease of the run's partition: it must not write."""
+
+
+Fence = Callable[[str], int]
+"""The writer's lease epoch for a run id; raises FencedError when it holds no lease."""
+
+
 class RunStore:
     """``workflow_runs`` with a bounded LRU cache of (state, revision) of running runs.
 
@@ -96,6 +121,9 @@ class RunStore:
         self._cache: OrderedDict[str, tuple[RunState, int]] = OrderedDict()
         self._max = max_cached
         self.dirty: set[str] = set()
+        self.fence: Fence | None = None
+        """Set by a partitioned engine: every write is stamped with (and refused without)
+        its lease epoch, and a snapshot of a newer epoch is refused on load."""
 
     @classmethod
     async def open(cls, js: JetStreamContext, **kw: int) -> RunStore:
@@ -109,6 +137,9 @@ class RunStore:
                 self._cache.move_to_end(run_id)
                 return hit
         stored = await read_snapshot(self.kv, self.payloads, run_id)
+        if self.fence is not None and stored.epoch > self.fence(run_id):
+            self.forget(run_id)
+            raise FencedError(f"run {run_id} was written under a newer lease ({stored.epoch})")
         if stored.state is None:
             if not stored.exists:
                 self._cache.pop(run_id, None)
@@ -118,6 +149,8 @@ class RunStore:
 
     async def save(self, run: RunState, revision: int) -> int:
         data = await encode_run(self.payloads, run)
+        if self.fence is not None:
+            data = partitions.stamp_epoch(data, self.fence(run.run_id))
         new_rev = await cas.write(self.kv, run.run_id, data, revision)
         if new_rev is None:
             self._cache.pop(run.run_id, None)
@@ -129,6 +162,8 @@ class RunStore:
 
     def stage(self, run: RunState, revision: int) -> None:
         """Cache ``run`` as current; KV keeps ``revision`` until ``flush``."""
+        if self.fence is not None:
+            self.fence(run.run_id)  # a lease lost meanwhile: nothing stale stays cached
         self.dirty.add(run.run_id)
         self._remember(run.run_id, run, revision)
 
@@ -148,6 +183,10 @@ class RunStore:
         self._cache.pop(run_id, None)
         self.dirty.discard(run_id)
 
+    def run_ids(self) -> list[str]:
+        """Every cached run id (a partition handed over drops its runs)."""
+        return list(self._cache)
+
     def _remember(self, run_id: str, state: RunState, rev: int) -> None:
         if state.terminal and run_id not in self.dirty:
             # A finished run is not kept: its events are over (a late one, or a retry,
@@ -165,7 +204,15 @@ class RunStore:
 
 
 class DefinitionStore:
-    """``workflow_defs``: one key per workflow, one KV revision per registered version."""
+    """``workflow_defs``: one key per workflow; each registered version is a new value of it.
+
+    Revisions count per workflow (its first definition is revision 1) and are kept in the
+    value, ``{"revision": n, "definition": {...}}``: the KV revision is the bucket's
+    sequence, shared by every workflow. A value written before that envelope existed (a bare
+    definition) keeps its KV revision as its number, so runs pinned to it still find it;
+    new revisions continue above it. The bucket keeps 64 values per key (the history
+    setting), so the 64 newest revisions of each workflow stay readable.
+    """
 
     def __init__(self, kv: KeyValue) -> None:
         self.kv = kv
@@ -174,7 +221,7 @@ class DefinitionStore:
         self._latest: dict[str, tuple[WorkflowDef, int]] = {}
         self._watching = False
         self._watcher: Any = None
-        self._seen: dict[str, int] = {}  # newest revision per name the watch reported
+        self._seen: dict[str, int] = {}  # newest KV revision per name the watch reported
         self._watch_task: asyncio.Task[None] | None = None
 
     @classmethod
@@ -192,8 +239,9 @@ class DefinitionStore:
             if entry is None:
                 continue
             # Any change to a name (a new version or a delete) drops what we knew.
-            self._seen[entry.key] = max(self._seen.get(entry.key, 0), entry.revision or 0)
-            self._latest.pop(entry.key, None)
+            name = keys.workflow_of_definition_key(entry.key)
+            self._seen[name] = max(self._seen.get(name, 0), entry.revision or 0)
+            self._latest.pop(name, None)
 
     async def close(self) -> None:
         if self._watcher is not None:
@@ -205,6 +253,7 @@ class DefinitionStore:
             self._watching = False
 
     async def get(self, name: str, revision: int | None = None) -> tuple[WorkflowDef, int] | None:
+        """The latest definition of ``name``, or its ``revision``; ``None`` when absent."""
         if revision is None and self._watching:
             latest = self._latest.get(name)
             if latest is not None:
@@ -213,23 +262,70 @@ class DefinitionStore:
             hit = self._by_rev.get((name, revision))
             if hit is not None:
                 return hit, revision
-        try:
-            entry = await self.kv.get(name, revision=revision)
-        except KeyNotFoundError:
+        entry = await self._latest_entry(name)
+        if entry is not None:
+            defn, rev = self._remember(name, entry)
+            if revision is None:
+                if self._watching and (entry.revision or 0) >= self._seen.get(name, 0):
+                    # A get that raced an update must not cache the older revision.
+                    self._latest[name] = (defn, rev)
+                return defn, rev
+            if rev == revision:
+                return defn, rev
+        elif revision is None:
             return None
-        if entry.value is None or entry.revision is None:
-            return None
-        defn = load_definition(entry.value)
-        self._by_rev[(name, entry.revision)] = defn
-        if revision is None and self._watching and entry.revision >= self._seen.get(name, 0):
-            # A get that raced an update must not cache the older revision.
-            self._latest[name] = (defn, entry.revision)
-        while len(self._by_rev) > 1000:
-            self._by_rev.popitem(last=False)
-        return defn, entry.revision
+        await self.revisions(name)  # an older revision: read the history once, remember all
+        hit = self._by_rev.get((name, revision))
+        return (hit, revision) if hit is not None else None
+
+    async def revisions(self, name: str) -> list[int]:
+        """The revisions of ``name`` still stored, oldest first (``[]`` for none)."""
+        entries = await key_history(self.kv, keys.definition_key(name), limit=DEFS_HISTORY)
+        return sorted({self._remember(name, e)[1] for e in entries if e.value})
+
+    async def names(self) -> list[str]:
+        """Every registered workflow's name (bounded like every key listing), sorted."""
+        return sorted(keys.workflow_of_definition_key(k) for k in await list_keys(self.kv))
+
+    async def delete(self, name: str) -> None:
+        """A delete marker: past revisions stay readable for runs that still use them."""
+        await self.kv.delete(keys.definition_key(name))
 
     async def put(self, defn: WorkflowDef) -> int:
-        data = defn.model_dump_json(by_alias=True, exclude_none=True).encode()
-        rev = await self.kv.put(defn.name, data)
-        self._by_rev[(defn.name, rev)] = defn
-        return rev
+        """Store ``defn`` as the next revision of its workflow (1 for a new one)."""
+        body = defn.model_dump(mode="json", by_alias=True, exclude_none=True)
+        for _ in range(PUT_ATTEMPTS):
+            entry = await self._latest_entry(defn.name)
+            if entry is not None:
+                base, last = self._remember(defn.name, entry)[1], entry.revision or 0
+            else:  # new, or deleted: numbering goes on above what the history holds
+                base, last = max(await self.revisions(defn.name), default=0), 0
+            data = json.dumps({"revision": base + 1, "definition": body}).encode()
+            key = keys.definition_key(defn.name)
+            if await cas.write(self.kv, key, data, last) is not None:
+                self._by_rev[(defn.name, base + 1)] = defn
+                return base + 1
+        raise ApiError(
+            f"workflow '{defn.name}': {PUT_ATTEMPTS} registrations raced this one; try again",
+            code=409,
+        )
+
+    async def _latest_entry(self, name: str) -> KeyValue.Entry | None:
+        try:
+            entry = await self.kv.get(keys.definition_key(name))
+        except KeyNotFoundError:
+            return None
+        return entry if entry.value else None
+
+    def _remember(self, name: str, entry: KeyValue.Entry) -> tuple[WorkflowDef, int]:
+        """Decode a stored value (an envelope, or a bare definition of old) and cache it."""
+        doc = json.loads(entry.value or b"null")
+        if isinstance(doc, dict) and "steps" not in doc and isinstance(doc.get("revision"), int):
+            rev, source = int(doc["revision"]), doc.get("definition") or {}
+        else:
+            rev, source = entry.revision or 0, doc
+        defn = self._by_rev.get((name, rev)) or load_definition(source)
+        self._by_rev[(name, rev)] = defn
+        while len(self._by_rev) > MAX_CACHED_DEFS:
+            self._by_rev.popitem(last=False)
+        return defn, rev

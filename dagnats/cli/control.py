@@ -11,6 +11,7 @@ from dagnats import protocol
 from dagnats._nats.kvscan import get_entry, list_keys, open_bucket
 from dagnats.cli.common import (
     DEFAULT_NATS_URL,
+    EXIT_USAGE,
     CliError,
     InputFileOpt,
     JsonOpt,
@@ -22,6 +23,7 @@ from dagnats.cli.common import (
 )
 from dagnats.cli.output import emit_json, table
 from dagnats.client import Client
+from dagnats.client.approvals import approval_problems
 from dagnats.client.diagnosis import SystemStatus, system_status
 from dagnats.errors import ApiError
 
@@ -88,10 +90,16 @@ def status(nats_url: NatsUrlOpt = DEFAULT_NATS_URL, json_out: JsonOpt = False) -
 
 def print_system(system: SystemStatus) -> None:
     """Engines, workers, queue depths, dead letters and tasks nobody serves."""
-    engines = ", ".join(
-        f"{e.name} ({e.pending} events pending, {e.waiting} pulling)" for e in system.engines
+    typer.echo(f"Engines:    {len(system.engines)}")
+    for e in system.engines:
+        held = ",".join(str(p) for p in e.partitions) or "none"
+        typer.echo(f"  {e.engine_id} (pid {e.pid} on {e.host}): partitions {held}")
+    pending = sum(p.pending for p in system.partitions)
+    unheld = [str(p.partition) for p in system.partitions if p.holder is None]
+    typer.echo(
+        f"Partitions: {len(system.partitions)}, {pending} events pending"
+        + (f"; not held by any engine: {','.join(unheld)}" if unheld else "")
     )
-    typer.echo(f"Engines:    {len(system.engines)}" + (f": {engines}" if engines else ""))
     tasks = sorted({str(t) for w in system.workers for t in w.get("tasks") or []})
     served = f" serving {', '.join(tasks)}" if tasks else ""
     typer.echo(f"Workers:    {len(system.workers)}{served}")
@@ -186,11 +194,24 @@ def approve(
     nats_url: NatsUrlOpt = DEFAULT_NATS_URL,
     json_out: JsonOpt = False,
 ) -> None:
-    """Approve a waiting approval step (each token works once)."""
+    """Approve a waiting approval step (each token works once).
+
+    DATA becomes the approval step's output, which the steps after it get as their input:
+    if one of them would refuse it (its task's typed input, or its sub-workflow's
+    input_schema), nothing is approved and the error says which step needs what.
+    """
     value = read_value(data, input_file, "DATA")
 
     async def main() -> None:
         async with connect(nats_url) as client:
+            problems = await approval_problems(client, token, value)
+            if problems:
+                given = "no DATA" if value is None else "this DATA"
+                raise CliError(
+                    f"not approved: with {given} the run would fail after the approval: "
+                    + "; ".join(problems),
+                    EXIT_USAGE,
+                )
             await client.approve(token, value)
         if json_out:
             emit_json({"approved": True})

@@ -35,6 +35,7 @@ from dagnats.cli.output import (
 )
 from dagnats.cli.run_ref import LastOpt, RunRefArg, run_ref, since_time
 from dagnats.cli.watch import start_and_watch, stuck_steps
+from dagnats.client.waits import RunWaits, read_waits, waits_json
 from dagnats.dag.machine.state import RunState, StepState
 from dagnats.protocol.events import Event
 
@@ -135,6 +136,18 @@ def _step_line(step_id: str, s: StepState) -> str:
     return line
 
 
+def print_waits(waits: RunWaits) -> None:
+    """What waiting steps need: an approval's token (and how to decide), a wake-up time."""
+    for a in waits.approvals:
+        said = f": {shorten(a.message, VALUE_LIMIT)}" if a.message else ""
+        until = f", expires {fmt_time(a.expires_at)} UTC" if a.expires_at else ""
+        typer.echo(f"Approval: step '{a.step_id}' waits for a decision{said}{until}")
+        typer.echo(f"  dagnats approve {a.token} [DATA]  |  dagnats reject {a.token}")
+    for w in waits.wakeups:
+        what = "sleeps" if w.reason == "sleep" else "retries"
+        typer.echo(f"Wakes: step '{w.step_id}' {what} at {fmt_time(w.at)} UTC")
+
+
 def print_state(state: RunState) -> None:
     typer.echo(f"Run: {state.run_id}")
     typer.echo(
@@ -160,17 +173,23 @@ def status(
     nats_url: NatsUrlOpt = DEFAULT_NATS_URL,
     json_out: JsonOpt = False,
 ) -> None:
-    """Show a run's status and each step's status and output."""
+    """Show a run's status, each step's status and output, a waiting approval's token and
+    message, and when a sleeping (or backing-off) step wakes.
+
+    With --json: the run's state plus "approvals", "wakeups" and "stuck" lists.
+    """
 
     async def main() -> None:
         async with connect(nats_url) as client:
             state = await client.get_run(await run_ref(client, run_id, last))
             stuck = await stuck_steps(client, state)
+            waits = await read_waits(client, state)
         if json_out:
-            doc = state.model_dump(mode="json", exclude_none=True)
+            doc = state.model_dump(mode="json", exclude_none=True) | waits_json(waits)
             emit_json(doc | {"stuck": [asdict(u) | {"message": u.message} for u in stuck]})
         else:
             print_state(state)
+            print_waits(waits)
             for u in stuck:
                 typer.echo(f"Stuck: {u.message}")
 

@@ -44,7 +44,7 @@ async def subscribe_chunks(nc: NatsClient, run_id: str, started: asyncio.Event) 
 
     async def on_chunk(msg: Msg) -> None:
         await started.wait()  # callbacks of one subscription run in order: none is lost
-        step = msg.subject.removeprefix(prefix) or "?"
+        step = protocol.stream_step_of(msg.subject, run_id) or "?"
         try:
             body: Any = json.loads(msg.data)
         except ValueError:

@@ -14,10 +14,12 @@ from typing import Any
 
 from dagnats import protocol
 from dagnats._nats import overview
+from dagnats._nats.leases import scan_view
 from dagnats._nats.types import JetStreamContext
 from dagnats.dag.definition.models import TASK_STEP_TYPES, WorkflowDef
 from dagnats.dag.definition.rules import load_definition
 from dagnats.dag.machine.state import RunState
+from dagnats.protocol.partitions import ENGINE_CONSUMER_PREFIX
 
 Served = frozenset[tuple[str, str | None]]
 
@@ -90,10 +92,35 @@ async def diagnose_run(js: JetStreamContext, defn_doc: Any, run: RunState) -> li
 
 
 @dataclass
-class SystemStatus:
-    """Engines (the history stream's consumers), workers, queue depths, dead letters."""
+class EngineRow:
+    """A live engine (its heartbeat in ``engine_leases``) and the partitions it holds."""
 
-    engines: list[overview.ConsumerRow] = field(default_factory=list)
+    engine_id: str
+    host: str
+    pid: int
+    started: str
+    partitions: list[int]
+
+
+@dataclass
+class PartitionRow:
+    """One history partition: its engine consumer's backlog and the engine holding it."""
+
+    partition: int
+    consumer: str
+    holder: str | None
+    epoch: int | None
+    pending: int
+    ack_pending: int
+    waiting: int
+
+
+@dataclass
+class SystemStatus:
+    """Engines and the partitions they hold, workers, queue depths, dead letters."""
+
+    engines: list[EngineRow] = field(default_factory=list)
+    partitions: list[PartitionRow] = field(default_factory=list)
     workers: list[dict[str, Any]] = field(default_factory=list)
     queues: list[overview.QueueDepth] = field(default_factory=list)
     dead_letters: int = 0
@@ -107,8 +134,10 @@ async def system_status(js: JetStreamContext) -> SystemStatus:
     workers = await overview.read_workers(js) or []
     served = served_by(workers)
     queues = await overview.queue_depths(js)
+    engines, partitions = await engines_and_partitions(js)
     return SystemStatus(
-        engines=await overview.consumers(js, protocol.HISTORY_STREAM),
+        engines=engines,
+        partitions=partitions,
         workers=workers,
         queues=queues,
         dead_letters=await overview.stream_messages(js, protocol.DLQ_STREAM),
@@ -118,3 +147,38 @@ async def system_status(js: JetStreamContext) -> SystemStatus:
             if (d.task, d.group) not in served
         ],
     )
+
+
+async def engines_and_partitions(
+    js: JetStreamContext,
+) -> tuple[list[EngineRow], list[PartitionRow]]:
+    """Who holds which partition (the lease bucket) beside each partition's backlog."""
+    view = await scan_view(js)
+    rows = []
+    for c in await overview.consumers(js, protocol.HISTORY_STREAM):
+        if not c.name.startswith(ENGINE_CONSUMER_PREFIX):
+            continue
+        p = int(c.name.removeprefix(ENGINE_CONSUMER_PREFIX))
+        rows.append(
+            PartitionRow(
+                partition=p,
+                consumer=c.name,
+                holder=view.holders.get(p),
+                epoch=view.epochs.get(p),
+                pending=c.pending,
+                ack_pending=c.ack_pending,
+                waiting=c.waiting,
+            )
+        )
+    rows.sort(key=lambda r: r.partition)
+    engines = [
+        EngineRow(
+            engine_id=engine_id,
+            host=str(beat.get("host", "")),
+            pid=int(str(beat.get("pid", 0))),
+            started=str(beat.get("started", "")),
+            partitions=sorted(p for p, holder in view.holders.items() if holder == engine_id),
+        )
+        for engine_id, beat in sorted(view.engines.items())
+    ]
+    return engines, rows

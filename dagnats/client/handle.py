@@ -223,7 +223,7 @@ class RunHandle:
             await self._check_exists()  # else an unknown run would be followed forever
         js = self.client.js
         sub = await js.subscribe(
-            protocol.history_subject(self.run_id),
+            protocol.history_filter(self.run_id),
             ordered_consumer=True,
             deliver_policy=DeliverPolicy.ALL,
         )

@@ -1,4 +1,4 @@
-"""What a started engine works with: stores, executor, feeds and services, opened together.
+"""What a started engine works with: stores, executor and services, opened together.
 
 The engine's collaborators need NATS lookups (KV buckets, the definition watch) before they
 can be built, so they are built by :func:`open_parts` in ``Engine.start()`` and held in one
@@ -14,12 +14,20 @@ from dagnats._nats.consumers import ensure_consumer
 from dagnats._nats.feed import PullFeed
 from dagnats._nats.payloads import Payloads
 from dagnats._nats.stores import DefinitionStore, RunStore
-from dagnats._nats.types import AckPolicy, ConsumerConfig, DeliverPolicy, KeyValue, NatsClient
+from dagnats._nats.types import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    JetStreamContext,
+    KeyValue,
+    NatsClient,
+)
 from dagnats.engine.advisories import AdvisoryWatcher
 from dagnats.engine.correlator import Correlator
 from dagnats.engine.ending import RunEnding
 from dagnats.engine.executor import Executor
 from dagnats.engine.timers import TimerClock, TimerService
+from dagnats.protocol import partitions
 
 # Applying an event takes milliseconds and a repeat is a no-op, so a short ack wait only
 # shortens how long a crashed engine's in-flight events wait for its successor.
@@ -47,35 +55,43 @@ class EngineParts:
     kv: dict[str, KeyValue]
     executor: Executor
     payloads: Payloads
-    feed: PullFeed
     timers: TimerService
     advisories: AdvisoryWatcher
     correlator: Correlator
     ending: RunEnding
 
 
-async def open_parts(
-    nc: NatsClient, *, max_inflight: int, clock: TimerClock | None = None
-) -> EngineParts:
-    """Open the stores and buckets, ensure the engine's consumer, build the collaborators."""
+async def ensure_partition_consumers(js: JetStreamContext, n: int) -> None:
+    """One durable consumer per history partition (ADR 0013); idempotent."""
+    for p in range(n):
+        await ensure_consumer(
+            js,
+            protocol.HISTORY_STREAM,
+            ConsumerConfig(
+                durable_name=partitions.engine_consumer(p),
+                filter_subject=partitions.partition_filter(p),
+                ack_policy=AckPolicy.EXPLICIT,
+                deliver_policy=DeliverPolicy.ALL,
+                ack_wait=ENGINE_ACK_WAIT_S,
+                max_deliver=-1,
+                max_ack_pending=50_000,
+            ),
+        )
+
+
+def partition_feed(nc: NatsClient, p: int, max_inflight: int) -> PullFeed:
+    return PullFeed(
+        nc, protocol.HISTORY_STREAM, partitions.engine_consumer(p), max_inflight=max_inflight
+    )
+
+
+async def open_parts(nc: NatsClient, *, clock: TimerClock | None = None) -> EngineParts:
+    """Open the stores and buckets, build the collaborators."""
     js = nc.jetstream()
     runs = await RunStore.open(js)
     defs = await DefinitionStore.open(js)
     kv = {name: await js.key_value(name) for name in ENGINE_BUCKETS}
     executor = Executor(nc, js, defs, kv)
-    await ensure_consumer(
-        js,
-        protocol.HISTORY_STREAM,
-        ConsumerConfig(
-            durable_name=protocol.ENGINE_CONSUMER,
-            filter_subject=protocol.history_subject(">"),
-            ack_policy=AckPolicy.EXPLICIT,
-            deliver_policy=DeliverPolicy.ALL,
-            ack_wait=ENGINE_ACK_WAIT_S,
-            max_deliver=-1,
-            max_ack_pending=50_000,
-        ),
-    )
     correlator = Correlator(nc, kv[protocol.KV_WAITERS])
     # A newly registered waiter looks back over recent events (the correlator's job).
     executor.on_waiter = correlator.lookback
@@ -85,9 +101,6 @@ async def open_parts(
         kv=kv,
         executor=executor,
         payloads=Payloads(js),
-        feed=PullFeed(
-            nc, protocol.HISTORY_STREAM, protocol.ENGINE_CONSUMER, max_inflight=max_inflight
-        ),
         timers=TimerService(nc, kv, clock=clock),
         advisories=AdvisoryWatcher(nc),
         correlator=correlator,

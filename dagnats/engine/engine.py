@@ -1,13 +1,19 @@
-"""The engine: a durable consumer on ``history.>`` that advances runs by event sourcing.
+"""The engine: durable consumers on the history partitions it leases, advancing runs by
+event sourcing.
 
 Per event: load the state (cache, else the KV snapshot plus the history events it has not
 seen), ``advance()``, execute the actions (publishes with dedup ids), then ack. The snapshot
 is written behind (ADR 0005): a running run's new state is staged in the cache and written
 with a CAS within ``FLUSH_DELAY_S``, coalescing busy runs' writes; a terminal state is written
 at once, its result announced on ``dagnats.done.<run_id>`` in the same flush (what
-``result()`` waits for) and announced again once stored (``protocol.ended``, ADR 0013).
+``result()`` waits for) and announced again once stored (``protocol.ended``, ADR 0016).
 Events of one run are applied in order by one actor task; different runs proceed
-concurrently, bounded by the feed's ``max_inflight``.
+concurrently, bounded by the feeds' ``max_inflight``.
+
+Runs are spread over the history partitions (ADR 0013): the engine consumes the partitions
+whose leases it holds (all of them when it runs alone), checks the lease before applying
+each event and stamps every snapshot write with the lease's epoch; a partition handed over
+is drained first, a partition lost is dropped with its cached runs.
 """
 
 from __future__ import annotations
@@ -16,23 +22,34 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from dagnats import protocol
+from dagnats._nats.feed import PullFeed
 from dagnats._nats.history import read_history
 from dagnats._nats.payloads import is_ref
+from dagnats._nats.resources import partition_count
 from dagnats._nats.state import definition_of, pinned_workflow
-from dagnats._nats.stores import ConflictError
+from dagnats._nats.stores import ConflictError, FencedError
 from dagnats._nats.types import Msg, NatsClient, Subscription
+from dagnats.dag.definition.agents import check_agent_routes
 from dagnats.dag.definition.models import WorkflowDef
 from dagnats.dag.machine.advance import advance
 from dagnats.dag.machine.state import RunState
-from dagnats.engine._parts import EngineParts, open_parts
+from dagnats.engine._parts import (
+    EngineParts,
+    ensure_partition_consumers,
+    open_parts,
+    partition_feed,
+)
 from dagnats.engine.executor import Executor
+from dagnats.engine.leases import PartitionLeases
 from dagnats.engine.retention import Retention
 from dagnats.engine.timers import TimerClock
 from dagnats.protocol import events as ev
+from dagnats.protocol import ids
 from dagnats.protocol.events import Event
+from dagnats.protocol.partitions import check_engine_id, partition_of
 from dagnats.telemetry import metrics, tracing
 
 log = logging.getLogger(__name__)
@@ -44,9 +61,16 @@ MAX_EVENT_DELIVERIES = 10
 # Errors that come back on every delivery (bad data, a bug), unlike NATS trouble.
 LASTING_ERRORS = (ValueError, TypeError, KeyError, AttributeError, AssertionError)
 FLUSH_DELAY_S = 0.1  # how long a running run's snapshot may lag its applied events
-# A run's actor waits this long (one to two sweeps) for the run's next event before it
-# ends: a task per event cost 4 % of the engine's CPU, one lingering actor a future.
-LINGER_S = 0.05
+# Deliveries one run's actor may hold: by default half its partition feed's room (at least
+# this), so one flooded or slow run cannot take all of it from the partition's other runs.
+# Past it the newest are given back (nak with delay) and applied in order from the history
+# by the run's next event (see _load), so a map of thousands of items keeps its speed.
+MIN_QUEUED_PER_RUN = 16
+RELEASE_TIMEOUT_S = 2.0  # a partition handed over waits this long for its runs being applied
+
+FENCED = "fenced"  # _process's error when the run's partition lease is gone
+
+Item = tuple[Msg, Event, PullFeed]  # an event, and the partition feed it came from
 
 
 class Engine:
@@ -62,10 +86,21 @@ class Engine:
         redeliver_delay_s: float = 2.0,
         clock: TimerClock | None = None,
         retention_s: float | None = None,
+        agent_routes: Mapping[str, str] | None = None,
+        max_queued_per_run: int | None = None,
+        engine_id: str | None = None,
     ) -> None:
         """``clock`` decides when timers are due (the wall clock unless a test gives its
         virtual one: ``dagnats.testing``); ``retention_s`` removes finished runs that long
-        after they finished (``None``: kept; see engine.retention)."""
+        after they finished (``None``: kept unless their workflow sets a ``retention``; see
+        engine.retention); ``agent_routes`` sends ``agent`` steps to a worker group by their
+        ``metadata.role`` (``{"coder": "gpu", "*": "agents"}``; see dag.definition.agents);
+        ``max_queued_per_run`` bounds one run's held deliveries (default: half a partition
+        feed's share of ``max_inflight``); ``engine_id`` names this engine in the partition
+        leases (default: a fresh random id); a stable id lets a restarted engine take its
+        leases back at once, and must not be shared by two running engines."""
+        self.engine_id = check_engine_id(engine_id) if engine_id is not None else ids.worker_id()
+        self.agent_routes = check_agent_routes(agent_routes or {})
         self.max_event_deliveries = max_event_deliveries
         self.apply_tries = apply_tries
         self.redeliver_delay_s = redeliver_delay_s
@@ -73,14 +108,24 @@ class Engine:
         self.nc = nc
         self.js = nc.jetstream()
         self.max_inflight = max_inflight
-        self._queues: dict[str, deque[tuple[Msg, Event] | None]] = {}
+        if max_queued_per_run is not None and max_queued_per_run < 1:
+            raise ValueError("max_queued_per_run must be >= 1")
+        self._queued_bound = max_queued_per_run
+        # Per run, the newest seq given back unapplied: until the run's state has caught up
+        # past it, each event of the run is applied after the history up to it (in order).
+        self._gaps: dict[str, int] = {}
+        self.given_back = 0
+        """Deliveries given back because their run's queue was full (a counter)."""
+        self.queue_peak = 0
+        """The most deliveries one run's actor has held at once (besides one flush)."""
+        self._queues: dict[str, deque[Item | None]] = {}
+        self._feeds: dict[int, PullFeed] = {}
+        self._intake: dict[int, asyncio.Task[None]] = {}
+        self.partitions = 0
+        self._leases: PartitionLeases | None = None
         self._flush_due: set[str] = set()
         self._actors: set[asyncio.Task[None]] = set()
-        # Actors whose queue is empty, waiting for their run's next event: the future wakes
-        # one (True: work; False: swept, end).
-        self._idle: dict[str, asyncio.Future[bool]] = {}
-        self._sweeper: asyncio.Task[None] | None = None
-        self._loop: asyncio.Task[None] | None = None
+        self._started = False
         self.applied = 0
         self.ready = asyncio.Event()
         self._parts: EngineParts | None = None
@@ -89,7 +134,8 @@ class Engine:
         """Testing seam (``env.faults.crash_engine``): after this many more events applied,
         the engine dies before acking the last one and without writing staged snapshots."""
         self.crashed = asyncio.Event()
-        self.retention = None if retention_s is None else Retention(nc, retention_s)
+        # Always: a workflow may set its own retention (the sweep is idle until one does).
+        self.retention: Retention | None = Retention(nc, retention_s, owns=self.owns)
 
     @property
     def parts(self) -> EngineParts:
@@ -102,45 +148,81 @@ class Engine:
     def executor(self) -> Executor:
         return self.parts.executor
 
+    @property
+    def leases(self) -> PartitionLeases:
+        if self._leases is None:
+            raise RuntimeError("the engine is not started: await engine.start() first")
+        return self._leases
+
+    def owns(self, run_id: str) -> bool:
+        """Whether this engine holds the lease of ``run_id``'s partition right now."""
+        return self._leases is not None and self._leases.holds(self.partition(run_id))
+
+    def partition(self, run_id: str) -> int:
+        return partition_of(run_id, self.partitions)
+
+    @property
+    def _feed_room(self) -> int:
+        """Each partition feed's share of ``max_inflight``."""
+        return max(1, self.max_inflight // max(1, self.partitions))
+
+    @property
+    def max_queued_per_run(self) -> int:
+        """The most deliveries one run's actor holds (known once started, unless given)."""
+        return self._queued_bound or max(MIN_QUEUED_PER_RUN, self._feed_room // 2)
+
     async def start(self) -> None:
-        p = self._parts = await open_parts(
-            self.nc, max_inflight=self.max_inflight, clock=self.clock
+        p = self._parts = await open_parts(self.nc, clock=self.clock)
+        self.partitions = await partition_count(self.js)
+        await ensure_partition_consumers(self.js, self.partitions)
+        self._leases = PartitionLeases(
+            self.nc,
+            self.partitions,
+            self.engine_id,
+            acquired=self._acquired,
+            release=self._release,
+            lost=self._lost,
         )
-        await p.feed.start()
+        p.executor.agent_routes = self.agent_routes
+        p.runs.fence = lambda run_id: self.leases.epoch(self.partition(run_id))
         await p.timers.start()
         await p.advisories.start()
         await p.correlator.start()
         self._forget_sub = await self.nc.subscribe(protocol.forget_subject("*"), cb=self._on_forget)
-        self._loop = asyncio.create_task(self._consume(), name="dagnats-engine")
-        self._sweeper = asyncio.create_task(self._sweep(), name="dagnats-engine-sweeper")
+        self._started = True
+        await self._leases.start()  # the first round takes this engine's share at once
         if self.retention is not None:
             await self.retention.start()
         self.ready.set()
-        log.info("engine started")
+        log.info(
+            "engine %s started: partitions %s of %d",
+            self.engine_id,
+            self._leases.held,
+            self.partitions,
+        )
 
     async def stop(self, timeout_s: float = 10.0) -> None:
-        """Stop pulling, let runs being applied finish (bounded), leave the rest unacked."""
-        if self._loop is None or self._parts is None:
+        """Stop pulling, let runs being applied finish (bounded), leave the rest unacked,
+        write staged snapshots and give the partitions back for other engines."""
+        if not self._started or self._parts is None:
             return
+        self._started = False
         p = self._parts
-        # Pause every feed first so their open pull requests run out side by side.
         if self.retention is not None:
             await self.retention.stop()
-        for feed in (p.feed, p.timers.feed, p.correlator.feed, p.advisories.feed):
+        # Pause every feed first so their open pull requests run out side by side.
+        for feed in (*self._feeds.values(), p.timers.feed, p.correlator.feed, p.advisories.feed):
             feed.pause()
-        self._loop.cancel()
-        with contextlib.suppress(BaseException):
-            await self._loop
-        self._loop = None
-        self._stop_sweeper()
+        await self._stop_intake(list(self._intake))
         if self._actors:
             _done, pending = await asyncio.wait(set(self._actors), timeout=timeout_s)
             for t in pending:
                 t.cancel()
-        for run_id in list(p.runs.dirty):
-            await self._flush(run_id)
+        if self.nc.is_connected:  # cut off, the writes would only time out: the log has it
+            for run_id in list(p.runs.dirty):
+                await self._flush(run_id)
+        await self.leases.stop(release=True)  # drains nothing more: only gives back
         await p.executor.drain()
-        await p.feed.stop()
         if self._forget_sub is not None:
             with contextlib.suppress(Exception):
                 await self._forget_sub.unsubscribe()
@@ -148,7 +230,59 @@ class Engine:
         await p.correlator.stop()
         await p.advisories.stop()
         await p.timers.stop()
-        log.info("engine stopped: %d events applied", self.applied)
+        log.info("engine %s stopped: %d events applied", self.engine_id, self.applied)
+
+    async def _acquired(self, part: int) -> None:
+        """A partition's lease was taken: consume it, with nothing cached from before."""
+        self._forget_partition(part)
+        feed = partition_feed(self.nc, part, self._feed_room)
+        self._feeds[part] = feed
+        await feed.start()
+        self._intake[part] = asyncio.create_task(self._consume(feed), name=f"dagnats-engine-{part}")
+
+    async def _release(self, part: int) -> None:
+        """Hand a partition over: finish its runs being applied (bounded), write what they
+        staged, give back what is queued."""
+        feed = self._feeds.get(part)
+        if feed is not None:
+            feed.pause()
+        await self._stop_intake([part])
+        busy = [
+            t for t in self._actors if self.partition(t.get_name().removeprefix("run-")) == part
+        ]
+        if busy:
+            _done, pending = await asyncio.wait(busy, timeout=RELEASE_TIMEOUT_S)
+            for t in pending:
+                t.cancel()
+        runs = self.parts.runs
+        for run_id in [r for r in list(runs.dirty) if self.partition(r) == part]:
+            await self._flush(run_id)
+        if feed is not None:
+            await feed.stop()
+            self._feeds.pop(part, None)
+        self._forget_partition(part)
+
+    async def _lost(self, part: int) -> None:
+        """A partition's lease is gone: act on none of its runs any more, write nothing."""
+        await self._stop_intake([part])
+        feed = self._feeds.pop(part, None)
+        if feed is not None:
+            await feed.abandon()
+        self._forget_partition(part)  # actors still applying find no lease and give back
+
+    def _forget_partition(self, part: int) -> None:
+        runs = self.parts.runs
+        for run_id in runs.run_ids():
+            if self.partition(run_id) == part:
+                runs.forget(run_id)
+
+    async def _stop_intake(self, parts: list[int]) -> None:
+        for part in parts:
+            task = self._intake.pop(part, None)
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
 
     def _crash_due(self) -> bool:
         if self.crash_after_events is None:
@@ -161,21 +295,25 @@ class Engine:
 
     async def _die(self) -> None:
         """Stop as a crash would: nothing more applied, acked or written; every event this
-        engine holds goes back for redelivery (at once rather than after the ack wait, so
-        a test does not wait it out), and the staged snapshots are lost with the process."""
+        engine holds goes back for redelivery and its leases are deleted (at once rather
+        than after the ack wait and the lease TTL, so a test does not wait them out), and
+        the staged snapshots are lost with the process."""
         log.warning("engine crash (fault injection): %d events applied", self.applied)
         p = self.parts
-        if self._loop is not None:
-            self._loop.cancel()
-            self._loop = None
-        self._stop_sweeper()
+        self._started = False
+        for task in self._intake.values():
+            task.cancel()
+        self._intake.clear()
         me = asyncio.current_task()
         held = [item[0] for q in self._queues.values() for item in q if item is not None]
         for actor in self._actors:
             if actor is not me:
                 actor.cancel()
         self._queues.clear()
-        await p.feed.abandon()
+        await self.leases.crash()
+        for feed in self._feeds.values():
+            await feed.abandon()
+        self._feeds.clear()
         for msg in held:
             with contextlib.suppress(Exception):
                 await msg.nak()
@@ -187,13 +325,44 @@ class Engine:
         await asyncio.gather(p.timers.stop(), p.correlator.stop(), p.advisories.stop())
         self.crashed.set()
 
+    async def kill(self) -> None:
+        """Testing seam of a killed process (``dagnats.testing.engines``): every task of
+        the engine ends where it is; nothing is acked, given back, written or released, so
+        its events wait out their ack wait and its leases their TTL. Close the engine's
+        connection first, as the death of the process would."""
+        self._started = False
+        if self._leases is not None:
+            await self._leases.stop(release=False)
+        tasks = [*self._intake.values(), *self._actors]
+        for feed in self._feeds.values():
+            feed.pause()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._intake.clear()
+        self._queues.clear()
+        self._feeds.clear()
+        if self._parts is not None:
+            p = self._parts
+            for loop in (p.timers, p.correlator, p.advisories):
+                loop.pause()
+            await asyncio.gather(
+                p.timers.stop(1.0),
+                p.correlator.stop(1.0),
+                p.advisories.stop(1.0),
+                return_exceptions=True,
+            )
+        self.crashed.set()
+
     @property
     def running(self) -> bool:
-        """Whether the engine's consume loop is alive (started and not ended or crashed)."""
-        return self._loop is not None and not self._loop.done()
+        """Whether the engine is started and has not ended or crashed."""
+        return self._started
 
     async def _on_forget(self, msg: Msg) -> None:
-        self.parts.runs.forget(msg.subject.rsplit(".", 1)[-1])
+        run_id = msg.subject.rsplit(".", 1)[-1]
+        self.parts.runs.forget(run_id)
+        self._gaps.pop(run_id, None)
 
     async def __aenter__(self) -> Engine:
         await self.start()
@@ -202,68 +371,45 @@ class Engine:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    async def _consume(self) -> None:
+    async def _consume(self, feed: PullFeed) -> None:
         while True:
-            msg = await self.parts.feed.get()
+            msg = await feed.get()
             try:
                 seq = msg.metadata.sequence.stream
                 event = Event.from_bytes(msg.data, seq)
             except Exception:  # noqa: BLE001 - unreadable: dropped, not redelivered forever
                 log.error("dropping an unreadable history message on %s", msg.subject)
-                await self._finish(msg)
+                await _finish(msg, feed)
                 continue
             if not event.is_input:
                 # Records describe decisions already applied: nothing to do.
-                await self._finish(msg)
+                await _finish(msg, feed)
                 continue
-            self._enqueue(event.run_id, (msg, event))
+            q = self._queues.get(event.run_id)
+            if q is not None and len(q) >= self.max_queued_per_run:
+                # Only the excess, newest first: what is queued goes on being applied.
+                self._mark_gap(event.run_id, event.seq)
+                self.given_back += 1
+                await self._nak(msg, feed)
+                continue
+            self._enqueue(event.run_id, (msg, event, feed))
 
-    def _enqueue(self, run_id: str, item: tuple[Msg, Event] | None) -> None:
-        """Queue work for a run's actor (``None`` = write its staged snapshot); wake it if
-        it is lingering, start one if the run has none."""
+    def _mark_gap(self, run_id: str, seq: int) -> None:
+        self._gaps[run_id] = max(self._gaps.get(run_id, 0), seq)
+
+    def _enqueue(self, run_id: str, item: Item | None) -> None:
+        """Queue work for a run's actor (``None`` = write its staged snapshot)."""
         q = self._queues.get(run_id)
         if q is None:
             q = self._queues[run_id] = deque()
             q.append(item)
-            task = asyncio.create_task(self._actor(run_id, q))
+            task = asyncio.create_task(self._actor(run_id, q), name=f"run-{run_id}")
             self._actors.add(task)
             task.add_done_callback(self._actors.discard)
         else:
             q.append(item)
-            idle = self._idle.pop(run_id, None)
-            if idle is not None and not idle.done():
-                idle.set_result(True)
-
-    async def _linger(self, run_id: str) -> bool:
-        """Wait (an empty queue) for the run's next work: whether some came before a sweep."""
-        if self._loop is None or self.crashed.is_set():
-            return False  # stopping: actors end as their queues empty
-        idle: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._idle[run_id] = idle
-        return await idle
-
-    async def _sweep(self) -> None:
-        """End the actors that lingered a whole sweep without work (one timer for all)."""
-        seen: set[str] = set()
-        while True:
-            await asyncio.sleep(LINGER_S)
-            for run_id in seen & self._idle.keys():
-                self._release(run_id)
-            seen = set(self._idle)
-
-    def _release(self, run_id: str) -> None:
-        # The queue goes at once, so the run's next event starts a new actor.
-        idle = self._idle.pop(run_id)
-        self._queues.pop(run_id, None)
-        if not idle.done():
-            idle.set_result(False)
-
-    def _stop_sweeper(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            self._sweeper = None
-        for run_id in list(self._idle):
-            self._release(run_id)
+            if item is not None:  # a flush marker (at most one per run) is not a delivery
+                self.queue_peak = max(self.queue_peak, len(q))
 
     def _schedule_flush(self, run_id: str) -> None:
         if run_id not in self._flush_due:
@@ -277,15 +423,23 @@ class Engine:
         if run_id in self.parts.runs.dirty:
             self._enqueue(run_id, None)
 
-    async def _actor(self, run_id: str, q: deque[tuple[Msg, Event] | None]) -> None:
+    async def _actor(self, run_id: str, q: deque[Item | None]) -> None:
+        part = self.partition(run_id)
+        leases = self.leases
         try:
-            while q or await self._linger(run_id):
+            while q:
                 item = q[0]
                 if item is None:
                     q.popleft()
                     await self._flush(run_id)
                     continue
-                msg, event = item
+                msg, event, feed = item
+                if not leases.holds(part):
+                    # Not ours any more (handed over, lapsed, paused): whoever holds the
+                    # partition now gets these events again; nothing cached is trusted.
+                    self.parts.runs.forget(run_id)
+                    await self._nak_queued(q, delay=False)
+                    return
                 with tracing.span(
                     f"dagnats.apply {event.type}",
                     {
@@ -301,16 +455,21 @@ class Engine:
                 if ok and self._crash_due():
                     await self._die()  # ``msg`` is still queued: given back, never acked
                     return
+                if error == FENCED:
+                    await self._nak_queued(q, delay=False)
+                    await leases.lose(part, "its lease lapsed or a newer holder wrote a run")
+                    return
                 q.popleft()
                 if ok:
-                    await self._finish(msg)
+                    await _finish(msg, feed)
                 elif lasting and _delivered(msg) >= self.max_event_deliveries:
                     await self.parts.ending.give_up(msg, event, error, _delivered(msg))
-                    await self.parts.feed.done()
+                    await feed.done()
                 else:
                     # Give it back; it comes again after the delay, in order with later ones
                     # because they are given back too.
-                    await self._nak_rest(msg, q)
+                    await self._nak(msg, feed)
+                    await self._nak_queued(q)
                     return
         except Exception:
             # Acks and naks are all that can fail here; whatever is left is given back so
@@ -320,37 +479,35 @@ class Engine:
         finally:
             if self._queues.get(run_id) is q:
                 del self._queues[run_id]
-                self._idle.pop(run_id, None)
 
     async def _flush(self, run_id: str) -> None:
         try:
             await self.parts.runs.flush(run_id)
         except ConflictError:
             log.warning("snapshot of run %s changed under this engine; reloading", run_id)
+        except FencedError:
+            # The partition's lease is gone: its next holder catches up from the log.
+            log.warning("snapshot of run %s not written: its partition is not held", run_id)
+            self.parts.runs.forget(run_id)
         except Exception as exc:  # noqa: BLE001 - NATS trouble: the next event or flush writes it
             log.warning("could not write the snapshot of run %s: %s", run_id, exc)
             self._schedule_flush(run_id)
 
-    async def _nak_rest(self, first: Msg, q: deque[tuple[Msg, Event] | None]) -> None:
-        await self._nak(first)
-        await self._nak_queued(q)
-
-    async def _nak_queued(self, q: deque[tuple[Msg, Event] | None]) -> None:
+    async def _nak_queued(self, q: deque[Item | None], *, delay: bool = True) -> None:
         while q:  # events may arrive while we nak: give those back too
             item = q.popleft()
             if item is not None:
-                await self._nak(item[0])
+                if delay:  # still ours: its next event applies these from the history
+                    self._mark_gap(item[1].run_id, item[1].seq)
+                await self._nak(item[0], item[2], delay=delay)
 
-    async def _nak(self, msg: Msg) -> None:
+    async def _nak(self, msg: Msg, feed: PullFeed, *, delay: bool = True) -> None:
         with contextlib.suppress(Exception):
-            await msg.nak(delay=self.redeliver_delay_s)
-        await self.parts.feed.done()
-
-    async def _finish(self, msg: Msg) -> None:
-        try:
-            await msg.ack()
-        finally:
-            await self.parts.feed.done()
+            if delay:
+                await msg.nak(delay=self.redeliver_delay_s)
+            else:
+                await msg.nak()
+        await feed.done()
 
     async def _process(self, event: Event, delivered: int = 1) -> tuple[bool, str, bool]:
         """Apply with bounded retries: (applied, last error, whether it will recur).
@@ -367,6 +524,10 @@ class Engine:
                 await self._apply(event, fresh=fresh, first_delivery=delivered <= 1)
                 self.applied += 1
                 return True, "", False
+            except FencedError:
+                # Another engine holds the partition now: apply nothing, write nothing.
+                self.parts.runs.forget(event.run_id)
+                return False, FENCED, False
             except ConflictError:
                 # Another writer moved the snapshot: reload and apply again.
                 self.parts.runs.forget(event.run_id)
@@ -400,23 +561,9 @@ class Engine:
             # run may have moved on, and write-behind would notice only at the flush.)
             run, rev = None, 0
         else:
-            cached = self.parts.runs.cached(event.run_id) and not fresh
-            run, rev = await self.parts.runs.load(event.run_id, fresh=fresh)
-            if not cached and event.type != ev.WORKFLOW_STARTED:
-                # Not in this engine's cache: the snapshot may lag the log (staged writes
-                # lost in a crash, an event given back): apply what it is missing.
-                before = run
-                run = await self._catch_up(run, event)
-                if run is None:
-                    log.warning("event %s for unknown run %s ignored", event.type, event.run_id)
-                    return
-                if run.terminal and not (before is not None and before.terminal):
-                    # The catch-up itself finished the run.
-                    rev = await self.parts.ending.ended(
-                        await self._definition(run, event), run, rev
-                    )
-                    if event.type != ev.WORKFLOW_RETRY_REQUESTED:
-                        return  # a retry reopens it: apply it to the ended state below
+            run, rev, handled = await self._load(event, fresh)
+            if handled:
+                return
         if run is not None and event.seq <= run.last_seq:
             if run.terminal:
                 # A crash may have come between the save and the announcement.
@@ -449,6 +596,31 @@ class Engine:
             # snapshot can follow a few ms later, coalescing the writes of busy runs.
             self.parts.runs.stage(new_run, rev)
             self._schedule_flush(new_run.run_id)
+
+    async def _load(self, event: Event, fresh: bool) -> tuple[RunState | None, int, bool]:
+        """The state to apply ``event`` to and its KV revision, caught up with the history
+        it has not seen; the flag says that nothing is left to do for ``event``."""
+        cached = self.parts.runs.cached(event.run_id) and not fresh
+        run, rev = await self.parts.runs.load(event.run_id, fresh=fresh)
+        if (cached and event.run_id not in self._gaps) or event.type == ev.WORKFLOW_STARTED:
+            return run, rev, False
+        # Not in this engine's cache: the snapshot may lag the log (staged writes lost in a
+        # crash, an event given back): apply what it is missing. Events given back come
+        # again in any order, so the history is applied through the newest of them.
+        before = run
+        run = await self._catch_up(run, event)
+        if run is None:
+            log.warning("event %s for unknown run %s ignored", event.type, event.run_id)
+            return None, rev, True
+        if run.terminal and not (before is not None and before.terminal):
+            # The catch-up itself finished the run; a retry reopens it: apply it below.
+            rev = await self.parts.ending.ended(await self._definition(run, event), run, rev)
+            return run, rev, event.type != ev.WORKFLOW_RETRY_REQUESTED
+        if run is not before and not run.terminal:
+            # The state moved on (perhaps through ``event`` itself: then nothing follows).
+            self.parts.runs.stage(run, rev)
+            self._schedule_flush(run.run_id)
+        return run, rev, False
 
     async def _step(
         self, defn: WorkflowDef, run: RunState | None, event: Event, *, records_later: bool
@@ -487,15 +659,27 @@ class Engine:
         return defn
 
     async def _catch_up(self, run: RunState | None, event: Event) -> RunState | None:
-        """Apply the history events before ``event`` that the snapshot has not seen.
+        """Apply the history events before ``event`` that the snapshot has not seen, and
+        through the newest event of the run given back unapplied (``_gaps``), which may be
+        ``event`` itself or a later one: in order, whatever order they come again in.
 
         Their actions are executed again: an event given back after a failure, or applied
         just before a crash, may not have had them done. Dedup ids make repeats invisible
         within the streams' window; a later repeat is a stale task or timer that the run
         ignores (at-least-once actions, exactly-once state).
         """
+        gap = self._gaps.get(event.run_id)
+        before = event.seq if gap is None else max(event.seq, gap + 1)
+        run = await self._replay(run, event, before)
+        if gap is not None and self._gaps.get(event.run_id, 0) <= gap:
+            # Applied through it (a newer give-back meanwhile stays for the next event).
+            self._gaps.pop(event.run_id, None)
+        return run
+
+    async def _replay(self, run: RunState | None, event: Event, before: int) -> RunState | None:
+        """Apply the run's input events with ``run.last_seq < seq < before``, with effects."""
         after = run.last_seq if run is not None else 0
-        history = await read_history(self.nc, event.run_id, after_seq=after, before_seq=event.seq)
+        history = await read_history(self.nc, event.run_id, after_seq=after, before_seq=before)
         inputs = [e for e in history if e.is_input]
         if not inputs:
             return run
@@ -513,6 +697,13 @@ class Engine:
             applied += 1
         log.info("run %s: caught up %d history events", event.run_id, applied)
         return run
+
+
+async def _finish(msg: Msg, feed: PullFeed) -> None:
+    try:
+        await msg.ack()
+    finally:
+        await feed.done()
 
 
 def _delivered(msg: Msg) -> int:

@@ -31,6 +31,7 @@ from dagnats._nats.publish import (
 )
 from dagnats._nats.stores import DefinitionStore
 from dagnats._nats.types import JetStreamContext, KeyValue, NatsClient, PubAck
+from dagnats.dag.definition.agents import agent_group
 from dagnats.dag.machine.actions import (
     Action,
     AdmitRun,
@@ -87,6 +88,8 @@ class Executor:
         # How long a publish ack is awaited before the actions fail and are applied again
         # (same message ids): a lost ack must not hold the run's actor for ever.
         self.ack_timeout_s = ACK_TIMEOUT_S
+        # Set by the engine: metadata.role -> worker group of agent steps (dag.definition.agents).
+        self.agent_routes: dict[str, str] = {}
 
     async def execute(
         self, actions: list[Action], *, records_later: bool = False
@@ -211,7 +214,10 @@ class Executor:
         """Subject and dedup id of a task: a sticky run's go to the worker bound to the run
         (``task.<task>.@<worker>``) once one is; before that, and for a soft run's fallback
         copy, to every worker serving the task (the worker that takes one binds the run)."""
-        general = protocol.task_subject(t.task, t.worker_group)
+        group = t.worker_group
+        if t.agent:
+            group = agent_group(t.metadata, group, self.agent_routes)
+        general = protocol.task_subject(t.task, group)
         if not t.sticky or t.fallback:
             return general, t.dedup_id
         bound, _rev = await cas.read(self.kv[protocol.KV_STICKY], t.run_id)

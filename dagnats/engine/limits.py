@@ -107,7 +107,7 @@ async def admit_run(
     The queue is ordered by ``due_s`` (arrival time plus the workflow's priority offset),
     ties in arrival order; ``None`` queues at the back.
     """
-    key = f"run.{workflow}"
+    key = keys.run_queue_key(workflow)
     for _ in range(MAX_CAS_TRIES):
         state, rev = await read_json(kv, key)
         record = dict(state or {})
@@ -153,7 +153,7 @@ async def release_run(kv: KeyValue, workflow: str, run_id: str, max_runs: int) -
     :func:`announced` clears them, so if an engine dies between promoting and announcing,
     the next release announces them again (``workflow.admitted`` is idempotent).
     """
-    key = f"run.{workflow}"
+    key = keys.run_queue_key(workflow)
     for _ in range(MAX_CAS_TRIES):
         state, rev = await read_json(kv, key)
         if not state:
@@ -188,7 +188,7 @@ def _due_of(state: dict[str, Any], waiting: list[str]) -> list[int]:
 
 async def announced(kv: KeyValue, workflow: str, run_ids: list[str]) -> None:
     """Forget promotions that have been announced (best effort; a repeat is harmless)."""
-    key = f"run.{workflow}"
+    key = keys.run_queue_key(workflow)
     for _ in range(MAX_CAS_TRIES):
         state, rev = await read_json(kv, key)
         if not state:

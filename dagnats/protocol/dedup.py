@@ -10,6 +10,7 @@ call these; actions and records of the machine call them directly.
 from __future__ import annotations
 
 from dagnats.protocol.keys import attempt_key
+from dagnats.protocol.names import name_token
 
 
 def record_id(
@@ -69,7 +70,7 @@ def deferred_task_id(task_dedup_id: str) -> str:
 
 def dead_letter_id(run_id: str, step_id: str, item: int | None, attempts: int) -> str:
     """A task's dead letter (``item`` is spelled ``None`` for a plain step: kept as it was)."""
-    return f"dead.{run_id}.{step_id}.{item}.{attempts}"
+    return f"dead.{run_id}.{name_token(step_id)}.{item}.{attempts}"
 
 
 def engine_dead_letter_id(seq: int) -> str:

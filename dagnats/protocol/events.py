@@ -20,6 +20,7 @@ from dagnats.protocol import clock
 from dagnats.protocol.control import ScheduledRun
 from dagnats.protocol.dedup import scheduled_start_id, trigger_fire_id, trigger_start_id
 from dagnats.protocol.messages import TaskMessage, TimerMessage
+from dagnats.protocol.names import name_token
 
 # --- inputs: published by the API, workers, timers, the correlator, child runs ---
 WORKFLOW_STARTED = "workflow.started"  # data: {"input", "workflow", "revision", "parent"?, ...}
@@ -327,7 +328,7 @@ def wait_matched(run_id: str, step_id: str, name: str, payload: Any) -> Stamped:
     """Event ``name`` matched a waiting step: ``<run>.<step>.matched``."""
     data = {"event": payload, "name": name}
     event = Event(type=STEP_WAIT_MATCHED, run_id=run_id, step_id=step_id, data=data)
-    return event, f"{run_id}.{step_id}.matched"
+    return event, f"{run_id}.{name_token(step_id)}.matched"
 
 
 def _decided(token: str, type_: str, run_id: str, step_id: str, data: Any) -> Stamped:
@@ -417,7 +418,7 @@ def approval_requested(
     if request is not None:
         data.update({k: request[k] for k in ("subject", "description", "metadata")})
     event = Event(type=STEP_APPROVAL_REQUESTED, run_id=run_id, step_id=step_id, data=data)
-    return event, f"{run_id}.{step_id}.approval.{expires_at.timestamp()}"
+    return event, f"{run_id}.{name_token(step_id)}.approval.{expires_at.timestamp()}"
 
 
 def planner_materialized_data(planner_id: str, step_ids: list[str], total: int) -> dict[str, Any]:

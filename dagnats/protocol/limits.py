@@ -22,14 +22,14 @@ import json
 import re
 from typing import Any
 
-from dagnats.protocol.names import MAX_NAME_LEN, NAME_PATTERN
+from dagnats.protocol.names import DOTTED_NAME_PATTERN, MAX_NAME_LEN, NAME_PATTERN
 
 MAX_JSON_DEPTH = 128
 MAX_DOTTED_NAME_LEN = 255
 MAX_ERROR_TEXT = 4096
 
 _NAME_RE = re.compile(NAME_PATTERN)
-_DOTTED_RE = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
+_DOTTED_RE = re.compile(DOTTED_NAME_PATTERN)
 
 
 class LimitError(ValueError):
@@ -47,6 +47,22 @@ def check_name(name: object, what: str) -> str:
         raise LimitError(
             f"invalid {what} {_shown(name)}: use only letters, digits, '_' and '-' "
             f"(it becomes part of a NATS subject)"
+        )
+    if len(name) > MAX_NAME_LEN:
+        raise LimitError(
+            f"invalid {what}: {len(name)} characters, the limit is {MAX_NAME_LEN} (MAX_NAME_LEN)"
+        )
+    return name
+
+
+def check_workflow_name(name: object, what: str = "workflow name") -> str:
+    """``name`` if it is a valid workflow name or step id: name tokens joined by single
+    dots, 1 to :data:`MAX_NAME_LEN` characters (``order.v2``, as Go allows). Its dots never
+    reach NATS: keys and subjects spell it with ``names.name_token``."""
+    if not isinstance(name, str) or not _DOTTED_RE.fullmatch(name):
+        raise LimitError(
+            f"invalid {what} {_shown(name)}: use letters, digits, '_' and '-', in "
+            "parts joined by single dots"
         )
     if len(name) > MAX_NAME_LEN:
         raise LimitError(
@@ -102,10 +118,16 @@ def check_depth(value: Any, what: str, limit: int = MAX_JSON_DEPTH) -> Any:
     return value
 
 
+def not_json_constant(word: str) -> Any:
+    """``parse_constant`` of every JSON parse of outside input: Python's json reads ``NaN``
+    and ``Infinity``, which are not JSON (RFC 8259) and came out of a run as ``null``."""
+    raise ValueError(f"{word} is not a JSON value (RFC 8259 has no NaN or Infinity)")
+
+
 def loads(data: bytes | str, what: str, limit: int = MAX_JSON_DEPTH) -> Any:
     """Parse JSON from outside, bounded: malformed or too deep is :class:`LimitError`."""
     try:
-        value = json.loads(data)
+        value = json.loads(data, parse_constant=not_json_constant)
     except RecursionError:
         raise LimitError(
             f"{what} is nested deeper than {limit} levels; the limit is {limit} (MAX_JSON_DEPTH)"

@@ -4,6 +4,29 @@ from __future__ import annotations
 
 NAME_PATTERN = r"^[A-Za-z0-9_-]+$"  # a NATS subject token and a KV key: workflows, tasks, ids
 MAX_NAME_LEN = 128
+# Workflow names and step ids may also be dotted, as in Go's files ("order.v2"): name tokens
+# joined by single dots. They reach subjects and keys only through name_token().
+DOTTED_NAME_PATTERN = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
+TOKEN_DOT = "="
+
+
+def name_token(name: str) -> str:
+    """The one spelling of a workflow name or step id inside a NATS subject, KV key or
+    message id: each ``.`` becomes ``=`` (see ADR 0009).
+
+    A dot would split the name into several subject tokens (``order.v2`` would be two, and
+    ``ckpt.<run>.a.1`` could be step ``a.1`` or item 1 of step ``a``). ``=`` is a legal
+    subject and KV key character that no name may contain, so the mapping is reversible
+    (:func:`name_from_token`), never makes two names one token, and leaves every undotted
+    name, hence every key written before dots were allowed, exactly as it was.
+    """
+    return name.replace(".", TOKEN_DOT)
+
+
+def name_from_token(token: str) -> str:
+    """The name :func:`name_token` spelled as ``token`` (what users see)."""
+    return token.replace(TOKEN_DOT, ".")
+
 
 # Streams
 HISTORY_STREAM = "WORKFLOW_HISTORY"
@@ -34,7 +57,7 @@ KV_LOGS = "run_logs"  # what handlers log through ctx.logger, per step (bounded)
 OBJ_PAYLOADS = "payloads"
 
 # Consumers
-ENGINE_CONSUMER = "dagnats-engine"
+# The engine consumers, one per history partition: partitions.engine_consumer(p).
 TIMER_CONSUMER = "dagnats-timers"
 DEBOUNCE_CONSUMER = "dagnats-debounce"  # the trigger services' debounce timers (on TIMERS)
 
@@ -77,11 +100,16 @@ def event_subject(name: str) -> str:
 
 
 def dead_letter_subject(run_id: str, step_id: str) -> str:
-    return f"dead.{run_id}.{step_id}"
+    return f"dead.{run_id}.{name_token(step_id)}"
 
 
 def stream_subject(run_id: str, step_id: str) -> str:
-    return f"stream.{run_id}.{step_id}"
+    return f"stream.{run_id}.{name_token(step_id)}"
+
+
+def stream_step_of(subject: str, run_id: str) -> str:
+    """The step id of a chunk published on ``stream_subject(run_id, step_id)``."""
+    return name_from_token(subject.removeprefix(stream_subject(run_id, "")))
 
 
 def cancel_subject(run_id: str) -> str:

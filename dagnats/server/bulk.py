@@ -10,7 +10,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from dagnats.errors import ApiError, DagnatsError
-from dagnats.server.interactions import _name
+from dagnats.server.interactions import _workflow
 from dagnats.server.run_lookup import matching_runs, resolve_run_id
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ class Bulk:
         key honoured); the answer lists, in input order, ``{"index", "run_id",
         "duplicate"}`` or ``{"index", "error": {"kind", "message"}}``.
         """
-        workflow = _name(body, "workflow")
+        workflow = _workflow(body, "workflow")
         inputs = body.get("inputs")
         if not isinstance(inputs, list):
             raise ApiError("field 'inputs' is required (a list of run inputs)", code=400)

@@ -22,7 +22,7 @@ from dagnats._nats.types import (
 from dagnats.errors import ApiError, ApprovalError
 from dagnats.protocol import clock
 from dagnats.protocol import events as ev
-from dagnats.protocol.limits import check_dotted_name, check_name
+from dagnats.protocol.limits import check_dotted_name, check_name, check_workflow_name
 from dagnats.protocol.messages import ApprovalRecord
 
 
@@ -36,6 +36,11 @@ def _text(body: dict[str, Any], field: str) -> str:
 def _name(body: dict[str, Any], field: str = "name") -> str:
     """A required name field: it becomes a subject token or KV key, so it is checked."""
     return check_name(_text(body, field), f"field '{field}'")
+
+
+def _workflow(body: dict[str, Any], field: str = "workflow") -> str:
+    """A required workflow name field (dots allowed: keys spell it with ``name_token``)."""
+    return check_workflow_name(_text(body, field), f"workflow name in field '{field}'")
 
 
 def _run_id(body: dict[str, Any]) -> str:

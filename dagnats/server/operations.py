@@ -11,7 +11,7 @@ from typing import Any
 from dagnats import protocol
 from dagnats._nats import cas
 from dagnats._nats.history import has_history, read_history
-from dagnats._nats.kvscan import get_entry, list_keys
+from dagnats._nats.kvscan import get_entry
 from dagnats._nats.logs import purge_run_logs
 from dagnats._nats.payloads import Payloads, decode_run
 from dagnats._nats.publish import append_event
@@ -37,7 +37,7 @@ from dagnats.protocol import keys
 from dagnats.protocol.ids import is_fresh_run_id
 from dagnats.protocol.limits import check_name
 from dagnats.server import run_lookup, singleton
-from dagnats.server.interactions import Interactions, _name, _run_id
+from dagnats.server.interactions import Interactions, _run_id, _workflow
 from dagnats.server.schedules import Schedules, parse_run_at
 
 log = logging.getLogger(__name__)
@@ -131,7 +131,7 @@ class Operations:
 
     async def list_workflows(self, body: dict[str, Any]) -> list[dict[str, Any]]:
         out = []
-        for name in sorted(await list_keys(self.defs.kv))[: run_lookup.MAX_LIST]:
+        for name in (await self.defs.names())[: run_lookup.MAX_LIST]:
             found = await self.defs.get(name)
             if found is not None:
                 d, rev = found
@@ -148,10 +148,7 @@ class Operations:
 
     async def get_workflow(self, body: dict[str, Any]) -> dict[str, Any]:
         name = _workflow_name(body)
-        found = await self.defs.get(name, _revision(body))
-        if found is None:
-            raise WorkflowNotFoundError(f"workflow '{name}' is not registered")
-        d, rev = found
+        d, rev = await self.workflow_revision(name, body.get("revision"))
         return {
             "revision": rev,
             "definition": d.model_dump(mode="json", by_alias=True, exclude_none=True),
@@ -161,19 +158,25 @@ class Operations:
         name = _workflow_name(body)
         if await self.defs.get(name) is None:
             raise WorkflowNotFoundError(f"workflow '{name}' is not registered")
-        # A delete marker: past revisions stay readable for runs that still use them.
-        await self.defs.kv.delete(name)
+        await self.defs.delete(name)
         return {"deleted": name}
 
     # --- runs ---
 
     async def workflow_revision(self, name: str, revision: Any) -> tuple[WorkflowDef, int]:
         """The definition a start would use; ``WorkflowNotFoundError`` when there is none."""
-        found = await self.defs.get(name, _revision({"revision": revision}))
-        if found is None:
-            at = f" at revision {revision}" if revision is not None else ""
-            raise WorkflowNotFoundError(f"workflow '{name}' is not registered{at}")
-        return found
+        wanted = _revision({"revision": revision})
+        found = await self.defs.get(name, wanted)
+        if found is not None:
+            return found
+        if wanted is None:
+            raise WorkflowNotFoundError(f"workflow '{name}' is not registered")
+        stored = await self.defs.revisions(name)
+        if not stored:
+            raise WorkflowNotFoundError(f"workflow '{name}' is not registered")
+        raise WorkflowNotFoundError(
+            f"workflow '{name}' has no revision {wanted}; its revisions: {_spans(stored)}"
+        )
 
     async def start_run(
         self, body: dict[str, Any], *, trusted_input: bool = False
@@ -388,9 +391,7 @@ class Operations:
                 )
             await self._cancel_and_wait(run_id)
         await self.runs.purge(run_id)
-        await self.js.purge_stream(
-            protocol.HISTORY_STREAM, subject=protocol.history_subject(run_id)
-        )
+        await self.js.purge_stream(protocol.HISTORY_STREAM, subject=protocol.history_filter(run_id))
         # Engines drop their cached state; the id is held while the old run's dedup ids live.
         await self.nc.publish(protocol.forget_subject(run_id), b"")
         # Held once: a second delete within the hold finds it there already.
@@ -430,8 +431,8 @@ class Operations:
 
 
 def _workflow_name(body: dict[str, Any], field: str = "name") -> str:
-    """A workflow name in the KV-key alphabet (400 otherwise: the store would refuse it)."""
-    return keys.check_name(_name(body, field), f"workflow name in field '{field}'")
+    """A workflow name (dotted names allowed; 400 otherwise: the store would refuse it)."""
+    return _workflow(body, field)
 
 
 def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
@@ -453,6 +454,17 @@ def _chosen_or_new_run_id(body: dict[str, Any]) -> str:
     """The run id the caller chose (checked), else a new one."""
     run_id = body.get("run_id") or protocol.new_run_id()
     return check_name(run_id, "run_id")
+
+
+def _spans(revisions: list[int]) -> str:
+    """``1-3, 7`` for [1, 2, 3, 7]: a long history stays one short line."""
+    spans: list[list[int]] = []
+    for r in revisions:
+        if spans and r == spans[-1][1] + 1:
+            spans[-1][1] = r
+        else:
+            spans.append([r, r])
+    return ", ".join(f"{a}-{b}" if b > a else str(a) for a, b in spans)
 
 
 def _fresh_id(body: dict[str, Any], run_id: str) -> bool:

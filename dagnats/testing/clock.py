@@ -24,7 +24,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from dagnats import protocol
-from dagnats._nats.probe import backlog, outside_waits
+from dagnats._nats.probe import backlog, engine_backlog, outside_waits
 from dagnats._nats.types import JetStreamContext, Msg
 from dagnats.engine.correlator import CORRELATOR_CONSUMER
 
@@ -163,7 +163,7 @@ class TimeSkipper:
         # Tasks first: a worker publishes its result before it acks the task, so a task
         # seen gone here has its result counted below.
         tasks = await backlog(js, protocol.TASK_STREAM)
-        history = await backlog(js, protocol.HISTORY_STREAM, protocol.ENGINE_CONSUMER)
+        history = await engine_backlog(js)
         timers = await backlog(js, protocol.TIMER_STREAM, protocol.TIMER_CONSUMER)
         events = await backlog(js, protocol.EVENT_STREAM, CORRELATOR_CONSUMER)
         busy = (

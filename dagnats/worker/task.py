@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 import types
 import typing
 from collections.abc import Awaitable, Callable, Coroutine
@@ -133,13 +134,39 @@ class Task(Generic[P, R]):
         self.continue_adapter: TypeAdapter[Any] | None = (
             None if cont is None else _adapter(cont, fn_name, "Continue value")
         )
+        self._input_schema: dict[str, Any] | bool | None = False  # False: not computed yet
         functools.update_wrapper(self, fn)
+
+    @property
+    def input_schema(self) -> dict[str, Any] | None:
+        """The JSON Schema of the input this handler accepts, as the worker directory shows
+        it (so ``dagnats approve`` can tell data a step would refuse); ``None`` when any
+        input does, or when the schema cannot be drawn or is larger than
+        ``MAX_INPUT_SCHEMA_BYTES``."""
+        if self._input_schema is False:
+            self._input_schema = _schema_of(self.input_adapter)
+        return self._input_schema if isinstance(self._input_schema, dict) else None
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         return self.fn(*args, **kwargs)
 
     def __repr__(self) -> str:
         return f"<Task {self.task_name!r} -> {getattr(self.fn, '__qualname__', self.fn)!r}>"
+
+
+MAX_INPUT_SCHEMA_BYTES = 16 * 1024  # the directory entry is re-put every 30 s
+
+
+def _schema_of(adapter: TypeAdapter[Any] | None) -> dict[str, Any] | None:
+    if adapter is None:
+        return None
+    try:
+        schema = adapter.json_schema()
+    except Exception:  # noqa: BLE001 - a type without a JSON Schema: nothing to show
+        return None
+    if not schema or len(json.dumps(schema, default=str)) > MAX_INPUT_SCHEMA_BYTES:
+        return None
+    return schema
 
 
 def _check_signature(fn: Callable[..., Any], fn_name: str) -> tuple[bool, str | None]:

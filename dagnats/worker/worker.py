@@ -391,6 +391,8 @@ class Worker:
             "groups": list(self.groups),
             # the exact (task, group) pairs bound: "why is my run stuck" reads them
             "serves": [[t, g] for t in sorted(self.tasks) for g in self._groups_bound()],
+            # each task's input schema: `dagnats approve` checks an approver's data with it
+            "inputs": {n: s for n, t in self.tasks.items() if (s := t.input_schema)},
             "concurrency": self.concurrency,
             "inflight": self.inflight,
             "stats": asdict(self.stats),

@@ -84,9 +84,12 @@ async def test_a_name_of_5000_characters_is_400_and_the_connection_stays(
 
 
 async def test_names_that_are_not_subject_tokens_are_400(dagnats_env: DagnatsEnv) -> None:
-    for bad in ["a.b", "a b", "*", ">", "a\r\nPUB x 1", "é", ""]:
+    # Dots are allowed (Go's "order.v2"), but only between parts; "=" spells a dot on the wire.
+    for bad in ["a..b", ".a", "a.", "a=b", "a b", "*", ">", "a\r\nPUB x 1", "é", ""]:
         code, reply = await raw(dagnats_env, "workflow.get", {"name": bad})
         assert code == 400, (bad, reply)
+    code, reply = await raw(dagnats_env, "workflow.get", {"name": "a.b"})
+    assert code == 404, reply
     bodies: list[dict[str, Any]] = [{"name": 5}, {"name": ["a"]}, {"name": None}, {"name": {}}]
     for body in bodies:
         assert (await raw(dagnats_env, "workflow.get", body))[0] == 400
@@ -106,6 +109,12 @@ async def test_input_deeper_than_the_limit_is_400_naming_it(dagnats_env: Dagnats
     assert code == 400 and "MAX_JSON_DEPTH" in reply["error"]["message"]
     code, reply = await raw(dagnats_env, "run.start", b"{not json")
     assert code == 400 and "not valid JSON" in reply["error"]["message"]
+    # Python reads NaN and Infinity, JSON has neither: they used to end a run as null.
+    for word in (b"NaN", b"Infinity", b"-Infinity", b"[1, NaN]"):
+        code, reply = await raw(
+            dagnats_env, "run.start", b'{"workflow": "edges", "input": ' + word + b"}"
+        )
+        assert code == 400 and "RFC 8259" in reply["error"]["message"], (word, reply)
     # Within the limit the run is accepted and its input arrives whole.
     value = nested(MAX_JSON_DEPTH - 4)
     code, reply = await raw(dagnats_env, "run.start", {"workflow": "edges", "input": value})

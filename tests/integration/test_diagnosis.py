@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from typing import Any
 
 from typer.testing import CliRunner, Result
@@ -62,9 +63,17 @@ async def test_a_run_nobody_serves_says_so_until_a_worker_comes(dagnats_env: Dag
     assert "Stuck:      1 task message(s) on task.greet: no worker serves task 'greet'" in (
         res.output
     )
-    assert "Engines:    1: dagnats-engine" in res.output
+    engine = dagnats_env.engine
+    assert engine is not None
+    assert "Engines:    1\n" in res.output
+    assert f"  {engine.engine_id} (pid {os.getpid()}" in res.output
+    assert "partitions 0,1,2,3,4,5,6,7" in res.output
+    assert "Partitions: 8, 0 events pending" in res.output
     res = await cli("status", "--nats-url", url, "--json")
     doc = json.loads(res.output)
+    assert [e["engine_id"] for e in doc["engines"]] == [engine.engine_id]
+    assert doc["engines"][0]["partitions"] == list(range(8))
+    assert [p["holder"] for p in doc["partitions"]] == [engine.engine_id] * 8
     assert doc["queues"] == [
         {"subject": "task.greet", "task": "greet", "group": None, "messages": 1}
     ]

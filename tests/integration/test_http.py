@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -148,10 +149,19 @@ async def test_http_edge_cases_are_4xx_never_500(gateway: HttpGateway) -> None:
     assert status == 413
 
 
+def _asset_urls(html: str) -> list[str]:
+    return re.findall(r'(?:src|href)="(/docs/assets/[^"]+)"', html)
+
+
 async def test_openapi_is_3_1_with_response_schemas(gateway: HttpGateway) -> None:
     async with httpx.AsyncClient(base_url=gateway.url, timeout=TIMEOUT_S) as http:
         spec = (await http.get("/openapi.json")).json()
-        assert (await http.get("/docs")).status_code == 200
+        docs = await http.get("/docs")
+        assets = [await http.get(url) for url in _asset_urls(docs.text)]
+    assert docs.status_code == 200
+    # Swagger UI works offline: every script and stylesheet comes from this server.
+    assert len(assets) >= 2 and all(a.status_code == 200 and a.content for a in assets)
+    assert "cdn" not in docs.text and "https://" not in docs.text
     assert spec["openapi"].startswith("3.1") and spec["info"]["version"] == dagnats.__version__
     start = spec["paths"]["/runs"]["post"]
     assert start["responses"]["201"]["content"]["application/json"]["schema"] == {

@@ -79,7 +79,7 @@ class Order(BaseModel):
         (
             {"patternProperties": {"^n_": True}, "additionalProperties": False},
             {"n_a": 1, "b": 2},
-            ["input: 'b' do(es) not match any of the regexes: '^n_'"],
+            ["input: 'b' does not match any of the regexes: '^n_'"],
         ),
         (
             {"patternProperties": {"^n_": True}, "unevaluatedProperties": False},
@@ -158,7 +158,7 @@ def test_catastrophic_pattern_properties_and_additional_run_in_linear_time() -> 
     started = time.monotonic()
     messages = validate_instance(schema, {"a" * 5000 + "b": 1})
     assert time.monotonic() - started < 0.5
-    assert "do(es) not match any of the regexes" in messages[0]
+    assert "does not match any of the regexes" in messages[0]
 
 
 def test_long_values_are_cut_in_messages() -> None:
@@ -274,3 +274,24 @@ def test_check_schema_depth_limit() -> None:
         schema = {"items": schema}
     with pytest.raises(DefinitionError, match="deeper than 128 levels"):
         check_schema(schema)
+
+
+def test_the_library_itself_keeps_python_re() -> None:
+    # Only dagnats' validator runs RE2: another user of jsonschema in the same process still
+    # has Python's re, lookahead included (which RE2 refuses).
+    import re
+
+    import jsonschema
+    from jsonschema import _keywords, _utils
+
+    assert vars(_keywords)["re"] is re and vars(_utils)["re"] is re
+    jsonschema.validate("ab", {"pattern": "a(?=b)"})
+    assert check_schema_refuses({"type": "string", "pattern": "a(?=b)"})
+
+
+def check_schema_refuses(schema: dict[str, Any]) -> bool:
+    try:
+        check_schema(schema)
+    except DefinitionError:
+        return True
+    return False

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from dagnats.errors import DefinitionError
-from dagnats.protocol.names import NAME_PATTERN
+from dagnats.protocol.names import DOTTED_NAME_PATTERN, NAME_PATTERN
 
 _MAX_REPORTED = 10
 _EXPECTED = {
@@ -34,7 +34,14 @@ _EXPECTED = {
 }
 _PATTERN_TEXT = {
     NAME_PATTERN: "must contain only letters, digits, '_' and '-'",
+    DOTTED_NAME_PATTERN: "must be letters, digits, '_' and '-', in parts joined by single dots",
     r"^[A-Za-z0-9_.-]+$": "must contain only letters, digits, '_', '-' and '.'",
+}
+
+
+# Count limits named in their message, by field: the constant and why it is that.
+_LIMIT_NAMES: dict[tuple[int | str, ...], str] = {
+    ("cancel_on",): " (MAX_CANCEL_ON, as in Go: a file dagnats writes must load there)"
 }
 
 
@@ -108,7 +115,10 @@ def _rule(err: ErrorDetails) -> str:
     if kind == "string_too_long":
         return f"must be at most {ctx.get('max_length')} characters long"
     if kind == "too_long":
-        return f"must have at most {ctx.get('max_length')} entries (got {ctx.get('actual_length')})"
+        return (
+            f"has {ctx.get('actual_length')} entries; the limit is {ctx.get('max_length')}"
+            f"{_LIMIT_NAMES.get(tuple(err['loc']), '')}"
+        )
     if kind == "literal_error":
         return f"must be one of {ctx.get('expected')} (got {_show(got)})"
     if kind in _EXPECTED:

@@ -162,7 +162,25 @@ def _check_steps_list(defn: WorkflowDef) -> None:
             field="steps",
         )
     seen: dict[str, int] = {}
+    planners = [s.id for s in defn.steps if s.type == "planner"]
+    maps = {s.id for s in defn.steps if s.type == "map"}
     for index, step in enumerate(defn.steps):
+        head, _, last = step.id.rpartition(".")
+        if head in maps and last.isdigit():
+            raise DefinitionError(
+                f"{wf}: step {step.id!r}: field 'id': reads as item {last} of map step "
+                f"{head!r} (in its logs and output); choose another id",
+                step_id=step.id,
+                field="id",
+            )
+        owner = next((p for p in planners if step.id.startswith(f"{p}.")), None)
+        if owner is not None:
+            raise DefinitionError(
+                f"{wf}: step {step.id!r}: field 'id': ids starting with {owner + '.'!r} "
+                f"belong to the steps planner {owner!r} adds; choose another id",
+                step_id=step.id,
+                field="id",
+            )
         if step.id in seen:
             raise DefinitionError(
                 f"{wf}: duplicate step id {step.id!r} (steps at index {seen[step.id]} and "
@@ -274,6 +292,13 @@ def _check_options(step: StepDef) -> None:
         raise _fail(step, "timeout", f"a {kind!r} step has no step timeout; {where}")
     if step.timeout is not None and step.timeout <= 0:
         raise _fail(step, "timeout", "must be > 0")
+    if kind in TASK_STEP_TYPES and step.task is None and "." in step.id:
+        # The task defaults to the id, but a task is one subject token: no dots.
+        raise _fail(
+            step,
+            "task",
+            "required when the step id contains '.' (a task name is letters, digits, '_' and '-')",
+        )
 
 
 def _check_config(step: StepDef, workflow_name: str) -> None:

@@ -77,7 +77,8 @@ def go_step(data: dict[str, Any], task_types: Collection[str]) -> dict[str, Any]
     if not is_worker and out.get("task") in ("", None):
         out.pop("task", None)
     elif is_worker and out.get("task") is None and isinstance(out.get("id"), str):
-        out["task"] = out["id"]
+        if "." not in out["id"]:  # a dotted id is no task name: the rules ask for one
+            out["task"] = out["id"]
     return out
 
 

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from dagnats.errors import DefinitionError
 from dagnats.protocol.durations import Duration
-from dagnats.protocol.names import MAX_NAME_LEN, NAME_PATTERN
+from dagnats.protocol.names import DOTTED_NAME_PATTERN, MAX_NAME_LEN, NAME_PATTERN
 
 TRIGGER_KINDS: tuple[str, ...] = ("cron", "subject", "webhook", "http")
 HTTP_METHODS: tuple[str, ...] = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -132,7 +132,7 @@ class DebounceSpec(_Model):
 
 class TriggerDef(_Model):
     id: str = Field(min_length=1, max_length=MAX_NAME_LEN, pattern=NAME_PATTERN)
-    workflow_id: str = Field(min_length=1, max_length=MAX_NAME_LEN, pattern=NAME_PATTERN)
+    workflow_id: str = Field(min_length=1, max_length=MAX_NAME_LEN, pattern=DOTTED_NAME_PATTERN)
     enabled: bool = True
     source: str | None = Field(default=None, max_length=64)
     """Who made it: ``api``, ``cli``, ``workflow`` (listed in a workflow file) ..."""

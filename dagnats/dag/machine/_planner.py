@@ -48,7 +48,7 @@ def check_fragment(
     taken_ids: Collection[str],
     dynamic_so_far: int,
 ) -> list[dict[str, Any]]:
-    """Validate a planner's output; return its steps (as JSON, type normal, ids unprefixed)."""
+    """Validate a planner's output; its steps (JSON, type normal or agent, ids unprefixed)."""
     pid = planner.id
     cfg = step_config(planner)
     if not isinstance(cfg, PlannerConfig):
@@ -91,7 +91,9 @@ def _fragment_step(pid: str, index: int, raw: Any, raws: list[Any], workflow: st
         raise FragmentError(
             f"{where}: field 'required_capabilities': a fragment cannot grant {CONTROL_PLANE!r}"
         )
-    data = {**raw, "type": "normal"}  # every fragment step runs as a normal step
+    # Every fragment step runs as a normal step; an agent is one, and keeps its type so
+    # that the engine's agent routes still apply to it.
+    data = {**raw, "type": "agent" if raw.get("type") == "agent" else "normal"}
     try:
         step = StepDef.model_validate(data)
     except ValidationError as exc:
@@ -165,8 +167,8 @@ def fragment_steps(planner_id: str, raws: list[dict[str, Any]]) -> list[StepDef]
     for raw in raws:
         step = StepDef.model_validate(raw)
         deps = [prefixed(planner_id, d) for d in step.depends_on] or [planner_id]
-        # model_copy does not validate: the prefixed ids keep the "." the pattern refuses
-        # in hand-written ids, which is what tells them apart.
+        # No hand-written id starts with "<planner id>." (a rule of the definition), so a
+        # prefixed id never clashes with one.
         # The task stays the fragment's own name (a step's task defaults to its id).
         update = {"id": prefixed(planner_id, step.id), "depends_on": deps, "task": step.task_name}
         out.append(step.model_copy(update=update))

@@ -6,7 +6,6 @@ accepted only in that state, so late or repeated ones change nothing.
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 
 from dagnats.dag.definition.graph import step_config
@@ -35,6 +34,7 @@ from dagnats.dag.machine.inputs import (
     resolve_until,
 )
 from dagnats.dag.machine.state import StepError
+from dagnats.protocol import keys
 from dagnats.protocol.durations import format_duration
 from dagnats.protocol.events import (
     CHILD_COMPLETED,
@@ -45,8 +45,6 @@ from dagnats.protocol.events import (
     STEP_WAIT_TIMEOUT,
     Event,
 )
-
-_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
 def _fail(ctx: Ctx, sid: str, message: str, type_: str) -> None:
@@ -162,8 +160,8 @@ def approval_timeout_text(ctx: Ctx, sid: str) -> str:
 
 
 def child_run_id(run_id: str, sid: str, attempt: int) -> str:
-    """``<run>-<step>-<attempt>``, kept subject-safe whatever the parent's id holds."""
-    return _UNSAFE.sub("_", f"{run_id}-{sid}-{attempt}")
+    """``<run>-<step>-<attempt>``, kept subject-safe (see :func:`protocol.keys.child_run_id`)."""
+    return keys.child_run_id(run_id, sid, attempt)
 
 
 def start_child(ctx: Ctx, sid: str) -> None:

@@ -52,6 +52,7 @@ class DispatchTask:
     fallback: bool = False  # soft sticky: the bound worker did not start it; send to any
     control_root: str | None = None  # the run whose control-plane budget the handler uses
     run_retry: int = 0  # the run's retry count (``TaskMessage.run_retry``)
+    agent: bool = False  # an ``agent`` step: the engine's agent routes may pick its group
 
 
 @dataclass(frozen=True, slots=True)

@@ -139,7 +139,8 @@ async def _run_stream(ctx: Ctx, run_id: str) -> AsyncIterator[bytes]:
         prefix = protocol.stream_subject(run_id, "")
 
         async def on_chunk(msg: Any) -> None:
-            body = {"step_id": msg.subject.removeprefix(prefix), "chunk": _json(msg.data)}
+            step_id = protocol.stream_step_of(msg.subject, run_id)
+            body = {"step_id": step_id, "chunk": _json(msg.data)}
             with contextlib.suppress(asyncio.QueueFull):  # ephemeral output: a slow tab drops
                 queue.put_nowait(sse("chunk", body))
 

@@ -25,7 +25,7 @@ from fastapi.openapi.utils import get_openapi
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from dagnats._version import __version__
-from dagnats.server.http import health, rest
+from dagnats.server.http import apidocs, health, rest
 from dagnats.server.http.auth import BearerAuth
 from dagnats.server.http.bodies import BODY_MODELS, BodyLimit
 from dagnats.server.http.context import HttpContext
@@ -65,9 +65,10 @@ def create_app(
         version=__version__,
         summary="DAG workflows on NATS JetStream: REST API",
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # served from the package by ``apidocs`` (FastAPI's uses a CDN)
         redoc_url=None,
     )
+    apidocs.install(app, openapi_url="/openapi.json")
     app.state.dagnats = ctx
     install_error_handlers(app)
     guard = [Depends(BearerAuth(token))] if token else []

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dagnats.errors import ApiError
+from dagnats.protocol import limits
 from dagnats.server.http.errors import describe_validation, error_json
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -94,7 +95,7 @@ async def read_json(request: Request) -> Any:
     if not raw.strip():
         return None
     try:
-        return json.loads(raw)
+        return json.loads(raw, parse_constant=limits.not_json_constant)
     except (ValueError, RecursionError) as exc:
         raise ApiError(f"invalid JSON body: {exc}", code=400) from exc
 

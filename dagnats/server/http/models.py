@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from dagnats.dag.machine.state import RunState
-from dagnats.protocol.names import MAX_NAME_LEN, NAME_PATTERN
+from dagnats.protocol.names import DOTTED_NAME_PATTERN, MAX_NAME_LEN, NAME_PATTERN
 from dagnats.server.operations import MAX_REVISION
 
 
@@ -43,7 +43,7 @@ class Ready(BaseModel):
 class StartRunRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    workflow: str = Field(pattern=NAME_PATTERN, max_length=MAX_NAME_LEN)
+    workflow: str = Field(pattern=DOTTED_NAME_PATTERN, max_length=MAX_NAME_LEN)
     """Name of a registered workflow."""
     input: Any = None
     """The run input (any JSON), checked against the workflow's ``input_schema``."""

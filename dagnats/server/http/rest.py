@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import AwareDatetime
 
 from dagnats.dag.definition.models import WorkflowDef
-from dagnats.protocol.names import MAX_NAME_LEN, NAME_PATTERN
+from dagnats.protocol.names import DOTTED_NAME_PATTERN, MAX_NAME_LEN, NAME_PATTERN
 from dagnats.server.http.bodies import BODY_MODELS, JsonBody, read_json, request_body_doc
 from dagnats.server.http.context import Ctx
 from dagnats.server.http.errors import error_responses
@@ -48,7 +48,12 @@ REASON = JsonBody(ReasonRequest, required=False)
 AnyJson = Annotated[Any, Depends(read_json)]
 # Path parameters with their alphabet: a name outside it is a 422 naming the parameter.
 WorkflowName = Annotated[
-    str, Path(pattern=NAME_PATTERN, max_length=MAX_NAME_LEN, description="A workflow name.")
+    str,
+    Path(
+        pattern=DOTTED_NAME_PATTERN,
+        max_length=MAX_NAME_LEN,
+        description="A workflow name (dots allowed, as in `order.v2`).",
+    ),
 ]
 RunId = Annotated[str, Path(pattern=NAME_PATTERN, max_length=MAX_NAME_LEN)]
 SignalName = Annotated[str, Path(pattern=NAME_PATTERN, max_length=MAX_NAME_LEN)]

@@ -236,7 +236,7 @@ function stepDetails(id, st, logs) {
   if (st.output !== null && st.output !== undefined) parts.push(h("div", { class: "muted" }, "output"), h("pre", { class: "step-output" }, json(st.output)));
   if (st.error) parts.push(h("div", { class: "muted" }, "error"), h("pre", { class: "step-error" }, `${st.error.type}: ${st.error.message}`));
   for (const [key, log] of Object.entries(logs || {})) {
-    if (key !== id && !key.startsWith(`${id}.`)) continue;
+    if (key !== id && !(key.startsWith(`${id}.`) && /^\d+$/.test(key.slice(id.length + 1)))) continue;
     const lines = log.lines.map((l) => `${l.ts.slice(11, 23)} ${l.level.padEnd(7)} #${l.attempt} ${l.message}`);
     if (log.dropped) lines.unshift(`… ${log.dropped} older lines dropped`);
     parts.push(h("div", { class: "muted" }, `log ${key}`), h("pre", { class: "step-log" }, lines.join("\n")));
@@ -412,8 +412,10 @@ async function workersPage() {
     h("table", { id: "queues-table" }, h("thead", {}, h("tr", {}, h("th", {}, "Subject"), h("th", {}, "Task messages"))),
       h("tbody", {}, doc.queues.map((q) => h("tr", {}, h("td", { class: "mono" }, q.subject), h("td", {}, q.messages))))),
     h("h2", {}, "Engines"),
-    h("table", {}, h("thead", {}, h("tr", {}, ["Consumer", "Events pending", "Unacked", "Pulling"].map((t) => h("th", {}, t)))),
-      h("tbody", {}, doc.engines.map((e) => h("tr", {}, h("td", { class: "mono" }, e.name), h("td", {}, e.pending), h("td", {}, e.ack_pending), h("td", {}, e.waiting))))),
+    h("table", {}, h("thead", {}, h("tr", {}, ["Engine", "Host", "Pid", "Partitions"].map((t) => h("th", {}, t)))),
+      h("tbody", {}, doc.engines.map((e) => h("tr", {}, h("td", { class: "mono" }, e.engine_id), h("td", {}, e.host), h("td", {}, e.pid), h("td", {}, e.partitions.join(", ")))))),
+    h("table", {}, h("thead", {}, h("tr", {}, ["Partition", "Held by", "Events pending", "Unacked", "Pulling"].map((t) => h("th", {}, t)))),
+      h("tbody", {}, doc.partitions.map((p) => h("tr", {}, h("td", {}, p.partition), h("td", { class: "mono" }, p.holder || "none"), h("td", {}, p.pending), h("td", {}, p.ack_pending), h("td", {}, p.waiting))))),
     h("p", {}, `Dead letters: ${doc.dead_letters}`));
 }
 

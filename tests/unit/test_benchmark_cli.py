@@ -1,0 +1,137 @@
+"""The benchmark CLI's own logic, without NATS: option checks, the profile reader, the
+RESULTS.md writer (the run itself is tests/e2e/test_benchmarks.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks import report, run, stack
+from benchmarks.profile import own_time
+from benchmarks.session import Floor, Session
+
+
+def test_counts_default_to_full_and_quick_shrinks_only_what_was_not_given() -> None:
+    full = run.parse([])
+    assert full.seq_samples == 30 and full.map_items == 10_000 and full.rss_runs == 20_000
+    assert full.workloads == list(run.DEFAULT)
+    quick = run.parse(["--quick", "--runs", "7"])
+    assert quick.runs == 7 and quick.rss_runs == run.COUNTS["rss_runs"][1]
+
+
+def test_only_selects_in_run_order_and_large_adds_the_100k_sleepers() -> None:
+    assert run.parse(["--only", "rss,latency", "--only", "map"]).workloads == [
+        "latency",
+        "map",
+        "rss",
+    ]
+    assert run.parse(["--large"]).workloads[-1] == "sleepers-large"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--only", "latency,nope"], "unknown workload(s) nope"),
+        (["--map-items", "10001"], "at most 10,000 items"),
+        (["--rss-runs", "0"], "--rss-runs must be at least 1"),
+    ],
+)
+def test_bad_options_are_refused_naming_the_option(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        run.parse(argv)
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_own_time_counts_the_innermost_frame_of_each_sample(tmp_path: Path) -> None:
+    frames = [
+        {"name": "main", "file": "/x/app/main.py", "line": 1},
+        {"name": "apply", "file": "/x/engine/engine.py", "line": 9},
+        {"name": "encode", "file": "/x/protocol/wire.py", "line": 4},
+    ]
+    samples = [[0, 1], [0, 1, 2], [0, 1, 2], [0, 1, 2], []]
+    doc = {
+        "shared": {"frames": frames},
+        "profiles": [{"samples": samples, "weights": [0.01] * len(samples)}],
+    }
+    path = tmp_path / "p.speedscope.json"
+    path.write_text(json.dumps(doc))
+    count, top = own_time(path, 5)
+    assert count == 4
+    assert [label for label, _ in top] == [
+        "encode (protocol/wire.py:4)",
+        "apply (engine/engine.py:9)",
+    ]
+    assert [round(share, 2) for _, share in top] == [0.75, 0.25]
+
+
+def _session(**figures: float) -> Session:
+    s = Session(uvloop=False, floor=Floor(p50_ms=0.5, p99_ms=0.9, steps_per_s=10_000))
+    s.figures.update(figures)
+    s.lines.append("raw NATS floor, one step: ...")
+    return s
+
+
+def test_targets_pass_or_miss_against_the_issue_limits() -> None:
+    s = _session(
+        run3_p50_ms=2.0,
+        run3_p50_ratio=1.33,
+        throughput_runs=1000,
+        throughput_steps_per_s=4000,
+        throughput_ratio=0.40,
+    )
+    rows = report.target_table(s)
+    assert rows[2].endswith("| PASS |") and "0.500 ms x 3 = 1.50 ms" in rows[2]
+    assert rows[3].endswith("| MISS |") and "10000 steps/s" in rows[3]
+    assert "not run" in rows[4] and "not run" in rows[5]
+
+
+def test_write_replaces_only_the_generated_section(tmp_path: Path) -> None:
+    path = tmp_path / "RESULTS.md"
+    path.write_text("# Benchmark results\n\n## Older figures\n\nkept\n")
+    s = _session(rss_runs=20_000, rss_idle_mib=60, rss_after_mib=70, rss_over_idle_mib=10)
+    report.write(path, [s], "python -m benchmarks.run", "loaded machine")
+    report.write(path, [s], "python -m benchmarks.run", "loaded machine")
+    text = path.read_text()
+    assert text.count(report.BEGIN) == 1 and text.count(report.END) == 1
+    assert text.index(report.END) < text.index("## Older figures") and "kept" in text
+    assert "**loaded machine**" in text and "### without uvloop" in text
+    assert "| engine RSS after 20,000 finished runs | 70 MiB | idle engine 60 MiB |" in text
+
+
+async def test_a_failed_workload_is_reported_and_the_rest_goes_on() -> None:
+    s = _session()
+
+    async def lost() -> None:
+        raise TimeoutError("3 of 1000 runs did not end within 160 s")
+
+    await run._guarded(s, "throughput", lost)
+    assert s.failures == {"throughput": "TimeoutError: 3 of 1000 runs did not end within 160 s"}
+    assert s.lines[-1].startswith("throughput: FAILED: TimeoutError: 3 of 1000")
+    assert "| concurrent 3-step runs | FAILED |" in report.target_table(s)[3]
+    await run._guarded(s, "restart", lost)
+    assert report.other_table(s)[-1].startswith("| restart | FAILED: TimeoutError: 3 of 1000")
+
+
+async def test_a_wait_for_many_runs_ends_when_none_has_ended_for_a_while(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(stack, "STALL_S", 0.05)
+    watch = stack._Progress(2, timeout_s=30)
+    never = asyncio.Event()
+
+    async def ends() -> None:
+        watch.started("run-a")
+        watch.ended("run-a")
+
+    async def lost() -> None:
+        watch.started("run-b")
+        await asyncio.wait_for(never.wait(), 30)
+
+    with pytest.raises(TimeoutError, match=r"1 of 2 runs did not end and none ended .*run-b"):
+        await asyncio.wait_for(watch.wait([ends(), lost()]), 10)
