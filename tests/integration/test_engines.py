@@ -16,8 +16,9 @@ import pytest
 import dagnats
 from dagnats import protocol
 from dagnats._nats.leases import read_view
-from dagnats._nats.resources import setup_resources
+from dagnats._nats.resources import history_partitions, setup_resources
 from dagnats._nats.stores import FencedError, RunStore
+from dagnats._nats.types import StreamConfig
 from dagnats.engine import Engine
 from dagnats.errors import DagnatsError
 from dagnats.protocol import events as ev
@@ -260,3 +261,24 @@ async def test_timers_and_event_matches_fire_once_with_two_engines() -> None:
 
 async def wait_event_started(run: dagnats.RunHandle) -> None:
     await wait_event(run, ev.STEP_WAIT_STARTED, timeout=RESULT_S)
+
+
+async def test_a_history_stream_from_before_partitions_is_partitioned_or_refused() -> None:
+    server = EmbeddedNats(port=0)
+    await server.start()
+    try:
+        async with DagnatsEnv.start(nats_url=server.url, engine=False, api=False) as env:
+            js = env.nc.jetstream()
+            await js.delete_stream(protocol.HISTORY_STREAM)
+            legacy = StreamConfig(name=protocol.HISTORY_STREAM, subjects=["history.>"])
+            await js.add_stream(legacy)  # as an earlier dagnats made it: no transform
+            await setup_resources(js)  # empty: partitioned in place
+            info = await js.stream_info(protocol.HISTORY_STREAM)
+            assert history_partitions(info.config) == 8
+            await js.delete_stream(protocol.HISTORY_STREAM)
+            await js.add_stream(legacy)
+            await js.publish(protocol.history_subject("old-run"), b"{}")
+            with pytest.raises(DagnatsError, match="created by a dagnats before partitioned"):
+                await setup_resources(js)
+    finally:
+        await server.close()
