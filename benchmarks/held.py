@@ -4,7 +4,8 @@
   and how late a 5 s sleep fires beside them (limit: ``LATE_LIMIT_MS``);
 - ``restart``: N active runs (each with its task dispatched), the engine killed (SIGKILL),
   the worker completing every task meanwhile, then the engine started cold: time from its
-  process start until it applies events again (limit ``READY_LIMIT_S``) and until all N
+  process start until it pulls events, until it applies one again (limit
+  ``READY_LIMIT_S``; a dead engine's partition leases must expire first) and until all N
   runs have progressed (their completions applied; ratio to the floor's steps/s);
 - ``rss``: engine RSS after N finished 3-step runs (``RSS_IN_FLIGHT`` at a time) over its
   idle RSS (target +15 MiB).

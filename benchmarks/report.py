@@ -109,7 +109,8 @@ def target_table(s: Session) -> list[str]:
         if t.key in s.figures:
             rows.append(_target_row(t, s.figures, s))
         else:
-            rows.append(f"| {t.name} | not run | | | {t.better} {t.limit:g} {t.unit} | - |")
+            state = "FAILED" if t.workload in s.failures else "not run"
+            rows.append(f"| {t.name} | {state} | | | {t.better} {t.limit:g} {t.unit} | - |")
     return rows
 
 
@@ -171,6 +172,10 @@ def other_table(s: Session) -> list[str]:
             f"{f['restart_all_s']:.2f} s, {f['restart_progress_steps_per_s']:.0f} steps/s | "
             f"{fl.steps_per_s:.0f} steps/s | {f['restart_ratio']:.2f}x | - | - |"
         )
+    target_workloads = {t.workload for t in TARGETS}
+    for name, why in s.failures.items():
+        if name not in target_workloads:
+            rows.append(f"| {name} | FAILED: {why} | | | | FAILED |")
     return [HEADER, RULE, *rows] if rows else []
 
 

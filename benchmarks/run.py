@@ -15,6 +15,7 @@ import json
 import os
 import shlex
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import benchmarks._traced  # noqa: F401  (first: sets the tracing mode)
@@ -151,24 +152,36 @@ async def _workloads(s: Session, args: argparse.Namespace) -> None:
     if any(w in chosen for w in STEADY):
         async with Stack.open(uvloop=s.uvloop) as stack:
             await steady.prepare(stack, args.map_items)
-            if "latency" in chosen:
-                await steady.latency(s, stack, args.samples)
-            if "throughput" in chosen:
-                await steady.throughput(s, stack, args.runs)
-            if "seq40" in chosen:
-                await steady.seq40(s, stack, args.seq_samples)
-            if "map" in chosen:
-                await steady.fan(s, stack, args.map_items)
-    if "sleepers" in chosen:
-        await held.sleepers(s, args.sleepers, args.probes)
-    if "restart" in chosen:
-        await held.restart(s, args.restart_runs)
-    if "rss" in chosen:
-        await held.rss(s, args.rss_runs)
-    if "engines2" in chosen:
-        await engines.two_engines(s, args.runs)
-    if "sleepers-large" in chosen:
-        await held.sleepers(s, args.large_sleepers, args.probes, tag="sleepers_large")
+            steps: dict[str, Callable[[], Awaitable[None]]] = {
+                "latency": lambda: steady.latency(s, stack, args.samples),
+                "throughput": lambda: steady.throughput(s, stack, args.runs),
+                "seq40": lambda: steady.seq40(s, stack, args.seq_samples),
+                "map": lambda: steady.fan(s, stack, args.map_items),
+            }
+            for name, step in steps.items():
+                if name in chosen:
+                    await _guarded(s, name, step)
+    held_ones: dict[str, Callable[[], Awaitable[None]]] = {
+        "sleepers": lambda: held.sleepers(s, args.sleepers, args.probes),
+        "restart": lambda: held.restart(s, args.restart_runs),
+        "rss": lambda: held.rss(s, args.rss_runs),
+        "engines2": lambda: engines.two_engines(s, args.runs),
+        "sleepers-large": lambda: held.sleepers(
+            s, args.large_sleepers, args.probes, tag="sleepers_large"
+        ),
+    }
+    for name, step in held_ones.items():
+        if name in chosen:
+            await _guarded(s, name, step)
+
+
+async def _guarded(s: Session, name: str, step: Callable[[], Awaitable[None]]) -> None:
+    """One workload; its failure is reported (and fails the run) without stopping the rest."""
+    try:
+        await step()
+    except Exception as exc:  # noqa: BLE001 - reported, and the exit status says so
+        s.failures[name] = f"{type(exc).__name__}: {exc}"
+        s.say(f"{name}: FAILED: {s.failures[name]}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -198,6 +211,11 @@ def main(argv: list[str] | None = None) -> None:
         )
         report.write(args.write_results, sessions, command, args.note)
         print(f"wrote {args.write_results}")
+    failed = [
+        f"{name} ({'uvloop' if s.uvloop else 'asyncio'})" for s in sessions for name in s.failures
+    ]
+    if failed:
+        raise SystemExit(f"failed workloads: {', '.join(failed)}")
 
 
 if __name__ == "__main__":

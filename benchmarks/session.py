@@ -49,6 +49,8 @@ class Session:
     figures: dict[str, float] = field(default_factory=dict)
     lines: list[str] = field(default_factory=list)
     floors: dict[str, Floor] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)
+    """Workloads that raised, and why (the run goes on; its exit status is 1)."""
 
     def say(self, text: str) -> None:
         print(text, flush=True)

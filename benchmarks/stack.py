@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ READY_TIMEOUT_S = 60.0
 START_CONCURRENCY = 200  # bounds concurrent start requests, not runs in flight
 WAIT_CONCURRENCY = 1000  # bounds concurrent result() waits (each is a subscription)
 POLL_S = 0.2
+STALL_S = 60.0  # no run ending for this long while some are waited for: they are lost
 FINE_POLL_S = 0.02  # where the poll's own step would show in the figure
 
 
@@ -174,25 +175,30 @@ class Stack:
     async def run_many(self, name: str, count: int, in_flight: int, timeout_s: float) -> None:
         """``count`` runs to their end, at most ``in_flight`` at a time (a steady load)."""
         sem = asyncio.Semaphore(in_flight)
-        deadline = time.monotonic() + timeout_s
+        watch = _Progress(count, timeout_s)
 
         async def one(i: int) -> None:
             async with sem:
                 run = await self.client.start(name, i)
-                await run.result(timeout=max(1.0, deadline - time.monotonic()))
+                watch.started(run.run_id)
+                await run.result(timeout=watch.left())
+                watch.ended(run.run_id)
 
-        await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(count))), timeout_s)
+        await watch.wait([one(i) for i in range(count)])
 
     async def wait_all(self, handles: Sequence[RunHandle], timeout_s: float) -> None:
-        """Every run's result, within ``timeout_s`` in all."""
+        """Every run's result, bounded as ``_Progress`` says."""
         sem = asyncio.Semaphore(WAIT_CONCURRENCY)
-        deadline = time.monotonic() + timeout_s
+        watch = _Progress(len(handles), timeout_s)
+        for h in handles:
+            watch.started(h.run_id)
 
         async def one(h: RunHandle) -> None:
             async with sem:
-                await h.result(timeout=max(1.0, deadline - time.monotonic()))
+                await h.result(timeout=watch.left())
+            watch.ended(h.run_id)
 
-        await asyncio.wait_for(asyncio.gather(*(one(h) for h in handles)), timeout_s)
+        await watch.wait([one(h) for h in handles])
 
     async def drained(
         self, stream: str, consumer: str, timeout_s: float, *, acked: bool = True
@@ -262,3 +268,53 @@ class Stack:
         """The engine has applied and acked every history event so far."""
         for consumer in await self.engine_consumers():
             await self.drained(names.HISTORY_STREAM, consumer, timeout_s)
+
+
+class _Progress:
+    """Waits for many runs: within ``timeout_s`` in all, and with no stretch of
+    ``STALL_S`` in which none of them ended (a run the engine lost would otherwise hold
+    the wait for the whole timeout). Either way the TimeoutError says how many runs did
+    not end and names some."""
+
+    def __init__(self, total: int, timeout_s: float) -> None:
+        self.total = total
+        self.timeout_s = timeout_s
+        self.deadline = time.monotonic() + timeout_s
+        self.last = time.monotonic()
+        self.pending: set[str] = set()
+        self.ended_count = 0
+
+    def left(self) -> float:
+        return max(1.0, self.deadline - time.monotonic())
+
+    def started(self, run_id: str) -> None:
+        self.pending.add(run_id)
+
+    def ended(self, run_id: str) -> None:
+        self.pending.discard(run_id)
+        self.ended_count += 1
+        self.last = time.monotonic()
+
+    async def wait(self, waits: list[Coroutine[Any, Any, None]]) -> None:
+        all_of = asyncio.gather(*waits)
+        try:
+            while not all_of.done():
+                await asyncio.wait({all_of}, timeout=1.0)
+                now = time.monotonic()
+                if not all_of.done() and (now > self.deadline or now - self.last > STALL_S):
+                    why = (
+                        f"within {self.timeout_s:.0f} s"
+                        if now > self.deadline
+                        else f"and none ended for {STALL_S:.0f} s"
+                    )
+                    some = ", ".join(sorted(self.pending)[:3])
+                    raise TimeoutError(
+                        f"{self.total - self.ended_count} of {self.total} runs did not end "
+                        f"{why} (e.g. {some})"
+                    )
+            all_of.result()
+        finally:
+            if not all_of.done():
+                all_of.cancel()
+                with contextlib.suppress(BaseException):
+                    await all_of

@@ -30,6 +30,7 @@ from dagnats._nats.types import (
 from dagnats.dag.definition.models import WorkflowDef
 from dagnats.dag.definition.rules import load_definition
 from dagnats.dag.machine.state import RunState
+from dagnats.errors import ApiError
 from dagnats.protocol import keys, partitions
 
 log = logging.getLogger(__name__)
@@ -105,12 +106,13 @@ Fence = Callable[[str], int]
 
 
 class RunStore:
-    """``workflow_runs`` with a bounded LRU cache of (state, revision).
+    """``workflow_runs`` with a bounded LRU cache of (state, revision) of running runs.
 
     ``stage`` puts a newer state in the cache only (write-behind); ``save`` writes through.
     The revision kept with a staged state is still the last one written, so the eventual
     write is a compare-and-swap against what is really in KV. Staged entries are never
-    evicted before they are written.
+    evicted before they are written. A finished run leaves the cache once it is written
+    (its terminal state is saved at once, never staged).
     """
 
     def __init__(self, kv: KeyValue, payloads: Payloads, *, max_cached: int = 10_000) -> None:
@@ -160,6 +162,8 @@ class RunStore:
 
     def stage(self, run: RunState, revision: int) -> None:
         """Cache ``run`` as current; KV keeps ``revision`` until ``flush``."""
+        if self.fence is not None:
+            self.fence(run.run_id)  # a lease lost meanwhile: nothing stale stays cached
         self.dirty.add(run.run_id)
         self._remember(run.run_id, run, revision)
 
@@ -184,6 +188,11 @@ class RunStore:
         return list(self._cache)
 
     def _remember(self, run_id: str, state: RunState, rev: int) -> None:
+        if state.terminal and run_id not in self.dirty:
+            # A finished run is not kept: its events are over (a late one, or a retry,
+            # reads the snapshot again), and 20,000 of them would hold ~130 MiB.
+            self._cache.pop(run_id, None)
+            return
         self._cache[run_id] = (state, rev)
         self._cache.move_to_end(run_id)
         while len(self._cache) > self._max + len(self.dirty):
@@ -296,8 +305,9 @@ class DefinitionStore:
             if await cas.write(self.kv, key, data, last) is not None:
                 self._by_rev[(defn.name, base + 1)] = defn
                 return base + 1
-        raise RuntimeError(
-            f"workflow '{defn.name}': {PUT_ATTEMPTS} registrations raced this one; try again"
+        raise ApiError(
+            f"workflow '{defn.name}': {PUT_ATTEMPTS} registrations raced this one; try again",
+            code=409,
         )
 
     async def _latest_entry(self, name: str) -> KeyValue.Entry | None:

@@ -23,6 +23,7 @@ import typer
 from dagnats._nats.connection import CONNECT_HINT, NatsAuth, set_reconnect_attempts
 from dagnats._nats.connection import connect as connect_nats
 from dagnats._nats.types import NatsClient
+from dagnats.cli import loop
 from dagnats.client import Client
 from dagnats.client.client import DEFAULT_URL
 from dagnats.errors import DagnatsError, NatsUnavailableError
@@ -100,15 +101,18 @@ def debugging() -> bool:
     return bool(os.environ.get("DAGNATS_DEBUG"))
 
 
-def execute(main: Callable[[], Coroutine[Any, Any, int | None]]) -> None:
-    """Run ``main()`` in a fresh event loop and turn its outcome into an exit status."""
+def execute(
+    main: Callable[[], Coroutine[Any, Any, int | None]], *, use_uvloop: bool = False
+) -> None:
+    """Run ``main()`` in a fresh event loop (uvloop's with ``use_uvloop``, when installed)
+    and turn its outcome into an exit status."""
     if debugging():
-        code = asyncio.run(main())
+        code = loop.run(main(), use_uvloop=use_uvloop)
         if code:
             raise typer.Exit(code)
         return
     try:
-        code = asyncio.run(main())
+        code = loop.run(main(), use_uvloop=use_uvloop)
     except (typer.Exit, BrokenPipeError):
         raise  # click ends a command whose reader went away (`| head`) quietly, status 1
     except KeyboardInterrupt:

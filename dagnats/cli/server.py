@@ -9,22 +9,17 @@ import typer
 
 from dagnats.cli.common import (
     DEFAULT_NATS_URL,
-    CliError,
     NatsUrlOpt,
-    debugging,
     execute,
-    fail,
     open_nats,
     setup_logging,
-    wait_for_nats,
 )
-from dagnats.cli.loader import resolve
+from dagnats.cli.loop import UvloopOpt
 from dagnats.dag.definition.agents import parse_agent_routes
-from dagnats.protocol.durations import parse_duration, parse_long_duration, to_seconds
+from dagnats.protocol.durations import parse_long_duration
 from dagnats.protocol.limits import LimitError
 from dagnats.protocol.partitions import check_engine_id
 from dagnats.server import NatsAuth, ServeOptions, serve
-from dagnats.server.metrics import MetricsServer
 
 MAX_LEAF_REMOTES = 10
 
@@ -123,6 +118,7 @@ AgentRouteOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--agent-route",
+        metavar="ROLE=GROUP",
         help="ROLE=GROUP: send agent steps whose metadata.role is ROLE to worker group GROUP "
         "(ROLE '*': any agent step; repeatable).",
     ),
@@ -215,6 +211,7 @@ def serve_cmd(
     nats_tls_cert: NatsTlsCertOpt = None,
     nats_tls_key: NatsTlsKeyOpt = None,
     nats_tls_ca: NatsTlsCaOpt = None,
+    uvloop: UvloopOpt = True,
 ) -> None:
     """Run everything in one process: embedded NATS, engine, API and HTTP API."""
     auth = NatsAuth(
@@ -249,7 +246,7 @@ def serve_cmd(
         http_token=http_token,
         nats_auth=auth,
     )
-    _run_serve(opts)
+    _run_serve(opts, uvloop)
 
 
 def engine_cmd(
@@ -261,6 +258,7 @@ def engine_cmd(
     agent_route: AgentRouteOpt = None,
     partitions: PartitionsOpt = None,
     engine_id: EngineIdOpt = None,
+    uvloop: UvloopOpt = True,
 ) -> None:
     """Run only the workflow engine against an existing NATS. Start it several times to
     share the history partitions between engines (docs/operations.md)."""
@@ -278,7 +276,8 @@ def engine_cmd(
             http=False,
             metrics_port=metrics_port,
             triggers=False,
-        )
+        ),
+        uvloop,
     )
 
 
@@ -293,6 +292,7 @@ def api_cmd(
         str, typer.Option("--http-host", help="Address of the HTTP API.")
     ] = "127.0.0.1",
     http_token: HttpTokenOpt = None,
+    uvloop: UvloopOpt = True,
 ) -> None:
     """Run only the API service (dagnats.api.>), and with --http-port the HTTP API, against
     an existing NATS (credentials from the DAGNATS_NATS_* variables)."""
@@ -308,7 +308,7 @@ def api_cmd(
         http_token=http_token,
         triggers=False,
     )
-    _run_serve(opts)
+    _run_serve(opts, uvloop)
 
 
 def triggers_cmd(
@@ -344,90 +344,13 @@ def triggers_cmd(
     _run_serve(opts)
 
 
-def _run_serve(opts: ServeOptions) -> None:
+def _run_serve(opts: ServeOptions, use_uvloop: bool = False) -> None:
     async def main() -> None:
         if opts.nats_url is not None:
             await check_reachable(opts.nats_url, opts.nats_auth)
         await serve(opts)
 
-    execute(main)
-
-
-def _is_worker(obj: Any) -> bool:
-    from dagnats.worker import Worker
-
-    return isinstance(obj, Worker)
-
-
-def worker_cmd(
-    spec: Annotated[str, typer.Argument(metavar="MODULE:ATTR", help="Where the Worker is.")],
-    nats_url: Annotated[
-        str | None,
-        typer.Option(
-            "--nats-url",
-            envvar="DAGNATS_NATS_URL",
-            show_envvar=True,
-            help="NATS server [default: the Worker's own nats_url].",
-        ),
-    ] = None,
-    metrics_port: MetricsPortOpt = None,
-    log_level: LogLevelOpt = "info",
-    replicas: Annotated[
-        int | None,
-        typer.Option(
-            "--replicas",
-            min=1,
-            max=5,
-            envvar="DAGNATS_REPLICAS",
-            show_envvar=True,
-            help="Replicas of streams it creates [default: the Worker's own].",
-        ),
-    ] = None,
-    wait: Annotated[
-        str,
-        typer.Option(
-            "--wait",
-            metavar="DURATION",
-            help="How long to wait for NATS when it is not up yet (a worker started before "
-            "`dagnats serve`); 0: fail at once.",
-        ),
-    ] = "30s",
-) -> None:
-    """Run a Worker defined in a module (ATTR: a Worker or a function returning one).
-
-    The current directory is importable, so `dagnats worker tasks:worker` finds ./tasks.py.
-    Started before `dagnats serve`, it waits for NATS (--wait, 30 s) and says so.
-    Set DAGNATS_DEBUG=1 to see the traceback of a module that fails to import.
-    """
-    setup_logging(log_level)
-    try:
-        wait_s = to_seconds(parse_duration(wait))
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--wait") from None
-    try:
-        worker = resolve(spec, _is_worker, "a dagnats.Worker")
-    except CliError as exc:
-        if debugging():
-            raise  # the traceback of what failed in the user's module, chained below
-        fail(str(exc), exc.code)
-    if nats_url is not None:
-        worker.nats_url = nats_url
-    if replicas is not None:
-        worker.replicas = replicas
-
-    async def main() -> None:
-        await wait_for_nats(worker.nats_url, wait_s)
-        if metrics_port is None:
-            await worker.run()
-            return
-        exporter = MetricsServer(metrics_port)
-        await exporter.start()
-        try:
-            await worker.run()
-        finally:
-            await exporter.stop()
-
-    execute(main)
+    execute(main, use_uvloop=use_uvloop)
 
 
 async def check_reachable(url: str, auth: NatsAuth | None = None) -> None:

@@ -61,11 +61,11 @@ MAX_EVENT_DELIVERIES = 10
 # Errors that come back on every delivery (bad data, a bug), unlike NATS trouble.
 LASTING_ERRORS = (ValueError, TypeError, KeyError, AttributeError, AssertionError)
 FLUSH_DELAY_S = 0.1  # how long a running run's snapshot may lag its applied events
-# Deliveries one run's actor may hold, at least; by default a quarter of the feed's room, so
-# one flooded or slow run cannot take all of it. Past it the newest are given back (nak with
-# delay) and applied in order from the history by the next event of the run (see _apply),
-# so a map with thousands of items still completes at full speed.
-MIN_QUEUED_PER_RUN = 64
+# Deliveries one run's actor may hold: by default half its partition feed's room (at least
+# this), so one flooded or slow run cannot take all of it from the partition's other runs.
+# Past it the newest are given back (nak with delay) and applied in order from the history
+# by the run's next event (see _load), so a map of thousands of items keeps its speed.
+MIN_QUEUED_PER_RUN = 16
 RELEASE_TIMEOUT_S = 2.0  # a partition handed over waits this long for its runs being applied
 
 FENCED = "fenced"  # _process's error when the run's partition lease is gone
@@ -95,10 +95,10 @@ class Engine:
         after they finished (``None``: kept unless their workflow sets a ``retention``; see
         engine.retention); ``agent_routes`` sends ``agent`` steps to a worker group by their
         ``metadata.role`` (``{"coder": "gpu", "*": "agents"}``; see dag.definition.agents);
-        ``max_queued_per_run`` bounds one run's held deliveries (default: a quarter of
-        ``max_inflight``); ``engine_id`` names this engine in the partition leases (default:
-        a fresh random id); a stable id lets a restarted engine take its leases back at once,
-        and must not be shared by two running engines."""
+        ``max_queued_per_run`` bounds one run's held deliveries (default: half a partition
+        feed's share of ``max_inflight``); ``engine_id`` names this engine in the partition
+        leases (default: a fresh random id); a stable id lets a restarted engine take its
+        leases back at once, and must not be shared by two running engines."""
         self.engine_id = check_engine_id(engine_id) if engine_id is not None else ids.worker_id()
         self.agent_routes = check_agent_routes(agent_routes or {})
         self.max_event_deliveries = max_event_deliveries
@@ -108,9 +108,9 @@ class Engine:
         self.nc = nc
         self.js = nc.jetstream()
         self.max_inflight = max_inflight
-        self.max_queued_per_run = max_queued_per_run or max(MIN_QUEUED_PER_RUN, max_inflight // 4)
-        if self.max_queued_per_run < 1:
+        if max_queued_per_run is not None and max_queued_per_run < 1:
             raise ValueError("max_queued_per_run must be >= 1")
+        self._queued_bound = max_queued_per_run
         # Per run, the newest seq given back unapplied: until the run's state has caught up
         # past it, each event of the run is applied after the history up to it (in order).
         self._gaps: dict[str, int] = {}
@@ -160,6 +160,16 @@ class Engine:
 
     def partition(self, run_id: str) -> int:
         return partition_of(run_id, self.partitions)
+
+    @property
+    def _feed_room(self) -> int:
+        """Each partition feed's share of ``max_inflight``."""
+        return max(1, self.max_inflight // max(1, self.partitions))
+
+    @property
+    def max_queued_per_run(self) -> int:
+        """The most deliveries one run's actor holds (known once started, unless given)."""
+        return self._queued_bound or max(MIN_QUEUED_PER_RUN, self._feed_room // 2)
 
     async def start(self) -> None:
         p = self._parts = await open_parts(self.nc, clock=self.clock)
@@ -225,7 +235,7 @@ class Engine:
     async def _acquired(self, part: int) -> None:
         """A partition's lease was taken: consume it, with nothing cached from before."""
         self._forget_partition(part)
-        feed = partition_feed(self.nc, part, max(1, self.max_inflight // self.partitions))
+        feed = partition_feed(self.nc, part, self._feed_room)
         self._feeds[part] = feed
         await feed.start()
         self._intake[part] = asyncio.create_task(self._consume(feed), name=f"dagnats-engine-{part}")
@@ -570,12 +580,16 @@ class Engine:
             # same flush as the final records and the snapshot's write, and the event is
             # acked only once both are stored. A crash before that leaves the event
             # unacked: the next engine applies it again and writes the same end.
-            saved = self.parts.runs.save(new_run, rev)
+            # The write goes first in that flush (one turn of the loop puts its publish in
+            # the buffer), so the server has it before a waiter can ask for the state.
+            saving = asyncio.ensure_future(
+                self.parts.runs.save(new_run, rev)
+                if confirm is None
+                else asyncio.gather(self.parts.runs.save(new_run, rev), confirm())
+            )
+            await asyncio.sleep(0)
             await self.parts.ending.announce_early(new_run)
-            if confirm is None:
-                await saved
-            else:
-                await asyncio.gather(saved, confirm())
+            await saving
             await self.parts.ending.announce_stored(new_run)
         else:
             # The event log is the truth and is acked only after the actions above: the
