@@ -203,6 +203,19 @@ class RunStore:
             self._cache.popitem(last=False)
 
 
+def stored_definition(value: bytes | None, kv_revision: int | None) -> tuple[Any, int]:
+    """A ``workflow_defs`` value decoded: (the definition's JSON, its revision number).
+
+    The value is an envelope ``{"revision": n, "definition": {...}}``, or a bare definition
+    written before revisions counted per workflow (its number is then its KV revision).
+    Raises ``ValueError`` on a value that is not JSON.
+    """
+    doc = json.loads(value or b"null")
+    if isinstance(doc, dict) and "steps" not in doc and isinstance(doc.get("revision"), int):
+        return doc.get("definition") or {}, int(doc["revision"])
+    return doc, kv_revision or 0
+
+
 class DefinitionStore:
     """``workflow_defs``: one key per workflow; each registered version is a new value of it.
 
@@ -319,11 +332,7 @@ class DefinitionStore:
 
     def _remember(self, name: str, entry: KeyValue.Entry) -> tuple[WorkflowDef, int]:
         """Decode a stored value (an envelope, or a bare definition of old) and cache it."""
-        doc = json.loads(entry.value or b"null")
-        if isinstance(doc, dict) and "steps" not in doc and isinstance(doc.get("revision"), int):
-            rev, source = int(doc["revision"]), doc.get("definition") or {}
-        else:
-            rev, source = entry.revision or 0, doc
+        source, rev = stored_definition(entry.value, entry.revision)
         defn = self._by_rev.get((name, rev)) or load_definition(source)
         self._by_rev[(name, rev)] = defn
         while len(self._by_rev) > MAX_CACHED_DEFS:

@@ -118,6 +118,7 @@ AgentRouteOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--agent-route",
+        metavar="ROLE=GROUP",
         help="ROLE=GROUP: send agent steps whose metadata.role is ROLE to worker group GROUP "
         "(ROLE '*': any agent step; repeatable).",
     ),

@@ -11,129 +11,64 @@ id is part of the protocol (see :mod:`dagnats.protocol.dedup`), never spelled by
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from dagnats.protocol import clock
 from dagnats.protocol.control import ScheduledRun
 from dagnats.protocol.dedup import scheduled_start_id, trigger_fire_id, trigger_start_id
+from dagnats.protocol.event_records import (
+    approval_request,
+    approval_requested,
+    engine_failed,
+    planner_materialized_data,
+    signal_received,
+)
+from dagnats.protocol.event_types import (
+    _CANCEL_SUFFIX,
+    CANCEL_WAITER_PREFIX,
+    CHILD_COMPLETED,
+    CHILD_FAILED,
+    COMPENSATE_STARTED,
+    COMPENSATE_STEP,
+    INPUT_TYPES,
+    PLANNER_MATERIALIZED,
+    SIGNAL_RECEIVED,
+    STEP_APPROVAL_REQUESTED,
+    STEP_APPROVED,
+    STEP_CHILD_STARTED,
+    STEP_COMPLETED,
+    STEP_CONTINUE,
+    STEP_FAILED,
+    STEP_MAP_COMPLETED,
+    STEP_MAP_STARTED,
+    STEP_RECOVERED,
+    STEP_REJECTED,
+    STEP_RETRYING,
+    STEP_SKIPPED,
+    STEP_SLEEP_COMPLETED,
+    STEP_SLEEP_STARTED,
+    STEP_STARTED,
+    STEP_WAIT_MATCHED,
+    STEP_WAIT_STARTED,
+    STEP_WAIT_TIMEOUT,
+    TERMINAL_RUN_EVENTS,
+    TIMER_FIRED,
+    WORKER_LOST,
+    WORKFLOW_ADMITTED,
+    WORKFLOW_CANCEL_REQUESTED,
+    WORKFLOW_CANCELLED,
+    WORKFLOW_COMPENSATED,
+    WORKFLOW_COMPLETED,
+    WORKFLOW_FAILED,
+    WORKFLOW_PENDING,
+    WORKFLOW_RETRY_REQUESTED,
+    WORKFLOW_STARTED,
+    CancelCause,
+    Event,
+    Stamped,
+    utcnow,
+)
 from dagnats.protocol.messages import TaskMessage, TimerMessage
 from dagnats.protocol.names import name_token
-
-# --- inputs: published by the API, workers, timers, the correlator, child runs ---
-WORKFLOW_STARTED = "workflow.started"  # data: {"input", "workflow", "revision", "parent"?, ...}
-WORKFLOW_CANCEL_REQUESTED = "workflow.cancel_requested"  # data: {"reason"}
-STEP_STARTED = "step.started"  # worker picked the task up
-STEP_COMPLETED = "step.completed"  # data: {"output"}
-STEP_FAILED = "step.failed"  # data: {"error", "error_type", "retryable", "retry_after_ns"?}
-STEP_CONTINUE = "step.continue"  # agent loop: data: {"value"}
-TIMER_FIRED = "timer.fired"  # data: {"kind", ...} (see TimerKind)
-STEP_WAIT_MATCHED = "step.wait.matched"  # data: {"event": <payload>}
-STEP_APPROVED = "step.approval.approved"  # data: {"data"}
-STEP_REJECTED = "step.approval.rejected"  # data: {"reason"}
-CHILD_COMPLETED = "step.child.completed"  # data: {"child_run_id", "output"}
-CHILD_FAILED = "step.child.failed"  # data: {"child_run_id", "error", "status"}
-WORKER_LOST = "step.worker_lost"  # max deliveries exhausted: a failed attempt
-WORKFLOW_ADMITTED = "workflow.admitted"  # a pending run got its concurrency slot
-# A failed or cancelled run resumes in place: data: {"retry": n (1-based), "reason"?}
-WORKFLOW_RETRY_REQUESTED = "workflow.retry_requested"
-
-# wait_for_event waiters registered for a workflow's ``cancel_on`` use these step ids.
-CANCEL_WAITER_PREFIX = "__cancel_"
-
-INPUT_TYPES: frozenset[str] = frozenset(
-    {
-        WORKFLOW_STARTED,
-        WORKFLOW_CANCEL_REQUESTED,
-        STEP_STARTED,
-        STEP_COMPLETED,
-        STEP_FAILED,
-        STEP_CONTINUE,
-        TIMER_FIRED,
-        STEP_WAIT_MATCHED,
-        STEP_APPROVED,
-        STEP_REJECTED,
-        CHILD_COMPLETED,
-        CHILD_FAILED,
-        WORKER_LOST,
-        WORKFLOW_ADMITTED,
-        WORKFLOW_RETRY_REQUESTED,
-    }
-)
-
-# --- records: written by the engine after applying a decision ---
-WORKFLOW_COMPLETED = "workflow.completed"
-WORKFLOW_FAILED = "workflow.failed"
-WORKFLOW_CANCELLED = "workflow.cancelled"
-WORKFLOW_COMPENSATED = "workflow.compensated"
-WORKFLOW_PENDING = "workflow.pending"  # waiting for a concurrency slot
-STEP_SKIPPED = "step.skipped"
-STEP_RETRYING = "step.retrying"  # data: {"delay_ns", "next_attempt", "error"}
-STEP_RECOVERED = "step.recovered"  # data: {"handler", "error"}
-STEP_SLEEP_STARTED = "step.sleep.started"  # data: {"until"}
-STEP_SLEEP_COMPLETED = "step.sleep.completed"
-STEP_WAIT_STARTED = "step.wait.started"  # data: {"event", "match"}
-STEP_WAIT_TIMEOUT = "step.wait.timeout"
-STEP_MAP_STARTED = "step.map.started"  # data: {"items"}
-STEP_MAP_COMPLETED = "step.map.completed"
-STEP_APPROVAL_REQUESTED = "step.approval.requested"  # data: {"token", "expires_at", "message"}
-SIGNAL_RECEIVED = "signal.received"  # data: {"name", "data"} (a signal was sent to the run)
-STEP_CHILD_STARTED = "step.child.started"  # data: {"child_run_id", "workflow"}
-COMPENSATE_STARTED = "compensate.started"  # data: {"steps": [...], "failed_step"}
-COMPENSATE_STEP = "compensate.step"  # data: {"step", "handler"}
-PLANNER_MATERIALIZED = "planner.materialized"  # data: see planner_materialized_data
-
-TERMINAL_RUN_EVENTS: frozenset[str] = frozenset(
-    {WORKFLOW_COMPLETED, WORKFLOW_FAILED, WORKFLOW_CANCELLED, WORKFLOW_COMPENSATED}
-)
-
-
-def utcnow() -> datetime:
-    return clock.now()
-
-
-class Event(BaseModel):
-    """One history event. ``seq`` is the stream sequence, filled in when read back."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    type: str
-    run_id: str
-    step_id: str | None = None
-    attempt: int | None = None
-    iteration: int | None = None
-    item: int | None = None  # map instance index
-    ts: datetime = Field(default_factory=utcnow)
-    data: Any = None
-    seq: int = Field(default=0, exclude=True)
-
-    @property
-    def is_input(self) -> bool:
-        return self.type in INPUT_TYPES
-
-    def to_bytes(self) -> bytes:
-        return self.model_dump_json(exclude_none=True).encode()
-
-    @classmethod
-    def from_bytes(cls, raw: bytes, seq: int = 0) -> Event:
-        ev = cls.model_validate_json(raw)
-        ev.seq = seq
-        return ev
-
-
-Stamped = tuple[Event, str]
-"""An event and the dedup id it is published under."""
-
-CancelCause = Literal["request", "parent", "queue", "singleton"]
-_CANCEL_SUFFIX: dict[str, str] = {
-    "request": "",
-    "parent": ".parent",
-    "queue": ".queue",
-    "singleton": ".singleton",
-}
-
 
 # --- inputs -------------------------------------------------------------------------------
 
@@ -365,66 +300,72 @@ def child_failed(
     return event, f"{child_run_id}.finish.parent"
 
 
-# --- records written outside advance() ----------------------------------------------------
-
-
-def signal_received(run_id: str, name: str, data: Any, revision: int) -> Stamped:
-    """Signal ``name`` was stored at KV ``revision``: ``signal.<run>.<name>.<revision>``."""
-    event = Event(type=SIGNAL_RECEIVED, run_id=run_id, data={"name": name, "data": data})
-    return event, f"signal.{run_id}.{name}.{revision}"
-
-
-def engine_failed(run_id: str, message: str) -> Stamped:
-    """The engine failed the run itself (an event it could not apply): ``<run>.failed.engine``."""
-    data = {"error": {"message": message, "type": "EngineError"}}
-    return Event(type=WORKFLOW_FAILED, run_id=run_id, data=data), f"{run_id}.failed.engine"
-
-
-def approval_request(
-    run_id: str,
-    step_id: str,
-    token: str,
-    expires_at: datetime,
-    *,
-    subject: str | None = None,
-    description: str | None = None,
-    metadata: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Go's approval request body, as published on the step's ``subject`` (and recorded)."""
-    return {
-        "token": token,
-        "run_id": run_id,
-        "step_id": step_id,
-        "subject": subject,
-        "description": description,
-        "metadata": metadata or {},
-        "expires_at": expires_at.isoformat(),
-    }
-
-
-def approval_requested(
-    run_id: str,
-    step_id: str,
-    token: str,
-    expires_at: datetime,
-    message: str | None,
-    request: dict[str, Any] | None = None,
-) -> Stamped:
-    """``<run>.<step>.approval.<deadline as float seconds>``: one per approval request.
-
-    ``request`` (Go's request fields: subject, description, metadata) is recorded beside.
-    """
-    data = {"token": token, "expires_at": expires_at.isoformat(), "message": message}
-    if request is not None:
-        data.update({k: request[k] for k in ("subject", "description", "metadata")})
-    event = Event(type=STEP_APPROVAL_REQUESTED, run_id=run_id, step_id=step_id, data=data)
-    return event, f"{run_id}.{name_token(step_id)}.approval.{expires_at.timestamp()}"
-
-
-def planner_materialized_data(planner_id: str, step_ids: list[str], total: int) -> dict[str, Any]:
-    """The data of a ``planner.materialized`` record: what a planner's fragment added.
-
-    ``steps`` are the new (prefixed) step ids in fragment order; ``dynamic_steps`` is how many
-    steps planners have added to the run so far, this fragment included.
-    """
-    return {"planner": planner_id, "steps": list(step_ids), "dynamic_steps": total}
+__all__ = [
+    "CANCEL_WAITER_PREFIX",
+    "CHILD_COMPLETED",
+    "CHILD_FAILED",
+    "COMPENSATE_STARTED",
+    "COMPENSATE_STEP",
+    "INPUT_TYPES",
+    "PLANNER_MATERIALIZED",
+    "RESULT_TYPES",
+    "SIGNAL_RECEIVED",
+    "STEP_APPROVAL_REQUESTED",
+    "STEP_APPROVED",
+    "STEP_CHILD_STARTED",
+    "STEP_COMPLETED",
+    "STEP_CONTINUE",
+    "STEP_FAILED",
+    "STEP_MAP_COMPLETED",
+    "STEP_MAP_STARTED",
+    "STEP_RECOVERED",
+    "STEP_REJECTED",
+    "STEP_RETRYING",
+    "STEP_SKIPPED",
+    "STEP_SLEEP_COMPLETED",
+    "STEP_SLEEP_STARTED",
+    "STEP_STARTED",
+    "STEP_WAIT_MATCHED",
+    "STEP_WAIT_STARTED",
+    "STEP_WAIT_TIMEOUT",
+    "TERMINAL_RUN_EVENTS",
+    "TIMER_FIRED",
+    "WORKER_LOST",
+    "WORKFLOW_ADMITTED",
+    "WORKFLOW_CANCELLED",
+    "WORKFLOW_CANCEL_REQUESTED",
+    "WORKFLOW_COMPENSATED",
+    "WORKFLOW_COMPLETED",
+    "WORKFLOW_FAILED",
+    "WORKFLOW_PENDING",
+    "WORKFLOW_RETRY_REQUESTED",
+    "WORKFLOW_STARTED",
+    "CancelCause",
+    "Event",
+    "Stamped",
+    "approval_request",
+    "approval_requested",
+    "cancel_requested",
+    "child_completed",
+    "child_failed",
+    "child_started",
+    "engine_failed",
+    "planner_materialized_data",
+    "retry_requested",
+    "scheduled_started",
+    "signal_received",
+    "step_approved",
+    "step_completed",
+    "step_continue",
+    "step_failed",
+    "step_rejected",
+    "step_result",
+    "step_started",
+    "timer_fired",
+    "trigger_started",
+    "utcnow",
+    "wait_matched",
+    "worker_lost",
+    "workflow_admitted",
+    "workflow_started",
+]

@@ -16,8 +16,9 @@ import pytest
 import dagnats
 from dagnats import protocol
 from dagnats._nats.leases import read_view
-from dagnats._nats.resources import setup_resources
+from dagnats._nats.resources import history_partitions, setup_resources
 from dagnats._nats.stores import FencedError, RunStore
+from dagnats._nats.types import StreamConfig
 from dagnats.engine import Engine
 from dagnats.errors import DagnatsError
 from dagnats.protocol import events as ev
@@ -147,14 +148,15 @@ async def test_a_paused_engine_is_fenced_and_rejoins() -> None:
             state = await first.status()
             with pytest.raises(FencedError):
                 await a.parts.runs.save(state, 0)
-            # Runs started meanwhile are B's; B's snapshots are refused to the old epoch.
+            # Runs started meanwhile are B's; B's snapshots are refused to the old epoch (B
+            # took every partition after A's leases expired: each of its epochs is newer).
             during = [await env.client.start(wf, i) for i in range(20)]
             assert await results(during) == [expected(i) for i in range(20)]
             stale = RunStore(a.parts.runs.kv, a.parts.runs.payloads)
             stale.fence = lambda _run_id: old_epoch
-            newer = next(r for r in during if partition_of(r.run_id, a.partitions) == part)
-            with pytest.raises(FencedError):
-                await stale.load(newer.run_id)
+            for newer in during[:3]:
+                with pytest.raises(FencedError):
+                    await stale.load(newer.run_id)
             resume_engine(a)  # it rejoins with fresh leases and an empty cache for them
             await a.leases.tick()
             await wait_partitions([a, b], timeout_s=3 * LEASE_TTL_S)
@@ -259,3 +261,24 @@ async def test_timers_and_event_matches_fire_once_with_two_engines() -> None:
 
 async def wait_event_started(run: dagnats.RunHandle) -> None:
     await wait_event(run, ev.STEP_WAIT_STARTED, timeout=RESULT_S)
+
+
+async def test_a_history_stream_from_before_partitions_is_partitioned_or_refused() -> None:
+    server = EmbeddedNats(port=0)
+    await server.start()
+    try:
+        async with DagnatsEnv.start(nats_url=server.url, engine=False, api=False) as env:
+            js = env.nc.jetstream()
+            await js.delete_stream(protocol.HISTORY_STREAM)
+            legacy = StreamConfig(name=protocol.HISTORY_STREAM, subjects=["history.>"])
+            await js.add_stream(legacy)  # as an earlier dagnats made it: no transform
+            await setup_resources(js)  # empty: partitioned in place
+            info = await js.stream_info(protocol.HISTORY_STREAM)
+            assert history_partitions(info.config) == 8
+            await js.delete_stream(protocol.HISTORY_STREAM)
+            await js.add_stream(legacy)
+            await js.publish(protocol.history_subject("old-run"), b"{}")
+            with pytest.raises(DagnatsError, match="created by a dagnats before partitioned"):
+                await setup_resources(js)
+    finally:
+        await server.close()

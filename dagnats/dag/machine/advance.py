@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 from pydantic import ValidationError
 
@@ -28,8 +27,17 @@ from dagnats.dag.definition.flow import priority_offset_s
 from dagnats.dag.definition.models import WorkflowDef
 from dagnats.dag.machine import _failure, _redrive, _steps, _waits
 from dagnats.dag.machine._context import Ctx, aware, event_data, graph_of, ns_delta
+from dagnats.dag.machine._event_parts import (
+    from_event,
+    int_or_none,
+    may_have_checkpointed,
+    step_error,
+)
 from dagnats.dag.machine._planner import with_plans
 from dagnats.dag.machine._table import STEP_KINDS
+from dagnats.dag.machine._timers import (
+    on_timer,
+)
 from dagnats.dag.machine.actions import Action, AdmitRun, RegisterWaiter
 from dagnats.dag.machine.inputs import InputError, resolve_any_match
 from dagnats.dag.machine.retry import clamp_retry_after, retry_delay_ns
@@ -75,14 +83,14 @@ def initial_state(defn: WorkflowDef, event: Event) -> RunState:
             parent = ParentRef.model_validate(data["parent"])
         except ValidationError:
             parent = None
-    depth = parent.depth if parent is not None else (_int(data.get("depth")) or 0)
+    depth = parent.depth if parent is not None else (int_or_none(data.get("depth")) or 0)
     key = data.get("idempotency_key")
     root = data.get("control_root")
     ts = aware(event.ts)
     return RunState(
         run_id=event.run_id,
         workflow=defn.name,
-        revision=_int(data.get("revision")),
+        revision=int_or_none(data.get("revision")),
         status="running",
         input=data.get("input"),
         steps={s.id: StepState() for s in defn.steps},
@@ -129,76 +137,6 @@ def advance(defn: WorkflowDef, run: RunState | None, event: Event) -> tuple[RunS
             handler(ctx, event)
     _steps.settle(ctx)
     return ctx.run, ctx.actions
-
-
-# --- helpers -----------------------------------------------------------------------------
-
-
-_RESULTS = frozenset({STEP_COMPLETED, STEP_FAILED, STEP_CONTINUE})
-
-
-def may_have_checkpointed(event: Event) -> bool:
-    """Whether the attempt ``event`` ends may have stored a checkpoint: its result says
-    ``checkpointed``, or it ended without a result (lost, timed out)."""
-    if event.type in _RESULTS:
-        return isinstance(event.data, dict) and event.data.get("checkpointed") is True
-    if event.type == WORKER_LOST:
-        return True
-    return event.type == TIMER_FIRED and event_data(event).get("kind") == "step_timeout"
-
-
-def _int(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _step(ctx: Ctx, event: Event) -> tuple[str, StepState] | None:
-    sid = event.step_id
-    if sid is None or sid not in ctx.g.steps:
-        return None
-    return sid, ctx.st(sid)
-
-
-def _current_attempt(
-    ctx: Ctx, sid: str | None, attempt: int | None, iteration: int | None, item: int | None
-) -> tuple[str, int | None, StepState | ItemState] | None:
-    """The worker task an event or timer names, if it is the one in flight; else None."""
-    if sid is None or sid not in ctx.g.steps or not ctx.is_task(sid) or attempt is None:
-        return None
-    st = ctx.st(sid)
-    if ctx.kind(sid).fans_out:
-        if item is None or st.status != "running" or st.items is None:
-            return None
-        if not 0 <= item < len(st.items):
-            return None
-        it = st.items[item]
-        if it.status in ("queued", "running") and it.attempts == attempt:
-            return sid, item, it
-        return None
-    if (
-        st.status in ("queued", "running")
-        and st.attempts == attempt
-        and (iteration or 0) == st.iteration
-    ):
-        return sid, None, st
-    return None
-
-
-def _from_event(ctx: Ctx, event: Event) -> tuple[str, int | None, StepState | ItemState] | None:
-    return _current_attempt(ctx, event.step_id, event.attempt, event.iteration, event.item)
-
-
-def _step_error(sid: str, data: dict[str, Any], default_type: str) -> StepError:
-    message = data.get("error")
-    if not isinstance(message, str) or not message:
-        message = str(message) if message else "the task failed without a message"
-    err_type = data.get("error_type")
-    retryable = data.get("retryable", True)
-    return StepError(
-        message=message,
-        type=err_type if isinstance(err_type, str) and err_type else default_type,
-        retryable=retryable if isinstance(retryable, bool) else True,
-        step_id=sid,
-    )
 
 
 # --- start -------------------------------------------------------------------------------
@@ -291,7 +229,7 @@ def _on_cancel(ctx: Ctx, event: Event) -> None:
 
 
 def _on_step_started(ctx: Ctx, event: Event) -> None:
-    found = _from_event(ctx, event)
+    found = from_event(ctx, event)
     if found is None or found[2].status != "queued":
         return
     sid, item, _ = found
@@ -303,7 +241,7 @@ def _on_step_started(ctx: Ctx, event: Event) -> None:
 
 
 def _on_step_completed(ctx: Ctx, event: Event) -> None:
-    found = _from_event(ctx, event)
+    found = from_event(ctx, event)
     if found is None:
         return
     sid, item, _ = found
@@ -318,13 +256,13 @@ def _on_step_completed(ctx: Ctx, event: Event) -> None:
 
 
 def _on_step_failed(ctx: Ctx, event: Event) -> None:
-    found = _from_event(ctx, event)
+    found = from_event(ctx, event)
     if found is None:
         return
     sid, item, _ = found
     data = event_data(event)
     default_type = "WorkerLost" if event.type == WORKER_LOST else "Error"
-    err = _step_error(sid, data, default_type)
+    err = step_error(sid, data, default_type)
     if item is not None:
         err = err.model_copy(update={"item": item})
     retry_after = clamp_retry_after(data.get("retry_after_ns"))
@@ -332,7 +270,7 @@ def _on_step_failed(ctx: Ctx, event: Event) -> None:
 
 
 def _on_continue(ctx: Ctx, event: Event) -> None:
-    found = _from_event(ctx, event)
+    found = from_event(ctx, event)
     if found is None:
         return
     sid, item, _ = found
@@ -387,97 +325,6 @@ def _on_continue(ctx: Ctx, event: Event) -> None:
         _steps.dispatch_held(ctx, sid)
 
 
-# --- timers ------------------------------------------------------------------------------
-
-
-def _on_timer(ctx: Ctx, event: Event) -> None:
-    data = event_data(event)
-    kind = data.get("kind")
-    if kind == "workflow_timeout":
-        if _redrive.retry_number(data) == ctx.run.retries:  # else armed before a retry
-            _workflow_timeout(ctx)
-        return
-    sid = event.step_id
-    if sid is None or sid not in ctx.g.steps:
-        return
-    attempt = _int(data.get("attempt"))
-    iteration = _int(data.get("iteration"))
-    item = _int(data.get("item"))
-    st = ctx.st(sid)
-    if kind == "retry":
-        _retry_due(ctx, sid, attempt, iteration, item)
-    elif kind == "loop_delay":
-        if st.status == "pending" and st.waiting == "loop_delay" and iteration == st.iteration:
-            _steps.dispatch_held(ctx, sid)
-    elif kind == "step_timeout" and (deadline := ctx.kind(sid).on_deadline):
-        deadline(ctx, sid, attempt)
-    elif kind in ("step_timeout", "sticky_fallback"):
-        _attempt_timer(ctx, sid, kind, attempt, iteration, item)
-    elif kind in ("sleep", "wait_timeout", "approval_timeout"):
-        _waits.timer_due(ctx, sid, kind, attempt)
-
-
-def _attempt_timer(
-    ctx: Ctx, sid: str, kind: str, attempt: int | None, iteration: int | None, item: int | None
-) -> None:
-    """A timer about one attempt: the backstop of a running one, or a soft-sticky fallback
-    of one still queued; for any other attempt it is stale."""
-    found = _current_attempt(ctx, sid, attempt, iteration, item)
-    if found is None:
-        return
-    if kind == "step_timeout" and found[2].status == "running":
-        _timed_out(ctx, sid, found[1], found[2].attempts)
-    elif kind == "sticky_fallback" and found[2].status == "queued":
-        _steps.sticky_fallback(ctx, sid, found[1])
-
-
-def _retry_due(
-    ctx: Ctx, sid: str, attempt: int | None, iteration: int | None, item: int | None
-) -> None:
-    st = ctx.st(sid)
-    if attempt is None:
-        return
-    if item is not None:
-        if st.status != "running" or st.items is None or not 0 <= item < len(st.items):
-            return
-        it = st.items[item]
-        if it.status == "pending" and it.waiting == "retry" and it.attempts + 1 == attempt:
-            _steps.redispatch(ctx, sid, item)
-        return
-    if (
-        st.status == "pending"
-        and st.waiting == "retry"
-        and st.attempts + 1 == attempt
-        and (iteration or 0) == st.iteration
-    ):
-        _steps.redispatch(ctx, sid, None)
-
-
-def _timed_out(ctx: Ctx, sid: str, item: int | None, attempt: int) -> None:
-    timeout = ctx.g.steps[sid].timeout or 0
-    what = f"step {sid!r}" if item is None else f"step {sid!r} item {item}"
-    err = StepError(
-        message=(
-            f"{what} timed out: no result within {format_duration(timeout)} "
-            f"(attempt {attempt}; the worker did not answer)"
-        ),
-        type="Timeout",
-        retryable=True,
-        step_id=sid,
-        item=item,
-    )
-    _failure.attempt_failed(ctx, sid, item, err, None)
-
-
-def _workflow_timeout(ctx: Ctx) -> None:
-    if ctx.run.compensating is not None:
-        return  # compensation is already undoing the run; let it finish its cleanup
-    timeout = ctx.defn.timeout or 0
-    msg = f"workflow timed out after {format_duration(timeout)}"
-    err = StepError(message=msg, type="WorkflowTimeout", retryable=False)
-    _failure.fail_or_compensate(ctx, None, err, msg)
-
-
 _HANDLERS: dict[str, Callable[[Ctx, Event], None]] = {
     WORKFLOW_CANCEL_REQUESTED: _on_cancel,
     STEP_STARTED: _on_step_started,
@@ -485,7 +332,7 @@ _HANDLERS: dict[str, Callable[[Ctx, Event], None]] = {
     STEP_FAILED: _on_step_failed,
     WORKER_LOST: _on_step_failed,
     STEP_CONTINUE: _on_continue,
-    TIMER_FIRED: _on_timer,
+    TIMER_FIRED: on_timer,
     STEP_WAIT_MATCHED: _on_wait_matched,
     WORKFLOW_ADMITTED: _on_admitted,
     STEP_APPROVED: _waits.on_approved,
