@@ -4,9 +4,11 @@
   and how late a 5 s sleep fires beside them (limit: ``LATE_LIMIT_MS``);
 - ``restart``: N active runs (each with its task dispatched), the engine killed (SIGKILL),
   the worker completing every task meanwhile, then the engine started cold: time from its
-  process start until it applies events again (limit ``READY_LIMIT_S``) and until all N
+  process start until it pulls events, until it applies one again (limit
+  ``READY_LIMIT_S``; a dead engine's partition leases must expire first) and until all N
   runs have progressed (their completions applied; ratio to the floor's steps/s);
-- ``rss``: engine RSS after N finished 3-step runs over its idle RSS (target +15 MiB).
+- ``rss``: engine RSS after N finished 3-step runs (``RSS_IN_FLIGHT`` at a time) over its
+  idle RSS (target +15 MiB).
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from dagnats.protocol import names
 
 HOLD_S = 3600.0  # the held runs' sleep: they stay asleep for the whole workload
 PROBE_S = 5.0
+PROBE_GAP_S = 0.25
 LATE_LIMIT_MS = 250.0
 READY_LIMIT_S = 10.0
+RSS_IN_FLIGHT = 1000  # the runs of ``rss`` go through 1,000 at a time, as in ``throughput``
 SETTLE_S = 1.0  # write-behind snapshots land within 0.1 s; leave the process time to settle
 
 
@@ -32,8 +36,12 @@ def _start_rate(count: int, seconds: float) -> str:
 
 
 async def _probe_lateness(stack: Stack, probes: int) -> list[float]:
-    """Start ``probes`` 5 s sleeps together; how late each fired (ms, by the run's clock)."""
-    handles = await stack.start_many("bench-probe", probes, lambda i: None)
+    """``probes`` 5 s sleeps, started ``PROBE_GAP_S`` apart so that they do not all fire in
+    one batch; how late each fired (ms, by the run's own step times)."""
+    handles = []
+    for _ in range(probes):
+        handles.append(await stack.client.start("bench-probe"))
+        await asyncio.sleep(PROBE_GAP_S)
     await stack.wait_all(handles, PROBE_S + 120)
     late = []
     for h in handles:
@@ -83,12 +91,13 @@ async def sleepers(s: Session, count: int, probes: int, tag: str = "sleepers") -
     )
     verdict = "within" if worst <= LATE_LIMIT_MS else "OVER"
     s.say(
-        f"  a 5 s sleep beside them fires late by p50 {p50:.0f} ms, max {worst:.0f} ms "
+        f"  a 5 s sleep beside them fires late by p50 {p50:.1f} ms, max {worst:.1f} ms "
         f"({probes} probes; {verdict} the {LATE_LIMIT_MS:.0f} ms limit)"
     )
 
 
 async def restart(s: Session, count: int) -> None:
+    fl = await s.floor_before("restart")
     bound = 600 + count / 20
     async with Stack.open(uvloop=s.uvloop, roles=("engine", "api")) as stack:
         await stack.register(linear("bench-1", 1), nap("bench-tick", 0.01))
@@ -96,23 +105,23 @@ async def restart(s: Session, count: int) -> None:
         handles = await stack.start_many("bench-1", count)
         await stack.engine_idle(bound)  # every run has dispatched its task
         rss_before = stack.rss("engine")
-        applied = await stack.engine_acked()
         await stack.kill("engine")
         # With the engine down, the worker ends every task: the history holds one
         # unapplied completion per run when the new engine starts, with a cold cache.
         await stack.spawn("worker")
         await stack.stream_empty(names.TASK_STREAM, bound)
+        backlog, delivered = await stack.engine_backlog()
         t0 = time.perf_counter()
         await stack.spawn("engine")
-        await stack.engine_applies(applied, READY_LIMIT_S * 10)
-        ready = time.perf_counter() - t0
+        pulled, ready = await stack.engine_progress(backlog, delivered, t0, READY_LIMIT_S * 10)
         async with s.profiled("restart", stack, roles=("engine",)):
             await stack.wait_all(handles, bound)
         done = time.perf_counter() - t0
     rate = count / (done - ready)
-    ratio = rate / s.floor.steps_per_s
+    ratio = rate / fl.steps_per_s
     s.figures.update(
         restart_runs=count,
+        restart_pulling_s=pulled,
         restart_ready_s=ready,
         restart_all_s=done,
         restart_progress_steps_per_s=rate,
@@ -121,8 +130,8 @@ async def restart(s: Session, count: int) -> None:
     verdict = "within" if ready <= READY_LIMIT_S else "OVER"
     s.say(
         f"dagnats cold engine restart with {count} active runs (engine RSS before the kill "
-        f"{rss_before:.0f} MiB): applies events again {ready:.2f} s after its process "
-        f"starts ({verdict} the {READY_LIMIT_S:.0f} s limit)"
+        f"{rss_before:.0f} MiB): pulls events {pulled:.2f} s after its process starts, "
+        f"applies them {ready:.2f} s after ({verdict} the {READY_LIMIT_S:.0f} s limit)"
     )
     s.say(
         f"  all {count} runs progressed (their {count} completions applied) {done:.2f} s "
@@ -131,6 +140,7 @@ async def restart(s: Session, count: int) -> None:
 
 
 async def rss(s: Session, count: int) -> None:
+    fl = await s.floor_before("rss")
     async with Stack.open(uvloop=s.uvloop) as stack:
         await stack.register(linear("bench-3", 3))
         await stack.warm("bench-3")
@@ -139,8 +149,7 @@ async def rss(s: Session, count: int) -> None:
         idle = stack.rss("engine")
         async with s.profiled("rss", stack):
             t0 = time.perf_counter()
-            handles = await stack.start_many("bench-3", count)
-            await stack.wait_all(handles, 600 + count / 20)
+            await stack.run_many("bench-3", count, RSS_IN_FLIGHT, 600 + count / 20)
             elapsed = time.perf_counter() - t0
         await stack.engine_idle(120)
         await asyncio.sleep(SETTLE_S)
@@ -152,5 +161,5 @@ async def rss(s: Session, count: int) -> None:
     s.say(
         f"dagnats engine RSS after {count} finished 3-step runs: {after:.0f} MiB, "
         f"+{after - idle:.1f} MiB over idle ({idle:.0f} MiB); they ran at "
-        f"{rate:.0f} steps/s ({rate / s.floor.steps_per_s:.2f}x floor throughput)"
+        f"{rate:.0f} steps/s ({rate / fl.steps_per_s:.2f}x floor throughput)"
     )

@@ -31,6 +31,7 @@ class Target:
     """One of issue 10's targets: ``key`` of the figures compared with ``limit``."""
 
     name: str
+    workload: str
     label: Callable[[dict[str, float]], str]
     key: str
     unit: str
@@ -44,10 +45,17 @@ class Target:
 
 TARGETS = (
     Target(
-        "3-step run p50", lambda f: "3-step run p50", "run3_p50_ratio", "x (floor x 3)", "<=", 1.8
+        "3-step run p50",
+        "latency",
+        lambda f: "3-step run p50",
+        "run3_p50_ratio",
+        "x (floor x 3)",
+        "<=",
+        1.8,
     ),
     Target(
         "concurrent 3-step runs",
+        "throughput",
         lambda f: f"{f['throughput_runs']:,.0f} concurrent 3-step runs",
         "throughput_ratio",
         "x floor steps/s",
@@ -56,6 +64,7 @@ TARGETS = (
     ),
     Target(
         "40 sequential steps, median",
+        "seq40",
         lambda f: "40 sequential steps, median",
         "seq40_ratio",
         "x (floor x 40)",
@@ -64,6 +73,7 @@ TARGETS = (
     ),
     Target(
         "engine RSS after finished runs",
+        "rss",
         lambda f: f"engine RSS after {f['rss_runs']:,.0f} finished runs",
         "rss_over_idle_mib",
         "MiB over idle",
@@ -74,7 +84,7 @@ TARGETS = (
 
 
 def _target_row(t: Target, f: dict[str, float], s: Session) -> str:
-    fl = s.floor
+    fl = s.floor_of(t.workload)
     measured = {
         "run3_p50_ratio": lambda: f"p50 {f['run3_p50_ms']:.2f} ms",
         "throughput_ratio": lambda: f"{f['throughput_steps_per_s']:.0f} steps/s",
@@ -99,8 +109,24 @@ def target_table(s: Session) -> list[str]:
         if t.key in s.figures:
             rows.append(_target_row(t, s.figures, s))
         else:
-            rows.append(f"| {t.name} | not run | | | {t.better} {t.limit:g} {t.unit} | - |")
+            state = "FAILED" if t.workload in s.failures else "not run"
+            rows.append(f"| {t.name} | {state} | | | {t.better} {t.limit:g} {t.unit} | - |")
     return rows
+
+
+def tally(sessions: list[Session]) -> list[str]:
+    """How many rounds each target held in, per event loop (``--repeat``)."""
+    out = ["| target | event loop | held in | ratios |", "|---|---|---|---|"]
+    for t in TARGETS:
+        for uvloop in sorted({s.uvloop for s in sessions}, reverse=True):
+            got = [s.figures[t.key] for s in sessions if s.uvloop == uvloop and t.key in s.figures]
+            if not got:
+                continue
+            held = sum(t.verdict(v) == "PASS" for v in got)
+            loop = "uvloop" if uvloop else "asyncio"
+            values = " ".join(f"{v:.2f}" for v in got)
+            out.append(f"| {t.name} | {loop} | {held} of {len(got)} | {values} |")
+    return out
 
 
 def _within(value: float, limit: float) -> str:
@@ -108,14 +134,16 @@ def _within(value: float, limit: float) -> str:
 
 
 def other_table(s: Session) -> list[str]:
-    f, fl = s.figures, s.floor
+    f = s.figures
     rows = []
     if "run1_p50_ms" in f:
+        fl = s.floor_of("latency")
         rows.append(
             f"| 1-step run p50 | {f['run1_p50_ms']:.2f} ms | {fl.p50_ms:.3f} ms | "
             f"{f['run1_p50_ratio']:.2f}x | - | - |"
         )
     if "map_items" in f:
+        fl = s.floor_of("map")
         rows.append(
             f"| map of {f['map_items']:,.0f} items | {f['map_s']:.2f} s, "
             f"{f['map_items_per_s']:.0f} items/s | {fl.steps_per_s:.0f} steps/s | "
@@ -124,11 +152,19 @@ def other_table(s: Session) -> list[str]:
     for tag in ("sleepers", "sleepers_large"):
         if f"{tag}_count" in f:
             rows.extend(_sleeper_rows(s, tag))
+    if "engines2_runs" in f:
+        rows.append(
+            f"| {f['engines2_runs']:,.0f} concurrent 3-step runs on two engines | "
+            f"{f['engines2_steps_per_s']:.0f} steps/s | {fl.steps_per_s:.0f} steps/s | "
+            f"{f['engines2_ratio']:.2f}x | - | - |"
+        )
     if "restart_runs" in f:
+        fl = s.floor_of("restart")
         n = f"{f['restart_runs']:,.0f}"
         ready = f["restart_ready_s"]
         rows.append(
-            f"| cold engine restart, {n} active runs: applies events again | {ready:.2f} s | - | "
+            f"| cold engine restart, {n} active runs: applies events again | {ready:.2f} s "
+            f"(pulling after {f['restart_pulling_s']:.2f} s) | - | "
             f"- | <= {READY_LIMIT_S:g} s | {_within(ready, READY_LIMIT_S)} |"
         )
         rows.append(
@@ -136,6 +172,10 @@ def other_table(s: Session) -> list[str]:
             f"{f['restart_all_s']:.2f} s, {f['restart_progress_steps_per_s']:.0f} steps/s | "
             f"{fl.steps_per_s:.0f} steps/s | {f['restart_ratio']:.2f}x | - | - |"
         )
+    target_workloads = {t.workload for t in TARGETS}
+    for name, why in s.failures.items():
+        if name not in target_workloads:
+            rows.append(f"| {name} | FAILED: {why} | | | | FAILED |")
     return [HEADER, RULE, *rows] if rows else []
 
 
@@ -148,7 +188,7 @@ def _sleeper_rows(s: Session, tag: str) -> list[str]:
         f"+{f[f'{tag}_engine_over_idle_mib']:.0f} MiB over idle | - | - |",
         f"| {n} sleeping runs: nats-server RSS | {f[f'{tag}_nats_rss_mib']:.0f} MiB | - | "
         f"+{f[f'{tag}_nats_over_idle_mib']:.0f} MiB over idle | - | - |",
-        f"| {n} sleeping runs: a 5 s sleep fires late by | p50 {late:.0f} ms, max {worst:.0f} ms "
+        f"| {n} sleeping runs: a 5 s sleep fires late by | p50 {late:.1f} ms, max {worst:.1f} ms "
         f"| - | - | <= {LATE_LIMIT_MS:g} ms | {_within(worst, LATE_LIMIT_MS)} |",
     ]
 
@@ -180,23 +220,32 @@ def section(sessions: list[Session], command: str, note: str) -> list[str]:
     ]
     if note:
         out += ["", f"**{note}**"]
+    rounds = max(s.round for s in sessions)
     for s in sessions:
-        out += ["", f"### {'with' if s.uvloop else 'without'} uvloop", "", "```", *s.lines, "```"]
+        title = f"### {'with' if s.uvloop else 'without'} uvloop"
+        if rounds > 1:
+            title += f", round {s.round} of {rounds}"
+        out += ["", title, "", "```", *s.lines, "```"]
         out += ["", *target_table(s)]
         other = other_table(s)
         if other:
             out += ["", *other]
+    if rounds > 1:
+        out += ["", "### Rounds", "", *tally(sessions)]
     return [*out, END]
 
 
 def write(path: Path, sessions: list[Session], command: str, note: str) -> None:
-    """Replace the generated section of ``path`` (or put it first), keep the rest."""
+    """Replace the generated section of ``path`` (or put it before the first ``##``
+    section), keep the rest."""
     text = path.read_text() if path.exists() else "# Benchmark results\n"
     block = "\n".join(section(sessions, command, note))
     pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.S)
     if pattern.search(text):
         text = pattern.sub(lambda _: block, text)
+    elif "\n## " in text:
+        head, _, rest = text.partition("\n## ")
+        text = f"{head}\n{block}\n\n## {rest}"
     else:
-        head, _, rest = text.partition("\n")
-        text = f"{head}\n\n{block}\n{rest}"
+        text = f"{text.rstrip()}\n\n{block}\n"
     path.write_text(text)

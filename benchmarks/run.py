@@ -1,10 +1,11 @@
 """Run the benchmarks: ``python -m benchmarks.run [--only NAME] [--quick] [--profile]``.
 
-The raw-NATS floor is measured first, on a nats-server of its own (benchmarks/floor.py);
-then each workload runs against the engine, the API and the worker as separate processes
-(benchmarks/stack.py), with this process as the client, and prints its figure next to the
-floor of this run: a ratio, or a limit. The summary table at the end holds issue 10's four
-targets, each PASS or MISS. ``--write-results`` puts the output into benchmarks/RESULTS.md.
+The raw-NATS floor is measured first, on a nats-server of its own (benchmarks/floor.py),
+and again just before each workload (a shared machine's load moves). Each workload runs
+against the engine, the API and the worker as separate processes (benchmarks/stack.py),
+with this process as the client, and prints its figure next to the floor measured just
+before it: a ratio, or a limit. The summary table at the end holds issue 10's four targets,
+each PASS or MISS. ``--write-results`` puts the output into benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -14,21 +15,23 @@ import json
 import os
 import shlex
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import benchmarks._traced  # noqa: F401  (first: sets the tracing mode)
-from benchmarks import _loop, held, report, steady
+from benchmarks import _loop, engines, held, report, steady
 from benchmarks.profile import Profiler
 from benchmarks.session import Session, measure
 from benchmarks.stack import Stack
 
 HERE = Path(__file__).resolve().parent
 STEADY = ("latency", "throughput", "seq40", "map")
-WORKLOADS = (*STEADY, "sleepers", "restart", "rss", "sleepers-large")
+WORKLOADS = (*STEADY, "sleepers", "restart", "rss", "engines2", "sleepers-large")
 DEFAULT = WORKLOADS[:-1]  # the 100,000 sleepers only with --large (or --only)
 # option -> (full count, --quick count)
 COUNTS: dict[str, tuple[int, int]] = {
     "samples": (300, 30),
+    "floor_samples": (1000, 200),
     "runs": (1000, 100),
     "seq_samples": (30, 5),
     "map_items": (10_000, 500),
@@ -39,7 +42,8 @@ COUNTS: dict[str, tuple[int, int]] = {
     "rss_runs": (20_000, 1000),
 }
 HELP = {
-    "samples": "runs one at a time for the 1-/3-step latency (and the floor's samples)",
+    "samples": "runs one at a time for the 1-/3-step latency",
+    "floor_samples": "single steps one at a time for the floor's p50 (each floor)",
     "runs": "concurrent 3-step runs for throughput (the floor sends 3x as many steps)",
     "seq_samples": "40-step runs one at a time (median)",
     "map_items": "items of the map (at most 10,000, the map step's limit)",
@@ -71,6 +75,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         help="run every process on uvloop, or not [default: uvloop when installed; "
         "with --write-results: both, one after the other]",
     )
+    ap.add_argument(
+        "--repeat", type=int, default=1, help="run the whole set N times; tally the verdicts"
+    )
     ap.add_argument("--profile", action="store_true", help="py-spy the engine and worker")
     ap.add_argument("--profile-dir", type=Path, default=Path("bench-profiles"))
     ap.add_argument("--profile-top", type=int, default=15, help="functions listed per profile")
@@ -90,6 +97,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
             setattr(args, name, quick if args.quick else full)
         if getattr(args, name) < 1:
             ap.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.repeat < 1:
+        ap.error("--repeat must be at least 1")
     if args.map_items > 10_000:
         ap.error("--map-items: a map step takes at most 10,000 items")
     args.workloads = _selected(ap, args)
@@ -117,15 +126,17 @@ def modes(args: argparse.Namespace) -> list[bool]:
 
 
 async def session(args: argparse.Namespace, uvloop: bool) -> Session:
-    floor = await measure(args.samples, args.runs * 3)
+    floor = await measure(args.floor_samples, args.runs * 3)
     prof = None
     if args.profile:
         prof = Profiler(args.profile_dir / ("uvloop" if uvloop else "asyncio"), args.profile_top)
-    s = Session(uvloop, floor, prof)
+    s = Session(
+        uvloop, floor, prof, floor_samples=args.floor_samples, floor_concurrent=args.runs * 3
+    )
     s.say(f"event loop: {'uvloop' if uvloop else 'asyncio'} in every process")
     s.say(
-        f"raw NATS floor, one step:  p50 {floor.p50_ms:.3f} ms  p99 {floor.p99_ms:.3f} ms  "
-        f"{floor.steps_per_s:.0f} steps/s"
+        f"raw NATS floor at the start, one step:  p50 {floor.p50_ms:.3f} ms  "
+        f"p99 {floor.p99_ms:.3f} ms  {floor.steps_per_s:.0f} steps/s"
     )
     s.figures.update(
         floor_step_p50_ms=floor.p50_ms,
@@ -141,38 +152,58 @@ async def _workloads(s: Session, args: argparse.Namespace) -> None:
     if any(w in chosen for w in STEADY):
         async with Stack.open(uvloop=s.uvloop) as stack:
             await steady.prepare(stack, args.map_items)
-            if "latency" in chosen:
-                await steady.latency(s, stack, args.samples)
-            if "throughput" in chosen:
-                await steady.throughput(s, stack, args.runs)
-            if "seq40" in chosen:
-                await steady.seq40(s, stack, args.seq_samples)
-            if "map" in chosen:
-                await steady.fan(s, stack, args.map_items)
-    if "sleepers" in chosen:
-        await held.sleepers(s, args.sleepers, args.probes)
-    if "restart" in chosen:
-        await held.restart(s, args.restart_runs)
-    if "rss" in chosen:
-        await held.rss(s, args.rss_runs)
-    if "sleepers-large" in chosen:
-        await held.sleepers(s, args.large_sleepers, args.probes, tag="sleepers_large")
+            steps: dict[str, Callable[[], Awaitable[None]]] = {
+                "latency": lambda: steady.latency(s, stack, args.samples),
+                "throughput": lambda: steady.throughput(s, stack, args.runs),
+                "seq40": lambda: steady.seq40(s, stack, args.seq_samples),
+                "map": lambda: steady.fan(s, stack, args.map_items),
+            }
+            for name, step in steps.items():
+                if name in chosen:
+                    await _guarded(s, name, step)
+    held_ones: dict[str, Callable[[], Awaitable[None]]] = {
+        "sleepers": lambda: held.sleepers(s, args.sleepers, args.probes),
+        "restart": lambda: held.restart(s, args.restart_runs),
+        "rss": lambda: held.rss(s, args.rss_runs),
+        "engines2": lambda: engines.two_engines(s, args.runs),
+        "sleepers-large": lambda: held.sleepers(
+            s, args.large_sleepers, args.probes, tag="sleepers_large"
+        ),
+    }
+    for name, step in held_ones.items():
+        if name in chosen:
+            await _guarded(s, name, step)
+
+
+async def _guarded(s: Session, name: str, step: Callable[[], Awaitable[None]]) -> None:
+    """One workload; its failure is reported (and fails the run) without stopping the rest."""
+    try:
+        await step()
+    except Exception as exc:  # noqa: BLE001 - reported, and the exit status says so
+        s.failures[name] = f"{type(exc).__name__}: {exc}"
+        s.say(f"{name}: FAILED: {s.failures[name]}")
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
     sessions = []
-    for uvloop in modes(args):
-        # The driver's own loop is of the same kind as the processes it starts.
-        os.environ[_loop.ENV] = "1" if uvloop else "0"
-        s = _loop.run(session(args, uvloop))
-        print("\n".join(["", "issue 10's targets:", *report.target_table(s)]))
-        other = report.other_table(s)
-        if other:
-            print("\n".join(["", "other workloads:", *other]))
-        sessions.append(s)
+    for round_ in range(1, args.repeat + 1):
+        for uvloop in modes(args):
+            # The driver's own loop is of the same kind as the processes it starts.
+            os.environ[_loop.ENV] = "1" if uvloop else "0"
+            if args.repeat > 1:
+                print(f"\n== round {round_} of {args.repeat} ==", flush=True)
+            s = _loop.run(session(args, uvloop))
+            s.round = round_
+            print("\n".join(["", "issue 10's targets:", *report.target_table(s)]))
+            other = report.other_table(s)
+            if other:
+                print("\n".join(["", "other workloads:", *other]))
+            sessions.append(s)
+    if args.repeat > 1:
+        print("\n".join(["", *report.tally(sessions)]))
     if args.json:
-        doc = {("uvloop" if s.uvloop else "asyncio"): s.figures for s in sessions}
+        doc = [{"uvloop": s.uvloop, "round": s.round, "figures": s.figures} for s in sessions]
         print(json.dumps(sessions[0].figures if len(sessions) == 1 else doc, indent=2))
     if args.write_results is not None:
         command = shlex.join(
@@ -180,6 +211,11 @@ def main(argv: list[str] | None = None) -> None:
         )
         report.write(args.write_results, sessions, command, args.note)
         print(f"wrote {args.write_results}")
+    failed = [
+        f"{name} ({'uvloop' if s.uvloop else 'asyncio'})" for s in sessions for name in s.failures
+    ]
+    if failed:
+        raise SystemExit(f"failed workloads: {', '.join(failed)}")
 
 
 if __name__ == "__main__":

@@ -37,15 +37,38 @@ async def measure(samples: int, concurrent: int) -> Floor:
 
 @dataclass
 class Session:
+    """``floor`` is measured at the start; each workload measures its own just before it
+    runs (``floor_before``), since a shared machine's load moves between workloads."""
+
     uvloop: bool
     floor: Floor
     profiler: Profiler | None = None
+    floor_samples: int = 300
+    floor_concurrent: int = 3000
+    round: int = 1
     figures: dict[str, float] = field(default_factory=dict)
     lines: list[str] = field(default_factory=list)
+    floors: dict[str, Floor] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)
+    """Workloads that raised, and why (the run goes on; its exit status is 1)."""
 
     def say(self, text: str) -> None:
         print(text, flush=True)
         self.lines.append(text)
+
+    def floor_of(self, workload: str) -> Floor:
+        return self.floors.get(workload, self.floor)
+
+    async def floor_before(self, workload: str) -> Floor:
+        fl = await measure(self.floor_samples, self.floor_concurrent)
+        self.floors[workload] = fl
+        self.figures[f"{workload}_floor_p50_ms"] = fl.p50_ms
+        self.figures[f"{workload}_floor_steps_per_s"] = fl.steps_per_s
+        self.say(
+            f"raw NATS floor before {workload}:  p50 {fl.p50_ms:.3f} ms  p99 {fl.p99_ms:.3f} ms  "
+            f"{fl.steps_per_s:.0f} steps/s"
+        )
+        return fl
 
     @contextlib.asynccontextmanager
     async def profiled(

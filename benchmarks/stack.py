@@ -10,17 +10,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
+import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
 from benchmarks import _loop
 from dagnats import Client, RunHandle, Workflow
 from dagnats._nats.connection import connect as connect_nats
-from dagnats._nats.resources import partition_count
 from dagnats._nats.types import NatsClient
 from dagnats.protocol import names, partitions
 from dagnats.server import EmbeddedNats
@@ -29,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # role -> the module that runs it and its arguments after the NATS URL
 ROLES: dict[str, tuple[str, ...]] = {
     "engine": ("benchmarks._serve_engine", "engine"),
+    "engine2": ("benchmarks._serve_engine", "engine", "bench-engine-2"),  # a second engine
     "api": ("benchmarks._serve_engine", "api"),
     "worker": ("benchmarks._worker",),
 }
@@ -37,6 +40,7 @@ READY_TIMEOUT_S = 60.0
 START_CONCURRENCY = 200  # bounds concurrent start requests, not runs in flight
 WAIT_CONCURRENCY = 1000  # bounds concurrent result() waits (each is a subscription)
 POLL_S = 0.2
+STALL_S = 60.0  # no run ending for this long while some are waited for: they are lost
 FINE_POLL_S = 0.02  # where the poll's own step would show in the figure
 
 
@@ -64,30 +68,51 @@ class Stack:
         self.env = env
         self.client = Client(nc, timeout_s=30)
         self.procs: dict[str, asyncio.subprocess.Process] = {}
+        # The processes' output goes to files, kept (and named) only if the workload fails:
+        # a struggling engine's retries would otherwise bury the figures.
+        self.logs = Path(tempfile.mkdtemp(prefix="dagnats-bench-"))
+        self._spawned = 0
 
     @classmethod
     @contextlib.asynccontextmanager
     async def open(
-        cls, *, uvloop: bool, roles: Sequence[str] = tuple(ROLES)
+        cls, *, uvloop: bool, roles: Sequence[str] = ("engine", "api", "worker")
     ) -> AsyncIterator[Stack]:
         async with EmbeddedNats(port=0) as server:
             nc = await connect_nats(server.url)
             stack = cls(server, nc, child_env(uvloop))
+            failed = True
             try:
                 for role in roles:
                     await stack.spawn(role)
                 yield stack
+                failed = False
             finally:
                 await stack.stop_all()
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(nc.close(), 10)
+                if failed:
+                    stack.keep_logs()
+                else:
+                    shutil.rmtree(stack.logs, ignore_errors=True)
 
     async def spawn(self, role: str) -> None:
         if role in self.procs:
             raise RuntimeError(f"the {role} is already running")
-        self.procs[role] = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", *ROLES[role][:1], self.server.url, *ROLES[role][1:], env=self.env
-        )
+        self._spawned += 1
+        with (self.logs / f"{self._spawned}-{role}.log").open("wb") as log:
+            self.procs[role] = await asyncio.create_subprocess_exec(
+                *(sys.executable, "-m", ROLES[role][0], self.server.url, *ROLES[role][1:]),
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def keep_logs(self) -> None:
+        print(f"the benchmark processes' logs are kept in {self.logs}:", file=sys.stderr)
+        for path in sorted(self.logs.iterdir()):
+            tail = path.read_text(errors="replace").splitlines()[-5:]
+            print(f"  {path.name}:", *(f"    {line}" for line in tail), sep="\n", file=sys.stderr)
 
     def pid(self, role: str) -> int:
         proc = self.procs.get(role)
@@ -147,16 +172,33 @@ class Stack:
 
         return list(await asyncio.gather(*(one(i) for i in range(count))))
 
+    async def run_many(self, name: str, count: int, in_flight: int, timeout_s: float) -> None:
+        """``count`` runs to their end, at most ``in_flight`` at a time (a steady load)."""
+        sem = asyncio.Semaphore(in_flight)
+        watch = _Progress(count, timeout_s)
+
+        async def one(i: int) -> None:
+            async with sem:
+                run = await self.client.start(name, i)
+                watch.started(run.run_id)
+                await run.result(timeout=watch.left())
+                watch.ended(run.run_id)
+
+        await watch.wait([one(i) for i in range(count)])
+
     async def wait_all(self, handles: Sequence[RunHandle], timeout_s: float) -> None:
-        """Every run's result, within ``timeout_s`` in all."""
+        """Every run's result, bounded as ``_Progress`` says."""
         sem = asyncio.Semaphore(WAIT_CONCURRENCY)
-        deadline = time.monotonic() + timeout_s
+        watch = _Progress(len(handles), timeout_s)
+        for h in handles:
+            watch.started(h.run_id)
 
         async def one(h: RunHandle) -> None:
             async with sem:
-                await h.result(timeout=max(1.0, deadline - time.monotonic()))
+                await h.result(timeout=watch.left())
+            watch.ended(h.run_id)
 
-        await asyncio.wait_for(asyncio.gather(*(one(h) for h in handles)), timeout_s)
+        await watch.wait([one(h) for h in handles])
 
     async def drained(
         self, stream: str, consumer: str, timeout_s: float, *, acked: bool = True
@@ -186,29 +228,40 @@ class Stack:
             await asyncio.sleep(POLL_S)
 
     async def engine_consumers(self) -> list[str]:
-        """The engine's durable consumers, one per history partition."""
-        count = await partition_count(self.nc.jetstream())
-        return [partitions.engine_consumer(p) for p in range(count)]
+        """The engine's consumers, one per history partition (ADR 0013)."""
+        infos = await self.nc.jetstream().consumers_info(names.HISTORY_STREAM)
+        prefix = partitions.ENGINE_CONSUMER_PREFIX
+        return sorted(i.name for i in infos if i.name.startswith(prefix))
 
-    async def engine_acked(self) -> int:
-        """The highest ack floor of the engine's partition consumers: the engine has applied
-        an event at least that far into the history stream."""
+    async def engine_backlog(self) -> tuple[int, int]:
+        """(history events the engine has not acked yet, over all its partition consumers;
+        the furthest event delivered to it)."""
         js = self.nc.jetstream()
-        floors = [0]
+        left, delivered = 0, 0
         for consumer in await self.engine_consumers():
             info = await js.consumer_info(names.HISTORY_STREAM, consumer)
-            floors.append(int(info.ack_floor.stream_seq if info.ack_floor else 0))
-        return max(floors)
+            left += int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+            last = info.delivered.stream_seq if info.delivered else 0
+            delivered = max(delivered, int(last or 0))
+        return left, delivered
 
-    async def engine_applies(self, after: int, timeout_s: float) -> None:
-        """Wait until the engine has applied an event past stream sequence ``after``."""
+    async def engine_progress(
+        self, backlog: int, delivered: int, since: float, timeout_s: float
+    ) -> tuple[float, float]:
+        """Wait until the engine has acked (applied) one of the ``backlog`` events: seconds
+        from ``since`` (a ``perf_counter``) until it was delivered one past ``delivered``
+        (it is pulling) and until that first apply."""
         deadline = time.monotonic() + timeout_s
+        pulled: float | None = None
         while True:
-            with contextlib.suppress(Exception):  # the consumer may not be bound yet
-                if await self.engine_acked() > after:
-                    return
+            left, last = await self.engine_backlog()
+            now = time.perf_counter() - since
+            if pulled is None and last > delivered:
+                pulled = now
+            if left < backlog:
+                return (now if pulled is None else pulled), now
             if time.monotonic() > deadline:
-                raise TimeoutError(f"the engine applied nothing past {after} in {timeout_s:.0f} s")
+                raise TimeoutError(f"the engine applied nothing in {timeout_s:.0f} s")
             await asyncio.sleep(FINE_POLL_S)
 
     async def engine_idle(self, timeout_s: float) -> None:
@@ -217,7 +270,51 @@ class Stack:
             await self.drained(names.HISTORY_STREAM, consumer, timeout_s)
 
 
-async def timed(coro: Awaitable[Any]) -> float:
-    t0 = time.perf_counter()
-    await coro
-    return time.perf_counter() - t0
+class _Progress:
+    """Waits for many runs: within ``timeout_s`` in all, and with no stretch of
+    ``STALL_S`` in which none of them ended (a run the engine lost would otherwise hold
+    the wait for the whole timeout). Either way the TimeoutError says how many runs did
+    not end and names some."""
+
+    def __init__(self, total: int, timeout_s: float) -> None:
+        self.total = total
+        self.timeout_s = timeout_s
+        self.deadline = time.monotonic() + timeout_s
+        self.last = time.monotonic()
+        self.pending: set[str] = set()
+        self.ended_count = 0
+
+    def left(self) -> float:
+        return max(1.0, self.deadline - time.monotonic())
+
+    def started(self, run_id: str) -> None:
+        self.pending.add(run_id)
+
+    def ended(self, run_id: str) -> None:
+        self.pending.discard(run_id)
+        self.ended_count += 1
+        self.last = time.monotonic()
+
+    async def wait(self, waits: list[Coroutine[Any, Any, None]]) -> None:
+        all_of = asyncio.gather(*waits)
+        try:
+            while not all_of.done():
+                await asyncio.wait({all_of}, timeout=1.0)
+                now = time.monotonic()
+                if not all_of.done() and (now > self.deadline or now - self.last > STALL_S):
+                    why = (
+                        f"within {self.timeout_s:.0f} s"
+                        if now > self.deadline
+                        else f"and none ended for {STALL_S:.0f} s"
+                    )
+                    some = ", ".join(sorted(self.pending)[:3])
+                    raise TimeoutError(
+                        f"{self.total - self.ended_count} of {self.total} runs did not end "
+                        f"{why} (e.g. {some})"
+                    )
+            all_of.result()
+        finally:
+            if not all_of.done():
+                all_of.cancel()
+                with contextlib.suppress(BaseException):
+                    await all_of

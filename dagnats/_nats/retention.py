@@ -9,7 +9,6 @@ the same time, or a sweep cut short, just remove what is left on the next pass.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -21,6 +20,8 @@ from nats.js.kv import KeyValue
 from dagnats import protocol
 from dagnats._nats.kvscan import purge_key, scan
 from dagnats._nats.payloads import Payloads, decode_run
+from dagnats._nats.stores import stored_definition
+from dagnats.protocol import keys
 from dagnats.protocol.durations import parse_long_duration
 
 log = logging.getLogger(__name__)
@@ -36,9 +37,10 @@ async def workflow_retentions(defs: KeyValue) -> dict[str, float]:
     out: dict[str, float] = {}
     for entry in await scan(defs, ">", limit=MAX_WORKFLOWS):
         try:
-            raw = json.loads(entry.value or b"{}").get("retention")
+            source, _ = stored_definition(entry.value, entry.revision)
+            raw = source.get("retention")
             if raw is not None:
-                out[entry.key] = parse_long_duration(raw) / 1e9
+                out[keys.workflow_of_definition_key(entry.key)] = parse_long_duration(raw) / 1e9
         except (ValueError, AttributeError):  # not a definition this version reads: kept
             log.warning("retention: workflow %s has an unreadable retention; kept", entry.key)
     return out

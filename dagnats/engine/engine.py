@@ -5,7 +5,8 @@ Per event: load the state (cache, else the KV snapshot plus the history events i
 seen), ``advance()``, execute the actions (publishes with dedup ids), then ack. The snapshot
 is written behind (ADR 0005): a running run's new state is staged in the cache and written
 with a CAS within ``FLUSH_DELAY_S``, coalescing busy runs' writes; a terminal state is written
-at once and announced on ``dagnats.done.<run_id>``, which is what ``result()`` waits for.
+at once, its result announced on ``dagnats.done.<run_id>`` in the same flush (what
+``result()`` waits for) and announced again once stored (``protocol.ended``, ADR 0013).
 Events of one run are applied in order by one actor task; different runs proceed
 concurrently, bounded by the feeds' ``max_inflight``.
 
@@ -21,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from dagnats import protocol
 from dagnats._nats.feed import PullFeed
@@ -31,6 +32,7 @@ from dagnats._nats.resources import partition_count
 from dagnats._nats.state import definition_of, pinned_workflow
 from dagnats._nats.stores import ConflictError, FencedError
 from dagnats._nats.types import Msg, NatsClient, Subscription
+from dagnats.dag.definition.agents import check_agent_routes
 from dagnats.dag.definition.models import WorkflowDef
 from dagnats.dag.machine.advance import advance
 from dagnats.dag.machine.state import RunState
@@ -47,7 +49,7 @@ from dagnats.engine.timers import TimerClock
 from dagnats.protocol import events as ev
 from dagnats.protocol import ids
 from dagnats.protocol.events import Event
-from dagnats.protocol.partitions import partition_of
+from dagnats.protocol.partitions import check_engine_id, partition_of
 from dagnats.telemetry import metrics, tracing
 
 log = logging.getLogger(__name__)
@@ -82,15 +84,21 @@ class Engine:
         redeliver_delay_s: float = 2.0,
         clock: TimerClock | None = None,
         retention_s: float | None = None,
+        agent_routes: Mapping[str, str] | None = None,
         max_queued_per_run: int | None = None,
         engine_id: str | None = None,
     ) -> None:
         """``clock`` decides when timers are due (the wall clock unless a test gives its
         virtual one: ``dagnats.testing``); ``retention_s`` removes finished runs that long
         after they finished (``None``: kept unless their workflow sets a ``retention``; see
-        engine.retention); ``max_queued_per_run`` bounds one run's held deliveries (default:
-        a partition feed's share of ``max_inflight``); ``engine_id`` names this engine
-        in the partition leases (default: a fresh random id)."""
+        engine.retention); ``agent_routes`` sends ``agent`` steps to a worker group by their
+        ``metadata.role`` (``{"coder": "gpu", "*": "agents"}``; see dag.definition.agents);
+        ``max_queued_per_run`` bounds one run's held deliveries (default: a partition feed's
+        share of ``max_inflight``); ``engine_id`` names this engine in the partition
+        leases (default: a fresh random id); a stable id lets a restarted engine take its
+        leases back at once, and must not be shared by two running engines."""
+        self.engine_id = check_engine_id(engine_id) if engine_id is not None else ids.worker_id()
+        self.agent_routes = check_agent_routes(agent_routes or {})
         self.max_event_deliveries = max_event_deliveries
         self.apply_tries = apply_tries
         self.redeliver_delay_s = redeliver_delay_s
@@ -108,7 +116,6 @@ class Engine:
         """Deliveries given back because their run's queue was full (a counter)."""
         self.queue_peak = 0
         """The most deliveries one run's actor has held at once (besides one flush)."""
-        self.engine_id = engine_id or ids.worker_id()
         self._queues: dict[str, deque[Item | None]] = {}
         self._feeds: dict[int, PullFeed] = {}
         self._intake: dict[int, asyncio.Task[None]] = {}
@@ -174,6 +181,7 @@ class Engine:
             release=self._release,
             lost=self._lost,
         )
+        p.executor.agent_routes = self.agent_routes
         p.runs.fence = lambda run_id: self.leases.epoch(self.partition(run_id))
         await p.timers.start()
         await p.advisories.start()
@@ -208,8 +216,9 @@ class Engine:
             _done, pending = await asyncio.wait(set(self._actors), timeout=timeout_s)
             for t in pending:
                 t.cancel()
-        for run_id in list(p.runs.dirty):
-            await self._flush(run_id)
+        if self.nc.is_connected:  # cut off, the writes would only time out: the log has it
+            for run_id in list(p.runs.dirty):
+                await self._flush(run_id)
         await self.leases.stop(release=True)  # drains nothing more: only gives back
         await p.executor.drain()
         if self._forget_sub is not None:
@@ -451,7 +460,7 @@ class Engine:
                     return
                 if error == FENCED:
                     await self._nak_queued(q, delay=False)
-                    await leases.lose(part, "a snapshot was written under a newer lease")
+                    await leases.lose(part, "its lease lapsed or a newer holder wrote a run")
                     return
                 q.popleft()
                 if ok:
@@ -570,13 +579,21 @@ class Engine:
             return
         new_run, confirm = await self._step(defn, run, event, records_later=True)
         if new_run.terminal:
-            # Terminal states are what result() waits for: write them at once, while the
-            # acks of the final records are still on their way (both must succeed).
-            if confirm is None:
-                await self.parts.runs.save(new_run, rev)
-            else:
-                await asyncio.gather(self.parts.runs.save(new_run, rev), confirm())
-            await self.parts.ending.announce(new_run)
+            # Terminal states are what result() waits for: the result is announced in the
+            # same flush as the final records and the snapshot's write, and the event is
+            # acked only once both are stored. A crash before that leaves the event
+            # unacked: the next engine applies it again and writes the same end.
+            # The write goes first in that flush (one turn of the loop puts its publish in
+            # the buffer), so the server has it before a waiter can ask for the state.
+            saving = asyncio.ensure_future(
+                self.parts.runs.save(new_run, rev)
+                if confirm is None
+                else asyncio.gather(self.parts.runs.save(new_run, rev), confirm())
+            )
+            await asyncio.sleep(0)
+            await self.parts.ending.announce_early(new_run)
+            await saving
+            await self.parts.ending.announce_stored(new_run)
         else:
             # The event log is the truth and is acked only after the actions above: the
             # snapshot can follow a few ms later, coalescing the writes of busy runs.

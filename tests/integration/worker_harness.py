@@ -16,6 +16,7 @@ from typing import Any
 from dagnats import protocol
 from dagnats._nats.publish import msg_id
 from dagnats._nats.types import DeliverPolicy, Msg, NatsClient
+from dagnats.protocol import partitions
 from dagnats.protocol.events import Event
 from dagnats.worker import Worker
 
@@ -98,7 +99,8 @@ async def history(nc: NatsClient, run_id: str = "*") -> AsyncIterator[History]:
     """One run's events from its start, or (``"*"``) every run's events from now on."""
     h = History()
     sub = await nc.jetstream().subscribe(
-        protocol.history_subject(run_id),
+        # Stored as history.<partition>.<run_id> (ADR 0013): filter on the stored subject.
+        partitions.history_filter(run_id),
         cb=h._on,
         ordered_consumer=True,
         deliver_policy=DeliverPolicy.NEW if run_id == "*" else DeliverPolicy.ALL,

@@ -3,12 +3,13 @@ RESULTS.md writer (the run itself is tests/e2e/test_benchmarks.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
 import pytest
 
-from benchmarks import report, run
+from benchmarks import report, run, stack
 from benchmarks.profile import own_time
 from benchmarks.session import Floor, Session
 
@@ -101,3 +102,36 @@ def test_write_replaces_only_the_generated_section(tmp_path: Path) -> None:
     assert text.index(report.END) < text.index("## Older figures") and "kept" in text
     assert "**loaded machine**" in text and "### without uvloop" in text
     assert "| engine RSS after 20,000 finished runs | 70 MiB | idle engine 60 MiB |" in text
+
+
+async def test_a_failed_workload_is_reported_and_the_rest_goes_on() -> None:
+    s = _session()
+
+    async def lost() -> None:
+        raise TimeoutError("3 of 1000 runs did not end within 160 s")
+
+    await run._guarded(s, "throughput", lost)
+    assert s.failures == {"throughput": "TimeoutError: 3 of 1000 runs did not end within 160 s"}
+    assert s.lines[-1].startswith("throughput: FAILED: TimeoutError: 3 of 1000")
+    assert "| concurrent 3-step runs | FAILED |" in report.target_table(s)[3]
+    await run._guarded(s, "restart", lost)
+    assert report.other_table(s)[-1].startswith("| restart | FAILED: TimeoutError: 3 of 1000")
+
+
+async def test_a_wait_for_many_runs_ends_when_none_has_ended_for_a_while(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(stack, "STALL_S", 0.05)
+    watch = stack._Progress(2, timeout_s=30)
+    never = asyncio.Event()
+
+    async def ends() -> None:
+        watch.started("run-a")
+        watch.ended("run-a")
+
+    async def lost() -> None:
+        watch.started("run-b")
+        await asyncio.wait_for(never.wait(), 30)
+
+    with pytest.raises(TimeoutError, match=r"1 of 2 runs did not end and none ended .*run-b"):
+        await asyncio.wait_for(watch.wait([ends(), lost()]), 10)
