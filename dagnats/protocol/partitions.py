@@ -22,7 +22,7 @@ DEFAULT_PARTITIONS = 8
 MAX_PARTITIONS = 256  # one durable consumer and one lease each: keep it small
 
 KV_LEASES = "engine_leases"
-LEASE_TTL_S = 6.0
+LEASE_TTL_S = 8.0
 """A lease not renewed for this long expires on the server (the bucket's max age)."""
 LEASE_RENEW_S = 1.5
 """How often an engine renews its leases, heartbeats and looks at the others'."""
