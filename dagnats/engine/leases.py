@@ -25,7 +25,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from dagnats._nats import leases as store
@@ -62,6 +62,7 @@ class PartitionLeases:
         ttl_s: float = parts.LEASE_TTL_S,
         renew_s: float = parts.LEASE_RENEW_S,
         margin_s: float = parts.LEASE_MARGIN_S,
+        agent_routes: Mapping[str, str] | None = None,
     ) -> None:
         self.nc = nc
         self.n = parts.check_partitions(n)
@@ -85,6 +86,8 @@ class PartitionLeases:
             "pid": os.getpid(),
             "host": socket.gethostname(),
             "started": clock.now().isoformat(),
+            # Where this engine sends agent steps: "why is my run stuck?" reads it here.
+            "agent_routes": dict(agent_routes or {}),
         }
 
     def holds(self, p: int) -> bool:
