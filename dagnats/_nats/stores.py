@@ -179,6 +179,11 @@ class RunStore:
     def cached(self, run_id: str) -> bool:
         return run_id in self._cache
 
+    def applied_through(self, run_id: str) -> int:
+        """The seq of the last event applied to the cached state (0 when not cached)."""
+        hit = self._cache.get(run_id)
+        return hit[0].last_seq if hit is not None else 0
+
     def forget(self, run_id: str) -> None:
         self._cache.pop(run_id, None)
         self.dirty.discard(run_id)

@@ -6,7 +6,7 @@ seen), ``advance()``, execute the actions (publishes with dedup ids), then ack. 
 is written behind (ADR 0005): a running run's new state is staged in the cache and written
 with a CAS within ``FLUSH_DELAY_S``, coalescing busy runs' writes; a terminal state is written
 at once, its result announced on ``dagnats.done.<run_id>`` in the same flush (what
-``result()`` waits for) and announced again once stored (``protocol.ended``, ADR 0013).
+``result()`` waits for) and announced again once stored (``protocol.ended``, ADR 0016).
 Events of one run are applied in order by one actor task; different runs proceed
 concurrently, bounded by the feeds' ``max_inflight``.
 
@@ -61,11 +61,9 @@ MAX_EVENT_DELIVERIES = 10
 # Errors that come back on every delivery (bad data, a bug), unlike NATS trouble.
 LASTING_ERRORS = (ValueError, TypeError, KeyError, AttributeError, AssertionError)
 FLUSH_DELAY_S = 0.1  # how long a running run's snapshot may lag its applied events
-# Deliveries one run's actor may hold: by default half its partition feed's room (at least
-# this), so one flooded or slow run cannot take all of it from the partition's other runs.
-# Past it the newest are given back (nak with delay) and applied in order from the history
-# by the run's next event (see _load), so a map of thousands of items keeps its speed.
-MIN_QUEUED_PER_RUN = 16
+# Deliveries one run's actor may hold: by default its partition feed's whole room (the feed
+# bounds them already); lower (``max_queued_per_run``), the newest past it are given back
+# (nak with delay) and applied in order from the history by the run's next event (_load).
 RELEASE_TIMEOUT_S = 2.0  # a partition handed over waits this long for its runs being applied
 
 FENCED = "fenced"  # _process's error when the run's partition lease is gone
@@ -95,8 +93,8 @@ class Engine:
         after they finished (``None``: kept unless their workflow sets a ``retention``; see
         engine.retention); ``agent_routes`` sends ``agent`` steps to a worker group by their
         ``metadata.role`` (``{"coder": "gpu", "*": "agents"}``; see dag.definition.agents);
-        ``max_queued_per_run`` bounds one run's held deliveries (default: half a partition
-        feed's share of ``max_inflight``); ``engine_id`` names this engine in the partition
+        ``max_queued_per_run`` bounds one run's held deliveries (default: a partition feed's
+        share of ``max_inflight``); ``engine_id`` names this engine in the partition
         leases (default: a fresh random id); a stable id lets a restarted engine take its
         leases back at once, and must not be shared by two running engines."""
         self.engine_id = check_engine_id(engine_id) if engine_id is not None else ids.worker_id()
@@ -169,7 +167,7 @@ class Engine:
     @property
     def max_queued_per_run(self) -> int:
         """The most deliveries one run's actor holds (known once started, unless given)."""
-        return self._queued_bound or max(MIN_QUEUED_PER_RUN, self._feed_room // 2)
+        return self._queued_bound or self._feed_room
 
     async def start(self) -> None:
         p = self._parts = await open_parts(self.nc, clock=self.clock)
@@ -388,6 +386,11 @@ class Engine:
                 continue
             q = self._queues.get(event.run_id)
             if q is not None and len(q) >= self.max_queued_per_run:
+                if event.seq <= self.parts.runs.applied_through(event.run_id):
+                    # A copy of one given back before and applied since (from the history):
+                    # done, or it would come back again and again.
+                    await _finish(msg, feed)
+                    continue
                 # Only the excess, newest first: what is queued goes on being applied.
                 self._mark_gap(event.run_id, event.seq)
                 self.given_back += 1

@@ -1,6 +1,6 @@
 """The terminal announcement on ``dagnats.done.<run_id>``: what a waiter needs, not the run.
 
-The engine announces a run's end twice (ADR 0013):
+The engine announces a run's end twice (ADR 0016):
 
 - with the result, ``{run_id, status, output | error, failed_step}``, in the same flush as
   the final history record and the terminal snapshot's write, so a waiter that subscribed

@@ -4,8 +4,9 @@ whose handlers all wait at a gate until every one of them is running, then retur
 (``BOUND``, set low). The engine must hold at most ``BOUND`` of them at any time (its
 ``queue_peak``), give the excess back (``given_back`` > 0), and still complete the run with
 every item's output in order: what it gave back is applied from the history, in order, by
-the run's next event. A second engine with the default bound runs a plain map of 3,000
-items (one that once starved when a per-run bound naked its fan-in for ever)."""
+the run's next event. A second engine with the default bound (its partition feed's room)
+runs a plain map of 3,000 items (one that once starved when a per-run bound naked its
+fan-in for ever)."""
 
 from __future__ import annotations
 
