@@ -180,9 +180,8 @@ class Engine:
             acquired=self._acquired,
             release=self._release,
             lost=self._lost,
-            agent_routes=self.agent_routes,
         )
-        p.executor.agent_routes = self.agent_routes
+        p.executor.agent_routes = self._leases.agent_routes = self.agent_routes
         p.runs.fence = lambda run_id: self.leases.epoch(self.partition(run_id))
         await p.timers.start()
         await p.advisories.start()

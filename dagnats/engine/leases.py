@@ -62,7 +62,6 @@ class PartitionLeases:
         ttl_s: float = parts.LEASE_TTL_S,
         renew_s: float = parts.LEASE_RENEW_S,
         margin_s: float = parts.LEASE_MARGIN_S,
-        agent_routes: Mapping[str, str] | None = None,
     ) -> None:
         self.nc = nc
         self.n = parts.check_partitions(n)
@@ -86,9 +85,10 @@ class PartitionLeases:
             "pid": os.getpid(),
             "host": socket.gethostname(),
             "started": clock.now().isoformat(),
-            # Where this engine sends agent steps: "why is my run stuck?" reads it here.
-            "agent_routes": dict(agent_routes or {}),
         }
+        self.agent_routes: Mapping[str, str] = {}
+        """Where the engine sends agent steps, in each heartbeat: "why is my run stuck?"
+        reads them there (the engine sets them before :meth:`start`)."""
 
     def holds(self, p: int) -> bool:
         lease = self._held.get(p)
@@ -164,7 +164,11 @@ class PartitionLeases:
                 await self._drop_lapsed()
                 return
             await self._renew_all()  # first: what keeps the partitions this engine works on
-            await store.heartbeat(self.kv, self.engine_id, {**self._info, "held": self.held})
+            await store.heartbeat(
+                self.kv,
+                self.engine_id,
+                {**self._info, "agent_routes": dict(self.agent_routes), "held": self.held},
+            )
             view = await store.read_view(self.nc)
             for p, holder in view.holders.items():
                 if holder == self.engine_id and p not in self._held:
