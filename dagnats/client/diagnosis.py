@@ -4,11 +4,15 @@ A task message waits on ``task.<task>[.<group>]`` until a worker binds to that s
 durable; if no worker in the directory (the ``workers`` KV bucket, 60 s TTL) serves that
 task and group, the run can only wait. ``run status``, ``run start --watch``, ``dagnats
 status`` and the console say so instead of showing ``queued`` forever.
+
+An ``agent`` step's group comes from the engine's agent routes, which each live engine
+publishes in its heartbeat (``engine_leases``); when live engines route it differently the
+diagnosis names every group it may wait in rather than pick one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -16,12 +20,15 @@ from dagnats import protocol
 from dagnats._nats import overview
 from dagnats._nats.leases import scan_view
 from dagnats._nats.types import JetStreamContext
-from dagnats.dag.definition.models import TASK_STEP_TYPES, WorkflowDef
+from dagnats.dag.definition.agents import agent_group
+from dagnats.dag.definition.models import TASK_STEP_TYPES, StepDef, WorkflowDef
 from dagnats.dag.definition.rules import load_definition
 from dagnats.dag.machine.state import RunState
 from dagnats.protocol.partitions import ENGINE_CONSUMER_PREFIX
 
 Served = frozenset[tuple[str, str | None]]
+Routes = Mapping[str, str]
+NO_ROUTES: tuple[Routes, ...] = ({},)
 
 
 @dataclass(frozen=True)
@@ -31,11 +38,19 @@ class Unserved:
     step_id: str
     task: str
     group: str | None
+    routed_to: tuple[str | None, ...] = ()
+    """Set when live engines' agent routes disagree: every group the step may wait in."""
 
     @property
     def reason(self) -> str:
         where = f" in worker group '{self.group}'" if self.group else ""
-        return f"no worker serves task '{self.task}'{where}"
+        if len(self.routed_to) < 2:
+            return f"no worker serves task '{self.task}'{where}"
+        groups = ", ".join(f"'{g}'" if g else "ungrouped" for g in self.routed_to)
+        return (
+            f"engines disagree on the agent routes of task '{self.task}' ({groups}); "
+            f"no worker serves it{where or ' ungrouped'}"
+        )
 
     @property
     def message(self) -> str:
@@ -59,8 +74,23 @@ def served_by(workers: Iterable[Mapping[str, Any]]) -> Served:
     return frozenset(out)
 
 
-def unserved_steps(defn: WorkflowDef, run: RunState, served: Served) -> list[Unserved]:
-    """The run's queued task steps (or map items) whose (task, group) nobody serves."""
+def groups_of(step: StepDef, routes: Sequence[Routes]) -> list[str | None]:
+    """The worker groups the engines (one route map each) send ``step``'s task to."""
+    if step.type != "agent":
+        return [step.worker_group]
+    out: list[str | None] = []
+    for r in routes or NO_ROUTES:
+        g = agent_group(step.metadata, step.worker_group, r)
+        if g not in out:
+            out.append(g)
+    return out
+
+
+def unserved_steps(
+    defn: WorkflowDef, run: RunState, served: Served, routes: Sequence[Routes] = NO_ROUTES
+) -> list[Unserved]:
+    """The run's queued task steps (or map items) whose (task, group) nobody serves;
+    ``routes`` are the live engines' agent routes (one map per engine)."""
     out: list[Unserved] = []
     for step in defn.steps:
         state = run.steps.get(step.id)
@@ -68,8 +98,23 @@ def unserved_steps(defn: WorkflowDef, run: RunState, served: Served) -> list[Uns
             continue
         queued = state.status == "queued" or any(i.status == "queued" for i in state.items or [])
         task = step.task or step.id
-        if queued and (task, step.worker_group) not in served:
-            out.append(Unserved(step.id, task, step.worker_group))
+        groups = groups_of(step, routes)
+        missing = [g for g in groups if (task, g) not in served]
+        if queued and missing:
+            out.append(
+                Unserved(step.id, task, missing[0], tuple(groups) if len(groups) > 1 else ())
+            )
+    return out
+
+
+def engine_routes(engines: Mapping[str, Mapping[str, object]]) -> list[Routes]:
+    """Each live engine's agent routes from its heartbeat (none: an engine without any)."""
+    out: list[Routes] = []
+    for beat in engines.values():
+        raw = beat.get("agent_routes")
+        routes = {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
+        if routes not in out:
+            out.append(routes)
     return out
 
 
@@ -88,7 +133,11 @@ async def diagnose_run(js: JetStreamContext, defn_doc: Any, run: RunState) -> li
     if not may_be_stuck(run):
         return []
     workers = await overview.read_workers(js) or []
-    return unserved_steps(load_definition(defn_doc), run, served_by(workers))
+    defn = load_definition(defn_doc)
+    routes: list[Routes] = []
+    if any(s.type == "agent" for s in defn.steps):  # only agent steps follow the routes
+        routes = engine_routes((await scan_view(js)).engines)
+    return unserved_steps(defn, run, served_by(workers), routes)
 
 
 @dataclass

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 # Waits whose details are in the history.
 DETAILED_WAITS = frozenset({"approval", "sleep", "retry"})
+REQUEST_FIELDS = ("subject", "description", "metadata")
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,9 @@ class PendingApproval:
     token: str
     message: str | None = None
     expires_at: datetime | None = None
+    request: dict[str, Any] = field(default_factory=dict)
+    """Go's request fields (``subject``, ``description``, ``metadata``) when it was asked
+    with them."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,7 @@ def run_waits(state: RunState, history: Iterable[Event]) -> RunWaits:
                 data["token"],
                 message if isinstance(message, str) else None,
                 _when(data.get("expires_at")),
+                {k: data[k] for k in REQUEST_FIELDS if k in data},
             )
         elif e.type == ev.STEP_SLEEP_STARTED and (until := _when(data.get("until"))):
             wakes[sid] = Wakeup(sid, until, "sleep")
@@ -98,6 +103,13 @@ def waits_json(waits: RunWaits) -> dict[str, Any]:
         "approvals": [asdict(a) for a in waits.approvals],
         "wakeups": [asdict(w) for w in waits.wakeups],
     }
+
+
+def approval_json(a: PendingApproval) -> dict[str, Any]:
+    """An approval as its request event's data beside its step (the console's shape)."""
+    expires = a.expires_at.isoformat() if a.expires_at is not None else None
+    core = {"token": a.token, "expires_at": expires, "message": a.message}
+    return {"step_id": a.step_id, **core, **a.request}
 
 
 async def read_waits(client: Client, state: RunState) -> RunWaits:

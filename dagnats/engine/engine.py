@@ -181,7 +181,7 @@ class Engine:
             release=self._release,
             lost=self._lost,
         )
-        p.executor.agent_routes = self.agent_routes
+        p.executor.agent_routes = self._leases.agent_routes = self.agent_routes
         p.runs.fence = lambda run_id: self.leases.epoch(self.partition(run_id))
         await p.timers.start()
         await p.advisories.start()

@@ -25,7 +25,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from dagnats._nats import leases as store
@@ -86,6 +86,9 @@ class PartitionLeases:
             "host": socket.gethostname(),
             "started": clock.now().isoformat(),
         }
+        self.agent_routes: Mapping[str, str] = {}
+        """Where the engine sends agent steps, in each heartbeat: "why is my run stuck?"
+        reads them there (the engine sets them before :meth:`start`)."""
 
     def holds(self, p: int) -> bool:
         lease = self._held.get(p)
@@ -161,7 +164,11 @@ class PartitionLeases:
                 await self._drop_lapsed()
                 return
             await self._renew_all()  # first: what keeps the partitions this engine works on
-            await store.heartbeat(self.kv, self.engine_id, {**self._info, "held": self.held})
+            await store.heartbeat(
+                self.kv,
+                self.engine_id,
+                {**self._info, "agent_routes": dict(self.agent_routes), "held": self.held},
+            )
             view = await store.read_view(self.nc)
             for p, holder in view.holders.items():
                 if holder == self.engine_id and p not in self._held:

@@ -18,7 +18,8 @@ from typer.testing import CliRunner, Result
 
 import dagnats
 from dagnats.cli.app import app
-from dagnats.client.diagnosis import served_by
+from dagnats.client.diagnosis import diagnose_run, served_by, unserved_steps
+from dagnats.dag.machine.state import RunState
 from dagnats.testing import DagnatsEnv
 from tests.integration.run_helpers import wait_state
 
@@ -52,6 +53,7 @@ async def test_a_run_nobody_serves_says_so_until_a_worker_comes(dagnats_env: Dag
             "step_id": "greet",
             "task": "greet",
             "group": None,
+            "routed_to": [],
             "message": "step 'greet' is queued: no worker serves task 'greet'",
         }
     ]
@@ -137,3 +139,92 @@ def test_served_by_reads_exact_pairs_and_old_entries() -> None:
         {"tasks": ["b"], "groups": ["x"]},
     ]
     assert served_by(entries) == {("a", "gpu"), ("b", None), ("b", "x")}
+
+
+def _agent_workflow() -> dagnats.Workflow:
+    wf = dagnats.Workflow("routed-think")
+    wf.agent("think", role="coder")
+    return wf
+
+
+def _thinker(gate: asyncio.Event, **options: Any) -> dagnats.Worker:
+    worker = dagnats.Worker(**options)
+
+    @worker.task()
+    async def think(ctx: dagnats.TaskContext, data: Any) -> str:
+        await asyncio.wait_for(gate.wait(), 30)
+        return "done"
+
+    return worker
+
+
+async def test_an_agent_step_served_in_its_routed_group_is_no_alarm(
+    dagnats_env: DagnatsEnv,
+) -> None:
+    # The engine sends coder agents to group gpu; the only worker serves think in gpu, one
+    # task at a time: the second run's step waits queued for a busy worker, not for nobody.
+    await dagnats_env.stop_engine()
+    await dagnats_env.start_engine(agent_routes={"coder": "gpu"})
+    gate = asyncio.Event()
+    worker = dagnats_env.add_worker(
+        _thinker(gate, groups=["gpu"], serve_ungrouped=False, concurrency=1)
+    )
+    await asyncio.wait_for(worker.ready.wait(), 15)
+    first = await dagnats_env.client.start(_agent_workflow(), None)
+    await wait_state(dagnats_env, first.run_id, lambda s: s.steps["think"].status == "running")
+    second = await dagnats_env.client.start("routed-think", None)
+    state = await wait_state(dagnats_env, second.run_id, lambda s: s.steps.get("think") is not None)
+    assert state.steps["think"].status == "queued"
+    found = await dagnats_env.client.get_workflow("routed-think")
+    assert await diagnose_run(dagnats_env.client.js, found["definition"], state) == []
+    res = await cli("run", "status", second.run_id, "--nats-url", dagnats_env.url)
+    assert res.exit_code == 0, res.output
+    assert "Stuck" not in res.output
+    gate.set()
+    assert await second.result(timeout=15) == "done"
+
+
+async def test_an_agent_step_names_the_group_its_route_waits_for(
+    dagnats_env: DagnatsEnv,
+) -> None:
+    # Only an ungrouped worker serves think: the routed task on task.think.gpu waits.
+    await dagnats_env.stop_engine()
+    await dagnats_env.start_engine(agent_routes={"coder": "gpu"})
+    gate = asyncio.Event()
+    gate.set()
+    worker = dagnats_env.add_worker(_thinker(gate))
+    await asyncio.wait_for(worker.ready.wait(), 15)
+    run = await dagnats_env.client.start(_agent_workflow(), None)
+    await wait_state(dagnats_env, run.run_id, lambda s: s.steps.get("think") is not None)
+    res = await cli("run", "status", run.run_id, "--nats-url", dagnats_env.url)
+    assert res.exit_code == 0, res.output
+    assert (
+        "Stuck: step 'think' is queued: no worker serves task 'think' in worker group 'gpu'"
+        in res.output
+    )
+    dagnats_env.add_worker(_thinker(gate, groups=["gpu"], serve_ungrouped=False))
+    assert await run.result(timeout=15) == "done"
+
+
+def test_engines_that_route_an_agent_step_apart_are_named() -> None:
+    wf = _agent_workflow()
+    defn = wf.to_definition()
+    run = RunState.model_validate(
+        {
+            "run_id": "r1",
+            "workflow": "routed-think",
+            "status": "running",
+            "steps": {"think": {"status": "queued"}},
+        }
+    )
+    served = frozenset({("think", "gpu")})
+    assert unserved_steps(defn, run, served, [{"coder": "gpu"}]) == []
+    [u] = unserved_steps(defn, run, served, [{"coder": "gpu"}, {}])
+    assert u.group is None and u.routed_to == ("gpu", None)
+    assert u.message == (
+        "step 'think' is queued: engines disagree on the agent routes of task 'think' "
+        "('gpu', ungrouped); no worker serves it ungrouped"
+    )
+    # Both routes served: no alarm, whichever engine dispatched it.
+    both = served | {("think", None)}
+    assert unserved_steps(defn, run, both, [{"coder": "gpu"}, {}]) == []

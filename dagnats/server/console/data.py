@@ -16,11 +16,10 @@ from pydantic import BaseModel, Field
 
 from dagnats.client import Client
 from dagnats.client.diagnosis import diagnose_run, system_status
+from dagnats.client.waits import approval_json, run_waits
 from dagnats.dag.definition.rules import load_definition
-from dagnats.dag.machine.state import RunState
 from dagnats.dag.picture import layers
 from dagnats.errors import ApiError
-from dagnats.protocol import events as ev
 from dagnats.protocol.events import Event
 from dagnats.server.http.context import Ctx, HttpContext
 from dagnats.server.http.errors import error_responses
@@ -78,19 +77,6 @@ def _when(value: Any) -> datetime | None:
         return None
 
 
-def pending_approvals(state: RunState, history: list[Event]) -> list[dict[str, Any]]:
-    """Approval requests whose step still waits for a decision (their tokens)."""
-    out: dict[str, dict[str, Any]] = {}
-    for e in history:
-        if e.type == ev.STEP_APPROVAL_REQUESTED and e.step_id and isinstance(e.data, dict):
-            out[e.step_id] = {"step_id": e.step_id, **e.data}
-    return [
-        a
-        for step_id, a in out.items()
-        if (s := state.steps.get(step_id)) is not None and s.waiting == "approval"
-    ]
-
-
 def graph_of(definition: dict[str, Any]) -> list[dict[str, Any]]:
     """The steps as nodes of the drawing: id, type, task, edges and layer."""
     defn = load_definition(definition)
@@ -126,7 +112,7 @@ async def run(ctx: Ctx, run_id: str) -> dict[str, Any]:
         "graph": graph_of(found["definition"]),
         "events": [e.model_dump(mode="json", exclude_none=True) | {"seq": e.seq} for e in history],
         "events_total": len(raw),
-        "approvals": pending_approvals(state, history),
+        "approvals": [approval_json(a) for a in run_waits(state, history).approvals],
         "stuck": [u.message for u in stuck],
         "logs": {k: v.model_dump(mode="json") for k, v in logs.items()},
     }
