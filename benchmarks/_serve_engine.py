@@ -1,6 +1,6 @@
 """Engine and/or API in their own process, against an existing NATS (benchmark helper).
 
-``python -m benchmarks._serve_engine URL [engine|api|both]``: the driver runs the engine
+``python -m benchmarks._serve_engine URL [engine|api|both] [ENGINE_ID]``: the driver runs the engine
 and the API as two processes, so the engine's RSS, profile and restart are its own.
 """
 
@@ -24,5 +24,8 @@ if __name__ == "__main__":
         triggers=False,
         engine=role in ("engine", "both"),
         api=role in ("api", "both"),
+        # Stable: the restart workload's new engine takes the killed one's partitions back
+        # at once, as a restarted `serve` does (ADR 0013).
+        engine_id=sys.argv[3] if len(sys.argv) > 3 else "bench-engine",
     )
     _loop.run(serve(opts))

@@ -152,6 +152,12 @@ def other_table(s: Session) -> list[str]:
     for tag in ("sleepers", "sleepers_large"):
         if f"{tag}_count" in f:
             rows.extend(_sleeper_rows(s, tag))
+    if "engines2_runs" in f:
+        rows.append(
+            f"| {f['engines2_runs']:,.0f} concurrent 3-step runs on two engines | "
+            f"{f['engines2_steps_per_s']:.0f} steps/s | {fl.steps_per_s:.0f} steps/s | "
+            f"{f['engines2_ratio']:.2f}x | - | - |"
+        )
     if "restart_runs" in f:
         fl = s.floor_of("restart")
         n = f"{f['restart_runs']:,.0f}"

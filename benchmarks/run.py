@@ -19,14 +19,14 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import benchmarks._traced  # noqa: F401  (first: sets the tracing mode)
-from benchmarks import _loop, held, report, steady
+from benchmarks import _loop, engines, held, report, steady
 from benchmarks.profile import Profiler
 from benchmarks.session import Session, measure
 from benchmarks.stack import Stack
 
 HERE = Path(__file__).resolve().parent
 STEADY = ("latency", "throughput", "seq40", "map")
-WORKLOADS = (*STEADY, "sleepers", "restart", "rss", "sleepers-large")
+WORKLOADS = (*STEADY, "sleepers", "restart", "rss", "engines2", "sleepers-large")
 DEFAULT = WORKLOADS[:-1]  # the 100,000 sleepers only with --large (or --only)
 # option -> (full count, --quick count)
 COUNTS: dict[str, tuple[int, int]] = {
@@ -165,6 +165,7 @@ async def _workloads(s: Session, args: argparse.Namespace) -> None:
         "sleepers": lambda: held.sleepers(s, args.sleepers, args.probes),
         "restart": lambda: held.restart(s, args.restart_runs),
         "rss": lambda: held.rss(s, args.rss_runs),
+        "engines2": lambda: engines.two_engines(s, args.runs),
         "sleepers-large": lambda: held.sleepers(
             s, args.large_sleepers, args.probes, tag="sleepers_large"
         ),

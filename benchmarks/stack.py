@@ -23,7 +23,6 @@ from typing import Any
 from benchmarks import _loop
 from dagnats import Client, RunHandle, Workflow
 from dagnats._nats.connection import connect as connect_nats
-from dagnats._nats.resources import partition_count
 from dagnats._nats.types import NatsClient
 from dagnats.protocol import names, partitions
 from dagnats.server import EmbeddedNats
@@ -32,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # role -> the module that runs it and its arguments after the NATS URL
 ROLES: dict[str, tuple[str, ...]] = {
     "engine": ("benchmarks._serve_engine", "engine"),
+    "engine2": ("benchmarks._serve_engine", "engine", "bench-engine-2"),  # a second engine
     "api": ("benchmarks._serve_engine", "api"),
     "worker": ("benchmarks._worker",),
 }
@@ -76,7 +76,7 @@ class Stack:
     @classmethod
     @contextlib.asynccontextmanager
     async def open(
-        cls, *, uvloop: bool, roles: Sequence[str] = tuple(ROLES)
+        cls, *, uvloop: bool, roles: Sequence[str] = ("engine", "api", "worker")
     ) -> AsyncIterator[Stack]:
         async with EmbeddedNats(port=0) as server:
             nc = await connect_nats(server.url)
@@ -228,9 +228,10 @@ class Stack:
             await asyncio.sleep(POLL_S)
 
     async def engine_consumers(self) -> list[str]:
-        """The engine's durable consumers, one per history partition."""
-        count = await partition_count(self.nc.jetstream())
-        return [partitions.engine_consumer(p) for p in range(count)]
+        """The engine's consumers, one per history partition (ADR 0013)."""
+        infos = await self.nc.jetstream().consumers_info(names.HISTORY_STREAM)
+        prefix = partitions.ENGINE_CONSUMER_PREFIX
+        return sorted(i.name for i in infos if i.name.startswith(prefix))
 
     async def engine_backlog(self) -> tuple[int, int]:
         """(history events the engine has not acked yet, over all its partition consumers;

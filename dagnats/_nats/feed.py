@@ -181,6 +181,11 @@ class PullFeed:
         sub, self._sub = self._sub, None
         if sub is None:
             return
+        if not self._nc.is_connected:
+            # Nothing can arrive while cut off: a drain would only wait out its timeout.
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+            return
         try:
             await asyncio.wait_for(sub.drain(), DRAIN_TIMEOUT_S)  # type: ignore[no-untyped-call]
         except Exception:  # noqa: BLE001 - closed or slow connection: the ack wait covers it

@@ -1,4 +1,5 @@
-"""Reading KV buckets: one entry, every key, or the entries whose keys match a pattern.
+"""Reading KV buckets: one entry, every key, the entries whose keys match a pattern, or
+one key's history.
 
 nats-py's ``KeyValue.keys(filters=...)`` watches the *whole* bucket and keeps keys that
 contain a filter as a plain substring, so a wildcard filter such as ``"abc.>"`` matches
@@ -58,6 +59,41 @@ async def list_keys(
     return [key async for key, _ in _last_per_key(kv, ">", limit, True, timeout_s)]
 
 
+async def key_history(
+    kv: KeyValue, key: str, *, limit: int = 1000, timeout_s: float = SCAN_TIMEOUT_S
+) -> list[KeyValue.Entry]:
+    """Every value ``key`` still has in the bucket's history, oldest first (delete and purge
+    markers left out), at most ``limit``. One pass, no consumer left behind."""
+    subject = f"{kv._pre}{key}"
+    out: list[KeyValue.Entry] = []
+    deliver = DeliverPolicy.ALL
+    async with _consumer(kv, subject, False, timeout_s, deliver) as (sub, pending):
+        seen = 0
+        while seen < min(pending, limit):
+            want = min(FETCH_BATCH, pending - seen)
+            try:
+                batch = await sub.fetch(want, timeout=timeout_s)
+            except NatsTimeoutError as exc:
+                raise TimeoutError(f"KV history of {kv._name}/{key} stalled") from exc
+            for msg in batch:
+                seen += 1
+                if (msg.headers or {}).get(KV_OP) in (KV_DEL, KV_PURGE):
+                    continue
+                meta = msg.metadata
+                out.append(
+                    KeyValue.Entry(
+                        bucket=kv._name,
+                        key=key,
+                        value=msg.data,
+                        revision=meta.sequence.stream,
+                        delta=meta.num_pending,
+                        created=None,
+                        operation=None,
+                    )
+                )
+    return out[:limit]
+
+
 async def _last_per_key(
     kv: KeyValue, pattern: str, limit: int, headers_only: bool, timeout_s: float
 ) -> AsyncIterator[tuple[str, Msg]]:
@@ -82,14 +118,18 @@ async def _last_per_key(
 
 @asynccontextmanager
 async def _consumer(
-    kv: KeyValue, subject: str, headers_only: bool, timeout_s: float
+    kv: KeyValue,
+    subject: str,
+    headers_only: bool,
+    timeout_s: float,
+    deliver: DeliverPolicy = DeliverPolicy.LAST_PER_SUBJECT,
 ) -> AsyncIterator[tuple[JetStreamContext.PullSubscription, int]]:
     js: JetStreamContext = kv._js
     stream: str = kv._stream
     name = f"dagnats-scan-{secrets.token_hex(8)}"
     config = ConsumerConfig(
         name=name,
-        deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
+        deliver_policy=deliver,
         ack_policy=AckPolicy.NONE,
         filter_subject=subject,
         headers_only=headers_only,

@@ -38,6 +38,8 @@ class LeaseView:
 
     holders: dict[int, str]
     epochs: dict[int, int]
+    revisions: dict[int, int]
+    """partition -> the KV revision of its lease's latest write (the base of a CAS)."""
     engines: dict[str, dict[str, object]]
     """engine id -> its heartbeat (pid, host, started)."""
 
@@ -47,12 +49,15 @@ async def scan_view(js: JetStreamContext) -> LeaseView:
     needed beyond ``js``); empty when the bucket does not exist."""
     holders: dict[int, str] = {}
     epochs: dict[int, int] = {}
+    revisions: dict[int, int] = {}
     engines: dict[str, dict[str, object]] = {}
     kv = await open_bucket(js, parts.KV_LEASES)
     if kv is not None:
         for entry in await scan(kv, ">", limit=MAX_KEYS):
             read_entry(entry.key, entry.value or b"", entry.revision or 0, holders, epochs, engines)
-    return LeaseView(holders=holders, epochs=epochs, engines=engines)
+            if entry.key.startswith("partition.") and entry.key[10:].isdigit():
+                revisions[int(entry.key[10:])] = entry.revision or 0
+    return LeaseView(holders=holders, epochs=epochs, revisions=revisions, engines=engines)
 
 
 async def read_view(nc: NatsClient, *, timeout_s: float = READ_TIMEOUT_S) -> LeaseView:
@@ -62,6 +67,7 @@ async def read_view(nc: NatsClient, *, timeout_s: float = READ_TIMEOUT_S) -> Lea
     req = {"multi_last": [f"{prefix}>"], "batch": MAX_KEYS}
     holders: dict[int, str] = {}
     epochs: dict[int, int] = {}
+    revisions: dict[int, int] = {}
     engines: dict[str, dict[str, object]] = {}
     inbox = nc.new_inbox()
     sub = await nc.subscribe(inbox)
@@ -80,9 +86,11 @@ async def read_view(nc: NatsClient, *, timeout_s: float = READ_TIMEOUT_S) -> Lea
             key = hdrs.get("Nats-Subject", "")[len(prefix) :]
             revision = int(hdrs.get("Nats-Sequence", "0"))
             read_entry(key, msg.data, revision, holders, epochs, engines)
+            if key.startswith("partition.") and key[10:].isdigit():
+                revisions[int(key[10:])] = revision
     finally:
         await sub.unsubscribe()
-    return LeaseView(holders=holders, epochs=epochs, engines=engines)
+    return LeaseView(holders=holders, epochs=epochs, revisions=revisions, engines=engines)
 
 
 def read_entry(
@@ -114,6 +122,13 @@ def lease_body(engine_id: str, epoch: int = 0) -> bytes:
 async def acquire(kv: KeyValue, p: int, engine_id: str) -> int | None:
     """Take partition ``p`` if nobody holds it: its epoch (revision), or ``None``."""
     return await cas.write(kv, parts.lease_key(p), lease_body(engine_id), 0)
+
+
+async def adopt(kv: KeyValue, p: int, engine_id: str, revision: int) -> int | None:
+    """Take back a lease still under this engine's id from an earlier process of it (a
+    restart with a stable id): a CAS on ``revision`` with a new epoch (the new revision),
+    so whatever the earlier process might still write is fenced off."""
+    return await cas.write(kv, parts.lease_key(p), lease_body(engine_id), revision)
 
 
 async def renew(kv: KeyValue, p: int, engine_id: str, epoch: int, revision: int) -> int | None:

@@ -20,6 +20,7 @@ from dagnats._nats import cas
 from dagnats._nats.kvscan import scan
 from dagnats.protocol.keys import kv_subject, run_keys_pattern
 from dagnats.protocol.logs import LogLine, StepLog
+from dagnats.protocol.names import name_from_token
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +54,11 @@ async def append_step_log(kv: KeyValue, key: str, lines: list[LogLine], dropped:
 
 
 async def read_run_logs(kv: KeyValue, run_id: str) -> dict[str, StepLog]:
-    """Key suffix (``<step_id>`` or ``<step_id>.<item>``) -> that step's log, for one run."""
+    """``<step_id>`` or ``<step_id>.<item>`` (a map instance) -> that step's log, for one
+    run; the step id as written (keys spell it with ``name_token``)."""
     out: dict[str, StepLog] = {}
     for entry in await scan(kv, run_keys_pattern(run_id), limit=MAX_STEP_LOGS):
-        out[entry.key.removeprefix(f"{run_id}.")] = _decode(entry.value)
+        out[name_from_token(entry.key.removeprefix(f"{run_id}."))] = _decode(entry.value)
     return dict(sorted(out.items()))
 
 

@@ -18,6 +18,7 @@ from nats.js.object_store import ObjectStore
 
 from dagnats import protocol
 from dagnats.dag.machine.state import RunState
+from dagnats.protocol.ended import SNAPSHOT_REF
 from dagnats.protocol.keys import snapshot_key
 
 THRESHOLD_BYTES = 256 * 1024
@@ -118,7 +119,6 @@ class Payloads:
         return _substitute(value, depth, values)
 
 
-SNAPSHOT_REF = "$dagnats_snapshot"
 SNAPSHOT_INLINE_MAX = 900 * 1024  # KV values share the 1 MiB message limit
 
 

@@ -21,6 +21,17 @@ MAX_ATOMIC_BATCH = 1000  # nats-server refuses larger atomic batches (error 1019
 ERR_BATCH_DUPLICATE_ID = 10201  # "atomic publish batch contains duplicate message id"
 
 
+def stall_timeout(js: JetStreamContext, timeout_s: float) -> float | None:
+    """The ``wait_stall`` to give ``publish_async``: ``None`` while a pending-publish slot
+    is free, so that nats-py awaits the slot directly; with a timeout it wraps the wait in
+    ``asyncio.wait_for``, which on Python 3.11 costs a task and a timer per publish (5 % of
+    the engine's CPU at 3,000 concurrent runs). ``timeout_s`` when all slots are taken."""
+    slots = getattr(js, "_publish_async_pending_semaphore", None)
+    if isinstance(slots, asyncio.Semaphore) and not slots.locked():
+        return None  # acquired at once: nothing to bound
+    return timeout_s
+
+
 def msg_id(dedup_id: str) -> dict[str, str]:
     """The headers of every JetStream publish: the dedup id, and the current span's W3C
     ``traceparent`` when tracing is on (so the role handling the message continues it)."""

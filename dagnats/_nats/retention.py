@@ -1,14 +1,17 @@
 """Removing finished runs older than a retention period: their history, snapshot, offloaded
 payloads, checkpoints and signals (the engine's retention sweep, ``--retention``).
 
-A run is removed only when its snapshot is terminal and finished before the cut-off, so a
+A workflow's own ``retention`` (its latest definition's) wins over the global one. A run is
+removed only when its snapshot is terminal and finished before its cut-off, so a
 running run (however old) is never touched. Each step is idempotent: engines sweeping at
 the same time, or a sweep cut short, just remove what is left on the next pass.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Callable
 from datetime import datetime
 
 from nats.js import JetStreamContext
@@ -18,24 +21,47 @@ from nats.js.kv import KeyValue
 from dagnats import protocol
 from dagnats._nats.kvscan import purge_key, scan
 from dagnats._nats.payloads import Payloads, decode_run
+from dagnats.protocol.durations import parse_long_duration
 
 log = logging.getLogger(__name__)
 
 MAX_RUNS_PER_SWEEP = 1000  # removed per pass at most (bounded work; the next pass goes on)
 MAX_SCAN = 20_000  # snapshots read per pass at most
 MAX_KEYS_PER_RUN = 10_000  # checkpoints or signals of one run
+MAX_WORKFLOWS = 10_000  # definitions read per pass for their own retention
+
+
+async def workflow_retentions(defs: KeyValue) -> dict[str, float]:
+    """Seconds of retention per workflow whose latest definition sets ``retention``."""
+    out: dict[str, float] = {}
+    for entry in await scan(defs, ">", limit=MAX_WORKFLOWS):
+        try:
+            raw = json.loads(entry.value or b"{}").get("retention")
+            if raw is not None:
+                out[entry.key] = parse_long_duration(raw) / 1e9
+        except (ValueError, AttributeError):  # not a definition this version reads: kept
+            log.warning("retention: workflow %s has an unreadable retention; kept", entry.key)
+    return out
 
 
 async def expired_runs(
-    runs: KeyValue, payloads: Payloads, cutoff: datetime, *, limit: int = MAX_RUNS_PER_SWEEP
+    runs: KeyValue,
+    payloads: Payloads,
+    cutoff: Callable[[str], datetime | None],
+    *,
+    limit: int = MAX_RUNS_PER_SWEEP,
 ) -> list[str]:
-    """Ids of finished runs whose ``finished_at`` is before ``cutoff`` (at most ``limit``)."""
+    """Ids of finished runs whose ``finished_at`` is before ``cutoff(workflow)`` (at most
+    ``limit``); a workflow whose cut-off is ``None`` keeps its runs."""
     out: list[str] = []
     for entry in await scan(runs, ">", limit=MAX_SCAN):
         if not entry.value:
             continue
         state = await decode_run(payloads, entry.value)
-        if state.terminal and state.finished_at is not None and state.finished_at < cutoff:
+        if not state.terminal or state.finished_at is None:
+            continue
+        before = cutoff(state.workflow)
+        if before is not None and state.finished_at < before:
             out.append(state.run_id)
             if len(out) >= limit:
                 break

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
@@ -19,7 +20,7 @@ from typing import Any
 
 from dagnats import protocol
 from dagnats._nats import cas
-from dagnats._nats.kvscan import list_keys
+from dagnats._nats.kvscan import key_history, list_keys
 from dagnats._nats.payloads import Payloads, decode_run, encode_run
 from dagnats._nats.types import (
     JetStreamContext,
@@ -29,9 +30,14 @@ from dagnats._nats.types import (
 from dagnats.dag.definition.models import WorkflowDef
 from dagnats.dag.definition.rules import load_definition
 from dagnats.dag.machine.state import RunState
+from dagnats.errors import ApiError
 from dagnats.protocol import keys, partitions
 
 log = logging.getLogger(__name__)
+
+DEFS_HISTORY = 64  # values kept per workflow (the bucket's history setting)
+MAX_CACHED_DEFS = 1000
+PUT_ATTEMPTS = 10  # registrations of one workflow racing each other
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,12 +106,13 @@ Fence = Callable[[str], int]
 
 
 class RunStore:
-    """``workflow_runs`` with a bounded LRU cache of (state, revision).
+    """``workflow_runs`` with a bounded LRU cache of (state, revision) of running runs.
 
     ``stage`` puts a newer state in the cache only (write-behind); ``save`` writes through.
     The revision kept with a staged state is still the last one written, so the eventual
     write is a compare-and-swap against what is really in KV. Staged entries are never
-    evicted before they are written.
+    evicted before they are written. A finished run leaves the cache once it is written
+    (its terminal state is saved at once, never staged).
     """
 
     def __init__(self, kv: KeyValue, payloads: Payloads, *, max_cached: int = 10_000) -> None:
@@ -155,6 +162,8 @@ class RunStore:
 
     def stage(self, run: RunState, revision: int) -> None:
         """Cache ``run`` as current; KV keeps ``revision`` until ``flush``."""
+        if self.fence is not None:
+            self.fence(run.run_id)  # a lease lost meanwhile: nothing stale stays cached
         self.dirty.add(run.run_id)
         self._remember(run.run_id, run, revision)
 
@@ -179,6 +188,11 @@ class RunStore:
         return list(self._cache)
 
     def _remember(self, run_id: str, state: RunState, rev: int) -> None:
+        if state.terminal and run_id not in self.dirty:
+            # A finished run is not kept: its events are over (a late one, or a retry,
+            # reads the snapshot again), and 20,000 of them would hold ~130 MiB.
+            self._cache.pop(run_id, None)
+            return
         self._cache[run_id] = (state, rev)
         self._cache.move_to_end(run_id)
         while len(self._cache) > self._max + len(self.dirty):
@@ -190,7 +204,15 @@ class RunStore:
 
 
 class DefinitionStore:
-    """``workflow_defs``: one key per workflow, one KV revision per registered version."""
+    """``workflow_defs``: one key per workflow; each registered version is a new value of it.
+
+    Revisions count per workflow (its first definition is revision 1) and are kept in the
+    value, ``{"revision": n, "definition": {...}}``: the KV revision is the bucket's
+    sequence, shared by every workflow. A value written before that envelope existed (a bare
+    definition) keeps its KV revision as its number, so runs pinned to it still find it;
+    new revisions continue above it. The bucket keeps 64 values per key (the history
+    setting), so the 64 newest revisions of each workflow stay readable.
+    """
 
     def __init__(self, kv: KeyValue) -> None:
         self.kv = kv
@@ -199,7 +221,7 @@ class DefinitionStore:
         self._latest: dict[str, tuple[WorkflowDef, int]] = {}
         self._watching = False
         self._watcher: Any = None
-        self._seen: dict[str, int] = {}  # newest revision per name the watch reported
+        self._seen: dict[str, int] = {}  # newest KV revision per name the watch reported
         self._watch_task: asyncio.Task[None] | None = None
 
     @classmethod
@@ -231,6 +253,7 @@ class DefinitionStore:
             self._watching = False
 
     async def get(self, name: str, revision: int | None = None) -> tuple[WorkflowDef, int] | None:
+        """The latest definition of ``name``, or its ``revision``; ``None`` when absent."""
         if revision is None and self._watching:
             latest = self._latest.get(name)
             if latest is not None:
@@ -239,20 +262,26 @@ class DefinitionStore:
             hit = self._by_rev.get((name, revision))
             if hit is not None:
                 return hit, revision
-        try:
-            entry = await self.kv.get(keys.definition_key(name), revision=revision)
-        except KeyNotFoundError:
+        entry = await self._latest_entry(name)
+        if entry is not None:
+            defn, rev = self._remember(name, entry)
+            if revision is None:
+                if self._watching and (entry.revision or 0) >= self._seen.get(name, 0):
+                    # A get that raced an update must not cache the older revision.
+                    self._latest[name] = (defn, rev)
+                return defn, rev
+            if rev == revision:
+                return defn, rev
+        elif revision is None:
             return None
-        if entry.value is None or entry.revision is None:
-            return None
-        defn = load_definition(entry.value)
-        self._by_rev[(name, entry.revision)] = defn
-        if revision is None and self._watching and entry.revision >= self._seen.get(name, 0):
-            # A get that raced an update must not cache the older revision.
-            self._latest[name] = (defn, entry.revision)
-        while len(self._by_rev) > 1000:
-            self._by_rev.popitem(last=False)
-        return defn, entry.revision
+        await self.revisions(name)  # an older revision: read the history once, remember all
+        hit = self._by_rev.get((name, revision))
+        return (hit, revision) if hit is not None else None
+
+    async def revisions(self, name: str) -> list[int]:
+        """The revisions of ``name`` still stored, oldest first (``[]`` for none)."""
+        entries = await key_history(self.kv, keys.definition_key(name), limit=DEFS_HISTORY)
+        return sorted({self._remember(name, e)[1] for e in entries if e.value})
 
     async def names(self) -> list[str]:
         """Every registered workflow's name (bounded like every key listing), sorted."""
@@ -263,7 +292,40 @@ class DefinitionStore:
         await self.kv.delete(keys.definition_key(name))
 
     async def put(self, defn: WorkflowDef) -> int:
-        data = defn.model_dump_json(by_alias=True, exclude_none=True).encode()
-        rev = await self.kv.put(keys.definition_key(defn.name), data)
-        self._by_rev[(defn.name, rev)] = defn
-        return rev
+        """Store ``defn`` as the next revision of its workflow (1 for a new one)."""
+        body = defn.model_dump(mode="json", by_alias=True, exclude_none=True)
+        for _ in range(PUT_ATTEMPTS):
+            entry = await self._latest_entry(defn.name)
+            if entry is not None:
+                base, last = self._remember(defn.name, entry)[1], entry.revision or 0
+            else:  # new, or deleted: numbering goes on above what the history holds
+                base, last = max(await self.revisions(defn.name), default=0), 0
+            data = json.dumps({"revision": base + 1, "definition": body}).encode()
+            key = keys.definition_key(defn.name)
+            if await cas.write(self.kv, key, data, last) is not None:
+                self._by_rev[(defn.name, base + 1)] = defn
+                return base + 1
+        raise ApiError(
+            f"workflow '{defn.name}': {PUT_ATTEMPTS} registrations raced this one; try again",
+            code=409,
+        )
+
+    async def _latest_entry(self, name: str) -> KeyValue.Entry | None:
+        try:
+            entry = await self.kv.get(keys.definition_key(name))
+        except KeyNotFoundError:
+            return None
+        return entry if entry.value else None
+
+    def _remember(self, name: str, entry: KeyValue.Entry) -> tuple[WorkflowDef, int]:
+        """Decode a stored value (an envelope, or a bare definition of old) and cache it."""
+        doc = json.loads(entry.value or b"null")
+        if isinstance(doc, dict) and "steps" not in doc and isinstance(doc.get("revision"), int):
+            rev, source = int(doc["revision"]), doc.get("definition") or {}
+        else:
+            rev, source = entry.revision or 0, doc
+        defn = self._by_rev.get((name, rev)) or load_definition(source)
+        self._by_rev[(name, rev)] = defn
+        while len(self._by_rev) > MAX_CACHED_DEFS:
+            self._by_rev.popitem(last=False)
+        return defn, rev

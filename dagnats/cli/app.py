@@ -9,7 +9,18 @@ import typer
 import typer.core
 
 from dagnats._version import __version__
-from dagnats.cli import control, dlq, graphs, logs, redrive, runs, server, triggers, workflows
+from dagnats.cli import (
+    control,
+    dlq,
+    graphs,
+    logs,
+    redrive,
+    runs,
+    server,
+    triggers,
+    worker_cmd,
+    workflows,
+)
 from dagnats.cli.common import EXIT_INTERRUPTED, error_json, one_line
 
 assert redrive.COMMANDS  # imported for its commands on ``dagnats run``
@@ -55,7 +66,7 @@ app.command("serve")(server.serve_cmd)
 app.command("engine")(server.engine_cmd)
 app.command("api")(server.api_cmd)
 app.command("triggers")(server.triggers_cmd)
-app.command("worker")(server.worker_cmd)
+app.command("worker")(worker_cmd.worker_cmd)
 app.command("status")(control.status)
 app.command("workers")(control.workers)
 workflows.app.command("graph")(graphs.workflow_graph)

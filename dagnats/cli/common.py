@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager, suppress
 from typing import Annotated, Any, NoReturn
@@ -19,9 +20,10 @@ from typing import Annotated, Any, NoReturn
 import click
 import typer
 
-from dagnats._nats.connection import NatsAuth, set_reconnect_attempts
+from dagnats._nats.connection import CONNECT_HINT, NatsAuth, set_reconnect_attempts
 from dagnats._nats.connection import connect as connect_nats
 from dagnats._nats.types import NatsClient
+from dagnats.cli import loop
 from dagnats.client import Client
 from dagnats.client.client import DEFAULT_URL
 from dagnats.errors import DagnatsError, NatsUnavailableError
@@ -94,15 +96,23 @@ def fail(message: str, code: int = EXIT_ERROR, kind: str = "Error") -> NoReturn:
     raise typer.Exit(code)
 
 
-def execute(main: Callable[[], Coroutine[Any, Any, int | None]]) -> None:
-    """Run ``main()`` in a fresh event loop and turn its outcome into an exit status."""
-    if os.environ.get("DAGNATS_DEBUG"):
-        code = asyncio.run(main())
+def debugging() -> bool:
+    """``DAGNATS_DEBUG=1``: tracebacks instead of one-line errors."""
+    return bool(os.environ.get("DAGNATS_DEBUG"))
+
+
+def execute(
+    main: Callable[[], Coroutine[Any, Any, int | None]], *, use_uvloop: bool = False
+) -> None:
+    """Run ``main()`` in a fresh event loop (uvloop's with ``use_uvloop``, when installed)
+    and turn its outcome into an exit status."""
+    if debugging():
+        code = loop.run(main(), use_uvloop=use_uvloop)
         if code:
             raise typer.Exit(code)
         return
     try:
-        code = asyncio.run(main())
+        code = loop.run(main(), use_uvloop=use_uvloop)
     except (typer.Exit, BrokenPipeError):
         raise  # click ends a command whose reader went away (`| head`) quietly, status 1
     except KeyboardInterrupt:
@@ -139,6 +149,40 @@ async def open_nats(url: str, auth: NatsAuth | None = None) -> NatsClient:
     # After the first success, be patient.
     set_reconnect_attempts(nc, RECONNECT_ATTEMPTS)
     return nc
+
+
+WAIT_STEP_S = 0.5
+
+
+async def wait_for_nats(url: str, wait_s: float, auth: NatsAuth | None = None) -> None:
+    """Return once NATS answers at ``url``, trying for up to ``wait_s`` seconds.
+
+    A worker started before ``dagnats serve`` waits for it, saying so once on stderr; a
+    server that answers and refuses (credentials, TLS) is an error at once, and so is
+    nothing answering after ``wait_s`` (0: try once)."""
+    deadline = time.monotonic() + wait_s
+    said = False
+    while True:
+        try:
+            nc = await open_nats(url, auth)
+        except CliError as exc:
+            left = deadline - time.monotonic()
+            if left <= 0 or CONNECT_HINT not in str(exc):
+                waited = f" (waited {wait_s:g}s)" if said else ""
+                raise CliError(f"{exc}{waited}", exc.code) from exc.__cause__
+            if not said:
+                typer.echo(
+                    f"waiting up to {wait_s:g}s for NATS at {url}: start it with `dagnats "
+                    "serve`, or point --nats-url / DAGNATS_NATS_URL at a running server",
+                    err=True,
+                )
+                said = True
+            await asyncio.sleep(min(WAIT_STEP_S, left))
+            continue
+        await nc.close()
+        if said:
+            typer.echo(f"NATS is up at {url}", err=True)
+        return
 
 
 @asynccontextmanager

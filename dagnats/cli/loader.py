@@ -11,6 +11,8 @@ from typing import Any
 
 from dagnats.cli.common import EXIT_USAGE, CliError, describe
 
+DEBUG_HINT = " (DAGNATS_DEBUG=1 shows the traceback)"
+
 
 def import_object(spec: str) -> Any:
     """``package.module:attr`` (``attr`` may be dotted); the current directory is importable."""
@@ -28,9 +30,13 @@ def import_object(spec: str) -> Any:
             raise CliError(
                 f"module '{module_name}' not found (looked in {cwd} and on sys.path)"
             ) from exc
-        raise CliError(f"cannot import module '{module_name}': {describe(exc)}") from exc
+        raise CliError(
+            f"cannot import module '{module_name}': {describe(exc)}{DEBUG_HINT}"
+        ) from exc
     except Exception as exc:
-        raise CliError(f"cannot import module '{module_name}': {describe(exc)}") from exc
+        raise CliError(
+            f"cannot import module '{module_name}': {describe(exc)}{DEBUG_HINT}"
+        ) from exc
     obj: Any = module
     for part in attr.split("."):
         try:

@@ -27,6 +27,11 @@ def _print(logs: dict[str, StepLog]) -> None:
             typer.echo(f"{fmt_time(line.ts, millis=True)} {line.level:<7} [{where}] {line.message}")
 
 
+def _of_step(key: str, step: str) -> bool:
+    """A log key is ``<step>`` or ``<step>.<item>``; a step id may be dotted itself."""
+    return key == step or (key.startswith(f"{step}.") and key[len(step) + 1 :].isdigit())
+
+
 def run_logs(
     run_id: RunRefArg = None,
     last: LastOpt = False,
@@ -42,9 +47,9 @@ def run_logs(
             logs = await client.run_logs(rid)
             if step is not None:
                 state = await client.get_run(rid)
-                if step not in state.steps and not any(k.startswith(f"{step}.") for k in logs):
+                if step not in state.steps and not any(_of_step(k, step) for k in logs):
                     raise CliError(f"run '{rid}' has no step '{step}' that has started")
-                logs = {k: v for k, v in logs.items() if k == step or k.startswith(f"{step}.")}
+                logs = {k: v for k, v in logs.items() if _of_step(k, step)}
         if json_out:
             emit_json({k: v.model_dump(mode="json") for k, v in logs.items()})
         elif not logs:

@@ -9,17 +9,17 @@ import typer
 
 from dagnats.cli.common import (
     DEFAULT_NATS_URL,
-    CliError,
     NatsUrlOpt,
     execute,
-    fail,
     open_nats,
     setup_logging,
 )
-from dagnats.cli.loader import resolve
-from dagnats.protocol.durations import parse_duration
+from dagnats.cli.loop import UvloopOpt
+from dagnats.dag.definition.agents import parse_agent_routes
+from dagnats.protocol.durations import parse_long_duration
+from dagnats.protocol.limits import LimitError
+from dagnats.protocol.partitions import check_engine_id
 from dagnats.server import NatsAuth, ServeOptions, serve
-from dagnats.server.metrics import MetricsServer
 
 MAX_LEAF_REMOTES = 10
 
@@ -87,16 +87,22 @@ MetricsPortOpt = Annotated[
 def _retention(value: str | None) -> float | None:
     if value is None:
         return None
-    text = value.strip()
     try:
-        # Days too (the duration format stops at hours): "30d", "7d12h".
-        days, _, rest = text.partition("d") if "d" in text else ("0", "", text)
-        ns = int(float(days) * 86_400e9) + (parse_duration(rest) if rest else 0)
+        ns = parse_long_duration(value)  # days too: "30d", "7d12h"
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--retention") from exc
     if ns <= 0:
         raise typer.BadParameter("must be positive", param_hint="--retention")
     return ns / 1e9
+
+
+def _engine_id(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return check_engine_id(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--engine-id") from exc
 
 
 RetentionOpt = Annotated[
@@ -106,6 +112,15 @@ RetentionOpt = Annotated[
         envvar="DAGNATS_RETENTION",
         show_envvar=True,
         help="Remove finished runs this long after they finished (e.g. 30d) [default: kept].",
+    ),
+]
+AgentRouteOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--agent-route",
+        metavar="ROLE=GROUP",
+        help="ROLE=GROUP: send agent steps whose metadata.role is ROLE to worker group GROUP "
+        "(ROLE '*': any agent step; repeatable).",
     ),
 ]
 ReplicasOpt = Annotated[
@@ -121,6 +136,13 @@ ReplicasOpt = Annotated[
 ]
 
 
+def _agent_routes(specs: list[str] | None) -> dict[str, str]:
+    try:
+        return parse_agent_routes(specs or [])
+    except LimitError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--agent-route") from None
+
+
 PartitionsOpt = Annotated[
     int | None,
     typer.Option(
@@ -131,6 +153,19 @@ PartitionsOpt = Annotated[
         show_envvar=True,
         help="History partitions, set when the history stream is created and fixed after; "
         "engines share them [default: 8, or the existing stream's].",
+    ),
+]
+
+
+EngineIdOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--engine-id",
+        envvar="DAGNATS_ENGINE_ID",
+        show_envvar=True,
+        help="This engine's name in the partition leases: a stable one lets a restart take "
+        "its partitions back at once; never two running engines with one id "
+        "[default: random; serve-<host> for serve with its embedded NATS].",
     ),
 ]
 
@@ -162,7 +197,9 @@ def serve_cmd(
     ] = None,
     replicas: ReplicasOpt = 1,
     retention: RetentionOpt = None,
+    agent_route: AgentRouteOpt = None,
     partitions: PartitionsOpt = None,
+    engine_id: EngineIdOpt = None,
     log_level: LogLevelOpt = "info",
     host: HostOpt = "127.0.0.1",
     http_host: HttpHostOpt = None,
@@ -174,6 +211,7 @@ def serve_cmd(
     nats_tls_cert: NatsTlsCertOpt = None,
     nats_tls_key: NatsTlsKeyOpt = None,
     nats_tls_ca: NatsTlsCaOpt = None,
+    uvloop: UvloopOpt = True,
 ) -> None:
     """Run everything in one process: embedded NATS, engine, API and HTTP API."""
     auth = NatsAuth(
@@ -200,13 +238,15 @@ def serve_cmd(
         leaf_remotes=remotes,
         replicas=replicas,
         retention_s=_retention(retention),
+        agent_routes=_agent_routes(agent_route),
         partitions=partitions,
+        engine_id=_engine_id(engine_id),
         host=host,
         http_host=http_host,
         http_token=http_token,
         nats_auth=auth,
     )
-    _run_serve(opts)
+    _run_serve(opts, uvloop)
 
 
 def engine_cmd(
@@ -215,7 +255,10 @@ def engine_cmd(
     metrics_port: MetricsPortOpt = None,
     log_level: LogLevelOpt = "info",
     retention: RetentionOpt = None,
+    agent_route: AgentRouteOpt = None,
     partitions: PartitionsOpt = None,
+    engine_id: EngineIdOpt = None,
+    uvloop: UvloopOpt = True,
 ) -> None:
     """Run only the workflow engine against an existing NATS. Start it several times to
     share the history partitions between engines (docs/operations.md)."""
@@ -225,13 +268,16 @@ def engine_cmd(
             nats_url=nats_url,
             replicas=replicas,
             retention_s=_retention(retention),
+            agent_routes=_agent_routes(agent_route),
             partitions=partitions,
+            engine_id=_engine_id(engine_id),
             engine=True,
             api=False,
             http=False,
             metrics_port=metrics_port,
             triggers=False,
-        )
+        ),
+        uvloop,
     )
 
 
@@ -246,6 +292,7 @@ def api_cmd(
         str, typer.Option("--http-host", help="Address of the HTTP API.")
     ] = "127.0.0.1",
     http_token: HttpTokenOpt = None,
+    uvloop: UvloopOpt = True,
 ) -> None:
     """Run only the API service (dagnats.api.>), and with --http-port the HTTP API, against
     an existing NATS (credentials from the DAGNATS_NATS_* variables)."""
@@ -261,7 +308,7 @@ def api_cmd(
         http_token=http_token,
         triggers=False,
     )
-    _run_serve(opts)
+    _run_serve(opts, uvloop)
 
 
 def triggers_cmd(
@@ -297,73 +344,13 @@ def triggers_cmd(
     _run_serve(opts)
 
 
-def _run_serve(opts: ServeOptions) -> None:
+def _run_serve(opts: ServeOptions, use_uvloop: bool = False) -> None:
     async def main() -> None:
         if opts.nats_url is not None:
             await check_reachable(opts.nats_url, opts.nats_auth)
         await serve(opts)
 
-    execute(main)
-
-
-def _is_worker(obj: Any) -> bool:
-    from dagnats.worker import Worker
-
-    return isinstance(obj, Worker)
-
-
-def worker_cmd(
-    spec: Annotated[str, typer.Argument(metavar="MODULE:ATTR", help="Where the Worker is.")],
-    nats_url: Annotated[
-        str | None,
-        typer.Option(
-            "--nats-url",
-            envvar="DAGNATS_NATS_URL",
-            show_envvar=True,
-            help="NATS server [default: the Worker's own nats_url].",
-        ),
-    ] = None,
-    metrics_port: MetricsPortOpt = None,
-    log_level: LogLevelOpt = "info",
-    replicas: Annotated[
-        int | None,
-        typer.Option(
-            "--replicas",
-            min=1,
-            max=5,
-            envvar="DAGNATS_REPLICAS",
-            show_envvar=True,
-            help="Replicas of streams it creates [default: the Worker's own].",
-        ),
-    ] = None,
-) -> None:
-    """Run a Worker defined in a module (ATTR: a Worker or a function returning one).
-
-    The current directory is importable, so `dagnats worker tasks:worker` finds ./tasks.py.
-    """
-    setup_logging(log_level)
-    try:
-        worker = resolve(spec, _is_worker, "a dagnats.Worker")
-    except CliError as exc:
-        fail(str(exc), exc.code)
-    if nats_url is not None:
-        worker.nats_url = nats_url
-    if replicas is not None:
-        worker.replicas = replicas
-
-    async def main() -> None:
-        await check_reachable(worker.nats_url)
-        if metrics_port is None:
-            await worker.run()
-            return
-        exporter = MetricsServer(metrics_port)
-        await exporter.start()
-        try:
-            await worker.run()
-        finally:
-            await exporter.stop()
-
-    execute(main)
+    execute(main, use_uvloop=use_uvloop)
 
 
 async def check_reachable(url: str, auth: NatsAuth | None = None) -> None:

@@ -11,6 +11,7 @@ approve`` checks first and says which step needs what.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,8 @@ from dagnats.protocol.messages import ApprovalRecord
 if TYPE_CHECKING:
     from dagnats.client.client import Client
 
+TOKEN = re.compile(r"[0-9a-f]{64}")  # what the engine mints (secrets.token_hex(32))
+
 
 async def approval_problems(client: Client, token: str, data: Any) -> list[str]:
     """Why a step after the approval of ``token`` would refuse ``data`` as its input.
@@ -34,7 +37,8 @@ async def approval_problems(client: Client, token: str, data: Any) -> list[str]:
     that ended, no live worker showing the task's schema): ``approve`` itself then answers.
     """
     kv = await client.kv(protocol.KV_APPROVALS)
-    entry = await get_entry(kv, token) if len(token) <= 128 else None
+    # Only a well-formed token is looked up; the API answers any other with its own error.
+    entry = await get_entry(kv, token) if TOKEN.fullmatch(token) else None
     if entry is None or not entry.value:
         return []
     record = ApprovalRecord.model_validate_json(entry.value)

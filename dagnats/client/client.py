@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from dagnats import protocol
@@ -16,19 +15,27 @@ from dagnats._nats.kvscan import open_bucket
 from dagnats._nats.logs import read_run_logs
 from dagnats._nats.payloads import REF, THRESHOLD_BYTES, Payloads, is_ref
 from dagnats._nats.types import KeyValue, NatsClient
-from dagnats.client.handle import RunHandle
-from dagnats.client.redrive import RedriveMethods, since_text
-from dagnats.client.triggers import TriggerMethods
-from dagnats.dag.definition.models import WorkflowDef
+from dagnats.client.handle import Announcements, RunHandle
+from dagnats.client.records import (
+    RunSummary,
+    WorkflowInfo,
+    definition_payload,
+    raise_service_error,
+    span_attributes,
+)
+from dagnats.client.redrive import (
+    MAX_BATCH,
+    CancelResult,
+    DeadLetter,
+    Redrive,
+    StartResult,
+    since_text,
+)
+from dagnats.client.triggers import Triggers
+from dagnats.dag.definition.triggers import TriggerDef
 from dagnats.dag.machine.state import RunState
 from dagnats.errors import (
     ApiError,
-    ApprovalError,
-    DagnatsError,
-    DefinitionError,
-    InputValidationError,
-    NotFoundError,
-    RunNotFoundError,
     WorkflowNotFoundError,
 )
 from dagnats.protocol import limits
@@ -38,68 +45,13 @@ from dagnats.telemetry import tracing
 DEFAULT_URL = "nats://127.0.0.1:4222"
 # A forced delete of a running run waits up to 10 s on the server for the run to end.
 FORCE_DELETE_TIMEOUT_S = 20.0
-_ERRORS: dict[str, type[DagnatsError]] = {
-    cls.__name__: cls
-    for cls in (
-        DefinitionError,
-        InputValidationError,
-        NotFoundError,
-        WorkflowNotFoundError,
-        RunNotFoundError,
-        ApprovalError,
-    )
-}
 
 
 def default_url() -> str:
     return os.environ.get("DAGNATS_NATS_URL") or DEFAULT_URL
 
 
-@dataclass(frozen=True)
-class RunSummary:
-    run_id: str
-    workflow: str
-    status: str
-    created_at: str | None = None
-    finished_at: str | None = None
-    run_at: str | None = None
-    """For a scheduled run: when it starts."""
-
-
-@dataclass(frozen=True)
-class WorkflowInfo:
-    name: str
-    version: str
-    revision: int
-    steps: int = 0
-    description: str | None = None
-
-
-def _definition_payload(workflow: Any) -> Any:
-    """Accept a builder, a model, a dict, JSON text or a path to a .json file."""
-    if hasattr(workflow, "to_dict") and callable(workflow.to_dict):
-        return workflow.to_dict()
-    if isinstance(workflow, WorkflowDef):
-        return workflow.model_dump(mode="json", by_alias=True, exclude_none=True)
-    if isinstance(workflow, Path) or (
-        isinstance(workflow, str) and workflow.endswith(".json") and "{" not in workflow
-    ):
-        try:
-            return Path(workflow).read_text()
-        except OSError as exc:
-            raise DefinitionError(f"cannot read workflow file {workflow}: {exc}") from exc
-    return workflow
-
-
-def _span_attributes(body: dict[str, Any]) -> dict[str, Any]:
-    workflow, run_id = body.get("workflow"), body.get("run_id")
-    return {
-        tracing.WORKFLOW: workflow if isinstance(workflow, str) else None,
-        tracing.RUN_ID: run_id if isinstance(run_id, str) else None,
-    }
-
-
-class Client(RedriveMethods, TriggerMethods):
+class Client:
     """``await Client.connect(url)`` owns its connection; ``Client(connection=nc)`` borrows one."""
 
     def __init__(self, connection: NatsClient, *, timeout_s: float = 10.0, _owned: bool = False):
@@ -112,6 +64,12 @@ class Client(RedriveMethods, TriggerMethods):
         self._kv: dict[str, KeyValue] = {}
         # One instance: it looks the object store up once, on first use.
         self.payloads = Payloads(self.js)
+        # Runs started here are subscribed to before their start (RunHandle.result).
+        self.announcements = Announcements(self)
+        # The requests behind the redrive, bulk and trigger methods below (composition: the
+        # public methods stay here, flat, as API.md names them).
+        self._redrive = Redrive(self.call)
+        self._triggers = Triggers(self.call)
 
     async def kv(self, bucket: str) -> KeyValue:
         """A KV handle, looked up once (each lookup is a stream-info round trip)."""
@@ -148,7 +106,7 @@ class Client(RedriveMethods, TriggerMethods):
         # The service refuses deeper bodies too; here it is a clear error, not RecursionError.
         limits.check_depth(body or {}, f"the body of API request {op}")
         data = json.dumps(body or {}, default=str).encode()
-        attributes = {} if body is None else _span_attributes(body)
+        attributes = {} if body is None else span_attributes(body)
         try:
             with tracing.span(f"dagnats {op}", attributes, kind="client"):
                 resp = await request(self.nc, f"dagnats.api.{op}", data, timeout_s=timeout)
@@ -159,17 +117,7 @@ class Client(RedriveMethods, TriggerMethods):
                 "no dagnats API service is answering on this NATS (is `dagnats serve` running?)",
                 code=503,
             )
-        hdrs = resp.headers or {}
-        if "Nats-Service-Error-Code" in hdrs:
-            try:
-                err = json.loads(resp.data)["error"]
-                kind, message = err["kind"], err["message"]
-            except (ValueError, KeyError, TypeError):
-                kind, message = "ApiError", hdrs.get("Nats-Service-Error", "API error")
-            cls = _ERRORS.get(kind)
-            if cls is not None:
-                raise cls(message)
-            raise ApiError(message, code=int(hdrs.get("Nats-Service-Error-Code", "500")))
+        raise_service_error(resp.headers or {}, resp.data)
         out = json.loads(resp.data) if resp.data else None
         if isinstance(out, dict) and is_ref(out):
             return await self._resolve_reply(out)
@@ -187,7 +135,7 @@ class Client(RedriveMethods, TriggerMethods):
     # --- workflows ---
 
     async def register(self, workflow: Any) -> WorkflowInfo:
-        payload = _definition_payload(workflow)
+        payload = definition_payload(workflow)
         out = await self.call("workflow.register", {"definition": payload})
         return WorkflowInfo(name=out["name"], version=out["version"], revision=out["revision"])
 
@@ -222,7 +170,7 @@ class Client(RedriveMethods, TriggerMethods):
         else:
             # A definition: run exactly the revision it was registered as, even if someone
             # registers another definition under the same name meanwhile.
-            payload = _definition_payload(workflow)
+            payload = definition_payload(workflow)
             key = json.dumps(payload, sort_keys=True, default=str)
             known = payload.get("name") if isinstance(payload, dict) else None
             cached = self._registered.get(known) if isinstance(known, str) else None
@@ -234,9 +182,14 @@ class Client(RedriveMethods, TriggerMethods):
             if revision is None:
                 revision = cached[1]
         limits.check_depth(input, "run input")  # also when it travels by reference
-        if len(json.dumps(input, default=str)) > THRESHOLD_BYTES:
-            # The request is one NATS message: a large input travels by reference.
+        fresh = run_id is None
+        large = len(json.dumps(input, default=str)) > THRESHOLD_BYTES
+        if run_at is None or large:
+            # Chosen here so that the end can be subscribed to before the start: a new
+            # random id, which the service need not check against existing runs.
             run_id = run_id or protocol.new_run_id()
+        if large:
+            # The request is one NATS message: a large input travels by reference.
             input = await self.payloads.offload(f"{run_id}/input", input)
         body = {
             "workflow": name,
@@ -245,10 +198,30 @@ class Client(RedriveMethods, TriggerMethods):
             "run_id": run_id,
             "revision": revision,
         }
+        if fresh and run_id is not None:
+            body["fresh_run_id"] = True
         if run_at is not None:
             body["run_at"] = run_at.isoformat() if isinstance(run_at, datetime) else run_at
+        early = run_id if run_at is None else None
+        if early is not None:
+            await self.announcements.open(early)
         try:
-            out = await self.call("run.start", body)
+            out = await self._start(name, body)
+        except BaseException:
+            if early is not None:
+                await self.announcements.drop(early)
+            raise
+        if early is not None and out["run_id"] != early:
+            await self.announcements.drop(early)  # an earlier run had the idempotency key
+        handle = RunHandle(
+            self, out["run_id"], workflow=name, duplicate=out.get("duplicate", False), known=True
+        )
+        handle.run_at = out.get("run_at")
+        return handle
+
+    async def _start(self, name: str, body: dict[str, Any]) -> Any:
+        try:
+            return await self.call("run.start", body)
         except WorkflowNotFoundError:
             cached = self._registered.pop(name, None)
             if cached is None:
@@ -257,12 +230,7 @@ class Client(RedriveMethods, TriggerMethods):
             # workflow was deleted): register this definition again and start that.
             info = await self.register(json.loads(cached[0]))
             self._registered[info.name] = (cached[0], info.revision)
-            out = await self.call("run.start", {**body, "revision": info.revision})
-        handle = RunHandle(
-            self, out["run_id"], workflow=name, duplicate=out.get("duplicate", False), known=True
-        )
-        handle.run_at = out.get("run_at")
-        return handle
+            return await self.call("run.start", {**body, "revision": info.revision})
 
     def run(self, run_id: str) -> RunHandle:
         """A handle on an existing run (no request is made)."""
@@ -320,3 +288,106 @@ class Client(RedriveMethods, TriggerMethods):
         await self.get_run(run_id)  # a clear RunNotFoundError for an unknown id
         kv = await open_bucket(self.js, protocol.KV_LOGS)
         return {} if kv is None else await read_run_logs(kv, run_id)
+
+    # --- redrive and bulk (run ids may be given as an unambiguous prefix of 8+ characters) ---
+
+    async def resolve_run_id(self, ref: str) -> str:
+        """The whole id of the run that ``ref`` (an id or a prefix of 8+ characters) names."""
+        return await self._redrive.resolve_run_id(ref)
+
+    async def last_run_id(self, workflow: str | None = None) -> str:
+        """The id of the newest run (of ``workflow``) by creation time."""
+        return await self._redrive.last_run_id(workflow)
+
+    async def retry_run(self, run_id: str, *, reason: str | None = None) -> RunHandle:
+        """Resume a failed or cancelled run in place from its failed steps; completed steps
+        keep their outputs and do not run again. Returns once the engine has applied it."""
+        return RunHandle(self, await self._redrive.retry_run(run_id, reason), known=True)
+
+    async def rerun(self, run_id: str, *, idempotency_key: str | None = None) -> RunHandle:
+        """A new run of the same workflow revision with the same input (``rerun_of`` links it)."""
+        out = await self._redrive.rerun(run_id, idempotency_key)
+        return RunHandle(self, out["run_id"], workflow=out.get("workflow"), known=True)
+
+    async def start_many(
+        self,
+        workflow: Any,
+        inputs: Sequence[Any],
+        *,
+        idempotency_keys: Sequence[str | None] | None = None,
+        revision: int | None = None,
+    ) -> list[StartResult]:
+        """Start one run per input (at most 1000 per call); one result per input, in order.
+
+        ``workflow`` is a registered workflow's name, or a ``Workflow`` (registered first,
+        and its revision started).
+        """
+        if not isinstance(workflow, str):
+            info = await self.register(workflow)
+            workflow, revision = info.name, revision if revision is not None else info.revision
+        return await self._redrive.start_many(workflow, inputs, idempotency_keys, revision)
+
+    async def cancel_runs(
+        self,
+        *,
+        workflow: str | None = None,
+        status: str | None = None,
+        run_ids: Sequence[str] | None = None,
+        limit: int = MAX_BATCH,
+        dry_run: bool = False,
+        reason: str | None = None,
+    ) -> CancelResult:
+        """Cancel unfinished runs by ``workflow`` / ``status`` / ``run_ids`` (<= 1000)."""
+        body = {
+            "workflow": workflow,
+            "status": status,
+            "run_ids": list(run_ids) if run_ids is not None else None,
+            "limit": limit,
+            "dry_run": dry_run,
+            "reason": reason,
+        }
+        return await self._redrive.cancel_runs(body)
+
+    async def list_dead_letters(
+        self, *, run_id: str | None = None, limit: int = 100
+    ) -> list[DeadLetter]:
+        """Dead letters, oldest first (of one run, by id or prefix), at most ``limit``."""
+        return await self._redrive.list_dead_letters(run_id, limit)
+
+    async def replay_dead_letter(
+        self, seq: int | None = None, *, run_id: str | None = None
+    ) -> RunHandle:
+        """Run a dead-lettered step again (by ``seq``, or every letter of ``run_id``): its run
+        resumes, and the letters are removed so none is replayed twice."""
+        return RunHandle(self, await self._redrive.replay_dead_letter(seq, run_id), known=True)
+
+    # --- triggers (a dict in the DagNats JSON form is accepted wherever a TriggerDef is) ---
+
+    async def create_trigger(self, trigger: TriggerDef | dict[str, Any]) -> str:
+        """Create a trigger (checked here first, so a bad one fails without a request);
+        returns its id (made when the definition has none)."""
+        return await self._triggers.create(trigger)
+
+    async def list_triggers(self, workflow: str | None = None) -> list[TriggerDef]:
+        return await self._triggers.list_for(workflow)
+
+    async def get_trigger(self, trigger_id: str) -> TriggerDef:
+        return await self._triggers.get(trigger_id)
+
+    async def enable_trigger(self, trigger_id: str) -> None:
+        await self._triggers.enable(trigger_id)
+
+    async def disable_trigger(self, trigger_id: str) -> None:
+        await self._triggers.disable(trigger_id)
+
+    async def delete_trigger(self, trigger_id: str) -> None:
+        await self._triggers.delete(trigger_id)
+
+    async def fire_trigger(self, trigger_id: str, data: Any = None) -> RunHandle:
+        """Fire now, by hand (``trigger: "manual"`` in the envelope; no debounce)."""
+        out = await self._triggers.fire(trigger_id, data)
+        return RunHandle(self, out["run_id"], workflow=out.get("workflow"), known=True)
+
+    async def trigger_history(self, trigger_id: str) -> list[dict[str, Any]]:
+        """The trigger's recent fires, newest first (``ts``, ``kind``, ``run_id``, ``minute``)."""
+        return await self._triggers.history(trigger_id)

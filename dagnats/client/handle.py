@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from dagnats import protocol
 from dagnats._nats import cas
 from dagnats._nats.history import has_history, read_history
-from dagnats._nats.payloads import Payloads, decode_run
+from dagnats._nats.payloads import Payloads
 from dagnats._nats.stores import read_snapshot
 from dagnats._nats.types import (
     DeliverPolicy,
@@ -22,6 +24,7 @@ from dagnats.dag.machine.state import STEP_TERMINAL, RunState, RunStatus
 from dagnats.errors import RunCancelledError, RunFailedError, RunNotFoundError
 from dagnats.protocol import events as ev
 from dagnats.protocol.control import ScheduledRun
+from dagnats.protocol.ended import RunEnded, parse_ended
 from dagnats.protocol.events import Event
 
 if TYPE_CHECKING:
@@ -34,27 +37,79 @@ RESULT_RECHECK_S = 30.0
 # ``stream()`` may be opened before the run is started (to see the first chunk); a run that
 # has not started this long after is reported as not found.
 STREAM_START_GRACE_S = 10.0
+# Early subscriptions one client keeps for runs it started and has not waited for yet.
+MAX_EARLY = 4096
 
 
 def outcome(state: RunState) -> Any:
     """The run's result, or the exception its terminal status stands for."""
-    if state.status == "completed":
-        return state.output
-    if state.status == "cancelled":
-        raise RunCancelledError(
-            f"run {state.run_id} was cancelled", run_id=state.run_id, status=state.status
-        )
-    err = state.error
-    step = err.step_id if err else state.failed_step
-    message = err.message if err else state.status
-    where = f" at step '{step}'" if step else ""
-    raise RunFailedError(
-        f"run {state.run_id} {state.status}{where}: {message}",
+    return outcome_of(ended_of(state))
+
+
+def ended_of(state: RunState) -> RunEnded:
+    """What the terminal announcement says of ``state``."""
+    error = state.error.model_dump() if state.error is not None else None
+    return RunEnded(
         run_id=state.run_id,
         status=state.status,
+        output=state.output,
+        error=error,
+        failed_step=state.failed_step,
+    )
+
+
+def outcome_of(ended: RunEnded) -> Any:
+    """The run's result, or the exception its terminal status stands for."""
+    run_id, status = ended.run_id, ended.status
+    if status == "completed":
+        return ended.output
+    if status == "cancelled":
+        raise RunCancelledError(f"run {run_id} was cancelled", run_id=run_id, status=status)
+    err = ended.error or {}
+    step = err.get("step_id") or ended.failed_step
+    message = err.get("message") or status
+    where = f" at step '{step}'" if step else ""
+    raise RunFailedError(
+        f"run {run_id} {status}{where}: {message}",
+        run_id=run_id,
+        status=status,
         step_id=step,
         error=message,
     )
+
+
+class Announcements:
+    """Subscriptions to terminal announcements opened before their runs start.
+
+    ``Client.start`` opens one before the start request (the subscription reaches the
+    server first), so ``result()`` needs no snapshot read: the end cannot slip between the
+    start and the wait. Bounded: past ``MAX_EARLY`` the oldest is closed, and its handle
+    waits the usual way (subscribe, then read the snapshot once).
+    """
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self._subs: OrderedDict[str, Subscription] = OrderedDict()
+
+    async def open(self, run_id: str) -> None:
+        self._subs[run_id] = await self.client.nc.subscribe(protocol.done_subject(run_id))
+        while len(self._subs) > MAX_EARLY:
+            _, oldest = self._subs.popitem(last=False)
+            await _unsubscribe(oldest)
+
+    def take(self, run_id: str) -> Subscription | None:
+        """The run's early subscription, now the caller's to close (``None``: none)."""
+        return self._subs.pop(run_id, None)
+
+    async def drop(self, run_id: str) -> None:
+        sub = self.take(run_id)
+        if sub is not None:
+            await _unsubscribe(sub)
+
+
+async def _unsubscribe(sub: Subscription) -> None:
+    with contextlib.suppress(Exception):  # a closed connection has no subscription left
+        await sub.unsubscribe()
 
 
 class RunHandle:
@@ -89,19 +144,25 @@ class RunHandle:
     async def result(self, timeout: float | None = None) -> Any:
         """Wait for the run to end; its output, or RunFailedError / RunCancelledError.
 
-        Subscribes to the engine's terminal announcement first, then reads the snapshot
-        once. The engine announces only after the terminal snapshot is stored, so either the
-        read finds it or the announcement arrives: no gap between the two. The announcement
-        is a core message, lost if it comes while the connection is down, so a wait also
-        wakes every ``RESULT_RECHECK_S`` seconds (and only then) to read the snapshot again.
+        A run started by this client was subscribed to before its start: the engine's
+        announcement carries the result, so nothing is read. Otherwise this subscribes to
+        the announcement first, then reads the snapshot once: the engine announces again
+        once the terminal snapshot is stored, so either the read finds it or an
+        announcement arrives: no gap between the two. The announcement is a core message,
+        lost if it comes while the connection is down, so a wait also wakes every
+        ``RESULT_RECHECK_S`` seconds (and only then) to read the snapshot again.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         late = f"run {self.run_id} did not finish within {timeout}s"
-        payloads = self.client.payloads
-        sub = await self.client.nc.subscribe(protocol.done_subject(self.run_id))
+        sub = self.client.announcements.take(self.run_id)
+        subscribed_early = sub is not None
+        if sub is None:
+            sub = await self.client.nc.subscribe(protocol.done_subject(self.run_id))
         try:
-            state = await self._snapshot(payloads, check_exists=not self._known)
-            while state is None or not state.terminal:
+            ended = None
+            if not subscribed_early:
+                ended = await self._ended(check_exists=not self._known)
+            while ended is None:
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     raise TimeoutError(late)
@@ -109,12 +170,19 @@ class RunHandle:
                 try:
                     msg = await sub.next_msg(timeout=wait)
                 except TimeoutError:
-                    state = await self._snapshot(payloads, check_exists=False)
+                    ended = await self._ended(check_exists=False)
                     continue
-                state = await decode_run(payloads, msg.data)
-            return await self._resolve(outcome(state))
+                ended = parse_ended(msg.data, self.run_id)
+                if ended.snapshot:  # the result is in the stored snapshot
+                    ended = await self._ended(check_exists=False)
+            return await self._resolve(outcome_of(ended))
         finally:
-            await sub.unsubscribe()
+            await _unsubscribe(sub)
+
+    async def _ended(self, *, check_exists: bool) -> RunEnded | None:
+        """The end of the run as its stored snapshot tells (``None``: not ended yet)."""
+        state = await self._snapshot(self.client.payloads, check_exists=check_exists)
+        return ended_of(state) if state is not None and state.terminal else None
 
     async def _snapshot(self, payloads: Payloads, *, check_exists: bool) -> RunState | None:
         """The stored snapshot, if any (with ``check_exists``, RunNotFoundError when the run

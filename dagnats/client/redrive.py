@@ -1,7 +1,8 @@
 """The client's redrive and bulk methods: retry, rerun, start_many, cancel_runs, dead letters.
 
-A mixin of :class:`dagnats.client.client.Client` (kept apart so the client module stays
-about single runs). Run ids may be given as an unambiguous prefix of 8+ characters.
+``Client`` holds a :class:`Redrive` (kept apart so the client module stays about single
+runs) and keeps the public methods itself. Run ids may be given as an unambiguous prefix of
+8+ characters.
 """
 
 from __future__ import annotations
@@ -10,13 +11,9 @@ import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, Protocol
 
 from dagnats._nats.payloads import THRESHOLD_BYTES
-from dagnats.client.handle import RunHandle
-
-if TYPE_CHECKING:
-    from dagnats.client.client import Client
 
 MAX_BATCH = 1000  # inputs per start_many call, runs per cancel_runs call
 # One request is one NATS message (1 MiB): start_many sends its inputs in requests this big.
@@ -87,55 +84,48 @@ def since_text(value: datetime | str | None) -> str | None:
     return value
 
 
-class RedriveMethods:
-    """Mixed into ``Client``."""
+class ApiCall(Protocol):
+    """``Client.call``: one API request, its reply decoded (what the collaborators send by)."""
 
-    if TYPE_CHECKING:
+    async def __call__(
+        self, op: str, body: dict[str, Any] | None = None, *, timeout_s: float | None = None
+    ) -> Any: ...
 
-        async def call(
-            self, op: str, body: dict[str, Any] | None = None, *, timeout_s: float | None = None
-        ) -> Any: ...
+
+class Redrive:
+    """The requests behind ``Client``'s redrive and bulk methods; it knows only ``call``
+    (the ``Client`` wraps the run ids it returns into handles)."""
+
+    def __init__(self, call: ApiCall) -> None:
+        self._call = call
 
     async def resolve_run_id(self, ref: str) -> str:
-        """The whole id of the run that ``ref`` (an id or a prefix of 8+ characters) names."""
-        out = await self.call("run.resolve", {"run_id": ref})
+        out = await self._call("run.resolve", {"run_id": ref})
         return str(out["run_id"])
 
-    async def last_run_id(self, workflow: str | None = None) -> str:
-        """The id of the newest run (of ``workflow``) by creation time."""
-        out = await self.call("run.resolve", {"last": True, "workflow": workflow})
+    async def last_run_id(self, workflow: str | None) -> str:
+        out = await self._call("run.resolve", {"last": True, "workflow": workflow})
         return str(out["run_id"])
 
-    async def retry_run(self, run_id: str, *, reason: str | None = None) -> RunHandle:
-        """Resume a failed or cancelled run in place from its failed steps; completed steps
-        keep their outputs and do not run again. Returns once the engine has applied it."""
-        out = await self.call(
+    async def retry_run(self, run_id: str, reason: str | None) -> str:
+        out = await self._call(
             "run.retry", {"run_id": run_id, "reason": reason}, timeout_s=RETRY_TIMEOUT_S
         )
-        return RunHandle(cast("Client", self), out["run_id"], known=True)
+        return str(out["run_id"])
 
-    async def rerun(self, run_id: str, *, idempotency_key: str | None = None) -> RunHandle:
-        """A new run of the same workflow revision with the same input (``rerun_of`` links it)."""
-        out = await self.call("run.rerun", {"run_id": run_id, "idempotency_key": idempotency_key})
-        client = cast("Client", self)
-        return RunHandle(client, out["run_id"], workflow=out.get("workflow"), known=True)
+    async def rerun(self, run_id: str, idempotency_key: str | None) -> dict[str, Any]:
+        """The reply: ``run_id`` and ``workflow`` of the new run."""
+        body = {"run_id": run_id, "idempotency_key": idempotency_key}
+        out: dict[str, Any] = await self._call("run.rerun", body)
+        return out
 
     async def start_many(
         self,
-        workflow: Any,
+        workflow: str,
         inputs: Sequence[Any],
-        *,
-        idempotency_keys: Sequence[str | None] | None = None,
-        revision: int | None = None,
+        idempotency_keys: Sequence[str | None] | None,
+        revision: int | None,
     ) -> list[StartResult]:
-        """Start one run per input (at most 1000 per call); one result per input, in order.
-
-        ``workflow`` is a registered workflow's name, or a ``Workflow`` (registered first,
-        and its revision started).
-        """
-        if not isinstance(workflow, str):
-            info = await cast("Client", self).register(workflow)
-            workflow, revision = info.name, revision if revision is not None else info.revision
         items = list(inputs)
         if len(items) > MAX_BATCH:
             raise ValueError(f"start_many: {len(items)} inputs, more than {MAX_BATCH} per call")
@@ -157,49 +147,24 @@ class RedriveMethods:
                 "idempotency_keys": keys[lo:hi] if keys is not None else None,
                 "revision": revision,
             }
-            out = await self.call("run.start_many", body, timeout_s=BATCH_TIMEOUT_S)
+            out = await self._call("run.start_many", body, timeout_s=BATCH_TIMEOUT_S)
             for r in out["results"]:
                 results.append(StartResult(**{**r, "index": r["index"] + lo}))
         return results
 
-    async def cancel_runs(
-        self,
-        *,
-        workflow: str | None = None,
-        status: str | None = None,
-        run_ids: Sequence[str] | None = None,
-        limit: int = MAX_BATCH,
-        dry_run: bool = False,
-        reason: str | None = None,
-    ) -> CancelResult:
-        """Cancel unfinished runs by ``workflow`` / ``status`` / ``run_ids`` (<= 1000)."""
-        body = {
-            "workflow": workflow,
-            "status": status,
-            "run_ids": list(run_ids) if run_ids is not None else None,
-            "limit": limit,
-            "dry_run": dry_run,
-            "reason": reason,
-        }
-        out = await self.call("run.cancel_many", body, timeout_s=BATCH_TIMEOUT_S)
+    async def cancel_runs(self, body: dict[str, Any]) -> CancelResult:
+        out = await self._call("run.cancel_many", body, timeout_s=BATCH_TIMEOUT_S)
         return CancelResult(**out)
 
-    async def list_dead_letters(
-        self, *, run_id: str | None = None, limit: int = 100
-    ) -> list[DeadLetter]:
-        """Dead letters, oldest first (of one run, by id or prefix), at most ``limit``."""
-        out = await self.call("dlq.list", {"run_id": run_id, "limit": limit})
+    async def list_dead_letters(self, run_id: str | None, limit: int) -> list[DeadLetter]:
+        out = await self._call("dlq.list", {"run_id": run_id, "limit": limit})
         return [DeadLetter(**d) for d in out["dead_letters"]]
 
-    async def replay_dead_letter(
-        self, seq: int | None = None, *, run_id: str | None = None
-    ) -> RunHandle:
-        """Run a dead-lettered step again (by ``seq``, or every letter of ``run_id``): its run
-        resumes, and the letters are removed so none is replayed twice."""
-        out = await self.call(
+    async def replay_dead_letter(self, seq: int | None, run_id: str | None) -> str:
+        out = await self._call(
             "dlq.replay", {"seq": seq, "run_id": run_id}, timeout_s=RETRY_TIMEOUT_S
         )
-        return RunHandle(cast("Client", self), out["run_id"], known=True)
+        return str(out["run_id"])
 
 
 def _chunks(sizes: list[int]) -> list[tuple[int, int]]:
@@ -215,4 +180,4 @@ def _chunks(sizes: list[int]) -> list[tuple[int, int]]:
     return out
 
 
-__all__ = ["CancelResult", "DeadLetter", "RedriveMethods", "StartResult", "since_text"]
+__all__ = ["ApiCall", "CancelResult", "DeadLetter", "Redrive", "StartResult", "since_text"]

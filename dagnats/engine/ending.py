@@ -10,7 +10,6 @@ import logging
 
 from dagnats import protocol
 from dagnats._nats.history import read_history
-from dagnats._nats.payloads import encode_run
 from dagnats._nats.publish import msg_id
 from dagnats._nats.state import definition_of
 from dagnats._nats.stores import RunStore
@@ -24,6 +23,7 @@ from dagnats.engine.executor import Executor
 from dagnats.engine.limits import announced, release_run, release_singleton, release_slots
 from dagnats.protocol import clock, dedup
 from dagnats.protocol import events as ev
+from dagnats.protocol.ended import ended_body, stored_body
 from dagnats.protocol.events import Event
 from dagnats.protocol.messages import DeadLetterMessage
 
@@ -115,10 +115,36 @@ class RunEnding:
         )
         await self.ended(defn, failed, rev)  # frees its run and task slots, saves, announces
 
+    def result_body(self, run: RunState) -> bytes | None:
+        """The announcement with the run's result (``None``: too large, read the snapshot)."""
+        return ended_body(
+            run.run_id,
+            run.status,
+            output=run.output,
+            error=run.error.model_dump(exclude_none=True) if run.error is not None else None,
+            failed_step=run.failed_step,
+        )
+
+    async def announce_early(self, run: RunState) -> None:
+        """Tell waiters subscribed before the start the result, in the same flush as the
+        final records and the snapshot's write (not awaited: see ``announce_stored``)."""
+        body = self.result_body(run)
+        if body is not None:
+            await self.nc.publish(protocol.done_subject(run.run_id), body)
+
+    async def announce_stored(self, run: RunState) -> None:
+        """Tell waiters that the terminal snapshot is stored: one that subscribed too late
+        for the early announcement, and read the snapshot before it was, reads it now."""
+        await self.nc.publish(
+            protocol.done_subject(run.run_id), stored_body(run.run_id, run.status)
+        )
+
     async def announce(self, run: RunState) -> None:
-        """Tell result() waiters: only after the terminal snapshot is stored, so a waiter
-        that subscribed too late finds it by reading the snapshot."""
-        body = await encode_run(self.runs.payloads, run)
+        """Announce a run whose terminal snapshot is already stored (a repair, a failed
+        run): the result when it fits one message, else where to read it."""
+        body = self.result_body(run)
+        if body is None:
+            body = stored_body(run.run_id, run.status)
         await self.nc.publish(protocol.done_subject(run.run_id), body)
 
     async def release_slots(

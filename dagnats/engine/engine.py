@@ -5,7 +5,8 @@ Per event: load the state (cache, else the KV snapshot plus the history events i
 seen), ``advance()``, execute the actions (publishes with dedup ids), then ack. The snapshot
 is written behind (ADR 0005): a running run's new state is staged in the cache and written
 with a CAS within ``FLUSH_DELAY_S``, coalescing busy runs' writes; a terminal state is written
-at once and announced on ``dagnats.done.<run_id>``, which is what ``result()`` waits for.
+at once, its result announced on ``dagnats.done.<run_id>`` in the same flush (what
+``result()`` waits for) and announced again once stored (``protocol.ended``, ADR 0013).
 Events of one run are applied in order by one actor task; different runs proceed
 concurrently, bounded by the feeds' ``max_inflight``.
 
@@ -21,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from dagnats import protocol
 from dagnats._nats.feed import PullFeed
@@ -31,6 +32,7 @@ from dagnats._nats.resources import partition_count
 from dagnats._nats.state import definition_of, pinned_workflow
 from dagnats._nats.stores import ConflictError, FencedError
 from dagnats._nats.types import Msg, NatsClient, Subscription
+from dagnats.dag.definition.agents import check_agent_routes
 from dagnats.dag.definition.models import WorkflowDef
 from dagnats.dag.machine.advance import advance
 from dagnats.dag.machine.state import RunState
@@ -47,7 +49,7 @@ from dagnats.engine.timers import TimerClock
 from dagnats.protocol import events as ev
 from dagnats.protocol import ids
 from dagnats.protocol.events import Event
-from dagnats.protocol.partitions import partition_of
+from dagnats.protocol.partitions import check_engine_id, partition_of
 from dagnats.telemetry import metrics, tracing
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,11 @@ MAX_EVENT_DELIVERIES = 10
 # Errors that come back on every delivery (bad data, a bug), unlike NATS trouble.
 LASTING_ERRORS = (ValueError, TypeError, KeyError, AttributeError, AssertionError)
 FLUSH_DELAY_S = 0.1  # how long a running run's snapshot may lag its applied events
+# Deliveries one run's actor may hold: by default half its partition feed's room (at least
+# this), so one flooded or slow run cannot take all of it from the partition's other runs.
+# Past it the newest are given back (nak with delay) and applied in order from the history
+# by the run's next event (see _load), so a map of thousands of items keeps its speed.
+MIN_QUEUED_PER_RUN = 16
 RELEASE_TIMEOUT_S = 2.0  # a partition handed over waits this long for its runs being applied
 
 FENCED = "fenced"  # _process's error when the run's partition lease is gone
@@ -79,12 +86,21 @@ class Engine:
         redeliver_delay_s: float = 2.0,
         clock: TimerClock | None = None,
         retention_s: float | None = None,
+        agent_routes: Mapping[str, str] | None = None,
+        max_queued_per_run: int | None = None,
         engine_id: str | None = None,
     ) -> None:
         """``clock`` decides when timers are due (the wall clock unless a test gives its
         virtual one: ``dagnats.testing``); ``retention_s`` removes finished runs that long
-        after they finished (``None``: kept; see engine.retention); ``engine_id`` names
-        this engine in the partition leases (default: a fresh random id)."""
+        after they finished (``None``: kept unless their workflow sets a ``retention``; see
+        engine.retention); ``agent_routes`` sends ``agent`` steps to a worker group by their
+        ``metadata.role`` (``{"coder": "gpu", "*": "agents"}``; see dag.definition.agents);
+        ``max_queued_per_run`` bounds one run's held deliveries (default: half a partition
+        feed's share of ``max_inflight``); ``engine_id`` names this engine in the partition
+        leases (default: a fresh random id); a stable id lets a restarted engine take its
+        leases back at once, and must not be shared by two running engines."""
+        self.engine_id = check_engine_id(engine_id) if engine_id is not None else ids.worker_id()
+        self.agent_routes = check_agent_routes(agent_routes or {})
         self.max_event_deliveries = max_event_deliveries
         self.apply_tries = apply_tries
         self.redeliver_delay_s = redeliver_delay_s
@@ -92,7 +108,16 @@ class Engine:
         self.nc = nc
         self.js = nc.jetstream()
         self.max_inflight = max_inflight
-        self.engine_id = engine_id or ids.worker_id()
+        if max_queued_per_run is not None and max_queued_per_run < 1:
+            raise ValueError("max_queued_per_run must be >= 1")
+        self._queued_bound = max_queued_per_run
+        # Per run, the newest seq given back unapplied: until the run's state has caught up
+        # past it, each event of the run is applied after the history up to it (in order).
+        self._gaps: dict[str, int] = {}
+        self.given_back = 0
+        """Deliveries given back because their run's queue was full (a counter)."""
+        self.queue_peak = 0
+        """The most deliveries one run's actor has held at once (besides one flush)."""
         self._queues: dict[str, deque[Item | None]] = {}
         self._feeds: dict[int, PullFeed] = {}
         self._intake: dict[int, asyncio.Task[None]] = {}
@@ -109,7 +134,8 @@ class Engine:
         """Testing seam (``env.faults.crash_engine``): after this many more events applied,
         the engine dies before acking the last one and without writing staged snapshots."""
         self.crashed = asyncio.Event()
-        self.retention = None if retention_s is None else Retention(nc, retention_s, owns=self.owns)
+        # Always: a workflow may set its own retention (the sweep is idle until one does).
+        self.retention: Retention | None = Retention(nc, retention_s, owns=self.owns)
 
     @property
     def parts(self) -> EngineParts:
@@ -135,6 +161,16 @@ class Engine:
     def partition(self, run_id: str) -> int:
         return partition_of(run_id, self.partitions)
 
+    @property
+    def _feed_room(self) -> int:
+        """Each partition feed's share of ``max_inflight``."""
+        return max(1, self.max_inflight // max(1, self.partitions))
+
+    @property
+    def max_queued_per_run(self) -> int:
+        """The most deliveries one run's actor holds (known once started, unless given)."""
+        return self._queued_bound or max(MIN_QUEUED_PER_RUN, self._feed_room // 2)
+
     async def start(self) -> None:
         p = self._parts = await open_parts(self.nc, clock=self.clock)
         self.partitions = await partition_count(self.js)
@@ -147,6 +183,7 @@ class Engine:
             release=self._release,
             lost=self._lost,
         )
+        p.executor.agent_routes = self.agent_routes
         p.runs.fence = lambda run_id: self.leases.epoch(self.partition(run_id))
         await p.timers.start()
         await p.advisories.start()
@@ -181,8 +218,9 @@ class Engine:
             _done, pending = await asyncio.wait(set(self._actors), timeout=timeout_s)
             for t in pending:
                 t.cancel()
-        for run_id in list(p.runs.dirty):
-            await self._flush(run_id)
+        if self.nc.is_connected:  # cut off, the writes would only time out: the log has it
+            for run_id in list(p.runs.dirty):
+                await self._flush(run_id)
         await self.leases.stop(release=True)  # drains nothing more: only gives back
         await p.executor.drain()
         if self._forget_sub is not None:
@@ -197,7 +235,7 @@ class Engine:
     async def _acquired(self, part: int) -> None:
         """A partition's lease was taken: consume it, with nothing cached from before."""
         self._forget_partition(part)
-        feed = partition_feed(self.nc, part, max(1, self.max_inflight // self.partitions))
+        feed = partition_feed(self.nc, part, self._feed_room)
         self._feeds[part] = feed
         await feed.start()
         self._intake[part] = asyncio.create_task(self._consume(feed), name=f"dagnats-engine-{part}")
@@ -322,7 +360,9 @@ class Engine:
         return self._started
 
     async def _on_forget(self, msg: Msg) -> None:
-        self.parts.runs.forget(msg.subject.rsplit(".", 1)[-1])
+        run_id = msg.subject.rsplit(".", 1)[-1]
+        self.parts.runs.forget(run_id)
+        self._gaps.pop(run_id, None)
 
     async def __aenter__(self) -> Engine:
         await self.start()
@@ -345,7 +385,17 @@ class Engine:
                 # Records describe decisions already applied: nothing to do.
                 await _finish(msg, feed)
                 continue
+            q = self._queues.get(event.run_id)
+            if q is not None and len(q) >= self.max_queued_per_run:
+                # Only the excess, newest first: what is queued goes on being applied.
+                self._mark_gap(event.run_id, event.seq)
+                self.given_back += 1
+                await self._nak(msg, feed)
+                continue
             self._enqueue(event.run_id, (msg, event, feed))
+
+    def _mark_gap(self, run_id: str, seq: int) -> None:
+        self._gaps[run_id] = max(self._gaps.get(run_id, 0), seq)
 
     def _enqueue(self, run_id: str, item: Item | None) -> None:
         """Queue work for a run's actor (``None`` = write its staged snapshot)."""
@@ -358,6 +408,8 @@ class Engine:
             task.add_done_callback(self._actors.discard)
         else:
             q.append(item)
+            if item is not None:  # a flush marker (at most one per run) is not a delivery
+                self.queue_peak = max(self.queue_peak, len(q))
 
     def _schedule_flush(self, run_id: str) -> None:
         if run_id not in self._flush_due:
@@ -405,7 +457,7 @@ class Engine:
                     return
                 if error == FENCED:
                     await self._nak_queued(q, delay=False)
-                    await leases.lose(part, "a snapshot was written under a newer lease")
+                    await leases.lose(part, "its lease lapsed or a newer holder wrote a run")
                     return
                 q.popleft()
                 if ok:
@@ -445,6 +497,8 @@ class Engine:
         while q:  # events may arrive while we nak: give those back too
             item = q.popleft()
             if item is not None:
+                if delay:  # still ours: its next event applies these from the history
+                    self._mark_gap(item[1].run_id, item[1].seq)
                 await self._nak(item[0], item[2], delay=delay)
 
     async def _nak(self, msg: Msg, feed: PullFeed, *, delay: bool = True) -> None:
@@ -507,23 +561,9 @@ class Engine:
             # run may have moved on, and write-behind would notice only at the flush.)
             run, rev = None, 0
         else:
-            cached = self.parts.runs.cached(event.run_id) and not fresh
-            run, rev = await self.parts.runs.load(event.run_id, fresh=fresh)
-            if not cached and event.type != ev.WORKFLOW_STARTED:
-                # Not in this engine's cache: the snapshot may lag the log (staged writes
-                # lost in a crash, an event given back): apply what it is missing.
-                before = run
-                run = await self._catch_up(run, event)
-                if run is None:
-                    log.warning("event %s for unknown run %s ignored", event.type, event.run_id)
-                    return
-                if run.terminal and not (before is not None and before.terminal):
-                    # The catch-up itself finished the run.
-                    rev = await self.parts.ending.ended(
-                        await self._definition(run, event), run, rev
-                    )
-                    if event.type != ev.WORKFLOW_RETRY_REQUESTED:
-                        return  # a retry reopens it: apply it to the ended state below
+            run, rev, handled = await self._load(event, fresh)
+            if handled:
+                return
         if run is not None and event.seq <= run.last_seq:
             if run.terminal:
                 # A crash may have come between the save and the announcement.
@@ -536,18 +576,51 @@ class Engine:
             return
         new_run, confirm = await self._step(defn, run, event, records_later=True)
         if new_run.terminal:
-            # Terminal states are what result() waits for: write them at once, while the
-            # acks of the final records are still on their way (both must succeed).
-            if confirm is None:
-                await self.parts.runs.save(new_run, rev)
-            else:
-                await asyncio.gather(self.parts.runs.save(new_run, rev), confirm())
-            await self.parts.ending.announce(new_run)
+            # Terminal states are what result() waits for: the result is announced in the
+            # same flush as the final records and the snapshot's write, and the event is
+            # acked only once both are stored. A crash before that leaves the event
+            # unacked: the next engine applies it again and writes the same end.
+            # The write goes first in that flush (one turn of the loop puts its publish in
+            # the buffer), so the server has it before a waiter can ask for the state.
+            saving = asyncio.ensure_future(
+                self.parts.runs.save(new_run, rev)
+                if confirm is None
+                else asyncio.gather(self.parts.runs.save(new_run, rev), confirm())
+            )
+            await asyncio.sleep(0)
+            await self.parts.ending.announce_early(new_run)
+            await saving
+            await self.parts.ending.announce_stored(new_run)
         else:
             # The event log is the truth and is acked only after the actions above: the
             # snapshot can follow a few ms later, coalescing the writes of busy runs.
             self.parts.runs.stage(new_run, rev)
             self._schedule_flush(new_run.run_id)
+
+    async def _load(self, event: Event, fresh: bool) -> tuple[RunState | None, int, bool]:
+        """The state to apply ``event`` to and its KV revision, caught up with the history
+        it has not seen; the flag says that nothing is left to do for ``event``."""
+        cached = self.parts.runs.cached(event.run_id) and not fresh
+        run, rev = await self.parts.runs.load(event.run_id, fresh=fresh)
+        if (cached and event.run_id not in self._gaps) or event.type == ev.WORKFLOW_STARTED:
+            return run, rev, False
+        # Not in this engine's cache: the snapshot may lag the log (staged writes lost in a
+        # crash, an event given back): apply what it is missing. Events given back come
+        # again in any order, so the history is applied through the newest of them.
+        before = run
+        run = await self._catch_up(run, event)
+        if run is None:
+            log.warning("event %s for unknown run %s ignored", event.type, event.run_id)
+            return None, rev, True
+        if run.terminal and not (before is not None and before.terminal):
+            # The catch-up itself finished the run; a retry reopens it: apply it below.
+            rev = await self.parts.ending.ended(await self._definition(run, event), run, rev)
+            return run, rev, event.type != ev.WORKFLOW_RETRY_REQUESTED
+        if run is not before and not run.terminal:
+            # The state moved on (perhaps through ``event`` itself: then nothing follows).
+            self.parts.runs.stage(run, rev)
+            self._schedule_flush(run.run_id)
+        return run, rev, False
 
     async def _step(
         self, defn: WorkflowDef, run: RunState | None, event: Event, *, records_later: bool
@@ -586,15 +659,27 @@ class Engine:
         return defn
 
     async def _catch_up(self, run: RunState | None, event: Event) -> RunState | None:
-        """Apply the history events before ``event`` that the snapshot has not seen.
+        """Apply the history events before ``event`` that the snapshot has not seen, and
+        through the newest event of the run given back unapplied (``_gaps``), which may be
+        ``event`` itself or a later one: in order, whatever order they come again in.
 
         Their actions are executed again: an event given back after a failure, or applied
         just before a crash, may not have had them done. Dedup ids make repeats invisible
         within the streams' window; a later repeat is a stale task or timer that the run
         ignores (at-least-once actions, exactly-once state).
         """
+        gap = self._gaps.get(event.run_id)
+        before = event.seq if gap is None else max(event.seq, gap + 1)
+        run = await self._replay(run, event, before)
+        if gap is not None and self._gaps.get(event.run_id, 0) <= gap:
+            # Applied through it (a newer give-back meanwhile stays for the next event).
+            self._gaps.pop(event.run_id, None)
+        return run
+
+    async def _replay(self, run: RunState | None, event: Event, before: int) -> RunState | None:
+        """Apply the run's input events with ``run.last_seq < seq < before``, with effects."""
         after = run.last_seq if run is not None else 0
-        history = await read_history(self.nc, event.run_id, after_seq=after, before_seq=event.seq)
+        history = await read_history(self.nc, event.run_id, after_seq=after, before_seq=before)
         inputs = [e for e in history if e.is_input]
         if not inputs:
             return run

@@ -27,9 +27,11 @@ from dagnats._nats.publish import (
     gather_acks,
     msg_id,
     publish_atomic,
+    stall_timeout,
 )
 from dagnats._nats.stores import DefinitionStore
 from dagnats._nats.types import JetStreamContext, KeyValue, NatsClient, PubAck
+from dagnats.dag.definition.agents import agent_group
 from dagnats.dag.machine.actions import (
     Action,
     AdmitRun,
@@ -47,7 +49,7 @@ from dagnats.dag.machine.actions import (
 )
 from dagnats.engine.limits import check_limits, is_limited, limits_of
 from dagnats.engine.run_actions import RunActions
-from dagnats.protocol import clock, dedup, keys
+from dagnats.protocol import clock, dedup, keys, wire
 from dagnats.protocol import events as ev
 from dagnats.protocol.messages import DeadLetterMessage, DeferredTask, EventWaiter, TimerMessage
 from dagnats.telemetry import tracing
@@ -86,6 +88,8 @@ class Executor:
         # How long a publish ack is awaited before the actions fail and are applied again
         # (same message ids): a lost ack must not hold the run's actor for ever.
         self.ack_timeout_s = ACK_TIMEOUT_S
+        # Set by the engine: metadata.role -> worker group of agent steps (dag.definition.agents).
+        self.agent_routes: dict[str, str] = {}
 
     async def execute(
         self, actions: list[Action], *, records_later: bool = False
@@ -210,7 +214,10 @@ class Executor:
         """Subject and dedup id of a task: a sticky run's go to the worker bound to the run
         (``task.<task>.@<worker>``) once one is; before that, and for a soft run's fallback
         copy, to every worker serving the task (the worker that takes one binds the run)."""
-        general = protocol.task_subject(t.task, t.worker_group)
+        group = t.worker_group
+        if t.agent:
+            group = agent_group(t.metadata, group, self.agent_routes)
+        general = protocol.task_subject(t.task, group)
         if not t.sticky or t.fallback:
             return general, t.dedup_id
         bound, _rev = await cas.read(self.kv[protocol.KV_STICKY], t.run_id)
@@ -255,7 +262,10 @@ class Executor:
     async def _pub(self, subject: str, data: bytes, dedup_id: str) -> asyncio.Future[PubAck]:
         # Bounded wait for a pending-publish slot too (they are freed by gather_acks' deadline).
         return await self.js.publish_async(
-            subject, data, headers=msg_id(dedup_id), wait_stall=self.ack_timeout_s
+            subject,
+            data,
+            headers=msg_id(dedup_id),
+            wait_stall=stall_timeout(self.js, self.ack_timeout_s),
         )
 
     async def _other(self, a: Action) -> None:
@@ -316,7 +326,15 @@ def step_span(t: DispatchTask) -> AbstractContextManager[Any]:
 
 
 def _task_body_inline(t: DispatchTask) -> bytes:
-    return protocol.TaskMessage(
+    fields = _task_fields(t)
+    body = wire.task_body(fields)
+    if body is not None:
+        return body  # the JSON TaskMessage would write, without building one
+    return protocol.TaskMessage(**fields).encode()
+
+
+def _task_fields(t: DispatchTask) -> dict[str, Any]:
+    return dict(
         run_id=t.run_id,
         workflow=t.workflow,
         step_id=t.step_id,
@@ -336,7 +354,7 @@ def _task_body_inline(t: DispatchTask) -> bytes:
         sticky=t.sticky or None,
         fallback=t.fallback or None,
         control_root=t.control_root,
-    ).encode()
+    )
 
 
 def _dead_letter_body(a: DeadLetter) -> bytes:

@@ -8,6 +8,10 @@ more than ``LEASE_TTL_S - LEASE_MARGIN_S`` ago is not held any more, whatever th
 still thinks, so an engine that was paused (or cut off) stops acting on its partitions
 before another engine can take them.
 
+An engine started with the id of an earlier process of its own (``serve`` on a data
+directory, ``dagnats engine --engine-id``) takes that process's leases back at once instead
+of waiting for them to lapse, with new epochs. Two live engines must never share an id.
+
 The engine supplies three callbacks: ``acquired(p)`` (start consuming the partition),
 ``release(p)`` (drain it: finish what is being applied, write staged snapshots) and
 ``lost(p)`` (drop it without writing anything more).
@@ -33,6 +37,7 @@ from dagnats.protocol import partitions as parts
 log = logging.getLogger(__name__)
 
 PartitionHook = Callable[[int], Awaitable[None]]
+RELEASE_S = 2.0  # the longest a lease's give-back waits (else it lapses on its own)
 
 
 @dataclass(slots=True)
@@ -110,13 +115,17 @@ class PartitionLeases:
                 await self._task
             self._task = None
         async with self._tick_lock:
+            if release and not self.nc.is_connected:
+                # Cut off from NATS: nothing can be written or given back; the leases lapse.
+                for p in sorted(self._held):
+                    await self.lose(p, "the engine stopped while cut off from NATS")
             if not release:
                 self._held.clear()
                 return
             for p in sorted(self._held):
                 await self._give_back(p)
             with contextlib.suppress(Exception):
-                await store.forget_engine(self.kv, self.engine_id)
+                await asyncio.wait_for(store.forget_engine(self.kv, self.engine_id), RELEASE_S)
 
     async def crash(self) -> None:
         """Testing seam of a crash: stop renewing and delete the leases, as their expiry
@@ -134,8 +143,12 @@ class PartitionLeases:
         return self._kv
 
     async def _loop(self) -> None:
+        began = time.monotonic()
         while True:
-            await asyncio.sleep(self.renew_s)
+            # Rounds start every renew_s however long the last took (a busy engine's round
+            # is slow; adding the sleep after it would stretch the gap between renewals).
+            await asyncio.sleep(max(0.0, began + self.renew_s - time.monotonic()))
+            began = time.monotonic()
             try:
                 await self.tick()
             except Exception as exc:  # noqa: BLE001 - NATS trouble: leases lapse, next tick retries
@@ -147,9 +160,12 @@ class PartitionLeases:
             if not self.renewing:
                 await self._drop_lapsed()
                 return
+            await self._renew_all()  # first: what keeps the partitions this engine works on
             await store.heartbeat(self.kv, self.engine_id, {**self._info, "held": self.held})
-            await self._renew_all()
             view = await store.read_view(self.nc)
+            for p, holder in view.holders.items():
+                if holder == self.engine_id and p not in self._held:
+                    await self._take(p, adopt_revision=view.revisions.get(p))
             live = set(view.engines) | {self.engine_id}
             plan = parts.plan_leases(self.n, view.holders, live, self.engine_id)
             for p in plan.release:
@@ -158,12 +174,21 @@ class PartitionLeases:
                 await self._take(p)
 
     async def _renew_all(self) -> None:
-        for p, lease in list(self._held.items()):
-            sent = time.monotonic()
-            if sent >= lease.valid_until:
-                await self.lose(p, "its lease lapsed before it was renewed")
-                continue
-            rev = await store.renew(self.kv, p, self.engine_id, lease.epoch, lease.revision)
+        """Renew every lease at once (one round trip, not one per partition)."""
+        sent = time.monotonic()
+        due = {p: lease for p, lease in self._held.items() if sent < lease.valid_until}
+        for p in set(self._held) - set(due):
+            await self.lose(p, "its lease lapsed before it was renewed")
+        revs = await asyncio.gather(
+            *(
+                store.renew(self.kv, p, self.engine_id, lease.epoch, lease.revision)
+                for p, lease in due.items()
+            ),
+            return_exceptions=True,
+        )
+        for (p, lease), rev in zip(due.items(), revs, strict=True):
+            if isinstance(rev, BaseException):
+                continue  # NATS trouble: the lease holds until valid_until, then lapses
             if rev is None:
                 await self.lose(p, "its lease was lost")
                 continue
@@ -175,9 +200,14 @@ class PartitionLeases:
             if time.monotonic() >= lease.valid_until:
                 await self.lose(p, "its lease lapsed")
 
-    async def _take(self, p: int) -> None:
+    async def _take(self, p: int, *, adopt_revision: int | None = None) -> None:
+        """Take a free partition (or, with ``adopt_revision``, one still held under this
+        engine's id by an earlier process of it: a restart with a stable id)."""
         sent = time.monotonic()
-        epoch = await store.acquire(self.kv, p, self.engine_id)
+        if adopt_revision is None:
+            epoch = await store.acquire(self.kv, p, self.engine_id)
+        else:
+            epoch = await store.adopt(self.kv, p, self.engine_id, adopt_revision)
         if epoch is None:
             return  # another engine was quicker
         self._held[p] = Lease(epoch, epoch, sent + self.ttl_s - self.margin_s)
@@ -192,7 +222,7 @@ class PartitionLeases:
         await self._release(p)
         self._held.pop(p, None)
         with contextlib.suppress(Exception):
-            await store.release(self.kv, p, lease.revision)
+            await asyncio.wait_for(store.release(self.kv, p, lease.revision), RELEASE_S)
         log.info("engine %s gave back partition %d", self.engine_id, p)
         self.changed.set()
 

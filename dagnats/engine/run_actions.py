@@ -89,12 +89,14 @@ class RunActions:
         for child in a.child_steps:
             reason = f"parent run {a.run_id} {a.status}"
             await append_event(self.js, *ev.cancel_requested(child, reason, by="parent"))
-        await self._cleanup(a.run_id, timers=a.timers)
+        if a.checkpoints or a.timers:
+            await self._cleanup(a.run_id, checkpoints=a.checkpoints, timers=a.timers)
 
-    async def _cleanup(self, run_id: str, *, timers: bool) -> None:
-        """Drop the run's checkpoints and, if it could have any, its pending timers (sleeps,
-        backstops, deferred dispatches): purges by subject, off the critical path."""
-        task = asyncio.create_task(self._purge(run_id, timers=timers))
+    async def _cleanup(self, run_id: str, *, checkpoints: bool, timers: bool) -> None:
+        """Drop the run's checkpoints and its pending timers (sleeps, backstops, deferred
+        dispatches), each only if it could have any: purges by subject, off the critical
+        path (each is a JetStream API call and a scan of the stream by the server)."""
+        task = asyncio.create_task(self._purge(run_id, checkpoints=checkpoints, timers=timers))
         self._background.add(task)
         self._cleanups[run_id] = task
 
@@ -111,11 +113,13 @@ class RunActions:
         if task is not None:
             await asyncio.wait({task}, timeout=timeout_s)
 
-    async def _purge(self, run_id: str, *, timers: bool) -> None:
+    async def _purge(self, run_id: str, *, checkpoints: bool, timers: bool) -> None:
         try:
-            await self.js.purge_stream(
-                f"KV_{protocol.KV_CHECKPOINTS}", subject=f"$KV.{protocol.KV_CHECKPOINTS}.{run_id}.>"
-            )
+            if checkpoints:
+                await self.js.purge_stream(
+                    f"KV_{protocol.KV_CHECKPOINTS}",
+                    subject=f"$KV.{protocol.KV_CHECKPOINTS}.{run_id}.>",
+                )
         except Exception as exc:  # noqa: BLE001 - best effort: checkpoints are a cache of progress
             log.debug("could not purge checkpoints of run %s: %s", run_id, exc)
         if not timers:

@@ -1,7 +1,8 @@
 """What every message and record on NATS looks like: the wire protocol of dagnats.
 
-Pure: imports the standard library and pydantic only, never another part of dagnats, so the
-engine, workers, API, clients and tests all agree on one spelling of every name.
+Pure: imports the standard library, pydantic and msgspec only (``wire``: the fast encoder of
+task messages), never another part of dagnats, so the engine, workers, API, clients and
+tests all agree on one spelling of every name.
 
 - :mod:`~dagnats.protocol.names`: streams, buckets, consumers, subjects, ``NAME_PATTERN``
 - :mod:`~dagnats.protocol.events`: history events, their types, and one constructor per

@@ -212,3 +212,44 @@ Duration = Annotated[
 ]
 """A duration field: holds ``int`` ns, writes a string (integer ns under
 :data:`NANOSECONDS_CONTEXT`); reads numbers as ns, or as seconds under :data:`PYTHON_CONTEXT`."""
+
+
+def parse_long_duration(value: object) -> int:
+    """Like :func:`parse_duration`, and a text may start with days: ``"30d"``, ``"1.5d"``,
+    ``"7d12h"`` (retention periods; Go's format stops at hours)."""
+    if isinstance(value, str) and "d" in value:
+        days, _, rest = value.strip().partition("d")
+        if not re.fullmatch(r"[0-9]+(\.[0-9]+)?", days):
+            raise DurationError(f"invalid duration {value!r}: days are a number, e.g. '30d'")
+        whole = int(days) * DAY if days.isdigit() else round(float(days) * DAY)
+        ns = whole + (parse_duration(rest) if rest else 0)
+        if ns > _MAX_NS:
+            raise DurationError(f"duration {value!r} is too large")
+        return ns
+    return parse_duration(value)
+
+
+def _validate_long(value: Any, info: ValidationInfo) -> int:
+    if isinstance(value, str):
+        return parse_long_duration(value)
+    return _validate(value, info)
+
+
+LongDuration = Annotated[
+    int,
+    BeforeValidator(_validate_long),
+    PlainSerializer(_serialize, return_type=int | str, when_used="always"),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {
+                    "type": "string",
+                    "pattern": r"^([0-9]+(\.[0-9]+)?d)?(([0-9]+(\.[0-9]*)?(ns|us|µs|ms|s|m|h))+)?$",
+                    "description": "days and a Go-style duration, e.g. '30d', '7d12h', '36h'",
+                },
+                {"type": "integer", "minimum": 0, "description": "nanoseconds"},
+            ]
+        }
+    ),
+]
+"""A :data:`Duration` whose text may start with days (``"30d"``)."""

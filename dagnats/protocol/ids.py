@@ -13,6 +13,18 @@ def new_run_id() -> str:
     return f"{int(time.time() * 1000):012x}{secrets.token_hex(8)}"
 
 
+FRESH_RUN_ID_S = 300.0  # how far a client-made id's time may be from the service's
+
+
+def is_fresh_run_id(run_id: str, *, within_s: float = FRESH_RUN_ID_S) -> bool:
+    """Whether ``run_id`` is shaped as :func:`new_run_id` makes them and was made within
+    ``within_s`` of now: a client that subscribes to a run's end before starting it makes
+    its id so, and such an id (64 random bits) needs no check against existing runs."""
+    if len(run_id) != 28 or any(c not in "0123456789abcdef" for c in run_id):
+        return False
+    return abs(int(run_id[:12], 16) / 1000 - time.time()) <= within_s
+
+
 def worker_id() -> str:
     return f"{os.uname().nodename.replace('.', '-')}-{os.getpid()}-{secrets.token_hex(3)}"
 

@@ -118,7 +118,7 @@ def cancel_subject(run_id: str) -> str:
 
 
 def done_subject(run_id: str) -> str:
-    """Core subject on which the engine announces a run's terminal snapshot, once stored."""
+    """Core subject on which the engine announces a run's end (``protocol.ended``)."""
     return f"dagnats.done.{run_id}"
 
 

@@ -26,9 +26,11 @@ LEASE_TTL_S = 6.0
 """A lease not renewed for this long expires on the server (the bucket's max age)."""
 LEASE_RENEW_S = 1.5
 """How often an engine renews its leases, heartbeats and looks at the others'."""
-LEASE_MARGIN_S = 1.5
+LEASE_MARGIN_S = 1.0
 """An engine stops acting on a partition this long before its lease could expire on the
-server, counted from when it *sent* the last renewal that succeeded."""
+server, counted from when it *sent* the last renewal that succeeded (the server stamps the
+renewal later than that, so this only has to cover clocks running at slightly different
+rates); a busy engine thus has ``LEASE_TTL_S - LEASE_MARGIN_S`` to get one renewal through."""
 
 _FNV_OFFSET = 0x811C9DC5
 _FNV_PRIME = 0x01000193
@@ -42,6 +44,18 @@ def check_partitions(n: object) -> int:
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_PARTITIONS:
         raise ValueError(f"partitions must be an integer from 1 to {MAX_PARTITIONS}, got {n!r}")
     return n
+
+
+_ENGINE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+
+
+def check_engine_id(engine_id: str) -> str:
+    """``engine_id`` if it can name an engine in the lease bucket (a KV key token)."""
+    if not isinstance(engine_id, str) or not _ENGINE_ID_RE.match(engine_id):
+        raise ValueError(
+            f"engine id must be 1 to 128 letters, digits, '-' or '_', got {engine_id!r}"
+        )
+    return engine_id
 
 
 def partition_of(run_id: str, n: int) -> int:

@@ -27,10 +27,11 @@ from typing import Any
 
 from dagnats import protocol
 from dagnats._nats import cas
-from dagnats._nats.payloads import Payloads, decode_run
+from dagnats._nats.payloads import Payloads
 from dagnats._nats.types import KeyValue, Msg, NatsClient
 from dagnats.dag.definition.triggers import TriggerDef
 from dagnats.protocol import keys
+from dagnats.protocol.ended import parse_ended
 from dagnats.server.trigger_ops import TriggerOps
 
 log = logging.getLogger(__name__)
@@ -172,8 +173,8 @@ class HttpCalls:
                 with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                     msg = await asyncio.wait_for(asyncio.shield(got_respond), 0.05)
                     return from_respond(_data(msg), run_id)
-                state = await decode_run(self.payloads, _data(got_done.result()))
-                return _ended(state.status, run_id)
+                ended = parse_ended(_data(got_done.result()), run_id)
+                return _ended(ended.status, run_id)
             return _json_answer(504, {"error": "workflow_timeout", "run_id": run_id}, run_id)
         finally:
             for fut in (got_respond, got_done):

@@ -34,6 +34,7 @@ from dagnats.errors import (
 )
 from dagnats.protocol import events as ev
 from dagnats.protocol import keys
+from dagnats.protocol.ids import is_fresh_run_id
 from dagnats.protocol.limits import check_name
 from dagnats.server import run_lookup, singleton
 from dagnats.server.interactions import Interactions, _run_id, _workflow
@@ -147,10 +148,7 @@ class Operations:
 
     async def get_workflow(self, body: dict[str, Any]) -> dict[str, Any]:
         name = _workflow_name(body)
-        found = await self.defs.get(name, _revision(body))
-        if found is None:
-            raise WorkflowNotFoundError(f"workflow '{name}' is not registered")
-        d, rev = found
+        d, rev = await self.workflow_revision(name, body.get("revision"))
         return {
             "revision": rev,
             "definition": d.model_dump(mode="json", by_alias=True, exclude_none=True),
@@ -167,11 +165,18 @@ class Operations:
 
     async def workflow_revision(self, name: str, revision: Any) -> tuple[WorkflowDef, int]:
         """The definition a start would use; ``WorkflowNotFoundError`` when there is none."""
-        found = await self.defs.get(name, _revision({"revision": revision}))
-        if found is None:
-            at = f" at revision {revision}" if revision is not None else ""
-            raise WorkflowNotFoundError(f"workflow '{name}' is not registered{at}")
-        return found
+        wanted = _revision({"revision": revision})
+        found = await self.defs.get(name, wanted)
+        if found is not None:
+            return found
+        if wanted is None:
+            raise WorkflowNotFoundError(f"workflow '{name}' is not registered")
+        stored = await self.defs.revisions(name)
+        if not stored:
+            raise WorkflowNotFoundError(f"workflow '{name}' is not registered")
+        raise WorkflowNotFoundError(
+            f"workflow '{name}' has no revision {wanted}; its revisions: {_spans(stored)}"
+        )
 
     async def start_run(
         self, body: dict[str, Any], *, trusted_input: bool = False
@@ -205,7 +210,7 @@ class Operations:
                     "revision": revision,
                     "duplicate": True,
                 }
-        if body.get("run_id"):
+        if body.get("run_id") and not _fresh_id(body, run_id):
             await self._check_run_id_free(run_id)
         active = await singleton.claim(
             self.js, await self._concurrency(), self._state, defn, run_input, run_id
@@ -256,7 +261,7 @@ class Operations:
             return None
         if body.get("idempotency_key") is not None:
             raise ApiError("idempotency_key cannot be combined with run_at", code=400)
-        if body.get("run_id"):
+        if body.get("run_id") and not _fresh_id(body, run_id):
             await self._check_run_id_free(run_id)
         return await self.schedules.schedule(run_id, name, revision, run_input, run_at)
 
@@ -449,6 +454,23 @@ def _chosen_or_new_run_id(body: dict[str, Any]) -> str:
     """The run id the caller chose (checked), else a new one."""
     run_id = body.get("run_id") or protocol.new_run_id()
     return check_name(run_id, "run_id")
+
+
+def _spans(revisions: list[int]) -> str:
+    """``1-3, 7`` for [1, 2, 3, 7]: a long history stays one short line."""
+    spans: list[list[int]] = []
+    for r in revisions:
+        if spans and r == spans[-1][1] + 1:
+            spans[-1][1] = r
+        else:
+            spans.append([r, r])
+    return ", ".join(f"{a}-{b}" if b > a else str(a) for a, b in spans)
+
+
+def _fresh_id(body: dict[str, Any], run_id: str) -> bool:
+    """A run id the client just made (``fresh_run_id``: it subscribed to the run's end
+    before the start) is new by construction: its check (two KV reads) is skipped."""
+    return body.get("fresh_run_id") is True and is_fresh_run_id(run_id)
 
 
 def _revision(body: dict[str, Any]) -> int | None:

@@ -18,7 +18,9 @@ import contextlib
 import ipaddress
 import logging
 import os
+import re
 import signal
+import socket
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,9 +66,15 @@ class ServeOptions:
     replicas: int = 1
     retention_s: float | None = None
     """Finished runs are removed this long after they finished (``None``: kept)."""
+    agent_routes: dict[str, str] = field(default_factory=dict)
+    """``metadata.role`` -> worker group of ``agent`` steps (``"*"``: any role)."""
     partitions: int | None = None
     """History partitions when the stream is created (``None``: the default, or the
     existing stream's); asking another count than an existing stream's is an error."""
+    engine_id: str | None = None
+    """The engine's name in the partition leases (ADR 0013). ``None``: ``serve-<host>``
+    with an embedded server (one per data dir, so a restart takes its partitions back at
+    once), else a fresh random id."""
     engine: bool = True
     api: bool = True
     http: bool = True
@@ -181,7 +189,12 @@ class Serve:
             api = self.api
             self.health.add("api", lambda: (api.running, "serving dagnats.api.>"))
         if o.engine:
-            self.engine = Engine(self.nc, retention_s=o.retention_s)
+            self.engine = Engine(
+                self.nc,
+                retention_s=o.retention_s,
+                engine_id=self._engine_id(),
+                agent_routes=o.agent_routes,
+            )
             await self.engine.start()
             engine = self.engine
             self.health.add("engine", lambda: (engine.running, "consuming the history"))
@@ -261,6 +274,12 @@ class Serve:
     async def _watch_nats_server(self, server: EmbeddedNats) -> None:
         rc = await server.wait()
         self._fail(f"the embedded nats-server exited (code {rc})")
+
+    def _engine_id(self) -> str | None:
+        o = self.opts
+        if o.engine_id is not None or o.nats_url is not None:
+            return o.engine_id
+        return "serve-" + re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname())[:100]
 
     async def stop(self) -> None:
         self.ready = False

@@ -14,6 +14,7 @@ no allocation beyond the caller's dict.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -39,15 +40,23 @@ KINDS = ("internal", "producer", "consumer", "client", "server")
 
 
 _installed = False  # once a provider is installed it stays (OpenTelemetry allows one)
+_FROM_ENV = ENABLED and "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
 
 
 def active() -> bool:
     """Whether a tracer provider (an SDK) is installed: until one is, the API's provider is
-    a proxy (or an explicit no-op) and dagnats makes no span at all."""
+    a proxy (or an explicit no-op) and dagnats makes no span at all.
+
+    Called several times per event, so the common answer is cheap: no provider set in code
+    (the API's module global) and none named in the environment (read once, at import;
+    ``get_tracer_provider`` would read ``os.environ`` on every call).
+    """
     global _installed
     if _installed:
         return True
     if not ENABLED:
+        return False
+    if not _FROM_ENV and getattr(trace, "_TRACER_PROVIDER", None) is None:
         return False
     provider = trace.get_tracer_provider()
     _installed = not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)

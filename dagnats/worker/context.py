@@ -171,6 +171,9 @@ class TaskContext:
         self._backend = backend
         self._stream_seq = 0
         self._control = control
+        self.checkpointed = False
+        """Whether this attempt stored or found a checkpoint: its result says so, and the
+        run's end purges checkpoints only if some attempt did."""
 
     @property
     def control(self) -> ControlPlane:
@@ -196,6 +199,7 @@ class TaskContext:
 
     async def checkpoint(self, value: Any) -> None:
         """Store ``value`` (JSON) durably; the next attempt of this step can load it."""
+        self.checkpointed = True  # before the write: a failed write may still be stored
         await self._backend.put_checkpoint(
             self.checkpoint_key, encode_value(value, f"checkpoint of step {self.step_id!r}")
         )
@@ -211,6 +215,7 @@ class TaskContext:
         raw = await self._backend.get_checkpoint(self.checkpoint_key)
         if raw is None:
             return None
+        self.checkpointed = True
         value = decode_value(raw)
         if model is None:
             return value

@@ -304,6 +304,8 @@ class Runner:
         except _RunEnded:
             await self._save_logs(ctx)
             raise
+        if ctx.checkpointed:
+            result[1]["checkpointed"] = True  # the run's end purges checkpoints only if so
         await self._save_logs(ctx)  # before the result: `run logs` of an ended step is whole
         out = await self._offload(tm, *result)
         if self._faults.take(self._faults.lose, tm.task):

@@ -1,6 +1,8 @@
 """Start the research loop and print its answer: ``python -m examples.agent_loop.trigger``.
 
 Needs ``dagnats serve`` and ``dagnats worker examples.agent_loop.worker:worker``.
+
+Run it from the repository root: the ``examples`` package is not installed with dagnats.
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ Each iteration does one expensive call (``think``), stores its result with
 ``ctx.checkpoint`` and then returns ``dagnats.Continue(next_state)`` for another iteration, or
 the final ``Answer``. If an attempt fails after its checkpoint (here: a simulated crash), the
 retry of that iteration loads the checkpoint instead of paying for the call again.
+
+Run it from the repository root: the ``examples`` package is not installed with dagnats.
 """
 
 from __future__ import annotations

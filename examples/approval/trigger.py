@@ -4,6 +4,8 @@
 ``dagnats worker examples.approval.worker:worker``. In real life the token goes to a person
 (chat message, e-mail link) who answers with ``dagnats approve TOKEN DATA`` or
 ``dagnats reject TOKEN --reason TEXT``.
+
+Run it from the repository root: the ``examples`` package is not installed with dagnats.
 """
 
 from __future__ import annotations

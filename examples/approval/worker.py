@@ -1,6 +1,8 @@
 """Build, then (after a person approves) deploy.
 
 Run with: ``dagnats worker examples.approval.worker:worker``.
+
+Run it from the repository root: the ``examples`` package is not installed with dagnats.
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ prints the run's page in the web console and waits for you to approve it there. 
 
     dagnats worker examples.coding_pipeline.worker:worker
     dagnats worker examples.coding_pipeline.worker:gpu_worker
+
+Run it from the repository root: the ``examples`` package is not installed with dagnats.
 """
 
 from __future__ import annotations

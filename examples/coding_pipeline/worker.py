@@ -11,6 +11,8 @@ The "LLM" is a deterministic fake so the example (and its test) always behaves t
 needs three rounds to write a ``slugify`` that passes the unit tests. Each round streams its
 output line by line with ``ctx.put_stream`` and checkpoints the finished draft, so a retry of
 the same round re-uses the draft instead of paying for the model again.
+
+Run it from the repository root: the ``examples`` package is not installed with dagnats.
 """
 
 from __future__ import annotations

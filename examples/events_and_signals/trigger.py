@@ -4,6 +4,8 @@
 ``dagnats worker examples.events_and_signals.worker:worker``. From a shell, the same event is
 ``dagnats event publish payment.received '{"order_id": "A-1", ...}'`` and the same signal
 ``dagnats run signal RUN_ID review '{"reviewer": "ada", "verdict": "approved"}'``.
+
+Run it from the repository root: the ``examples`` package is not installed with dagnats.
 """
 
 from __future__ import annotations

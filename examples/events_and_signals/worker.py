@@ -1,6 +1,8 @@
 """Orders that wait for their payment event, and a review that waits for a signal.
 
 Run with: ``dagnats worker examples.events_and_signals.worker:worker``.
+
+Run it from the repository root: the ``examples`` package is not installed with dagnats.
 """
 
 from __future__ import annotations

@@ -17,6 +17,8 @@ The payment's result flows back as the ``payment.charge`` step's output. A total
 and ``order.confirm`` records the order as unpaid. A total of :data:`CAPTURE_FAILS_AT`
 passes authorisation and fails capture: the payment's saga voids the authorisation
 (``compensate``) before the order learns that the payment failed.
+
+Run it from the repository root: the ``examples`` package is not installed with dagnats.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Methodology: two Go-serialised files with Go's dotted names (``shop.order.v2`` calling the
 sub-workflow ``shop.payment.v1``) are checked and registered with the real CLI, run on a real
 nats-server (``dagnats_env``) with the handlers of ``checkout_worker.py``, and read back
-through the CLI and the REST API: the user sees the names as written, dots included."""
+through the CLI, the REST API and the console's API: the user sees the names as written,
+dots included."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import dagnats
 from dagnats.cli import app
 from dagnats.dag.definition.rules import load_definition
 from dagnats.server.http import HttpGateway
+from dagnats.server.serve import http_routes
 from dagnats.testing import DagnatsEnv
 from examples.from_go import checkout_worker
 from examples.from_go.checkout_worker import CAPTURE_FAILS_AT, worker
@@ -44,8 +46,9 @@ def test_the_go_files_validate_offline_and_round_trip(path: Path) -> None:
 
 async def test_the_order_is_paid_by_the_sub_workflow(dagnats_env: DagnatsEnv) -> None:
     dagnats_env.add_worker(worker)
+    url = dagnats_env.url
     for path in FILES:
-        await cli("workflow", "register", str(path), "--nats-url", dagnats_env.url)
+        await cli("workflow", "register", str(path), "--nats-url", url)
     client = dagnats_env.client
     order = {"order_id": "A1", "items": [{"price": 30, "qty": 2}, {"price": 15}]}
     run = await client.start("shop.order.v2", order)
@@ -65,11 +68,16 @@ async def test_the_order_is_paid_by_the_sub_workflow(dagnats_env: DagnatsEnv) ->
     assert child.steps["card.capture"].output == {"payment_id": "pay-examplepay-A1", "captured": 75}
 
     # What users read: the CLI and the REST API show the names as the files wrote them.
+    order_d4 = json.dumps({"order_id": "D4", "items": [{"price": 9}]})
+    watched = await cli("run", "start", "shop.order.v2", order_d4, "-w", "--nats-url", url)
+    # The watch names the dotted steps and the child's workflow as written.
+    assert "step.payment.charge: child run " in watched and "of shop.payment.v1" in watched
+    assert '"payment_id":"pay-examplepay-D4"' in watched
     listed = await cli("workflow", "list", "--nats-url", dagnats_env.url)
     assert "shop.order.v2" in listed and "shop.payment.v1" in listed
     shown = await cli("run", "status", run.run_id, "--nats-url", dagnats_env.url)
     assert "shop.order.v2" in shown and "payment.charge" in shown
-    gateway = HttpGateway(dagnats_env.nc, port=0)
+    gateway = HttpGateway(dagnats_env.nc, port=0, routers=http_routes())  # REST + console
     await gateway.start()
     try:
         async with httpx.AsyncClient(base_url=gateway.url, timeout=WAIT_S) as http:
@@ -77,7 +85,13 @@ async def test_the_order_is_paid_by_the_sub_workflow(dagnats_env: DagnatsEnv) ->
             assert got.status_code == 200, got.text
             assert got.json()["definition"]["steps"][0]["id"] == "card.authorize"
             runs = (await http.get("/runs", params={"workflow": "shop.order.v2"})).json()
-            assert [(r["run_id"], r["workflow"]) for r in runs] == [(run.run_id, "shop.order.v2")]
+            assert len(runs) == 2 and run.run_id in [r["run_id"] for r in runs]
+            assert {r["workflow"] for r in runs} == {"shop.order.v2"}
+            console = (await http.get("/console/api/workflows/shop.order.v2")).json()
+            assert console["name"] == "shop.order.v2"
+            assert "payment.charge" in json.dumps(console["graph"])
+            page = (await http.get(f"/console/api/runs/{run.run_id}")).json()
+            assert "shop.order.v2" in json.dumps(page) and "order.confirm" in json.dumps(page)
     finally:
         await gateway.stop()
 

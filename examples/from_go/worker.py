@@ -3,6 +3,8 @@
 Run: ``dagnats workflow validate examples/from_go/order.go.json`` (offline), then
 ``dagnats workflow register examples/from_go/order.go.json`` and
 ``dagnats worker examples.from_go.worker:worker``.
+
+Run it from the repository root: the ``examples`` package is not installed with dagnats.
 """
 
 from __future__ import annotations

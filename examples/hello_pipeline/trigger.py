@@ -1,6 +1,8 @@
 """Start a run and print its result: ``python -m examples.hello_pipeline.trigger World``.
 
 Needs ``dagnats serve`` and the worker running (see README.md).
+
+Run it from the repository root: the ``examples`` package is not installed with dagnats.
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 """Workers for the hello pipeline.
 
 Run with: ``dagnats worker examples.hello_pipeline.worker:worker``.
+
+Run it from the repository root: the ``examples`` package is not installed with dagnats.
 """
 
 from __future__ import annotations

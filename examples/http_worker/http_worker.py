@@ -3,6 +3,8 @@
 Run with: ``python -m examples.http_worker.http_worker http://127.0.0.1:8080`` (add
 ``DAGNATS_HTTP_TOKEN`` when the server asks for a token), with ``dagnats serve`` and
 ``dagnats worker examples.http_worker.workflow:worker`` running.
+
+Run it from the repository root: the ``examples`` package is not installed with dagnats.
 """
 
 from __future__ import annotations

@@ -2,6 +2,9 @@
 
 ``clean`` runs on a Python ``dagnats.Worker``; ``count_words`` on the HTTP worker in
 ``http_worker.py`` (plain httpx: a Go or TypeScript worker sends the same requests).
+
+Run it from the repository root (the ``examples`` package is not installed with dagnats):
+``dagnats worker examples.http_worker.workflow:worker``.
 """
 
 from __future__ import annotations

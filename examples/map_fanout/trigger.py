@@ -1,6 +1,8 @@
 """Index a site and print the summary: ``python -m examples.map_fanout.trigger docs.example``.
 
 Needs ``dagnats serve`` and ``dagnats worker examples.map_fanout.worker:worker``.
+
+Run it from the repository root: the ``examples`` package is not installed with dagnats.
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 """Index a (fake) site: list its pages, fetch each page in parallel, gather a summary.
 
 Run with: ``dagnats worker examples.map_fanout.worker:worker``.
+
+Run it from the repository root: the ``examples`` package is not installed with dagnats.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 ``python -m examples.planner_pipeline.trigger``. Needs ``dagnats serve`` and the worker::
 
     dagnats worker examples.planner_pipeline.worker:worker
+
+Run it from the repository root: the ``examples`` package is not installed with dagnats.
 """
 
 from __future__ import annotations

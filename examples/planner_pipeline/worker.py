@@ -5,6 +5,9 @@
 ``reviewer``) at the end. The engine checks the fragment, prefixes its ids with ``plan.``
 and runs it as part of the same run. The "agents" here are deterministic stand-ins for LLM
 calls, so the example runs offline.
+
+Run it from the repository root (the ``examples`` package is not installed with dagnats):
+``dagnats worker examples.planner_pipeline.worker:worker``.
 """
 
 from __future__ import annotations

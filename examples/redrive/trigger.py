@@ -6,6 +6,8 @@ Needs ``dagnats serve`` and the worker running (see README.md). The steps:
 2. every run fails at ``enrich``; its task lands in the dead-letter queue;
 3. end the outage; replay one run from its dead letter and retry the rest in place:
    ``extract`` does not run again, ``enrich`` and ``load`` do.
+
+Run it from the repository root: the ``examples`` package is not installed with dagnats.
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@
 runs in this process, so the example can show what ran again after a retry.
 
 Run with: ``dagnats worker examples.redrive.worker:worker``.
+
+Run it from the repository root: the ``examples`` package is not installed with dagnats.
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 """Book a trip with a declined card, both ways: ``python -m examples.saga.trigger``.
 
 Needs ``dagnats serve`` and ``dagnats worker examples.saga.worker:worker``.
+
+Run it from the repository root: the ``examples`` package is not installed with dagnats.
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ Run with: ``dagnats worker examples.saga.worker:worker``.
 
 Handlers must tolerate running more than once (delivery is at least once), so every external
 side effect is keyed by ``ctx.idempotency_key``, which is stable across retries of a step.
+
+Run it from the repository root: the ``examples`` package is not installed with dagnats.
 """
 
 from __future__ import annotations

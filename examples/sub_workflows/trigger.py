@@ -1,6 +1,8 @@
 """Register the child, run a checkout: ``python -m examples.sub_workflows.trigger``.
 
 Needs ``dagnats serve`` and ``dagnats worker examples.sub_workflows.worker:worker``.
+
+Run it from the repository root: the ``examples`` package is not installed with dagnats.
 """
 
 from __future__ import annotations

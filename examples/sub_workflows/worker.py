@@ -1,6 +1,8 @@
 """Checkout (the parent) and payment (the child) tasks.
 
 Run with: ``dagnats worker examples.sub_workflows.worker:worker``.
+
+Run it from the repository root: the ``examples`` package is not installed with dagnats.
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 """POST a signed webhook: ``python -m examples.triggers.send_webhook``.
 
 Needs ``dagnats serve`` (HTTP on :8080), the worker, and ``reports.json`` registered.
+
+Run it from the repository root: the ``examples`` package is not installed with dagnats.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 Run with: ``dagnats worker examples.triggers.worker:worker``. Every trigger-started run gets
 the trigger envelope ``{trigger, source, workflow_id, timestamp, data}`` as its input.
+
+Run it from the repository root: the ``examples`` package is not installed with dagnats.
 """
 
 from __future__ import annotations

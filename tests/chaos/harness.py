@@ -11,7 +11,7 @@
   duplicate state transitions (an event of the same type, step and attempt twice in a run's
   history: the engine's records and the inputs it applied) and repeated handler executions
   (the ledger the chaos worker writes: reported, not required to be 0: delivery is at
-  least once, ADR 0013).
+  least once, ADR 0014).
 """
 
 from __future__ import annotations
@@ -247,12 +247,10 @@ async def _outcome(client: dagnats.Client, run_id: str, expected: object, deadli
 
 
 def transitions(history: Sequence[Event]) -> list[str]:
-    """Events of one run's history seen more than once (same type, step, item, attempt)."""
-    seen = Counter(
-        (e.type, e.step_id, e.data.get("item") if isinstance(e.data, dict) else None, e.attempt)
-        for e in history
-    )
-    return [f"{k[0]}/{k[1]}#{k[3]} x{n}" for k, n in seen.items() if n > 1]
+    """Events of one run's history seen more than once (same type, step, attempt,
+    iteration and map item): each is one state transition, applied or recorded once."""
+    seen = Counter((e.type, e.step_id, e.attempt, e.iteration, e.item) for e in history)
+    return [f"{k[0]}/{k[1]}#{k[2]} x{n}" for k, n in seen.items() if n > 1]
 
 
 async def audit(

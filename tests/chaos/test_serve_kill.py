@@ -6,7 +6,7 @@ data dir, ``KILLS`` times. After each restart a probe run measures the recovery 
 fresh run completed). Then every acknowledged run must complete with 3, none lost or stuck,
 and no event of a run may appear twice in its history. Repeated handler calls are counted
 from the worker's ledger (at least once: a task stream forgets message ids across a
-restart, ADR 0013). Counts grow with ``--chaos-scale``."""
+restart, ADR 0014). Counts grow with ``--chaos-scale``."""
 
 from __future__ import annotations
 

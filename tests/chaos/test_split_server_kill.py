@@ -5,7 +5,7 @@ SIGKILLed and started again on the same port and store, ``KILLS`` times; the thr
 processes must reconnect on their own. A probe run after each restart measures the recovery.
 Every acknowledged run must complete with 3, none lost or stuck, no event twice in a run's
 history; repeated handler calls are counted (a work-queue stream forgets message ids across
-a restart: ADR 0013)."""
+a restart: ADR 0014)."""
 
 from __future__ import annotations
 

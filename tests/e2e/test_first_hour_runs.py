@@ -9,14 +9,18 @@ Every subprocess has a timeout.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 import dagnats
 from dagnats.testing import DagnatsEnv, wait_event, wait_state
-from tests.e2e.test_first_hour import acli
+from tests.e2e.test_first_hour import CLI_TIMEOUT_S, acli, cli_env, stamps
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -82,6 +86,13 @@ async def test_status_shows_an_approvals_token_and_message_and_wake_times() -> N
         assert wakes["nap"]["reason"] == "sleep" and wakes["flaky"]["reason"] == "retry"
         assert timedelta(days=6) < _utc(wakes["nap"]["at"]) - began < timedelta(days=8)
         assert timedelta(minutes=50) < _utc(wakes["flaky"]["at"]) - began < timedelta(hours=2)
+
+        # Every --json output writes its times one way: RFC 3339 UTC with Z.
+        for argv in (["run", "events", run.run_id], ["workers"], ["status"], ["run", "list"]):
+            out = await acli(*argv, "--json", "--nats-url", env.url)
+            assert out.returncode == 0, out.stderr
+            seen = list(stamps(json.loads(out.stdout)))
+            assert seen and all(s.endswith("Z") and "T" in s for s in seen), (argv, seen)
 
         # Decided: the approval is no longer listed.
         approved = await acli("approve", token, '"yes"', "--nats-url", env.url)
@@ -151,3 +162,94 @@ async def test_approve_without_the_input_a_sub_workflow_requires_says_so() -> No
         done = await acli("approve", token, '{"name": "Ada"}', "--nats-url", env.url)
         assert done.returncode == 0, done.stderr
         await run.result(timeout=30)
+
+
+async def test_revisions_count_per_workflow_and_an_unknown_one_says_which_exist(
+    tmp_path: Path,
+) -> None:
+    async with DagnatsEnv.start() as env:
+        for name in ("first", "second"):
+            wf = dagnats.Workflow(name)
+            wf.sleep("nap", duration="1ms")
+            await env.client.register(wf)
+        one = tmp_path / "third.json"
+        one.write_text(json.dumps({"name": "third", "steps": [{"id": "a", "task": "a"}]}))
+        two = tmp_path / "third-2.json"
+        two.write_text(json.dumps({"name": "third", "version": "2", "steps": [{"id": "a"}]}))
+
+        registered = await acli("workflow", "register", str(one), "--nats-url", env.url)
+        assert registered.stdout == "Registered workflow third version 1.0 (revision 1)\n"
+        again = await acli("workflow", "register", str(one), "--nats-url", env.url)
+        assert again.stdout.endswith("(revision 1)\n")  # the same definition: a no-op
+        changed = await acli("workflow", "register", str(two), "--json", "--nats-url", env.url)
+        assert json.loads(changed.stdout)["revision"] == 2
+        listed = await acli("workflow", "list", "--json", "--nats-url", env.url)
+        assert {w["name"]: w["revision"] for w in json.loads(listed.stdout)} == {
+            "first": 1,
+            "second": 1,
+            "third": 2,
+        }
+
+        old = await acli("workflow", "show", "third", "--revision", "1", "--nats-url", env.url)
+        assert old.returncode == 0 and json.loads(old.stdout)["version"] == "1.0"
+        unknown = await acli("workflow", "show", "third", "--revision", "9", "--nats-url", env.url)
+        assert unknown.returncode == 1 and unknown.stdout == ""
+        assert unknown.stderr == "error: workflow 'third' has no revision 9; its revisions: 1-2\n"
+
+        # A run pinned to revision 1 keeps it; deleted and registered again, numbering goes on.
+        newer = dagnats.Workflow("first", version="2")
+        newer.sleep("nap", duration="2ms")
+        assert (await env.client.register(newer)).revision == 2
+        pinned = await env.client.start("first", None, revision=1)
+        await pinned.result(timeout=30)
+        assert (await pinned.status()).revision == 1
+        deleted = await acli("workflow", "delete", "third", "--nats-url", env.url)
+        assert deleted.returncode == 0, deleted.stderr
+        still = await acli("workflow", "show", "third", "--revision", "2", "--nats-url", env.url)
+        assert still.returncode == 0 and json.loads(still.stdout)["version"] == "2"
+        back = await acli("workflow", "register", str(one), "--nats-url", env.url)
+        assert back.stdout.endswith("(revision 3)\n"), back.stdout + back.stderr
+
+
+async def test_input_from_a_file_or_stdin_starts_the_run_with_it(tmp_path: Path) -> None:
+    async with DagnatsEnv.start() as env:
+        wf = dagnats.Workflow("takes-input")
+        wf.sleep("nap", duration="1ms")
+        await env.client.register(wf)
+        given = tmp_path / "input.json"
+        given.write_text('{"repo": "dagnats", "n": 3}\n')
+        from_file = await acli(
+            "run",
+            "start",
+            "takes-input",
+            "--input-file",
+            str(given),
+            "--json",
+            "--nats-url",
+            env.url,
+        )
+        assert from_file.returncode == 0, from_file.stderr
+        rid = json.loads(from_file.stdout)["run_id"]
+        assert (await env.client.get_run(rid)).input == {"repo": "dagnats", "n": 3}
+
+        def piped() -> subprocess.CompletedProcess[str]:
+            argv = ["run", "start", "takes-input", "--input-file", "-", "--json"]
+            return subprocess.run(
+                [sys.executable, "-m", "dagnats", *argv, "--nats-url", env.url],
+                input='"from stdin"',
+                capture_output=True,
+                text=True,
+                timeout=CLI_TIMEOUT_S,
+                env=cli_env(),
+            )
+
+        done = await asyncio.to_thread(piped)
+        assert done.returncode == 0, done.stderr
+        rid = json.loads(done.stdout)["run_id"]
+        assert (await env.client.get_run(rid)).input == "from stdin"
+        given.write_text("{oops")
+        bad = await acli(
+            "run", "start", "takes-input", "--input-file", str(given), "--nats-url", env.url
+        )
+        assert bad.returncode == 2
+        assert f"INPUT from {given}" in bad.stderr and "is not valid JSON" in bad.stderr

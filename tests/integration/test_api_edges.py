@@ -84,9 +84,12 @@ async def test_a_name_of_5000_characters_is_400_and_the_connection_stays(
 
 
 async def test_names_that_are_not_subject_tokens_are_400(dagnats_env: DagnatsEnv) -> None:
-    for bad in ["a.b", "a b", "*", ">", "a\r\nPUB x 1", "é", ""]:
+    # Dots are allowed (Go's "order.v2"), but only between parts; "=" spells a dot on the wire.
+    for bad in ["a..b", ".a", "a.", "a=b", "a b", "*", ">", "a\r\nPUB x 1", "é", ""]:
         code, reply = await raw(dagnats_env, "workflow.get", {"name": bad})
         assert code == 400, (bad, reply)
+    code, reply = await raw(dagnats_env, "workflow.get", {"name": "a.b"})
+    assert code == 404, reply
     bodies: list[dict[str, Any]] = [{"name": 5}, {"name": ["a"]}, {"name": None}, {"name": {}}]
     for body in bodies:
         assert (await raw(dagnats_env, "workflow.get", body))[0] == 400

@@ -16,14 +16,15 @@ import pytest
 import dagnats
 from dagnats import protocol
 from dagnats._nats.leases import read_view
-from dagnats._nats.resources import setup_resources
+from dagnats._nats.resources import history_partitions, setup_resources
 from dagnats._nats.stores import FencedError, RunStore
+from dagnats._nats.types import StreamConfig
 from dagnats.engine import Engine
 from dagnats.errors import DagnatsError
 from dagnats.protocol import events as ev
 from dagnats.protocol.partitions import LEASE_TTL_S, partition_of
 from dagnats.server import EmbeddedNats
-from dagnats.testing import DagnatsEnv
+from dagnats.testing import DagnatsEnv, wait_event
 from dagnats.testing.engines import (
     engines,
     kill_engine,
@@ -147,14 +148,15 @@ async def test_a_paused_engine_is_fenced_and_rejoins() -> None:
             state = await first.status()
             with pytest.raises(FencedError):
                 await a.parts.runs.save(state, 0)
-            # Runs started meanwhile are B's; B's snapshots are refused to the old epoch.
+            # Runs started meanwhile are B's; B's snapshots are refused to the old epoch (B
+            # took every partition after A's leases expired: each of its epochs is newer).
             during = [await env.client.start(wf, i) for i in range(20)]
             assert await results(during) == [expected(i) for i in range(20)]
             stale = RunStore(a.parts.runs.kv, a.parts.runs.payloads)
             stale.fence = lambda _run_id: old_epoch
-            newer = next(r for r in during if partition_of(r.run_id, a.partitions) == part)
-            with pytest.raises(FencedError):
-                await stale.load(newer.run_id)
+            for newer in during[:3]:
+                with pytest.raises(FencedError):
+                    await stale.load(newer.run_id)
             resume_engine(a)  # it rejoins with fresh leases and an empty cache for them
             await a.leases.tick()
             await wait_partitions([a, b], timeout_s=3 * LEASE_TTL_S)
@@ -203,5 +205,80 @@ async def test_the_server_maps_runs_as_partition_of_does() -> None:
                 ack = await js.publish(protocol.history_subject(run_id), b"{}")
                 stored = await js.get_msg(protocol.HISTORY_STREAM, ack.seq)
                 assert stored.subject == f"history.{partition_of(run_id, 8)}.{run_id}"
+    finally:
+        await server.close()
+
+
+async def test_a_restart_under_the_same_id_takes_its_partitions_back_at_once() -> None:
+    async with DagnatsEnv.start(engine=False) as env:
+        first = await start_engine(env.url, engine_id="stable-1")
+        epochs = {p: first.leases.epoch(p) for p in first.leases.held}
+        await kill_engine(first)  # its leases stay on the server for LEASE_TTL_S
+        t0 = time.monotonic()
+        second = await start_engine(env.url, engine_id="stable-1")
+        try:
+            assert second.leases.held == list(range(second.partitions))
+            assert time.monotonic() - t0 < LEASE_TTL_S  # no lapse waited out
+            assert all(second.leases.epoch(p) > epochs[p] for p in epochs)
+            worker, wf = three_steps()
+            env.add_worker(worker)
+            await env.wait_workers_ready()
+            run = await env.client.start(wf, 3)
+            assert await run.result(timeout=RESULT_S) == expected(3)
+        finally:
+            await stop_engine(second)
+
+
+def test_an_engine_id_must_be_a_key_token() -> None:
+    with pytest.raises(ValueError, match="engine id must be 1 to 128 letters"):
+        Engine(None, engine_id="a.b")  # type: ignore[arg-type]
+
+
+async def test_timers_and_event_matches_fire_once_with_two_engines() -> None:
+    """The engine services (timers, the correlator) are shared consumers: each message
+    reaches one engine, so each sleep wakes its run once and each event matches once."""
+    async with DagnatsEnv.start(engine=False) as env, engines(env.url, 2) as (a, b):
+        wf = dagnats.Workflow("nap-then-wait")
+        nap = wf.sleep("nap", duration="200ms")
+        wf.wait_for_event(
+            "paid",
+            event="paid.once",
+            match={"order_id": "run.input.order_id"},
+            depends_on=[nap],
+        )
+        runs = [await env.client.start(wf, {"order_id": f"o-{i}"}) for i in range(40)]
+        for run in runs:
+            await wait_event_started(run)
+        for i in range(40):
+            await env.client.publish_event("paid.once", {"order_id": f"o-{i}", "n": i})
+        outputs = await results(runs)
+        assert outputs == [{"order_id": f"o-{i}", "n": i} for i in range(40)]
+        for run in runs:
+            types = Counter(e.type for e in [x async for x in run.events()])
+            assert types[ev.TIMER_FIRED] == 1 and types[ev.STEP_WAIT_MATCHED] == 1, types
+        assert a.parts.timers.fired + b.parts.timers.fired >= 40
+
+
+async def wait_event_started(run: dagnats.RunHandle) -> None:
+    await wait_event(run, ev.STEP_WAIT_STARTED, timeout=RESULT_S)
+
+
+async def test_a_history_stream_from_before_partitions_is_partitioned_or_refused() -> None:
+    server = EmbeddedNats(port=0)
+    await server.start()
+    try:
+        async with DagnatsEnv.start(nats_url=server.url, engine=False, api=False) as env:
+            js = env.nc.jetstream()
+            await js.delete_stream(protocol.HISTORY_STREAM)
+            legacy = StreamConfig(name=protocol.HISTORY_STREAM, subjects=["history.>"])
+            await js.add_stream(legacy)  # as an earlier dagnats made it: no transform
+            await setup_resources(js)  # empty: partitioned in place
+            info = await js.stream_info(protocol.HISTORY_STREAM)
+            assert history_partitions(info.config) == 8
+            await js.delete_stream(protocol.HISTORY_STREAM)
+            await js.add_stream(legacy)
+            await js.publish(protocol.history_subject("old-run"), b"{}")
+            with pytest.raises(DagnatsError, match="created by a dagnats before partitioned"):
+                await setup_resources(js)
     finally:
         await server.close()

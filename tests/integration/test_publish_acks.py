@@ -3,8 +3,10 @@ core subscriber takes and no stream stores: its ack never comes, as when the ser
 after receiving a message; gather_acks must give up at its deadline and free nats-py's
 pending-publish slots. (2) The engine's publishes are really sent, but the acks of the
 first ones are thrown away (the future handed back never completes): every run must still
-complete, through the retry with the same message ids. (3) The server is stopped and
-started twice while 40 three-step runs are in flight: every run completes, none stuck.
+complete, through the retry with the same message ids. (3) The server is SIGKILLed and
+started again twice while 40 three-step runs are in flight (publishes and their acks in
+flight die with it): every run completes, none stuck. The chaos suite (tests/chaos) does
+the same with serve, the worker and the server as separate processes, in loops.
 Every wait is bounded."""
 
 from __future__ import annotations
@@ -85,6 +87,6 @@ async def test_no_run_sticks_when_the_server_is_killed_mid_publish(
     runs = [await dagnats_env.client.start(wf, 0) for _ in range(RUNS)]
     for _ in range(2):
         await asyncio.sleep(0.2)  # runs in flight, publishes pending
-        await dagnats_env.restart_server()
+        await dagnats_env.restart_server(kill=True)  # SIGKILL: acks in flight are lost
     results = await asyncio.gather(*(r.result(timeout=WAIT_S) for r in runs))
     assert results == [3] * RUNS

@@ -58,3 +58,48 @@ async def test_a_sweep_removes_finished_runs_and_keeps_running_ones(
     assert done.run_id not in await objects_by_run(payloads)
     assert await has_history(js, waiting.run_id)
     assert (await dagnats_env.client.get_run(waiting.run_id)).status == "running"
+
+
+async def test_a_workflow_s_own_retention_wins_over_the_global_one(
+    dagnats_env: DagnatsEnv,
+) -> None:
+    worker = dagnats.Worker()
+
+    @worker.task()
+    async def noop(ctx: dagnats.TaskContext) -> int:
+        return 1
+
+    dagnats_env.add_worker(worker)
+    flows = {
+        "short": dagnats.Workflow("short", retention="1h"),
+        "plain": dagnats.Workflow("plain"),
+        "long": dagnats.Workflow("long", retention="400d"),
+    }
+    runs = {}
+    for name, wf in flows.items():
+        wf.step("a", task="noop")
+        runs[name] = await dagnats_env.client.start(wf)
+        assert await runs[name].result(timeout=WAIT_S) == 1
+    js = dagnats_env.nc.jetstream()
+    later = datetime.now(UTC) + timedelta(days=2)
+
+    async def kept() -> set[str]:
+        return {name for name, r in runs.items() if await has_history(js, r.run_id)}
+
+    # No global retention: only the workflow that asks for one loses its run.
+    keep_all = Retention(dagnats_env.nc, retention_s=None)
+    await keep_all.start()
+    try:
+        assert await keep_all.sweep(now=later) == 1
+    finally:
+        await keep_all.stop()
+    assert await kept() == {"plain", "long"}
+    # A global day: the workflow's own 400 days still keep its run.
+    one_day = Retention(dagnats_env.nc, retention_s=86_400)
+    await one_day.start()
+    try:
+        assert await one_day.sweep(now=later) == 1
+    finally:
+        await one_day.stop()
+    assert await kept() == {"long"}
+    assert (await dagnats_env.client.get_run(runs["long"].run_id)).status == "completed"

@@ -67,10 +67,11 @@ async def test_checkpoint_survives_to_the_next_attempt(
         await publish_task(nc, first)
         failed = await h.next("step.failed")
         assert failed.data["retryable"] is True
+        assert failed.data["checkpointed"] is True  # so the run's end purges checkpoints
         # The engine retries: attempt 2 is a new message of the same step.
         await publish_task(nc, task_message("resumable", run_id=first.run_id, attempt=2))
         ev = await h.next("step.completed")
-    assert (ev.attempt, ev.data) == (2, {"output": 3})
+    assert (ev.attempt, ev.data) == (2, {"output": 3, "checkpointed": True})
     stored = await load_checkpoint(nc.jetstream(), first.run_id, "s")
     assert stored == {"done": 3}
 
@@ -85,7 +86,7 @@ async def test_sync_handler_uses_the_context_from_its_thread(
         assert (await h.next("step.failed")).data["error"] == "crashed"
         await publish_task(nc, task_message("sync_resumable", run_id=first.run_id, attempt=2))
         ev = await h.next("step.completed", "step.failed")
-    assert ev.data == {"output": 7}
+    assert ev.data == {"output": 7, "checkpointed": True}
 
 
 async def test_signal_sent_before_the_wait_is_returned(

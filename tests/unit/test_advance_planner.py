@@ -1,7 +1,8 @@
 """Methodology: drive advance() with the Sim harness through planner steps: a good fragment
-joins the run (prefixed ids, normal types, roots on the planner, a planner.materialized
-record, the sinks and result follow), and each rule of a fragment is broken once, asserting
-the run fails with that rule's message and nothing of the fragment is applied."""
+joins the run (prefixed ids, normal types but agents stay agents, roots on the planner, a
+planner.materialized record, the sinks and result follow), and each rule of a fragment is
+broken once, asserting the run fails with that rule's message and nothing of the fragment
+is applied."""
 
 from __future__ import annotations
 
@@ -48,11 +49,15 @@ def test_a_fragment_joins_the_run_and_its_steps_run() -> None:
     assert set(sim.state.steps) == {"plan", "report", "plan.code", "plan.test"}
     full = with_plans(sim.defn, sim.state)
     code = full.step("plan.code")
-    assert code.type == "normal" and code.depends_on == ["plan"] and code.task_name == "code"
+    # An agent runs as a normal step and keeps its type (the engine's agent routes see it).
+    assert code.type == "agent" and code.depends_on == ["plan"] and code.task_name == "code"
     assert code.metadata == {"role": "coder"}
     assert full.step("plan.test").depends_on == ["plan.code"]
+    assert full.step("plan.test").type == "normal"
     sent = [d for d in of(actions, DispatchTask) if d.step_id == "plan.code"]
-    assert [(d.input, d.task, d.metadata) for d in sent] == [(fragment, "code", {"role": "coder"})]
+    assert [(d.input, d.task, d.metadata, d.agent) for d in sent] == [
+        (fragment, "code", {"role": "coder"}, True)
+    ]
     sim.complete("report", "r")
     sim.complete("plan.code", "patch")
     assert dispatched(sim.last) == ["plan.test"]

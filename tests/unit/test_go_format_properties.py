@@ -108,7 +108,8 @@ def _config(draw: st.DrawFn, kind: str, deps: list[str]) -> Any:
     if kind == "map":
         return {"max_items": draw(st.integers(1, 10_000))}
     if kind == "sub_workflow":
-        return {"workflow": "other", "detach": draw(st.booleans())}
+        workflow = draw(st.sampled_from(["other", "shop.payment.v1"]))  # Go allows dots
+        return {"workflow": workflow, "detach": draw(st.booleans())}
     if kind == "planner":
         return {
             "max_steps": draw(st.integers(1, 100)),
@@ -118,7 +119,7 @@ def _config(draw: st.DrawFn, kind: str, deps: list[str]) -> Any:
     return None
 
 
-def _step(draw: st.DrawFn, i: int, earlier: list[str]) -> dict[str, Any]:
+def _step(draw: st.DrawFn, i: int, earlier: list[str], prefix: str = "") -> dict[str, Any]:
     deps = sorted(set(draw(st.lists(st.sampled_from(earlier), max_size=2)))) if earlier else []
     kinds = [
         "normal",
@@ -134,13 +135,14 @@ def _step(draw: st.DrawFn, i: int, earlier: list[str]) -> dict[str, Any]:
     kind = draw(st.sampled_from(kinds))
     worker = kind in ("normal", "agent_loop", "map", "agent", "planner")
     step: dict[str, Any] = {
-        "id": f"s{i}",
+        "id": f"{prefix}s{i}",
         "type": kind,
         "config": _config(draw, kind, deps),
         "depends_on": deps or draw(st.sampled_from([None, []])),
         "skip_if": _skip_if(draw, deps),
         "timeout": draw(durations) if worker else 0,
-        "task": draw(st.sampled_from([None, f"t{i}"])) if worker else "",
+        # A dotted id is no task name: such a worker step names its task.
+        "task": draw(st.sampled_from([f"t{i}"] if prefix else [None, f"t{i}"])) if worker else "",
     }
     if worker:
         step["retry"] = draw(st.none() | retry)
@@ -162,12 +164,13 @@ def _step(draw: st.DrawFn, i: int, earlier: list[str]) -> dict[str, Any]:
 @st.composite
 def definitions(draw: st.DrawFn) -> WorkflowDef:
     n = draw(st.integers(1, 6))
-    steps = [_step(draw, i, [f"s{j}" for j in range(i)]) for i in range(n)]
+    prefix = draw(st.sampled_from(["", "order.", "a.b-c."]))  # Go's dotted step ids too
+    steps = [_step(draw, i, [f"{prefix}s{j}" for j in range(i)], prefix) for i in range(n)]
     if draw(st.booleans()):
         steps[0]["on_failure"] = "handler"
         steps.append({"id": "handler", "task": "handler", "type": "normal"})
     top: dict[str, Any] = {
-        "name": "prop",
+        "name": draw(st.sampled_from(["prop", "shop.order.v2"])),
         "version": draw(st.sampled_from(["", "1.0", "v2"])),
         "$schema": draw(st.none() | st.just("./schema.json")),
         "timeout": draw(durations),

@@ -14,10 +14,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from dagnats.cli.logs import _of_step
+from dagnats.dag.definition.conditions import lookup
+from dagnats.dag.definition.formrules import step_ref
+from dagnats.dag.definition.models import WorkflowDef
 from dagnats.dag.definition.rules import load_definition
+from dagnats.dag.machine.actions import RegisterWaiter
 from dagnats.errors import DefinitionError
 from dagnats.protocol import dedup, keys, names
 from dagnats.protocol.limits import LimitError, check_workflow_name
+from tests.unit.advance_harness import Sim, of, wf
 
 _PART = st.text(
     alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-",
@@ -139,6 +145,17 @@ def test_a_go_file_with_dotted_names_loads_with_its_names_unchanged() -> None:
             "step 'plan.x': field 'id': ids starting with 'plan.' belong to the steps",
         ),
         (
+            {
+                "name": "o",
+                "steps": [
+                    {"id": "items"},
+                    {"id": "each", "type": "map", "depends_on": ["items"]},
+                    {"id": "each.0", "task": "x"},
+                ],
+            },
+            "step 'each.0': field 'id': reads as item 0 of map step 'each'",
+        ),
+        (
             {"name": "o", "steps": [{"id": "a"}], "cancel_on": [{"event": "e"}] * 6},
             "field 'cancel_on': has 6 entries; the limit is 5 (MAX_CANCEL_ON",
         ),
@@ -150,3 +167,63 @@ def test_bad_dotted_forms_name_the_step_field_and_rule(
     with pytest.raises(DefinitionError) as info:
         load_definition(raw)
     assert message in str(info.value)
+
+
+def _dotted_wait(right: str) -> WorkflowDef:
+    return wf(
+        {"id": "order.quote", "task": "quote"},
+        {
+            "id": "payment.paid",
+            "type": "wait_for_event",
+            "depends_on": ["order.quote"],
+            "config": {"event": "paid", "match": {"left": "id", "op": "eq", "right": right}},
+        },
+    )
+
+
+def test_a_go_match_can_name_a_dotted_step() -> None:
+    # Go splits "step.<id>.output.<path>" at the second dot and so cannot; dagnats can.
+    sim = Sim(_dotted_wait("step.order.quote.output.id"))
+    sim.start(None)
+    waiter = of(sim.complete("order.quote", {"id": 42}), RegisterWaiter)[0]
+    assert waiter.match == {"id": "42"} and waiter.step_id == "payment.paid"
+
+
+def test_a_go_match_naming_an_unknown_dotted_step_names_it() -> None:
+    raw = _dotted_wait("step.order.quote.output.id").model_dump(mode="json")
+    raw["steps"][1]["config"]["match"]["right"] = "step.order.other.output.id"
+    with pytest.raises(DefinitionError, match=r"unknown step 'order\.other'"):
+        load_definition(raw)
+
+
+def test_step_refs_prefer_the_longest_id() -> None:
+    assert step_ref("step.a.output.output.x", ["a", "a.output"]) == ("a.output", "x")
+    assert step_ref("step.a.output.x", ["a", "a.output"]) == ("a", "x")
+    assert step_ref("step.a.output.", ["a"]) is None
+
+
+def test_a_skip_if_expression_reads_a_dotted_steps_output() -> None:
+    sim = Sim(
+        wf(
+            {"id": "order.quote", "task": "quote"},
+            {
+                "id": "order.discount",
+                "task": "discount",
+                "depends_on": ["order.quote"],
+                "skip_if": "steps.order.quote.output.total < 100",
+            },
+        )
+    )
+    sim.start(None)
+    sim.complete("order.quote", {"total": 20})
+    assert sim.step("order.discount").status == "skipped"
+    scope = {"steps": {"a": {"output": {"b": 1}}, "a.b": {"output": {"c": 2}}}}
+    assert lookup("steps.a.b.output.c", scope) == 2  # the longest step id wins
+    assert lookup("steps.a.output.b", scope) == 1
+    assert lookup("steps.zz.output", scope) is None
+
+
+def test_the_cli_log_filter_tells_a_dotted_step_from_a_map_item() -> None:
+    assert _of_step("each.2", "each") and _of_step("each", "each")
+    assert not _of_step("each.more", "each")  # another step, dotted
+    assert _of_step("pay.card", "pay.card") and not _of_step("pay.card", "pay")

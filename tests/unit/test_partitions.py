@@ -94,3 +94,10 @@ def test_names_of_partition_resources() -> None:
     assert parts.history_filter("r1") == "history.*.r1"
     assert parts.lease_key(3) == "partition.3"
     assert parts.engine_key("host-1-abc") == "engine.host-1-abc"
+
+
+@pytest.mark.parametrize("bad", ["", "a.b", "a b", "x" * 129, "é"])
+def test_an_engine_id_is_a_kv_key_token(bad: str) -> None:
+    with pytest.raises(ValueError, match="engine id must be 1 to 128 letters"):
+        parts.check_engine_id(bad)
+    assert parts.check_engine_id("host-1_a") == "host-1_a"

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal, TypedDict, Unpack, cast
+from typing import Any, Literal, Unpack
 
 from pydantic import BaseModel, ValidationError
 
@@ -33,122 +32,21 @@ from dagnats.dag.definition.models import (
     WorkflowDef,
 )
 from dagnats.dag.definition.rules import load_definition, validate_definition, validate_step
-from dagnats.errors import DefinitionError
+from dagnats.dag.definition.step_options import (
+    DefinitionFormat,
+    StepLike,
+    StepOptions,
+    StepRef,
+    WaitOptions,
+    _task_of,
+    _wait_options,
+    check_deps_known,
+    check_edge_types,
+    check_new_id,
+    new_step,
+    step_refs,
+)
 from dagnats.protocol.durations import PYTHON_CONTEXT, DurationLike
-
-
-@dataclass(frozen=True)
-class StepRef:
-    """A handle on a step already added, for ``depends_on``/``on_failure``/``compensate``."""
-
-    id: str
-    output_type: Any = None
-
-
-StepLike = StepRef | str
-DefinitionFormat = Literal["dagnats", "go"]
-
-
-class StepOptions(TypedDict, total=False):
-    """Options every step type takes (see :meth:`Workflow.step`)."""
-
-    depends_on: Iterable[StepLike]
-    timeout: DurationLike | None
-    retry: RetryPolicy | Mapping[str, Any] | None
-    skip_if: str | SkipIf | Mapping[str, Any] | None
-    on_failure: StepLike | None
-    compensate: StepLike | None
-    worker_group: str | None
-    rate_limit: RateLimit | Mapping[str, Any] | None
-    max_task_concurrency: int | None
-    keyed_rate_limit: KeyedRateLimit | Mapping[str, Any] | None
-    required_capabilities: Sequence[str] | None
-    metadata: Mapping[str, Any] | None
-
-
-class WaitOptions(TypedDict, total=False):
-    """Options of the engine-run steps (``sleep``, ``wait_for_event``, ``approval``).
-
-    They run no handler, so they take no worker options, and they never fail in a way a
-    retry could fix (no ``retry``, no step ``timeout``); but an expired or rejected wait is
-    a step failure like any other, so ``on_failure`` and ``compensate`` apply.
-    """
-
-    depends_on: Iterable[StepLike]
-    skip_if: str | SkipIf | Mapping[str, Any] | None
-    on_failure: StepLike | None
-    compensate: StepLike | None
-    metadata: Mapping[str, Any] | None
-
-
-def _ref_id(ref: StepLike) -> str:
-    if isinstance(ref, StepRef):
-        return ref.id
-    if isinstance(ref, str):
-        return ref
-    raise DefinitionError(f"expected a StepRef or a step id, got {type(ref).__name__}")
-
-
-def _task_of(obj: Any) -> tuple[str, Any, Any]:
-    """(name, input_type, output_type) of a step id string or a decorated task object."""
-    if isinstance(obj, str):
-        return obj, None, None
-    name = getattr(obj, "task_name", None)
-    if not isinstance(name, str):
-        raise DefinitionError(
-            f"expected a step id or a decorated task (with .task_name), got {type(obj).__name__}"
-        )
-    return name, getattr(obj, "input_type", None), getattr(obj, "output_type", None)
-
-
-_SCALARS: tuple[type, ...] = (str, int, float, bool, list, dict)
-
-
-def _kind(t: Any) -> str | None:
-    """A coarse JSON kind for a simple type, or None when we cannot tell."""
-    if not isinstance(t, type):
-        return None
-    if issubclass(t, BaseModel):
-        return "model"
-    for base in (bool, str, int, float, list, dict):  # bool before int: it subclasses int
-        if issubclass(t, base):
-            return base.__name__
-    return None
-
-
-# dependent input kind -> dependency output kinds that can never validate into it.
-_NEVER: dict[str, frozenset[str]] = {
-    "str": frozenset({"int", "float", "bool", "list", "dict", "model"}),
-    "int": frozenset({"list", "dict", "model"}),
-    "float": frozenset({"list", "dict", "model"}),
-    "bool": frozenset({"list", "dict", "model"}),
-    "list": frozenset({"str", "int", "float", "bool", "dict", "model"}),
-    "dict": frozenset({"str", "int", "float", "bool", "list"}),
-    "model": frozenset({"str", "int", "float", "bool", "list"}),
-}
-
-
-def _incompatible(out_t: Any, in_t: Any) -> bool:
-    """True only when ``out_t``'s JSON clearly cannot validate into ``in_t``."""
-    out_k, in_k = _kind(out_t), _kind(in_t)
-    if out_k is None or in_k is None or out_t is in_t:
-        return False
-    if out_k == "model" and in_k == "model":
-        # A model's output holds only its own fields: a required field of the input model
-        # that the output model lacks can never be filled.
-        have = {f.alias or n for n, f in out_t.model_fields.items()}
-        return any(
-            (f.alias or n) not in have for n, f in in_t.model_fields.items() if f.is_required()
-        )
-    return out_k in _NEVER[in_k]
-
-
-def _wait_options(common: WaitOptions) -> StepOptions:
-    """The common options of a waiting step; anything else is a clear TypeError."""
-    unknown = set(common) - set(WaitOptions.__annotations__)
-    if unknown:
-        raise TypeError(f"unexpected keyword argument(s) {sorted(unknown)}")
-    return cast(StepOptions, dict(common))
 
 
 class Workflow:
@@ -170,6 +68,7 @@ class Workflow:
         sticky: Literal["", "soft", "hard"] = "",
         singleton: Singleton | Mapping[str, Any] | None = None,
         metadata: Mapping[str, Any] | None = None,
+        retention: DurationLike | None = None,
     ) -> None:
         if isinstance(input_schema, type) and issubclass(input_schema, BaseModel):
             input_schema = input_schema.model_json_schema()
@@ -186,6 +85,7 @@ class Workflow:
             "priority": priority,
             "sticky": sticky,
             "singleton": singleton,
+            "retention": retention,
             "metadata": dict(metadata or {}),
             "steps": [],
         }
@@ -226,16 +126,6 @@ class Workflow:
 
     # --- steps --------------------------------------------------------------------------
 
-    def _check_deps_known(self, step_id: str, deps: list[str]) -> None:
-        for dep in deps:
-            if dep not in self._ids:
-                raise DefinitionError(
-                    f"step {step_id!r}: field 'depends_on': unknown step {dep!r} (add a step "
-                    "before the steps that depend on it)",
-                    step_id=step_id,
-                    field="depends_on",
-                )
-
     def _add(
         self,
         id_or_task: Any,
@@ -250,58 +140,17 @@ class Workflow:
             task_name, task_in, task_out = _task_of(task)
             in_t, out_t = in_t or task_in, out_t or task_out
         # A decorated task as id_or_task: the step id is its task name, so task stays None.
-        opts: dict[str, Any] = dict(options or {})
-        deps = [_ref_id(d) for d in opts.pop("depends_on", ())]
-        for key in ("on_failure", "compensate"):
-            if opts.get(key) is not None:
-                opts[key] = _ref_id(opts[key])
-        if step_id in self._ids:
-            raise DefinitionError(
-                f"workflow {self.name!r}: duplicate step id {step_id!r}; step ids must be unique",
-                step_id=step_id,
-                field="id",
-            )
-        raw: dict[str, Any] = {"id": step_id, **opts}
-        if step_type != "normal":
-            raw["type"] = step_type
-        if deps:
-            raw["depends_on"] = deps
-        if task_name is not None:
-            raw["task"] = task_name
-        if config is not None:
-            raw["config"] = {k: v for k, v in config.items() if v is not None}
-        raw = {k: v for k, v in raw.items() if v is not None}
-        try:
-            step = StepDef.model_validate(raw, context=PYTHON_CONTEXT)
-        except ValidationError as exc:
-            fake = {"name": self.name, "steps": [{"id": s.id} for s in self._steps] + [raw]}
-            raise translate_validation_error(
-                exc, fake, loc_prefix=("steps", len(self._steps))
-            ) from exc
+        opts, deps = step_refs(options)
+        check_new_id(self.name, step_id, self._ids)
+        step = new_step(self.name, self._steps, step_id, step_type, config, task_name, opts, deps)
         validate_step(step, self.name)
-        self._check_deps_known(step_id, deps)
+        check_deps_known(step_id, deps, self._ids)
         if step_type in ("normal", "agent_loop"):
-            self._check_edge_types(step_id, deps, in_t)
+            check_edge_types(step_id, deps, in_t, self._types)
         self._steps.append(step)
         self._ids.add(step_id)
         self._types[step_id] = (in_t, out_t)
         return StepRef(step_id, out_t)
-
-    def _check_edge_types(self, step_id: str, deps: list[str], in_t: Any) -> None:
-        if in_t is None or not deps:
-            return
-        # One dependency: the input is its output; several: {dep_id: output, ...}.
-        if len(deps) == 1:
-            out_t, source = self._types.get(deps[0], (None, None))[1], repr(deps[0])
-        else:
-            out_t, source = dict, "the outputs of " + ", ".join(map(repr, deps))
-        if _incompatible(out_t, in_t):
-            raise DefinitionError(
-                f"step {step_id!r}: field 'depends_on': input type {in_t.__name__} cannot be "
-                f"validated from {source} (output type {out_t.__name__})",
-                step_id=step_id,
-                field="depends_on",
-            )
 
     def step(
         self,
@@ -544,3 +393,6 @@ class Workflow:
 
 # Top-level keys in the order the model declares them ("$schema" and "name" first).
 _TOP_KEYS: tuple[str, ...] = tuple(f.alias or n for n, f in WorkflowDef.model_fields.items())
+
+
+__all__ = ["DefinitionFormat", "StepLike", "StepOptions", "StepRef", "WaitOptions", "Workflow"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -77,6 +77,20 @@ def dot_path_problem(path: str) -> str | None:
     return None
 
 
+def step_ref(right: str, steps: Iterable[str]) -> tuple[str, str] | None:
+    """``(step id, path)`` of ``step.<id>.output.<path>`` for a step among ``steps``; the
+    id may be dotted (``step.order.quote.output.total``). Go splits at the second dot, so
+    it cannot name a dotted id; here the longest id that fits wins (ids are unique, and a
+    shorter one would leave ``output`` in the path)."""
+    best: tuple[str, str] | None = None
+    for sid in steps:
+        prefix = f"step.{sid}.output."
+        if right.startswith(prefix) and len(right) > len(prefix):
+            if best is None or len(sid) > len(best[0]):
+                best = (sid, right[len(prefix) :])
+    return best
+
+
 def go_match_problem(match: EventMatch, steps: set[str] | None) -> tuple[str, str] | None:
     """(field, rule) of a problem with Go's ``{left, op, right}``; ``steps`` are the step ids
     a ``step.<id>.output`` right side may name (``None``: none, as in ``cancel_on``)."""
@@ -91,15 +105,12 @@ def go_match_problem(match: EventMatch, steps: set[str] | None) -> tuple[str, st
         return "right", str(exc)
     if segments[0] == "input" and len(segments) >= 2:
         return None
-    if (
-        steps is not None
-        and len(segments) >= 4
-        and segments[0] == "step"
-        and segments[2] == "output"
-    ):
-        if segments[1] not in steps:
-            return "right", f"unknown step {segments[1]!r} in {match.right!r}"
-        return None
+    if steps is not None and len(segments) >= 4 and segments[0] == "step":
+        if step_ref(match.right, steps) is not None:
+            return None
+        if "output" in segments[2:-1]:
+            sid = ".".join(segments[1 : segments.index("output", 2)])
+            return "right", f"unknown step {sid!r} in {match.right!r} (not a dependency)"
     forms = "'input.<path>'" + (" or 'step.<id>.output.<path>'" if steps is not None else "")
     return "right", f"must be {forms} (got {match.right!r})"
 

@@ -12,9 +12,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Field,
     SkipValidation,
     ValidationError,
@@ -25,91 +22,49 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails
 
-from dagnats.dag.definition.spellings import drop_schema_key, go_retry, go_step, go_workflow
-from dagnats.protocol.durations import DAY, PYTHON_CONTEXT, Duration, DurationLike
-from dagnats.protocol.names import DOTTED_NAME_PATTERN, MAX_NAME_LEN, NAME_PATTERN
-
-StepType = Literal[
-    "normal",
-    "agent_loop",
-    "agent",
-    "map",
-    "planner",
-    "sub_workflow",
-    "sleep",
-    "wait_for_event",
-    "approval",
-    "respond",
-]
-STEP_TYPES: tuple[str, ...] = (
-    "normal",
-    "agent_loop",
-    "agent",
-    "planner",
-    "map",
-    "sub_workflow",
-    "sleep",
-    "wait_for_event",
-    "approval",
-    "respond",
+from dagnats.dag.definition.model_base import (
+    MAX_APPROVAL_TIMEOUT_NS,
+    MAX_CANCEL_ON,
+    MAX_CAPABILITIES,
+    MAX_CONCURRENCY_LIMIT,
+    MAX_DYNAMIC_STEPS,
+    MAX_ITERATIONS,
+    MAX_MAP_ITEMS,
+    MAX_PLANNER_DEPTH,
+    MAX_PLANNER_STEPS,
+    MAX_PRIORITY_OFFSET_S,
+    MAX_PRIORITY_RULES,
+    MAX_RETRY_ATTEMPTS,
+    MAX_RUN_STEPS,
+    MAX_SLEEP_NS,
+    MAX_STEPS,
+    MAX_SUB_WORKFLOW_DEPTH,
+    STEP_TYPES,
+    TASK_STEP_TYPES,
+    DottedName,
+    Name,
+    StepType,
+    _Strict,
 )
-# Step types whose work is done by a worker handler (they need a task name).
-TASK_STEP_TYPES: frozenset[str] = frozenset({"normal", "agent_loop", "agent", "map", "planner"})
-
-# Limits. Each is named in the error that enforces it.
-MAX_STEPS = 1000
-MAX_MAP_ITEMS = 10_000
-MAX_SLEEP_NS = 365 * DAY
-MAX_APPROVAL_TIMEOUT_NS = 7 * DAY
-MAX_RETRY_ATTEMPTS = 100_000
-MAX_ITERATIONS = 100_000
-# max_task_concurrency and concurrency.max_runs: the holders of a limit are one KV value
-# (a list of ids), which must stay under the 1 MiB message limit.
-MAX_CONCURRENCY_LIMIT = 10_000
-MAX_SUB_WORKFLOW_DEPTH = 8
-MAX_RUN_STEPS = 1000  # concurrency.max_steps
-MAX_PRIORITY_OFFSET_S = 600
-MAX_PRIORITY_RULES = 20
-MAX_PLANNER_STEPS = 100  # steps one planner may add
-MAX_PLANNER_DEPTH = 10
-MAX_DYNAMIC_STEPS = 500  # steps all planners of one run may add together
-MAX_CAPABILITIES = 32
-MAX_CANCEL_ON = 5  # Go's limit: a definition dagnats writes in the Go form must load there
-
-Name = Annotated[str, Field(pattern=NAME_PATTERN, min_length=1, max_length=MAX_NAME_LEN)]
-# Workflow names and step ids may be dotted, as in Go ("order.v2"); tasks, groups and
-# capabilities stay single tokens (a task is its worker's subject token).
-DottedName = Annotated[
-    str, Field(pattern=DOTTED_NAME_PATTERN, min_length=1, max_length=MAX_NAME_LEN)
-]
-
-
-class _Strict(BaseModel):
-    """Unknown fields are errors (named by validation), not silently dropped.
-
-    Constructing a model in Python (``RetryPolicy(initial_delay=1)``) validates under
-    :data:`~dagnats.protocol.durations.PYTHON_CONTEXT`, so a number is seconds; data given to
-    ``model_validate`` keeps JSON's meaning (integer nanoseconds).
-    """
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    # Only the workflow keeps its "$schema" (a field); anywhere else it is an editor's hint.
-    _keeps_schema: ClassVar[bool] = False
-
-    @model_validator(mode="before")
-    @classmethod
-    def _schema_hint(cls, data: Any) -> Any:
-        return data if cls._keeps_schema else drop_schema_key(data)
-
-    def __init__(self, /, **data: Any) -> None:
-        self.__pydantic_validator__.validate_python(
-            data, self_instance=self, context=PYTHON_CONTEXT
-        )
-
-    # Pydantic's own mark for "this __init__ is the base one" (BaseSettings uses it too):
-    # without it pydantic would route model_validate through this __init__ as well, and
-    # data would get Python's meaning (numbers as seconds) instead of JSON's.
-    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
+from dagnats.dag.definition.spellings import go_retry, go_step, go_workflow
+from dagnats.dag.definition.step_configs import (
+    CONFIG_MODELS,
+    AgentLoopConfig,
+    ApprovalConfig,
+    EventMatch,
+    KeyedRateLimit,
+    MapConfig,
+    Match,
+    PlannerConfig,
+    RespondConfig,
+    SkipIf,
+    SleepConfig,
+    StepConfig,
+    SubWorkflowConfig,
+    WaitForEventConfig,
+)
+from dagnats.protocol.durations import Duration, DurationLike, LongDuration
+from dagnats.protocol.names import MAX_NAME_LEN, NAME_PATTERN
 
 
 class RetryPolicy(_Strict):
@@ -147,139 +102,6 @@ class RetryPolicy(_Strict):
         ) -> None: ...
 
 
-class AgentLoopConfig(_Strict):
-    max_iterations: int = Field(gt=0, le=MAX_ITERATIONS)
-    max_duration: Duration | None = None
-    loop_delay: Duration | None = None
-    budget_warn_at: int | None = Field(default=None, ge=1, le=MAX_ITERATIONS)
-    """From this iteration (1-based) on, the handler sees ``ctx.budget_warning`` true."""
-    budget_force_at: int | None = Field(default=None, ge=1, le=MAX_ITERATIONS)
-    """At this iteration (1-based) a ``Continue`` is refused: the step must finish."""
-
-
-class PlannerConfig(_Strict):
-    """A ``planner`` step: its handler returns ``{"steps": [StepDef...]}`` to join the run."""
-
-    max_steps: int = Field(default=MAX_PLANNER_STEPS, ge=1, le=MAX_PLANNER_STEPS)
-    """At most this many steps in the fragment."""
-    max_depth: int = Field(default=MAX_PLANNER_DEPTH, ge=0, le=MAX_PLANNER_DEPTH)
-    """The longest dependency chain inside the fragment, in edges (0 = no dependencies)."""
-    allowed_tasks: list[Name] = Field(default_factory=list, max_length=MAX_PLANNER_STEPS)
-    """The tasks fragment steps may name; empty = any task."""
-
-
-class MapConfig(_Strict):
-    max_items: int = Field(default=1000, ge=1, le=MAX_MAP_ITEMS)
-    # Instances in flight at once for this step (None = all of them).
-    concurrency: int | None = Field(default=None, ge=1, le=MAX_MAP_ITEMS)
-
-
-class SubWorkflowConfig(_Strict):
-    workflow: DottedName
-    # A definition revision to pin; None = the latest at the time the child starts.
-    revision: int | None = Field(default=None, ge=1)
-    detach: bool = False
-
-
-class SleepConfig(_Strict):
-    """Exactly one of ``duration``, ``until``, ``cron`` or ``until_input_path``."""
-
-    duration: Duration | None = None
-    until: str | None = None
-    """dagnats: an RFC 3339 timestamp, or a path into the step's input (``"input.wake_at"``)."""
-    cron: str | None = Field(default=None, max_length=256)
-    """Go: a 5-field cron expression (UTC); wake at the next match after the step starts."""
-    until_input_path: str | None = Field(default=None, min_length=1, max_length=256)
-    """Go: a dot path into the run input to an RFC 3339 string or epoch milliseconds."""
-
-
-class EventMatch(_Strict):
-    """Go's match: the event's value at ``left`` equals ``right``'s value, as strings."""
-
-    left: str = Field(min_length=1, max_length=256)
-    """A dot path into the event payload."""
-    op: str = "eq"
-    """Only ``"eq"`` (checked by the rules, so the error names the step)."""
-    right: str = Field(min_length=1, max_length=256)
-    """``"input.<path>"`` (the run input) or ``"step.<id>.output.<path>"``."""
-
-
-def _match_form(value: Any) -> Any:
-    """Go's match object has exactly the keys left, right (and op); anything else is the
-    dagnats map of event field -> input path."""
-    value = drop_schema_key(value)
-    if isinstance(value, dict) and {"left", "right"} <= value.keys() <= {"left", "op", "right"}:
-        return EventMatch.model_validate(value)
-    return value
-
-
-Match = Annotated[EventMatch | dict[str, str], BeforeValidator(_match_form)]
-
-
-class WaitForEventConfig(_Strict):
-    event: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", min_length=1, max_length=255)
-    match: Match = Field(default_factory=dict)
-    """dagnats: event field path -> path into the step input (``"input.order_id"``) or the
-    run input (``"run.input.order_id"``), all equal; or Go's ``{left, op, right}``."""
-    timeout: Duration | None = None
-    # How far back an event published just before the waiter registered still counts.
-    lookback: Duration = 5_000_000_000
-
-
-class ApprovalConfig(_Strict):
-    timeout: Duration = DAY
-    message: str | None = Field(default=None, max_length=4096)
-    """dagnats: a note for the approver (Go's form is ``description``)."""
-    subject: str | None = Field(default=None, min_length=1, max_length=255)
-    """A core NATS subject the request is also published on (for bots)."""
-    description: str | None = Field(default=None, max_length=4096)
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    """Free data handed to the approver with the request."""
-
-
-class RespondConfig(_Strict):
-    """How a ``respond`` step answers the HTTP request that started its run."""
-
-    status: int = Field(default=200, ge=100, le=599)
-    headers: dict[str, str] = Field(default_factory=dict)
-    """Extra response headers (at most 64)."""
-    body_from: str | None = Field(default=None, min_length=1, max_length=256)
-    """A dot path narrowing the body (the dependency's output, else the run input)."""
-    content_type: str = Field(default="application/json", min_length=1, max_length=255)
-    """``application/json`` sends the body as JSON; other types send text as it is."""
-
-    @field_validator("headers")
-    @classmethod
-    def _few_headers(cls, v: dict[str, str]) -> dict[str, str]:
-        if len(v) > 64:
-            raise ValueError(f"at most 64 headers, got {len(v)}")
-        return v
-
-
-StepConfig = (
-    AgentLoopConfig
-    | PlannerConfig
-    | MapConfig
-    | SubWorkflowConfig
-    | SleepConfig
-    | WaitForEventConfig
-    | ApprovalConfig
-    | RespondConfig
-)
-CONFIG_MODELS: dict[str, type[_Strict] | None] = {
-    "normal": None,
-    "agent_loop": AgentLoopConfig,
-    "agent": None,
-    "planner": PlannerConfig,
-    "map": MapConfig,
-    "sub_workflow": SubWorkflowConfig,
-    "sleep": SleepConfig,
-    "wait_for_event": WaitForEventConfig,
-    "approval": ApprovalConfig,
-    "respond": RespondConfig,
-}
-
-
 class RateLimit(_Strict):
     """Token bucket per task type: ``limit`` starts per ``period``."""
 
@@ -306,34 +128,6 @@ _DEPENDS_SCHEMA: dict[str, Any] = {
     "anyOf": [{"type": "array", "items": {"type": "string"}}, {"type": "null"}],
     "description": "Step ids this step waits for (null = none, as Go writes it).",
 }
-
-
-class SkipIf(_Strict):
-    """Go's condition: skip when ``steps[step_id].output[field] <op> value``."""
-
-    step_id: str = Field(min_length=1, max_length=MAX_NAME_LEN)
-    field: str = Field(min_length=1, max_length=256)
-    op: str
-    """One of ``== != < > <= >=`` (checked by the rules, so the error names the step)."""
-    value: Any = None
-
-
-class KeyedRateLimit(_Strict):
-    """A token bucket per value of ``key`` in the step's resolved input (e.g. per tenant)."""
-
-    key: str = Field(min_length=1, max_length=256)
-    """A dot path into the step's input (``"tenant"`` or ``"input.tenant"``)."""
-    limit: int = Field(ge=1, le=1_000_000)
-    """Tokens the bucket holds; it refills ``limit`` tokens per ``period``."""
-    period: Duration = 1_000_000_000
-    units: int = Field(default=1, ge=1, le=1_000_000)
-    """Tokens one task (each attempt, retries included) takes."""
-
-    if TYPE_CHECKING:
-
-        def __init__(
-            self, *, key: str, limit: int, period: DurationLike = ..., units: int = ...
-        ) -> None: ...
 
 
 class StepDef(_Strict):
@@ -467,6 +261,9 @@ class WorkflowDef(_Strict):
     sticky: Literal["", "soft", "hard"] = ""
     """Worker affinity for a run's worker steps (see docs/workflows.md)."""
     singleton: Singleton | None = None
+    retention: LongDuration | None = None
+    """How long a finished run of this workflow is kept (``"7d"``): then the engine removes
+    it, as ``--retention`` does for every workflow; this one wins over it either way."""
     metadata: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="before")
@@ -474,8 +271,62 @@ class WorkflowDef(_Strict):
     def _go_zero(cls, data: Any) -> Any:
         return go_workflow(data)
 
+    @field_validator("retention")
+    @classmethod
+    def _positive_retention(cls, value: int | None) -> int | None:
+        if value is not None and value <= 0:
+            raise ValueError("retention must be positive (a run is kept that long once finished)")
+        return value
+
     def step(self, step_id: str) -> StepDef:
         for s in self.steps:
             if s.id == step_id:
                 return s
         raise KeyError(step_id)
+
+
+__all__ = [
+    "CONFIG_MODELS",
+    "MAX_APPROVAL_TIMEOUT_NS",
+    "MAX_CANCEL_ON",
+    "MAX_CAPABILITIES",
+    "MAX_CONCURRENCY_LIMIT",
+    "MAX_DYNAMIC_STEPS",
+    "MAX_ITERATIONS",
+    "MAX_MAP_ITEMS",
+    "MAX_PLANNER_DEPTH",
+    "MAX_PLANNER_STEPS",
+    "MAX_PRIORITY_OFFSET_S",
+    "MAX_PRIORITY_RULES",
+    "MAX_RETRY_ATTEMPTS",
+    "MAX_RUN_STEPS",
+    "MAX_SLEEP_NS",
+    "MAX_STEPS",
+    "MAX_SUB_WORKFLOW_DEPTH",
+    "STEP_TYPES",
+    "TASK_STEP_TYPES",
+    "AgentLoopConfig",
+    "ApprovalConfig",
+    "CancelOn",
+    "Concurrency",
+    "DottedName",
+    "EventMatch",
+    "KeyedRateLimit",
+    "MapConfig",
+    "Match",
+    "Name",
+    "PlannerConfig",
+    "Priority",
+    "RateLimit",
+    "RespondConfig",
+    "RetryPolicy",
+    "Singleton",
+    "SkipIf",
+    "SleepConfig",
+    "StepConfig",
+    "StepDef",
+    "StepType",
+    "SubWorkflowConfig",
+    "WaitForEventConfig",
+    "WorkflowDef",
+]

@@ -163,7 +163,16 @@ def _check_steps_list(defn: WorkflowDef) -> None:
         )
     seen: dict[str, int] = {}
     planners = [s.id for s in defn.steps if s.type == "planner"]
+    maps = {s.id for s in defn.steps if s.type == "map"}
     for index, step in enumerate(defn.steps):
+        head, _, last = step.id.rpartition(".")
+        if head in maps and last.isdigit():
+            raise DefinitionError(
+                f"{wf}: step {step.id!r}: field 'id': reads as item {last} of map step "
+                f"{head!r} (in its logs and output); choose another id",
+                step_id=step.id,
+                field="id",
+            )
         owner = next((p for p in planners if step.id.startswith(f"{p}.")), None)
         if owner is not None:
             raise DefinitionError(

@@ -344,6 +344,10 @@ def _finish(ctx: Ctx, status: RunStatus, output: Any, error: RunFailure | None) 
                     run_id=run.run_id, step_id=f"{CANCEL_WAITER_PREFIX}{i}", event=rule.event
                 )
             )
+    # An attempt still in flight may store a checkpoint yet.
+    checkpoints = run.checkpoints or any(
+        st.status in ("queued", "running") for st in run.steps.values()
+    )
     children = _cancel_open(ctx, f"run {run.run_id} {status}", keep_idle_handlers=False)
     run.status = status
     run.output = output
@@ -369,6 +373,7 @@ def _finish(ctx: Ctx, status: RunStatus, output: Any, error: RunFailure | None) 
             parent_step_id=parent.step_id if parent is not None else None,
             child_steps=children,
             timers=may_leave_timers(ctx),
+            checkpoints=checkpoints,
             retries=run.retries,
         )
     )

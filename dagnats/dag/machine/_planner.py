@@ -48,7 +48,7 @@ def check_fragment(
     taken_ids: Collection[str],
     dynamic_so_far: int,
 ) -> list[dict[str, Any]]:
-    """Validate a planner's output; return its steps (as JSON, type normal, ids unprefixed)."""
+    """Validate a planner's output; its steps (JSON, type normal or agent, ids unprefixed)."""
     pid = planner.id
     cfg = step_config(planner)
     if not isinstance(cfg, PlannerConfig):
@@ -91,7 +91,9 @@ def _fragment_step(pid: str, index: int, raw: Any, raws: list[Any], workflow: st
         raise FragmentError(
             f"{where}: field 'required_capabilities': a fragment cannot grant {CONTROL_PLANE!r}"
         )
-    data = {**raw, "type": "normal"}  # every fragment step runs as a normal step
+    # Every fragment step runs as a normal step; an agent is one, and keeps its type so
+    # that the engine's agent routes still apply to it.
+    data = {**raw, "type": "agent" if raw.get("type") == "agent" else "normal"}
     try:
         step = StepDef.model_validate(data)
     except ValidationError as exc:

@@ -250,6 +250,7 @@ def _send(
             if step.required_capabilities
             else None,
             run_retry=ctx.run.retries,
+            agent=step.type == "agent",
         )
     )
     if sticky == "soft" and not fallback:

@@ -52,6 +52,7 @@ class DispatchTask:
     fallback: bool = False  # soft sticky: the bound worker did not start it; send to any
     control_root: str | None = None  # the run whose control-plane budget the handler uses
     run_retry: int = 0  # the run's retry count (``TaskMessage.run_retry``)
+    agent: bool = False  # an ``agent`` step: the engine's agent routes may pick its group
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +175,8 @@ class FinishRun:
     child_steps: tuple[str, ...] = field(default_factory=tuple)
     # Whether the run could have left timers behind (purging costs the server a scan).
     timers: bool = True
+    # Whether the run may have left checkpoints behind (else their purge is skipped).
+    checkpoints: bool = True
     retries: int = 0  # the run's retry count: workers drop its tasks up to this retry
 
 

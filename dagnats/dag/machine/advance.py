@@ -122,6 +122,8 @@ def advance(defn: WorkflowDef, run: RunState | None, event: Event) -> tuple[RunS
     else:
         full = with_plans(defn, run)
         ctx = Ctx(full, graph_of(full, STEP_KINDS), run, event, STEP_KINDS, base=defn)
+        if not ctx.run.checkpoints and may_have_checkpointed(event):
+            ctx.run.checkpoints = True
         handler = _HANDLERS.get(event.type)
         if handler is not None:
             handler(ctx, event)
@@ -130,6 +132,19 @@ def advance(defn: WorkflowDef, run: RunState | None, event: Event) -> tuple[RunS
 
 
 # --- helpers -----------------------------------------------------------------------------
+
+
+_RESULTS = frozenset({STEP_COMPLETED, STEP_FAILED, STEP_CONTINUE})
+
+
+def may_have_checkpointed(event: Event) -> bool:
+    """Whether the attempt ``event`` ends may have stored a checkpoint: its result says
+    ``checkpointed``, or it ended without a result (lost, timed out)."""
+    if event.type in _RESULTS:
+        return isinstance(event.data, dict) and event.data.get("checkpointed") is True
+    if event.type == WORKER_LOST:
+        return True
+    return event.type == TIMER_FIRED and event_data(event).get("kind") == "step_timeout"
 
 
 def _int(value: object) -> int | None:

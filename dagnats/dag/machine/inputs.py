@@ -20,6 +20,7 @@ from dagnats.dag.definition.conditions import (
     lookup,
     parse_path,
 )
+from dagnats.dag.definition.formrules import step_ref
 from dagnats.dag.definition.models import EventMatch, SkipIf, StepDef
 from dagnats.dag.machine.state import RunState, StepState
 
@@ -187,13 +188,13 @@ def resolve_go_match(where: str, match: EventMatch, run: RunState) -> dict[str, 
     "missing" would swallow unrelated events.
     """
     segments = parse_path(match.right)
+    value: Any = None
     if segments[0] == "input":
         value = lookup(match.right, {"input": run.input})
-    else:
-        st = run.steps.get(segments[1])
-        value = None
-        if st is not None and st.status in ("completed", "recovered"):
-            value = lookup(".".join(segments[2:]), {"output": st.output})
+    elif (ref := step_ref(match.right, run.steps)) is not None:
+        st = run.steps[ref[0]]
+        if st.status in ("completed", "recovered"):
+            value = lookup(f"output.{ref[1]}", {"output": st.output})
     text = as_match_text(value)
     if text is None:
         raise InputError(

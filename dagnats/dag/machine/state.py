@@ -133,6 +133,9 @@ class RunState(BaseModel):
     control_root: str | None = None
     retries: int = 0  # how many times the run was resumed in place (``retry_run``)
     rerun_of: str | None = None  # the run this one repeats (``rerun``), if any
+    # Whether an attempt may have stored a checkpoint: a result said so, or an attempt
+    # ended without a result. The run's end purges checkpoints only then.
+    checkpoints: bool = False
 
     @property
     def terminal(self) -> bool:

@@ -247,6 +247,8 @@ class Bridge:
         session, held = self._lookup(task_id)
         self._tasks.pop(task_id, None)  # one resolve at a time wins
         try:
+            if held.ctx.checkpointed:
+                data = {**data, "checkpointed": True}  # the run's end purges them only if so
             await self._publish_result(held.message, event_type, data)
         except BaseException:
             self._tasks[task_id] = (session, held)  # not resolved: the worker may retry

@@ -236,7 +236,7 @@ function stepDetails(id, st, logs) {
   if (st.output !== null && st.output !== undefined) parts.push(h("div", { class: "muted" }, "output"), h("pre", { class: "step-output" }, json(st.output)));
   if (st.error) parts.push(h("div", { class: "muted" }, "error"), h("pre", { class: "step-error" }, `${st.error.type}: ${st.error.message}`));
   for (const [key, log] of Object.entries(logs || {})) {
-    if (key !== id && !key.startsWith(`${id}.`)) continue;
+    if (key !== id && !(key.startsWith(`${id}.`) && /^\d+$/.test(key.slice(id.length + 1)))) continue;
     const lines = log.lines.map((l) => `${l.ts.slice(11, 23)} ${l.level.padEnd(7)} #${l.attempt} ${l.message}`);
     if (log.dropped) lines.unshift(`… ${log.dropped} older lines dropped`);
     parts.push(h("div", { class: "muted" }, `log ${key}`), h("pre", { class: "step-log" }, lines.join("\n")));

@@ -1,0 +1,62 @@
+"""Methodology: the long-running commands' loop choice. ``loop.run`` is called with and
+without uvloop and the loop the coroutine really ran on is looked at; when uvloop is not
+installed, asking for it falls back to asyncio's loop instead of failing. The option is
+read from the command line and from ``DAGNATS_UVLOOP`` by the real ``engine`` command
+(its serving replaced by a recorder)."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import importlib.util
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from dagnats.cli import loop
+from dagnats.cli import server as server_cli
+from dagnats.cli.app import app
+
+HAVE_UVLOOP = importlib.util.find_spec("uvloop") is not None
+
+
+async def _loop_module() -> str:
+    return type(asyncio.get_running_loop()).__module__
+
+
+def test_without_uvloop_the_standard_loop_runs() -> None:
+    assert loop.loop_factory(False) is None
+    assert loop.run(_loop_module(), use_uvloop=False).startswith("asyncio")
+
+
+def test_uvloop_runs_when_installed_else_the_standard_loop() -> None:
+    ran_on = loop.run(_loop_module(), use_uvloop=True)
+    assert ran_on.startswith("uvloop" if HAVE_UVLOOP else "asyncio")
+
+
+def test_a_missing_uvloop_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    def missing(name: str) -> Any:
+        raise ImportError(name)
+
+    monkeypatch.setattr(importlib, "import_module", missing)
+    assert loop.loop_factory(True) is None
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "expected"),
+    [
+        ([], {}, True),
+        (["--no-uvloop"], {}, False),
+        ([], {"DAGNATS_UVLOOP": "0"}, False),
+        (["--uvloop"], {"DAGNATS_UVLOOP": "0"}, True),
+    ],
+)
+def test_the_engine_command_reads_the_choice(
+    monkeypatch: pytest.MonkeyPatch, args: list[str], env: dict[str, str], expected: bool
+) -> None:
+    seen: list[bool] = []
+    monkeypatch.setattr(server_cli, "_run_serve", lambda opts, use: seen.append(use))
+    result = CliRunner().invoke(app, ["engine", *args], env=env)
+    assert result.exit_code == 0, result.output
+    assert seen == [expected]
