@@ -153,6 +153,7 @@ def other_table(s: Session) -> list[str]:
         if f"{tag}_count" in f:
             rows.extend(_sleeper_rows(s, tag))
     if "engines2_runs" in f:
+        fl = s.floor_of("engines2")
         rows.append(
             f"| {f['engines2_runs']:,.0f} concurrent 3-step runs on two engines | "
             f"{f['engines2_steps_per_s']:.0f} steps/s | {fl.steps_per_s:.0f} steps/s | "

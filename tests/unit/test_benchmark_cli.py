@@ -135,3 +135,11 @@ async def test_a_wait_for_many_runs_ends_when_none_has_ended_for_a_while(
 
     with pytest.raises(TimeoutError, match=r"1 of 2 runs did not end and none ended .*run-b"):
         await asyncio.wait_for(watch.wait([ends(), lost()]), 10)
+
+
+def test_the_two_engine_row_stands_alone_with_its_own_floor() -> None:
+    s = _session(engines2_runs=1000, engines2_steps_per_s=3000, engines2_ratio=0.5)
+    s.floors["engines2"] = Floor(p50_ms=0.4, p99_ms=1.0, steps_per_s=6000)
+    row = report.other_table(s)[-1]
+    assert row.startswith("| 1,000 concurrent 3-step runs on two engines | 3000 steps/s |")
+    assert "| 6000 steps/s | 0.50x |" in row
