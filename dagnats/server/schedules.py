@@ -21,6 +21,7 @@ from dagnats.dag.machine.state import RunState
 from dagnats.errors import ApiError
 from dagnats.protocol import clock, dedup
 from dagnats.protocol.control import ScheduledRun
+from dagnats.protocol.limits import check_name
 from dagnats.protocol.messages import TimerMessage
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,7 @@ class Schedules:
         }
 
     async def get(self, run_id: str) -> ScheduledRun | None:
+        check_name(run_id, "run_id")  # a KV key: checked before the lookup (else a 500)
         entry = await get_entry(self.kv, run_id)
         if entry is None or not entry.value:
             return None

@@ -204,3 +204,12 @@ async def test_wrong_types_are_400(dagnats_env: DagnatsEnv) -> None:
     for op, body in cases:
         code, reply = await raw(dagnats_env, op, body)
         assert 400 <= code < 500, (op, body, reply)
+
+
+async def test_a_run_reference_that_is_not_a_key_is_400_everywhere(dagnats_env: DagnatsEnv) -> None:
+    # Found by the API fuzz: run.resolve looked the reference up as a scheduled run (a KV
+    # key) before checking it, and ':' answered 500.
+    for op in ("run.resolve", "run.get"):
+        code, reply = await raw(dagnats_env, op, {"run_id": ":"})
+        assert code == 400, (op, reply)
+        assert "run_id" in reply["error"]["message"]
