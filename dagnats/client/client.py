@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from dagnats import protocol
+from dagnats._nats.api import raise_service_error
 from dagnats._nats.connection import connect as connect_nats
 from dagnats._nats.connection import request
 from dagnats._nats.kvscan import open_bucket
@@ -20,7 +21,6 @@ from dagnats.client.records import (
     RunSummary,
     WorkflowInfo,
     definition_payload,
-    raise_service_error,
     span_attributes,
 )
 from dagnats.client.redrive import (

@@ -1,41 +1,21 @@
-"""What the client's requests carry: the records it returns for workflows and runs, the
-forms a definition may be given in, and the service's errors decoded back into exceptions.
+"""What the client's requests carry: the records it returns for workflows and runs and the
+forms a definition may be given in (the service's errors are decoded by
+``dagnats._nats.api.raise_service_error``, shared with the worker's control plane).
 
 Kept apart from :mod:`dagnats.client.client` so that module stays about the requests.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dagnats.dag.definition.models import WorkflowDef
 from dagnats.errors import (
-    ApiError,
-    ApprovalError,
-    DagnatsError,
     DefinitionError,
-    InputValidationError,
-    NotFoundError,
-    RunNotFoundError,
-    WorkflowNotFoundError,
 )
 from dagnats.telemetry import tracing
-
-_ERRORS: dict[str, type[DagnatsError]] = {
-    cls.__name__: cls
-    for cls in (
-        DefinitionError,
-        InputValidationError,
-        NotFoundError,
-        WorkflowNotFoundError,
-        RunNotFoundError,
-        ApprovalError,
-    )
-}
 
 
 @dataclass(frozen=True)
@@ -80,17 +60,3 @@ def span_attributes(body: dict[str, Any]) -> dict[str, Any]:
         tracing.WORKFLOW: workflow if isinstance(workflow, str) else None,
         tracing.RUN_ID: run_id if isinstance(run_id, str) else None,
     }
-
-
-def raise_service_error(hdrs: Mapping[str, str], data: bytes) -> None:
-    """Raise the dagnats exception an error reply names (nothing for a good reply)."""
-    if "Nats-Service-Error-Code" in hdrs:
-        try:
-            err = json.loads(data)["error"]
-            kind, message = err["kind"], err["message"]
-        except (ValueError, KeyError, TypeError):
-            kind, message = "ApiError", hdrs.get("Nats-Service-Error", "API error")
-        cls = _ERRORS.get(kind)
-        if cls is not None:
-            raise cls(message)
-        raise ApiError(message, code=int(hdrs.get("Nats-Service-Error-Code", "500")))
