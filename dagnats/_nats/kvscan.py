@@ -37,18 +37,7 @@ async def scan(
     """
     out: list[KeyValue.Entry] = []
     async for key, msg in _last_per_key(kv, pattern, limit, False, timeout_s):
-        meta = msg.metadata
-        out.append(
-            KeyValue.Entry(
-                bucket=kv._name,
-                key=key,
-                value=msg.data,
-                revision=meta.sequence.stream,
-                delta=meta.num_pending,
-                created=None,
-                operation=None,
-            )
-        )
+        out.append(_entry(kv, key, msg))
     return out
 
 
@@ -79,19 +68,22 @@ async def key_history(
                 seen += 1
                 if (msg.headers or {}).get(KV_OP) in (KV_DEL, KV_PURGE):
                     continue
-                meta = msg.metadata
-                out.append(
-                    KeyValue.Entry(
-                        bucket=kv._name,
-                        key=key,
-                        value=msg.data,
-                        revision=meta.sequence.stream,
-                        delta=meta.num_pending,
-                        created=None,
-                        operation=None,
-                    )
-                )
+                out.append(_entry(kv, key, msg))
     return out[:limit]
+
+
+def _entry(kv: KeyValue, key: str, msg: Msg) -> KeyValue.Entry:
+    """A bucket's stream message as the entry ``kv.get`` would have returned."""
+    meta = msg.metadata
+    return KeyValue.Entry(
+        bucket=kv._name,
+        key=key,
+        value=msg.data,
+        revision=meta.sequence.stream,
+        delta=meta.num_pending,
+        created=None,
+        operation=None,
+    )
 
 
 async def _last_per_key(

@@ -19,9 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import dagnats
-from dagnats import protocol
 from tests.chaos.harness import scale
-from tests.integration.test_api_fuzz import _Service
+from tests.integration.test_api_fuzz import _Service, running
 
 EXAMPLES = 60
 RESULT_S = 20.0
@@ -46,11 +45,8 @@ class _EchoService(_Service):
         await self.env.client.register(wf)
 
     async def start(self, data: bytes) -> tuple[int, dict[str, Any]]:
-        assert self.env is not None
-        subject = f"{protocol.API_SUBJECT_PREFIX}.run.start"
-        msg = await self.env.nc.request(subject, data, timeout=10.0)
-        code = int((msg.headers or {}).get("Nats-Service-Error-Code", "200"))
-        body = json.loads(msg.data) if msg.data else {}
+        code, raw = await self.reply("run.start", data)
+        body = json.loads(raw) if raw else {}
         return code, body if isinstance(body, dict) else {}
 
     async def output(self, run_id: str) -> Any:
@@ -60,16 +56,7 @@ class _EchoService(_Service):
 
 @pytest.fixture(scope="module")
 def echo_service() -> Iterator[_EchoService]:
-    svc = _EchoService()
-    svc.thread.start()
-    svc.call(svc._start())
-    try:
-        yield svc
-    finally:
-        svc.call(svc._stop())
-        svc.loop.call_soon_threadsafe(svc.loop.stop)
-        svc.thread.join(timeout=10.0)
-        svc.loop.close()
+    yield from running(_EchoService())
 
 
 _scalars = (

@@ -10,7 +10,7 @@ import asyncio
 import json
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -104,16 +104,24 @@ class _Service:
     async def _stop(self) -> None:
         await self._cm.__aexit__(None, None, None)
 
-    async def request(self, op: str, data: bytes) -> tuple[int, bool]:
+    async def reply(self, op: str, data: bytes) -> tuple[int, bytes]:
+        """The service's status code for ``op`` with body ``data``, and its reply."""
         assert self.env is not None
         msg = await self.env.nc.request(f"{protocol.API_SUBJECT_PREFIX}.{op}", data, timeout=10.0)
-        code = int((msg.headers or {}).get("Nats-Service-Error-Code", "200"))
+        return int((msg.headers or {}).get("Nats-Service-Error-Code", "200")), msg.data
+
+    async def request(self, op: str, data: bytes) -> tuple[int, bool]:
+        assert self.env is not None
+        code, _ = await self.reply(op, data)
         return code, self.env.nc.is_connected
 
 
-@pytest.fixture(scope="module")
-def service() -> Iterator[_Service]:
-    svc = _Service()
+S = TypeVar("S", bound=_Service)
+
+
+def running(svc: S) -> Iterator[S]:
+    """Start ``svc`` on its thread, hand it over, then stop it and close its loop (a fixture
+    body: ``yield from running(_Service())``)."""
     svc.thread.start()
     svc.call(svc._start())
     try:
@@ -123,6 +131,11 @@ def service() -> Iterator[_Service]:
         svc.loop.call_soon_threadsafe(svc.loop.stop)
         svc.thread.join(timeout=10.0)
         svc.loop.close()  # its self-pipe would otherwise be reported as an unclosed socket
+
+
+@pytest.fixture(scope="module")
+def service() -> Iterator[_Service]:
+    yield from running(_Service())
 
 
 @settings(
