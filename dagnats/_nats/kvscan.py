@@ -19,8 +19,10 @@ from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import BucketNotFoundError, KeyNotFoundError
+from nats.js.errors import BucketNotFoundError, InvalidKeyError, KeyNotFoundError
 from nats.js.kv import KV_DEL, KV_OP, KV_PURGE, KeyValue
+
+from dagnats.protocol.limits import LimitError
 
 SCAN_TIMEOUT_S = 5.0
 MAX_KEYS = 100_000  # the most keys one listing reads (a bounded amount of work per call)
@@ -144,11 +146,15 @@ async def get_entry(
     kv: KeyValue, key: str, *, revision: int | None = None
 ) -> KeyValue.Entry | None:
     """The entry under ``key`` (at ``revision`` when given), or ``None`` when it is absent
-    or deleted: the roles never see nats-py's ``KeyNotFoundError``."""
+    or deleted: the roles never see nats-py's ``KeyNotFoundError``. A key KV cannot hold is
+    a :class:`LimitError` (a 400 at the API), never nats-py's ``InvalidKeyError`` (a 500);
+    callers check names with ``protocol.limits`` first, so this is the backstop."""
     try:
         return await kv.get(key, revision=revision)
     except KeyNotFoundError:
         return None
+    except InvalidKeyError as exc:
+        raise LimitError(f"invalid key {key[:64]!r}: not a KV key") from exc
 
 
 async def purge_key(kv: KeyValue, key: str) -> None:

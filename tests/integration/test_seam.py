@@ -11,11 +11,13 @@ import dagnats
 from dagnats import protocol
 from dagnats._nats import cas
 from dagnats._nats.connection import connect as connect_nats
+from dagnats._nats.kvscan import get_entry
 from dagnats._nats.payloads import Payloads
 from dagnats._nats.state import current_state
 from dagnats._nats.stores import DefinitionStore, read_snapshot
 from dagnats._nats.types import NatsClient
 from dagnats.errors import NatsUnavailableError
+from dagnats.protocol.limits import LimitError
 from dagnats.testing import DagnatsEnv
 
 
@@ -50,6 +52,13 @@ async def test_cas_create_then_update_and_lost_races(nc: NatsClient) -> None:
     assert await cas.write_json(kv, "k", {"n": 3}, 0)
     value, rev3 = await cas.read_json(kv, "k")
     assert value == {"n": 3} and rev3 > rev2
+
+
+async def test_a_key_kv_cannot_hold_is_a_limit_error_not_nats_py_s(nc: NatsClient) -> None:
+    kv = await nc.jetstream().key_value(protocol.KV_CONCURRENCY)
+    with pytest.raises(LimitError, match="not a KV key"):
+        await get_entry(kv, ":")
+    assert await get_entry(kv, "absent") is None
 
 
 async def test_current_state_folds_history_past_the_snapshot() -> None:
