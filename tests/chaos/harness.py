@@ -177,6 +177,10 @@ class Load:
     async def stop(self, timeout_s: float = 120.0) -> None:
         """Stop starting runs; returns once the start under way is acknowledged."""
         self._stop.set()
+        await self.finish(timeout_s)
+
+    async def finish(self, timeout_s: float = 120.0) -> None:
+        """Wait until all ``limit`` runs are started (or ``stop()`` was called)."""
         assert self._task is not None
         await asyncio.wait_for(self._task, timeout_s)
 
@@ -295,3 +299,20 @@ def ledger_calls(ledger: Path) -> Counter[tuple[str, str, str]]:
         if len(parts) == 4:
             calls[(parts[0], parts[1], parts[2])] += 1
     return calls
+
+
+async def explain(client: dagnats.Client, nc: NatsClient, run_ids: Sequence[str]) -> list[str]:
+    """One line per run: its snapshot's status and steps, then its history (type/step#attempt),
+    for the report of a lost or stuck run."""
+    lines = []
+    for run_id in run_ids:
+        try:
+            state = await client.get_run(run_id)
+            steps = " ".join(f"{k}={v.status}#{v.attempts}" for k, v in state.steps.items())
+            snap = f"{state.status} last_seq={state.last_seq} {steps}"
+        except Exception as exc:  # noqa: BLE001 - a lost run has no snapshot: say so
+            snap = f"no snapshot ({type(exc).__name__})"
+        events = await read_history(nc, run_id)
+        trail = " ".join(f"{e.type}/{e.step_id}#{e.attempt}" for e in events)
+        lines.append(f"{run_id}: {snap} | history: {trail or '(none)'}")
+    return lines

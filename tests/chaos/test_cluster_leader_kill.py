@@ -12,34 +12,15 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from dagnats import protocol
-from dagnats._nats.resources import setup_resources
-from dagnats._nats.types import NatsClient
-from tests.chaos.harness import (
-    Figures,
-    Load,
-    Proc,
-    audit,
-    client_for,
-    probe,
-    scale,
-    three_steps,
-    worker_proc,
-)
-from tests.integration.cluster import Cluster
+from tests.chaos.cluster_parts import cluster_deployment, history_leader
+from tests.chaos.harness import Figures, Load, audit, probe, scale, three_steps
 
 RATE = 10.0
 KILLS = 1
 UP_S = 2.0
-
-
-async def history_leader(nc: NatsClient) -> int:
-    info: Any = await nc.jetstream().stream_info(protocol.HISTORY_STREAM)
-    return int(str(info.cluster.leader).removeprefix("n"))
 
 
 @pytest.mark.timeout(240 * scale())
@@ -47,38 +28,22 @@ async def test_killing_the_history_leader_of_a_cluster_loses_nothing(
     ledger: Path, figures: Figures
 ) -> None:
     started = time.monotonic()
-    async with Cluster() as cluster:
-        url = cluster.url
-        admin = await cluster.connect()
-        await setup_resources(admin.jetstream(), replicas=3)
-        parts = [
-            Proc.dagnats("engine", "--nats-url", url, "--replicas", "3", "--log-level", "warning"),
-            Proc.dagnats("api", "--nats-url", url, "--replicas", "3", "--log-level", "warning"),
-            worker_proc(url, ledger, attr="cluster_worker"),
-        ]
-        client = await client_for(url)
-        try:
-            for p in parts:
-                await p.start()
-            wf = three_steps()
-            await probe(client, wf, "probe-first", time.monotonic())
-            load = Load(client, wf, rate=RATE)
-            load.start()
-            for k in range(KILLS * scale()):
-                await asyncio.sleep(UP_S)
-                node = await history_leader(admin)
-                cluster.kill_node(node)
-                killed = time.monotonic()
-                figures.kills += 1
-                figures.recovery_s.append(await probe(client, wf, f"probe-{k}", killed))
-                cluster.start_node(node)  # back on its store; it catches up as a follower
-                await cluster.wait_ready()
-            await load.stop()
-            await audit(client, client.nc, figures, load.accepted, ledger=ledger)
-        finally:
-            await client.close()
-            for p in parts:
-                await p.stop()
-            await admin.close()
+    async with cluster_deployment(ledger) as dep:
+        cluster, client = dep.cluster, dep.client
+        wf = three_steps()
+        await probe(client, wf, "probe-first", time.monotonic())
+        load = Load(client, wf, rate=RATE)
+        load.start()
+        for k in range(KILLS * scale()):
+            await asyncio.sleep(UP_S)
+            node = await history_leader(dep.admin)
+            cluster.kill_node(node)
+            killed = time.monotonic()
+            figures.kills += 1
+            figures.recovery_s.append(await probe(client, wf, f"probe-{k}", killed))
+            cluster.start_node(node)  # back on its store; it catches up as a follower
+            await cluster.wait_ready()
+        await load.stop()
+        await audit(client, client.nc, figures, load.accepted, ledger=ledger)
     figures.seconds = time.monotonic() - started
     figures.check()

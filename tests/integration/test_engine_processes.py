@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 from dagnats._nats.leases import LeaseView, read_view
+from dagnats._nats.types import NatsClient
 from dagnats.protocol.partitions import LEASE_RENEW_S, LEASE_TTL_S
 from dagnats.testing import DagnatsEnv
 from tests.integration.test_engines import Calls, assert_applied_once, expected, three_steps
@@ -21,14 +22,14 @@ START_S = 60.0  # three interpreters starting on a loaded 2-core machine
 RUNS = 150
 
 
-async def wait_view(env: DagnatsEnv, engines: int, timeout_s: float) -> LeaseView:
+async def wait_view(nc: NatsClient, engines: int, timeout_s: float) -> LeaseView:
     """The lease bucket once ``engines`` engines hold all 8 partitions between them.
 
     Looked at once per renewal round: a lease expiring tells no watcher, and the rounds are
     when the engines act on it anyway."""
     deadline = time.monotonic() + timeout_s
     while True:
-        view = await read_view(env.nc)
+        view = await read_view(nc)
         holders = set(view.holders.values())
         if len(view.holders) == 8 and len(holders) == engines and holders <= set(view.engines):
             return view
@@ -55,7 +56,7 @@ async def test_three_engine_processes_share_and_survive_a_sigkill() -> None:
             for _ in range(3)
         ]
         try:
-            view = await wait_view(env, 3, START_S)
+            view = await wait_view(env.nc, 3, START_S)
             shares = Counter(view.holders.values())
             assert sorted(shares.values()) == [2, 3, 3]
             worker, wf = three_steps(calls)
@@ -66,7 +67,7 @@ async def test_three_engine_processes_share_and_survive_a_sigkill() -> None:
             victim.send_signal(signal.SIGKILL)
             await asyncio.wait_for(victim.wait(), 10)
             killed = time.monotonic()
-            after = await wait_view(env, 2, 3 * LEASE_TTL_S)
+            after = await wait_view(env.nc, 2, 3 * LEASE_TTL_S)
             handover_s = time.monotonic() - killed
             print(f"SIGKILLed engine's partitions taken over after {handover_s:.2f}s")
             assert handover_s <= 10.0, handover_s
