@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
-from nats.js.errors import BadRequestError
+from nats.js.errors import BadRequestError, NoStreamResponseError
 
 from dagnats import protocol
 from dagnats.protocol.events import Event
@@ -84,6 +84,13 @@ async def _publish_batch(
         "Nats-Batch-Commit": "1",
     }
     await js.publish(subject, data, headers=hdrs, timeout=timeout_s)
+
+
+def surely_not_stored(exc: BaseException) -> bool:
+    """Whether a failed JetStream publish surely stored nothing: "no responders" (no stream
+    leader took it: a leader election on a cluster, or no stream), as opposed to a timeout,
+    after which the message may have been stored."""
+    return isinstance(exc, NoStreamResponseError)
 
 
 async def append_event(

@@ -31,6 +31,7 @@ from nats.js.errors import (
     KeyNotFoundError,
     KeyWrongLastSequenceError,
     NoKeysError,
+    NoStreamResponseError,
     NotFoundError,
     ObjectNotFoundError,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "NatsTimeoutError",
     "NoKeysError",
     "NoRespondersError",
+    "NoStreamResponseError",
     "NotFoundError",
     "ObjectNotFoundError",
     "PubAck",

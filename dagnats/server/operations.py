@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -14,7 +15,7 @@ from dagnats._nats.history import has_history, read_history
 from dagnats._nats.kvscan import get_entry
 from dagnats._nats.logs import purge_run_logs
 from dagnats._nats.payloads import Payloads, decode_run
-from dagnats._nats.publish import append_event
+from dagnats._nats.publish import append_event, surely_not_stored
 from dagnats._nats.state import current_state
 from dagnats._nats.stores import DefinitionStore
 from dagnats._nats.types import (
@@ -232,25 +233,24 @@ class Operations:
             # Unique per request: an id reused after delete_run must start again (a second
             # workflow.started for a live run is a no-op for the engine anyway).
             await append_event(self.js, *started)
-        except Exception:
-            # A publish that timed out may still have been stored: then the run exists.
-            try:
-                exists: bool | None = await self._has_history(run_id)
-            except Exception:  # noqa: BLE001 - NATS trouble: unknown
-                exists = None  # unknown: NATS is in trouble
-            if exists:
-                return {
-                    "run_id": run_id,
-                    "workflow": name,
-                    "revision": revision,
-                    "duplicate": False,
-                }
-            # Release the key only when the start surely did not happen; when in doubt keep
-            # it: a retry then finds it, and takes it over once its grace has passed.
-            if exists is False and idem_key is not None:
-                await self._release_key(idem_key, idem_rev)
-            raise
+        except Exception as exc:
+            if not await self._stored_anyway(exc, run_id, idem_key, idem_rev):
+                raise
         return {"run_id": run_id, "workflow": name, "revision": revision, "duplicate": False}
+
+    async def _stored_anyway(
+        self, exc: Exception, run_id: str, idem_key: str | None, idem_rev: int | None
+    ) -> bool:
+        """Whether the start whose publish raised ``exc`` happened all the same: one that timed
+        out may have been stored, one nobody answered was not (asking the history then would
+        wait out the election, 5 s). The key is released only when the start surely failed."""
+        exists: bool | None = False if surely_not_stored(exc) else None
+        if exists is None:
+            with contextlib.suppress(Exception):  # NATS trouble: unknown (None), key kept
+                exists = await self._has_history(run_id)
+        if exists is False and idem_key is not None:
+            await self._release_key(idem_key, idem_rev)
+        return bool(exists)
 
     async def _schedule(
         self, body: dict[str, Any], run_id: str, name: str, revision: int, run_input: Any

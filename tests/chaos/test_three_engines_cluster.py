@@ -19,6 +19,7 @@ under a loaded CI machine timings vary; the issue's 10 s is read off the printed
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from pathlib import Path
 
@@ -58,6 +59,32 @@ async def recovery(client: dagnats.Client, wf: dagnats.Workflow, tag: str, since
     return max(times)
 
 
+async def longest_stall(
+    client: dagnats.Client, run_ids: list[str], windows: list[tuple[float, float]]
+) -> list[float]:
+    """For each (from, to) window of wall-clock time, the longest time in it during which
+    some partition completed none of ``run_ids`` (from the snapshots' ``finished_at``):
+    a second stall after a probe got through counts too. With few runs per partition
+    (CI scale) the load's own spacing makes it an upper bound."""
+    gate = asyncio.Semaphore(32)
+
+    async def ended(run_id: str) -> tuple[int, float | None]:
+        async with gate:
+            at = (await client.get_run(run_id)).finished_at
+        return partition_of(run_id, DEFAULT_PARTITIONS), at.timestamp() if at else None
+
+    ends = [e for e in await asyncio.gather(*(ended(r) for r in run_ids)) if e[1] is not None]
+    stalls = []
+    for start, stop in windows:
+        gaps = [0.0]
+        for part in range(DEFAULT_PARTITIONS):
+            points = sorted(t for q, t in ends if q == part and t is not None and start < t < stop)
+            points = [start, *points, stop]
+            gaps.append(max(b - a for a, b in itertools.pairwise(points)))
+        stalls.append(max(gaps))
+    return stalls
+
+
 @pytest.mark.timeout(120 + 60 * scale())
 async def test_three_engines_on_a_cluster_survive_an_engine_and_a_leader_kill(
     ledger: Path, figures: Figures
@@ -73,6 +100,7 @@ async def test_three_engines_on_a_cluster_survive_an_engine_and_a_leader_kill(
 
         await asyncio.sleep(UP_S)
         await engine.kill()
+        kills = [time.time()]
         figures.kills += 1
         figures.recovery_s.append(await recovery(client, wf, "engine-kill", time.monotonic()))
         await engine.start()
@@ -81,13 +109,17 @@ async def test_three_engines_on_a_cluster_survive_an_engine_and_a_leader_kill(
         await asyncio.sleep(UP_S)
         node = await history_leader(admin)
         cluster.kill_node(node)
+        kills.append(time.time())
         figures.kills += 1
         figures.recovery_s.append(await recovery(client, wf, "leader-kill", time.monotonic()))
         cluster.start_node(node)  # back on its store; it catches up as a follower
         await cluster.wait_ready()
 
         await load.finish(timeout_s=SETTLE_S * scale())
+        kills.append(time.time())  # the end of the last window
         await audit(client, client.nc, figures, load.accepted, ledger=ledger, settle_s=SETTLE_S)
+        stalls = await longest_stall(client, load.accepted, list(itertools.pairwise(kills)))
+        print(f"longest partition stall after the engine kill, the leader kill: {stalls}")
         for line in await explain(client, client.nc, [*figures.lost, *figures.stuck][:20]):
             print(line)
     figures.seconds = time.monotonic() - started

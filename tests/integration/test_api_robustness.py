@@ -37,9 +37,12 @@ def _ops(env: DagnatsEnv) -> ops_mod.Operations:
 
 
 def _fail_once(
-    monkeypatch: pytest.MonkeyPatch, env: DagnatsEnv, when: Callable[[str, bytes], bool]
+    monkeypatch: pytest.MonkeyPatch,
+    env: DagnatsEnv,
+    when: Callable[[str, bytes], bool],
+    error: Exception | None = None,
 ) -> list[str]:
-    """Make the API's next JetStream publish matching ``when`` raise (once)."""
+    """Make the API's next JetStream publish matching ``when`` raise ``error`` (once)."""
     js = _ops(env).js
     real: Callable[..., Awaitable[Any]] = js.publish
     failed: list[str] = []
@@ -47,7 +50,7 @@ def _fail_once(
     async def publish(subject: str, payload: bytes = b"", **kw: Any) -> Any:
         if not failed and when(subject, payload):
             failed.append(subject)
-            raise ConnectionError("injected: publish lost")
+            raise error or ConnectionError("injected: publish lost")
         return await real(subject, payload, **kw)
 
     monkeypatch.setattr(js, "publish", publish)
