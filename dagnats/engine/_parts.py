@@ -7,6 +7,7 @@ can be built, so they are built by :func:`open_parts` in ``Engine.start()`` and 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from dagnats import protocol
@@ -79,9 +80,15 @@ async def ensure_partition_consumers(js: JetStreamContext, n: int) -> None:
         )
 
 
-def partition_feed(nc: NatsClient, p: int, max_inflight: int) -> PullFeed:
+def partition_feed(
+    nc: NatsClient, p: int, max_inflight: int, may_pull: Callable[[], bool]
+) -> PullFeed:
     return PullFeed(
-        nc, protocol.HISTORY_STREAM, partitions.engine_consumer(p), max_inflight=max_inflight
+        nc,
+        protocol.HISTORY_STREAM,
+        partitions.engine_consumer(p),
+        max_inflight=max_inflight,
+        may_pull=may_pull,
     )
 
 
