@@ -1,15 +1,14 @@
-"""The engine: durable consumers on the history partitions it leases, advancing runs by
-event sourcing.
-
-Per event: load the state (the cache alone for a first delivery to a run whose events it
-has seen in order, else the cache or the KV snapshot plus the history events it has not
-seen: ADR 0017), ``advance()``, execute the actions (publishes with dedup ids), then ack. The snapshot
-is written behind (ADR 0005): a running run's new state is staged in the cache and written
-with a CAS within ``FLUSH_DELAY_S``, coalescing busy runs' writes; a terminal state is written
-at once, its result announced on ``dagnats.done.<run_id>`` in the same flush (what
-``result()`` waits for) and announced again once stored (``protocol.ended``, ADR 0016).
-Events of one run are applied in order by one actor task; different runs proceed
-concurrently, bounded by the feeds' ``max_inflight``.
+"""The engine: durable consumers on the history partitions it leases, advancing runs by event
+sourcing. Per event: load the state (the cache alone for a first delivery to a run whose
+events it has seen in order, else the cache or the KV snapshot plus the history events it
+has not seen: ADR 0017), ``advance()``, execute the actions (publishes with dedup ids),
+then ack. The snapshot is written behind (ADR 0005): a running run's new state is staged
+in the cache and written with a CAS within ``FLUSH_DELAY_S``, coalescing busy runs'
+writes; a terminal state is written at once, its result announced on
+``dagnats.done.<run_id>`` in the same flush (what ``result()`` waits for) and announced
+again once stored (``protocol.ended``, ADR 0016). Events of one run are applied in order
+by one actor task; different runs proceed concurrently, bounded by the feeds'
+``max_inflight``.
 
 Runs are spread over the history partitions (ADR 0013): the engine consumes the partitions
 whose leases it holds (all of them when it runs alone), checks the lease before applying
