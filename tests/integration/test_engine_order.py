@@ -43,23 +43,23 @@ class Gates:
         self.open = {s: asyncio.Event() for s in "abc"}
 
 
-def fan_in(gates: Gates) -> tuple[dagnats.Worker, dagnats.Workflow]:
-    worker = dagnats.Worker(name="order", concurrency=8)
+def fan_in(gates: Gates | None, steps: str = "abc") -> tuple[dagnats.Worker, dagnats.Workflow]:
+    """Parallel ``steps`` joined by one more; each waits for its gate when ``gates``."""
+    worker = dagnats.Worker(name="order", concurrency=64)
 
     @worker.task()
     async def branch(ctx: dagnats.TaskContext, n: int) -> int:
-        step = ctx.step_id
-        gates.entered[step].set()
-        await asyncio.wait_for(gates.open[step].wait(), WAIT_S)
+        if gates is not None:
+            gates.entered[ctx.step_id].set()
+            await asyncio.wait_for(gates.open[ctx.step_id].wait(), WAIT_S)
         return n
 
     @worker.task()
     async def join(ctx: dagnats.TaskContext, n: object) -> str:
         return "joined"
 
-    wf = dagnats.Workflow("order-fan-in")
-    steps = [wf.step(s, task=branch) for s in "abc"]
-    wf.step(join, depends_on=steps)
+    wf = dagnats.Workflow(f"order-fan-in-{len(steps)}")
+    wf.step(join, depends_on=[wf.step(s, task=branch) for s in steps])
     return worker, wf
 
 
@@ -115,19 +115,7 @@ async def test_runs_finish_through_a_lone_engine_losing_and_retaking_its_leases(
     """What a saturated event loop did to a lone engine: its leases lapsed while events
     were being applied, and the next round took them back with new epochs. Here the test
     drops and retakes every partition over and over under load."""
-    worker = dagnats.Worker(name="churn", concurrency=64)
-
-    @worker.task()
-    async def branch(ctx: dagnats.TaskContext, n: int) -> int:
-        return n
-
-    @worker.task()
-    async def join(ctx: dagnats.TaskContext, n: object) -> str:
-        return "joined"
-
-    wf = dagnats.Workflow("churn-fan-in")
-    steps = [wf.step(s, task=branch) for s in "abcd"]
-    wf.step(join, depends_on=steps)
+    worker, wf = fan_in(None, "abcd")
     env.add_worker(worker)
     await env.wait_workers_ready()
     engine = await start_engine(env.url)
