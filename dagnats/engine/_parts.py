@@ -31,8 +31,9 @@ from dagnats.engine.timers import TimerClock, TimerService
 from dagnats.protocol import partitions
 
 # Applying an event takes milliseconds and a repeat is a no-op, so a short ack wait only
-# shortens how long a crashed engine's in-flight events wait for its successor.
-ENGINE_ACK_WAIT_S = 10.0
+# shortens how long a crashed engine's in-flight events wait for its successor: no longer
+# than its leases take to lapse, so they are back when the partitions are taken over.
+ENGINE_ACK_WAIT_S = partitions.LEASE_TTL_S
 
 # The buckets the engine's collaborators read and write.
 ENGINE_BUCKETS = (
