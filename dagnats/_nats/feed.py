@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Callable
 
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
@@ -36,7 +37,11 @@ class PullFeed:
         *,
         max_inflight: int,
         expires_s: float = 1.0,
+        may_pull: Callable[[], bool] | None = None,
     ) -> None:
+        """``may_pull`` (when given) is asked before every pull request: an engine's feed
+        stops asking the moment its partition lease lapses, so no request of its can
+        still be open when another engine takes the partition (ADR 0017)."""
         if max_inflight < 1:
             raise ValueError("max_inflight must be >= 1")
         self._nc = nc
@@ -54,6 +59,7 @@ class PullFeed:
         self._closed = False
         self._stopping = False
         self._abandoned = False
+        self._may_pull = may_pull
         self.name = consumer
 
     @property
@@ -101,6 +107,8 @@ class PullFeed:
 
     async def _refill(self) -> None:
         if self._closed or not self._nc.is_connected:
+            return
+        if self._may_pull is not None and not self._may_pull():
             return
         room = self._max - self._inflight - self._requested
         # Ask in chunks: one request per message would double the protocol traffic,
@@ -176,7 +184,7 @@ class PullFeed:
 
     async def _unsubscribe(self) -> None:
         # A drain, not a bare unsubscribe: a message the server sent before it saw the
-        # UNSUB would otherwise be dropped here and wait out its ack wait (10 s for the
+        # UNSUB would otherwise be dropped here and wait out its ack wait (8 s for the
         # engine's events); drained, it reaches ``_on_msg``, which gives it back.
         sub, self._sub = self._sub, None
         if sub is None:

@@ -121,6 +121,10 @@ class RunStore:
         self._cache: OrderedDict[str, tuple[RunState, int]] = OrderedDict()
         self._max = max_cached
         self.dirty: set[str] = set()
+        # Per cached run, the lease epoch under which the engine has seen its events in
+        # stream order since a catch-up from the history: only then may the next event be
+        # applied to the cached state without reading the history (ADR 0017).
+        self._in_order: dict[str, int] = {}
         self.fence: Fence | None = None
         """Set by a partitioned engine: every write is stamped with (and refused without)
         its lease epoch, and a snapshot of a newer epoch is refused on load."""
@@ -142,8 +146,9 @@ class RunStore:
             raise FencedError(f"run {run_id} was written under a newer lease ({stored.epoch})")
         if stored.state is None:
             if not stored.exists:
-                self._cache.pop(run_id, None)
+                self._drop(run_id)
             return None, stored.revision
+        self._in_order.pop(run_id, None)  # read back: in order only once caught up again
         self._remember(run_id, stored.state, stored.revision)
         return stored.state, stored.revision
 
@@ -153,7 +158,7 @@ class RunStore:
             data = partitions.stamp_epoch(data, self.fence(run.run_id))
         new_rev = await cas.write(self.kv, run.run_id, data, revision)
         if new_rev is None:
-            self._cache.pop(run.run_id, None)
+            self._drop(run.run_id)
             self.dirty.discard(run.run_id)
             raise ConflictError(run.run_id)
         self.dirty.discard(run.run_id)
@@ -184,9 +189,24 @@ class RunStore:
         hit = self._cache.get(run_id)
         return hit[0].last_seq if hit is not None else 0
 
+    def in_order(self, run_id: str) -> int | None:
+        """The lease epoch under which the cached state of ``run_id`` has followed its
+        events in stream order (``None``: not cached, or not known to be in order)."""
+        return self._in_order.get(run_id)
+
+    def mark_in_order(self, run_id: str, epoch: int) -> None:
+        """The cached state of ``run_id`` holds every event of the run up to its
+        ``last_seq``, and the events after it come in order (until forgotten)."""
+        if run_id in self._cache:
+            self._in_order[run_id] = epoch
+
     def forget(self, run_id: str) -> None:
-        self._cache.pop(run_id, None)
+        self._drop(run_id)
         self.dirty.discard(run_id)
+
+    def _drop(self, run_id: str) -> None:
+        self._cache.pop(run_id, None)
+        self._in_order.pop(run_id, None)
 
     def run_ids(self) -> list[str]:
         """Every cached run id (a partition handed over drops its runs)."""
@@ -196,7 +216,7 @@ class RunStore:
         if state.terminal and run_id not in self.dirty:
             # A finished run is not kept: its events are over (a late one, or a retry,
             # reads the snapshot again), and 20,000 of them would hold ~130 MiB.
-            self._cache.pop(run_id, None)
+            self._drop(run_id)
             return
         self._cache[run_id] = (state, rev)
         self._cache.move_to_end(run_id)
@@ -205,7 +225,7 @@ class RunStore:
             if oldest in self.dirty:
                 self._cache.move_to_end(oldest)  # written soon; evict something else
                 continue
-            self._cache.popitem(last=False)
+            self._drop(oldest)
 
 
 def stored_definition(value: bytes | None, kv_revision: int | None) -> tuple[Any, int]:

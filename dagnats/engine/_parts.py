@@ -7,6 +7,7 @@ can be built, so they are built by :func:`open_parts` in ``Engine.start()`` and 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from dagnats import protocol
@@ -30,8 +31,9 @@ from dagnats.engine.timers import TimerClock, TimerService
 from dagnats.protocol import partitions
 
 # Applying an event takes milliseconds and a repeat is a no-op, so a short ack wait only
-# shortens how long a crashed engine's in-flight events wait for its successor.
-ENGINE_ACK_WAIT_S = 10.0
+# shortens how long a crashed engine's in-flight events wait for its successor: no longer
+# than its leases take to lapse, so they are back when the partitions are taken over.
+ENGINE_ACK_WAIT_S = partitions.LEASE_TTL_S
 
 # The buckets the engine's collaborators read and write.
 ENGINE_BUCKETS = (
@@ -79,9 +81,15 @@ async def ensure_partition_consumers(js: JetStreamContext, n: int) -> None:
         )
 
 
-def partition_feed(nc: NatsClient, p: int, max_inflight: int) -> PullFeed:
+def partition_feed(
+    nc: NatsClient, p: int, max_inflight: int, may_pull: Callable[[], bool]
+) -> PullFeed:
     return PullFeed(
-        nc, protocol.HISTORY_STREAM, partitions.engine_consumer(p), max_inflight=max_inflight
+        nc,
+        protocol.HISTORY_STREAM,
+        partitions.engine_consumer(p),
+        max_inflight=max_inflight,
+        may_pull=may_pull,
     )
 
 

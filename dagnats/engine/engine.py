@@ -1,19 +1,19 @@
-"""The engine: durable consumers on the history partitions it leases, advancing runs by
-event sourcing.
-
-Per event: load the state (cache, else the KV snapshot plus the history events it has not
-seen), ``advance()``, execute the actions (publishes with dedup ids), then ack. The snapshot
-is written behind (ADR 0005): a running run's new state is staged in the cache and written
-with a CAS within ``FLUSH_DELAY_S``, coalescing busy runs' writes; a terminal state is written
-at once, its result announced on ``dagnats.done.<run_id>`` in the same flush (what
-``result()`` waits for) and announced again once stored (``protocol.ended``, ADR 0016).
-Events of one run are applied in order by one actor task; different runs proceed
-concurrently, bounded by the feeds' ``max_inflight``.
+"""The engine: durable consumers on the history partitions it leases, advancing runs by event
+sourcing. Per event: load the state (the cache alone for a first delivery to a run whose
+events it has seen in order, else the cache or the KV snapshot plus the history events it
+has not seen: ADR 0017), ``advance()``, execute the actions (publishes with dedup ids),
+then ack. The snapshot is written behind (ADR 0005): a running run's new state is staged
+in the cache and written with a CAS within ``FLUSH_DELAY_S``, coalescing busy runs'
+writes; a terminal state is written at once, its result announced on
+``dagnats.done.<run_id>`` in the same flush (what ``result()`` waits for) and announced
+again once stored (``protocol.ended``, ADR 0016). Events of one run are applied in order
+by one actor task; different runs proceed concurrently, bounded by the feeds'
+``max_inflight``.
 
 Runs are spread over the history partitions (ADR 0013): the engine consumes the partitions
 whose leases it holds (all of them when it runs alone), checks the lease before applying
 each event and stamps every snapshot write with the lease's epoch; a partition handed over
-is drained first, a partition lost is dropped with its cached runs.
+is drained first, a partition lost is dropped with its cached runs and its runs' actors.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from dagnats import protocol
 from dagnats._nats.feed import PullFeed
-from dagnats._nats.history import read_history
 from dagnats._nats.payloads import is_ref
 from dagnats._nats.resources import partition_count
 from dagnats._nats.state import definition_of, pinned_workflow
@@ -42,6 +41,7 @@ from dagnats.engine._parts import (
     open_parts,
     partition_feed,
 )
+from dagnats.engine.catch_up import CatchUp
 from dagnats.engine.executor import Executor
 from dagnats.engine.leases import PartitionLeases
 from dagnats.engine.retention import Retention
@@ -109,9 +109,7 @@ class Engine:
         if max_queued_per_run is not None and max_queued_per_run < 1:
             raise ValueError("max_queued_per_run must be >= 1")
         self._queued_bound = max_queued_per_run
-        # Per run, the newest seq given back unapplied: until the run's state has caught up
-        # past it, each event of the run is applied after the history up to it (in order).
-        self._gaps: dict[str, int] = {}
+        self._history = CatchUp(nc, self._step, self._definition)
         self.given_back = 0
         """Deliveries given back because their run's queue was full (a counter)."""
         self.queue_peak = 0
@@ -233,7 +231,7 @@ class Engine:
     async def _acquired(self, part: int) -> None:
         """A partition's lease was taken: consume it, with nothing cached from before."""
         self._forget_partition(part)
-        feed = partition_feed(self.nc, part, self._feed_room)
+        feed = partition_feed(self.nc, part, self._feed_room, lambda: self.leases.holds(part))
         self._feeds[part] = feed
         await feed.start()
         self._intake[part] = asyncio.create_task(self._consume(feed), name=f"dagnats-engine-{part}")
@@ -245,13 +243,7 @@ class Engine:
         if feed is not None:
             feed.pause()
         await self._stop_intake([part])
-        busy = [
-            t for t in self._actors if self.partition(t.get_name().removeprefix("run-")) == part
-        ]
-        if busy:
-            _done, pending = await asyncio.wait(busy, timeout=RELEASE_TIMEOUT_S)
-            for t in pending:
-                t.cancel()
+        await self._end_actors(part, grace_s=RELEASE_TIMEOUT_S)
         runs = self.parts.runs
         for run_id in [r for r in list(runs.dirty) if self.partition(r) == part]:
             await self._flush(run_id)
@@ -263,10 +255,31 @@ class Engine:
     async def _lost(self, part: int) -> None:
         """A partition's lease is gone: act on none of its runs any more, write nothing."""
         await self._stop_intake([part])
+        await self._end_actors(part, grace_s=0.0)
         feed = self._feeds.pop(part, None)
         if feed is not None:
             await feed.abandon()
-        self._forget_partition(part)  # actors still applying find no lease and give back
+        self._forget_partition(part)
+
+    async def _end_actors(self, part: int, *, grace_s: float) -> None:
+        """End the actors of ``part``'s runs (all but the caller) after ``grace_s`` and
+        give back what they still hold: no state applied under a lease outlives it in a
+        cache, and their events come again at once rather than after the ack wait."""
+        me = asyncio.current_task()
+        mine = [q for run_id, q in self._queues.items() if self.partition(run_id) == part]
+        tasks = [
+            t
+            for t in self._actors
+            if t is not me and self.partition(t.get_name().removeprefix("run-")) == part
+        ]
+        if tasks and grace_s > 0:
+            await asyncio.wait(tasks, timeout=grace_s)
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=RELEASE_TIMEOUT_S)
+        for q in mine:
+            await self._nak_queued(q, delay=False)
 
     def _forget_partition(self, part: int) -> None:
         runs = self.parts.runs
@@ -360,7 +373,7 @@ class Engine:
     async def _on_forget(self, msg: Msg) -> None:
         run_id = msg.subject.rsplit(".", 1)[-1]
         self.parts.runs.forget(run_id)
-        self._gaps.pop(run_id, None)
+        self._history.gaps.pop(run_id, None)
 
     async def __aenter__(self) -> Engine:
         await self.start()
@@ -391,14 +404,11 @@ class Engine:
                     await _finish(msg, feed)
                     continue
                 # Only the excess, newest first: what is queued goes on being applied.
-                self._mark_gap(event.run_id, event.seq)
+                self._history.mark_gap(event.run_id, event.seq)
                 self.given_back += 1
                 await self._nak(msg, feed)
                 continue
             self._enqueue(event.run_id, (msg, event, feed))
-
-    def _mark_gap(self, run_id: str, seq: int) -> None:
-        self._gaps[run_id] = max(self._gaps.get(run_id, 0), seq)
 
     def _enqueue(self, run_id: str, item: Item | None) -> None:
         """Queue work for a run's actor (``None`` = write its staged snapshot)."""
@@ -501,7 +511,7 @@ class Engine:
             item = q.popleft()
             if item is not None:
                 if delay:  # still ours: its next event applies these from the history
-                    self._mark_gap(item[1].run_id, item[1].seq)
+                    self._history.mark_gap(item[1].run_id, item[1].seq)
                 await self._nak(item[0], item[2], delay=delay)
 
     async def _nak(self, msg: Msg, feed: PullFeed, *, delay: bool = True) -> None:
@@ -554,17 +564,22 @@ class Engine:
     async def _apply(
         self, event: Event, *, fresh: bool = False, first_delivery: bool = True
     ) -> None:
+        runs = self.parts.runs
+        epoch = self.leases.epoch(self.partition(event.run_id))  # FencedError: not ours
         if (
             event.type == ev.WORKFLOW_STARTED
             and first_delivery
             and not fresh
-            and not self.parts.runs.cached(event.run_id)
+            and not runs.cached(event.run_id)
         ):
             # A new run has no snapshot: skip the read. (A redelivered start reads it: the
             # run may have moved on, and write-behind would notice only at the flush.)
             run, rev = None, 0
         else:
-            run, rev, handled = await self._load(event, fresh)
+            # The cache alone is enough only for an event delivered the first time, to a
+            # state that has seen the run's events in order under this lease (ADR 0017).
+            trusted = first_delivery and runs.in_order(event.run_id) == epoch
+            run, rev, handled = await self._load(event, fresh, trusted)
             if handled:
                 return
         if run is not None and event.seq <= run.last_seq:
@@ -597,21 +612,25 @@ class Engine:
         else:
             # The event log is the truth and is acked only after the actions above: the
             # snapshot can follow a few ms later, coalescing the writes of busy runs.
-            self.parts.runs.stage(new_run, rev)
+            runs.stage(new_run, rev)
+            if first_delivery:  # every event before it was applied: the next may trust
+                runs.mark_in_order(new_run.run_id, epoch)
             self._schedule_flush(new_run.run_id)
 
-    async def _load(self, event: Event, fresh: bool) -> tuple[RunState | None, int, bool]:
+    async def _load(
+        self, event: Event, fresh: bool, trusted: bool
+    ) -> tuple[RunState | None, int, bool]:
         """The state to apply ``event`` to and its KV revision, caught up with the history
-        it has not seen; the flag says that nothing is left to do for ``event``."""
-        cached = self.parts.runs.cached(event.run_id) and not fresh
+        it has not seen (unless ``trusted``); the flag says nothing is left to do."""
+        cached = self.parts.runs.cached(event.run_id) and not fresh and trusted
         run, rev = await self.parts.runs.load(event.run_id, fresh=fresh)
-        if (cached and event.run_id not in self._gaps) or event.type == ev.WORKFLOW_STARTED:
+        if (cached and event.run_id not in self._history.gaps) or event.type == ev.WORKFLOW_STARTED:
             return run, rev, False
         # Not in this engine's cache: the snapshot may lag the log (staged writes lost in a
         # crash, an event given back): apply what it is missing. Events given back come
         # again in any order, so the history is applied through the newest of them.
         before = run
-        run = await self._catch_up(run, event)
+        run = await self._history.catch_up(run, event)
         if run is None:
             log.warning("event %s for unknown run %s ignored", event.type, event.run_id)
             return None, rev, True
@@ -660,46 +679,6 @@ class Engine:
             name, revision = pinned_workflow(run, [event])
             log.error("run %s: workflow %r revision %s not found", event.run_id, name, revision)
         return defn
-
-    async def _catch_up(self, run: RunState | None, event: Event) -> RunState | None:
-        """Apply the history events before ``event`` that the snapshot has not seen, and
-        through the newest event of the run given back unapplied (``_gaps``), which may be
-        ``event`` itself or a later one: in order, whatever order they come again in.
-
-        Their actions are executed again: an event given back after a failure, or applied
-        just before a crash, may not have had them done. Dedup ids make repeats invisible
-        within the streams' window; a later repeat is a stale task or timer that the run
-        ignores (at-least-once actions, exactly-once state).
-        """
-        gap = self._gaps.get(event.run_id)
-        before = event.seq if gap is None else max(event.seq, gap + 1)
-        run = await self._replay(run, event, before)
-        if gap is not None and self._gaps.get(event.run_id, 0) <= gap:
-            # Applied through it (a newer give-back meanwhile stays for the next event).
-            self._gaps.pop(event.run_id, None)
-        return run
-
-    async def _replay(self, run: RunState | None, event: Event, before: int) -> RunState | None:
-        """Apply the run's input events with ``run.last_seq < seq < before``, with effects."""
-        after = run.last_seq if run is not None else 0
-        history = await read_history(self.nc, event.run_id, after_seq=after, before_seq=before)
-        inputs = [e for e in history if e.is_input]
-        if not inputs:
-            return run
-        defn = await self._definition(run, inputs[0])
-        if defn is None:
-            return run
-        applied = 0
-        for past in inputs:
-            reopens = past.type == ev.WORKFLOW_RETRY_REQUESTED
-            if run is not None and (past.seq <= run.last_seq or (run.terminal and not reopens)):
-                continue
-            if run is None and past.type != ev.WORKFLOW_STARTED:
-                continue
-            run, _ = await self._step(defn, run, past, records_later=False)
-            applied += 1
-        log.info("run %s: caught up %d history events", event.run_id, applied)
-        return run
 
 
 async def _finish(msg: Msg, feed: PullFeed) -> None:
