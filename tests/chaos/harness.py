@@ -199,6 +199,18 @@ async def probe(
     return time.monotonic() - since
 
 
+async def start_load(
+    client: dagnats.Client, *, rate: float, limit: int = 10_000, timeout_s: float = 60.0
+) -> tuple[dagnats.Workflow, Load]:
+    """Once a first probe run has completed (everything is up), a :class:`Load` of
+    :func:`three_steps` runs under way; returns the workflow and the load."""
+    wf = three_steps()
+    await probe(client, wf, "probe-first", time.monotonic(), timeout_s=timeout_s)
+    load = Load(client, wf, rate=rate, limit=limit)
+    load.start()
+    return wf, load
+
+
 @dataclass
 class Figures:
     """What a chaos test reports (and asserts on)."""

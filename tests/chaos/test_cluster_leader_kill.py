@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.chaos.cluster_parts import cluster_deployment, history_leader
-from tests.chaos.harness import Figures, Load, audit, probe, scale, three_steps
+from tests.chaos.harness import Figures, audit, probe, scale, start_load
 
 RATE = 10.0
 KILLS = 1
@@ -30,10 +30,7 @@ async def test_killing_the_history_leader_of_a_cluster_loses_nothing(
     started = time.monotonic()
     async with cluster_deployment(ledger) as dep:
         cluster, client = dep.cluster, dep.client
-        wf = three_steps()
-        await probe(client, wf, "probe-first", time.monotonic())
-        load = Load(client, wf, rate=RATE)
-        load.start()
+        wf, load = await start_load(client, rate=RATE)
         for k in range(KILLS * scale()):
             await asyncio.sleep(UP_S)
             node = await history_leader(dep.admin)

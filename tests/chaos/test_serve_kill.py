@@ -19,13 +19,12 @@ import pytest
 from dagnats.server.nats_server import free_port
 from tests.chaos.harness import (
     Figures,
-    Load,
     Proc,
     audit,
     client_for,
     probe,
     scale,
-    three_steps,
+    start_load,
     worker_proc,
 )
 
@@ -57,10 +56,7 @@ async def test_serve_sigkill_loop_loses_nothing(
     client = await client_for(url)
     try:
         await worker.start()
-        wf = three_steps()
-        await probe(client, wf, "probe-first", time.monotonic())  # everything is up
-        load = Load(client, wf, rate=RATE)
-        load.start()
+        wf, load = await start_load(client, rate=RATE)  # everything is up
         for k in range(KILLS * scale()):
             await asyncio.sleep(UP_S)  # serve under load for a while
             await serve.kill()

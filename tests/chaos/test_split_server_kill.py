@@ -18,13 +18,12 @@ import pytest
 from dagnats.server import EmbeddedNats
 from tests.chaos.harness import (
     Figures,
-    Load,
     Proc,
     audit,
     client_for,
     probe,
     scale,
-    three_steps,
+    start_load,
     worker_proc,
 )
 
@@ -50,10 +49,7 @@ async def test_nats_server_sigkill_in_a_split_deployment_loses_nothing(
     try:
         for p in parts:
             await p.start()
-        wf = three_steps()
-        await probe(client, wf, "probe-first", time.monotonic())
-        load = Load(client, wf, rate=RATE)
-        load.start()
+        wf, load = await start_load(client, rate=RATE)
         for k in range(KILLS * scale()):
             await asyncio.sleep(UP_S)
             await server.stop(kill=True)

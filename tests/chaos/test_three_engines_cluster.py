@@ -29,7 +29,7 @@ import dagnats
 from dagnats._nats.types import NatsClient
 from dagnats.protocol.partitions import DEFAULT_PARTITIONS, LEASE_TTL_S, partition_of
 from tests.chaos.cluster_parts import cluster_deployment, history_leader
-from tests.chaos.harness import Figures, Load, audit, explain, probe, scale, three_steps
+from tests.chaos.harness import Figures, audit, explain, probe, scale, start_load
 from tests.integration.test_engine_processes import wait_view
 
 RUNS = 150  # per scale: 1,050 at --chaos-scale 7
@@ -100,10 +100,9 @@ async def test_three_engines_on_a_cluster_survive_an_engine_and_a_leader_kill(
     async with cluster_deployment(ledger, engines=3) as dep:
         cluster, client, admin, engine = dep.cluster, dep.client, dep.admin, dep.engines[0]
         await wait_view(admin, 3, START_S)
-        wf = three_steps()
-        await probe(client, wf, "probe-first", time.monotonic(), timeout_s=START_S)
-        load = Load(client, wf, rate=RUNS * scale() / LOAD_S, limit=RUNS * scale())
-        load.start()
+        wf, load = await start_load(
+            client, rate=RUNS * scale() / LOAD_S, limit=RUNS * scale(), timeout_s=START_S
+        )
 
         await asyncio.sleep(UP_S)
         await engine.kill()

@@ -20,13 +20,12 @@ import pytest
 from dagnats.server import EmbeddedNats
 from tests.chaos.harness import (
     Figures,
-    Load,
     Proc,
     audit,
     client_for,
     probe,
     scale,
-    three_steps,
+    start_load,
     worker_proc,
 )
 
@@ -54,10 +53,7 @@ async def test_two_engines_with_one_killed_lose_nothing(
     try:
         for p in [*engines, *others]:
             await p.start()
-        wf = three_steps()
-        await probe(client, wf, "probe-first", time.monotonic(), timeout_s=PROBE_S)
-        load = Load(client, wf, rate=RATE)
-        load.start()
+        wf, load = await start_load(client, rate=RATE, timeout_s=PROBE_S)
         for k in range(KILLS * scale()):
             await asyncio.sleep(UP_S)
             victim = engines[k % 2]

@@ -16,7 +16,14 @@ from pathlib import Path
 import pytest
 
 from dagnats.testing import DagnatsEnv
-from tests.chaos.harness import Figures, Load, audit, probe, scale, three_steps, worker_proc
+from tests.chaos.harness import (
+    Figures,
+    audit,
+    probe,
+    scale,
+    start_load,
+    worker_proc,
+)
 
 RATE = 10.0
 KILLS = 4
@@ -31,10 +38,7 @@ async def test_worker_sigkill_loop_loses_nothing(ledger: Path, figures: Figures)
         try:
             for w in workers:
                 await w.start()
-            wf = three_steps()
-            await probe(env.client, wf, "probe-first", time.monotonic())
-            load = Load(env.client, wf, rate=RATE)
-            load.start()
+            wf, load = await start_load(env.client, rate=RATE)
             for k in range(KILLS * scale()):
                 await asyncio.sleep(UP_S)  # under load for a while
                 victim = workers[k % 2]
