@@ -66,7 +66,7 @@ MAX_ENDED_RUNS = 10_000  # remembered so a task of an ended run arriving later i
 MAX_ERROR_CHARS = 8192  # an error message is a summary; the traceback tail is bounded too
 _HEADER_ROOM = 1024  # subject, headers and envelope around the data
 _STARTED_SETTLE_S = 5.0
-_RESULT_RETRY_DELAYS = (0.25, 1.0, 2.0)  # then give the message back
+_RESULT_RETRY_DELAYS = (0.25, 0.5, 1.0, 2.0, 2.0, 2.0, 2.0)  # ~10 s: past a raft election
 _UNREPORTED_NAK_DELAY_S = 5.0
 
 _OUTCOME_BY_TYPE: dict[str, Outcome] = {
