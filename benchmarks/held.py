@@ -4,7 +4,7 @@
   and how late a 5 s sleep fires beside them (limit: ``LATE_LIMIT_MS``);
 - ``restart``: N active runs (each with its task dispatched), the engine killed (SIGKILL),
   the worker completing every task meanwhile, then the engine started cold: time from its
-  process start until it pulls events, until it applies one again (limit
+  process start until it pulls events, until it applies one again (its first run end; limit
   ``READY_LIMIT_S``; a dead engine's partition leases must expire first) and until all N
   runs have progressed (their completions applied; ratio to the floor's steps/s);
 - ``rss``: engine RSS after N finished 3-step runs (``RSS_IN_FLIGHT`` at a time) over its
@@ -110,10 +110,14 @@ async def restart(s: Session, count: int) -> None:
         # unapplied completion per run when the new engine starts, with a cold cache.
         await stack.spawn("worker")
         await stack.stream_empty(names.TASK_STREAM, bound)
-        backlog, delivered = await stack.engine_backlog()
+        _backlog, delivered = await stack.engine_backlog()
+        sub, ended = await stack.watch_ended()
         t0 = time.perf_counter()
         await stack.spawn("engine")
-        pulled, ready = await stack.engine_progress(backlog, delivered, t0, READY_LIMIT_S * 10)
+        try:
+            pulled, ready = await stack.engine_progress(delivered, t0, ended, READY_LIMIT_S * 10)
+        finally:
+            await sub.unsubscribe()
         async with s.profiled("restart", stack, roles=("engine",)):
             await stack.wait_all(handles, bound)
         done = time.perf_counter() - t0

@@ -23,7 +23,7 @@ from typing import Any
 from benchmarks import _loop
 from dagnats import Client, RunHandle, Workflow
 from dagnats._nats.connection import connect as connect_nats
-from dagnats._nats.types import NatsClient
+from dagnats._nats.types import Msg, NatsClient, Subscription
 from dagnats.protocol import names, partitions
 from dagnats.server import EmbeddedNats
 
@@ -245,24 +245,36 @@ class Stack:
             delivered = max(delivered, int(last or 0))
         return left, delivered
 
+    async def watch_ended(self) -> tuple[Subscription, asyncio.Future[float]]:
+        """A future set to the ``perf_counter`` of the first run end the engine announces
+        (``dagnats.done.*``), with its subscription (unsubscribe it when done)."""
+        first: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+
+        async def on_done(_msg: Msg) -> None:
+            if not first.done():
+                first.set_result(time.perf_counter())
+
+        sub = await self.nc.subscribe(names.done_subject("*"), cb=on_done)
+        return sub, first
+
     async def engine_progress(
-        self, backlog: int, delivered: int, since: float, timeout_s: float
+        self, delivered: int, since: float, ended: asyncio.Future[float], timeout_s: float
     ) -> tuple[float, float]:
-        """Wait until the engine has acked (applied) one of the ``backlog`` events: seconds
-        from ``since`` (a ``perf_counter``) until it was delivered one past ``delivered``
-        (it is pulling) and until that first apply."""
+        """Seconds from ``since`` (a ``perf_counter``) until the engine was delivered an
+        event past ``delivered`` (it is pulling) and until it ended a run (``ended``, from
+        :meth:`watch_ended`): the first backlogged event applied. (The consumers' backlog
+        cannot tell: each event applied appends records to it as fast as it shrinks.)"""
         deadline = time.monotonic() + timeout_s
         pulled: float | None = None
-        while True:
-            left, last = await self.engine_backlog()
-            now = time.perf_counter() - since
+        while not ended.done():
+            _left, last = await self.engine_backlog()
             if pulled is None and last > delivered:
-                pulled = now
-            if left < backlog:
-                return (now if pulled is None else pulled), now
+                pulled = time.perf_counter() - since
             if time.monotonic() > deadline:
-                raise TimeoutError(f"the engine applied nothing in {timeout_s:.0f} s")
-            await asyncio.sleep(FINE_POLL_S)
+                raise TimeoutError(f"the engine ended no run in {timeout_s:.0f} s")
+            await asyncio.wait([ended], timeout=FINE_POLL_S)
+        ready = ended.result() - since
+        return (ready if pulled is None else min(pulled, ready)), ready
 
     async def engine_idle(self, timeout_s: float) -> None:
         """The engine has applied and acked every history event so far."""

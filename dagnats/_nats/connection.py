@@ -22,6 +22,7 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.errors import AuthorizationError, NoRespondersError
 
+from dagnats._nats.pongs import tolerate_abandoned_pongs as tolerate_abandoned_pongs
 from dagnats.errors import NatsUnavailableError
 from dagnats.telemetry import tracing
 
@@ -188,7 +189,7 @@ async def connect(
         ) from exc
     nc.options["max_reconnect_attempts"] = max_reconnect_attempts
     nc.options["reconnect_time_wait"] = reconnect_time_wait_s
-    return nc
+    return tolerate_abandoned_pongs(nc)  # one timed-out flush must not stop its reads
 
 
 def server_urls(url: str) -> list[str]:

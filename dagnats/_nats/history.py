@@ -1,10 +1,24 @@
 """Read one run's history with batched direct gets (the fastest read, see NATS-NOTES.md),
-or follow it live (:func:`history_feed`, for watchers such as the console)."""
+or follow it live (:func:`history_feed`, for watchers such as the console).
+
+What a read costs nats-server (measured on a 30,000-message history of 10,000 runs): it
+scans the stream from the start sequence to the run's next message (about 1 ms of server
+CPU per 10,000 messages passed), and a batch larger than what the run has left goes on to
+the stream's end: a read to the end took 0.6-1 ms on the literal subject
+(:func:`~dagnats.protocol.partitions.run_subject`), 3.7-5.4 ms on the wildcard
+``history.*.<run>``. An engine starting on a 10,000-run backlog read one history per run,
+1,024 at once, and with its event loop idle its lease renewals, reads and publish acks got
+no reply within 5 s (partitions lost, applies failed). So the engine reads the literal
+subject (:func:`read_run`), and at most ``MAX_READS_IN_FLIGHT`` reads per connection run
+at once.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import weakref
 from collections.abc import AsyncGenerator
 
 from nats.aio.client import Client as NatsClient
@@ -15,11 +29,22 @@ from nats.js.errors import NotFoundError
 
 from dagnats import protocol
 from dagnats.protocol.events import Event
+from dagnats.protocol.partitions import run_subject
 
 log = logging.getLogger(__name__)
 
 BATCH = 256
 MAX_EVENTS = 100_000  # a run's history is bounded by its steps x attempts x iterations
+MAX_READS_IN_FLIGHT = 16  # per connection (see the module docstring)
+
+_gates: weakref.WeakKeyDictionary[NatsClient, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+
+
+def _gate(nc: NatsClient) -> asyncio.Semaphore:
+    gate = _gates.get(nc)
+    if gate is None:
+        gate = _gates[nc] = asyncio.Semaphore(MAX_READS_IN_FLIGHT)
+    return gate
 
 
 async def read_history(
@@ -30,9 +55,38 @@ async def read_history(
     after_seq: int = 0,
     timeout_s: float = 5.0,
     max_events: int = MAX_EVENTS,
+    partitions: int | None = None,
 ) -> list[Event]:
-    """Events of ``run_id`` in order, with ``after_seq < seq < before_seq`` when given."""
-    subject = protocol.history_filter(run_id)
+    """Events of ``run_id`` in order, with ``after_seq < seq < before_seq`` when given;
+    ``partitions`` (the history's partition count, when known) reads the run's literal
+    subject, a cheaper read for the server."""
+    if partitions is None:
+        subject = protocol.history_filter(run_id)
+    else:
+        subject = run_subject(run_id, partitions)
+    async with _gate(nc):
+        return await _read(nc, run_id, subject, after_seq, before_seq, timeout_s, max_events)
+
+
+async def read_run(
+    nc: NatsClient, run_id: str, partitions: int | None, after_seq: int, before_seq: int
+) -> list[Event]:
+    """The engine's catch-up read: :func:`read_history` on the run's literal subject
+    (the wildcard while ``partitions`` is not known)."""
+    return await read_history(
+        nc, run_id, after_seq=after_seq, before_seq=before_seq, partitions=partitions
+    )
+
+
+async def _read(
+    nc: NatsClient,
+    run_id: str,
+    subject: str,
+    after_seq: int,
+    before_seq: int | None,
+    timeout_s: float,
+    max_events: int,
+) -> list[Event]:
     api = f"$JS.API.DIRECT.GET.{protocol.HISTORY_STREAM}"
     out: list[Event] = []
     next_seq = after_seq + 1

@@ -170,6 +170,7 @@ class Engine:
     async def start(self) -> None:
         p = self._parts = await open_parts(self.nc, clock=self.clock)
         self.partitions = await partition_count(self.js)
+        self._history.partitions = self.partitions  # its reads use the run's own subject
         await ensure_partition_consumers(self.js, self.partitions)
         self._leases = PartitionLeases(
             self.nc,

@@ -86,6 +86,13 @@ def history_filter(run_id: str) -> str:
     return f"history.*.{run_id}"
 
 
+def run_subject(run_id: str, n: int) -> str:
+    """The one stored subject of ``run_id``'s history among ``n`` partitions: a literal,
+    which nats-server finds from its subject index, where :func:`history_filter` (a
+    wildcard) makes it scan the stream's blocks from the start sequence on."""
+    return f"history.{partition_of(run_id, n)}.{run_id}"
+
+
 def partition_filter(p: int) -> str:
     """The stored subjects of one partition's runs."""
     return f"history.{p}.*"

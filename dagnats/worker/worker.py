@@ -21,7 +21,7 @@ from typing import Any, ParamSpec, TypeVar, overload
 import anyio
 
 from dagnats import protocol
-from dagnats._nats.connection import server_urls
+from dagnats._nats.connection import server_urls, tolerate_abandoned_pongs
 from dagnats._nats.consumers import ensure_consumer
 from dagnats._nats.resources import check_replicas, setup_resources
 from dagnats._nats.types import NatsClient
@@ -310,7 +310,7 @@ class Worker:
             raise NatsUnavailableError(
                 f"worker {self.name}: cannot connect to NATS at {self.nats_url}: {reason}"
             ) from exc
-        return nc
+        return tolerate_abandoned_pongs(nc)  # one timed-out flush must not stop its reads
 
     async def _start(self, nc: NatsClient) -> None:
         js = nc.jetstream()

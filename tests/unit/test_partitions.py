@@ -92,6 +92,7 @@ def test_names_of_partition_resources() -> None:
     assert parts.engine_consumer(3) == "dagnats-engine-3"
     assert parts.partition_filter(3) == "history.3.*"
     assert parts.history_filter("r1") == "history.*.r1"
+    assert parts.run_subject("r1", 8) == f"history.{parts.partition_of('r1', 8)}.r1"
     assert parts.lease_key(3) == "partition.3"
     assert parts.engine_key("host-1-abc") == "engine.host-1-abc"
 
