@@ -184,7 +184,7 @@ class PullFeed:
 
     async def _unsubscribe(self) -> None:
         # A drain, not a bare unsubscribe: a message the server sent before it saw the
-        # UNSUB would otherwise be dropped here and wait out its ack wait (8 s for the
+        # UNSUB would otherwise be dropped here and wait out its ack wait (7 s for the
         # engine's events); drained, it reaches ``_on_msg``, which gives it back.
         sub, self._sub = self._sub, None
         if sub is None:

@@ -22,12 +22,12 @@ DEFAULT_PARTITIONS = 8
 MAX_PARTITIONS = 256  # one durable consumer and one lease each: keep it small
 
 KV_LEASES = "engine_leases"
-LEASE_TTL_S = 8.0
+LEASE_TTL_S = 7.0
 """A lease not renewed for this long expires on the server (the bucket's max age)."""
 LEASE_RENEW_S = 1.0
 """How often an engine renews its leases, heartbeats and looks at the others': a killed
 engine's partitions are taken at most ``LEASE_TTL_S + LEASE_RENEW_S`` after its last
-renewal (9 s, inside issue 12's 10 s with room for a busy loop)."""
+renewal (8 s, inside issue 12's 10 s with room for a busy loop)."""
 LEASE_MARGIN_S = 1.0
 """An engine stops acting on a partition this long before its lease could expire on the
 server, counted from when it *sent* the last renewal that succeeded (the server stamps the
