@@ -13,6 +13,8 @@ import os
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+from dagnats.cli.loop import tune_gc
+
 ENV = "DAGNATS_BENCH_UVLOOP"
 T = TypeVar("T")
 
@@ -41,8 +43,11 @@ def _factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
-def run(main: Coroutine[Any, Any, T]) -> T:
-    """``asyncio.run`` on the loop this process was asked for."""
+def run(main: Coroutine[Any, Any, T], *, long_running: bool = False) -> T:
+    """``asyncio.run`` on the loop this process was asked for; the engine, API and worker
+    processes tune the collector as ``dagnats serve`` and ``dagnats worker`` do."""
+    if long_running:
+        tune_gc()
     with asyncio.Runner(loop_factory=_factory()) as runner:
         return runner.run(main)
 

@@ -28,4 +28,4 @@ if __name__ == "__main__":
         # at once, as a restarted `serve` does (ADR 0013).
         engine_id=sys.argv[3] if len(sys.argv) > 3 else "bench-engine",
     )
-    _loop.run(serve(opts))
+    _loop.run(serve(opts), long_running=True)

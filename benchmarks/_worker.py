@@ -10,4 +10,4 @@ from benchmarks.workload import worker
 
 if __name__ == "__main__":
     worker.nats_url = sys.argv[1]
-    _loop.run(worker.run())
+    _loop.run(worker.run(), long_running=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -105,19 +104,27 @@ class PullFeed:
         with contextlib.suppress(Exception):
             await msg.nak(delay=self._expires_s + 0.5)
 
-    async def _refill(self) -> None:
+    def _due(self) -> int:
+        """How many messages a pull request sent now should ask for; 0: none is due."""
         if self._closed or not self._nc.is_connected:
-            return
+            return 0
         if self._may_pull is not None and not self._may_pull():
-            return
+            return 0
         room = self._max - self._inflight - self._requested
         # Ask in chunks: one request per message would double the protocol traffic,
         # but never hold back when nothing at all is outstanding (latency when idle).
         if room <= 0 or (self._requested > 0 and room < max(1, self._max // 4)):
-            return
+            return 0
+        return room
+
+    def _request(self, room: int) -> bytes:
         self._requested += room
-        req = {"batch": room, "expires": self._expires_ns}
-        await self._nc.publish(self._api, json.dumps(req).encode(), reply=self._inbox)
+        return b'{"batch":%d,"expires":%d}' % (room, self._expires_ns)
+
+    async def _refill(self) -> None:
+        room = self._due()
+        if room:
+            await self._nc.publish(self._api, self._request(room), reply=self._inbox)
 
     async def _watch(self) -> None:
         # Pull requests vanish on a reconnect or a consumer re-creation without any status
@@ -154,6 +161,31 @@ class PullFeed:
         """One delivered message is finished (acked, naked or given up): make room."""
         self._inflight = max(0, self._inflight - 1)
         await self._refill()
+
+    async def ack_done(self, msg: Msg) -> None:
+        """``msg.ack()`` then ``done()``, in one message when done() would ask for more.
+
+        ``+NXT {"batch", "expires"}`` sent to the message's ack subject with this feed's
+        inbox as reply acks it, then opens a pull request exactly as one sent to the
+        consumer's NEXT subject would (nats-server ``consumer.processAck`` hands the rest
+        of the payload and the reply to ``processNextMsgRequest``): the same deliveries
+        and the same 404/408/409 statuses with ``Nats-Pending-Messages`` on the inbox.
+        nats-py has no call for it. An ack already sent raises as ``msg.ack()`` does.
+        """
+        self._inflight = max(0, self._inflight - 1)
+        room = self._due()
+        if not room or not msg.reply or msg.is_acked:
+            try:
+                await msg.ack()
+            finally:
+                await self._refill()
+            return
+        try:
+            await self._nc.publish(msg.reply, b"+NXT " + self._request(room), reply=self._inbox)
+        except BaseException:
+            self._requested = max(0, self._requested - room)  # nothing went out
+            raise
+        msg._ackd = True  # as msg.ack() marks it (nats-py's own flag)
 
     def pause(self) -> None:
         """Stop asking for more (graceful drain); messages already queued stay queued,

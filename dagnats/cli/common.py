@@ -102,17 +102,20 @@ def debugging() -> bool:
 
 
 def execute(
-    main: Callable[[], Coroutine[Any, Any, int | None]], *, use_uvloop: bool = False
+    main: Callable[[], Coroutine[Any, Any, int | None]],
+    *,
+    use_uvloop: bool = False,
+    long_running: bool = False,
 ) -> None:
     """Run ``main()`` in a fresh event loop (uvloop's with ``use_uvloop``, when installed)
-    and turn its outcome into an exit status."""
+    and turn its outcome into an exit status (``long_running``: see ``loop.tune_gc``)."""
     if debugging():
-        code = loop.run(main(), use_uvloop=use_uvloop)
+        code = loop.run(main(), use_uvloop=use_uvloop, long_running=long_running)
         if code:
             raise typer.Exit(code)
         return
     try:
-        code = loop.run(main(), use_uvloop=use_uvloop)
+        code = loop.run(main(), use_uvloop=use_uvloop, long_running=long_running)
     except (typer.Exit, BrokenPipeError):
         raise  # click ends a command whose reader went away (`| head`) quietly, status 1
     except KeyboardInterrupt:

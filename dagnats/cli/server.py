@@ -350,7 +350,7 @@ def _run_serve(opts: ServeOptions, use_uvloop: bool = False) -> None:
             await check_reachable(opts.nats_url, opts.nats_auth)
         await serve(opts)
 
-    execute(main, use_uvloop=use_uvloop)
+    execute(main, use_uvloop=use_uvloop, long_running=True)
 
 
 async def check_reachable(url: str, auth: NatsAuth | None = None) -> None:

@@ -89,4 +89,4 @@ def worker_cmd(
         finally:
             await exporter.stop()
 
-    execute(main, use_uvloop=uvloop)
+    execute(main, use_uvloop=uvloop, long_running=True)

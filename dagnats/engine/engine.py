@@ -683,10 +683,7 @@ class Engine:
 
 
 async def _finish(msg: Msg, feed: PullFeed) -> None:
-    try:
-        await msg.ack()
-    finally:
-        await feed.done()
+    await feed.ack_done(msg)  # with the refill's pull request when one is due (+NXT)
 
 
 def _delivered(msg: Msg) -> int:

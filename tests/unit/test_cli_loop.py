@@ -2,13 +2,16 @@
 without uvloop and the loop the coroutine really ran on is looked at; when uvloop is not
 installed, asking for it falls back to asyncio's loop instead of failing. The option is
 read from the command line and from ``DAGNATS_UVLOOP`` by the real ``engine`` command
-(its serving replaced by a recorder)."""
+(its serving replaced by a recorder). A long-running process's collector settings are read
+back inside the loop; the test restores them."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib
 import importlib.util
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -60,3 +63,31 @@ def test_the_engine_command_reads_the_choice(
     result = CliRunner().invoke(app, ["engine", *args], env=env)
     assert result.exit_code == 0, result.output
     assert seen == [expected]
+
+
+@pytest.fixture
+def gc_restored() -> Iterator[None]:
+    before = gc.get_threshold()
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*before)
+
+
+async def _gc_state() -> tuple[tuple[int, int, int], int]:
+    return gc.get_threshold(), gc.get_freeze_count()
+
+
+@pytest.mark.usefixtures("gc_restored")
+def test_a_long_running_process_tunes_the_collector(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(loop.GC_ENV, raising=False)
+    assert loop.run(_gc_state(), use_uvloop=False)[0] != loop.GC_THRESHOLD
+    threshold, frozen = loop.run(_gc_state(), use_uvloop=False, long_running=True)
+    assert threshold == loop.GC_THRESHOLD
+    assert frozen > 0  # the start-up objects are out of every later pass
+
+
+@pytest.mark.usefixtures("gc_restored")
+def test_the_collector_can_be_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(loop.GC_ENV, "default")
+    before = gc.get_threshold()
+    assert loop.run(_gc_state(), long_running=True)[0] == before

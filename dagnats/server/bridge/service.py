@@ -279,8 +279,12 @@ class Bridge:
 
     async def _finish(self, msg: Msg, feed: PullFeed, *, ack: bool) -> None:
         self._beats.untrack(msg)
-        with contextlib.suppress(Exception):  # a closed connection: the ack timer covers it
-            await (msg.ack() if ack else msg.nak())
+        if ack:  # with the feed's next pull request when one is due (+NXT)
+            with contextlib.suppress(Exception):  # a closed connection: the ack timer covers it
+                await feed.ack_done(msg)  # frees the room even when it raises
+            return
+        with contextlib.suppress(Exception):
+            await msg.nak()
         await feed.done()
 
 
