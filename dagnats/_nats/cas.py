@@ -41,6 +41,12 @@ async def write(
         return await kv.update(key, data, last=revision)
     except KeyWrongLastSequenceError:
         return None
+    except KeyNotFoundError:
+        # nats-py's create, refused because the key existed, reads it to tell a delete
+        # marker from a live value; a key that aged out or was purged in between makes
+        # that read raise this. The race was lost all the same (seen with three engines
+        # taking leases at once: it ended an engine's start).
+        return None
 
 
 async def delete_if(kv: KeyValue, key: str, revision: int) -> bool:

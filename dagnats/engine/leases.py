@@ -107,7 +107,10 @@ class PartitionLeases:
 
     async def start(self) -> None:
         self._kv = await self.nc.jetstream().key_value(parts.KV_LEASES)
-        await self.tick()
+        try:
+            await self.tick()
+        except Exception as exc:  # noqa: BLE001 - NATS trouble: the loop's next round retries
+            log.warning("engine %s: first lease round failed: %s", self.engine_id, exc)
         self._task = asyncio.create_task(self._loop(), name=f"dagnats-leases-{self.engine_id}")
 
     async def stop(self, *, release: bool = True) -> None:
