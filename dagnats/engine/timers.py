@@ -44,6 +44,10 @@ log = logging.getLogger(__name__)
 MAX_NAK_DELAY_S = 3600.0
 SCHEDULED_KIND = "scheduled"  # a scheduled run's start (engine/scheduled.py)
 EARLY_S = 0.001  # fire when due within a millisecond: nak delays land 1-2 ms late anyway
+# Handling a timer takes one publish; a timer not due is naked with its delay at once. So
+# the ack wait only matters when that nak is lost (the server killed while it was on the
+# wire): then the timer comes back after this, not after 30 s (a 1 s sleep waited 30 s).
+TIMER_ACK_WAIT_S = 6.0
 
 
 class TimerClock(Protocol):
@@ -86,7 +90,7 @@ class TimerService(ConsumerLoop):
                 filter_subject="timer.>",
                 ack_policy=AckPolicy.EXPLICIT,
                 deliver_policy=DeliverPolicy.ALL,
-                ack_wait=30.0,
+                ack_wait=TIMER_ACK_WAIT_S,
                 max_deliver=-1,
                 # Timers waiting out a nak delay count as pending acks: no cap, or a busy
                 # system's sleeps and backstops would stop every other timer.

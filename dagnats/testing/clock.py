@@ -27,10 +27,11 @@ from dagnats import protocol
 from dagnats._nats.probe import backlog, engine_backlog, outside_waits
 from dagnats._nats.types import JetStreamContext, Msg
 from dagnats.engine.correlator import CORRELATOR_CONSUMER
+from dagnats.engine.timers import TIMER_ACK_WAIT_S
 
 log = logging.getLogger(__name__)
 
-KEEPALIVE_S = 10.0  # the timer consumer's ack wait is 30 s: refresh held timers well before
+KEEPALIVE_S = TIMER_ACK_WAIT_S / 3  # refresh held timers well before their ack wait
 QUIET_GAP_S = 0.002  # two looks this far apart must agree that nothing moved
 POLL_MAX_S = 0.05  # how often a busy environment is looked at, at most
 OUTSIDE_POLL_S = 0.05  # how often a run waiting for the outside world is looked at again
