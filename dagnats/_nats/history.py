@@ -9,8 +9,8 @@ the stream's end: a read to the end took 0.6-1 ms on the literal subject
 ``history.*.<run>``. An engine starting on a 10,000-run backlog read one history per run,
 1,024 at once, and with its event loop idle its lease renewals, reads and publish acks got
 no reply within 5 s (partitions lost, applies failed). So the engine reads the literal
-subject (:func:`read_run`), and at most ``MAX_READS_IN_FLIGHT`` reads per connection run
-at once.
+subject (``read_history(..., partitions=n)``), and at most ``MAX_READS_IN_FLIGHT`` reads
+per connection run at once.
 """
 
 from __future__ import annotations
@@ -66,16 +66,6 @@ async def read_history(
         subject = run_subject(run_id, partitions)
     async with _gate(nc):
         return await _read(nc, run_id, subject, after_seq, before_seq, timeout_s, max_events)
-
-
-async def read_run(
-    nc: NatsClient, run_id: str, partitions: int | None, after_seq: int, before_seq: int
-) -> list[Event]:
-    """The engine's catch-up read: :func:`read_history` on the run's literal subject
-    (the wildcard while ``partitions`` is not known)."""
-    return await read_history(
-        nc, run_id, after_seq=after_seq, before_seq=before_seq, partitions=partitions
-    )
 
 
 async def _read(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-from dagnats._nats.history import read_run
+from dagnats._nats.history import read_history
 from dagnats._nats.types import NatsClient
 from dagnats.dag.definition.models import WorkflowDef
 from dagnats.dag.machine.state import RunState
@@ -62,7 +62,9 @@ class CatchUp:
     async def _replay(self, run: RunState | None, event: Event, before: int) -> RunState | None:
         """Apply the run's input events with ``run.last_seq < seq < before``, with effects."""
         after = run.last_seq if run is not None else 0
-        history = await read_run(self.nc, event.run_id, self.partitions, after, before)
+        history = await read_history(
+            self.nc, event.run_id, after_seq=after, before_seq=before, partitions=self.partitions
+        )
         inputs = [e for e in history if e.is_input]
         if not inputs:
             return run

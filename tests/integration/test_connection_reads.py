@@ -3,14 +3,15 @@ real nats-server. (1) A flush whose PONG comes after its timeout: with nats-py 2
 PONG kills the client's read loop and every later reply is lost while the client says it is
 connected (the engine stalled for good); through dagnats's ``connect`` the connection keeps
 reading. (2) The engine's catch-up read asks for the run's literal history subject
-(``read_run``), which must return what the wildcard read returns."""
+(``read_history`` given the partition count), which must return what the wildcard
+read returns."""
 
 from __future__ import annotations
 
 import pytest
 
 import dagnats
-from dagnats._nats.history import read_history, read_run
+from dagnats._nats.history import read_history
 from dagnats._nats.types import Msg, NatsClient, NatsTimeoutError
 from dagnats.testing import DagnatsEnv
 
@@ -63,8 +64,16 @@ async def test_the_literal_history_read_matches_the_wildcard_read(
     for run in runs:
         every = await read_history(dagnats_env.nc, run.run_id)
         assert len(every) >= 4
-        literal = await read_run(dagnats_env.nc, run.run_id, engine.partitions, 0, every[-1].seq)
+        literal = await read_history(
+            dagnats_env.nc, run.run_id, before_seq=every[-1].seq, partitions=engine.partitions
+        )
         assert [e.seq for e in literal] == [e.seq for e in every[:-1]]
         middle = every[1].seq
-        part = await read_run(dagnats_env.nc, run.run_id, engine.partitions, middle, every[-1].seq)
+        part = await read_history(
+            dagnats_env.nc,
+            run.run_id,
+            after_seq=middle,
+            before_seq=every[-1].seq,
+            partitions=engine.partitions,
+        )
         assert [e.seq for e in part] == [e.seq for e in every[2:-1]]
