@@ -51,20 +51,13 @@ class _Binding:
 
 
 class _Job:
-    __slots__ = ("binding", "freed", "msg", "running", "task")
+    __slots__ = ("binding", "msg", "running", "task")
 
     def __init__(self, msg: Msg, binding: _Binding) -> None:
         self.msg = msg
         self.binding = binding
         self.running = False
-        self.freed = False  # its feed room given back already (by ``ack``)
         self.task: asyncio.Task[None] | None = None
-
-    async def ack(self, msg: Msg) -> None:
-        """The runner's ack of a reported task, and its feed room freed in the same
-        message when the feed is due to ask for more (``+NXT``)."""
-        self.freed = True
-        await self.binding.feed.ack_done(msg)
 
 
 class Pool:
@@ -149,7 +142,7 @@ class Pool:
                     await self._nak(job.msg)
                     return
                 job.running = True
-                outcome = await self._runner.handle(job.msg, binding.task, job.ack)
+                outcome = await self._runner.handle(job.msg, binding.task)
                 self._stats.count(outcome)
                 metrics.WORKER_TASKS.labels(binding.task.task_name, outcome).inc()
             except asyncio.CancelledError:  # the drain deadline passed; the runner gave it back
@@ -164,8 +157,7 @@ class Pool:
         finally:
             self._beats.untrack(job.msg)
             self._jobs.discard(job)
-            if not job.freed:
-                await binding.feed.done()
+            await binding.feed.done()
 
     async def _nak(self, msg: Msg) -> None:
         self._stats.returned += 1

@@ -13,7 +13,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import Any, Literal
 
 import anyio
@@ -54,9 +54,6 @@ log = logging.getLogger(__name__)
 Outcome = Literal[
     "completed", "failed", "continued", "poison", "returned", "unreported", "abandoned", "forwarded"
 ]
-# How a reported task is acked: the pool's acks free its feed's room in the same message
-# (``PullFeed.ack_done``: one ``+NXT`` instead of an ack and a pull request).
-Ack = Callable[[Msg], Awaitable[None]]
 MAX_ENDED_RUNS = 10_000  # remembered so a task of an ended run arriving later is dropped
 
 MAX_ERROR_CHARS = 8192  # an error message is a summary; the traceback tail is bounded too
@@ -167,7 +164,7 @@ class Runner:
         for job in self._handlers.get(run_id, ()):
             job.cancel()
 
-    async def handle(self, msg: Msg, task: Task[..., Any], ack: Ack = Msg.ack) -> Outcome:
+    async def handle(self, msg: Msg, task: Task[..., Any]) -> Outcome:
         """Process ``msg`` to the end (acked or given back); never raises but cancellation.
 
         The handler runs in a span continuing the engine's span of this step attempt (the
@@ -190,14 +187,12 @@ class Runner:
         with tracing.span(
             f"dagnats.task {tm.task}", attributes, parent=msg.headers, kind="consumer"
         ) as current:
-            outcome = await self._handle(msg, task, tm, ack)
+            outcome = await self._handle(msg, task, tm)
             if outcome == "failed":
                 tracing.mark_failed(current, "the step attempt failed")
             return outcome
 
-    async def _handle(
-        self, msg: Msg, task: Task[..., Any], tm: protocol.TaskMessage, ack: Ack
-    ) -> Outcome:
+    async def _handle(self, msg: Msg, task: Task[..., Any], tm: protocol.TaskMessage) -> Outcome:
         reported = False
         # step.started is reported only for handlers still running after a short while:
         # a quick task then costs the engine one event instead of two, and "running" is
@@ -226,7 +221,7 @@ class Runner:
             if not reported:
                 await _quietly(msg.nak(delay=_UNREPORTED_NAK_DELAY_S), "nak")
                 return "unreported"
-            await _quietly(ack(msg), "ack")
+            await _quietly(msg.ack(), "ack")
             return _OUTCOME_BY_TYPE[event_type]
         except _RunEnded as ended:
             if timer is not None:

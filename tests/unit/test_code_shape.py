@@ -144,7 +144,7 @@ OVERSIZED_MODULES: dict[str, int] = {
     "dagnats/cli/runs.py": 406,
     "dagnats/engine/engine.py": 693,
     "dagnats/server/operations.py": 487,
-    "dagnats/worker/runner.py": 578,
+    "dagnats/worker/runner.py": 573,
     "dagnats/worker/worker.py": 436,
 }
 
