@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 GC_THRESHOLD = (50_000, 10, 10)  # Python's default first threshold is 700
-GC_ENV = "DAGNATS_GC"  # "default": leave the cyclic collector as Python sets it
+GC_ENV = "DAGNATS_GC"  # "tuned" (or unset): tune_gc; "default": leave Python's collector
+GC_MODES = ("tuned", "default")
 
 UvloopOpt = Annotated[
     bool,
@@ -59,7 +60,10 @@ def tune_gc() -> None:
     a first threshold of 50,000 makes passes rare (a few per 3,000 steps). Cycles wait
     longer for their collection: see benchmarks/RESULTS.md for the engine's memory.
     """
-    if os.environ.get(GC_ENV) == "default":
+    mode = os.environ.get(GC_ENV) or "tuned"
+    if mode not in GC_MODES:
+        raise ValueError(f"{GC_ENV} must be one of {', '.join(GC_MODES)}, got {mode!r}")
+    if mode == "default":
         return
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLD)

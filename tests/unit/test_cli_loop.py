@@ -91,3 +91,14 @@ def test_the_collector_can_be_left_alone(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv(loop.GC_ENV, "default")
     before = gc.get_threshold()
     assert loop.run(_gc_state(), long_running=True)[0] == before
+
+
+@pytest.mark.usefixtures("gc_restored")
+def test_an_unknown_collector_mode_is_refused_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(loop.GC_ENV, "off")
+    before = gc.get_threshold()
+    with pytest.raises(ValueError, match=r"DAGNATS_GC must be one of tuned, default, got 'off'"):
+        loop.tune_gc()
+    assert gc.get_threshold() == before  # nothing changed
