@@ -19,10 +19,11 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
+from dagnats._nats.unsub import unsubscribe_lingering
+
 log = logging.getLogger(__name__)
 
 RECONNECT_CHECK_S = 0.5  # how soon pull requests are renewed after a reconnect
-DRAIN_TIMEOUT_S = 2.0  # the longest an unsubscribe waits for messages already sent
 
 
 class PullFeed:
@@ -215,22 +216,12 @@ class PullFeed:
         self._inflight = 0
 
     async def _unsubscribe(self) -> None:
-        # A drain, not a bare unsubscribe: a message the server sent before it saw the
-        # UNSUB would otherwise be dropped here and wait out its ack wait (7 s for the
-        # engine's events); drained, it reaches ``_on_msg``, which gives it back.
+        # The UNSUB goes out now but the inbox keeps taking messages a moment longer
+        # (dagnats._nats.unsub): a delivery the server sent before it saw the UNSUB reaches
+        # ``_on_msg``, which gives it back, instead of being dropped to wait out its ack wait.
         sub, self._sub = self._sub, None
-        if sub is None:
-            return
-        if not self._nc.is_connected:
-            # Nothing can arrive while cut off: a drain would only wait out its timeout.
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
-            return
-        try:
-            await asyncio.wait_for(sub.drain(), DRAIN_TIMEOUT_S)  # type: ignore[no-untyped-call]
-        except Exception:  # noqa: BLE001 - closed or slow connection: the ack wait covers it
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
+        if sub is not None:
+            await unsubscribe_lingering(self._nc, sub)
 
     async def stop(self) -> None:
         """Stop for good: give back what is still queued, then unsubscribe.

@@ -23,6 +23,7 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
 
 from dagnats import protocol
 from dagnats._nats.feed import PullFeed
@@ -41,6 +42,7 @@ from dagnats.engine._parts import (
     open_parts,
     partition_feed,
 )
+from dagnats.engine.actors import end_actors
 from dagnats.engine.catch_up import CatchUp
 from dagnats.engine.executor import Executor
 from dagnats.engine.leases import PartitionLeases
@@ -117,6 +119,7 @@ class Engine:
         self._queues: dict[str, deque[Item | None]] = {}
         self._feeds: dict[int, PullFeed] = {}
         self._intake: dict[int, asyncio.Task[None]] = {}
+        self._part_locks: dict[int, asyncio.Lock] = {}  # _changing
         self.partitions = 0
         self._leases: PartitionLeases | None = None
         self._flush_due: set[str] = set()
@@ -229,64 +232,57 @@ class Engine:
         await p.timers.stop()
         log.info("engine %s stopped: %d events applied", self.engine_id, self.applied)
 
+    def _changing(self, part: int) -> asyncio.Lock:
+        """Held while a partition is taken, handed over or dropped: a lease retaken during
+        its loss's teardown must not start a feed that the teardown then abandons."""
+        return self._part_locks.setdefault(part, asyncio.Lock())
+
     async def _acquired(self, part: int) -> None:
         """A partition's lease was taken: consume it, with nothing cached from before."""
-        self._forget_partition(part)
-        feed = partition_feed(self.nc, part, self._feed_room, lambda: self.leases.holds(part))
-        self._feeds[part] = feed
-        await feed.start()
-        self._intake[part] = asyncio.create_task(self._consume(feed), name=f"dagnats-engine-{part}")
+        async with self._changing(part):
+            self._forget_partition(part)
+            feed = partition_feed(self.nc, part, self._feed_room, lambda: self.leases.holds(part))
+            self._feeds[part] = feed
+            await feed.start()
+            self._intake[part] = asyncio.create_task(
+                self._consume(feed), name=f"dagnats-engine-{part}"
+            )
 
     async def _release(self, part: int) -> None:
         """Hand a partition over: finish its runs being applied (bounded), write what they
         staged, give back what is queued."""
-        feed = self._feeds.get(part)
-        if feed is not None:
-            feed.pause()
-        await self._stop_intake([part])
-        await self._end_actors(part, grace_s=RELEASE_TIMEOUT_S)
-        runs = self.parts.runs
-        for run_id in [r for r in list(runs.dirty) if self.partition(r) == part]:
-            await self._flush(run_id)
-        if feed is not None:
-            await feed.stop()
-            self._feeds.pop(part, None)
-        self._forget_partition(part)
+        async with self._changing(part):
+            feed = self._feeds.get(part)
+            if feed is not None:
+                feed.pause()
+            await self._stop_intake([part])
+            await self._end_actors(part, grace_s=RELEASE_TIMEOUT_S)
+            runs = self.parts.runs
+            for run_id in [r for r in list(runs.dirty) if self.partition(r) == part]:
+                await self._flush(run_id)
+            if feed is not None:
+                await feed.stop()
+                self._feeds.pop(part, None)
+            self._forget_partition(part)
 
     async def _lost(self, part: int) -> None:
         """A partition's lease is gone: act on none of its runs any more, write nothing."""
-        await self._stop_intake([part])
-        await self._end_actors(part, grace_s=0.0)
-        feed = self._feeds.pop(part, None)
-        if feed is not None:
-            await feed.abandon()
-        self._forget_partition(part)
+        async with self._changing(part):
+            await self._stop_intake([part])
+            await self._end_actors(part, grace_s=0.0)
+            feed = self._feeds.pop(part, None)
+            if feed is not None:
+                await feed.abandon()
+            self._forget_partition(part)
 
     async def _end_actors(self, part: int, *, grace_s: float) -> None:
-        """End the actors of ``part``'s runs (all but the caller) after ``grace_s`` and
-        give back what they still hold: no state applied under a lease outlives it in a
-        cache, and their events come again at once rather than after the ack wait."""
-        me = asyncio.current_task()
-        mine = [q for run_id, q in self._queues.items() if self.partition(run_id) == part]
-        tasks = [
-            t
-            for t in self._actors
-            if t is not me and self.partition(t.get_name().removeprefix("run-")) == part
-        ]
-        if tasks and grace_s > 0:
-            await asyncio.wait(tasks, timeout=grace_s)
-        for t in tasks:
-            t.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=RELEASE_TIMEOUT_S)
-        for q in mine:
-            await self._nak_queued(q, delay=False)
+        """End ``part``'s run actors; their events come again at once (engine.actors)."""
+        ours, back = lambda r: self.partition(r) == part, partial(self._nak_queued, delay=False)
+        await end_actors(self._queues, self._actors, ours, back, grace_s=grace_s)
 
     def _forget_partition(self, part: int) -> None:
-        runs = self.parts.runs
-        for run_id in runs.run_ids():
-            if self.partition(run_id) == part:
-                runs.forget(run_id)
+        for run_id in [r for r in self.parts.runs.run_ids() if self.partition(r) == part]:
+            self.parts.runs.forget(run_id)
 
     async def _stop_intake(self, parts: list[int]) -> None:
         for part in parts:

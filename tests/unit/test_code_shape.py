@@ -142,7 +142,7 @@ MAX_MODULE_LINES = 400
 # while still listed (take it off). A new module over the limit is never listed: split it.
 OVERSIZED_MODULES: dict[str, int] = {
     "dagnats/cli/runs.py": 406,
-    "dagnats/engine/engine.py": 693,
+    "dagnats/engine/engine.py": 689,
     "dagnats/server/operations.py": 487,
     "dagnats/worker/runner.py": 573,
     "dagnats/worker/worker.py": 436,
