@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from abc import ABC, abstractmethod
 
@@ -14,6 +13,7 @@ from nats.js.api import ConsumerConfig, ConsumerInfo
 from nats.js.errors import APIError
 
 from dagnats._nats.feed import PullFeed
+from dagnats._nats.tasks import cancel_and_wait
 from dagnats.errors import DagnatsError, NatsUnavailableError
 
 log = logging.getLogger(__name__)
@@ -99,9 +99,7 @@ class ConsumerLoop(ABC):
         if self._loop is None:
             return
         self.feed.pause()
-        self._loop.cancel()
-        with contextlib.suppress(BaseException):
-            await self._loop
+        await cancel_and_wait(self._loop)
         self._loop = None
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=timeout_s)

@@ -1,0 +1,26 @@
+"""Stopping a background task without swallowing the caller's own cancellation.
+
+``task.cancel()`` followed by ``with contextlib.suppress(BaseException): await task`` eats
+a ``CancelledError`` meant for the *caller* too, if the caller is cancelled while it waits.
+That hung an engine's stop: its lease loop was cancelled while a lost partition's teardown
+waited for the partition's intake task that way; the loop ate the cancellation, went on
+renewing, and ``PartitionLeases.stop`` waited for it for good. :func:`cancel_and_wait`
+waits with ``asyncio.wait``, which never raises the task's outcome but lets the caller's
+cancellation through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+async def cancel_and_wait(task: asyncio.Task[Any], timeout_s: float | None = None) -> None:
+    """Cancel ``task`` and wait (at most ``timeout_s``) until it has ended."""
+    task.cancel()
+    await asyncio.wait([task], timeout=timeout_s)
+    if task.done() and not task.cancelled() and task.exception() is not None:
+        log.debug("task %s ended with %r while being stopped", task.get_name(), task.exception())
