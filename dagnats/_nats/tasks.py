@@ -18,9 +18,10 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
-async def cancel_and_wait(task: asyncio.Task[Any], timeout_s: float | None = None) -> None:
-    """Cancel ``task`` and wait (at most ``timeout_s``) until it has ended."""
+async def cancel_and_wait(task: asyncio.Future[Any], timeout_s: float | None = None) -> None:
+    """Cancel ``task`` (a task or a future) and wait, at most ``timeout_s``, until it has
+    ended; its outcome is not raised here."""
     task.cancel()
     await asyncio.wait([task], timeout=timeout_s)
     if task.done() and not task.cancelled() and task.exception() is not None:
-        log.debug("task %s ended with %r while being stopped", task.get_name(), task.exception())
+        log.debug("%r ended with %r while being stopped", task, task.exception())

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from dagnats._nats.connection import connect as connect_nats
 from dagnats._nats.resources import setup_resources
+from dagnats._nats.tasks import cancel_and_wait
 from dagnats._nats.types import NatsClient
 from dagnats.client import Client
 from dagnats.engine import Engine
@@ -192,8 +193,7 @@ class DagnatsEnv:
         for w, task in list(self._workers):
             if w is worker:
                 await w.stop()
-                with contextlib.suppress(BaseException):
-                    await asyncio.wait_for(task, 30)
+                await _worker_ended(task)
                 self._workers.remove((w, task))
 
     async def close(self) -> None:
@@ -215,8 +215,7 @@ class DagnatsEnv:
         async def stop(w: Worker, task: asyncio.Task[None]) -> None:
             with contextlib.suppress(Exception):
                 await w.stop()
-            with contextlib.suppress(BaseException):
-                await asyncio.wait_for(task, 30)
+            await _worker_ended(task)
 
         await asyncio.gather(*(stop(w, t) for w, t in self._workers))  # side by side
         self._workers.clear()
@@ -233,3 +232,11 @@ class DagnatsEnv:
                 await self.nc.close()
         if self.server is not None:
             await self.server.close()
+
+
+async def _worker_ended(task: asyncio.Task[None]) -> None:
+    """Wait (30 s) for a stopped worker's task to end, then cancel it; unlike a suppressed
+    ``wait_for``, a cancellation of the caller goes through (dagnats._nats.tasks)."""
+    _done, pending = await asyncio.wait([task], timeout=30)
+    for late in pending:
+        await cancel_and_wait(late, timeout_s=5)

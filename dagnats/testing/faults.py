@@ -33,6 +33,7 @@ from collections.abc import Coroutine
 from typing import Any, Protocol
 
 from dagnats import protocol
+from dagnats._nats.tasks import cancel_and_wait
 from dagnats._nats.types import Msg, NatsClient, Subscription
 from dagnats.engine import Engine
 from dagnats.worker import Worker
@@ -137,9 +138,7 @@ class Faults:
 
     async def close(self) -> None:
         for task in list(self._tasks):
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
+            await cancel_and_wait(task)
         for sub in self._copiers:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()

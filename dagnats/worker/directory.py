@@ -7,7 +7,6 @@ bucket's 60 s max age drops the entry of a worker that died without saying goodb
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -16,6 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from dagnats._nats.tasks import cancel_and_wait
 from dagnats._nats.types import KeyValue
 
 log = logging.getLogger(__name__)
@@ -60,9 +60,7 @@ class Directory:
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         try:
             await self._kv.delete(self._id)
         except Exception as exc:  # noqa: BLE001 - best effort on shutdown: the entry expires

@@ -9,10 +9,10 @@ this process still holds it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 
+from dagnats._nats.tasks import cancel_and_wait
 from dagnats._nats.types import Msg
 
 log = logging.getLogger(__name__)
@@ -50,9 +50,7 @@ class Heartbeater:
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         self._last.clear()
 
     async def _run(self) -> None:

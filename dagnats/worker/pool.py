@@ -8,13 +8,13 @@ dispatcher turns each delivered message into a job. A job waits for a slot (the 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Any
 
 from dagnats import protocol
 from dagnats._nats.feed import PullFeed
+from dagnats._nats.tasks import cancel_and_wait
 from dagnats._nats.types import Msg, NatsClient
 from dagnats.telemetry import metrics
 from dagnats.worker.heartbeat import Heartbeater
@@ -205,9 +205,7 @@ class Pool:
         await asyncio.gather(*(b.feed.stop() for b in self._bindings))
         for b in self._bindings:
             if b.dispatcher is not None:
-                b.dispatcher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await b.dispatcher
+                await cancel_and_wait(b.dispatcher)
             for msg in b.feed.drain_queued():
                 await self._give_back(msg, b.feed)
         self._bindings = []

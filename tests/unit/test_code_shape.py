@@ -174,3 +174,17 @@ def test_the_oversized_list_only_names_modules_still_over_the_limit() -> None:
         if lines.get(name, 0) <= MAX_MODULE_LINES
     }
     assert stale == {}, "take these modules off OVERSIZED_MODULES: they are short enough now"
+
+
+def test_no_stop_swallows_the_stoppers_own_cancellation() -> None:
+    """``with suppress(BaseException): await task`` after ``task.cancel()`` also eats a
+    cancellation of the caller (an engine's stop once waited forever for a lease loop that
+    did): stop tasks with ``dagnats._nats.tasks.cancel_and_wait`` or ``asyncio.wait``."""
+    banned = ("suppress(BaseException)", "suppress(asyncio.CancelledError)")
+    offenders = [
+        f"{path.relative_to(PACKAGE.parent)}:{n}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if line.lstrip().startswith("with ") and any(b in line for b in banned)
+    ]
+    assert offenders == []

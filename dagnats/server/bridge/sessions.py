@@ -12,7 +12,6 @@ worker's messages get after ``ack_wait``, only sooner.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import secrets
@@ -97,9 +96,8 @@ class Session:
     async def stop_feeds(self) -> None:
         for job in self.dispatchers:
             job.cancel()
-        for job in self.dispatchers:
-            with contextlib.suppress(BaseException):
-                await job
+        if self.dispatchers:  # a cancellation of ours still ends this wait (_nats.tasks)
+            await asyncio.wait(self.dispatchers)
         for feed in self.feeds:
             feed.pause()
             await feed.stop()
