@@ -23,7 +23,7 @@ from nats.aio.msg import Msg
 from nats.errors import AuthorizationError, NoRespondersError
 
 from dagnats._nats.pongs import tolerate_abandoned_pongs as tolerate_abandoned_pongs
-from dagnats._nats.tasks import cancel_and_wait
+from dagnats._nats.tasks import stop_task
 from dagnats.errors import NatsUnavailableError
 from dagnats.telemetry import tracing
 
@@ -172,7 +172,7 @@ async def connect(
     either: list[asyncio.Future[Any]] = [attempt, hopeless]
     await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
     if not attempt.done():
-        await cancel_and_wait(attempt)
+        await stop_task(attempt)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(nc.close(), connect_timeout_s)
         raise NatsUnavailableError(

@@ -13,7 +13,7 @@ from nats.js.api import ConsumerConfig, ConsumerInfo
 from nats.js.errors import APIError
 
 from dagnats._nats.feed import PullFeed
-from dagnats._nats.tasks import cancel_and_wait
+from dagnats._nats.tasks import stop_task
 from dagnats.errors import DagnatsError, NatsUnavailableError
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ class ConsumerLoop(ABC):
         if self._loop is None:
             return
         self.feed.pause()
-        await cancel_and_wait(self._loop)
+        await stop_task(self._loop)
         self._loop = None
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=timeout_s)

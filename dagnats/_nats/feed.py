@@ -19,7 +19,7 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from dagnats._nats.tasks import cancel_and_wait
+from dagnats._nats.tasks import stop_task
 from dagnats._nats.unsub import unsubscribe_lingering
 
 log = logging.getLogger(__name__)
@@ -234,7 +234,7 @@ class PullFeed:
         self._closed = True
         self._stopping = True
         if self._watchdog is not None:
-            await cancel_and_wait(self._watchdog)
+            await stop_task(self._watchdog)
         for msg in self.drain_queued():
             await self._give_back(msg)
             self._inflight = max(0, self._inflight - 1)

@@ -46,15 +46,14 @@ async def unsubscribe_lingering(
 
     Cut off from the server, nothing is in flight: the subscription is dropped at once.
     """
-    if not nc.is_connected:
-        with contextlib.suppress(Exception):
-            await sub.unsubscribe()
-        return
-    sid: int = sub._id
-    try:
-        await nc._send_unsubscribe(sid)
-    except Exception as exc:  # noqa: BLE001 - a closing connection: nothing more arrives
-        log.debug("UNSUB of %s not sent: %s", sub.subject, exc)
+    sent = False
+    if nc.is_connected:
+        try:
+            await nc._send_unsubscribe(sub._id)
+            sent = True
+        except Exception as exc:  # noqa: BLE001 - a closing connection: nothing more arrives
+            log.debug("UNSUB of %s not sent: %s", sub.subject, exc)
+    if not sent:
         with contextlib.suppress(Exception):
             await sub.unsubscribe()
         return

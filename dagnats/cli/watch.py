@@ -11,7 +11,7 @@ from typing import Any
 import typer
 
 from dagnats import protocol
-from dagnats._nats.tasks import cancel_and_wait
+from dagnats._nats.tasks import stop_task
 from dagnats._nats.types import Msg, NatsClient, Subscription
 from dagnats.cli.output import compact, emit_json, error_text, outcome_text, watch_line
 from dagnats.client import Client, RunHandle
@@ -126,7 +126,7 @@ async def follow(handle: RunHandle, *, json_out: bool, chunks: Subscription | No
                 typer.echo(line)
     finally:
         if hints is not None:
-            await cancel_and_wait(hints)
+            await stop_task(hints)
     if chunks is not None:
         with suppress(Exception):
             await chunks.drain()  # type: ignore[no-untyped-call]  # print the last chunks

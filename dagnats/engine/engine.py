@@ -31,7 +31,7 @@ from dagnats._nats.payloads import is_ref
 from dagnats._nats.resources import partition_count
 from dagnats._nats.state import definition_of, pinned_workflow
 from dagnats._nats.stores import ConflictError, FencedError
-from dagnats._nats.tasks import cancel_and_wait
+from dagnats._nats.tasks import stop_task
 from dagnats._nats.types import Msg, NatsClient, Subscription
 from dagnats.dag.definition.agents import check_agent_routes
 from dagnats.dag.definition.models import WorkflowDef
@@ -289,7 +289,7 @@ class Engine:
         for part in parts:
             task = self._intake.pop(part, None)
             if task is not None:
-                await cancel_and_wait(task)
+                await stop_task(task)
 
     def _crash_due(self) -> bool:
         if self.crash_after_events is None:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from dagnats._nats import leases as store
 from dagnats._nats.stores import FencedError
-from dagnats._nats.tasks import cancel_and_wait
+from dagnats._nats.tasks import stop_task
 from dagnats._nats.types import KeyValue, NatsClient
 from dagnats.protocol import clock
 from dagnats.protocol import partitions as parts
@@ -117,7 +117,7 @@ class PartitionLeases:
     async def stop(self, *, release: bool = True) -> None:
         """Stop renewing; with ``release``, drain and give back every partition first."""
         if self._task is not None:
-            await cancel_and_wait(self._task)
+            await stop_task(self._task)
             self._task = None
         async with self._tick_lock:
             if release and not self.nc.is_connected:

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from dagnats import protocol
 from dagnats._nats.payloads import Payloads
 from dagnats._nats.retention import expired_runs, objects_by_run, remove_run, workflow_retentions
-from dagnats._nats.tasks import cancel_and_wait
+from dagnats._nats.tasks import stop_task
 from dagnats._nats.types import KeyValue, NatsClient
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ class Retention:
     async def stop(self) -> None:
         self._stop.set()
         if self._task is not None:
-            await cancel_and_wait(self._task)
+            await stop_task(self._task)
             self._task = None
 
     async def _loop(self) -> None:

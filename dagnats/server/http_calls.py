@@ -28,7 +28,7 @@ from typing import Any
 from dagnats import protocol
 from dagnats._nats import cas
 from dagnats._nats.payloads import Payloads
-from dagnats._nats.tasks import cancel_and_wait
+from dagnats._nats.tasks import stop_task
 from dagnats._nats.types import KeyValue, Msg, NatsClient
 from dagnats.dag.definition.triggers import TriggerDef
 from dagnats.protocol import keys
@@ -179,7 +179,7 @@ class HttpCalls:
             return _json_answer(504, {"error": "workflow_timeout", "run_id": run_id}, run_id)
         finally:
             for fut in (got_respond, got_done):
-                await cancel_and_wait(fut)
+                await stop_task(fut)
 
 
 def _data(msg: Msg) -> bytes:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dagnats._nats.connection import NatsAuth
-from dagnats._nats.tasks import cancel_and_wait
+from dagnats._nats.tasks import stop_task
 from dagnats.errors import ServerError
 
 log = logging.getLogger(__name__)
@@ -362,7 +362,7 @@ class EmbeddedNats:
                     proc.kill()
                 await proc.wait()
         if self._stderr_task is not None:
-            await cancel_and_wait(self._stderr_task)
+            await stop_task(self._stderr_task)
             self._stderr_task = None
         data_dir = getattr(self, "_data_dir", None)
         if data_dir is not None:

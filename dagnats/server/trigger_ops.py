@@ -22,7 +22,7 @@ from dagnats._nats.history import has_history
 from dagnats._nats.kvscan import list_keys
 from dagnats._nats.payloads import THRESHOLD_BYTES
 from dagnats._nats.publish import append_event
-from dagnats._nats.tasks import cancel_and_wait
+from dagnats._nats.tasks import stop_task
 from dagnats._nats.types import KeyValue
 from dagnats.dag.definition.rules import load_definition
 from dagnats.dag.definition.triggers import TriggerDef, parse_trigger, split_triggers
@@ -84,7 +84,7 @@ class TriggerOps:
             with contextlib.suppress(Exception):
                 await self._watcher.stop()
         if self._watch_task is not None:
-            await cancel_and_wait(self._watch_task)
+            await stop_task(self._watch_task)
         self._watcher = self._watch_task = None
 
     async def _follow(self, loaded: asyncio.Event) -> None:

@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 
 from dagnats import protocol
 from dagnats._nats.probe import backlog, engine_backlog, outside_waits
-from dagnats._nats.tasks import cancel_and_wait
+from dagnats._nats.tasks import stop_task
 from dagnats._nats.types import JetStreamContext, Msg
 from dagnats.engine.correlator import CORRELATOR_CONSUMER
 from dagnats.engine.timers import TIMER_ACK_WAIT_S
@@ -89,7 +89,7 @@ class VirtualClock:
 
     async def close(self) -> None:
         if self._keepalive is not None:
-            await cancel_and_wait(self._keepalive)
+            await stop_task(self._keepalive)
             self._keepalive = None
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from dagnats._nats.connection import connect as connect_nats
 from dagnats._nats.resources import setup_resources
-from dagnats._nats.tasks import cancel_and_wait
+from dagnats._nats.tasks import stop_task
 from dagnats._nats.types import NatsClient
 from dagnats.client import Client
 from dagnats.engine import Engine
@@ -239,4 +239,4 @@ async def _worker_ended(task: asyncio.Task[None]) -> None:
     ``wait_for``, a cancellation of the caller goes through (dagnats._nats.tasks)."""
     _done, pending = await asyncio.wait([task], timeout=30)
     for late in pending:
-        await cancel_and_wait(late, timeout_s=5)
+        await stop_task(late, timeout_s=5)

@@ -33,7 +33,7 @@ from collections.abc import Coroutine
 from typing import Any, Protocol
 
 from dagnats import protocol
-from dagnats._nats.tasks import cancel_and_wait
+from dagnats._nats.tasks import stop_task
 from dagnats._nats.types import Msg, NatsClient, Subscription
 from dagnats.engine import Engine
 from dagnats.worker import Worker
@@ -138,7 +138,7 @@ class Faults:
 
     async def close(self) -> None:
         for task in list(self._tasks):
-            await cancel_and_wait(task)
+            await stop_task(task)
         for sub in self._copiers:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()

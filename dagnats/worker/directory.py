@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from dagnats._nats.tasks import cancel_and_wait
+from dagnats._nats.tasks import stop_task
 from dagnats._nats.types import KeyValue
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ class Directory:
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            await cancel_and_wait(task)
+            await stop_task(task)
         try:
             await self._kv.delete(self._id)
         except Exception as exc:  # noqa: BLE001 - best effort on shutdown: the entry expires

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 
-from dagnats._nats.tasks import cancel_and_wait
+from dagnats._nats.tasks import stop_task
 from dagnats._nats.types import Msg
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ class Heartbeater:
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            await cancel_and_wait(task)
+            await stop_task(task)
         self._last.clear()
 
     async def _run(self) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from dagnats import protocol
 from dagnats._nats.feed import PullFeed
-from dagnats._nats.tasks import cancel_and_wait
+from dagnats._nats.tasks import stop_task
 from dagnats._nats.types import Msg, NatsClient
 from dagnats.telemetry import metrics
 from dagnats.worker.heartbeat import Heartbeater
@@ -205,7 +205,7 @@ class Pool:
         await asyncio.gather(*(b.feed.stop() for b in self._bindings))
         for b in self._bindings:
             if b.dispatcher is not None:
-                await cancel_and_wait(b.dispatcher)
+                await stop_task(b.dispatcher)
             for msg in b.feed.drain_queued():
                 await self._give_back(msg, b.feed)
         self._bindings = []

@@ -179,7 +179,7 @@ def test_the_oversized_list_only_names_modules_still_over_the_limit() -> None:
 def test_no_stop_swallows_the_stoppers_own_cancellation() -> None:
     """``with suppress(BaseException): await task`` after ``task.cancel()`` also eats a
     cancellation of the caller (an engine's stop once waited forever for a lease loop that
-    did): stop tasks with ``dagnats._nats.tasks.cancel_and_wait`` or ``asyncio.wait``."""
+    did): stop tasks with ``dagnats._nats.tasks.stop_task`` or ``asyncio.wait``."""
     banned = ("suppress(BaseException)", "suppress(asyncio.CancelledError)")
     offenders = [
         f"{path.relative_to(PACKAGE.parent)}:{n}"

@@ -24,7 +24,7 @@ from dagnats._nats.feed import PullFeed
 from dagnats._nats.payloads import Payloads
 from dagnats._nats.publish import append_event
 from dagnats._nats.resources import MAX_MSG_BYTES
-from dagnats._nats.tasks import cancel_and_wait
+from dagnats._nats.tasks import stop_task
 from dagnats._nats.types import Msg, NatsClient
 from dagnats.errors import ApiError, NotFoundError
 from dagnats.protocol import events as ev
@@ -78,7 +78,7 @@ class Bridge:
     async def stop(self) -> None:
         self.pause()
         if self._reaper is not None:
-            await cancel_and_wait(self._reaper)
+            await stop_task(self._reaper)
             self._reaper = None
         for session in list(self._sessions.values()):
             await self._close(session)

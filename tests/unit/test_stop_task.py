@@ -1,4 +1,4 @@
-"""cancel_and_wait stops a task and lets a cancellation of the caller through.
+"""stop_task stops a task and lets a cancellation of the caller through.
 
 The pattern it replaced (``with suppress(BaseException): await task``) ate the caller's
 own cancellation: an engine's lease loop, cancelled while a partition's teardown waited
@@ -11,7 +11,7 @@ import asyncio
 
 import pytest
 
-from dagnats._nats.tasks import cancel_and_wait
+from dagnats._nats.tasks import stop_task
 
 WAIT_S = 5.0
 
@@ -30,7 +30,7 @@ async def test_the_task_is_cancelled_and_awaited() -> None:
     release.set()
     task = asyncio.create_task(_slow_to_stop(release))
     await asyncio.sleep(0)
-    await asyncio.wait_for(cancel_and_wait(task), WAIT_S)
+    await asyncio.wait_for(stop_task(task), WAIT_S)
     assert task.cancelled()
 
 
@@ -41,7 +41,7 @@ async def test_a_cancelled_caller_stops_instead_of_going_on() -> None:
 
     async def loop() -> None:  # a background loop that stops a helper task, then goes on
         await asyncio.sleep(0)
-        await cancel_and_wait(inner)
+        await stop_task(inner)
         went_on.set()
 
     outer = asyncio.create_task(loop())
@@ -60,7 +60,7 @@ async def test_a_task_that_failed_is_not_raised_into_the_caller() -> None:
 
     task = asyncio.create_task(fails())
     await asyncio.sleep(0)
-    await asyncio.wait_for(cancel_and_wait(task), WAIT_S)
+    await asyncio.wait_for(stop_task(task), WAIT_S)
     assert isinstance(task.exception(), RuntimeError)
 
 
@@ -68,7 +68,7 @@ async def test_the_wait_is_bounded() -> None:
     release = asyncio.Event()
     task = asyncio.create_task(_slow_to_stop(release))
     await asyncio.sleep(0)
-    await asyncio.wait_for(cancel_and_wait(task, timeout_s=0.05), WAIT_S)
+    await asyncio.wait_for(stop_task(task, timeout_s=0.05), WAIT_S)
     assert not task.done()
     release.set()
     await asyncio.wait_for(asyncio.wait([task]), WAIT_S)
