@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -31,6 +32,7 @@ from dagnats.protocol.events import Event
 DURATION_BUCKETS_S = (0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 LAG_BUCKETS_S = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60)
 MAX_PENDING_SERIES = 1000  # task label values kept by dagnats_tasks_pending
+MAX_CACHED_SERIES = 10_000  # labelled series remembered by :func:`series`
 
 RUNS_STARTED = Counter(
     "dagnats_runs_started", "Runs started (workflow.started applied).", ["workflow"]
@@ -78,6 +80,24 @@ WORKER_HANDLER_SECONDS = Histogram(
 )
 
 
+_M = TypeVar("_M", Counter, Histogram)
+_series: dict[tuple[Counter | Histogram, tuple[str, ...]], Counter | Histogram] = {}
+
+
+def series(metric: _M, *labels: str) -> _M:
+    """``metric.labels(*labels)``, remembered: prometheus-client checks and converts the
+    label values and takes a lock on every ``labels()`` call (~1.4 us, three or four times
+    per applied event); a dict hit is ~0.1 us. For metrics that are never ``clear()``-ed
+    (not ``TASKS_PENDING``); the memo is emptied when it reaches ``MAX_CACHED_SERIES``."""
+    key = (metric, labels)
+    child = _series.get(key)
+    if child is None:
+        if len(_series) >= MAX_CACHED_SERIES:
+            _series.clear()
+        child = _series[key] = metric.labels(*labels)
+    return child  # type: ignore[return-value]  # keyed by the metric: the same type
+
+
 def step_label(step: StepDef | None) -> str:
     if step is None:
         return "unknown"
@@ -99,11 +119,11 @@ def observe_applied(
 ) -> None:
     """Count what one applied event changed: runs started and ended, steps ended (with
     their duration), retries and dead letters among its actions."""
-    EVENTS_APPLIED.labels(event.type).inc()
+    series(EVENTS_APPLIED, event.type).inc()
     if event.type == ev.WORKFLOW_STARTED and old is None:
-        RUNS_STARTED.labels(defn.name).inc()
+        series(RUNS_STARTED, defn.name).inc()
     if new.status in RUN_TERMINAL and (old is None or old.status not in RUN_TERMINAL):
-        RUNS_FINISHED.labels(defn.name, new.status).inc()
+        series(RUNS_FINISHED, defn.name, new.status).inc()
     by_id = {s.id: s for s in defn.steps}
     old_steps = old.steps if old is not None else {}
     for step_id, state in new.steps.items():
@@ -111,19 +131,19 @@ def observe_applied(
         if before is state or not _finished(before, state):
             continue
         label = step_label(by_id.get(step_id))
-        STEPS_FINISHED.labels(label, state.status).inc()
+        series(STEPS_FINISHED, label, state.status).inc()
         if state.started_at is not None and state.finished_at is not None:
             seconds = (state.finished_at - state.started_at).total_seconds()
-            STEP_DURATION.labels(label).observe(max(seconds, 0.0))
+            series(STEP_DURATION, label).observe(max(seconds, 0.0))
     for action in actions:
         if isinstance(action, ScheduleTimer) and action.kind == "retry":
-            STEP_RETRIES.labels(step_label(by_id.get(action.step_id or ""))).inc()
+            series(STEP_RETRIES, step_label(by_id.get(action.step_id or ""))).inc()
         elif isinstance(action, DeadLetter):
-            DEAD_LETTERS.labels(action.task or step_label(by_id.get(action.step_id))).inc()
+            series(DEAD_LETTERS, action.task or step_label(by_id.get(action.step_id))).inc()
 
 
 def observe_timer(kind: str, fire_at: datetime) -> None:
-    TIMER_LAG.labels(kind).observe(max((datetime.now(UTC) - fire_at).total_seconds(), 0.0))
+    series(TIMER_LAG, kind).observe(max((datetime.now(UTC) - fire_at).total_seconds(), 0.0))
 
 
 def set_pending(depths: Iterable[tuple[str, int]]) -> None:

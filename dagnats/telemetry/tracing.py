@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager
 from typing import Any
 
 try:
@@ -74,23 +75,33 @@ def _attributes(values: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
-@contextlib.contextmanager
+_OFF: contextlib.nullcontext[None] = contextlib.nullcontext()
+
+
 def span(
     name: str,
     attributes: Mapping[str, Any] | None = None,
     *,
     parent: Mapping[str, str] | None = None,
     kind: str = "internal",
-) -> Iterator[Any]:
+) -> AbstractContextManager[Any]:
     """A span named ``name``, current inside the block; ``parent`` is the headers of the
     message being handled (its ``traceparent`` is the parent; without one, the current
     span is). An exception escaping the block marks the span as an error.
 
-    Yields the span (``None`` when tracing is off).
+    Yields the span (``None`` when tracing is off). Off, it is one shared no-op context:
+    the engine enters a span per applied event and building a generator-based context
+    manager for nothing cost ~1.5 us each time.
     """
     if not active():
-        yield None
-        return
+        return _OFF
+    return _span(name, attributes, parent, kind)
+
+
+@contextlib.contextmanager
+def _span(
+    name: str, attributes: Mapping[str, Any] | None, parent: Mapping[str, str] | None, kind: str
+) -> Iterator[Any]:
     ctx = propagate.extract(parent) if parent and TRACEPARENT in parent else None
     tracer = trace.get_tracer(TRACER_NAME)
     with tracer.start_as_current_span(

@@ -144,7 +144,7 @@ class Pool:
                 job.running = True
                 outcome = await self._runner.handle(job.msg, binding.task)
                 self._stats.count(outcome)
-                metrics.WORKER_TASKS.labels(binding.task.task_name, outcome).inc()
+                metrics.series(metrics.WORKER_TASKS, binding.task.task_name, outcome).inc()
             except asyncio.CancelledError:  # the drain deadline passed; the runner gave it back
                 self._stats.returned += 1
             except Exception:  # a bug, not a handler failure: keep serving, retry elsewhere

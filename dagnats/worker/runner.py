@@ -387,7 +387,7 @@ class Runner:
                 ctx.logger.info("handler failed (%s): %s", type(exc).__name__, data["error"])
             return ev.STEP_FAILED, data
         finally:
-            metrics.WORKER_HANDLER_SECONDS.labels(task.task_name).observe(
+            metrics.series(metrics.WORKER_HANDLER_SECONDS, task.task_name).observe(
                 time.perf_counter() - began
             )
         try:
