@@ -54,6 +54,15 @@ def rss_mib(pid: int | None) -> float:
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
+def cpu_s(pid: int | None) -> float:
+    """User plus system CPU time a live process has used, seconds (from /proc: Linux only)."""
+    if pid is None:
+        raise RuntimeError("no such process")
+    # The fields after the command name (which may hold spaces) are counted from its ")".
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def child_env(uvloop: bool) -> dict[str, str]:
     path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
     return {**os.environ, "PYTHONPATH": path, _loop.ENV: "1" if uvloop else "0"}
@@ -141,6 +150,9 @@ class Stack:
 
     def rss(self, role: str) -> float:
         return rss_mib(self.server.pid if role == "nats-server" else self.pid(role))
+
+    def cpu_s(self, role: str) -> float:
+        return cpu_s(self.server.pid if role == "nats-server" else self.pid(role))
 
     async def register(self, *workflows: Workflow) -> None:
         """Register, retrying while the API process is still starting (bounded)."""

@@ -64,11 +64,18 @@ async def latency(s: Session, stack: Stack, samples: int) -> None:
 
 async def throughput(s: Session, stack: Stack, runs: int) -> None:
     fl = await s.floor_before("throughput")
+    roles = ("engine", "worker", "api", "nats-server")
     async with s.profiled("throughput", stack):
+        cpu0 = [stack.cpu_s(r) for r in roles]
         t0 = time.perf_counter()
         handles = await stack.start_many("bench-3", runs)
         await stack.wait_all(handles, RUN_TIMEOUT_S + runs / 10)
         elapsed = time.perf_counter() - t0
+        # CPU per step of each process: steadier than the rate on a machine whose speed
+        # moves (the figure to compare a change by; the rate is the one issue 10 targets).
+        per_step = {
+            r: (stack.cpu_s(r) - c) / (runs * 3) * 1e6 for r, c in zip(roles, cpu0, strict=True)
+        }
     rate = runs * 3 / elapsed
     ratio = rate / fl.steps_per_s
     s.figures.update(
@@ -76,10 +83,15 @@ async def throughput(s: Session, stack: Stack, runs: int) -> None:
         throughput_s=elapsed,
         throughput_steps_per_s=rate,
         throughput_ratio=ratio,
+        **{f"throughput_{r.replace('-', '_')}_cpu_us_per_step": v for r, v in per_step.items()},
     )
     s.say(
         f"dagnats {runs} concurrent 3-step runs: {elapsed:.2f} s, {rate:.0f} steps/s "
         f"({ratio:.2f}x floor throughput)"
+    )
+    s.say(
+        "  CPU per step while they ran: "
+        + ", ".join(f"{r} {v:.0f} us" for r, v in per_step.items())
     )
 
 

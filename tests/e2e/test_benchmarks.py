@@ -5,6 +5,7 @@ files. Nothing here is timed: the figures are the benchmark's output, not assert
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -45,6 +46,8 @@ def test_every_workload_runs_and_the_summary_and_results_are_written(tmp_path: P
     assert table.count("| PASS |") + table.count("| MISS |") == 4
     for figure in ("map of 20 items", "20 sleeping runs: a 5 s sleep", "cold engine restart"):
         assert figure in out
+    cpu = re.search(r"CPU per step while they ran: engine (\d+) us, worker (\d+) us", out)
+    assert cpu is not None and int(cpu.group(1)) > 0, out
     text = results.read_text()
     assert report.BEGIN in text and "**smoke test**" in text and "### without uvloop" in text
 
