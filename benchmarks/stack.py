@@ -148,11 +148,15 @@ class Stack:
                 await proc.wait()
         self.procs.clear()
 
+    def _pid_of(self, role: str) -> int | None:
+        """The pid of a role's process, nats-server's included."""
+        return self.server.pid if role == "nats-server" else self.pid(role)
+
     def rss(self, role: str) -> float:
-        return rss_mib(self.server.pid if role == "nats-server" else self.pid(role))
+        return rss_mib(self._pid_of(role))
 
     def cpu_s(self, role: str) -> float:
-        return cpu_s(self.server.pid if role == "nats-server" else self.pid(role))
+        return cpu_s(self._pid_of(role))
 
     async def register(self, *workflows: Workflow) -> None:
         """Register, retrying while the API process is still starting (bounded)."""

@@ -89,7 +89,7 @@ def span(
     message being handled (its ``traceparent`` is the parent; without one, the current
     span is). An exception escaping the block marks the span as an error.
 
-    Yields the span (``None`` when tracing is off). Off, it is one shared no-op context:
+    ``with`` gives the span (``None`` when tracing is off). Off, it is one shared no-op context:
     the engine enters a span per applied event and building a generator-based context
     manager for nothing cost ~1.5 us each time.
     """
