@@ -20,7 +20,13 @@ from typing import Any
 
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
-from nats.errors import AuthorizationError, NoRespondersError
+from nats.errors import (
+    AuthorizationError,
+    ConnectionReconnectingError,
+    NoRespondersError,
+    StaleConnectionError,
+)
+from nats.js.errors import ServiceUnavailableError
 
 from dagnats._nats.pongs import tolerate_abandoned_pongs as tolerate_abandoned_pongs
 from dagnats._nats.tasks import stop_task
@@ -204,6 +210,34 @@ def set_reconnect_attempts(nc: NatsClient, attempts: int) -> None:
     nc.options["max_reconnect_attempts"] = attempts
 
 
+# What a request fails with while NATS restarts or elects a leader: no answer in time, no
+# JetStream to answer yet (no responders, 503), the connection down or reconnecting, or
+# dagnats' own translation of those. A retry once the connection is back may succeed.
+_OUTAGE = (
+    TimeoutError,
+    NoRespondersError,
+    ServiceUnavailableError,
+    ConnectionReconnectingError,
+    StaleConnectionError,
+    ConnectionError,
+    NatsUnavailableError,
+)
+_CAUSES_LOOKED_AT = 4  # how deep is_outage follows ``raise ... from`` chains
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it was raised from) says NATS is unavailable for now, as
+    opposed to a refusal that a retry cannot change (a bad configuration, a conflict)."""
+    seen: BaseException | None = exc
+    for _ in range(_CAUSES_LOOKED_AT):
+        if seen is None:
+            return False
+        if isinstance(seen, _OUTAGE):
+            return True
+        seen = seen.__cause__
+    return False
+
+
 def _hopeless(exc: Exception) -> bool:
     """The server refused our credentials (nats-py reports a plain ``nats.errors.Error``
     for ``-ERR 'Authorization Violation'``), or TLS failed (say, an untrusted certificate)."""
@@ -226,3 +260,26 @@ async def request(nc: NatsClient, subject: str, data: bytes, *, timeout_s: float
         return await nc.request(subject, data, timeout=timeout_s, headers=tracing.stamp({}) or None)
     except NoRespondersError:
         return None
+
+
+CLOSE_TIMEOUT_S = 5.0
+
+
+async def close_within(nc: NatsClient, timeout_s: float = CLOSE_TIMEOUT_S) -> None:
+    """``nc.close()``, bounded: nats-py's close first writes out what is pending and waits
+    for the socket to drain, which never ends while the server is not reading it (seen with
+    thousands of runs' events queued under CI load). Past ``timeout_s`` the socket is dropped
+    as a dead process's would be, and the subscriptions' reader tasks are cancelled."""
+    try:
+        await asyncio.wait_for(nc.close(), timeout_s)
+        return
+    except TimeoutError:
+        pass
+    # nats-py has no public abort: these attributes are its TcpTransport's and Client's.
+    writer = getattr(getattr(nc, "_transport", None), "_io_writer", None)
+    if writer is not None:
+        writer.transport.abort()
+    for sub in list(getattr(nc, "_subs", {}).values()):
+        task = getattr(sub, "_wait_for_msgs_task", None)
+        if task is not None and not task.done():
+            task.cancel()

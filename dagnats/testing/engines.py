@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from dagnats._nats.connection import connect
+from dagnats._nats.connection import close_within, connect
 from dagnats.engine import Engine
 
 WAIT_S = 20.0
@@ -33,13 +33,13 @@ async def stop_engine(engine: Engine) -> None:
     """A graceful stop (partitions handed over at once), then its connection closed."""
     await engine.stop()
     with contextlib.suppress(Exception):
-        await engine.nc.close()
+        await close_within(engine.nc)
 
 
 async def kill_engine(engine: Engine) -> None:
     """End ``engine`` as a killed process: connection dropped first, no graceful stop."""
     with contextlib.suppress(Exception):
-        await engine.nc.close()
+        await close_within(engine.nc)
     await engine.kill()
 
 

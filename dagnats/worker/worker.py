@@ -21,7 +21,6 @@ from typing import Any, ParamSpec, TypeVar, overload
 import anyio
 
 from dagnats import protocol
-from dagnats._nats.connection import server_urls, tolerate_abandoned_pongs
 from dagnats._nats.consumers import ensure_consumer
 from dagnats._nats.resources import check_replicas, setup_resources
 from dagnats._nats.types import NatsClient
@@ -34,6 +33,7 @@ from dagnats.worker.directory import Directory
 from dagnats.worker.heartbeat import Heartbeater
 from dagnats.worker.pool import Pool, WorkerStats
 from dagnats.worker.runner import DeliveryFaults, Runner
+from dagnats.worker.startup import connect_worker, start_through_outages
 from dagnats.worker.sticky import own_consumer_config
 from dagnats.worker.task import Task, check_name
 
@@ -44,8 +44,6 @@ R = TypeVar("R")
 
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 NATS_URL_ENV = "DAGNATS_NATS_URL"
-CONNECT_TIMEOUT_S = 10.0
-RECONNECT_WAIT_S = 0.25  # between tries of one server after a drop (the first is at once)
 
 
 class Worker:
@@ -54,7 +52,9 @@ class Worker:
     ``concurrency`` bounds handlers running at once across all tasks; ``groups`` adds the
     ``task.<task>.<group>`` subjects (plus the ungrouped one unless ``serve_ungrouped`` is
     false); ``ack_wait_s`` is the consumers' ack deadline (heartbeats every third of it);
-    ``replicas`` is for streams it has to create on a cluster (existing ones keep theirs).
+    ``replicas`` is for streams it has to create on a cluster (existing ones keep theirs);
+    a start that NATS interrupts (a restart, a leader election) is tried again for up to
+    ``start_timeout_s`` before ``run()`` raises ``NatsUnavailableError``.
     """
 
     def __init__(
@@ -71,6 +71,7 @@ class Worker:
         handle_signals: bool = True,
         report_started_after_s: float = 0.05,
         replicas: int | None = None,
+        start_timeout_s: float = 60.0,
     ) -> None:
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise ValueError(f"concurrency must be an integer >= 1, got {concurrency!r}")
@@ -81,12 +82,13 @@ class Worker:
             raise ValueError(f"duplicate worker groups in {list(self.groups)}")
         if not self.groups and not serve_ungrouped:
             raise ValueError("serve_ungrouped=False needs at least one group, or nothing is served")
-        if drain_timeout_s < 0:
-            raise ValueError("drain_timeout_s must not be negative")
-        if ack_wait_s <= 0:
-            raise ValueError("ack_wait_s must be positive")
-        if report_started_after_s < 0:
-            raise ValueError("report_started_after_s must not be negative")
+        _check_seconds(
+            drain_timeout_s=drain_timeout_s, report_started_after_s=report_started_after_s
+        )
+        _check_seconds(positive=True, ack_wait_s=ack_wait_s, start_timeout_s=start_timeout_s)
+        # How long run() keeps setting up through a NATS outage (a restart, a leader
+        # election) before it raises NatsUnavailableError.
+        self.start_timeout_s = start_timeout_s
         # A handler still running after this long gets a step.started event (0 = always).
         self.report_started_after_s = report_started_after_s
         # Replicas of the streams and buckets it creates if missing (None: one, and existing
@@ -196,7 +198,9 @@ class Worker:
                 return
             nc = self._connection or await self._connect()
             try:
-                await self._start(nc)
+                start = lambda: self._start(nc)  # noqa: E731 (one try of the start)
+                who, until = f"worker {self.name}", self.start_timeout_s
+                await start_through_outages(who, start, self._shutdown, self._stop_requested, until)
                 await self._stop_requested.wait()
             finally:
                 await self._shutdown()
@@ -265,52 +269,11 @@ class Worker:
     # ---- internals -------------------------------------------------------------------
 
     async def _connect(self) -> NatsClient:
-        async def on_error(exc: Exception) -> None:
-            log.warning("worker %s: NATS error: %s", self.name, exc)
+        def closed(why: str) -> None:
+            self._lost = why
+            self._stop_requested.set()
 
-        async def on_disconnect() -> None:
-            if not self._stopping:  # closing at shutdown disconnects too: not news
-                log.warning("worker %s: disconnected from NATS; reconnecting", self.name)
-
-        async def on_closed() -> None:
-            if not self._stopping:
-                self._lost = f"worker {self.name}: the NATS connection was closed for good"
-                log.error("%s; stopping", self._lost)
-                self._stop_requested.set()
-
-        async def on_reconnect() -> None:
-            log.info("worker %s: reconnected to NATS", self.name)
-
-        nc = NatsClient()
-        try:
-            # Reconnect forever once connected (a worker outlives NATS restarts), but bound
-            # the first connection: a wrong URL must be an error, not a silent hang.
-            await asyncio.wait_for(
-                nc.connect(
-                    server_urls(self.nats_url),
-                    reconnect_time_wait=RECONNECT_WAIT_S,  # type: ignore[arg-type]
-                    name=f"dagnats-worker-{self.name}",
-                    max_reconnect_attempts=-1,
-                    error_cb=on_error,
-                    disconnected_cb=on_disconnect,
-                    reconnected_cb=on_reconnect,
-                    closed_cb=on_closed,
-                ),
-                CONNECT_TIMEOUT_S,
-            )
-        except Exception as exc:
-            self._stopping = True  # the close below is no disconnection worth a warning
-            with contextlib.suppress(Exception):
-                await nc.close()
-            reason = (
-                f"no answer within {CONNECT_TIMEOUT_S:.0f}s"
-                if isinstance(exc, TimeoutError)
-                else str(exc)
-            )
-            raise NatsUnavailableError(
-                f"worker {self.name}: cannot connect to NATS at {self.nats_url}: {reason}"
-            ) from exc
-        return tolerate_abandoned_pongs(nc)  # one timed-out flush must not stop its reads
+        return await connect_worker(self.name, self.nats_url, lambda: self._stopping, closed)
 
     async def _start(self, nc: NatsClient) -> None:
         js = nc.jetstream()
@@ -330,8 +293,8 @@ class Worker:
             report_started_after_s=self.report_started_after_s,
             faults=self.faults,
         )
+        self._runner = runner  # before listen(): a failed start closes what it opened
         await runner.listen()
-        self._runner = runner
         pool = self._pool = Pool(
             runner,
             beats,
@@ -427,6 +390,12 @@ class Worker:
             return
         log.info("worker %s: %s received; draining", self.name, sig.name)
         self._stop_requested.set()
+
+
+def _check_seconds(*, positive: bool = False, **options: float) -> None:
+    for option, value in options.items():
+        if value < 0 or (positive and value == 0):
+            raise ValueError(f"{option} must be {'positive' if positive else 'non-negative'}")
 
 
 def _caller_locals(frame: FrameType | None) -> dict[str, Any] | None:

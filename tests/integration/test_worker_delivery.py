@@ -302,7 +302,7 @@ async def test_one_sigint_stops_every_worker_of_the_loop(nats_server: EmbeddedNa
 
 
 async def test_unreachable_nats_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("dagnats.worker.worker.CONNECT_TIMEOUT_S", 0.5)
+    monkeypatch.setattr("dagnats.worker.startup.CONNECT_TIMEOUT_S", 0.5)
     worker = Worker("nats://127.0.0.1:1", name="lost")
 
     @worker.task()
