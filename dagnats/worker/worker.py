@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -198,9 +199,13 @@ class Worker:
                 return
             nc = self._connection or await self._connect()
             try:
-                start = lambda: self._start(nc)  # noqa: E731 (one try of the start)
-                who, until = f"worker {self.name}", self.start_timeout_s
-                await start_through_outages(who, start, self._shutdown, self._stop_requested, until)
+                await start_through_outages(
+                    f"worker {self.name}",
+                    functools.partial(self._start, nc),
+                    self._shutdown,
+                    self._stop_requested,
+                    self.start_timeout_s,
+                )
                 await self._stop_requested.wait()
             finally:
                 await self._shutdown()
@@ -395,7 +400,7 @@ class Worker:
 def _check_seconds(*, positive: bool = False, **options: float) -> None:
     for option, value in options.items():
         if value < 0 or (positive and value == 0):
-            raise ValueError(f"{option} must be {'positive' if positive else 'non-negative'}")
+            raise ValueError(f"{option} must {'be positive' if positive else 'not be negative'}")
 
 
 def _caller_locals(frame: FrameType | None) -> dict[str, Any] | None:
