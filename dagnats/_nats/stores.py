@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 DEFS_HISTORY = 64  # values kept per workflow (the bucket's history setting)
 MAX_CACHED_DEFS = 1000
 PUT_ATTEMPTS = 10  # registrations of one workflow racing each other
+WRITE_DELAY_S = 0.1  # how long a running run's staged snapshot may wait for its write
+# Under load (more runs than this waiting for their write) a staged snapshot waits longer:
+# most runs then write only their first and last state (ADR 0016, item 10).
+BUSY_STAGED_RUNS, WRITE_DELAY_BUSY_S = 256, 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +184,10 @@ class RunStore:
             self.dirty.discard(run_id)
             return
         await self.save(*hit)
+
+    def write_delay_s(self) -> float:
+        """How long a state staged now may wait for its write (``flush``)."""
+        return WRITE_DELAY_BUSY_S if len(self.dirty) > BUSY_STAGED_RUNS else WRITE_DELAY_S
 
     def cached(self, run_id: str) -> bool:
         return run_id in self._cache

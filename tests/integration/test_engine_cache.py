@@ -2,15 +2,20 @@
 workflow whose step waits on an event the test controls: while it waits the run is cached;
 once the run has ended (its terminal snapshot stored: the engine's second announcement) it
 is not, and a waiter that comes later reads
-the result from the stored snapshot."""
+the result from the stored snapshot. Under load (a store with more staged snapshots than
+its bound), a staged snapshot may wait longer for its write, and flush still writes each."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 
 import dagnats
 from dagnats import protocol
+from dagnats._nats.stores import BUSY_STAGED_RUNS, WRITE_DELAY_BUSY_S, WRITE_DELAY_S, RunStore
+from dagnats.dag.machine.state import RunState
 from dagnats.protocol.ended import parse_ended
+from dagnats.protocol.ids import new_run_id
 from dagnats.testing import DagnatsEnv
 from tests.integration.run_helpers import WAIT_S
 
@@ -45,3 +50,29 @@ async def test_a_finished_run_leaves_the_snapshot_cache(dagnats_env: DagnatsEnv)
     again = dagnats_env.client.run(run.run_id)
     assert await again.result(timeout=WAIT_S) == 2
     assert (await run.status()).status == "completed"
+
+
+async def test_under_load_a_staged_snapshot_waits_longer_for_its_write(
+    dagnats_env: DagnatsEnv,
+) -> None:
+    """More runs waiting for their write than BUSY_STAGED_RUNS: the next staged state may
+    wait WRITE_DELAY_BUSY_S (most runs then write only their first and last state); once
+    the writes are done the quiet delay is back. Every staged state is written by flush."""
+    engine = dagnats_env.engine
+    assert engine is not None
+    store = RunStore(engine.parts.runs.kv, engine.parts.runs.payloads)
+    assert store.write_delay_s() == WRITE_DELAY_S
+    runs = [
+        RunState(run_id=new_run_id(), workflow="busy", input=i) for i in range(BUSY_STAGED_RUNS + 1)
+    ]
+    for run in runs[:-1]:
+        store.stage(run, 0)
+    assert store.write_delay_s() == WRITE_DELAY_S  # as many as the bound: still quiet
+    store.stage(runs[-1], 0)
+    assert store.write_delay_s() == WRITE_DELAY_BUSY_S
+    await asyncio.gather(*(store.flush(run.run_id) for run in runs))
+    assert store.dirty == set()
+    assert store.write_delay_s() == WRITE_DELAY_S
+    stored = await engine.parts.runs.kv.get(runs[-1].run_id)
+    assert stored.value is not None
+    assert json.loads(stored.value)["input"] == BUSY_STAGED_RUNS
