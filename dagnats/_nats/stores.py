@@ -97,6 +97,15 @@ async def watch_snapshot(
         await watcher.stop()  # type: ignore[no-untyped-call]
 
 
+def same_definition(a: WorkflowDef, b: WorkflowDef) -> bool:
+    """Whether two definitions say the same (registering one again adds no revision)."""
+    return _canonical(a) == _canonical(b)
+
+
+def _canonical(defn: WorkflowDef) -> str:
+    return json.dumps(defn.model_dump(), sort_keys=True, default=str)
+
+
 class ConflictError(Exception):
     """The snapshot changed under us (another writer): reload and re-apply."""
 
@@ -338,12 +347,17 @@ class DefinitionStore:
         await self.kv.delete(keys.definition_key(name))
 
     async def put(self, defn: WorkflowDef) -> int:
-        """Store ``defn`` as the next revision of its workflow (1 for a new one)."""
+        """Store ``defn`` as the next revision of its workflow (1 for a new one), unless the
+        latest revision is the same definition: then that revision's number. Registering is
+        idempotent also when identical registrations race (one writes, the rest find it)."""
         body = defn.model_dump(mode="json", by_alias=True, exclude_none=True)
         for _ in range(PUT_ATTEMPTS):
             entry = await self._latest_entry(defn.name)
             if entry is not None:
-                base, last = self._remember(defn.name, entry)[1], entry.revision or 0
+                latest, base = self._remember(defn.name, entry)
+                if same_definition(latest, defn):
+                    return base
+                last = entry.revision or 0
             else:  # new, or deleted: numbering goes on above what the history holds
                 base, last = max(await self.revisions(defn.name), default=0), 0
             data = json.dumps({"revision": base + 1, "definition": body}).encode()

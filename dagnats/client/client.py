@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import Sequence
@@ -59,8 +60,9 @@ class Client:
         self.js = connection.jetstream()
         self.timeout_s = timeout_s
         self._owned = _owned
-        # name -> (JSON of what this client registered, the revision it got)
+        # name -> (JSON of what this client registered, the revision it got); one at a time
         self._registered: dict[str, tuple[str, int]] = {}
+        self._registering = asyncio.Lock()
         self._kv: dict[str, KeyValue] = {}
         # One instance: it looks the object store up once, on first use.
         self.payloads = Payloads(self.js)
@@ -170,17 +172,9 @@ class Client:
         else:
             # A definition: run exactly the revision it was registered as, even if someone
             # registers another definition under the same name meanwhile.
-            payload = definition_payload(workflow)
-            key = json.dumps(payload, sort_keys=True, default=str)
-            known = payload.get("name") if isinstance(payload, dict) else None
-            cached = self._registered.get(known) if isinstance(known, str) else None
-            if cached is None or cached[0] != key:
-                info = await self.register(payload)
-                cached = self._registered[info.name] = (key, info.revision)
-                known = info.name
-            name = str(known)
+            name, registered = await self._registered_revision(definition_payload(workflow))
             if revision is None:
-                revision = cached[1]
+                revision = registered
         limits.check_depth(input, "run input")  # also when it travels by reference
         fresh = run_id is None
         large = len(json.dumps(input, default=str)) > THRESHOLD_BYTES
@@ -218,6 +212,20 @@ class Client:
         )
         handle.run_at = out.get("run_at")
         return handle
+
+    async def _registered_revision(self, payload: Any) -> tuple[str, int]:
+        """``payload``'s name and revision, registered once however many starts race."""
+        key = json.dumps(payload, sort_keys=True, default=str)
+        known = payload.get("name") if isinstance(payload, dict) else None
+        cached = self._registered.get(known) if isinstance(known, str) else None
+        if cached is None or cached[0] != key:
+            async with self._registering:
+                cached = self._registered.get(known) if isinstance(known, str) else None
+                if cached is None or cached[0] != key:  # (not registered meanwhile)
+                    info = await self.register(payload)
+                    cached = self._registered[info.name] = (key, info.revision)
+                    known = info.name
+        return str(known), cached[1]
 
     async def _start(self, name: str, body: dict[str, Any]) -> Any:
         try:
@@ -320,8 +328,7 @@ class Client:
         """Start one run per input (at most 1000 per call); one result per input, in order.
 
         ``workflow`` is a registered workflow's name, or a ``Workflow`` (registered first,
-        and its revision started).
-        """
+        and its revision started)."""
         if not isinstance(workflow, str):
             info = await self.register(workflow)
             workflow, revision = info.name, revision if revision is not None else info.revision

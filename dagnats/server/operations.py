@@ -17,7 +17,7 @@ from dagnats._nats.logs import purge_run_logs
 from dagnats._nats.payloads import Payloads, decode_run
 from dagnats._nats.publish import append_event, surely_not_stored
 from dagnats._nats.state import current_state
-from dagnats._nats.stores import DefinitionStore
+from dagnats._nats.stores import DefinitionStore, same_definition
 from dagnats._nats.types import (
     KeyValue,
     NatsClient,
@@ -123,11 +123,11 @@ class Operations:
     async def register_definition(self, source: Any) -> dict[str, Any]:
         """Store a definition (a new revision unless it is the same as the latest)."""
         defn = load_definition(source)
-        current = await self.defs.get(defn.name)
-        if current is not None and _same(current[0].model_dump(), defn.model_dump()):
+        current = await self.defs.get(defn.name)  # cached: the usual no-op costs no KV read
+        if current is not None and same_definition(current[0], defn):
             rev = current[1]  # registering the same definition again is a no-op
         else:
-            rev = await self.defs.put(defn)
+            rev = await self.defs.put(defn)  # the same check again, against the KV
         return {"name": defn.name, "version": defn.version, "revision": rev}
 
     async def list_workflows(self, body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -433,10 +433,6 @@ class Operations:
 def _workflow_name(body: dict[str, Any], field: str = "name") -> str:
     """A workflow name (dotted names allowed; 400 otherwise: the store would refuse it)."""
     return _workflow(body, field)
-
-
-def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
 
 
 def _checked_input(defn: WorkflowDef, name: str, run_input: Any) -> Any:

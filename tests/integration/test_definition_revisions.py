@@ -1,6 +1,7 @@
 """Methodology: the definition store's per-workflow revisions on a real nats-server
 (``dagnats_env``), through ``DefinitionStore`` and the client as the API uses them: racing
-registrations get distinct consecutive numbers, a value written before the revision
+registrations get distinct consecutive numbers while identical ones (and a ``Workflow``
+object started many times at once) store one, a value written before the revision
 envelope (a bare definition, as older versions stored it) keeps its KV number and is
 continued, and reading an old revision's history leaves no consumer on the bucket."""
 
@@ -13,6 +14,7 @@ import dagnats
 from dagnats import protocol
 from dagnats._nats.stores import DefinitionStore
 from dagnats.testing import DagnatsEnv
+from tests.integration.run_helpers import WAIT_S
 
 
 def _flow(name: str, version: str) -> dagnats.Workflow:
@@ -30,6 +32,40 @@ async def test_racing_registrations_get_consecutive_numbers(dagnats_env: Dagnats
     for d, rev in zip(defs, revisions, strict=True):
         found = await DefinitionStore(store.kv).get("raced", rev)  # a fresh cache
         assert found is not None and found[0].version == d.version
+
+
+async def test_racing_registrations_of_one_definition_store_it_once(
+    dagnats_env: DagnatsEnv,
+) -> None:
+    """Identical registrations racing (as 50 clients would) all get revision 1: the one
+    that writes first makes it, the others find the same definition when they read again."""
+    store = await DefinitionStore.open(dagnats_env.nc.jetstream())
+    defs = [_flow("same", "1").to_definition() for _ in range(50)]
+    stores = [DefinitionStore(store.kv) for _ in defs]  # each its own cache, as separate APIs
+    revisions = await asyncio.gather(*(st.put(d) for st, d in zip(stores, defs, strict=True)))
+    assert revisions == [1] * 50
+    assert await store.revisions("same") == [1]
+
+
+async def test_concurrent_starts_of_a_new_workflow_object_all_run(
+    dagnats_env: DagnatsEnv,
+) -> None:
+    """A ``Workflow`` object started 300 times at once (``asyncio.gather``) is registered
+    once by the client, and every run runs that revision."""
+    worker = dagnats.Worker()
+
+    @worker.task()
+    async def double(ctx: dagnats.TaskContext, n: int) -> int:
+        return 2 * n
+
+    dagnats_env.add_worker(worker)
+    wf = dagnats.Workflow("gathered")
+    wf.step("double")
+    runs = await asyncio.gather(*(dagnats_env.client.start(wf, i) for i in range(300)))
+    results = await asyncio.gather(*(r.result(timeout=WAIT_S) for r in runs))
+    assert results == [2 * i for i in range(300)]
+    store = await DefinitionStore.open(dagnats_env.nc.jetstream())
+    assert await store.revisions("gathered") == [1]
 
 
 async def test_a_bare_definition_of_old_keeps_its_number(dagnats_env: DagnatsEnv) -> None:
