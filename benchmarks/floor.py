@@ -2,13 +2,17 @@
 
 One step at best: publish a task to a work-queue stream, a worker pulls it, publishes a
 completion to a second stream and acks, and an engine-side consumer receives the completion.
+Both sides run in this one process; the CPU it and nats-server use per step is measured too
+(the NATS operations every step costs a client, whatever it does besides).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import resource
 import time
+from collections.abc import Callable
 
 from dagnats._nats.feed import PullFeed
 from dagnats._nats.types import (
@@ -63,9 +67,23 @@ async def _worker(nc: NatsClient, tasks: PullFeed) -> None:
         t.add_done_callback(running.discard)
 
 
+def _cpu_s() -> float:
+    """User plus system CPU this process (the floor's one client process) has used."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 async def measure_floor(
-    worker_nc: NatsClient, engine_nc: NatsClient, *, samples: int, concurrent: int
+    worker_nc: NatsClient,
+    engine_nc: NatsClient,
+    *,
+    samples: int,
+    concurrent: int,
+    server_cpu_s: Callable[[], float] | None = None,
 ) -> dict[str, float]:
+    """p50/p99 of one step at a time and steps/s of ``concurrent`` at once, with the CPU
+    per step of this process (both sides of the floor) and of nats-server in each phase."""
+    server = server_cpu_s or (lambda: 0.0)
     tasks, done = await _setup(engine_nc)
     # The worker side reads through its own connection, as a worker process would.
     wtasks = PullFeed(worker_nc, "FLOOR_TASKS", "c", max_inflight=256)
@@ -75,6 +93,7 @@ async def measure_floor(
     js = engine_nc.jetstream()
     lat: list[float] = []
     try:
+        cpu0, srv0 = _cpu_s(), server()
         for i in range(samples):
             t0 = time.perf_counter()
             await js.publish("floor.task", str(i).encode())
@@ -82,6 +101,7 @@ async def measure_floor(
             await m.ack()
             await done.done()
             lat.append(time.perf_counter() - t0)
+        cpu1, srv1 = _cpu_s(), server()
         t0 = time.perf_counter()
         futs = [await js.publish_async("floor.task", b"x") for _ in range(concurrent)]
         await asyncio.gather(*futs)
@@ -90,6 +110,7 @@ async def measure_floor(
             await m.ack()
             await done.done()
         rate = concurrent / (time.perf_counter() - t0)
+        cpu2, srv2 = _cpu_s(), server()
     finally:
         wtask.cancel()
         with contextlib.suppress(BaseException):
@@ -101,4 +122,8 @@ async def measure_floor(
         "p50_ms": lat[len(lat) // 2] * 1e3,
         "p99_ms": lat[int(len(lat) * 0.99) - 1] * 1e3,
         "steps_per_s": rate,
+        "client_cpu_us_one": (cpu1 - cpu0) / samples * 1e6,
+        "server_cpu_us_one": (srv1 - srv0) / samples * 1e6,
+        "client_cpu_us_many": (cpu2 - cpu1) / concurrent * 1e6,
+        "server_cpu_us_many": (srv2 - srv1) / concurrent * 1e6,
     }

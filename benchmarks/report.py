@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks import budget
 from benchmarks.held import LATE_LIMIT_MS, READY_LIMIT_S
 from benchmarks.session import Session
 from dagnats.server.nats_server import binary_version, find_binary
@@ -51,7 +52,7 @@ TARGETS = (
         "run3_p50_ratio",
         "x (floor x 3)",
         "<=",
-        1.8,
+        budget.RUN3_P50_RATIO,
     ),
     Target(
         "concurrent 3-step runs",
@@ -60,7 +61,7 @@ TARGETS = (
         "throughput_ratio",
         "x floor steps/s",
         ">=",
-        0.45,
+        budget.THROUGHPUT_RATIO,
     ),
     Target(
         "40 sequential steps, median",
@@ -69,7 +70,7 @@ TARGETS = (
         "seq40_ratio",
         "x (floor x 40)",
         "<=",
-        1.25,
+        budget.SEQ40_RATIO,
     ),
     Target(
         "engine RSS after finished runs",
@@ -112,6 +113,32 @@ def target_table(s: Session) -> list[str]:
             state = "FAILED" if t.workload in s.failures else "not run"
             rows.append(f"| {t.name} | {state} | | | {t.better} {t.limit:g} {t.unit} | - |")
     return rows
+
+
+BUDGETS = (  # figure prefix, target, unit, whose CPU
+    ("run3", "3-step run p50", "run", "engine + worker + API"),
+    ("throughput", "concurrent 3-step runs", "step", "every process, nats-server too"),
+    ("seq40", "40 sequential steps", "step", "engine + worker + API"),
+)
+
+
+def budget_table(s: Session) -> list[str]:
+    """What CPU each target leaves (benchmarks/budget.py) and what was used, in us."""
+    rows = [
+        "| target | whose CPU | allowed at the target | used | the same NATS operations "
+        "in the floor | fits |",
+        "|---|---|---|---|---|---|",
+    ]
+    f = s.figures
+    for key, name, unit, whose in BUDGETS:
+        if f"{key}_cpu_used_us" not in f:
+            continue
+        allowed, used = f[f"{key}_cpu_allowed_us"], f[f"{key}_cpu_used_us"]
+        rows.append(
+            f"| {name} | {whose} | {allowed:.0f} us a {unit} | {used:.0f} us | "
+            f"{f[f'{key}_cpu_nats_ops_us']:.0f} us | {'yes' if used <= allowed else 'no'} |"
+        )
+    return rows if len(rows) > 2 else []
 
 
 def tally(sessions: list[Session]) -> list[str]:
@@ -228,6 +255,9 @@ def section(sessions: list[Session], command: str, note: str) -> list[str]:
             title += f", round {s.round} of {rounds}"
         out += ["", title, "", "```", *s.lines, "```"]
         out += ["", *target_table(s)]
+        cpu = budget_table(s)
+        if cpu:
+            out += ["", *cpu]
         other = other_table(s)
         if other:
             out += ["", *other]

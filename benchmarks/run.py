@@ -196,6 +196,9 @@ def main(argv: list[str] | None = None) -> None:
             s = _loop.run(session(args, uvloop))
             s.round = round_
             print("\n".join(["", "issue 10's targets:", *report.target_table(s)]))
+            cpu = report.budget_table(s)
+            if cpu:
+                print("\n".join(["", "the CPU they leave (benchmarks/budget.py):", *cpu]))
             other = report.other_table(s)
             if other:
                 print("\n".join(["", "other workloads:", *other]))

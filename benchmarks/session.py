@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from benchmarks.floor import measure_floor
 from benchmarks.profile import Profiler
-from benchmarks.stack import Stack
+from benchmarks.stack import Stack, cpu_s
 from dagnats._nats.connection import connect as connect_nats
 from dagnats.server import EmbeddedNats
 
@@ -20,6 +20,13 @@ class Floor:
     p50_ms: float
     p99_ms: float
     steps_per_s: float
+    client_cpu_us_one: float = 0.0
+    """CPU per step of the floor's process (its worker and its engine side) one at a time."""
+    client_cpu_us_many: float = 0.0
+    """The same while ``floor_concurrent`` steps are in flight."""
+    server_cpu_us_one: float = 0.0
+    """nats-server's CPU per step, one at a time."""
+    server_cpu_us_many: float = 0.0
 
 
 async def measure(samples: int, concurrent: int) -> Floor:
@@ -28,11 +35,17 @@ async def measure(samples: int, concurrent: int) -> Floor:
         engine_nc = await connect_nats(server.url)
         worker_nc = await connect_nats(server.url)
         try:
-            got = await measure_floor(worker_nc, engine_nc, samples=samples, concurrent=concurrent)
+            got = await measure_floor(
+                worker_nc,
+                engine_nc,
+                samples=samples,
+                concurrent=concurrent,
+                server_cpu_s=lambda: cpu_s(server.pid),
+            )
         finally:
             await worker_nc.close()
             await engine_nc.close()
-    return Floor(got["p50_ms"], got["p99_ms"], got["steps_per_s"])
+    return Floor(**got)
 
 
 @dataclass
@@ -64,9 +77,16 @@ class Session:
         self.floors[workload] = fl
         self.figures[f"{workload}_floor_p50_ms"] = fl.p50_ms
         self.figures[f"{workload}_floor_steps_per_s"] = fl.steps_per_s
+        self.figures[f"{workload}_floor_client_cpu_us_one"] = fl.client_cpu_us_one
+        self.figures[f"{workload}_floor_client_cpu_us_many"] = fl.client_cpu_us_many
         self.say(
             f"raw NATS floor before {workload}:  p50 {fl.p50_ms:.3f} ms  p99 {fl.p99_ms:.3f} ms  "
             f"{fl.steps_per_s:.0f} steps/s"
+        )
+        self.say(
+            f"  its CPU per step: client {fl.client_cpu_us_one:.0f} us one at a time, "
+            f"{fl.client_cpu_us_many:.0f} us concurrent; nats-server "
+            f"{fl.server_cpu_us_one:.0f} / {fl.server_cpu_us_many:.0f} us"
         )
         return fl
 

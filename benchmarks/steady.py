@@ -12,6 +12,7 @@ from __future__ import annotations
 import statistics
 import time
 
+from benchmarks import budget
 from benchmarks.session import Session
 from benchmarks.stack import Stack
 from benchmarks.workload import fan_out, linear
@@ -48,10 +49,13 @@ async def prepare(stack: Stack, map_items: int) -> None:
 
 
 async def latency(s: Session, stack: Stack, samples: int) -> None:
-    f50 = (await s.floor_before("latency")).p50_ms
+    fl = await s.floor_before("latency")
+    f50 = fl.p50_ms
     async with s.profiled("latency", stack):
         for label, steps in (("1-step run", 1), ("3-step run", 3)):
+            meter = budget.CpuMeter(stack)
             lat = await _one_by_one(stack.client, f"bench-{steps}", samples)
+            used = meter.per(samples)  # per run
             p50, p99 = pct(lat, 0.5), pct(lat, 0.99)
             s.figures[f"run{steps}_p50_ms"] = p50
             s.figures[f"run{steps}_p99_ms"] = p99
@@ -60,22 +64,28 @@ async def latency(s: Session, stack: Stack, samples: int) -> None:
                 f"dagnats {label}:  p50 {p50:.2f} ms ({p50 / (f50 * steps):.2f}x floor x "
                 f"{steps})  p99 {p99:.2f} ms  [{samples} runs]"
             )
+            if steps == 3:
+                _say_budget(
+                    s,
+                    "run3",
+                    budget.sequential(fl, budget.RUN3_P50_RATIO, 3, used),
+                    budget.RUN3_P50_RATIO,
+                    "run",
+                    used,
+                )
 
 
 async def throughput(s: Session, stack: Stack, runs: int) -> None:
     fl = await s.floor_before("throughput")
-    roles = ("engine", "worker", "api", "nats-server")
     async with s.profiled("throughput", stack):
-        cpu0 = [stack.cpu_s(r) for r in roles]
+        meter = budget.CpuMeter(stack)
         t0 = time.perf_counter()
         handles = await stack.start_many("bench-3", runs)
         await stack.wait_all(handles, RUN_TIMEOUT_S + runs / 10)
         elapsed = time.perf_counter() - t0
         # CPU per step of each process: steadier than the rate on a machine whose speed
         # moves (the figure to compare a change by; the rate is the one issue 10 targets).
-        per_step = {
-            r: (stack.cpu_s(r) - c) / (runs * 3) * 1e6 for r, c in zip(roles, cpu0, strict=True)
-        }
+        per_step = meter.per(runs * 3)
     rate = runs * 3 / elapsed
     ratio = rate / fl.steps_per_s
     s.figures.update(
@@ -93,12 +103,18 @@ async def throughput(s: Session, stack: Stack, runs: int) -> None:
         "  CPU per step while they ran: "
         + ", ".join(f"{r} {v:.0f} us" for r, v in per_step.items())
     )
+    ratio_goal = budget.THROUGHPUT_RATIO
+    _say_budget(
+        s, "throughput", budget.concurrent(fl, ratio_goal, per_step), ratio_goal, "step", per_step
+    )
 
 
 async def seq40(s: Session, stack: Stack, samples: int) -> None:
     fl = await s.floor_before("seq40")
     async with s.profiled("seq40", stack):
+        meter = budget.CpuMeter(stack)
         lat = await _one_by_one(stack.client, "bench-40", samples)
+        used = meter.per(samples * 40)  # per step
     median = statistics.median(lat) * 1e3
     ratio = median / (fl.p50_ms * 40)
     s.figures.update(seq40_median_ms=median, seq40_ratio=ratio)
@@ -106,6 +122,17 @@ async def seq40(s: Session, stack: Stack, samples: int) -> None:
         f"dagnats 40 sequential steps:  median {median:.1f} ms ({ratio:.2f}x floor x 40), "
         f"{median / 40:.2f} ms per step  [{samples} runs]"
     )
+    goal = budget.SEQ40_RATIO
+    _say_budget(s, "seq40", budget.sequential(fl, goal, 1, used), goal, "step", used)
+
+
+def _say_budget(
+    s: Session, key: str, b: budget.Budget, ratio: float, unit: str, used: dict[str, float]
+) -> None:
+    s.figures[f"{key}_cpu_allowed_us"] = b.allowed_us
+    s.figures[f"{key}_cpu_used_us"] = b.used_us
+    s.figures[f"{key}_cpu_nats_ops_us"] = b.nats_ops_us
+    s.say(budget.describe(b, ratio, unit, used))
 
 
 async def fan(s: Session, stack: Stack, items: int) -> None:

@@ -48,6 +48,11 @@ def test_every_workload_runs_and_the_summary_and_results_are_written(tmp_path: P
         assert figure in out
     cpu = re.search(r"CPU per step while they ran: engine (\d+) us, worker (\d+) us", out)
     assert cpu is not None and int(cpu.group(1)) > 0, out
+    assert re.search(r"its CPU per step: client \d+ us one at a time", out), out
+    budgets = re.findall(r"CPU budget at the ([\d.]+)x target: at most (\d+) us a (run|step)", out)
+    assert [b[0] for b in budgets] == ["1.8", "0.45", "1.25"], out
+    assert all(int(b[1]) > 0 for b in budgets)
+    assert "| 40 sequential steps | engine + worker + API |" in table
     text = results.read_text()
     assert report.BEGIN in text and "**smoke test**" in text and "### without uvloop" in text
 

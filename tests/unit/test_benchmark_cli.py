@@ -1,5 +1,5 @@
 """The benchmark CLI's own logic, without NATS: option checks, the profile reader, the
-RESULTS.md writer (the run itself is tests/e2e/test_benchmarks.py)."""
+RESULTS.md writer, the CPU budgets (the run itself is tests/e2e/test_benchmarks.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import report, run, stack
+from benchmarks import budget, report, run, stack
 from benchmarks.profile import own_time
 from benchmarks.session import Floor, Session
 
@@ -143,3 +143,45 @@ def test_the_two_engine_row_stands_alone_with_its_own_floor() -> None:
     row = report.other_table(s)[-1]
     assert row.startswith("| 1,000 concurrent 3-step runs on two engines | 3000 steps/s |")
     assert "| 6000 steps/s | 0.50x |" in row
+
+
+def test_a_sequential_budget_is_the_target_time_as_cpu() -> None:
+    fl = Floor(p50_ms=0.6, p99_ms=1.0, steps_per_s=8000, client_cpu_us_one=400)
+    used = {"engine": 600.0, "worker": 450.0, "api": 20.0, "nats-server": 300.0}
+    b = budget.sequential(fl, 1.25, 1, used)
+    assert (round(b.allowed_us), b.used_us, b.nats_ops_us) == (750, 1070.0, 400)
+    assert not b.fits  # nats-server's CPU is not the clients' to spend
+    three = budget.sequential(fl, 1.8, 3, {**used, "engine": 100.0, "worker": 100.0})
+    assert (round(three.allowed_us), three.used_us, three.nats_ops_us) == (3240, 220.0, 1200)
+    assert three.fits
+
+
+def test_a_concurrent_budget_shares_the_cores_among_every_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("benchmarks.budget.os.cpu_count", lambda: 2)
+    fl = Floor(
+        p50_ms=0.6,
+        p99_ms=1.0,
+        steps_per_s=10_000,
+        client_cpu_us_many=100,
+        server_cpu_us_many=40,
+    )
+    used = {"engine": 400.0, "worker": 200.0, "api": 50.0, "nats-server": 130.0}
+    b = budget.concurrent(fl, 0.5, used)
+    assert (round(b.allowed_us), b.used_us, b.nats_ops_us) == (400, 780.0, 140)
+    line = budget.describe(b, 0.5, "step", used)
+    assert "at most 400 us a step; used 780 (engine 400, worker 200, api 50, nats-server 130)" in (
+        line
+    )
+    assert line.endswith("cost the floor's client and nats-server 140")
+
+
+def test_the_budget_table_lists_the_measured_targets_only() -> None:
+    assert report.budget_table(_session()) == []
+    s = _session(seq40_cpu_allowed_us=700, seq40_cpu_used_us=1100, seq40_cpu_nats_ops_us=380)
+    rows = report.budget_table(s)
+    assert len(rows) == 3
+    assert rows[2] == (
+        "| 40 sequential steps | engine + worker + API | 700 us a step | 1100 us | 380 us | no |"
+    )
