@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
@@ -32,6 +33,8 @@ from dagnats._nats.pongs import tolerate_abandoned_pongs as tolerate_abandoned_p
 from dagnats._nats.tasks import stop_task
 from dagnats.errors import NatsUnavailableError
 from dagnats.telemetry import tracing
+
+log = logging.getLogger(__name__)
 
 ENV_PREFIX = "DAGNATS_NATS_"
 
@@ -265,16 +268,21 @@ async def request(nc: NatsClient, subject: str, data: bytes, *, timeout_s: float
 CLOSE_TIMEOUT_S = 5.0
 
 
-async def close_within(nc: NatsClient, timeout_s: float = CLOSE_TIMEOUT_S) -> None:
-    """``nc.close()``, bounded: nats-py's close first writes out what is pending and waits
-    for the socket to drain, which never ends while the server is not reading it (seen with
-    thousands of runs' events queued under CI load). Past ``timeout_s`` the socket is dropped
-    as a dead process's would be, and the subscriptions' reader tasks are cancelled."""
+async def close_within(
+    nc: NatsClient, timeout_s: float = CLOSE_TIMEOUT_S, *, drain: bool = False
+) -> None:
+    """``nc.close()`` (``drain``: ``nc.drain()``, which lets the subscriptions finish what
+    they hold first), bounded: nats-py writes out what is pending and waits for the socket to
+    drain, which never ends while the server is not reading it (seen with thousands of runs'
+    events queued under CI load). Past ``timeout_s`` the socket is dropped as a dead
+    process's would be, and the subscriptions' reader tasks are cancelled."""
+    if nc.is_closed:
+        return
     try:
-        await asyncio.wait_for(nc.close(), timeout_s)
+        await asyncio.wait_for(nc.drain() if drain else nc.close(), timeout_s)
         return
     except TimeoutError:
-        pass
+        log.warning("the NATS connection did not close within %gs: dropping it", timeout_s)
     # nats-py has no public abort: these attributes are its TcpTransport's and Client's.
     writer = getattr(getattr(nc, "_transport", None), "_io_writer", None)
     if writer is not None:

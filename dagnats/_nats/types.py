@@ -15,7 +15,7 @@ from __future__ import annotations
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
-from nats.errors import NoRespondersError
+from nats.errors import ConnectionClosedError, NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import (
@@ -47,6 +47,7 @@ __all__ = [
     "NUID",
     "AckPolicy",
     "BucketNotFoundError",
+    "ConnectionClosedError",
     "ConsumerConfig",
     "DeliverPolicy",
     "JetStreamContext",

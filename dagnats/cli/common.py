@@ -20,7 +20,7 @@ from typing import Annotated, Any, NoReturn
 import click
 import typer
 
-from dagnats._nats.connection import CONNECT_HINT, NatsAuth, set_reconnect_attempts
+from dagnats._nats.connection import CONNECT_HINT, NatsAuth, close_within, set_reconnect_attempts
 from dagnats._nats.connection import connect as connect_nats
 from dagnats._nats.types import NatsClient
 from dagnats.cli import loop
@@ -195,9 +195,8 @@ async def connect(url: str, *, timeout_s: float = API_TIMEOUT_S) -> AsyncIterato
     try:
         yield Client(nc, timeout_s=timeout_s)
     finally:
-        if not nc.is_closed:
-            with suppress(Exception):
-                await asyncio.wait_for(nc.close(), 5.0)
+        with suppress(Exception):
+            await close_within(nc)
 
 
 MAX_INPUT_FILE_BYTES = 64 * 1024 * 1024  # a value larger than this is no command-line input

@@ -11,8 +11,8 @@ from typing import Any
 
 from dagnats import protocol
 from dagnats._nats.api import raise_service_error
+from dagnats._nats.connection import close_within, request
 from dagnats._nats.connection import connect as connect_nats
-from dagnats._nats.connection import request
 from dagnats._nats.kvscan import open_bucket
 from dagnats._nats.logs import read_run_logs
 from dagnats._nats.payloads import REF, THRESHOLD_BYTES, Payloads, is_ref
@@ -87,8 +87,8 @@ class Client:
         return cls(nc, timeout_s=timeout_s, _owned=True)
 
     async def close(self) -> None:
-        if self._owned and not self.nc.is_closed:
-            await self.nc.close()
+        if self._owned:
+            await close_within(self.nc)
 
     async def __aenter__(self) -> Client:
         return self

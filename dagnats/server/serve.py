@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dagnats._nats.connection import NatsAuth
+from dagnats._nats.connection import NatsAuth, close_within
 from dagnats._nats.connection import connect as connect_nats
 from dagnats._nats.resources import setup_resources
 from dagnats._nats.types import NatsClient
@@ -306,7 +306,7 @@ class Serve:
             await _stop_part("API", self.api.stop())
         if self.nc is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.nc.drain(), 5.0)
+                await close_within(self.nc, drain=True)
         if self.nats is not None:
             await self.nats.stop()
 

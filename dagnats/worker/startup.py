@@ -18,7 +18,12 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from dagnats._nats.connection import is_outage, server_urls, tolerate_abandoned_pongs
+from dagnats._nats.connection import (
+    close_within,
+    is_outage,
+    server_urls,
+    tolerate_abandoned_pongs,
+)
 from dagnats._nats.types import NatsClient
 from dagnats.errors import NatsUnavailableError
 
@@ -122,3 +127,9 @@ async def connect_worker(
             f"worker {name}: cannot connect to NATS at {url}: {reason}"
         ) from exc
     return tolerate_abandoned_pongs(nc)  # one timed-out flush must not stop its reads
+
+
+async def close_worker(nc: NatsClient) -> None:
+    """Drain the worker's own connection (what it has published goes out), bounded: past
+    ``CLOSE_TIMEOUT_S`` the socket is dropped (``close_within``)."""
+    await close_within(nc, drain=True)

@@ -34,7 +34,7 @@ from dagnats.worker.directory import Directory
 from dagnats.worker.heartbeat import Heartbeater
 from dagnats.worker.pool import Pool, WorkerStats
 from dagnats.worker.runner import DeliveryFaults, Runner
-from dagnats.worker.startup import connect_worker, start_through_outages
+from dagnats.worker.startup import close_worker, connect_worker, start_through_outages
 from dagnats.worker.sticky import own_consumer_config
 from dagnats.worker.task import Task, check_name
 
@@ -215,7 +215,7 @@ class Worker:
             restore_signals()
             if nc is not None and self._connection is None:
                 with contextlib.suppress(Exception):
-                    await nc.drain()
+                    await close_worker(nc)
             s = self.stats
             extra = "".join(
                 f", {n} {label}"
