@@ -134,9 +134,16 @@ def budget_table(s: Session) -> list[str]:
         if f"{key}_cpu_used_us" not in f:
             continue
         allowed, used = f[f"{key}_cpu_allowed_us"], f[f"{key}_cpu_used_us"]
+        fits = used <= allowed
+        allowed_text, used_text = f"{allowed:.0f} us a {unit}", f"{used:.0f} us"
+        if f"{key}_cpu_each_allowed_us" in f:  # and what one process (one core) may use
+            each, most = f[f"{key}_cpu_each_allowed_us"], f[f"{key}_cpu_each_used_us"]
+            fits = fits and most <= each
+            allowed_text += f", {each:.0f} in one process"
+            used_text += f", at most {most:.0f} in one"
         rows.append(
-            f"| {name} | {whose} | {allowed:.0f} us a {unit} | {used:.0f} us | "
-            f"{f[f'{key}_cpu_nats_ops_us']:.0f} us | {'yes' if used <= allowed else 'no'} |"
+            f"| {name} | {whose} | {allowed_text} | {used_text} | "
+            f"{f[f'{key}_cpu_nats_ops_us']:.0f} us | {'yes' if fits else 'no'} |"
         )
     return rows if len(rows) > 2 else []
 

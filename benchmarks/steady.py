@@ -132,6 +132,9 @@ def _say_budget(
     s.figures[f"{key}_cpu_allowed_us"] = b.allowed_us
     s.figures[f"{key}_cpu_used_us"] = b.used_us
     s.figures[f"{key}_cpu_nats_ops_us"] = b.nats_ops_us
+    if b.each_allowed_us is not None:
+        s.figures[f"{key}_cpu_each_allowed_us"] = b.each_allowed_us
+        s.figures[f"{key}_cpu_each_used_us"] = b.each_used_us
     s.say(budget.describe(b, ratio, unit, used))
 
 

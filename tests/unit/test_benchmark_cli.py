@@ -170,11 +170,14 @@ def test_a_concurrent_budget_shares_the_cores_among_every_process(
     used = {"engine": 400.0, "worker": 200.0, "api": 50.0, "nats-server": 130.0}
     b = budget.concurrent(fl, 0.5, used)
     assert (round(b.allowed_us), b.used_us, b.nats_ops_us) == (400, 780.0, 140)
+    assert (round(b.each_allowed_us or 0), b.each_used_us) == (200, 400.0)
     line = budget.describe(b, 0.5, "step", used)
-    assert "at most 400 us a step; used 780 (engine 400, worker 200, api 50, nats-server 130)" in (
-        line
-    )
+    assert "at most 400 us a step, 200 in any one process; used 780 (engine 400, " in line
     assert line.endswith("cost the floor's client and nats-server 140")
+    # Within the total, but one process above a core's share: the engine alone bounds it.
+    lean = {"engine": 250.0, "worker": 50.0, "api": 10.0, "nats-server": 40.0}
+    alone = budget.concurrent(fl, 0.5, lean)
+    assert alone.used_us <= alone.allowed_us and not alone.fits
 
 
 def test_the_budget_table_lists_the_measured_targets_only() -> None:
@@ -185,3 +188,12 @@ def test_the_budget_table_lists_the_measured_targets_only() -> None:
     assert rows[2] == (
         "| 40 sequential steps | engine + worker + API | 700 us a step | 1100 us | 380 us | no |"
     )
+    many = _session(
+        throughput_cpu_allowed_us=600,
+        throughput_cpu_used_us=500,
+        throughput_cpu_nats_ops_us=150,
+        throughput_cpu_each_allowed_us=300,
+        throughput_cpu_each_used_us=320,
+    )
+    (row,) = report.budget_table(many)[2:]
+    assert "| 600 us a step, 300 in one process | 500 us, at most 320 in one | 150 us | no |" in row
