@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import resource
 import time
 from collections.abc import Callable
@@ -92,6 +93,8 @@ async def measure_floor(
     wtask = asyncio.create_task(_worker(worker_nc, wtasks))
     js = engine_nc.jetstream()
     lat: list[float] = []
+    gc.collect()  # the previous workload's garbage is not the floor's CPU
+    gc.disable()
     try:
         cpu0, srv0 = _cpu_s(), server()
         for i in range(samples):
@@ -112,6 +115,7 @@ async def measure_floor(
         rate = concurrent / (time.perf_counter() - t0)
         cpu2, srv2 = _cpu_s(), server()
     finally:
+        gc.enable()
         wtask.cancel()
         with contextlib.suppress(BaseException):
             await wtask

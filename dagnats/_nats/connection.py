@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
@@ -33,8 +32,6 @@ from dagnats._nats.pongs import tolerate_abandoned_pongs as tolerate_abandoned_p
 from dagnats._nats.tasks import stop_task
 from dagnats.errors import NatsUnavailableError
 from dagnats.telemetry import tracing
-
-log = logging.getLogger(__name__)
 
 ENV_PREFIX = "DAGNATS_NATS_"
 
@@ -263,31 +260,3 @@ async def request(nc: NatsClient, subject: str, data: bytes, *, timeout_s: float
         return await nc.request(subject, data, timeout=timeout_s, headers=tracing.stamp({}) or None)
     except NoRespondersError:
         return None
-
-
-CLOSE_TIMEOUT_S = 5.0
-
-
-async def close_within(
-    nc: NatsClient, timeout_s: float = CLOSE_TIMEOUT_S, *, drain: bool = False
-) -> None:
-    """``nc.close()`` (``drain``: ``nc.drain()``, which lets the subscriptions finish what
-    they hold first), bounded: nats-py writes out what is pending and waits for the socket to
-    drain, which never ends while the server is not reading it (seen with thousands of runs'
-    events queued under CI load). Past ``timeout_s`` the socket is dropped as a dead
-    process's would be, and the subscriptions' reader tasks are cancelled."""
-    if nc.is_closed:
-        return
-    try:
-        await asyncio.wait_for(nc.drain() if drain else nc.close(), timeout_s)
-        return
-    except TimeoutError:
-        log.warning("the NATS connection did not close within %gs: dropping it", timeout_s)
-    # nats-py has no public abort: these attributes are its TcpTransport's and Client's.
-    writer = getattr(getattr(nc, "_transport", None), "_io_writer", None)
-    if writer is not None:
-        writer.transport.abort()
-    for sub in list(getattr(nc, "_subs", {}).values()):
-        task = getattr(sub, "_wait_for_msgs_task", None)
-        if task is not None and not task.done():
-            task.cancel()

@@ -40,7 +40,8 @@ MAX_CACHED_DEFS = 1000
 PUT_ATTEMPTS = 10  # registrations of one workflow racing each other
 WRITE_DELAY_S = 0.1  # how long a running run's staged snapshot may wait for its write
 # Under load (more runs than this waiting for their write) a staged snapshot waits longer:
-# most runs then write only their first and last state (ADR 0016, item 10).
+# most runs then write only their terminal state (ADR 0016, item 10). Once busy, it stays
+# so until fewer runs wait (fewer than 256 new states a second), a bounded lag either way.
 BUSY_STAGED_RUNS, WRITE_DELAY_BUSY_S = 256, 1.0
 
 

@@ -20,7 +20,8 @@ from typing import Annotated, Any, NoReturn
 import click
 import typer
 
-from dagnats._nats.connection import CONNECT_HINT, NatsAuth, close_within, set_reconnect_attempts
+from dagnats._nats.closing import close_within
+from dagnats._nats.connection import CONNECT_HINT, NatsAuth, set_reconnect_attempts
 from dagnats._nats.connection import connect as connect_nats
 from dagnats._nats.types import NatsClient
 from dagnats.cli import loop

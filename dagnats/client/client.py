@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from collections.abc import Sequence
@@ -11,8 +10,9 @@ from typing import Any
 
 from dagnats import protocol
 from dagnats._nats.api import raise_service_error
-from dagnats._nats.connection import close_within, request
+from dagnats._nats.closing import close_within
 from dagnats._nats.connection import connect as connect_nats
+from dagnats._nats.connection import request
 from dagnats._nats.kvscan import open_bucket
 from dagnats._nats.logs import read_run_logs
 from dagnats._nats.payloads import REF, THRESHOLD_BYTES, Payloads, is_ref
@@ -32,6 +32,7 @@ from dagnats.client.redrive import (
     StartResult,
     since_text,
 )
+from dagnats.client.registrations import Registrations
 from dagnats.client.triggers import Triggers
 from dagnats.dag.definition.triggers import TriggerDef
 from dagnats.dag.machine.state import RunState
@@ -60,9 +61,7 @@ class Client:
         self.js = connection.jetstream()
         self.timeout_s = timeout_s
         self._owned = _owned
-        # name -> (JSON of what this client registered, the revision it got); one at a time
-        self._registered: dict[str, tuple[str, int]] = {}
-        self._registering = asyncio.Lock()
+        self._registrations = Registrations(self.register)  # of Workflow objects started
         self._kv: dict[str, KeyValue] = {}
         # One instance: it looks the object store up once, on first use.
         self.payloads = Payloads(self.js)
@@ -167,14 +166,16 @@ class Client:
 
         ``run_at`` (an aware datetime or RFC 3339 text) more than a second ahead stores the
         run as ``scheduled``: it starts then, durably, and can be cancelled before."""
+        pinned = None  # the definition whose registered revision this start runs
         if isinstance(workflow, str) and not workflow.endswith(".json"):
             name = workflow  # by name: the latest revision (unless ``revision`` is given)
         else:
             # A definition: run exactly the revision it was registered as, even if someone
             # registers another definition under the same name meanwhile.
-            name, registered = await self._registered_revision(definition_payload(workflow))
+            payload = definition_payload(workflow)
+            name, registered, key = await self._registrations.revision_of(payload)
             if revision is None:
-                revision = registered
+                revision, pinned = registered, key
         limits.check_depth(input, "run input")  # also when it travels by reference
         fresh = run_id is None
         large = len(json.dumps(input, default=str)) > THRESHOLD_BYTES
@@ -200,7 +201,7 @@ class Client:
         if early is not None:
             await self.announcements.open(early)
         try:
-            out = await self._start(name, body)
+            out = await self._start(body, pinned)
         except BaseException:
             if early is not None:
                 await self.announcements.drop(early)
@@ -213,32 +214,16 @@ class Client:
         handle.run_at = out.get("run_at")
         return handle
 
-    async def _registered_revision(self, payload: Any) -> tuple[str, int]:
-        """``payload``'s name and revision, registered once however many starts race."""
-        key = json.dumps(payload, sort_keys=True, default=str)
-        known = payload.get("name") if isinstance(payload, dict) else None
-        cached = self._registered.get(known) if isinstance(known, str) else None
-        if cached is None or cached[0] != key:
-            async with self._registering:
-                cached = self._registered.get(known) if isinstance(known, str) else None
-                if cached is None or cached[0] != key:  # (not registered meanwhile)
-                    info = await self.register(payload)
-                    cached = self._registered[info.name] = (key, info.revision)
-                    known = info.name
-        return str(known), cached[1]
-
-    async def _start(self, name: str, body: dict[str, Any]) -> Any:
+    async def _start(self, body: dict[str, Any], pinned: str | None) -> Any:
         try:
             return await self.call("run.start", body)
         except WorkflowNotFoundError:
-            cached = self._registered.pop(name, None)
-            if cached is None:
+            if pinned is None:
                 raise
-            # The pinned revision is gone (the definition store keeps 64 per name, or the
-            # workflow was deleted): register this definition again and start that.
-            info = await self.register(json.loads(cached[0]))
-            self._registered[info.name] = (cached[0], info.revision)
-            return await self.call("run.start", {**body, "revision": info.revision})
+            # The revision this client registered is gone: register the definition again
+            # (once, however many starts find it gone) and start that.
+            revision = await self._registrations.again(pinned, body["revision"])
+            return await self.call("run.start", {**body, "revision": revision})
 
     def run(self, run_id: str) -> RunHandle:
         """A handle on an existing run (no request is made)."""

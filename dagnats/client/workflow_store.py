@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
+from dagnats._nats.closing import close_within
 from dagnats._nats.connection import connect as connect_nats
 from dagnats._nats.kvbucket import BucketError, JsonBucket
 from dagnats._nats.types import NatsClient
@@ -114,7 +115,7 @@ class WorkflowStore:
         try:
             await store._kv("connect")
         except BaseException:
-            await nc.close()
+            await close_within(nc)
             raise
         return store
 
@@ -192,8 +193,8 @@ class WorkflowStore:
     async def close(self) -> None:
         """Close the connection if this store opened it; a borrowed one stays open."""
         self._closed = True
-        if self._owned and not self.nc.is_closed:
-            await self.nc.close()
+        if self._owned:
+            await close_within(self.nc)
 
     async def __aenter__(self) -> WorkflowStore:
         return self

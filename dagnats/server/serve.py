@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dagnats._nats.connection import NatsAuth, close_within
+from dagnats._nats.closing import close_within
+from dagnats._nats.connection import NatsAuth
 from dagnats._nats.connection import connect as connect_nats
 from dagnats._nats.resources import setup_resources
 from dagnats._nats.types import NatsClient

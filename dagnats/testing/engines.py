@@ -15,7 +15,8 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from dagnats._nats.connection import close_within, connect
+from dagnats._nats.closing import close_within
+from dagnats._nats.connection import connect
 from dagnats.engine import Engine
 
 WAIT_S = 20.0

@@ -18,12 +18,8 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from dagnats._nats.connection import (
-    close_within,
-    is_outage,
-    server_urls,
-    tolerate_abandoned_pongs,
-)
+from dagnats._nats.closing import close_within
+from dagnats._nats.connection import is_outage, server_urls, tolerate_abandoned_pongs
 from dagnats._nats.types import NatsClient
 from dagnats.errors import NatsUnavailableError
 

@@ -1,18 +1,23 @@
 """Methodology: the definition store's per-workflow revisions on a real nats-server
 (``dagnats_env``), through ``DefinitionStore`` and the client as the API uses them: racing
 registrations get distinct consecutive numbers while identical ones (and a ``Workflow``
-object started many times at once) store one, a value written before the revision
-envelope (a bare definition, as older versions stored it) keeps its KV number and is
-continued, and reading an old revision's history leaves no consumer on the bucket."""
+object started many times at once) store one, a client registers each definition once, a
+value written before the revision envelope (a bare definition, as older versions stored
+it) keeps its KV number and is continued, and reading an old revision's history leaves no
+consumer on the bucket."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
+
+import pytest
 
 import dagnats
 from dagnats import protocol
 from dagnats._nats.stores import DefinitionStore
+from dagnats.errors import WorkflowNotFoundError
 from dagnats.testing import DagnatsEnv
 from tests.integration.run_helpers import WAIT_S
 
@@ -66,6 +71,46 @@ async def test_concurrent_starts_of_a_new_workflow_object_all_run(
     assert results == [2 * i for i in range(300)]
     store = await DefinitionStore.open(dagnats_env.nc.jetstream())
     assert await store.revisions("gathered") == [1]
+
+
+async def test_a_client_registers_each_definition_once(dagnats_env: DagnatsEnv) -> None:
+    """Through the API: two definitions under one name are registered once each, however
+    the starts alternate; with the workflow's revisions purged, a start by name finds no
+    workflow and registers nothing, while starts of the object still run the revision they
+    pinned (the API keeps the definitions it served). The re-registration of a revision that
+    is really gone is tests/unit/test_registrations.py."""
+    worker = dagnats.Worker()
+
+    @worker.task()
+    async def triple(ctx: dagnats.TaskContext, n: int) -> int:
+        return 3 * n
+
+    dagnats_env.add_worker(worker)
+    client = dagnats_env.client
+    calls: list[str] = []
+    call = client.call
+
+    async def counted(op: str, body: dict[str, Any] | None = None, **kw: Any) -> Any:
+        calls.append(op)
+        return await call(op, body, **kw)
+
+    client.call = counted  # type: ignore[method-assign]
+    wf = dagnats.Workflow("redone")
+    wf.step("triple")
+    other = dagnats.Workflow("redone", version="2")
+    other.step("triple")
+    for flow in (wf, other, wf, other):
+        assert await (await client.start(flow, 1)).result(timeout=WAIT_S) == 3
+    assert calls.count("workflow.register") == 2
+    kv = await dagnats_env.nc.jetstream().key_value(protocol.KV_DEFS)
+    await kv.purge("redone")
+    with pytest.raises(WorkflowNotFoundError):
+        await client.start("redone", 1)
+    runs = await asyncio.gather(*(client.start(wf, i) for i in range(20)))
+    assert await asyncio.gather(*(r.result(timeout=WAIT_S) for r in runs)) == [
+        3 * i for i in range(20)
+    ]
+    assert calls.count("workflow.register") == 2
 
 
 async def test_a_bare_definition_of_old_keeps_its_number(dagnats_env: DagnatsEnv) -> None:

@@ -56,7 +56,7 @@ async def test_under_load_a_staged_snapshot_waits_longer_for_its_write(
     dagnats_env: DagnatsEnv,
 ) -> None:
     """More runs waiting for their write than BUSY_STAGED_RUNS: the next staged state may
-    wait WRITE_DELAY_BUSY_S (most runs then write only their first and last state); once
+    wait WRITE_DELAY_BUSY_S (most runs then write only their terminal state); once
     the writes are done the quiet delay is back. Every staged state is written by flush."""
     engine = dagnats_env.engine
     assert engine is not None

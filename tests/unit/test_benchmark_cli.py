@@ -159,7 +159,7 @@ def test_a_sequential_budget_is_the_target_time_as_cpu() -> None:
 def test_a_concurrent_budget_shares_the_cores_among_every_process(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("benchmarks.budget.os.cpu_count", lambda: 2)
+    monkeypatch.setattr("benchmarks.budget.os.sched_getaffinity", lambda _pid: {0, 1})
     fl = Floor(
         p50_ms=0.6,
         p99_ms=1.0,
@@ -172,7 +172,7 @@ def test_a_concurrent_budget_shares_the_cores_among_every_process(
     assert (round(b.allowed_us), b.used_us, b.nats_ops_us) == (400, 780.0, 140)
     assert (round(b.each_allowed_us or 0), b.each_used_us) == (200, 400.0)
     line = budget.describe(b, 0.5, "step", used)
-    assert "at most 400 us a step, 200 in any one process; used 780 (engine 400, " in line
+    assert "at most 400 us a step, 200 in any one of ours; used 780 (engine 400, " in line
     assert line.endswith("cost the floor's client and nats-server 140")
     # Within the total, but one process above a core's share: the engine alone bounds it.
     lean = {"engine": 250.0, "worker": 50.0, "api": 10.0, "nats-server": 40.0}
