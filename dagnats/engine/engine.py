@@ -427,8 +427,8 @@ class Engine:
 
     def _flush_now(self, run_id: str) -> None:
         self._flush_due.discard(run_id)
-        if self.crashed.is_set():
-            return  # a crashed engine writes nothing more
+        if self.crashed.is_set() or not self._started:
+            return  # crashed: writes nothing more; stopped: stop() wrote what was staged
         if run_id in self.parts.runs.dirty:
             self._enqueue(run_id, None)
 
