@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import sys
 from typing import Annotated, Any
 
@@ -79,6 +80,22 @@ app.command("approve")(control.approve)
 app.command("reject")(control.reject)
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(triggers.app, name="trigger")
+
+
+def _summaries(typer_app: typer.Typer) -> None:
+    """Give each command without one a one-line summary for the command lists: typer's
+    rich lists keep the line breaks of a docstring's first paragraph (its own help page
+    joins them), so "Start it several times to" would end a line there."""
+    for info in typer_app.registered_commands:
+        doc = inspect.cleandoc(info.help or getattr(info.callback, "__doc__", None) or "")
+        if info.short_help is None and doc:
+            info.short_help = doc.split("\n\n")[0].replace("\n", " ")
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            _summaries(group.typer_instance)
+
+
+_summaries(app)
 
 
 def main() -> None:

@@ -41,6 +41,16 @@ def test_help_lists_every_command() -> None:
         assert f" {name} " in result.stdout, name
 
 
+def test_command_lists_give_each_summary_on_unbroken_lines() -> None:
+    """A docstring's first paragraph is one summary: its own line breaks do not show."""
+    wide = CliRunner(env={"COLUMNS": "250"})
+    top = wide.invoke(app, ["--help"]).stdout
+    assert "Start it several times to share the history partitions between engines" in top
+    runs = wide.invoke(app, ["run", "--help"]).stdout
+    lines = [line for line in runs.splitlines() if " start " in line]
+    assert len(lines) == 1 and "Start a run" in lines[0], runs
+
+
 @pytest.mark.parametrize(
     ("group", "commands"),
     [
