@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+from dagnats.cli import memory
 from dagnats.cli.loop import tune_gc
 
 ENV = "DAGNATS_BENCH_UVLOOP"
@@ -45,9 +46,11 @@ def _factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 def run(main: Coroutine[Any, Any, T], *, long_running: bool = False) -> T:
     """``asyncio.run`` on the loop this process was asked for; the engine, API and worker
-    processes tune the collector as ``dagnats serve`` and ``dagnats worker`` do."""
+    processes tune the collector and give freed memory back as ``dagnats serve`` and
+    ``dagnats worker`` do."""
     if long_running:
         tune_gc()
+        main = memory.with_freed_memory_returned(main)
     with asyncio.Runner(loop_factory=_factory()) as runner:
         return runner.run(main)
 

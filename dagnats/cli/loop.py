@@ -18,6 +18,8 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from dagnats.cli import memory
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -71,9 +73,11 @@ def tune_gc() -> None:
 
 def run(main: Coroutine[Any, Any, T], *, use_uvloop: bool = False, long_running: bool = False) -> T:
     """``asyncio.run(main)`` on the loop :func:`loop_factory` picks; a ``long_running``
-    process (serve, engine, api, worker) tunes the collector first (:func:`tune_gc`)."""
+    process (serve, engine, api, worker) tunes the collector first (:func:`tune_gc`) and
+    gives freed memory back as it runs (:mod:`dagnats.cli.memory`)."""
     if long_running:
         tune_gc()
+        main = memory.with_freed_memory_returned(main)
     factory = loop_factory(use_uvloop)
     log.debug("event loop: %s", "uvloop" if factory is not None else "asyncio")
     with asyncio.Runner(loop_factory=factory) as runner:
