@@ -13,8 +13,7 @@ import os
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-from dagnats.cli import memory
-from dagnats.cli.loop import tune_gc
+from dagnats.cli.loop import prepare_long_running
 
 ENV = "DAGNATS_BENCH_UVLOOP"
 T = TypeVar("T")
@@ -49,8 +48,7 @@ def run(main: Coroutine[Any, Any, T], *, long_running: bool = False) -> T:
     processes tune the collector and give freed memory back as ``dagnats serve`` and
     ``dagnats worker`` do."""
     if long_running:
-        tune_gc()
-        main = memory.with_freed_memory_returned(main)
+        main = prepare_long_running(main)
     with asyncio.Runner(loop_factory=_factory()) as runner:
         return runner.run(main)
 

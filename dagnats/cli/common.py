@@ -109,7 +109,8 @@ def execute(
     long_running: bool = False,
 ) -> None:
     """Run ``main()`` in a fresh event loop (uvloop's with ``use_uvloop``, when installed)
-    and turn its outcome into an exit status (``long_running``: see ``loop.tune_gc``)."""
+    and turn its outcome into an exit status (``long_running``: see
+    ``loop.prepare_long_running``)."""
     if debugging():
         code = loop.run(main(), use_uvloop=use_uvloop, long_running=long_running)
         if code:

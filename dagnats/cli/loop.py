@@ -71,13 +71,25 @@ def tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLD)
 
 
+def prepare_long_running(main: Coroutine[Any, Any, T]) -> Coroutine[Any, Any, T]:
+    """What every long-running process (serve, engine, api, worker, the benchmark's) does
+    before its loop starts: the collector tuned (:func:`tune_gc`) and ``main`` wrapped to
+    give freed memory back as it runs (:mod:`dagnats.cli.memory`). A bad ``DAGNATS_GC`` or
+    ``DAGNATS_MALLOC_TRIM`` raises ``ValueError`` here, and ``main`` is closed unrun."""
+    try:
+        tune_gc()
+        lib = memory.glibc() if memory.wanted() else None
+    except BaseException:
+        main.close()
+        raise
+    return main if lib is None else memory.with_freed_memory_returned(main, lib)
+
+
 def run(main: Coroutine[Any, Any, T], *, use_uvloop: bool = False, long_running: bool = False) -> T:
     """``asyncio.run(main)`` on the loop :func:`loop_factory` picks; a ``long_running``
-    process (serve, engine, api, worker) tunes the collector first (:func:`tune_gc`) and
-    gives freed memory back as it runs (:mod:`dagnats.cli.memory`)."""
+    process (serve, engine, api, worker) is prepared first (:func:`prepare_long_running`)."""
     if long_running:
-        tune_gc()
-        main = memory.with_freed_memory_returned(main)
+        main = prepare_long_running(main)
     factory = loop_factory(use_uvloop)
     log.debug("event loop: %s", "uvloop" if factory is not None else "asyncio")
     with asyncio.Runner(loop_factory=factory) as runner:

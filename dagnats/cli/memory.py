@@ -81,12 +81,8 @@ async def return_freed(
         lib.trim()
 
 
-async def with_freed_memory_returned(main: Coroutine[Any, Any, T]) -> T:
-    """Run ``main`` with :func:`return_freed` beside it (when glibc is found and
-    ``DAGNATS_MALLOC_TRIM`` is not ``off``)."""
-    lib = glibc() if wanted() else None
-    if lib is None:
-        return await main
+async def with_freed_memory_returned(main: Coroutine[Any, Any, T], lib: Glibc) -> T:
+    """Run ``main`` with :func:`return_freed` beside it, stopped when ``main`` ends."""
     returner = asyncio.create_task(return_freed(lib), name="dagnats-return-freed-memory")
     try:
         return await main

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import inspect
 
 import pytest
 
@@ -35,23 +36,23 @@ def test_the_returner_trims_at_each_interval() -> None:
     assert isinstance(lib.trim(), bool)  # nothing left to give back is not an error
 
 
-def test_the_wrapped_coroutine_keeps_its_result_and_the_checks_stop(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.delenv(memory.TRIM_ENV, raising=False)
+@needs_glibc
+def test_the_wrapped_coroutine_keeps_its_result_and_the_trims_stop() -> None:
+    lib = memory.glibc()
+    assert lib is not None
 
     async def main() -> set[str]:
         await asyncio.sleep(0)
         return {t.get_name() for t in asyncio.all_tasks()}
 
     async def wrapped() -> tuple[set[str], set[str]]:
-        during = await memory.with_freed_memory_returned(main())
+        during = await memory.with_freed_memory_returned(main(), lib)
         await asyncio.sleep(0)
         return during, {t.get_name() for t in asyncio.all_tasks()}
 
     during, after = asyncio.run(wrapped())
     name = "dagnats-return-freed-memory"
-    assert (name in during) == (LIB is not None)
+    assert name in during
     assert name not in after
 
 
@@ -82,6 +83,19 @@ def test_an_unknown_switch_value_is_refused_naming_the_variable(
         ValueError, match=r"DAGNATS_MALLOC_TRIM must be one of on, off, got 'maybe'"
     ):
         memory.wanted()
+
+    async def never() -> None:
+        raise AssertionError("a refused setting must not start the process")
+
+    coro = never()
+    gc_state = gc.get_threshold()
+    try:
+        with pytest.raises(ValueError, match=r"DAGNATS_MALLOC_TRIM must be one of"):
+            loop.run(coro, long_running=True)
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*gc_state)
+    assert inspect.getcoroutinestate(coro) == inspect.CORO_CLOSED  # no "never awaited"
     for value, expected in (("on", True), ("off", False), ("", True)):
         monkeypatch.setenv(memory.TRIM_ENV, value)
         assert memory.wanted() is expected
