@@ -43,3 +43,11 @@ async def end_actors(
         if queues.get(run_id) is q:
             del queues[run_id]
         await give_back(q)
+
+
+async def wait_actors(actors: set[asyncio.Task[None]], timeout_s: float) -> set[asyncio.Task[None]]:
+    """Wait, at most ``timeout_s``, for the actors running now to end; those still running."""
+    if not actors:
+        return set()
+    _done, pending = await asyncio.wait(set(actors), timeout=timeout_s)
+    return pending

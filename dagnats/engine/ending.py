@@ -5,8 +5,10 @@ Split from engine.py: these run once per run (or per poison event), not per even
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 from dagnats import protocol
 from dagnats._nats.history import read_history
@@ -138,6 +140,27 @@ class RunEnding:
         await self.nc.publish(
             protocol.done_subject(run.run_id), stored_body(run.run_id, run.status)
         )
+
+    async def store_and_announce(
+        self, run: RunState, rev: int, confirm: Callable[[], Awaitable[None]] | None
+    ) -> None:
+        """Write a terminal state (and ``confirm`` its records) with its announcements.
+
+        Terminal states are what result() waits for: the result is announced in the same
+        flush as the final records and the snapshot's write, and the event is acked only
+        once both are stored (after this returns). A crash before that leaves the event
+        unacked: the next engine applies it again and writes the same end. The write goes
+        first in that flush (one turn of the loop puts its publish in the buffer), so the
+        server has it before a waiter can ask for the state."""
+        saving = asyncio.ensure_future(
+            self.runs.save(run, rev)
+            if confirm is None
+            else asyncio.gather(self.runs.save(run, rev), confirm())
+        )
+        await asyncio.sleep(0)
+        await self.announce_early(run)
+        await saving
+        await self.announce_stored(run)
 
     async def announce(self, run: RunState) -> None:
         """Announce a run whose terminal snapshot is already stored (a repair, a failed

@@ -43,16 +43,17 @@ from dagnats.engine._parts import (
     open_parts,
     partition_feed,
 )
-from dagnats.engine.actors import end_actors
+from dagnats.engine.actors import end_actors, wait_actors
 from dagnats.engine.catch_up import CatchUp
 from dagnats.engine.executor import Executor
 from dagnats.engine.leases import PartitionLeases
 from dagnats.engine.retention import Retention
+from dagnats.engine.run_partitions import RunPartitions
 from dagnats.engine.timers import TimerClock
 from dagnats.protocol import events as ev
 from dagnats.protocol import ids
 from dagnats.protocol.events import Event
-from dagnats.protocol.partitions import check_engine_id, partition_of
+from dagnats.protocol.partitions import check_engine_id
 from dagnats.telemetry import metrics, tracing
 
 log = logging.getLogger(__name__)
@@ -121,6 +122,7 @@ class Engine:
         self._intake: dict[int, asyncio.Task[None]] = {}
         self._part_locks: dict[int, asyncio.Lock] = {}  # _changing
         self.partitions = 0
+        self._run_parts = RunPartitions(1)  # replaced at start, once the count is known
         self._leases: PartitionLeases | None = None
         self._flush_due: set[str] = set()
         self._actors: set[asyncio.Task[None]] = set()
@@ -155,10 +157,20 @@ class Engine:
 
     def owns(self, run_id: str) -> bool:
         """Whether this engine holds the lease of ``run_id``'s partition right now."""
-        return self._leases is not None and self._leases.holds(self.partition(run_id))
+        return self._leases is not None and self._leases.holds(self._run_parts.peek(run_id))
+
+    @property
+    def run_partitions(self) -> RunPartitions:
+        """The partitions of the runs this engine is working on (read-only use)."""
+        return self._run_parts
+
+    async def settle(self, timeout_s: float = 10.0) -> bool:
+        """Whether the run actors running now ended within ``timeout_s`` (every event taken
+        so far then applied or given back)."""
+        return not await wait_actors(self._actors, timeout_s)
 
     def partition(self, run_id: str) -> int:
-        return partition_of(run_id, self.partitions)
+        return self._run_parts.of(run_id)  # remembered while in hand: engine.run_partitions
 
     @property
     def _feed_room(self) -> int:
@@ -173,6 +185,7 @@ class Engine:
     async def start(self) -> None:
         p = self._parts = await open_parts(self.nc, clock=self.clock)
         self.partitions = await partition_count(self.js)
+        self._run_parts = RunPartitions(self.partitions)
         self._history.partitions = self.partitions  # its reads use the run's own subject
         await ensure_partition_consumers(self.js, self.partitions)
         self._leases = PartitionLeases(
@@ -214,10 +227,8 @@ class Engine:
         for feed in (*self._feeds.values(), p.timers.feed, p.correlator.feed, p.advisories.feed):
             feed.pause()
         await self._stop_intake(list(self._intake))
-        if self._actors:
-            _done, pending = await asyncio.wait(set(self._actors), timeout=timeout_s)
-            for t in pending:
-                t.cancel()
+        for t in await wait_actors(self._actors, timeout_s):
+            t.cancel()
         if self.nc.is_connected:  # cut off, the writes would only time out: the log has it
             for run_id in list(p.runs.dirty):
                 await self._flush(run_id)
@@ -283,6 +294,7 @@ class Engine:
     def _forget_partition(self, part: int) -> None:
         for run_id in [r for r in self.parts.runs.run_ids() if self.partition(r) == part]:
             self.parts.runs.forget(run_id)
+            self._run_parts.forget(run_id)
 
     async def _stop_intake(self, parts: list[int]) -> None:
         for part in parts:
@@ -488,6 +500,8 @@ class Engine:
         finally:
             if self._queues.get(run_id) is q:
                 del self._queues[run_id]
+                if not self.parts.runs.cached(run_id):
+                    self._run_parts.forget(run_id)  # its memo entry would outlive a burst
 
     async def _flush(self, run_id: str) -> None:
         try:
@@ -590,21 +604,7 @@ class Engine:
             return
         new_run, confirm = await self._step(defn, run, event, records_later=True)
         if new_run.terminal:
-            # Terminal states are what result() waits for: the result is announced in the
-            # same flush as the final records and the snapshot's write, and the event is
-            # acked only once both are stored. A crash before that leaves the event
-            # unacked: the next engine applies it again and writes the same end.
-            # The write goes first in that flush (one turn of the loop puts its publish in
-            # the buffer), so the server has it before a waiter can ask for the state.
-            saving = asyncio.ensure_future(
-                self.parts.runs.save(new_run, rev)
-                if confirm is None
-                else asyncio.gather(self.parts.runs.save(new_run, rev), confirm())
-            )
-            await asyncio.sleep(0)
-            await self.parts.ending.announce_early(new_run)
-            await saving
-            await self.parts.ending.announce_stored(new_run)
+            await self.parts.ending.store_and_announce(new_run, rev, confirm)
         else:
             # The event log is the truth and is acked only after the actions above: the
             # snapshot can follow a few ms later, coalescing the writes of busy runs.

@@ -9,14 +9,16 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from dagnats.protocol.model_config import WIRE_CONFIG
 
 MAX_FIRES_KEPT = 50
 """A trigger's state keeps this many recent fires (``dagnats trigger history``)."""
 
 
 class _Record(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = WIRE_CONFIG
 
     def encode(self) -> bytes:
         """The JSON bytes written to KV."""

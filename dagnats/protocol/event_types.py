@@ -7,9 +7,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from dagnats.protocol import clock
+from dagnats.protocol.model_config import WIRE_CONFIG
 
 # --- inputs: published by the API, workers, timers, the correlator, child runs ---
 WORKFLOW_STARTED = "workflow.started"  # data: {"input", "workflow", "revision", "parent"?, ...}
@@ -86,7 +87,7 @@ def utcnow() -> datetime:
 class Event(BaseModel):
     """One history event. ``seq`` is the stream sequence, filled in when read back."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = WIRE_CONFIG
 
     type: str
     run_id: str

@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from dagnats.protocol.model_config import WIRE_CONFIG
 
 MAX_LOG_LINES = 200
 MAX_LOG_BYTES = 64 * 1024
@@ -20,7 +22,7 @@ LINE_OVERHEAD_BYTES = 64  # the JSON around a line's message: time, level, attem
 
 
 class LogLine(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = WIRE_CONFIG
 
     ts: datetime
     """When the handler logged it (UTC)."""
@@ -49,7 +51,7 @@ def cut_line(message: str) -> str:
 class StepLog(BaseModel):
     """The last lines one step (or map item) logged, over all its attempts."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = WIRE_CONFIG
 
     lines: list[LogLine] = Field(default_factory=list)
     """Oldest first."""

@@ -10,11 +10,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
+
+from dagnats.protocol.model_config import WIRE_CONFIG
 
 
 class _Message(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = WIRE_CONFIG
 
     def encode(self) -> bytes:
         """The JSON bytes written to NATS."""
@@ -58,7 +60,7 @@ class TaskMessage(_Message):
 class DeferredTask(BaseModel):
     """A task message held back by its rate limit or concurrency limit (in a timer)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = WIRE_CONFIG
 
     subject: str
     """The task subject to publish on once the limits allow."""

@@ -15,7 +15,6 @@ engine's heartbeat. :func:`plan_leases` decides what one engine takes and gives 
 
 from __future__ import annotations
 
-import functools
 import re
 from dataclasses import dataclass
 
@@ -61,15 +60,9 @@ def check_engine_id(engine_id: str) -> str:
     return engine_id
 
 
-PARTITION_CACHE_MAX = 4096
-"""Run ids whose partition is remembered (least recently used out first): the engine asks
-several times per event, ~3.3 us each in pure Python for a 28-character id, ~0.13 us from
-the cache; 4,096 entries hold under 1 MiB, and cover the runs an engine has in flight."""
-
-
-@functools.lru_cache(maxsize=PARTITION_CACHE_MAX)
 def partition_of(run_id: str, n: int) -> int:
-    """The partition of ``run_id`` among ``n``: nats-server's ``partition(n, 1)``."""
+    """The partition of ``run_id`` among ``n``: nats-server's ``partition(n, 1)`` (~3.3 us
+    for a 28-character id; the engine remembers it per run: engine.run_partitions)."""
     h = _FNV_OFFSET
     for b in run_id.encode():
         h = ((h ^ b) * _FNV_PRIME) & 0xFFFFFFFF

@@ -39,6 +39,7 @@ async def test_a_finished_run_leaves_the_snapshot_cache(dagnats_env: DagnatsEnv)
     run = await dagnats_env.client.start(wf, 1)
     await asyncio.wait_for(entered.wait(), WAIT_S)
     assert engine.parts.runs.cached(run.run_id)  # running: kept for its next event
+    assert engine.run_partitions.known(run.run_id)
     done = await dagnats_env.nc.subscribe(protocol.done_subject(run.run_id))
     release.set()
     assert await run.result(timeout=WAIT_S) == 2
@@ -47,6 +48,8 @@ async def test_a_finished_run_leaves_the_snapshot_cache(dagnats_env: DagnatsEnv)
         pass
     await done.unsubscribe()
     assert not engine.parts.runs.cached(run.run_id)
+    assert await engine.settle(timeout_s=WAIT_S)
+    assert not engine.run_partitions.known(run.run_id)  # nothing of it outlives the run
     again = dagnats_env.client.run(run.run_id)
     assert await again.result(timeout=WAIT_S) == 2
     assert (await run.status()).status == "completed"
@@ -76,3 +79,29 @@ async def test_under_load_a_staged_snapshot_waits_longer_for_its_write(
     stored = await engine.parts.runs.kv.get(runs[-1].run_id)
     assert stored.value is not None
     assert json.loads(stored.value)["input"] == BUSY_STAGED_RUNS
+
+
+async def test_a_burst_of_finished_runs_leaves_no_partition_remembered(
+    dagnats_env: DagnatsEnv,
+) -> None:
+    """The engine's per-run memo (engine.run_partitions) empties as runs end, so a burst
+    leaves none of its run ids alive in the engine (they pinned the allocator's memory)."""
+    worker = dagnats.Worker()
+
+    @worker.task()
+    async def inc(ctx: dagnats.TaskContext, n: int) -> int:
+        return n + 1
+
+    dagnats_env.add_worker(worker)
+    wf = dagnats.Workflow("cache-burst")
+    wf.step("inc")
+    wf.step("again", task="inc", depends_on=["inc"])
+    engine = dagnats_env.engine
+    assert engine is not None
+    runs = await asyncio.gather(*(dagnats_env.client.start(wf, i) for i in range(40)))
+    results = await asyncio.gather(*(r.result(timeout=WAIT_S) for r in runs))
+    assert results == [i + 2 for i in range(40)]
+    # Each result is announced by the actor that then stores the terminal snapshot:
+    # once the actors running now have ended, every run has been written and forgotten.
+    assert await engine.settle(timeout_s=WAIT_S)
+    assert [r.run_id for r in runs if engine.run_partitions.known(r.run_id)] == []

@@ -22,16 +22,6 @@ def test_every_run_has_one_partition_in_range(run_id: str, n: int) -> None:
     assert 0 <= p < n and p == parts.partition_of(run_id, n)
 
 
-def test_the_remembered_partition_is_the_computed_one_and_the_memo_is_bounded() -> None:
-    compute = parts.partition_of.__wrapped__
-    ids = [f"run-{i}" for i in range(parts.PARTITION_CACHE_MAX + 10)]
-    assert [parts.partition_of(r, 8) for r in ids] == [compute(r, 8) for r in ids]
-    assert parts.partition_of("run-0", 8) == compute("run-0", 8) and parts.partition_of(
-        "run-0", 3
-    ) == compute("run-0", 3)
-    assert parts.partition_of.cache_info().currsize <= parts.PARTITION_CACHE_MAX
-
-
 def test_the_transform_names_its_partition_count() -> None:
     dest = parts.history_transform_dest(8)
     assert dest == "history.{{partition(8,1)}}.{{wildcard(1)}}"

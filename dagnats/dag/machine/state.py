@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from dagnats.protocol.model_config import WIRE_CONFIG
 
 RunStatus = Literal[
     "scheduled", "pending", "running", "completed", "failed", "cancelled", "compensated"
@@ -22,7 +24,7 @@ Waiting = Literal["retry", "loop_delay", "sleep", "event", "approval", "child", 
 
 
 class StepError(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = WIRE_CONFIG
 
     message: str
     type: str = "Error"
@@ -34,7 +36,7 @@ class StepError(BaseModel):
 class ItemState(BaseModel):
     """One instance of a map step."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = WIRE_CONFIG
 
     status: StepStatus = "pending"
     attempts: int = 0
@@ -51,7 +53,7 @@ class ItemState(BaseModel):
 
 
 class StepState(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = WIRE_CONFIG
 
     status: StepStatus = "pending"
     attempts: int = 0  # attempts dispatched so far (1-based once dispatched)
@@ -78,7 +80,7 @@ class StepState(BaseModel):
 
 
 class ParentRef(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = WIRE_CONFIG
 
     run_id: str
     step_id: str
@@ -92,7 +94,7 @@ class RunFailure(BaseModel):
     raises from such a state.
     """
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = WIRE_CONFIG
 
     message: str
     step_id: str | None = None
@@ -100,7 +102,7 @@ class RunFailure(BaseModel):
 
 
 class RunState(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = WIRE_CONFIG
 
     run_id: str
     workflow: str
