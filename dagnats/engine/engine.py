@@ -165,8 +165,8 @@ class Engine:
         return self._run_parts
 
     async def settle(self, timeout_s: float = 10.0) -> bool:
-        """Whether the run actors running now ended within ``timeout_s`` (every event taken
-        so far then applied or given back)."""
+        """Whether the run actors running now ended within ``timeout_s`` (the events they
+        held then applied or given back; actors started meanwhile are not waited for)."""
         return not await wait_actors(self._actors, timeout_s)
 
     def partition(self, run_id: str) -> int:
@@ -269,7 +269,7 @@ class Engine:
             await self._stop_intake([part])
             await self._end_actors(part, grace_s=RELEASE_TIMEOUT_S)
             runs = self.parts.runs
-            for run_id in [r for r in list(runs.dirty) if self.partition(r) == part]:
+            for run_id in self._run_parts.among(list(runs.dirty), part):
                 await self._flush(run_id)
             if feed is not None:
                 await feed.stop()
@@ -288,11 +288,11 @@ class Engine:
 
     async def _end_actors(self, part: int, *, grace_s: float) -> None:
         """End ``part``'s run actors; their events come again at once (engine.actors)."""
-        ours, back = lambda r: self.partition(r) == part, partial(self._nak_queued, delay=False)
+        ours, back = self._run_parts.in_part(part), partial(self._nak_queued, delay=False)
         await end_actors(self._queues, self._actors, ours, back, grace_s=grace_s)
 
     def _forget_partition(self, part: int) -> None:
-        for run_id in [r for r in self.parts.runs.run_ids() if self.partition(r) == part]:
+        for run_id in self._run_parts.among(self.parts.runs.run_ids(), part):
             self.parts.runs.forget(run_id)
             self._run_parts.forget(run_id)
 
@@ -381,6 +381,7 @@ class Engine:
         run_id = msg.subject.rsplit(".", 1)[-1]
         self.parts.runs.forget(run_id)
         self._history.gaps.pop(run_id, None)
+        self._run_parts.forget(run_id)  # an actor still at work asks again (and forgets)
 
     async def __aenter__(self) -> Engine:
         await self.start()

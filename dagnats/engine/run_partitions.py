@@ -12,11 +12,14 @@ and the run is no longer cached (finished, handed over or evicted).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 from dagnats.protocol.partitions import partition_of
 
 MAX_REMEMBERED = 16_384
-"""A bound on remembered runs; past it the memo starts again empty (runs parked in the
-engine's snapshot cache, up to its 10,000, keep their entries until then)."""
+"""A bound on remembered runs; past it the memo starts again empty. Runs parked in the
+engine's snapshot cache (up to its 10,000) keep their entries, and so may a run that leaves
+that cache while no actor holds it (evicted): those wait for the bound."""
 
 
 class RunPartitions:
@@ -43,6 +46,14 @@ class RunPartitions:
         """The partition, without remembering it (for runs the engine is not working on)."""
         p = self._known.get(run_id)
         return partition_of(run_id, self.n) if p is None else p
+
+    def in_part(self, part: int) -> Callable[[str], bool]:
+        """Whether a run is in partition ``part`` (nothing remembered)."""
+        return lambda run_id: self.peek(run_id) == part
+
+    def among(self, run_ids: Iterable[str], part: int) -> list[str]:
+        """Those of ``run_ids`` in partition ``part`` (nothing remembered)."""
+        return list(filter(self.in_part(part), run_ids))
 
     def known(self, run_id: str) -> bool:
         """Whether ``run_id``'s partition is remembered now."""

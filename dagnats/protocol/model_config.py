@@ -1,4 +1,6 @@
-"""The pydantic configuration of the models read from NATS: one, so every reader agrees.
+"""The pydantic configuration of the wire models read on the hot paths (history events,
+task, timer and control messages, run states, log records): one, so every reader agrees.
+(Definitions and trigger records, read rarely, keep their own strict configurations.)
 
 - ``extra="ignore"``: an older reader accepts a newer writer's message.
 - ``cache_strings="keys"``: pydantic-core caches the strings it builds while parsing JSON

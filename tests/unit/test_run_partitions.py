@@ -42,3 +42,12 @@ def test_past_its_bound_the_memo_starts_again() -> None:
 def test_a_bad_count_or_bound_is_refused(n: int, bound: int) -> None:
     with pytest.raises(ValueError, match=r"partition count|max_remembered"):
         RunPartitions(n, max_remembered=bound)
+
+
+def test_the_runs_of_one_partition_are_picked_without_being_remembered() -> None:
+    memo = RunPartitions(4)
+    ids = [f"run-{i}" for i in range(40)]
+    for part in range(4):
+        assert memo.among(ids, part) == [r for r in ids if partition_of(r, 4) == part]
+        assert all(memo.in_part(part)(r) for r in memo.among(ids, part))
+    assert len(memo) == 0
